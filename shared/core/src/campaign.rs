@@ -1,0 +1,268 @@
+//! The campaign record and its state machine.
+//!
+//! ```text
+//! received → uploading → audience_ready → scheduled → collecting → completed
+//!     └──────────┴─────────────┴──────────────┴────────────┴──→ failed (reason) | cancelled
+//! ```
+//! Every change is written conditionally on the version read, so two deliveries of one event
+//! cannot both act: the loser sees a conflict and stops.
+
+use crate::ids::{AccountId, CampaignId, EspKind};
+use crate::ports::esp::{EspIds, MetricCounts};
+use crate::ports::source::ObjectRef;
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fmt;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum State {
+    Received,
+    Uploading,
+    AudienceReady,
+    Scheduled,
+    Collecting,
+    Completed,
+    Failed,
+    Cancelled,
+}
+
+impl State {
+    pub const ALL: [State; 8] = [
+        State::Received,
+        State::Uploading,
+        State::AudienceReady,
+        State::Scheduled,
+        State::Collecting,
+        State::Completed,
+        State::Failed,
+        State::Cancelled,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Received => "received",
+            State::Uploading => "uploading",
+            State::AudienceReady => "audience_ready",
+            State::Scheduled => "scheduled",
+            State::Collecting => "collecting",
+            State::Completed => "completed",
+            State::Failed => "failed",
+            State::Cancelled => "cancelled",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<State> {
+        Self::ALL.into_iter().find(|st| st.as_str() == s)
+    }
+
+    pub fn is_terminal(self) -> bool {
+        matches!(self, State::Completed | State::Failed | State::Cancelled)
+    }
+
+    /// The forward path, plus `failed`/`cancelled` from any non-terminal state.
+    pub fn can_become(self, next: State) -> bool {
+        use State::*;
+        match (self, next) {
+            (s, Failed | Cancelled) => !s.is_terminal(),
+            (Received, Uploading)
+            | (Uploading, AudienceReady)
+            | (AudienceReady, Scheduled)
+            | (Scheduled, Collecting)
+            | (Collecting, Completed) => true,
+            // A campaign whose last poll is also its first goes straight to completed.
+            (Scheduled, Completed) => true,
+            _ => false,
+        }
+    }
+}
+
+impl fmt::Display for State {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("campaign {campaign_id} cannot go from {from} to {to}")]
+pub struct TransitionError {
+    pub campaign_id: CampaignId,
+    pub from: State,
+    pub to: State,
+}
+
+/// Why a campaign failed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Failure {
+    /// The step that failed: `manifest`, `audience`, `upload`, `schedule`, `metrics`.
+    pub step: String,
+    pub reason: String,
+    pub at: Timestamp,
+}
+
+/// A rejected audience row, as kept in the record (a capped sample; the full list is in the
+/// rejects object). Never holds the row's content, only where it is and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RejectSample {
+    pub file: String,
+    pub line: u64,
+    pub reason: String,
+}
+
+/// What the audience held and how far its upload got.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AudienceStats {
+    /// Data rows in the audience files (header excluded).
+    pub rows: u64,
+    /// Rows that passed validation.
+    pub valid: u64,
+    pub rejected: u64,
+    #[serde(default)]
+    pub rejected_by_reason: BTreeMap<String, u64>,
+    #[serde(default)]
+    pub reject_samples: Vec<RejectSample>,
+    /// Key of the full rejects report written beside the drop.
+    #[serde(default)]
+    pub rejects_key: Option<String>,
+    /// Valid rows handed to the ESP so far: the upload checkpoint.
+    pub uploaded: u64,
+    /// Uploaded rows the ESP did not know (not sent to).
+    #[serde(default)]
+    pub not_in_esp: u64,
+    /// Uploaded rows the ESP refused for another reason.
+    #[serde(default)]
+    pub esp_rejected: u64,
+    /// Upload calls made.
+    #[serde(default)]
+    pub batches: u64,
+}
+
+/// The campaign item.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Campaign {
+    pub id: CampaignId,
+    pub run_date: String,
+    pub esp: EspKind,
+    pub account: AccountId,
+    pub template_id: String,
+    pub send_at: Timestamp,
+    #[serde(default)]
+    pub timezone: Option<String>,
+    /// The manifest that started it.
+    pub drop: ObjectRef,
+    /// The validated manifest, as received.
+    pub manifest: serde_json::Value,
+    pub state: State,
+    /// Bumped on every write; writes are conditional on it.
+    pub version: u64,
+    #[serde(default)]
+    pub failure: Option<Failure>,
+    #[serde(default)]
+    pub audience: AudienceStats,
+    #[serde(default)]
+    pub esp_ids: EspIds,
+    #[serde(default)]
+    pub schedule_name: Option<String>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+impl Campaign {
+    /// Moves to `next`, or explains why it may not.
+    pub fn transition(&mut self, next: State, now: Timestamp) -> Result<(), TransitionError> {
+        if !self.state.can_become(next) {
+            return Err(TransitionError {
+                campaign_id: self.id.clone(),
+                from: self.state,
+                to: next,
+            });
+        }
+        self.state = next;
+        self.updated_at = now;
+        Ok(())
+    }
+
+    /// Marks the campaign failed with its reason (a no-op on a terminal campaign).
+    pub fn fail(&mut self, step: &str, reason: impl Into<String>, now: Timestamp) {
+        if self.state.is_terminal() {
+            return;
+        }
+        self.failure = Some(Failure {
+            step: step.to_owned(),
+            reason: reason.into(),
+            at: now,
+        });
+        self.state = State::Failed;
+        self.updated_at = now;
+    }
+}
+
+/// One invocation's work on a campaign, for the run history.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunRecord {
+    /// `upload`, `schedule`, `poll`.
+    pub step: String,
+    pub started_at: Timestamp,
+    pub finished_at: Timestamp,
+    /// `done`, `continued`, `skipped`, `failed`, `retry`.
+    pub outcome: String,
+    #[serde(default)]
+    pub rows_uploaded: u64,
+    #[serde(default)]
+    pub batches: u64,
+    #[serde(default)]
+    pub detail: Option<String>,
+}
+
+/// The metrics of one polling day (1 to 7 after the send).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MetricSnapshot {
+    pub day: u32,
+    pub taken_at: Timestamp,
+    #[serde(flatten)]
+    pub counts: MetricCounts,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use State::*;
+
+    #[test]
+    fn forward_path_is_allowed_and_nothing_else() {
+        let path = [
+            Received,
+            Uploading,
+            AudienceReady,
+            Scheduled,
+            Collecting,
+            Completed,
+        ];
+        for w in path.windows(2) {
+            assert!(w[0].can_become(w[1]), "{} -> {}", w[0], w[1]);
+            assert!(!w[1].can_become(w[0]), "{} -> {}", w[1], w[0]);
+        }
+        assert!(!Received.can_become(Scheduled));
+        assert!(!Uploading.can_become(Collecting));
+    }
+
+    #[test]
+    fn failed_and_cancelled_from_any_live_state_only() {
+        for s in State::ALL {
+            assert_eq!(s.can_become(Failed), !s.is_terminal(), "{s}");
+            assert_eq!(s.can_become(Cancelled), !s.is_terminal(), "{s}");
+        }
+    }
+
+    #[test]
+    fn state_names_round_trip() {
+        for s in State::ALL {
+            assert_eq!(State::parse(s.as_str()), Some(s));
+            assert_eq!(
+                serde_json::to_string(&s).unwrap(),
+                format!("\"{}\"", s.as_str())
+            );
+        }
+    }
+}

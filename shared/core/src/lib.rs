@@ -1,0 +1,14 @@
+//! espbridge's domain: the drop contract (manifest and audience files), the campaign record and
+//! its state machine, and the services that move a campaign from drop to report. It talks to
+//! the world only through the [`ports`]; adapters live in other crates.
+
+pub mod campaign;
+pub mod clock;
+pub mod ids;
+pub mod ports;
+#[cfg(any(test, feature = "testkit"))]
+pub mod testkit;
+
+pub use campaign::{Campaign, State};
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use ids::{AccountId, CampaignId, EspKind};

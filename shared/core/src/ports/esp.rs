@@ -1,0 +1,242 @@
+//! The ESP port. One implementation per ESP and account; the domain never sees a wire format.
+//!
+//! Every write is idempotent on the ESP side: objects are created under deterministic names
+//! derived from the campaign id (see [`object_name`]), so a retry finds what an earlier attempt
+//! made instead of making a second one.
+
+use crate::ids::{AccountId, CampaignId, EspKind};
+use async_trait::async_trait;
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// A template a marketer may choose.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Template {
+    pub esp: EspKind,
+    pub account: AccountId,
+    /// The ESP's own id of the message/e-mail/template.
+    pub id: String,
+    /// The full name at the ESP.
+    pub name: String,
+    /// The name shown to marketers (account prefix removed where the ESP's rules use one).
+    pub display_name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
+    /// ESP-specific kind, e.g. `html` or `cms` for Emarsys.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created: Option<String>,
+}
+
+/// A rendered preview of a template.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Preview {
+    pub template_id: String,
+    /// `text/html` or `text/plain`.
+    pub content_type: String,
+    pub body: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
+}
+
+/// Ids of what the ESP made for a campaign (list id, clone id, launch id...), keyed by a name the
+/// adapter chooses. Stored as-is in the campaign record and handed back on later steps.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct EspIds(pub BTreeMap<String, String>);
+
+impl EspIds {
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).map(String::as_str)
+    }
+    pub fn with(mut self, key: &str, value: impl Into<String>) -> Self {
+        self.0.insert(key.to_owned(), value.into());
+        self
+    }
+    pub fn merge(&mut self, other: &EspIds) {
+        for (k, v) in &other.0 {
+            self.0.insert(k.clone(), v.clone());
+        }
+    }
+    /// The id under `key`, or a protocol error naming what is missing.
+    pub fn require(&self, esp: EspKind, key: &str) -> Result<&str, EspError> {
+        self.get(key).ok_or_else(|| EspError::Invalid {
+            esp,
+            detail: format!("campaign record has no {key}"),
+        })
+    }
+}
+
+/// One audience member as the ESP receives it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Contact {
+    pub customer_id: String,
+    pub email: Option<String>,
+    /// Personalization values, in the order of [`AudienceBatch::field_names`].
+    pub fields: Vec<String>,
+}
+
+/// A batch of at most [`Esp::max_batch`] contacts.
+#[derive(Debug, Clone)]
+pub struct AudienceBatch {
+    /// Position of the first contact among the campaign's valid rows (0-based); lets adapters
+    /// that upload files name them deterministically.
+    pub first_ordinal: u64,
+    pub field_names: Arc<[String]>,
+    pub contacts: Vec<Contact>,
+}
+
+/// A row the ESP refused inside an otherwise successful call.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RowError {
+    /// Index in the batch.
+    pub index: usize,
+    pub code: String,
+    pub reason: String,
+}
+
+/// What the ESP made of one batch.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BatchOutcome {
+    /// Contacts the ESP took.
+    pub accepted: u64,
+    /// Contacts the ESP does not know (e.g. Emarsys 2008, Bronto unknown e-mail): not sent to,
+    /// reported as "not in ESP".
+    pub not_in_esp: u64,
+    /// Other per-row refusals.
+    pub row_errors: Vec<RowError>,
+}
+
+/// What `schedule_send` needs.
+#[derive(Debug, Clone)]
+pub struct SendRequest<'a> {
+    pub campaign_id: &'a CampaignId,
+    /// The A/B variant, when the campaign has several.
+    pub variant: Option<&'a str>,
+    pub template_id: &'a str,
+    pub send_at: Timestamp,
+    /// IANA zone the send time is expressed in at the ESP; `None` uses the account default.
+    pub timezone: Option<&'a str>,
+    /// Ids returned by the audience steps.
+    pub audience: &'a EspIds,
+    /// The manifest's `esp_options` object for this ESP (may be `null`).
+    pub options: &'a serde_json::Value,
+}
+
+/// Counts for one campaign at one moment (cumulative since the send).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MetricCounts {
+    pub sent: u64,
+    pub delivered: u64,
+    pub opens: u64,
+    pub clicks: u64,
+    pub unsubscribes: u64,
+    #[serde(default)]
+    pub bounces: u64,
+    #[serde(default)]
+    pub complaints: u64,
+}
+
+/// Errors an ESP adapter reports. `is_retryable` decides between "try again later" and "fail the
+/// campaign with this reason".
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EspError {
+    #[error("{esp} refused the credentials: {detail}")]
+    Auth { esp: EspKind, detail: String },
+    #[error("{esp} rate limit still exceeded after {attempts} attempts")]
+    RateLimited { esp: EspKind, attempts: u32 },
+    #[error("{esp} transient failure: {detail}")]
+    Transient { esp: EspKind, detail: String },
+    #[error("{esp} API error (HTTP {status}, code {code}): {text}")]
+    Api {
+        esp: EspKind,
+        status: u16,
+        code: String,
+        text: String,
+        retryable: bool,
+    },
+    #[error("{esp}: {what} not found")]
+    NotFound { esp: EspKind, what: String },
+    #[error("{esp}: invalid request: {detail}")]
+    Invalid { esp: EspKind, detail: String },
+    #[error("{esp}: unexpected response: {detail}")]
+    Protocol { esp: EspKind, detail: String },
+}
+
+impl EspError {
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            EspError::RateLimited { .. } | EspError::Transient { .. } => true,
+            EspError::Api { retryable, .. } => *retryable,
+            EspError::Auth { .. }
+            | EspError::NotFound { .. }
+            | EspError::Invalid { .. }
+            | EspError::Protocol { .. } => false,
+        }
+    }
+}
+
+/// The deterministic name of anything espbridge creates at an ESP for a campaign (list, clone,
+/// segment, mailing): a retry looks it up by this name.
+pub fn object_name(campaign_id: &CampaignId, variant: Option<&str>) -> String {
+    match variant {
+        Some(v) => format!("espbridge_{campaign_id}_{v}"),
+        None => format!("espbridge_{campaign_id}"),
+    }
+}
+
+/// One ESP account.
+#[async_trait]
+pub trait Esp: Send + Sync {
+    fn kind(&self) -> EspKind;
+    fn account(&self) -> &AccountId;
+    /// Largest number of contacts one upload call takes.
+    fn max_batch(&self) -> usize;
+    /// Whether this account's template-name rules claim the template name (e.g. the Emarsys
+    /// per-account prefix). Used to choose an account when the manifest names none.
+    fn claims_template_name(&self, _name: &str) -> bool {
+        false
+    }
+    /// Whether uploads need an e-mail column (Bronto matches contacts by e-mail).
+    fn needs_email(&self) -> bool {
+        false
+    }
+
+    /// Templates a marketer may choose, after this ESP's visibility rules.
+    async fn list_templates(&self) -> Result<Vec<Template>, EspError>;
+    async fn preview(&self, template_id: &str) -> Result<Preview, EspError>;
+
+    /// Creates (or finds, on a retry) the campaign's audience container.
+    async fn create_audience(
+        &self,
+        campaign_id: &CampaignId,
+        variant: Option<&str>,
+    ) -> Result<EspIds, EspError>;
+    /// Adds one batch. Sending the same batch twice must not add anyone twice.
+    async fn upload_batch(
+        &self,
+        audience: &EspIds,
+        batch: &AudienceBatch,
+    ) -> Result<BatchOutcome, EspError>;
+    /// Called once every batch is in (e.g. build a segment or query over what was uploaded).
+    async fn finish_audience(
+        &self,
+        _campaign_id: &CampaignId,
+        _variant: Option<&str>,
+        audience: &EspIds,
+    ) -> Result<EspIds, EspError> {
+        Ok(audience.clone())
+    }
+    /// Clones the template, attaches the audience and schedules the send. Idempotent: a retry
+    /// finds the clone and the scheduled send of an earlier attempt.
+    async fn schedule_send(&self, req: &SendRequest<'_>) -> Result<EspIds, EspError>;
+    /// Cumulative counts, or `None` while the ESP has none yet (before the send).
+    async fn fetch_metrics(&self, sent: &EspIds) -> Result<Option<MetricCounts>, EspError>;
+    /// Removes what the campaign left behind at the ESP, where the ESP needs that.
+    async fn cleanup(&self, _ids: &EspIds) -> Result<(), EspError> {
+        Ok(())
+    }
+}

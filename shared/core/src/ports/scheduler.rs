@@ -1,0 +1,47 @@
+//! Timers (EventBridge Scheduler in AWS, an in-process timer locally).
+
+use crate::ids::CampaignId;
+use async_trait::async_trait;
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+/// "Invoke poll-metrics for this campaign once a day from `first_at` to `last_at`, then delete
+/// yourself."
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PollSchedule {
+    pub name: String,
+    pub campaign_id: CampaignId,
+    pub first_at: Timestamp,
+    pub last_at: Timestamp,
+}
+
+impl PollSchedule {
+    /// Daily polls at send + 1 day ... send + `days` days.
+    pub fn daily_after(campaign_id: &CampaignId, send_at: Timestamp, days: i64) -> Self {
+        let day = jiff::SignedDuration::from_hours(24);
+        Self {
+            name: format!("espbridge-poll-{campaign_id}"),
+            campaign_id: campaign_id.clone(),
+            first_at: send_at.saturating_add(day).unwrap_or(send_at),
+            last_at: send_at.saturating_add(day * days as i32).unwrap_or(send_at),
+        }
+    }
+}
+
+/// The payload a schedule delivers to poll-metrics.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PollEvent {
+    pub campaign_id: CampaignId,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("scheduler: {0}")]
+pub struct SchedulerError(pub String);
+
+#[async_trait]
+pub trait Scheduler: Send + Sync {
+    /// Creates the schedule; one that already exists under the name counts as created.
+    async fn create(&self, schedule: &PollSchedule) -> Result<(), SchedulerError>;
+    /// Deletes it; a missing schedule counts as deleted.
+    async fn delete(&self, name: &str) -> Result<(), SchedulerError>;
+}

@@ -1,0 +1,197 @@
+//! The store contract: one suite every [`CampaignStore`] adapter runs in its own tests, so the
+//! DynamoDB table and the embedded SQLite store behave the same.
+
+use crate::campaign::{Campaign, MetricSnapshot, RunRecord, State};
+use crate::ids::{AccountId, CampaignId, EspKind};
+use crate::ports::esp::{EspIds, MetricCounts};
+use crate::ports::source::ObjectRef;
+use crate::ports::store::{CampaignStore, Created, StoreError};
+use jiff::Timestamp;
+
+/// A fresh campaign in `received`, with a unique id derived from `tag`.
+pub fn sample_campaign(tag: &str) -> Campaign {
+    let now: Timestamp = "2026-11-24T02:00:00Z".parse().expect("valid timestamp");
+    let id = CampaignId::parse(tag).expect("test campaign ids are valid");
+    Campaign {
+        drop: ObjectRef {
+            bucket: "drops".into(),
+            key: format!("campaigns/2026-11-24/{tag}/manifest.json"),
+            etag: "\"etag-1\"".into(),
+        },
+        id,
+        run_date: "2026-11-24".into(),
+        esp: EspKind::Emarsys,
+        account: AccountId::parse("default").expect("valid account"),
+        template_id: "81001".into(),
+        send_at: "2026-11-25T08:30:00Z".parse().expect("valid timestamp"),
+        timezone: Some("Europe/Berlin".into()),
+        manifest: serde_json::json!({"schema_version": "1"}),
+        state: State::Received,
+        version: 0,
+        failure: None,
+        audience: Default::default(),
+        esp_ids: EspIds::default(),
+        schedule_name: None,
+        created_at: now,
+        updated_at: now,
+    }
+}
+
+/// Runs every contract check against `store`. `tag` keeps campaign ids unique per run when
+/// several runs share one backend.
+pub async fn run_store_contract<S: CampaignStore>(store: &S, tag: &str) {
+    create_is_idempotent_on_the_drop(store, &format!("{tag}-a")).await;
+    other_drop_for_same_campaign_is_refused(store, &format!("{tag}-b")).await;
+    save_is_conditional_on_version(store, &format!("{tag}-c")).await;
+    snapshots_are_stored_once_per_day(store, &format!("{tag}-d")).await;
+    runs_keep_their_order(store, &format!("{tag}-e")).await;
+    list_by_state_finds_campaigns(store, &format!("{tag}-f")).await;
+    missing_campaign_reads_as_none(store, &format!("{tag}-g")).await;
+}
+
+async fn create_is_idempotent_on_the_drop<S: CampaignStore>(store: &S, id: &str) {
+    let c = sample_campaign(id);
+    let first = store.create_from_drop(&c.drop, &c).await.expect("create");
+    let Created::New(created) = first else {
+        panic!("first create must be New, got {first:?}")
+    };
+    assert_eq!(created.version, 1, "a created record has version 1");
+    assert_eq!(created.state, State::Received);
+    let again = store.create_from_drop(&c.drop, &c).await.expect("create again");
+    match again {
+        Created::Existing(e) => assert_eq!(e.id, c.id),
+        other => panic!("second create of the same drop must be Existing, got {other:?}"),
+    }
+}
+
+async fn other_drop_for_same_campaign_is_refused<S: CampaignStore>(store: &S, id: &str) {
+    let c = sample_campaign(id);
+    store.create_from_drop(&c.drop, &c).await.expect("create");
+    let mut other = c.clone();
+    other.drop.etag = "\"etag-2\"".into();
+    match store.create_from_drop(&other.drop, &other).await {
+        Err(StoreError::CampaignExists { campaign_id, .. }) => assert_eq!(campaign_id, c.id),
+        other => panic!("a second drop for one campaign id must be refused, got {other:?}"),
+    }
+}
+
+async fn save_is_conditional_on_version<S: CampaignStore>(store: &S, id: &str) {
+    let c = sample_campaign(id);
+    let Created::New(mut stored) = store.create_from_drop(&c.drop, &c).await.expect("create")
+    else {
+        panic!("expected New")
+    };
+    let stale = stored.clone();
+    stored
+        .transition(State::Uploading, stored.updated_at)
+        .expect("received -> uploading");
+    stored.audience.uploaded = 10_000;
+    stored.esp_ids = EspIds::default().with("contact_list_id", "123");
+    let saved = store.save(&stored).await.expect("save");
+    assert_eq!(saved.version, stored.version + 1);
+    let read = store.get(&c.id).await.expect("get").expect("exists");
+    assert_eq!(read, saved, "what get returns is what save returned");
+    assert_eq!(read.state, State::Uploading);
+    assert_eq!(read.audience.uploaded, 10_000);
+    assert_eq!(read.esp_ids.get("contact_list_id"), Some("123"));
+
+    match store.save(&stale).await {
+        Err(StoreError::Conflict { expected, .. }) => assert_eq!(expected, stale.version),
+        other => panic!("a stale save must conflict, got {other:?}"),
+    }
+    let still = store.get(&c.id).await.expect("get").expect("exists");
+    assert_eq!(still.state, State::Uploading, "the stale save wrote nothing");
+}
+
+async fn snapshots_are_stored_once_per_day<S: CampaignStore>(store: &S, id: &str) {
+    let c = sample_campaign(id);
+    store.create_from_drop(&c.drop, &c).await.expect("create");
+    let snap = |day: u32, opens: u64| MetricSnapshot {
+        day,
+        taken_at: "2026-11-26T09:00:00Z".parse().expect("ts"),
+        counts: MetricCounts {
+            sent: 100,
+            delivered: 98,
+            opens,
+            clicks: 5,
+            unsubscribes: 1,
+            bounces: 2,
+            complaints: 0,
+        },
+    };
+    assert!(store.put_snapshot(&c.id, &snap(2, 30)).await.expect("put"));
+    assert!(store.put_snapshot(&c.id, &snap(1, 20)).await.expect("put"));
+    assert!(
+        !store.put_snapshot(&c.id, &snap(1, 99)).await.expect("put again"),
+        "a second snapshot for one day is refused"
+    );
+    let all = store.snapshots(&c.id).await.expect("list");
+    assert_eq!(all.len(), 2);
+    assert_eq!(all[0].day, 1);
+    assert_eq!(all[0].counts.opens, 20, "the first snapshot of a day is kept");
+    assert_eq!(all[1], snap(2, 30));
+}
+
+async fn runs_keep_their_order<S: CampaignStore>(store: &S, id: &str) {
+    let c = sample_campaign(id);
+    store.create_from_drop(&c.drop, &c).await.expect("create");
+    let t0: Timestamp = "2026-11-24T03:00:00Z".parse().expect("ts");
+    for (i, outcome) in ["continued", "continued", "done"].iter().enumerate() {
+        let at = t0
+            .checked_add(jiff::SignedDuration::from_secs(i as i64))
+            .expect("ts");
+        let run = RunRecord {
+            step: "upload".into(),
+            started_at: at,
+            finished_at: at,
+            outcome: (*outcome).into(),
+            rows_uploaded: 10 * i as u64,
+            batches: i as u64,
+            detail: None,
+        };
+        store.add_run(&c.id, &run).await.expect("add run");
+    }
+    let runs = store.runs(&c.id).await.expect("runs");
+    let outcomes: Vec<_> = runs.iter().map(|r| r.outcome.as_str()).collect();
+    assert_eq!(outcomes, ["continued", "continued", "done"]);
+    assert_eq!(runs[2].rows_uploaded, 20);
+}
+
+async fn list_by_state_finds_campaigns<S: CampaignStore>(store: &S, id: &str) {
+    let c = sample_campaign(id);
+    let Created::New(mut stored) = store.create_from_drop(&c.drop, &c).await.expect("create")
+    else {
+        panic!("expected New")
+    };
+    for s in [
+        State::Uploading,
+        State::AudienceReady,
+        State::Scheduled,
+        State::Collecting,
+    ] {
+        stored.transition(s, stored.updated_at).expect("forward");
+        stored = store.save(&stored).await.expect("save");
+    }
+    let collecting = store
+        .list_by_state(State::Collecting, 10_000)
+        .await
+        .expect("list");
+    assert!(
+        collecting.iter().any(|x| x.id == c.id),
+        "collecting campaign listed"
+    );
+    let received = store
+        .list_by_state(State::Received, 10_000)
+        .await
+        .expect("list");
+    assert!(
+        !received.iter().any(|x| x.id == c.id),
+        "not listed under its old state"
+    );
+}
+
+async fn missing_campaign_reads_as_none<S: CampaignStore>(store: &S, id: &str) {
+    let missing = CampaignId::parse(&format!("{id}-missing")).expect("id");
+    assert!(store.get(&missing).await.expect("get").is_none());
+    assert!(store.snapshots(&missing).await.expect("list").is_empty());
+}
