@@ -35,7 +35,8 @@ fi
 # Installs <package>==<version> unless exactly that version is already in the venv.
 ensure() {
   local pkg="$1" version="$2" have
-  have="$("$VENV/bin/python" -m pip show "$pkg" 2>/dev/null | sed -n 's/^Version: //p')"
+  # pip show fails for a missing package; that just means "install it".
+  have="$({ "$VENV/bin/python" -m pip show "$pkg" 2>/dev/null || true; } | sed -n 's/^Version: //p')"
   if [ "$have" != "$version" ]; then
     echo "installing $pkg==$version into $VENV" >&2
     "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "$pkg==$version"
