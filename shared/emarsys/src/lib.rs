@@ -1,1 +1,48 @@
-//! (being written)
+//! espbridge's adapter for Emarsys Suite API v2: the [`Esp`](espbridge_core::ports::Esp) port
+//! over JSON/HTTPS with `X-WSSE` authentication.
+//!
+//! Flow per campaign (reference `esp/emarsys-smartfocus.md`, Part A): a contact list of
+//! ExternalIDs named after the campaign, ≤ 10 000 ids per `add` call; a copy of the template
+//! under the same deterministic name; the list attached to the copy; a scheduled launch; the
+//! response summary polled daily. Every create step treats "name already exists" as "made by an
+//! earlier attempt" and looks the object up, so retries never duplicate anything.
+//!
+//! ```no_run
+//! # use std::sync::Arc;
+//! # use espbridge_emarsys::{EmarsysConfig, EmarsysCredentials, EmarsysEsp};
+//! # fn demo() -> Result<(), espbridge_emarsys::EmarsysError> {
+//! let config = EmarsysConfig::new(espbridge_core::AccountId::parse("eu").expect("valid id"));
+//! let creds = EmarsysCredentials { user: "api_user".into(), secret: "from-secrets".into() };
+//! let esp = EmarsysEsp::new(config, creds, Arc::new(espbridge_core::SystemClock))?;
+//! # let _ = esp; Ok(()) }
+//! ```
+
+mod client;
+mod config;
+mod error;
+mod esp;
+mod pacer;
+pub mod schedule;
+pub mod wire;
+pub mod wsse;
+
+pub use config::{EmarsysConfig, EmarsysCredentials};
+pub use error::EmarsysError;
+pub use esp::{EmarsysEsp, MAX_BATCH, keys};
+
+#[cfg(test)]
+mod tests_support {
+    use std::path::PathBuf;
+
+    /// A recorded payload from `shared/esp/fixtures/emarsys` beside the repository.
+    pub(crate) fn fixture(name: &str) -> PathBuf {
+        let dir =
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/esp/fixtures/emarsys");
+        assert!(
+            dir.is_dir(),
+            "Emarsys fixtures not found at {} (expected the shared/ folder beside the repo)",
+            dir.display()
+        );
+        dir.join(name)
+    }
+}
