@@ -1,0 +1,136 @@
+use crate::common::{emulator, unique};
+use aws_sdk_dynamodb::types::{KeyType, ProjectionType};
+use espbridge_aws::{DynamoStore, create_table};
+use espbridge_core::State;
+use espbridge_core::ports::store::{CampaignStore, Created, StoreError};
+use espbridge_core::testkit::{run_store_contract, sample_campaign};
+
+#[tokio::test]
+async fn dynamo_store_passes_the_store_contract() {
+    let Some(conf) = emulator("dynamo_store_passes_the_store_contract").await else {
+        return;
+    };
+    let client = aws_sdk_dynamodb::Client::new(&conf);
+    let table = unique("campaigns");
+    create_table(&client, &table).await.expect("create table");
+    let store = DynamoStore::new(client, &table);
+    run_store_contract(&store, &unique("contract")).await;
+}
+
+#[tokio::test]
+async fn create_table_has_the_single_table_schema_and_is_idempotent() {
+    let Some(conf) = emulator("create_table_has_the_single_table_schema").await else {
+        return;
+    };
+    let client = aws_sdk_dynamodb::Client::new(&conf);
+    let table = unique("schema");
+    create_table(&client, &table).await.expect("create table");
+    create_table(&client, &table)
+        .await
+        .expect("creating an existing table is not an error");
+    let desc = client
+        .describe_table()
+        .table_name(&table)
+        .send()
+        .await
+        .expect("describe");
+    let t = desc.table().expect("table description");
+    let keys: Vec<_> = t
+        .key_schema()
+        .iter()
+        .map(|k| (k.attribute_name(), k.key_type().clone()))
+        .collect();
+    assert_eq!(keys, [("pk", KeyType::Hash), ("sk", KeyType::Range)]);
+    let gsi = &t.global_secondary_indexes()[0];
+    assert_eq!(gsi.index_name(), Some("gsi1"));
+    let gsi_keys: Vec<_> = gsi
+        .key_schema()
+        .iter()
+        .map(|k| k.attribute_name())
+        .collect();
+    assert_eq!(gsi_keys, ["gsi1pk", "gsi1sk"]);
+    assert_eq!(
+        gsi.projection().and_then(|p| p.projection_type()),
+        Some(&ProjectionType::All)
+    );
+}
+
+#[tokio::test]
+async fn campaign_item_layout_and_list_limit() {
+    let Some(conf) = emulator("campaign_item_layout_and_list_limit").await else {
+        return;
+    };
+    let client = aws_sdk_dynamodb::Client::new(&conf);
+    let table = unique("layout");
+    create_table(&client, &table).await.expect("create table");
+    let store = DynamoStore::new(client.clone(), &table);
+    let tag = unique("lay");
+    for i in 0..3 {
+        let c = sample_campaign(&format!("{tag}-{i}"));
+        let created = store.create_from_drop(&c.drop, &c).await.expect("create");
+        assert!(matches!(created, Created::New(_)));
+    }
+    let id = format!("{tag}-0");
+    let item = client
+        .get_item()
+        .table_name(&table)
+        .key(
+            "pk",
+            aws_sdk_dynamodb::types::AttributeValue::S(format!("CAMPAIGN#{id}")),
+        )
+        .key(
+            "sk",
+            aws_sdk_dynamodb::types::AttributeValue::S("META".into()),
+        )
+        .send()
+        .await
+        .expect("get item")
+        .item
+        .expect("campaign item exists");
+    let s = |k: &str| item.get(k).and_then(|v| v.as_s().ok()).cloned();
+    assert_eq!(s("state").as_deref(), Some("received"));
+    assert_eq!(s("gsi1pk").as_deref(), Some("STATE#received"));
+    assert_eq!(s("gsi1sk").as_deref(), Some(id.as_str()));
+    assert_eq!(
+        item.get("version")
+            .and_then(|v| v.as_n().ok())
+            .map(String::as_str),
+        Some("1")
+    );
+
+    let two = store.list_by_state(State::Received, 2).await.expect("list");
+    assert_eq!(two.len(), 2, "list_by_state honours its limit");
+    let all = store
+        .list_by_state(State::Received, 100)
+        .await
+        .expect("list");
+    assert_eq!(all.len(), 3);
+    assert!(
+        store
+            .list_by_state(State::Received, 0)
+            .await
+            .expect("list")
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn missing_table_is_unavailable_not_a_panic() {
+    let Some(conf) = emulator("missing_table_is_unavailable").await else {
+        return;
+    };
+    let store = DynamoStore::new(
+        aws_sdk_dynamodb::Client::new(&conf),
+        unique("no-such-table"),
+    );
+    let c = sample_campaign("missing-table");
+    match store.get(&c.id).await {
+        Err(StoreError::Unavailable(msg)) => {
+            assert!(
+                msg.starts_with("GetItem: ResourceNotFoundException"),
+                "{msg}"
+            );
+        }
+        other => panic!("a missing table must be Unavailable, got {other:?}"),
+    }
+}
