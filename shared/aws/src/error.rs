@@ -8,8 +8,8 @@ use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkErro
 
 type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
-/// Error codes AWS services use for throttling; worth retrying later.
-const THROTTLING_CODES: &[&str] = &[
+/// Error codes AWS services use for throttling and transient faults; worth retrying later.
+const TRANSIENT_CODES: &[&str] = &[
     "Throttling",
     "ThrottlingException",
     "ThrottledException",
@@ -107,7 +107,7 @@ where
         }
         SdkError::ServiceError(ctx) => {
             ctx.raw().status().is_server_error()
-                || err.code().is_some_and(|c| THROTTLING_CODES.contains(&c))
+                || err.code().is_some_and(|c| TRANSIENT_CODES.contains(&c))
         }
         _ => false,
     }

@@ -14,6 +14,7 @@
 use crate::error::AwsError;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement,
@@ -86,12 +87,12 @@ impl DynamoStore {
                 .send()
                 .await
                 .map_err(|e| unavailable(AwsError::from_sdk("Query", e)))?;
-            for item in page.items() {
-                out.push(decode(item.clone(), id)?);
+            for item in page.items.unwrap_or_default() {
+                out.push(decode(item, id)?);
             }
-            match page.last_evaluated_key() {
-                Some(k) if !k.is_empty() => start = Some(k.clone()),
-                _ => return Ok(out),
+            start = page.last_evaluated_key.filter(|k| !k.is_empty());
+            if start.is_none() {
+                return Ok(out);
             }
         }
     }
@@ -201,17 +202,11 @@ impl CampaignStore for DynamoStore {
             .await;
         match result {
             Ok(_) => Ok(stored),
+            // With ALL_OLD the service returns the item it compared against: none means there
+            // was no campaign to save over.
             Err(e) => match e.as_service_error() {
-                Some(ce) if ce.is_conditional_check_failed_exception() => {
-                    // With ALL_OLD the service returns the item it compared against: none
-                    // means there was no campaign to save over.
-                    let existed = match ce {
-                        aws_sdk_dynamodb::operation::put_item::PutItemError::ConditionalCheckFailedException(c) => {
-                            c.item().is_some_and(|i| !i.is_empty())
-                        }
-                        _ => true,
-                    };
-                    if existed {
+                Some(PutItemError::ConditionalCheckFailedException(c)) => {
+                    if c.item().is_some_and(|i| !i.is_empty()) {
                         Err(StoreError::Conflict {
                             campaign_id: next.id.clone(),
                             expected,
@@ -279,6 +274,9 @@ impl CampaignStore for DynamoStore {
         self.query_prefix(id, METRIC_PREFIX).await
     }
 
+    /// Reads the `gsi1` index, which is eventually consistent: a campaign that just changed
+    /// state may still be listed under its old one. Callers act through conditional saves, so
+    /// a stale entry costs a conflict, never a double action.
     async fn list_by_state(&self, state: State, limit: usize) -> Result<Vec<Campaign>, StoreError> {
         let mut out = Vec::new();
         let mut start: Option<Item> = None;
@@ -297,17 +295,14 @@ impl CampaignStore for DynamoStore {
                 .send()
                 .await
                 .map_err(|e| unavailable(AwsError::from_sdk("Query", e)))?;
-            for item in page.items() {
-                let c: Campaign = serde_dynamo::from_item(item.clone())
+            for item in page.items.unwrap_or_default() {
+                let c: Campaign = serde_dynamo::from_item(item)
                     .map_err(|e| StoreError::Corrupt(format!("campaign in state {state}: {e}")))?;
-                // The index is eventually consistent: skip an entry the base table has moved on from.
-                if c.state == state {
-                    out.push(c);
-                }
+                out.push(c);
             }
-            match page.last_evaluated_key() {
-                Some(k) if !k.is_empty() => start = Some(k.clone()),
-                _ => break,
+            start = page.last_evaluated_key.filter(|k| !k.is_empty());
+            if start.is_none() {
+                break;
             }
         }
         out.truncate(limit);

@@ -134,3 +134,35 @@ async fn missing_table_is_unavailable_not_a_panic() {
         other => panic!("a missing table must be Unavailable, got {other:?}"),
     }
 }
+
+#[tokio::test]
+async fn redelivered_drop_returns_the_campaign_as_it_stands() {
+    let Some(conf) = emulator("redelivered_drop_returns_the_campaign_as_it_stands").await else {
+        return;
+    };
+    let client = aws_sdk_dynamodb::Client::new(&conf);
+    let table = unique("redeliver");
+    create_table(&client, &table).await.expect("create table");
+    let store = DynamoStore::new(client, &table);
+    let c = sample_campaign(&unique("redo"));
+    let Created::New(mut stored) = store.create_from_drop(&c.drop, &c).await.expect("create")
+    else {
+        panic!("expected New")
+    };
+    stored
+        .transition(State::Uploading, stored.updated_at)
+        .expect("received -> uploading");
+    let saved = store.save(&stored).await.expect("save");
+    match store.create_from_drop(&c.drop, &c).await.expect("again") {
+        Created::Existing(current) => assert_eq!(current, saved),
+        other => panic!("expected Existing, got {other:?}"),
+    }
+    let mut other = c.clone();
+    other.drop.etag = "\"etag-other\"".into();
+    match store.create_from_drop(&other.drop, &other).await {
+        Err(StoreError::CampaignExists { existing_key, .. }) => {
+            assert_eq!(existing_key, format!("{}/{}", c.drop.bucket, c.drop.key));
+        }
+        other => panic!("expected CampaignExists, got {other:?}"),
+    }
+}
