@@ -430,6 +430,54 @@ mod tests {
         assert_eq!(uploading.len(), 1);
     }
 
+    /// Two processes on one file (two connections) racing on one drop and one save: exactly one
+    /// of each wins, as with two deliveries of one S3 event.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn racing_connections_cannot_both_act() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("espbridge.db");
+        let stores = [
+            SqliteStore::open(&path).unwrap(),
+            SqliteStore::open(&path).unwrap(),
+        ];
+        let c = sample_campaign("race");
+        let tasks: Vec<_> = (0..8)
+            .map(|i| {
+                let store = stores[i % 2].clone();
+                let c = c.clone();
+                tokio::spawn(async move { store.create_from_drop(&c.drop, &c).await })
+            })
+            .collect();
+        let mut new = 0;
+        for t in tasks {
+            match t.await.unwrap().unwrap() {
+                Created::New(_) => new += 1,
+                Created::Existing(e) => assert_eq!(e.id, c.id),
+            }
+        }
+        assert_eq!(new, 1, "exactly one delivery creates the campaign");
+
+        let read = stores[0].get(&c.id).await.unwrap().unwrap();
+        let tasks: Vec<_> = (0..8)
+            .map(|i| {
+                let store = stores[i % 2].clone();
+                let mut next = read.clone();
+                next.audience.uploaded = i as u64;
+                tokio::spawn(async move { store.save(&next).await })
+            })
+            .collect();
+        let mut winners = Vec::new();
+        for t in tasks {
+            match t.await.unwrap() {
+                Ok(saved) => winners.push(saved),
+                Err(StoreError::Conflict { expected, .. }) => assert_eq!(expected, read.version),
+                Err(e) => panic!("unexpected {e:?}"),
+            }
+        }
+        assert_eq!(winners.len(), 1, "exactly one save of a version lands");
+        assert_eq!(stores[1].get(&c.id).await.unwrap(), winners.pop());
+    }
+
     #[tokio::test]
     async fn save_of_unknown_campaign_is_not_found() {
         let store = SqliteStore::in_memory().unwrap();
