@@ -72,6 +72,11 @@ s.close()'
 
 start() {
   mkdir -p "$EMU_DIR"
+  # Serialize concurrent starts (two test commands at once) so they share one install and server.
+  if command -v flock >/dev/null; then
+    exec 9>"$EMU_DIR/start.lock"
+    flock 9
+  fi
   install
   if pid_alive && answers; then
     echo "aws-emu: already running at http://127.0.0.1:$(recorded_port)" >&2
