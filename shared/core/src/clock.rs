@@ -55,6 +55,9 @@ mod tests {
         let c = ManualClock::new(start);
         let c2 = c.clone();
         c.advance(SignedDuration::from_hours(24));
-        assert_eq!(c2.now(), "2026-11-25T00:00:00Z".parse::<Timestamp>().unwrap());
+        assert_eq!(
+            c2.now(),
+            "2026-11-25T00:00:00Z".parse::<Timestamp>().unwrap()
+        );
     }
 }

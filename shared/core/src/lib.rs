@@ -2,9 +2,11 @@
 //! its state machine, and the services that move a campaign from drop to report. It talks to
 //! the world only through the [`ports`]; adapters live in other crates.
 
+pub mod audience;
 pub mod campaign;
 pub mod clock;
 pub mod ids;
+pub mod manifest;
 pub mod ports;
 #[cfg(any(test, feature = "testkit"))]
 pub mod testkit;

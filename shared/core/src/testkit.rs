@@ -57,7 +57,10 @@ async fn create_is_idempotent_on_the_drop<S: CampaignStore>(store: &S, id: &str)
     };
     assert_eq!(created.version, 1, "a created record has version 1");
     assert_eq!(created.state, State::Received);
-    let again = store.create_from_drop(&c.drop, &c).await.expect("create again");
+    let again = store
+        .create_from_drop(&c.drop, &c)
+        .await
+        .expect("create again");
     match again {
         Created::Existing(e) => assert_eq!(e.id, c.id),
         other => panic!("second create of the same drop must be Existing, got {other:?}"),
@@ -100,7 +103,11 @@ async fn save_is_conditional_on_version<S: CampaignStore>(store: &S, id: &str) {
         other => panic!("a stale save must conflict, got {other:?}"),
     }
     let still = store.get(&c.id).await.expect("get").expect("exists");
-    assert_eq!(still.state, State::Uploading, "the stale save wrote nothing");
+    assert_eq!(
+        still.state,
+        State::Uploading,
+        "the stale save wrote nothing"
+    );
 }
 
 async fn snapshots_are_stored_once_per_day<S: CampaignStore>(store: &S, id: &str) {
@@ -122,13 +129,19 @@ async fn snapshots_are_stored_once_per_day<S: CampaignStore>(store: &S, id: &str
     assert!(store.put_snapshot(&c.id, &snap(2, 30)).await.expect("put"));
     assert!(store.put_snapshot(&c.id, &snap(1, 20)).await.expect("put"));
     assert!(
-        !store.put_snapshot(&c.id, &snap(1, 99)).await.expect("put again"),
+        !store
+            .put_snapshot(&c.id, &snap(1, 99))
+            .await
+            .expect("put again"),
         "a second snapshot for one day is refused"
     );
     let all = store.snapshots(&c.id).await.expect("list");
     assert_eq!(all.len(), 2);
     assert_eq!(all[0].day, 1);
-    assert_eq!(all[0].counts.opens, 20, "the first snapshot of a day is kept");
+    assert_eq!(
+        all[0].counts.opens, 20,
+        "the first snapshot of a day is kept"
+    );
     assert_eq!(all[1], snap(2, 30));
 }
 
@@ -194,4 +207,77 @@ async fn missing_campaign_reads_as_none<S: CampaignStore>(store: &S, id: &str) {
     let missing = CampaignId::parse(&format!("{id}-missing")).expect("id");
     assert!(store.get(&missing).await.expect("get").is_none());
     assert!(store.snapshots(&missing).await.expect("list").is_empty());
+}
+
+/// An in-memory [`AudienceSource`](crate::ports::AudienceSource) for unit tests of the domain.
+#[derive(Debug, Default, Clone)]
+pub struct MemSource {
+    objects: std::sync::Arc<std::sync::Mutex<std::collections::BTreeMap<String, Vec<u8>>>>,
+}
+
+impl MemSource {
+    pub fn put(&self, key: &str, body: impl Into<Vec<u8>>) {
+        self.lock().insert(key.to_owned(), body.into());
+    }
+    pub fn get(&self, key: &str) -> Option<Vec<u8>> {
+        self.lock().get(key).cloned()
+    }
+    fn lock(&self) -> std::sync::MutexGuard<'_, std::collections::BTreeMap<String, Vec<u8>>> {
+        self.objects.lock().unwrap_or_else(|p| p.into_inner())
+    }
+    fn etag(body: &[u8]) -> String {
+        format!("\"{:016x}\"", xxhash_rust::xxh3::xxh3_64(body))
+    }
+}
+
+#[async_trait::async_trait]
+impl crate::ports::AudienceSource for MemSource {
+    async fn read_small(
+        &self,
+        _bucket: &str,
+        key: &str,
+    ) -> Result<(Vec<u8>, String), crate::ports::SourceError> {
+        let body = self
+            .get(key)
+            .ok_or_else(|| crate::ports::SourceError::NotFound {
+                key: key.to_owned(),
+            })?;
+        let etag = Self::etag(&body);
+        Ok((body, etag))
+    }
+    async fn open(
+        &self,
+        _bucket: &str,
+        key: &str,
+        etag: Option<&str>,
+    ) -> Result<(crate::ports::source::ByteStream, String), crate::ports::SourceError> {
+        let body = self
+            .get(key)
+            .ok_or_else(|| crate::ports::SourceError::NotFound {
+                key: key.to_owned(),
+            })?;
+        let actual = Self::etag(&body);
+        if let Some(want) = etag
+            && want != actual
+        {
+            return Err(crate::ports::SourceError::Changed {
+                key: key.to_owned(),
+                etag: want.to_owned(),
+            });
+        }
+        Ok((Box::new(std::io::Cursor::new(body)), actual))
+    }
+    async fn put_file(
+        &self,
+        _bucket: &str,
+        key: &str,
+        path: &std::path::Path,
+    ) -> Result<(), crate::ports::SourceError> {
+        let body = std::fs::read(path).map_err(|e| crate::ports::SourceError::Io {
+            key: key.to_owned(),
+            detail: e.to_string(),
+        })?;
+        self.put(key, body);
+        Ok(())
+    }
 }

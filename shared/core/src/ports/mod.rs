@@ -8,8 +8,8 @@ pub mod source;
 pub mod store;
 
 pub use esp::{
-    AudienceBatch, BatchOutcome, Contact, Esp, EspError, EspIds, MetricCounts, Preview,
-    RowError, SendRequest, Template,
+    AudienceBatch, BatchOutcome, Contact, Esp, EspError, EspIds, MetricCounts, Preview, RowError,
+    SendRequest, Template,
 };
 pub use queue::{QueueError, WorkItem, WorkQueue};
 pub use scheduler::{PollSchedule, Scheduler, SchedulerError};

@@ -73,6 +73,5 @@ pub trait CampaignStore: Send + Sync {
     async fn snapshots(&self, id: &CampaignId) -> Result<Vec<MetricSnapshot>, StoreError>;
 
     /// Campaigns in `state`, up to `limit`.
-    async fn list_by_state(&self, state: State, limit: usize)
-    -> Result<Vec<Campaign>, StoreError>;
+    async fn list_by_state(&self, state: State, limit: usize) -> Result<Vec<Campaign>, StoreError>;
 }

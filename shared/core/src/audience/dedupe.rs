@@ -1,0 +1,111 @@
+//! Exact-enough duplicate detection for tens of millions of ids in a bounded memory.
+//!
+//! Each id is reduced to its 64-bit xxh3 hash and kept in a linear-probing table of bare `u64`s
+//! sized once from the row count, at a load of at most 0.85 and with any number of slots (not a
+//! power of two: the home slot is a multiply-shift of the hash), so a 10-million-row audience
+//! takes 94 MB against the 1 GB a `HashSet<String>` would. Two different ids
+//! collide with probability about n²/2⁶⁵ (3·10⁻⁶ for 10 million rows); the hash is seedless and
+//! stable, so every pass over a drop makes the same decisions.
+
+use xxhash_rust::xxh3::xxh3_64;
+
+const MAX_LOAD_NUM: usize = 17;
+const MAX_LOAD_DEN: usize = 20;
+
+#[derive(Debug)]
+pub struct IdSet {
+    slots: Vec<u64>,
+    len: usize,
+}
+
+impl IdSet {
+    /// A set that holds `expected` ids without growing.
+    pub fn with_capacity(expected: usize) -> Self {
+        let cap = expected.max(16) * MAX_LOAD_DEN / MAX_LOAD_NUM + 1;
+        Self {
+            slots: vec![0; cap],
+            len: 0,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Bytes held by the table.
+    pub fn memory_bytes(&self) -> usize {
+        self.slots.len() * std::mem::size_of::<u64>()
+    }
+
+    /// Adds `id`; false when it was already there.
+    pub fn insert(&mut self, id: &[u8]) -> bool {
+        // 0 marks an empty slot.
+        let h = xxh3_64(id).max(1);
+        if (self.len + 1) * MAX_LOAD_DEN > self.slots.len() * MAX_LOAD_NUM {
+            self.grow();
+        }
+        let cap = self.slots.len();
+        let mut i = home(h, cap);
+        loop {
+            let s = self.slots[i];
+            if s == 0 {
+                self.slots[i] = h;
+                self.len += 1;
+                return true;
+            }
+            if s == h {
+                return false;
+            }
+            i += 1;
+            if i == cap {
+                i = 0;
+            }
+        }
+    }
+
+    /// Doubling is the fallback for an underestimated count; callers size the set up front.
+    fn grow(&mut self) {
+        let old = std::mem::take(&mut self.slots);
+        self.slots = vec![0; old.len() * 2];
+        let cap = self.slots.len();
+        for h in old.into_iter().filter(|&h| h != 0) {
+            let mut i = home(h, cap);
+            while self.slots[i] != 0 {
+                i = if i + 1 == cap { 0 } else { i + 1 };
+            }
+            self.slots[i] = h;
+        }
+    }
+}
+
+/// Maps a hash uniformly onto `0..cap` (Lemire's multiply-shift).
+fn home(h: u64, cap: usize) -> usize {
+    ((h as u128 * cap as u128) >> 64) as usize
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_duplicates_and_grows_when_underestimated() {
+        let mut s = IdSet::with_capacity(4);
+        for i in 0..10_000u32 {
+            assert!(s.insert(format!("C{i}").as_bytes()), "first C{i}");
+        }
+        for i in (0..10_000u32).step_by(7) {
+            assert!(!s.insert(format!("C{i}").as_bytes()), "second C{i}");
+        }
+        assert_eq!(s.len(), 10_000);
+    }
+
+    #[test]
+    fn sized_up_front_it_stays_within_load() {
+        let s = IdSet::with_capacity(10_000_000);
+        assert!(s.memory_bytes() < 95_000_000, "{}", s.memory_bytes());
+    }
+}

@@ -1,0 +1,561 @@
+//! Streams a drop's audience files from an [`AudienceSource`] through the scanner and the row
+//! rules, one bounded buffer at a time: memory stays flat whatever the file size.
+
+use super::dedupe::IdSet;
+use super::rows::{HeaderMap, RejectReason, check_customer_id, check_email};
+use super::scan::{BadRecord, CsvScanner, RecordView, Step};
+use crate::manifest::Columns;
+use crate::ports::source::{AudienceSource, ByteStream, SourceError};
+use async_compression::tokio::bufread::GzipDecoder;
+use tokio::io::{AsyncRead, AsyncReadExt, BufReader};
+
+/// Read size: large enough to amortise per-call costs, small against the memory budget.
+const CHUNK: usize = 256 * 1024;
+
+/// A file-level problem: the campaign cannot go on with this drop.
+#[derive(Debug, thiserror::Error)]
+pub enum AudienceError {
+    #[error("{file}: {source}")]
+    Source {
+        file: String,
+        #[source]
+        source: SourceError,
+    },
+    #[error("{file} line 1: {detail}")]
+    Header { file: String, detail: String },
+    #[error("{file}: empty file (no header row)")]
+    Empty { file: String },
+    #[error("{file}: cannot read: {detail}")]
+    Read { file: String, detail: String },
+}
+
+impl AudienceError {
+    /// Only I/O trouble reaching the source is worth a retry; bad content stays bad.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            AudienceError::Source { source, .. } => source.is_retryable(),
+            _ => false,
+        }
+    }
+}
+
+/// A valid row.
+pub struct RowRef<'r> {
+    /// Position among the drop's valid rows, from 0.
+    pub ordinal: u64,
+    pub file_index: usize,
+    pub line: u64,
+    pub customer_id: &'r str,
+    pub email: Option<&'r str>,
+    record: &'r RecordView<'r>,
+    header: &'r HeaderMap,
+}
+
+impl<'r> RowRef<'r> {
+    /// Personalization field `i` (in the manifest's `fields` order).
+    pub fn field(&self, i: usize) -> &'r str {
+        self.header
+            .fields
+            .get(i)
+            .and_then(|&c| self.record.field(c))
+            .unwrap_or("")
+    }
+    pub fn field_count(&self) -> usize {
+        self.header.fields.len()
+    }
+}
+
+/// What the visitor sees.
+pub enum Event<'r> {
+    Row(RowRef<'r>),
+    Reject {
+        file_index: usize,
+        line: u64,
+        reason: RejectReason,
+    },
+}
+
+/// The visitor's answer: keep going, or pause after this event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flow {
+    Continue,
+    Pause,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScanEnd {
+    /// Every file was read.
+    Done,
+    /// The visitor paused; call `run` again to go on.
+    Paused,
+}
+
+struct OpenFile {
+    stream: Box<dyn AsyncRead + Send + Unpin>,
+    scanner: CsvScanner,
+    header: Option<HeaderMap>,
+    eof: bool,
+}
+
+/// One pass over a drop's audience files.
+pub struct AudienceScan<'a> {
+    source: &'a dyn AudienceSource,
+    bucket: String,
+    prefix: String,
+    files: Vec<String>,
+    columns: Columns,
+    /// ETags pinned by an earlier pass (empty: take what is there and record it).
+    pinned: Vec<String>,
+    etags: Vec<String>,
+    ids: IdSet,
+    file_index: usize,
+    open: Option<OpenFile>,
+    buf: Vec<u8>,
+    valid: u64,
+    rows: u64,
+}
+
+impl<'a> AudienceScan<'a> {
+    /// `expected_rows` sizes the duplicate table (an upper bound from [`count_lines`] or from an
+    /// earlier pass); `pinned` are the files' ETags from an earlier pass.
+    pub fn new(
+        source: &'a dyn AudienceSource,
+        bucket: &str,
+        prefix: &str,
+        files: &[String],
+        columns: &Columns,
+        expected_rows: u64,
+        pinned: Vec<String>,
+    ) -> Self {
+        Self {
+            source,
+            bucket: bucket.to_owned(),
+            prefix: prefix.to_owned(),
+            files: files.to_vec(),
+            columns: columns.clone(),
+            pinned,
+            etags: Vec::new(),
+            ids: IdSet::with_capacity(usize::try_from(expected_rows).unwrap_or(usize::MAX / 16)),
+            file_index: 0,
+            open: None,
+            buf: vec![0; CHUNK],
+            valid: 0,
+            rows: 0,
+        }
+    }
+
+    /// Data rows seen so far (valid and rejected).
+    pub fn rows(&self) -> u64 {
+        self.rows
+    }
+    /// Valid rows seen so far.
+    pub fn valid(&self) -> u64 {
+        self.valid
+    }
+    /// ETags of the files opened so far, in file order.
+    pub fn etags(&self) -> &[String] {
+        &self.etags
+    }
+    pub fn files(&self) -> &[String] {
+        &self.files
+    }
+    /// Memory held by the duplicate table.
+    pub fn dedupe_bytes(&self) -> usize {
+        self.ids.memory_bytes()
+    }
+
+    /// Scans until the end or until `visit` pauses.
+    pub async fn run<F>(&mut self, visit: &mut F) -> Result<ScanEnd, AudienceError>
+    where
+        F: FnMut(Event<'_>) -> Flow,
+    {
+        loop {
+            if self.open.is_none() {
+                if self.file_index >= self.files.len() {
+                    return Ok(ScanEnd::Done);
+                }
+                self.open = Some(self.open_file(self.file_index).await?);
+            }
+            let file_index = self.file_index;
+            let file_name = &self.files[file_index];
+            let Some(f) = self.open.as_mut() else {
+                continue;
+            };
+            // Drain what is buffered.
+            loop {
+                match f.scanner.next() {
+                    Step::NeedMore => break,
+                    Step::End => {
+                        if f.header.is_none() {
+                            return Err(AudienceError::Empty {
+                                file: file_name.clone(),
+                            });
+                        }
+                        self.open = None;
+                        self.file_index += 1;
+                        break;
+                    }
+                    Step::Bad { line, reason } => {
+                        if f.header.is_none() {
+                            return Err(AudienceError::Header {
+                                file: file_name.clone(),
+                                detail: format!("unreadable header: {}", reason.as_str()),
+                            });
+                        }
+                        self.rows += 1;
+                        let reason = match reason {
+                            BadRecord::InvalidUtf8 => RejectReason::InvalidUtf8,
+                            BadRecord::StrayQuote => RejectReason::MalformedQuoting,
+                            BadRecord::UnterminatedQuote => RejectReason::UnterminatedQuote,
+                        };
+                        if visit(Event::Reject {
+                            file_index,
+                            line,
+                            reason,
+                        }) == Flow::Pause
+                        {
+                            return Ok(ScanEnd::Paused);
+                        }
+                    }
+                    Step::Record(rec) => {
+                        let Some(header) = &f.header else {
+                            let names: Vec<&str> =
+                                (0..rec.len()).filter_map(|i| rec.field(i)).collect();
+                            let h = HeaderMap::new(&names, &self.columns).map_err(|detail| {
+                                AudienceError::Header {
+                                    file: file_name.clone(),
+                                    detail,
+                                }
+                            })?;
+                            f.header = Some(h);
+                            continue;
+                        };
+                        self.rows += 1;
+                        let event = match classify(&rec, header, &mut self.ids) {
+                            Ok((customer_id, email)) => {
+                                let ordinal = self.valid;
+                                self.valid += 1;
+                                Event::Row(RowRef {
+                                    ordinal,
+                                    file_index,
+                                    line: rec.line,
+                                    customer_id,
+                                    email,
+                                    record: &rec,
+                                    header,
+                                })
+                            }
+                            Err(reason) => Event::Reject {
+                                file_index,
+                                line: rec.line,
+                                reason,
+                            },
+                        };
+                        if visit(event) == Flow::Pause {
+                            return Ok(ScanEnd::Paused);
+                        }
+                    }
+                }
+            }
+            // Refill.
+            if let Some(f) = self.open.as_mut() {
+                if f.eof {
+                    f.scanner.finish();
+                    continue;
+                }
+                let n = f
+                    .stream
+                    .read(&mut self.buf)
+                    .await
+                    .map_err(|e| read_error(&self.files[file_index], &e))?;
+                if n == 0 {
+                    f.eof = true;
+                    f.scanner.finish();
+                } else {
+                    f.scanner.push(&self.buf[..n]);
+                }
+            }
+        }
+    }
+
+    async fn open_file(&mut self, i: usize) -> Result<OpenFile, AudienceError> {
+        let name = &self.files[i];
+        let key = format!("{}{}", self.prefix, name);
+        let pin = self.pinned.get(i).map(String::as_str);
+        let (stream, etag) = self
+            .source
+            .open(&self.bucket, &key, pin)
+            .await
+            .map_err(|source| AudienceError::Source {
+                file: name.clone(),
+                source,
+            })?;
+        self.etags.push(etag);
+        Ok(OpenFile {
+            stream: decoded(name, stream),
+            scanner: CsvScanner::new(),
+            header: None,
+            eof: false,
+        })
+    }
+}
+
+/// Wraps `.gz` files in a (multi-member) gzip decoder.
+fn decoded(name: &str, stream: ByteStream) -> Box<dyn AsyncRead + Send + Unpin> {
+    if name.ends_with(".gz") {
+        let mut d = GzipDecoder::new(BufReader::with_capacity(CHUNK, stream));
+        d.multiple_members(true);
+        Box::new(d)
+    } else {
+        stream
+    }
+}
+
+fn read_error(file: &str, e: &std::io::Error) -> AudienceError {
+    AudienceError::Read {
+        file: file.to_owned(),
+        detail: if e.kind() == std::io::ErrorKind::InvalidData {
+            format!("corrupt data: {e}")
+        } else {
+            e.to_string()
+        },
+    }
+}
+
+/// The row rules, in the order a person would fix them.
+fn classify<'r>(
+    rec: &RecordView<'r>,
+    header: &HeaderMap,
+    ids: &mut IdSet,
+) -> Result<(&'r str, Option<&'r str>), RejectReason> {
+    if rec.is_blank() {
+        return Err(RejectReason::EmptyRow);
+    }
+    if rec.len() != header.width {
+        return Err(RejectReason::ColumnCount {
+            expected: header.width,
+            found: rec.len(),
+        });
+    }
+    let id = rec.field(header.customer_id).unwrap_or("");
+    check_customer_id(id)?;
+    let email = match header.email {
+        Some(c) => {
+            let e = rec.field(c).unwrap_or("");
+            check_email(e)?;
+            Some(e)
+        }
+        None => None,
+    };
+    // Last, so a malformed row never claims an id a later good row carries.
+    if !ids.insert(id.as_bytes()) {
+        return Err(RejectReason::DuplicateCustomerId);
+    }
+    Ok((id, email))
+}
+
+/// An upper bound of the data rows in the files (newlines, plus one per file for a last line
+/// without one): sizes the duplicate table before the real pass.
+pub async fn count_lines(
+    source: &dyn AudienceSource,
+    bucket: &str,
+    prefix: &str,
+    files: &[String],
+) -> Result<(u64, Vec<String>), AudienceError> {
+    let mut total = 0u64;
+    let mut etags = Vec::new();
+    let mut buf = vec![0u8; CHUNK];
+    for name in files {
+        let key = format!("{prefix}{name}");
+        let (stream, etag) =
+            source
+                .open(bucket, &key, None)
+                .await
+                .map_err(|source| AudienceError::Source {
+                    file: name.clone(),
+                    source,
+                })?;
+        etags.push(etag);
+        let mut s = decoded(name, stream);
+        loop {
+            let n = s.read(&mut buf).await.map_err(|e| read_error(name, &e))?;
+            if n == 0 {
+                break;
+            }
+            total += memchr::memchr_iter(b'\n', &buf[..n]).count() as u64;
+        }
+        total += 1;
+    }
+    Ok((total, etags))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testkit::MemSource;
+    use std::io::Write;
+
+    fn columns(email: bool) -> Columns {
+        Columns {
+            customer_id: "customer_id".into(),
+            email: email.then(|| "email".into()),
+            fields: vec!["first_name".into()],
+        }
+    }
+
+    fn gz(data: &[u8]) -> Vec<u8> {
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        e.write_all(data).unwrap();
+        e.finish().unwrap()
+    }
+
+    #[derive(Debug, PartialEq)]
+    enum Seen {
+        Row(u64, usize, u64, String, String),
+        Reject(usize, u64, &'static str),
+    }
+
+    async fn scan_all(
+        src: &MemSource,
+        files: &[&str],
+        email: bool,
+    ) -> Result<Vec<Seen>, AudienceError> {
+        let files: Vec<String> = files.iter().map(|s| s.to_string()).collect();
+        let (n, etags) = count_lines(src, "b", "p/", &files).await?;
+        let mut scan = AudienceScan::new(src, "b", "p/", &files, &columns(email), n, etags);
+        let mut seen = Vec::new();
+        let end = scan
+            .run(&mut |ev| {
+                seen.push(match ev {
+                    Event::Row(r) => Seen::Row(
+                        r.ordinal,
+                        r.file_index,
+                        r.line,
+                        r.customer_id.to_owned(),
+                        r.field(0).to_owned(),
+                    ),
+                    Event::Reject {
+                        file_index,
+                        line,
+                        reason,
+                    } => Seen::Reject(file_index, line, reason.key()),
+                });
+                Flow::Continue
+            })
+            .await?;
+        assert_eq!(end, ScanEnd::Done);
+        assert_eq!(scan.rows() as usize, seen.len());
+        Ok(seen)
+    }
+
+    #[tokio::test]
+    async fn rows_and_rejects_across_plain_and_gzip_files() {
+        let src = MemSource::default();
+        src.put(
+            "p/a.csv",
+            "customer_id,first_name\r\nC1,Ann\r\n,Bob\r\nC2\r\nC1,Dup\r\n\r\n\"C3\",\"Cy, Jr\"\r\n",
+        );
+        src.put(
+            "p/b.csv.gz",
+            gz(b"\xEF\xBB\xBFfirst_name,customer_id\nDee,C4\nEve,C2\nFay,C\xFF5\n"),
+        );
+        let seen = scan_all(&src, &["a.csv", "b.csv.gz"], false).await.unwrap();
+        use Seen::*;
+        assert_eq!(
+            seen,
+            [
+                Row(0, 0, 2, "C1".into(), "Ann".into()),
+                Reject(0, 3, "empty_customer_id"),
+                Reject(0, 4, "column_count"),
+                Reject(0, 5, "duplicate_customer_id"),
+                Reject(0, 6, "empty_row"),
+                Row(1, 0, 7, "C3".into(), "Cy, Jr".into()),
+                Row(2, 1, 2, "C4".into(), "Dee".into()),
+                // C2's first row was malformed, so this one is its first valid row.
+                Row(3, 1, 3, "C2".into(), "Eve".into()),
+                Reject(1, 4, "invalid_utf8"),
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn emails_are_checked_when_the_column_is_named() {
+        let src = MemSource::default();
+        src.put(
+            "p/a.csv",
+            "customer_id,email,first_name\nC1,ann@x.io,Ann\nC2,nope,Bob\nC3,,Cy\n",
+        );
+        let seen = scan_all(&src, &["a.csv"], true).await.unwrap();
+        assert_eq!(seen[1], Seen::Reject(0, 3, "invalid_email"));
+        assert_eq!(seen[2], Seen::Reject(0, 4, "missing_email"));
+    }
+
+    #[tokio::test]
+    async fn file_level_errors_name_the_file() {
+        let src = MemSource::default();
+        src.put("p/a.csv", "id,first_name\n1,x\n");
+        src.put("p/empty.csv", "");
+        src.put("p/bad.csv.gz", b"not gzip at all".to_vec());
+        let e = scan_all(&src, &["a.csv"], false).await.unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "a.csv line 1: header lacks column(s) \"customer_id\" (found: id, first_name)"
+        );
+        let e = scan_all(&src, &["empty.csv"], false).await.unwrap_err();
+        assert_eq!(e.to_string(), "empty.csv: empty file (no header row)");
+        let e = scan_all(&src, &["bad.csv.gz"], false).await.unwrap_err();
+        assert!(e.to_string().starts_with("bad.csv.gz: cannot read"), "{e}");
+        let e = scan_all(&src, &["missing.csv"], false).await.unwrap_err();
+        assert!(e.to_string().contains("missing.csv"), "{e}");
+        assert!(!e.is_retryable());
+    }
+
+    #[tokio::test]
+    async fn pause_resumes_after_the_event_and_a_changed_file_is_detected() {
+        let src = MemSource::default();
+        let body: String = std::iter::once("customer_id,first_name\n".to_string())
+            .chain((0..1000).map(|i| format!("C{i},N{i}\n")))
+            .collect();
+        src.put("p/a.csv", body.clone());
+        let files = vec!["a.csv".to_string()];
+        let (n, etags) = count_lines(&src, "b", "p/", &files).await.unwrap();
+        let mut scan =
+            AudienceScan::new(&src, "b", "p/", &files, &columns(false), n, etags.clone());
+        let mut got = Vec::new();
+        loop {
+            let mut batch = 0;
+            let end = scan
+                .run(&mut |ev| {
+                    if let Event::Row(r) = ev {
+                        got.push(r.ordinal);
+                    }
+                    batch += 1;
+                    if batch == 300 {
+                        Flow::Pause
+                    } else {
+                        Flow::Continue
+                    }
+                })
+                .await
+                .unwrap();
+            if end == ScanEnd::Done {
+                break;
+            }
+        }
+        assert_eq!(got, (0..1000).collect::<Vec<u64>>());
+
+        src.put("p/a.csv", format!("{body}C1000,N\n"));
+        let mut scan = AudienceScan::new(&src, "b", "p/", &files, &columns(false), n, etags);
+        let e = scan.run(&mut |_| Flow::Continue).await.unwrap_err();
+        assert!(
+            matches!(
+                e,
+                AudienceError::Source {
+                    source: SourceError::Changed { .. },
+                    ..
+                }
+            ),
+            "{e}"
+        );
+    }
+}
