@@ -724,3 +724,61 @@ async fn injected_faults_status_throttle_drop_and_timeout() {
     assert_eq!(log[4].body.as_ref().unwrap()["name"], "held");
     assert_eq!(log[4].method, "POST");
 }
+
+#[tokio::test]
+async fn status_can_flip_at_launch_and_lists_filter_by_contact_list() {
+    let config = EmarsysSimConfig {
+        status_launched_at_send: false,
+        ..Default::default()
+    };
+    let (sim, client, _clock) = start(config, START).await;
+    let template = email_id(&sim, "optimove_spring_sale");
+    let list = client
+        .post(
+            "contactlist",
+            json!({"name": "l", "key_id": "4980", "external_ids": ["a"]}),
+        )
+        .await;
+    let list_id = list.data()["id"].as_u64().unwrap();
+    let copy = client
+        .post(&format!("email/{template}/copy"), json!({"name": "c"}))
+        .await;
+    let copy_id = copy.data()["campaignId"].as_u64().unwrap();
+    client
+        .post(
+            &format!("email/{copy_id}/patch"),
+            json!({"contactlist": list_id}),
+        )
+        .await;
+
+    let by_list = client.get(&format!("email/?contactlist={list_id}")).await;
+    let found: Vec<&Value> = by_list
+        .data()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| &e["id"])
+        .collect();
+    assert_eq!(found, [&json!(copy_id.to_string())]);
+
+    let launch = client
+        .post(
+            &format!("email/{copy_id}/launch"),
+            json!({"schedule": "2026-04-01 10:00:00", "timezone": "UTC"}),
+        )
+        .await;
+    assert_eq!(launch.code(), 0);
+    let got = client.get(&format!("email/{copy_id}")).await;
+    assert_eq!(
+        (&got.data()["status"], &got.data()["api_status"]),
+        (&json!("3"), &json!("2"))
+    );
+    // Scheduled, so no counters yet even though the status says launched.
+    assert_eq!(
+        client
+            .get(&format!("email/{copy_id}/responsesummary"))
+            .await
+            .code(),
+        6003
+    );
+}

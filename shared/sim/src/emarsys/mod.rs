@@ -31,8 +31,8 @@
 //!   the launch call; `api_status` goes 0 → 2 at the launch call. A schedule in the past sends at
 //!   the call. `time_zone` is accepted beside `timezone`; without one the account zone applies.
 //! * A launch's `planned` count is the list's membership at the launch call.
-//! * `responsesummary` ignores `start_date`/`end_date`; counters are cumulative per
-//!   [`metrics`](self) rules and answer 400 / 6003 before the send time.
+//! * `responsesummary` ignores `start_date`/`end_date`; its counters are deterministic per
+//!   e-mail, cumulative over the days after the send, and 400 / 6003 before the send time.
 //! * An injected [`FaultKind::Timeout`] processes the request and then holds the response.
 
 mod metrics;
