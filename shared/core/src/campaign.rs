@@ -125,6 +125,9 @@ pub struct AudienceStats {
     /// Key of the full rejects report written beside the drop.
     #[serde(default)]
     pub rejects_key: Option<String>,
+    /// Versions of the audience files seen by the validation pass; later passes read exactly these.
+    #[serde(default)]
+    pub file_etags: Vec<String>,
     /// Valid rows handed to the ESP so far: the upload checkpoint.
     pub uploaded: u64,
     /// Uploaded rows the ESP did not know (not sent to).
@@ -143,10 +146,11 @@ pub struct AudienceStats {
 pub struct Campaign {
     pub id: CampaignId,
     pub run_date: String,
-    pub esp: EspKind,
-    pub account: AccountId,
+    /// `None` only on a campaign whose manifest was rejected before its ESP was known.
+    pub esp: Option<EspKind>,
+    pub account: Option<AccountId>,
     pub template_id: String,
-    pub send_at: Timestamp,
+    pub send_at: Option<Timestamp>,
     #[serde(default)]
     pub timezone: Option<String>,
     /// The manifest that started it.

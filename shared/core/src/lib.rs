@@ -8,6 +8,7 @@ pub mod clock;
 pub mod ids;
 pub mod manifest;
 pub mod ports;
+pub mod service;
 #[cfg(any(test, feature = "testkit"))]
 pub mod testkit;
 

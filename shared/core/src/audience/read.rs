@@ -183,7 +183,7 @@ impl<'a> AudienceScan<'a> {
             };
             // Drain what is buffered.
             loop {
-                match f.scanner.next() {
+                match f.scanner.next_step() {
                     Step::NeedMore => break,
                     Step::End => {
                         if f.header.is_none() {

@@ -124,7 +124,7 @@ impl CsvScanner {
         self.buf.len() - self.pos
     }
 
-    pub fn next(&mut self) -> Step<'_> {
+    pub fn next_step(&mut self) -> Step<'_> {
         if !self.started {
             return if self.eof { Step::End } else { Step::NeedMore };
         }
@@ -325,7 +325,7 @@ mod tests {
         let mut out = Vec::new();
         let mut chunks = input.chunks(chunk.max(1));
         loop {
-            match sc.next() {
+            match sc.next_step() {
                 Step::Record(r) => {
                     let fields: Vec<&str> = (0..r.len()).map(|i| r.field(i).unwrap()).collect();
                     out.push(format!("{}:{}", r.line, fields.join("|")));
@@ -402,7 +402,7 @@ mod tests {
         sc.finish();
         let mut blanks = Vec::new();
         loop {
-            match sc.next() {
+            match sc.next_step() {
                 Step::Record(r) => blanks.push((r.line, r.is_blank())),
                 Step::End => break,
                 other => panic!("unexpected {other:?}"),

@@ -1,0 +1,10 @@
+//! The use cases: what each Lambda function (and the local runner) does, written against the
+//! ports only. Handlers translate their event into one of these calls and the outcome back.
+
+pub mod api;
+pub mod context;
+pub mod poll;
+pub mod schedule;
+pub mod upload;
+
+pub use context::{Deadline, EspRegistry, ServiceError, Services, UploadObserver, UploadSettings};

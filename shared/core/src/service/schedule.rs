@@ -1,0 +1,110 @@
+//! schedule-send: clone the template, attach the audience, schedule the send at the ESP, and
+//! set up the daily metric polls. Every step is idempotent at the ESP (deterministic names,
+//! "already launched" recognised), so a retry after a crash never sends twice.
+
+use super::context::{ServiceError, Services};
+use crate::campaign::{RunRecord, State};
+use crate::ids::CampaignId;
+use crate::ports::esp::SendRequest;
+use crate::ports::scheduler::PollSchedule;
+use crate::ports::StoreError;
+
+/// Days of metric polling after the send.
+pub const POLL_DAYS: i64 = 7;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ScheduleOutcome {
+    Scheduled(CampaignId),
+    Skipped(CampaignId, State),
+    Failed(CampaignId),
+}
+
+impl Services {
+    pub async fn schedule_send(
+        &self,
+        id: &CampaignId,
+        final_attempt: bool,
+    ) -> Result<ScheduleOutcome, ServiceError> {
+        let started = self.clock.now();
+        let mut c = self
+            .store
+            .get(id)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(id.clone()))?;
+        if c.state != State::AudienceReady {
+            return Ok(ScheduleOutcome::Skipped(c.id, c.state));
+        }
+        let result: Result<(), ServiceError> = async {
+            let esp = self.esps.for_campaign(&c)?;
+            let send_at = c
+                .send_at
+                .ok_or_else(|| ServiceError::Config("campaign has no send time".into()))?;
+            let options = c
+                .manifest
+                .get("esp_options")
+                .and_then(|o| o.get(esp.kind().as_str()))
+                .cloned()
+                .unwrap_or(serde_json::Value::Null);
+            let ids = esp
+                .schedule_send(&SendRequest {
+                    campaign_id: &c.id,
+                    variant: None,
+                    template_id: &c.template_id,
+                    send_at,
+                    timezone: c.timezone.as_deref(),
+                    audience: &c.esp_ids,
+                    options: &options,
+                })
+                .await?;
+            c.esp_ids.merge(&ids);
+            let schedule = PollSchedule::daily_after(&c.id, send_at, POLL_DAYS);
+            self.scheduler.create(&schedule).await?;
+            c.schedule_name = Some(schedule.name);
+            c.transition(State::Scheduled, self.clock.now())
+                .map_err(|e| ServiceError::Config(e.to_string()))?;
+            c = self.store.save(&c).await?;
+            Ok(())
+        }
+        .await;
+        let (outcome, label, detail) = match result {
+            Ok(()) => {
+                tracing::info!(campaign_id = %c.id, "send scheduled at the ESP; metric polling scheduled");
+                (ScheduleOutcome::Scheduled(c.id.clone()), "done", None)
+            }
+            Err(ServiceError::Store(StoreError::Conflict { .. })) => {
+                (ScheduleOutcome::Skipped(c.id.clone(), c.state), "skipped", None)
+            }
+            Err(e) if e.is_retryable() && !final_attempt => {
+                tracing::warn!(campaign_id = %c.id, error = %e, "schedule-send interrupted; will retry");
+                self.record(&c.id, started, "retry", Some(e.to_string())).await;
+                return Err(e);
+            }
+            Err(e) => {
+                let reason = e.to_string();
+                self.fail_campaign(&c.id, "schedule", &reason).await?;
+                (ScheduleOutcome::Failed(c.id.clone()), "failed", Some(reason))
+            }
+        };
+        self.record(&c.id, started, label, detail).await;
+        Ok(outcome)
+    }
+
+    async fn record(
+        &self,
+        id: &CampaignId,
+        started: jiff::Timestamp,
+        outcome: &str,
+        detail: Option<String>,
+    ) {
+        let run = RunRecord {
+            step: "schedule".into(),
+            started_at: started,
+            finished_at: self.clock.now(),
+            outcome: outcome.into(),
+            rows_uploaded: 0,
+            batches: 0,
+            detail,
+        };
+        self.record_run(id, run).await;
+    }
+}

@@ -1,0 +1,511 @@
+//! upload-audience: from a manifest's arrival to the audience at the ESP.
+//!
+//! 1. The drop is recorded and its campaign created in one conditional write keyed on the drop
+//!    (bucket, key, ETag): a re-delivered event finds the campaign and resumes it.
+//! 2. Validation pass (first invocation only): every row is checked, rejects go to
+//!    `<drop>/rejects.csv` and to counts in the record; file versions are pinned.
+//! 3. Upload pass: valid rows go to the ESP in its largest batches; the record's `uploaded`
+//!    count is the checkpoint, written after every batch. Near the end of the invocation's time
+//!    it stops and enqueues a continuation. A batch re-sent after a crash adds nobody twice
+//!    (ESP audiences are sets).
+//! 4. The ESP finishes the audience; the campaign becomes `audience_ready` and schedule-send is
+//!    enqueued.
+
+use super::context::{Deadline, ServiceError, Services};
+use crate::audience::read::{AudienceScan, Event, Flow, ScanEnd, count_lines};
+use crate::campaign::{Campaign, RejectSample, RunRecord, State};
+use crate::ids::CampaignId;
+use crate::manifest::{self, DropPath, Manifest};
+use crate::ports::esp::{AudienceBatch, Contact};
+use crate::ports::{Created, ObjectRef, StoreError, WorkItem};
+use std::io::Write;
+use std::sync::Arc;
+
+/// Name of the rejects report written into the drop folder.
+pub const REJECTS_FILE: &str = "rejects.csv";
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UploadOutcome {
+    /// Not a manifest of the drop layout.
+    Ignored(String),
+    /// The campaign failed (bad manifest or audience, or the ESP refused); the reason is in the
+    /// record.
+    Failed(CampaignId),
+    /// Stopped near the deadline; a continuation is queued.
+    Continued(CampaignId),
+    /// The audience is at the ESP and schedule-send is queued.
+    AudienceReady(CampaignId),
+    /// Nothing to do in this state (a late duplicate event).
+    Skipped(CampaignId, State),
+    /// Another invocation moved the campaign on while this one worked; it stopped.
+    Superseded(CampaignId),
+}
+
+impl Services {
+    /// Handles an S3 ObjectCreated for `drop`.
+    pub async fn handle_drop(
+        &self,
+        drop: &ObjectRef,
+        deadline: Deadline,
+    ) -> Result<UploadOutcome, ServiceError> {
+        let path = match DropPath::parse(&drop.key) {
+            Ok(Some(p)) => p,
+            Ok(None) => return Ok(UploadOutcome::Ignored(drop.key.clone())),
+            Err(e) => {
+                // No campaign id can be read from the key, so no record can carry the failure.
+                tracing::error!(key = %drop.key, reason = %e.reason, "drop refused");
+                return Ok(UploadOutcome::Ignored(e.reason));
+            }
+        };
+        let (bytes, _) = self.source.read_small(&drop.bucket, &drop.key).await?;
+        let now = self.clock.now();
+        let parsed = manifest::parse(&bytes, &drop.key, &path).map_err(|e| e.to_string());
+        let parsed = parsed.and_then(|m| self.check_against_accounts(m));
+        let candidate = match &parsed {
+            Ok((m, account)) => new_campaign(drop, &path, m, Some(account.clone()), now),
+            Err(reason) => {
+                let mut c = rejected_campaign(drop, &path, &bytes, now);
+                c.fail("manifest", reason.clone(), now);
+                c
+            }
+        };
+        let campaign = match self.store.create_from_drop(drop, &candidate).await {
+            Ok(Created::New(c)) => {
+                tracing::info!(campaign_id = %c.id, state = %c.state, "campaign created from drop");
+                c
+            }
+            Ok(Created::Existing(c)) => {
+                tracing::info!(campaign_id = %c.id, state = %c.state, "drop seen before: resuming");
+                c
+            }
+            Err(StoreError::CampaignExists {
+                campaign_id,
+                existing_key,
+            }) => {
+                // Never a second send for one campaign id: the new drop is left untouched.
+                tracing::error!(campaign_id = %campaign_id, existing = %existing_key, key = %drop.key,
+                    "a campaign with this id came from another drop; this drop is ignored");
+                return Ok(UploadOutcome::Ignored(format!(
+                    "campaign {campaign_id} already exists from {existing_key}"
+                )));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        if campaign.state == State::Failed {
+            if let Some(f) = &campaign.failure {
+                tracing::warn!(campaign_id = %campaign.id, step = %f.step, reason = %f.reason, "campaign failed");
+            }
+            return Ok(UploadOutcome::Failed(campaign.id));
+        }
+        self.run_upload(campaign, deadline, false).await
+    }
+
+    /// Resumes a campaign's upload (a continuation message). `final_attempt` fails the campaign
+    /// on a retryable error instead of leaving it for another delivery.
+    pub async fn continue_upload(
+        &self,
+        id: &CampaignId,
+        deadline: Deadline,
+        final_attempt: bool,
+    ) -> Result<UploadOutcome, ServiceError> {
+        let c = self
+            .store
+            .get(id)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(id.clone()))?;
+        self.run_upload(c, deadline, final_attempt).await
+    }
+
+    /// The manifest's account exists, and its columns suit the ESP.
+    fn check_against_accounts(
+        &self,
+        m: Manifest,
+    ) -> Result<(Manifest, crate::ids::AccountId), String> {
+        let file = format!("{}", m.campaign_id);
+        let esp = self
+            .esps
+            .choose(m.esp, m.account.as_ref(), m.template_name.as_deref())
+            .map_err(|e| format!("manifest of {file} rejected: /account: {e}"))?;
+        if esp.needs_email() && m.audience.columns.email.is_none() {
+            return Err(format!(
+                "manifest of {file} rejected: /audience/columns/email: {} matches contacts by e-mail, so an e-mail column is required",
+                m.esp
+            ));
+        }
+        Ok((m, esp.account().clone()))
+    }
+
+    async fn run_upload(
+        &self,
+        mut c: Campaign,
+        deadline: Deadline,
+        final_attempt: bool,
+    ) -> Result<UploadOutcome, ServiceError> {
+        let started = self.clock.now();
+        let result = self.upload_steps(&mut c, deadline).await;
+        let (outcome, detail) = match result {
+            Ok(o) => (o, None),
+            Err(ServiceError::Store(StoreError::Conflict { .. })) => {
+                tracing::info!(campaign_id = %c.id, "another invocation moved the campaign on; stopping");
+                (UploadOutcome::Superseded(c.id.clone()), None)
+            }
+            Err(e) if e.is_retryable() && !final_attempt => {
+                tracing::warn!(campaign_id = %c.id, error = %e, uploaded = c.audience.uploaded, "upload interrupted; will resume");
+                self.record_run(&c.id, run("upload", started, self.clock.now(), "retry", &c, Some(e.to_string()))).await;
+                return Err(e);
+            }
+            Err(e) => {
+                let reason = e.to_string();
+                let step = if c.state == State::Received { "audience" } else { "upload" };
+                self.fail_campaign(&c.id, step, &reason).await?;
+                (UploadOutcome::Failed(c.id.clone()), Some(reason))
+            }
+        };
+        let label = match &outcome {
+            UploadOutcome::Continued(_) => "continued",
+            UploadOutcome::AudienceReady(_) => "done",
+            UploadOutcome::Failed(_) => "failed",
+            _ => "skipped",
+        };
+        self.record_run(&c.id, run("upload", started, self.clock.now(), label, &c, detail)).await;
+        Ok(outcome)
+    }
+
+    async fn upload_steps(
+        &self,
+        c: &mut Campaign,
+        deadline: Deadline,
+    ) -> Result<UploadOutcome, ServiceError> {
+        match c.state {
+            State::Received => self.validate(c).await?,
+            State::Uploading => {}
+            State::AudienceReady => {
+                // Uploaded before but the hand-off may have been lost: hand off again (idempotent).
+                self.queue
+                    .enqueue(&WorkItem::ScheduleSend {
+                        campaign_id: c.id.clone(),
+                    })
+                    .await?;
+                return Ok(UploadOutcome::AudienceReady(c.id.clone()));
+            }
+            s => return Ok(UploadOutcome::Skipped(c.id.clone(), s)),
+        }
+        if c.state == State::Failed {
+            return Ok(UploadOutcome::Failed(c.id.clone()));
+        }
+        let esp = self.esps.for_campaign(c)?;
+        let m: Manifest = serde_json::from_value(c.manifest.clone())
+            .map_err(|e| ServiceError::Config(format!("stored manifest unreadable: {e}")))?;
+        if c.esp_ids.0.is_empty() {
+            let ids = esp.create_audience(&c.id, None).await?;
+            c.esp_ids.merge(&ids);
+            *c = self.store.save(c).await?;
+            tracing::info!(campaign_id = %c.id, esp = %esp.kind(), "audience created at the ESP");
+        }
+
+        let prefix = drop_prefix(&c.drop.key);
+        let max = esp.max_batch().max(1);
+        let field_names: Arc<[String]> = m.audience.columns.fields.clone().into();
+        let mut scan = AudienceScan::new(
+            self.source.as_ref(),
+            &c.drop.bucket,
+            &prefix,
+            &m.audience.files,
+            &m.audience.columns,
+            c.audience.rows,
+            c.audience.file_etags.clone(),
+        );
+        let mut batches_this_run = 0u64;
+        loop {
+            let skip = c.audience.uploaded;
+            let mut contacts: Vec<Contact> = Vec::with_capacity(max.min(16_384));
+            let mut first = None;
+            let end = scan
+                .run(&mut |ev| {
+                    if let Event::Row(r) = ev
+                        && r.ordinal >= skip
+                    {
+                        first.get_or_insert(r.ordinal);
+                        contacts.push(Contact {
+                            customer_id: r.customer_id.to_owned(),
+                            email: r.email.map(str::to_owned),
+                            fields: (0..r.field_count()).map(|i| r.field(i).to_owned()).collect(),
+                        });
+                        if contacts.len() >= max {
+                            return Flow::Pause;
+                        }
+                    }
+                    Flow::Continue
+                })
+                .await?;
+            if !contacts.is_empty() {
+                let n = contacts.len() as u64;
+                let batch = AudienceBatch {
+                    first_ordinal: first.unwrap_or(skip),
+                    field_names: Arc::clone(&field_names),
+                    contacts,
+                };
+                let out = esp.upload_batch(&c.esp_ids, &batch).await?;
+                c.audience.uploaded += n;
+                c.audience.not_in_esp += out.not_in_esp;
+                c.audience.esp_rejected += out.row_errors.len() as u64;
+                c.audience.batches += 1;
+                c.updated_at = self.clock.now();
+                *c = self.store.save(c).await?;
+                batches_this_run += 1;
+                if let Some(o) = &self.upload.observer {
+                    o.uploaded(&c.id, c.audience.uploaded, c.audience.valid);
+                }
+                tracing::info!(campaign_id = %c.id, uploaded = c.audience.uploaded, valid = c.audience.valid,
+                    not_in_esp = c.audience.not_in_esp, "batch uploaded");
+            }
+            if end == ScanEnd::Done {
+                break;
+            }
+            let out_of_batches = self
+                .upload
+                .max_batches_per_run
+                .is_some_and(|m| batches_this_run >= m);
+            if deadline.remaining() < self.upload.stop_margin || out_of_batches {
+                self.queue
+                    .enqueue(&WorkItem::ContinueUpload {
+                        campaign_id: c.id.clone(),
+                    })
+                    .await?;
+                tracing::info!(campaign_id = %c.id, uploaded = c.audience.uploaded, "continuing in a new invocation");
+                return Ok(UploadOutcome::Continued(c.id.clone()));
+            }
+        }
+        if c.audience.uploaded != c.audience.valid {
+            return Err(ServiceError::Config(format!(
+                "audience files changed between passes: {} valid rows validated, {} uploaded",
+                c.audience.valid, c.audience.uploaded
+            )));
+        }
+        let ids = esp.finish_audience(&c.id, None, &c.esp_ids).await?;
+        c.esp_ids.merge(&ids);
+        c.transition(State::AudienceReady, self.clock.now())
+            .map_err(|e| ServiceError::Config(e.to_string()))?;
+        *c = self.store.save(c).await?;
+        self.queue
+            .enqueue(&WorkItem::ScheduleSend {
+                campaign_id: c.id.clone(),
+            })
+            .await?;
+        tracing::info!(campaign_id = %c.id, uploaded = c.audience.uploaded, rejected = c.audience.rejected, "audience ready");
+        Ok(UploadOutcome::AudienceReady(c.id.clone()))
+    }
+
+    /// The validation pass: counts, rejects report, pinned versions; then `uploading` (or
+    /// `failed` when no row is usable).
+    async fn validate(&self, c: &mut Campaign) -> Result<(), ServiceError> {
+        let m: Manifest = serde_json::from_value(c.manifest.clone())
+            .map_err(|e| ServiceError::Config(format!("stored manifest unreadable: {e}")))?;
+        let prefix = drop_prefix(&c.drop.key);
+        let (lines, etags) = count_lines(
+            self.source.as_ref(),
+            &c.drop.bucket,
+            &prefix,
+            &m.audience.files,
+        )
+        .await?;
+        let mut scan = AudienceScan::new(
+            self.source.as_ref(),
+            &c.drop.bucket,
+            &prefix,
+            &m.audience.files,
+            &m.audience.columns,
+            lines,
+            etags,
+        );
+        let report = tempfile::NamedTempFile::new()
+            .map_err(|e| ServiceError::Report(e.to_string()))?;
+        let mut out = std::io::BufWriter::new(report.as_file());
+        let mut io_error: Option<std::io::Error> = None;
+        let _ = writeln!(out, "file,line,reason");
+        let stats = &mut c.audience;
+        *stats = Default::default();
+        let sample_cap = self.upload.reject_samples;
+        let files = m.audience.files.clone();
+        scan.run(&mut |ev| {
+            if let Event::Reject {
+                file_index,
+                line,
+                reason,
+            } = ev
+            {
+                stats.rejected += 1;
+                *stats
+                    .rejected_by_reason
+                    .entry(reason.key().to_owned())
+                    .or_default() += 1;
+                let file = files.get(file_index).cloned().unwrap_or_default();
+                if let Err(e) = writeln!(out, "{file},{line},\"{reason}\"") {
+                    io_error.get_or_insert(e);
+                }
+                if stats.reject_samples.len() < sample_cap {
+                    stats.reject_samples.push(RejectSample {
+                        file,
+                        line,
+                        reason: reason.to_string(),
+                    });
+                }
+            }
+            Flow::Continue
+        })
+        .await?;
+        stats.rows = scan.rows();
+        stats.valid = scan.valid();
+        stats.file_etags = scan.etags().to_vec();
+        if let Some(e) = io_error {
+            return Err(ServiceError::Report(e.to_string()));
+        }
+        out.flush().map_err(|e| ServiceError::Report(e.to_string()))?;
+        drop(out);
+        if stats.rejected > 0 {
+            let key = format!("{prefix}{REJECTS_FILE}");
+            self.source
+                .put_file(&c.drop.bucket, &key, report.path())
+                .await?;
+            stats.rejects_key = Some(key);
+        }
+        tracing::info!(campaign_id = %c.id, rows = stats.rows, valid = stats.valid, rejected = stats.rejected, "audience validated");
+        if let Some(o) = &self.upload.observer {
+            o.validated(&c.id, stats.rows, stats.valid);
+        }
+        let now = self.clock.now();
+        if stats.valid == 0 {
+            let reason = format!(
+                "no valid rows: all {} rows rejected (see {})",
+                stats.rows,
+                stats.rejects_key.as_deref().unwrap_or("the record")
+            );
+            c.fail("audience", reason, now);
+        } else {
+            c.transition(State::Uploading, now)
+                .map_err(|e| ServiceError::Config(e.to_string()))?;
+        }
+        *c = self.store.save(c).await?;
+        Ok(())
+    }
+
+    /// Marks the campaign failed, re-reading it on a conflict so the reason is never lost.
+    pub(crate) async fn fail_campaign(
+        &self,
+        id: &CampaignId,
+        step: &str,
+        reason: &str,
+    ) -> Result<(), ServiceError> {
+        for _ in 0..5 {
+            let Some(mut c) = self.store.get(id).await? else {
+                return Ok(());
+            };
+            if c.state.is_terminal() {
+                return Ok(());
+            }
+            c.fail(step, reason, self.clock.now());
+            match self.store.save(&c).await {
+                Ok(_) => {
+                    tracing::warn!(campaign_id = %id, step, reason, "campaign failed");
+                    return Ok(());
+                }
+                Err(StoreError::Conflict { .. }) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(ServiceError::Config(format!(
+            "could not mark campaign {id} failed: the record kept changing"
+        )))
+    }
+}
+
+fn drop_prefix(manifest_key: &str) -> String {
+    manifest_key
+        .strip_suffix(manifest::MANIFEST_FILE)
+        .unwrap_or(manifest_key)
+        .to_owned()
+}
+
+fn run(
+    step: &str,
+    started: jiff::Timestamp,
+    finished: jiff::Timestamp,
+    outcome: &str,
+    c: &Campaign,
+    detail: Option<String>,
+) -> RunRecord {
+    RunRecord {
+        step: step.into(),
+        started_at: started,
+        finished_at: finished,
+        outcome: outcome.into(),
+        rows_uploaded: c.audience.uploaded,
+        batches: c.audience.batches,
+        detail,
+    }
+}
+
+fn new_campaign(
+    drop: &ObjectRef,
+    path: &DropPath,
+    m: &Manifest,
+    account: Option<crate::ids::AccountId>,
+    now: jiff::Timestamp,
+) -> Campaign {
+    Campaign {
+        id: path.campaign_id.clone(),
+        run_date: path.run_date.clone(),
+        esp: Some(m.esp),
+        account,
+        template_id: m.template_id.clone(),
+        send_at: Some(m.send_at),
+        timezone: m.timezone.clone(),
+        drop: drop.clone(),
+        manifest: serde_json::to_value(m).unwrap_or(serde_json::Value::Null),
+        state: State::Received,
+        version: 0,
+        failure: None,
+        audience: Default::default(),
+        esp_ids: Default::default(),
+        schedule_name: None,
+        created_at: now,
+        updated_at: now,
+    }
+}
+
+/// The record of a drop whose manifest was refused: what could be read of it is kept.
+fn rejected_campaign(
+    drop: &ObjectRef,
+    path: &DropPath,
+    bytes: &[u8],
+    now: jiff::Timestamp,
+) -> Campaign {
+    let raw: serde_json::Value = serde_json::from_slice(bytes).unwrap_or(serde_json::Value::Null);
+    let esp = raw
+        .get("esp")
+        .and_then(|v| v.as_str())
+        .and_then(|s| crate::ids::EspKind::parse(s).ok());
+    Campaign {
+        id: path.campaign_id.clone(),
+        run_date: path.run_date.clone(),
+        esp,
+        account: None,
+        template_id: raw
+            .get("template_id")
+            .and_then(|v| v.as_str())
+            .unwrap_or_default()
+            .to_owned(),
+        send_at: None,
+        timezone: None,
+        drop: drop.clone(),
+        manifest: raw,
+        state: State::Received,
+        version: 0,
+        failure: None,
+        audience: Default::default(),
+        esp_ids: Default::default(),
+        schedule_name: None,
+        created_at: now,
+        updated_at: now,
+    }
+}
