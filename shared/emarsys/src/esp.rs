@@ -514,10 +514,17 @@ impl Esp for EmarsysEsp {
             .with(keys::LAUNCH_TIMEZONE, zone.clone());
 
         let email = self.get_email(&email_id).await?;
-        if launch_state(&email).is_ok() {
+        match email.api_status {
             // An earlier attempt got as far as the launch.
-            tracing::info!(campaign_id = %req.campaign_id, %email_id, "emarsys send already scheduled");
-            return Ok(ids);
+            Some(1 | 2) => {
+                tracing::info!(campaign_id = %req.campaign_id, %email_id, "emarsys send already scheduled");
+                return Ok(ids);
+            }
+            // An earlier launch failed at Emarsys: report why instead of relaunching blindly.
+            Some(10 | -10) => {
+                launch_state(&email)?;
+            }
+            _ => {}
         }
         if email.contactlist.as_deref() != Some(list_id.as_str()) {
             self.attach_list(&email, &list_id).await?;

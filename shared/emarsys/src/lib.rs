@@ -7,6 +7,14 @@
 //! response summary polled daily. Every create step treats "name already exists" as "made by an
 //! earlier attempt" and looks the object up, so retries never duplicate anything.
 //!
+//! Choices where the reference is uncertain:
+//! * `X-RateLimit-Reset` below 10^9 is read as seconds from now, otherwise as a Unix time
+//!   (compared with the injected clock); a wait is capped at 61 s.
+//! * Preview `data` is used when it is a string; otherwise the e-mail's `html_source`.
+//! * The list is attached with `updatesource` when the copy's source is `api`, else `patch`;
+//!   6041/6037/6004 switch to the other call.
+//! * Pacing spaces requests evenly at 98% of `rate_limit_per_minute`, shared by clones.
+//!
 //! ```no_run
 //! # use std::sync::Arc;
 //! # use espbridge_emarsys::{EmarsysConfig, EmarsysCredentials, EmarsysEsp};

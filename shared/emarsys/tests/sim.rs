@@ -349,6 +349,36 @@ async fn a_timed_out_copy_is_found_by_name_on_retry() {
 }
 
 #[tokio::test]
+async fn a_launch_whose_answer_was_lost_is_verified_not_repeated() {
+    let r = rig_with(EmarsysSimConfig::default(), |c| c.request_timeout_secs = 1).await;
+    let c = campaign("cmp-launch-timeout");
+    let tpl = template_id(&r.esp, "optimove_cms_welcome").await;
+    let aud = audience(&r, &c, 20).await;
+    // The simulator launches, then holds the answer: the retry meets 409 / 6003.
+    r.sim.inject(Fault::on(
+        FaultKind::Timeout(Duration::from_secs(3)),
+        "/launch",
+        1,
+    ));
+    let opts = serde_json::Value::Null;
+    let sent = r
+        .esp
+        .schedule_send(&send_request(&c, &tpl, &aud, &opts))
+        .await
+        .unwrap();
+    assert!(sent.get(keys::EMAIL_ID).is_some());
+    assert_eq!(r.sim.launch_count(), 1);
+    let launches: Vec<(u16, Option<i64>)> = r
+        .sim
+        .requests()
+        .into_iter()
+        .filter(|q| q.path.ends_with("/launch"))
+        .map(|q| (q.status, q.reply_code))
+        .collect();
+    assert_eq!(launches, [(200, Some(0)), (409, Some(6003))]);
+}
+
+#[tokio::test]
 async fn throttling_waits_for_the_reset_and_retries() {
     let r = rig().await;
     r.sim.inject(Fault::on(FaultKind::RateLimit, "/field", 1));
