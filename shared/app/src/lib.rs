@@ -1,1 +1,9 @@
-//! (being written)
+//! Wiring shared by the Lambda functions and the CLI: the account configuration, the ESP
+//! registry built from it, logging, and the AWS bootstrap (clients, settings from the
+//! environment, credentials from Secrets Manager read once per cold start).
+
+pub mod aws;
+pub mod config;
+pub mod logging;
+
+pub use config::{AccountConfig, ConfigError, SecretSource, build_registry, parse_accounts};
