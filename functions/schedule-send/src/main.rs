@@ -1,1 +1,13 @@
-fn main() {}
+use lambda_runtime::{Error, LambdaEvent, service_fn};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    let services = espbridge_app::aws::services_from_env().await?;
+    let services = &services;
+    lambda_runtime::run(service_fn(
+        move |ev: LambdaEvent<aws_lambda_events::event::sqs::SqsEvent>| async move {
+            Ok::<_, Error>(schedule_send::handle(services, ev.payload).await)
+        },
+    ))
+    .await
+}

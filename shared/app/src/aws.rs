@@ -57,12 +57,13 @@ impl SecretSource for SecretsManager {
     }
 }
 
-/// Builds the services on AWS from `env` and an SDK configuration.
+/// Builds the services on AWS from `env`, an SDK configuration and a clock (the system clock in
+/// Lambda; tests pass a manual one shared with the ESP simulator).
 pub async fn services(
     env: &LambdaEnv,
     sdk: &aws_config::SdkConfig,
+    clock: Arc<dyn Clock>,
 ) -> Result<Services, ConfigError> {
-    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let accounts = parse_accounts(&env.accounts, "ESPBRIDGE_ACCOUNTS")?;
     let secrets = SecretsManager(SecretsReader::new(aws_sdk_secretsmanager::Client::new(sdk)));
     let esps = build_registry(&accounts, Some(&secrets), Arc::clone(&clock)).await?;
@@ -94,7 +95,7 @@ pub async fn services_from_env() -> Result<Services, ConfigError> {
     crate::logging::init_json();
     let env = LambdaEnv::from_env()?;
     let sdk = espbridge_aws::sdk_config().await;
-    services(&env, &sdk).await
+    services(&env, &sdk, Arc::new(SystemClock)).await
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@
 
 pub mod aws;
 pub mod config;
+pub mod lambda;
 pub mod logging;
 
 pub use config::{AccountConfig, ConfigError, SecretSource, build_registry, parse_accounts};

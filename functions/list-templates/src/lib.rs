@@ -1,0 +1,88 @@
+//! list-templates: the HTTP API behind API Gateway (HTTP API, payload format 2.0, IAM auth).
+//! Translates the request to the domain's `ApiRequest` and the answer back; every route lives
+//! in `espbridge_core::service::api`.
+
+use aws_lambda_events::encodings::Body;
+use aws_lambda_events::event::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
+use aws_lambda_events::http::{HeaderMap, HeaderValue, header::CONTENT_TYPE};
+use espbridge_core::service::Services;
+use espbridge_core::service::api::ApiRequest;
+use std::collections::BTreeMap;
+
+pub async fn handle(services: &Services, req: ApiGatewayV2httpRequest) -> ApiGatewayV2httpResponse {
+    let path = req
+        .raw_path
+        .clone()
+        .or_else(|| req.request_context.http.path.clone())
+        .unwrap_or_default();
+    // A named stage prefixes raw paths with `/<stage>`.
+    let path = match &req.request_context.stage {
+        Some(stage) if stage != "$default" => path
+            .strip_prefix(&format!("/{stage}"))
+            .map(str::to_owned)
+            .unwrap_or(path),
+        _ => path,
+    };
+    let query: BTreeMap<String, String> = req
+        .raw_query_string
+        .as_deref()
+        .map(|q| url_decode_pairs(q))
+        .unwrap_or_default();
+    let body = req.body.as_ref().map(|b| b.as_bytes().to_vec());
+    let api_req = ApiRequest {
+        method: req.request_context.http.method.to_string(),
+        path,
+        query,
+        body,
+    };
+    let out = services.api(&api_req).await;
+    let mut resp = ApiGatewayV2httpResponse::default();
+    resp.status_code = i64::from(out.status);
+    let mut headers = HeaderMap::new();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static(out.content_type));
+    resp.headers = headers;
+    resp.body = Some(Body::Text(out.body));
+    resp
+}
+
+fn url_decode_pairs(q: &str) -> BTreeMap<String, String> {
+    q.split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            (decode(k), decode(v))
+        })
+        .collect()
+}
+
+fn decode(s: &str) -> String {
+    let s = s.replace('+', " ");
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%'
+            && i + 2 < bytes.len()
+            && let Ok(b) = u8::from_str_radix(&s[i + 1..i + 3], 16)
+        {
+            out.push(b);
+            i += 3;
+            continue;
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn query_strings_are_decoded() {
+        let q = super::url_decode_pairs("esp=emarsys&prefix=spring%20sale&x=a+b&flag");
+        assert_eq!(q["esp"], "emarsys");
+        assert_eq!(q["prefix"], "spring sale");
+        assert_eq!(q["x"], "a b");
+        assert_eq!(q["flag"], "");
+    }
+}
