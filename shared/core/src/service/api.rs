@@ -60,7 +60,11 @@ impl Services {
             ["templates", esp, id, "preview"] if get => self.preview(esp, id, req).await,
             ["campaigns", id] if get => self.campaign_view(id).await,
             ["templates"] | ["templates", _, _, "preview"] | ["campaigns", _] => {
-                ApiResponse::error(405, "method_not_allowed", format!("{} is not allowed on {}", req.method, req.path))
+                ApiResponse::error(
+                    405,
+                    "method_not_allowed",
+                    format!("{} is not allowed on {}", req.method, req.path),
+                )
             }
             _ => ApiResponse::error(404, "not_found", format!("no route {}", req.path)),
         }
@@ -68,11 +72,17 @@ impl Services {
 
     fn accounts_for(&self, req: &ApiRequest) -> Result<Vec<Arc<dyn Esp>>, ApiResponse> {
         let esp = match req.query.get("esp") {
-            Some(s) => Some(EspKind::parse(s).map_err(|e| ApiResponse::error(400, "bad_request", format!("esp: {e}")))?),
+            Some(s) => Some(
+                EspKind::parse(s)
+                    .map_err(|e| ApiResponse::error(400, "bad_request", format!("esp: {e}")))?,
+            ),
             None => None,
         };
         let account = match req.query.get("account") {
-            Some(s) => Some(AccountId::parse(s).map_err(|e| ApiResponse::error(400, "bad_request", format!("account: {e}")))?),
+            Some(s) => Some(
+                AccountId::parse(s)
+                    .map_err(|e| ApiResponse::error(400, "bad_request", format!("account: {e}")))?,
+            ),
             None => None,
         };
         Ok(self
@@ -91,7 +101,11 @@ impl Services {
             Err(r) => return r,
         };
         if accounts.is_empty() {
-            return ApiResponse::error(404, "not_found", "no configured account matches esp/account");
+            return ApiResponse::error(
+                404,
+                "not_found",
+                "no configured account matches esp/account",
+            );
         }
         let prefix = req.query.get("prefix").map(String::as_str).unwrap_or("");
         let results = futures_join(accounts.iter().map(|a| {
@@ -103,9 +117,11 @@ impl Services {
         let mut errors = Vec::new();
         for (esp, account, r) in results {
             match r {
-                Ok(t) => templates.extend(t.into_iter().filter(|t| {
-                    t.display_name.starts_with(prefix) || t.name.starts_with(prefix)
-                })),
+                Ok(t) => {
+                    templates.extend(t.into_iter().filter(|t| {
+                        t.display_name.starts_with(prefix) || t.name.starts_with(prefix)
+                    }))
+                }
                 Err(e) => {
                     tracing::warn!(%esp, %account, error = %e, "listing templates failed");
                     errors.push(json!({"esp": esp, "account": account, "error": e.to_string()}));
@@ -113,9 +129,14 @@ impl Services {
             }
         }
         if templates.is_empty() && !errors.is_empty() && errors.len() == accounts.len() {
-            return ApiResponse::json(502, &json!({"error": {"code": "esp_error", "message": "every account failed"}, "errors": errors}));
+            return ApiResponse::json(
+                502,
+                &json!({"error": {"code": "esp_error", "message": "every account failed"}, "errors": errors}),
+            );
         }
-        templates.sort_by(|a, b| (a.esp, &a.account, &a.display_name).cmp(&(b.esp, &b.account, &b.display_name)));
+        templates.sort_by(|a, b| {
+            (a.esp, &a.account, &a.display_name).cmp(&(b.esp, &b.account, &b.display_name))
+        });
         ApiResponse::json(200, &json!({"templates": templates, "errors": errors}))
     }
 
@@ -124,7 +145,12 @@ impl Services {
             Ok(e) => e,
             Err(e) => return ApiResponse::error(404, "not_found", e.to_string()),
         };
-        let account = match req.query.get("account").map(|s| AccountId::parse(s)).transpose() {
+        let account = match req
+            .query
+            .get("account")
+            .map(|s| AccountId::parse(s))
+            .transpose()
+        {
             Ok(a) => a,
             Err(e) => return ApiResponse::error(400, "bad_request", format!("account: {e}")),
         };

@@ -1,5 +1,6 @@
 //! What the services share: the ports, the ESP accounts, settings, and the error type.
 
+use crate::audience::read::AudienceError;
 use crate::campaign::{Campaign, RunRecord};
 use crate::clock::Clock;
 use crate::ids::{AccountId, CampaignId, EspKind};
@@ -7,7 +8,6 @@ use crate::ports::{
     AudienceSource, CampaignStore, Esp, EspError, QueueError, Scheduler, SchedulerError,
     SourceError, StoreError, WorkQueue,
 };
-use crate::audience::read::AudienceError;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -44,7 +44,10 @@ impl EspRegistry {
                 .ok_or_else(|| format!("no {esp} account named {a:?} is configured"));
         }
         if let Some(name) = template_name {
-            let claimed: Vec<_> = self.of(esp).filter(|a| a.claims_template_name(name)).collect();
+            let claimed: Vec<_> = self
+                .of(esp)
+                .filter(|a| a.claims_template_name(name))
+                .collect();
             if let [one] = claimed.as_slice() {
                 return Ok(Arc::clone(one));
             }

@@ -16,12 +16,19 @@ const SLACK: SignedDuration = SignedDuration::from_hours(2);
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PollOutcome {
     /// Day `day` stored (or already stored).
-    Stored { day: u32, new: bool },
+    Stored {
+        day: u32,
+        new: bool,
+    },
     /// The ESP has no figures yet.
-    NoDataYet { day: u32 },
+    NoDataYet {
+        day: u32,
+    },
     /// Before the first day.
     TooEarly,
-    Completed { day: u32 },
+    Completed {
+        day: u32,
+    },
     Skipped(State),
 }
 

@@ -5,9 +5,9 @@
 use super::context::{ServiceError, Services};
 use crate::campaign::{RunRecord, State};
 use crate::ids::CampaignId;
+use crate::ports::StoreError;
 use crate::ports::esp::SendRequest;
 use crate::ports::scheduler::PollSchedule;
-use crate::ports::StoreError;
 
 /// Days of metric polling after the send.
 pub const POLL_DAYS: i64 = 7;
@@ -71,18 +71,25 @@ impl Services {
                 tracing::info!(campaign_id = %c.id, "send scheduled at the ESP; metric polling scheduled");
                 (ScheduleOutcome::Scheduled(c.id.clone()), "done", None)
             }
-            Err(ServiceError::Store(StoreError::Conflict { .. })) => {
-                (ScheduleOutcome::Skipped(c.id.clone(), c.state), "skipped", None)
-            }
+            Err(ServiceError::Store(StoreError::Conflict { .. })) => (
+                ScheduleOutcome::Skipped(c.id.clone(), c.state),
+                "skipped",
+                None,
+            ),
             Err(e) if e.is_retryable() && !final_attempt => {
                 tracing::warn!(campaign_id = %c.id, error = %e, "schedule-send interrupted; will retry");
-                self.record(&c.id, started, "retry", Some(e.to_string())).await;
+                self.record(&c.id, started, "retry", Some(e.to_string()))
+                    .await;
                 return Err(e);
             }
             Err(e) => {
                 let reason = e.to_string();
                 self.fail_campaign(&c.id, "schedule", &reason).await?;
-                (ScheduleOutcome::Failed(c.id.clone()), "failed", Some(reason))
+                (
+                    ScheduleOutcome::Failed(c.id.clone()),
+                    "failed",
+                    Some(reason),
+                )
             }
         };
         self.record(&c.id, started, label, detail).await;

@@ -151,12 +151,27 @@ impl Services {
             }
             Err(e) if e.is_retryable() && !final_attempt => {
                 tracing::warn!(campaign_id = %c.id, error = %e, uploaded = c.audience.uploaded, "upload interrupted; will resume");
-                self.record_run(&c.id, run("upload", started, self.clock.now(), "retry", &c, Some(e.to_string()))).await;
+                self.record_run(
+                    &c.id,
+                    run(
+                        "upload",
+                        started,
+                        self.clock.now(),
+                        "retry",
+                        &c,
+                        Some(e.to_string()),
+                    ),
+                )
+                .await;
                 return Err(e);
             }
             Err(e) => {
                 let reason = e.to_string();
-                let step = if c.state == State::Received { "audience" } else { "upload" };
+                let step = if c.state == State::Received {
+                    "audience"
+                } else {
+                    "upload"
+                };
                 self.fail_campaign(&c.id, step, &reason).await?;
                 (UploadOutcome::Failed(c.id.clone()), Some(reason))
             }
@@ -167,7 +182,11 @@ impl Services {
             UploadOutcome::Failed(_) => "failed",
             _ => "skipped",
         };
-        self.record_run(&c.id, run("upload", started, self.clock.now(), label, &c, detail)).await;
+        self.record_run(
+            &c.id,
+            run("upload", started, self.clock.now(), label, &c, detail),
+        )
+        .await;
         Ok(outcome)
     }
 
@@ -229,7 +248,9 @@ impl Services {
                         contacts.push(Contact {
                             customer_id: r.customer_id.to_owned(),
                             email: r.email.map(str::to_owned),
-                            fields: (0..r.field_count()).map(|i| r.field(i).to_owned()).collect(),
+                            fields: (0..r.field_count())
+                                .map(|i| r.field(i).to_owned())
+                                .collect(),
                         });
                         if contacts.len() >= max {
                             return Flow::Pause;
@@ -318,8 +339,8 @@ impl Services {
             lines,
             etags,
         );
-        let report = tempfile::NamedTempFile::new()
-            .map_err(|e| ServiceError::Report(e.to_string()))?;
+        let report =
+            tempfile::NamedTempFile::new().map_err(|e| ServiceError::Report(e.to_string()))?;
         let mut out = std::io::BufWriter::new(report.as_file());
         let mut io_error: Option<std::io::Error> = None;
         let _ = writeln!(out, "file,line,reason");
@@ -360,7 +381,8 @@ impl Services {
         if let Some(e) = io_error {
             return Err(ServiceError::Report(e.to_string()));
         }
-        out.flush().map_err(|e| ServiceError::Report(e.to_string()))?;
+        out.flush()
+            .map_err(|e| ServiceError::Report(e.to_string()))?;
         drop(out);
         if stats.rejected > 0 {
             let key = format!("{prefix}{REJECTS_FILE}");
