@@ -1,0 +1,122 @@
+//! Full upload benchmark: a drop of `--rows` customer ids goes through the real upload service
+//! (validation pass, batches, checkpoints) to the Emarsys simulator over loopback HTTP.
+//!
+//! `cargo run --release -p espbridge-bench --bin upload -- --rows 1000000`
+//!
+//! Reports wall time, ESP calls against ⌈rows / 10,000⌉, the request rate against the account's
+//! allowed 1,000 requests a minute, 429s received, and peak RSS.
+
+use anyhow::{Context, bail};
+use clap::Parser;
+use espbridge_bench::{mib, peak_rss_bytes, write_audience};
+use espbridge_core::ports::{Esp, ObjectRef};
+use espbridge_core::service::upload::UploadOutcome;
+use espbridge_core::service::{Deadline, EspRegistry, Services, UploadSettings};
+use espbridge_core::{AccountId, Clock, SystemClock};
+use espbridge_emarsys::{EmarsysConfig, EmarsysCredentials, EmarsysEsp};
+use espbridge_local::{FolderSource, LocalQueue, LocalScheduler, SqliteStore};
+use espbridge_sim::emarsys::{EmarsysSim, EmarsysSimConfig};
+use std::sync::Arc;
+use std::time::Instant;
+
+#[derive(Parser)]
+struct Args {
+    #[arg(long, default_value_t = 1_000_000)]
+    rows: u64,
+    /// The account's allowed requests per minute (simulator and client alike).
+    #[arg(long, default_value_t = 1000)]
+    rate: u32,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let sim = EmarsysSim::start(
+        EmarsysSimConfig {
+            rate_limit_per_minute: args.rate,
+            ..Default::default()
+        },
+        Arc::clone(&clock),
+    )
+    .await?;
+    let account = AccountId::parse("default")?;
+    let mut config = EmarsysConfig::new(account);
+    config.base_url = sim.base_url();
+    config.rate_limit_per_minute = args.rate;
+    let esp = EmarsysEsp::new(
+        config,
+        EmarsysCredentials {
+            user: "espbridge".into(),
+            secret: "sim-secret".into(),
+        },
+        Arc::clone(&clock),
+    )?;
+    let template = esp
+        .list_templates()
+        .await?
+        .into_iter()
+        .next()
+        .context("no template")?;
+
+    let dir = tempfile::tempdir()?;
+    let prefix = "campaigns/2026-11-24/bench-upload/";
+    std::fs::create_dir_all(dir.path().join(prefix))?;
+    let bytes = write_audience(&dir.path().join(prefix).join("audience.csv"), args.rows)?;
+    let manifest = serde_json::json!({
+        "schema_version": "1", "campaign_id": "bench-upload", "esp": "emarsys",
+        "template_id": template.id, "send_at": "2030-01-01T09:00:00+01:00",
+        "audience": {"files": ["audience.csv"], "columns": {"customer_id": "customer_id"}}
+    });
+    let key = format!("{prefix}manifest.json");
+    std::fs::write(dir.path().join(&key), manifest.to_string())?;
+
+    let (queue, _rx) = LocalQueue::new();
+    let services = Services {
+        store: Arc::new(SqliteStore::in_memory()?),
+        source: Arc::new(FolderSource::new(dir.path())),
+        queue: Arc::new(queue),
+        scheduler: Arc::new(LocalScheduler::new()),
+        esps: EspRegistry::new(vec![Arc::new(esp)]),
+        clock,
+        upload: UploadSettings::default(),
+    };
+    let before = sim.requests().len();
+    let t = Instant::now();
+    let drop = ObjectRef {
+        bucket: "local".into(),
+        key,
+        etag: String::new(),
+    };
+    let out = services.handle_drop(&drop, Deadline::none()).await?;
+    let secs = t.elapsed().as_secs_f64();
+    if !matches!(out, UploadOutcome::AudienceReady(_)) {
+        bail!("upload ended as {out:?}");
+    }
+    let reqs = sim.requests();
+    let calls = &reqs[before..];
+    let list_calls = calls
+        .iter()
+        .filter(|r| r.path.contains("contactlist"))
+        .count();
+    let throttled = calls.iter().filter(|r| r.status == 429).count();
+    let per_min = calls.len() as f64 / secs * 60.0;
+    let expected = args.rows.div_ceil(10_000);
+    println!(
+        "rows {} ({:.1} MiB) uploaded in {secs:.1} s ({:.0} rows/s)",
+        args.rows,
+        mib(bytes),
+        args.rows as f64 / secs
+    );
+    println!(
+        "ESP calls: {} in all, {list_calls} contact-list calls (⌈rows/10000⌉ = {expected}, + 1 create)",
+        calls.len()
+    );
+    println!(
+        "rate: {per_min:.0} requests/min against an allowance of {} ({:.0}%), {throttled} rejected with 429",
+        args.rate,
+        per_min / f64::from(args.rate) * 100.0
+    );
+    println!("peak RSS {:.1} MiB", mib(peak_rss_bytes().unwrap_or(0)));
+    Ok(())
+}
