@@ -8,3 +8,6 @@ pub mod schedule;
 pub mod upload;
 
 pub use context::{Deadline, EspRegistry, ServiceError, Services, UploadObserver, UploadSettings};
+
+#[cfg(test)]
+mod tests;

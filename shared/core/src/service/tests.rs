@@ -1,0 +1,503 @@
+//! The services end to end on in-memory ports: a recording ESP double, the testkit's memory
+//! source, and in-memory store, queue and scheduler. (The same flow runs on DynamoDB, S3, SQS,
+//! EventBridge Scheduler and the Emarsys simulator in the workspace's `tests` crate.)
+
+use super::poll::PollOutcome;
+use super::schedule::ScheduleOutcome;
+use super::upload::UploadOutcome;
+use super::{Deadline, EspRegistry, Services, UploadSettings};
+use crate::campaign::{Campaign, MetricSnapshot, RunRecord, State};
+use crate::clock::ManualClock;
+use crate::ids::{AccountId, CampaignId, EspKind};
+use crate::ports::scheduler::PollSchedule;
+use crate::ports::*;
+use crate::testkit::MemSource;
+use async_trait::async_trait;
+use jiff::{SignedDuration, Timestamp};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::{Arc, Mutex};
+
+#[derive(Default)]
+struct MemStore {
+    campaigns: Mutex<BTreeMap<String, Campaign>>,
+    drops: Mutex<BTreeMap<String, String>>,
+    runs: Mutex<Vec<(String, RunRecord)>>,
+    snaps: Mutex<BTreeMap<(String, u32), MetricSnapshot>>,
+}
+
+#[async_trait]
+impl CampaignStore for MemStore {
+    async fn create_from_drop(
+        &self,
+        drop: &ObjectRef,
+        c: &Campaign,
+    ) -> Result<Created, StoreError> {
+        let key = format!("{}/{}#{}", drop.bucket, drop.key, drop.etag);
+        let mut drops = self.drops.lock().unwrap();
+        let mut cs = self.campaigns.lock().unwrap();
+        if let Some(id) = drops.get(&key) {
+            return Ok(Created::Existing(cs[id].clone()));
+        }
+        if let Some(existing) = cs.get(c.id.as_str()) {
+            return Err(StoreError::CampaignExists {
+                campaign_id: c.id.clone(),
+                existing_key: existing.drop.key.clone(),
+            });
+        }
+        let mut stored = c.clone();
+        stored.version = 1;
+        drops.insert(key, c.id.to_string());
+        cs.insert(c.id.to_string(), stored.clone());
+        Ok(Created::New(stored))
+    }
+    async fn get(&self, id: &CampaignId) -> Result<Option<Campaign>, StoreError> {
+        Ok(self.campaigns.lock().unwrap().get(id.as_str()).cloned())
+    }
+    async fn save(&self, next: &Campaign) -> Result<Campaign, StoreError> {
+        let mut cs = self.campaigns.lock().unwrap();
+        let cur = cs
+            .get(next.id.as_str())
+            .ok_or_else(|| StoreError::NotFound(next.id.clone()))?;
+        if cur.version != next.version {
+            return Err(StoreError::Conflict {
+                campaign_id: next.id.clone(),
+                expected: next.version,
+            });
+        }
+        let mut stored = next.clone();
+        stored.version += 1;
+        cs.insert(next.id.to_string(), stored.clone());
+        Ok(stored)
+    }
+    async fn add_run(&self, id: &CampaignId, run: &RunRecord) -> Result<(), StoreError> {
+        self.runs
+            .lock()
+            .unwrap()
+            .push((id.to_string(), run.clone()));
+        Ok(())
+    }
+    async fn runs(&self, id: &CampaignId) -> Result<Vec<RunRecord>, StoreError> {
+        Ok(self
+            .runs
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(i, _)| i == id.as_str())
+            .map(|(_, r)| r.clone())
+            .collect())
+    }
+    async fn put_snapshot(&self, id: &CampaignId, s: &MetricSnapshot) -> Result<bool, StoreError> {
+        let mut snaps = self.snaps.lock().unwrap();
+        let k = (id.to_string(), s.day);
+        if snaps.contains_key(&k) {
+            return Ok(false);
+        }
+        snaps.insert(k, s.clone());
+        Ok(true)
+    }
+    async fn snapshots(&self, id: &CampaignId) -> Result<Vec<MetricSnapshot>, StoreError> {
+        Ok(self
+            .snaps
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|((i, _), _)| i == id.as_str())
+            .map(|(_, s)| s.clone())
+            .collect())
+    }
+    async fn list_by_state(&self, state: State, limit: usize) -> Result<Vec<Campaign>, StoreError> {
+        Ok(self
+            .campaigns
+            .lock()
+            .unwrap()
+            .values()
+            .filter(|c| c.state == state)
+            .take(limit)
+            .cloned()
+            .collect())
+    }
+}
+
+#[derive(Default)]
+struct MemQueue(Mutex<VecDeque<WorkItem>>);
+#[async_trait]
+impl WorkQueue for MemQueue {
+    async fn enqueue(&self, item: &WorkItem) -> Result<(), QueueError> {
+        self.0.lock().unwrap().push_back(item.clone());
+        Ok(())
+    }
+}
+
+#[derive(Default)]
+struct MemScheduler(Mutex<BTreeMap<String, PollSchedule>>);
+#[async_trait]
+impl Scheduler for MemScheduler {
+    async fn create(&self, s: &PollSchedule) -> Result<(), SchedulerError> {
+        self.0
+            .lock()
+            .unwrap()
+            .entry(s.name.clone())
+            .or_insert_with(|| s.clone());
+        Ok(())
+    }
+    async fn delete(&self, name: &str) -> Result<(), SchedulerError> {
+        self.0.lock().unwrap().remove(name);
+        Ok(())
+    }
+}
+
+/// An ESP double that keeps a set per list, counts clones and launches, and can be told to
+/// fail the next calls.
+#[derive(Default)]
+struct FakeEsp {
+    lists: Mutex<BTreeMap<String, BTreeSet<String>>>,
+    ids_sent: Mutex<u64>,
+    launches: Mutex<BTreeSet<String>>,
+    fail_next_uploads: Mutex<u32>,
+    refuse_send: Mutex<bool>,
+    account: Option<AccountId>,
+}
+
+#[async_trait]
+impl Esp for FakeEsp {
+    fn kind(&self) -> EspKind {
+        EspKind::Emarsys
+    }
+    fn account(&self) -> &AccountId {
+        self.account.as_ref().expect("account set")
+    }
+    fn max_batch(&self) -> usize {
+        100
+    }
+    async fn list_templates(&self) -> Result<Vec<Template>, EspError> {
+        Ok(vec![])
+    }
+    async fn preview(&self, _t: &str) -> Result<Preview, EspError> {
+        Err(EspError::NotFound {
+            esp: EspKind::Emarsys,
+            what: "template".into(),
+        })
+    }
+    async fn create_audience(&self, c: &CampaignId, v: Option<&str>) -> Result<EspIds, EspError> {
+        let name = esp::object_name(c, v);
+        self.lists.lock().unwrap().entry(name.clone()).or_default();
+        Ok(EspIds::default().with("list", name))
+    }
+    async fn upload_batch(&self, a: &EspIds, b: &AudienceBatch) -> Result<BatchOutcome, EspError> {
+        {
+            let mut f = self.fail_next_uploads.lock().unwrap();
+            if *f > 0 {
+                *f -= 1;
+                return Err(EspError::Transient {
+                    esp: EspKind::Emarsys,
+                    detail: "HTTP 503".into(),
+                });
+            }
+        }
+        *self.ids_sent.lock().unwrap() += b.contacts.len() as u64;
+        let mut lists = self.lists.lock().unwrap();
+        let list = lists
+            .get_mut(a.get("list").unwrap_or_default())
+            .expect("list exists");
+        for c in &b.contacts {
+            list.insert(c.customer_id.clone());
+        }
+        Ok(BatchOutcome {
+            accepted: b.contacts.len() as u64,
+            ..Default::default()
+        })
+    }
+    async fn schedule_send(&self, r: &SendRequest<'_>) -> Result<EspIds, EspError> {
+        if *self.refuse_send.lock().unwrap() {
+            return Err(EspError::Api {
+                esp: EspKind::Emarsys,
+                status: 400,
+                code: "6032".into(),
+                text: "no contact list".into(),
+                retryable: false,
+            });
+        }
+        self.launches
+            .lock()
+            .unwrap()
+            .insert(esp::object_name(r.campaign_id, r.variant));
+        Ok(EspIds::default().with("email", "e1"))
+    }
+    async fn fetch_metrics(&self, _s: &EspIds) -> Result<Option<MetricCounts>, EspError> {
+        Ok(Some(MetricCounts {
+            sent: 10,
+            delivered: 9,
+            opens: 3,
+            clicks: 1,
+            unsubscribes: 0,
+            bounces: 1,
+            complaints: 0,
+        }))
+    }
+}
+
+struct World {
+    services: Services,
+    src: MemSource,
+    esp: Arc<FakeEsp>,
+    queue: Arc<MemQueue>,
+    scheduler: Arc<MemScheduler>,
+    clock: ManualClock,
+}
+
+fn world() -> World {
+    let clock = ManualClock::new("2026-11-24T02:00:00Z".parse().unwrap());
+    let src = MemSource::default();
+    let esp = Arc::new(FakeEsp {
+        account: Some(AccountId::parse("default").unwrap()),
+        ..Default::default()
+    });
+    let queue = Arc::new(MemQueue::default());
+    let scheduler = Arc::new(MemScheduler::default());
+    let services = Services {
+        store: Arc::new(MemStore::default()),
+        source: Arc::new(src.clone()),
+        queue: queue.clone(),
+        scheduler: scheduler.clone(),
+        esps: EspRegistry::new(vec![esp.clone()]),
+        clock: Arc::new(clock.clone()),
+        upload: UploadSettings::default(),
+    };
+    World {
+        services,
+        src,
+        esp,
+        queue,
+        scheduler,
+        clock,
+    }
+}
+
+const PREFIX: &str = "campaigns/2026-11-24/c1/";
+
+fn drop_files(w: &World, rows: usize, manifest_extra: serde_json::Value) -> ObjectRef {
+    let mut body = String::from("customer_id,first_name\n");
+    for i in 0..rows {
+        body.push_str(&format!("C{i},N{i}\n"));
+    }
+    body.push_str(",empty\nC0,dup\n");
+    w.src.put(&format!("{PREFIX}a.csv"), body);
+    let mut m = serde_json::json!({
+        "schema_version": "1", "campaign_id": "c1", "esp": "emarsys", "template_id": "t1",
+        "send_at": "2026-11-25T09:00:00+01:00",
+        "audience": {"files": ["a.csv"], "columns": {"customer_id": "customer_id", "fields": ["first_name"]}}
+    });
+    if let (Some(m), Some(extra)) = (m.as_object_mut(), manifest_extra.as_object()) {
+        for (k, v) in extra {
+            m.insert(k.clone(), v.clone());
+        }
+    }
+    w.src.put(&format!("{PREFIX}manifest.json"), m.to_string());
+    ObjectRef {
+        bucket: "b".into(),
+        key: format!("{PREFIX}manifest.json"),
+        etag: "e1".into(),
+    }
+}
+
+fn id() -> CampaignId {
+    CampaignId::parse("c1").unwrap()
+}
+
+#[tokio::test]
+async fn drop_to_completed_with_continuations() {
+    let mut w = world();
+    w.services.upload.max_batches_per_run = Some(2);
+    let drop = drop_files(&w, 450, serde_json::json!({}));
+    let out = w
+        .services
+        .handle_drop(&drop, Deadline::none())
+        .await
+        .unwrap();
+    assert_eq!(out, UploadOutcome::Continued(id()));
+    // Feed continuations back until the audience is ready.
+    let mut rounds = 1;
+    loop {
+        let item = w
+            .queue
+            .0
+            .lock()
+            .unwrap()
+            .pop_front()
+            .expect("a queued item");
+        match item {
+            WorkItem::ContinueUpload { campaign_id } => {
+                rounds += 1;
+                w.services
+                    .continue_upload(&campaign_id, Deadline::none(), false)
+                    .await
+                    .unwrap();
+            }
+            WorkItem::ScheduleSend { campaign_id } => {
+                assert_eq!(
+                    w.services.schedule_send(&campaign_id, false).await.unwrap(),
+                    ScheduleOutcome::Scheduled(id())
+                );
+                break;
+            }
+        }
+    }
+    assert_eq!(
+        rounds, 3,
+        "450 rows in batches of 100, two per run: three runs"
+    );
+    let c = w.services.store.get(&id()).await.unwrap().unwrap();
+    assert_eq!(c.state, State::Scheduled);
+    assert_eq!(
+        (
+            c.audience.rows,
+            c.audience.valid,
+            c.audience.rejected,
+            c.audience.uploaded
+        ),
+        (452, 450, 2, 450)
+    );
+    assert_eq!(c.audience.rejected_by_reason["duplicate_customer_id"], 1);
+    let rejects = String::from_utf8(w.src.get(&format!("{PREFIX}rejects.csv")).unwrap()).unwrap();
+    assert_eq!(rejects.lines().count(), 3, "{rejects}");
+    assert!(rejects.contains("a.csv,453,"), "{rejects}");
+    assert_eq!(w.esp.lists.lock().unwrap()["espbridge_c1"].len(), 450);
+    assert_eq!(*w.esp.ids_sent.lock().unwrap(), 450, "no batch sent twice");
+    assert_eq!(w.scheduler.0.lock().unwrap().len(), 1);
+
+    // Polls: too early, then days 1..7, then the schedule is gone.
+    assert_eq!(
+        w.services.poll_metrics(&id()).await.unwrap(),
+        PollOutcome::TooEarly
+    );
+    let send_at: Timestamp = "2026-11-25T08:00:00Z".parse().unwrap();
+    for day in 1..=7 {
+        w.clock
+            .set(send_at + SignedDuration::from_hours(24 * day) + SignedDuration::from_mins(1));
+        let out = w.services.poll_metrics(&id()).await.unwrap();
+        if day < 7 {
+            assert_eq!(
+                out,
+                PollOutcome::Stored {
+                    day: day as u32,
+                    new: true
+                }
+            );
+        } else {
+            assert_eq!(out, PollOutcome::Completed { day: 7 });
+        }
+    }
+    let c = w.services.store.get(&id()).await.unwrap().unwrap();
+    assert_eq!(c.state, State::Completed);
+    assert_eq!(w.services.store.snapshots(&id()).await.unwrap().len(), 7);
+    assert!(
+        w.scheduler.0.lock().unwrap().is_empty(),
+        "schedule deleted after day 7"
+    );
+    let doc = w.services.campaign_document(&id()).await.unwrap().unwrap();
+    assert_eq!(doc["daily_metrics"].as_array().unwrap().len(), 7);
+}
+
+#[tokio::test]
+async fn a_redelivered_drop_and_a_failed_batch_resume_without_duplicates() {
+    let w = world();
+    let drop = drop_files(&w, 350, serde_json::json!({}));
+    // Two batches in the first run, then the third batch fails transiently: the call errors
+    // (SQS will redeliver) and the checkpoint stands.
+    let mut svc = w.services.clone();
+    svc.upload.max_batches_per_run = Some(2);
+    assert_eq!(
+        svc.handle_drop(&drop, Deadline::none()).await.unwrap(),
+        UploadOutcome::Continued(id())
+    );
+    *w.esp.fail_next_uploads.lock().unwrap() = 1;
+    let err = w
+        .services
+        .handle_drop(&drop, Deadline::none())
+        .await
+        .unwrap_err();
+    assert!(err.is_retryable(), "{err}");
+    let c = w.services.store.get(&id()).await.unwrap().unwrap();
+    assert_eq!((c.state, c.audience.uploaded), (State::Uploading, 200));
+    // Redelivery of the same S3 event finishes the job.
+    let out = w
+        .services
+        .handle_drop(&drop, Deadline::none())
+        .await
+        .unwrap();
+    assert_eq!(out, UploadOutcome::AudienceReady(id()));
+    assert_eq!(*w.esp.ids_sent.lock().unwrap(), 350);
+    assert_eq!(w.esp.lists.lock().unwrap()["espbridge_c1"].len(), 350);
+    // And once more: nothing is uploaded again; schedule-send is (re)queued, and runs once.
+    let again = w
+        .services
+        .handle_drop(&drop, Deadline::none())
+        .await
+        .unwrap();
+    assert_eq!(again, UploadOutcome::AudienceReady(id()));
+    assert_eq!(*w.esp.ids_sent.lock().unwrap(), 350);
+    assert_eq!(
+        w.services.schedule_send(&id(), false).await.unwrap(),
+        ScheduleOutcome::Scheduled(id())
+    );
+    let second = w.services.schedule_send(&id(), false).await.unwrap();
+    assert_eq!(second, ScheduleOutcome::Skipped(id(), State::Scheduled));
+    assert_eq!(w.esp.launches.lock().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn bad_manifests_and_refusals_fail_the_campaign_with_their_reason() {
+    let w = world();
+    let drop = drop_files(
+        &w,
+        5,
+        serde_json::json!({"send_at": "tomorrow", "account": "nope"}),
+    );
+    let out = w
+        .services
+        .handle_drop(&drop, Deadline::none())
+        .await
+        .unwrap();
+    assert_eq!(out, UploadOutcome::Failed(id()));
+    let c = w.services.store.get(&id()).await.unwrap().unwrap();
+    let f = c.failure.unwrap();
+    assert_eq!(f.step, "manifest");
+    assert!(f.reason.contains("/send_at"), "{}", f.reason);
+    assert!(
+        w.src.get(&format!("{PREFIX}a.csv")).is_some(),
+        "the drop is kept"
+    );
+    assert!(
+        w.esp.lists.lock().unwrap().is_empty(),
+        "nothing reached the ESP"
+    );
+
+    let w = world();
+    let drop = drop_files(&w, 5, serde_json::json!({"account": "nope"}));
+    w.services
+        .handle_drop(&drop, Deadline::none())
+        .await
+        .unwrap();
+    let c = w.services.store.get(&id()).await.unwrap().unwrap();
+    assert!(
+        c.failure
+            .unwrap()
+            .reason
+            .contains("no emarsys account named")
+    );
+
+    let w = world();
+    let drop = drop_files(&w, 5, serde_json::json!({}));
+    w.services
+        .handle_drop(&drop, Deadline::none())
+        .await
+        .unwrap();
+    *w.esp.refuse_send.lock().unwrap() = true;
+    assert_eq!(
+        w.services.schedule_send(&id(), false).await.unwrap(),
+        ScheduleOutcome::Failed(id())
+    );
+    let c = w.services.store.get(&id()).await.unwrap().unwrap();
+    assert_eq!(c.state, State::Failed);
+    assert!(c.failure.unwrap().reason.contains("6032"));
+}
