@@ -5,8 +5,9 @@
 //! Generates an audience file (or reuses `--file`), then measures, on one core:
 //! 1. the scanner alone (record splitting, quoting, UTF-8) over the file in 256 KiB chunks;
 //! 2. the full validation pass the upload function runs (`count_lines` + `AudienceScan`: row
-//!    rules and duplicate detection), streamed from disk through the `AudienceSource` port;
-//! and the process's peak RSS after each. Run each phase in its own process (`--phase`) to read
+//!    rules and duplicate detection), streamed from disk through the `AudienceSource` port.
+//!
+//! And the process's peak RSS after each. Run each phase in its own process (`--phase`) to read
 //! its peak memory alone.
 
 use anyhow::Context;

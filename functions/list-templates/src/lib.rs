@@ -26,7 +26,7 @@ pub async fn handle(services: &Services, req: ApiGatewayV2httpRequest) -> ApiGat
     let query: BTreeMap<String, String> = req
         .raw_query_string
         .as_deref()
-        .map(|q| url_decode_pairs(q))
+        .map(url_decode_pairs)
         .unwrap_or_default();
     let body = req.body.as_ref().map(|b| b.as_bytes().to_vec());
     let api_req = ApiRequest {
@@ -45,34 +45,11 @@ pub async fn handle(services: &Services, req: ApiGatewayV2httpRequest) -> ApiGat
     resp
 }
 
+/// `application/x-www-form-urlencoded` pairs, as API Gateway passes the raw query string.
 fn url_decode_pairs(q: &str) -> BTreeMap<String, String> {
-    q.split('&')
-        .filter(|p| !p.is_empty())
-        .map(|p| {
-            let (k, v) = p.split_once('=').unwrap_or((p, ""));
-            (decode(k), decode(v))
-        })
+    url::form_urlencoded::parse(q.as_bytes())
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
         .collect()
-}
-
-fn decode(s: &str) -> String {
-    let s = s.replace('+', " ");
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%'
-            && i + 2 < bytes.len()
-            && let Ok(b) = u8::from_str_radix(&s[i + 1..i + 3], 16)
-        {
-            out.push(b);
-            i += 3;
-            continue;
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 #[cfg(test)]
