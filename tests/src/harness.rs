@@ -1,0 +1,408 @@
+//! One isolated deployment per test: AWS resources on moto, an Emarsys simulator, the services
+//! the Lambda functions build, and helpers that drive the handlers with real event JSON.
+
+use crate::events::{self, SqsRecord};
+use anyhow::{Context, anyhow};
+use aws_lambda_events::event::apigw::ApiGatewayV2httpResponse;
+use aws_lambda_events::event::sqs::SqsBatchResponse;
+use aws_sdk_sqs::types::MessageSystemAttributeName;
+use espbridge_app::aws::LambdaEnv;
+use espbridge_core::service::{Deadline, Services};
+use espbridge_core::{Campaign, CampaignId, Clock, ManualClock};
+use espbridge_sim::emarsys::{EmarsysSim, EmarsysSimConfig};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+const POLL_FUNCTION_ARN: &str = "arn:aws:lambda:us-east-1:123456789012:function:poll-metrics";
+const SCHEDULER_ROLE_ARN: &str = "arn:aws:iam::123456789012:role/espbridge-scheduler";
+
+/// Knobs a test may turn before the services are built.
+#[derive(Debug, Clone)]
+pub struct HarnessOptions {
+    /// Emarsys client attempts per call (lower keeps outage tests short).
+    pub max_attempts: u32,
+}
+
+impl Default for HarnessOptions {
+    fn default() -> Self {
+        Self { max_attempts: 3 }
+    }
+}
+
+/// A message received from a moto queue.
+pub type Received = SqsRecord;
+
+pub struct Harness {
+    pub clock: ManualClock,
+    pub sim: Arc<EmarsysSim>,
+    pub sim_config: EmarsysSimConfig,
+    pub services: Services,
+    pub s3: aws_sdk_s3::Client,
+    pub sqs: aws_sdk_sqs::Client,
+    pub scheduler: aws_sdk_scheduler::Client,
+    pub bucket: String,
+    pub upload_queue_url: String,
+    pub schedule_queue_url: String,
+    pub schedule_group: String,
+}
+
+/// A name no other test or earlier run uses, lowercase so it suits every AWS resource.
+pub fn unique(prefix: &str) -> String {
+    static SEQ: AtomicU32 = AtomicU32::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() % 1_000_000_000_000)
+        .unwrap_or(0);
+    format!(
+        "{prefix}-{nanos:x}{:x}{}",
+        std::process::id(),
+        SEQ.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+impl Harness {
+    /// Starts a deployment, or returns `None` (after saying so) when no emulator is configured.
+    /// With `ESPBRIDGE_REQUIRE_EMULATOR=1` a missing or unreachable emulator is an error.
+    pub async fn start(test: &str, opts: HarnessOptions) -> anyhow::Result<Option<Self>> {
+        if std::env::var_os("AWS_ENDPOINT_URL").is_none() {
+            if std::env::var("ESPBRIDGE_REQUIRE_EMULATOR").as_deref() == Ok("1") {
+                return Err(anyhow!(
+                    "{test}: ESPBRIDGE_REQUIRE_EMULATOR=1 but AWS_ENDPOINT_URL is not set; \
+                     run scripts/aws-emu.sh start && eval \"$(scripts/aws-emu.sh env)\""
+                ));
+            }
+            eprintln!("{test}: skipped: no emulator (AWS_ENDPOINT_URL is not set)");
+            return Ok(None);
+        }
+        let sdk = espbridge_aws::sdk_config().await;
+        let s3 = espbridge_aws::s3_client(&sdk);
+        let sqs = aws_sdk_sqs::Client::new(&sdk);
+        let scheduler = aws_sdk_scheduler::Client::new(&sdk);
+        let dynamo = aws_sdk_dynamodb::Client::new(&sdk);
+        let secrets = aws_sdk_secretsmanager::Client::new(&sdk);
+
+        let table = unique("campaigns");
+        espbridge_aws::create_table(&dynamo, &table)
+            .await
+            .with_context(|| format!("{test}: create table (is the emulator up?)"))?;
+        let bucket = unique("drops");
+        s3.create_bucket()
+            .bucket(&bucket)
+            .send()
+            .await
+            .context("create bucket")?;
+        let upload_queue_url = create_queue(&sqs, &unique("upload")).await?;
+        let schedule_queue_url = create_queue(&sqs, &unique("schedule")).await?;
+        let schedule_group = unique("polls");
+        scheduler
+            .create_schedule_group()
+            .name(&schedule_group)
+            .send()
+            .await
+            .context("create schedule group")?;
+
+        let clock = ManualClock::new(jiff::Timestamp::now());
+        let sim_config = EmarsysSimConfig::default();
+        let sim = Arc::new(
+            EmarsysSim::start(sim_config.clone(), Arc::new(clock.clone()))
+                .await
+                .context("start the Emarsys simulator")?,
+        );
+        let secret = unique("emarsys-creds");
+        secrets
+            .create_secret()
+            .name(&secret)
+            .secret_string(
+                serde_json::json!({"user": sim_config.user, "secret": sim_config.secret})
+                    .to_string(),
+            )
+            .send()
+            .await
+            .context("create secret")?;
+        let accounts = serde_json::json!([{
+            "esp": "emarsys",
+            "account": "default",
+            "base_url": sim.base_url(),
+            "template_prefix": "optimove_",
+            "timezone": "Europe/Berlin",
+            "max_attempts": opts.max_attempts,
+            "request_timeout_secs": 20,
+            "credentials_secret": secret,
+        }]);
+        let env = LambdaEnv {
+            table,
+            upload_queue_url: upload_queue_url.clone(),
+            schedule_queue_url: schedule_queue_url.clone(),
+            schedule_group: schedule_group.clone(),
+            poll_function_arn: POLL_FUNCTION_ARN.into(),
+            scheduler_role_arn: SCHEDULER_ROLE_ARN.into(),
+            accounts: accounts.to_string(),
+        };
+        let clock_dyn: Arc<dyn Clock> = Arc::new(clock.clone());
+        let services = espbridge_app::aws::services(&env, &sdk, clock_dyn)
+            .await
+            .context("build the services")?;
+        Ok(Some(Self {
+            clock,
+            sim,
+            sim_config,
+            services,
+            s3,
+            sqs,
+            scheduler,
+            bucket,
+            upload_queue_url,
+            schedule_queue_url,
+            schedule_group,
+        }))
+    }
+
+    /// Writes an object and returns its ETag without quotes (as S3 events carry it).
+    pub async fn put(&self, key: &str, bytes: Vec<u8>) -> anyhow::Result<String> {
+        let out = self
+            .s3
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .body(bytes.into())
+            .send()
+            .await
+            .with_context(|| format!("put {key}"))?;
+        Ok(out.e_tag().unwrap_or_default().trim_matches('"').to_owned())
+    }
+
+    pub async fn get(&self, key: &str) -> anyhow::Result<Vec<u8>> {
+        let out = self
+            .s3
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+            .with_context(|| format!("get {key}"))?;
+        Ok(out.body.collect().await?.into_bytes().to_vec())
+    }
+
+    pub async fn exists(&self, key: &str) -> bool {
+        self.s3
+            .head_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+            .is_ok()
+    }
+
+    /// Writes the audience files, then the manifest last, and returns the manifest's S3 event
+    /// as the upload queue would deliver it (one message body).
+    pub async fn drop_campaign(
+        &self,
+        prefix: &str,
+        drop: &crate::Drop,
+        manifest: &serde_json::Value,
+    ) -> anyhow::Result<String> {
+        for f in &drop.files {
+            self.put(&format!("{prefix}{}", f.name), f.bytes.clone())
+                .await?;
+        }
+        let key = format!("{prefix}manifest.json");
+        let bytes = serde_json::to_vec_pretty(manifest)?;
+        let size = bytes.len() as i64;
+        let etag = self.put(&key, bytes).await?;
+        Ok(events::s3_put_notification(&self.bucket, &key, size, &etag).to_string())
+    }
+
+    /// Runs upload-audience on one message (as Lambda would, with a fresh message id).
+    pub async fn deliver_upload_body(&self, body: &str) -> anyhow::Result<SqsBatchResponse> {
+        let rec = SqsRecord {
+            message_id: unique("msg"),
+            receipt_handle: unique("rh"),
+            body: body.to_owned(),
+            receive_count: 1,
+        };
+        self.deliver_upload(&[rec]).await
+    }
+
+    pub async fn deliver_upload(&self, recs: &[Received]) -> anyhow::Result<SqsBatchResponse> {
+        let ev = events::sqs_event(&arn_of(&self.upload_queue_url), recs)?;
+        Ok(upload_audience::handle(&self.services, ev, Deadline::none()).await)
+    }
+
+    pub async fn deliver_schedule(&self, recs: &[Received]) -> anyhow::Result<SqsBatchResponse> {
+        let ev = events::sqs_event(&arn_of(&self.schedule_queue_url), recs)?;
+        Ok(schedule_send::handle(&self.services, ev).await)
+    }
+
+    /// Receives every visible message of `queue_url` (with its receive count).
+    pub async fn receive(&self, queue_url: &str) -> anyhow::Result<Vec<Received>> {
+        let mut all = Vec::new();
+        loop {
+            let out = self
+                .sqs
+                .receive_message()
+                .queue_url(queue_url)
+                .max_number_of_messages(10)
+                .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
+                .send()
+                .await
+                .context("receive")?;
+            let msgs = out.messages.unwrap_or_default();
+            if msgs.is_empty() {
+                return Ok(all);
+            }
+            for m in msgs {
+                let receive_count = m
+                    .attributes()
+                    .and_then(|a| a.get(&MessageSystemAttributeName::ApproximateReceiveCount))
+                    .and_then(|n| n.parse().ok())
+                    .unwrap_or(1);
+                all.push(SqsRecord {
+                    message_id: m.message_id.unwrap_or_default(),
+                    receipt_handle: m.receipt_handle.unwrap_or_default(),
+                    body: m.body.unwrap_or_default(),
+                    receive_count,
+                });
+            }
+        }
+    }
+
+    /// Deletes the messages the handler did not report as failed (what Lambda does on success).
+    pub async fn ack(
+        &self,
+        queue_url: &str,
+        recs: &[Received],
+        resp: &SqsBatchResponse,
+    ) -> anyhow::Result<()> {
+        for r in recs {
+            let failed = resp
+                .batch_item_failures
+                .iter()
+                .any(|f| f.item_identifier == r.message_id);
+            if !failed {
+                self.sqs
+                    .delete_message()
+                    .queue_url(queue_url)
+                    .receipt_handle(&r.receipt_handle)
+                    .send()
+                    .await
+                    .context("delete message")?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Receives the schedule queue's messages, runs schedule-send on them, acknowledges the
+    /// successful ones.
+    pub async fn run_schedule_queue(&self) -> anyhow::Result<(usize, SqsBatchResponse)> {
+        let msgs = self.receive(&self.schedule_queue_url).await?;
+        let resp = self.deliver_schedule(&msgs).await?;
+        self.ack(&self.schedule_queue_url, &msgs, &resp).await?;
+        Ok((msgs.len(), resp))
+    }
+
+    /// Calls the HTTP API through the list-templates handler.
+    pub async fn api(
+        &self,
+        method: &str,
+        path: &str,
+        query: &str,
+    ) -> anyhow::Result<ApiGatewayV2httpResponse> {
+        let req = events::http_request(method, path, query)?;
+        Ok(list_templates::handle(&self.services, req).await)
+    }
+
+    /// The API answer's body parsed as JSON.
+    pub async fn api_json(
+        &self,
+        method: &str,
+        path: &str,
+        query: &str,
+    ) -> anyhow::Result<(i64, serde_json::Value)> {
+        let resp = self.api(method, path, query).await?;
+        let body = body_text(&resp);
+        let v = serde_json::from_str(&body).with_context(|| format!("{path}: body is not JSON"))?;
+        Ok((resp.status_code, v))
+    }
+
+    pub async fn campaign(&self, id: &str) -> anyhow::Result<Campaign> {
+        let id = CampaignId::parse(id)?;
+        self.services
+            .store
+            .get(&id)
+            .await?
+            .ok_or_else(|| anyhow!("no campaign record {id}"))
+    }
+
+    /// The id of the first `optimove_` In-Design HTML template the API lists.
+    pub async fn pick_template(&self) -> anyhow::Result<String> {
+        let (status, v) = self.api_json("GET", "/templates", "esp=emarsys").await?;
+        anyhow::ensure!(status == 200, "GET /templates answered {status}: {v}");
+        v["templates"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|t| {
+                t["name"]
+                    .as_str()
+                    .is_some_and(|n| n.starts_with("optimove_"))
+            })
+            .and_then(|t| t["id"].as_str().map(str::to_owned))
+            .ok_or_else(|| anyhow!("no optimove_ template listed: {v}"))
+    }
+
+    /// Tomorrow 09:00 in Europe/Berlin on the harness clock, RFC 3339 with offset.
+    pub fn send_at_tomorrow_9(&self) -> anyhow::Result<jiff::ZonedDateTime> {
+        let now = self.clock.now().in_tz("Europe/Berlin")?;
+        let day = now.date().tomorrow()?;
+        Ok(day.at(9, 0, 0, 0).in_tz("Europe/Berlin")?)
+    }
+
+    /// Every external id the simulator was sent in contact-list create/add calls.
+    pub fn ids_sent(&self) -> Vec<String> {
+        self.sim
+            .requests()
+            .into_iter()
+            .filter(|r| r.method == "POST" && r.path.contains("contactlist"))
+            .flat_map(|r| {
+                r.body
+                    .and_then(|b| b.get("external_ids").cloned())
+                    .and_then(|v| v.as_array().cloned())
+                    .unwrap_or_default()
+            })
+            .filter_map(|v| v.as_str().map(str::to_owned))
+            .collect()
+    }
+}
+
+/// The text of an API answer's body.
+pub fn body_text(resp: &ApiGatewayV2httpResponse) -> String {
+    match &resp.body {
+        Some(aws_lambda_events::encodings::Body::Text(t)) => t.clone(),
+        Some(aws_lambda_events::encodings::Body::Binary(b)) => String::from_utf8_lossy(b).into(),
+        _ => String::new(),
+    }
+}
+
+async fn create_queue(sqs: &aws_sdk_sqs::Client, name: &str) -> anyhow::Result<String> {
+    let out = sqs
+        .create_queue()
+        .queue_name(name)
+        // A failed message comes back quickly, as a short visibility timeout makes it in AWS.
+        .attributes(
+            aws_sdk_sqs::types::QueueAttributeName::VisibilityTimeout,
+            "1",
+        )
+        .send()
+        .await
+        .with_context(|| format!("create queue {name}"))?;
+    out.queue_url
+        .ok_or_else(|| anyhow!("queue {name} has no URL"))
+}
+
+/// The ARN of a moto queue URL (`http://host/<account>/<name>`).
+fn arn_of(queue_url: &str) -> String {
+    let mut parts = queue_url.rsplit('/');
+    let name = parts.next().unwrap_or_default();
+    let account = parts.next().unwrap_or("123456789012");
+    format!("arn:aws:sqs:us-east-1:{account}:{name}")
+}
