@@ -1,1 +1,156 @@
-fn main() {}
+//! `espbridge`: the whole system on one machine (drop folder, SQLite, in-process queue and
+//! scheduler, ESP simulators or real accounts, loopback HTTP API).
+
+mod config;
+mod demo;
+mod drop_gen;
+mod http;
+mod progress;
+mod report;
+mod serve;
+mod stack;
+mod templates;
+
+use clap::{Parser, Subcommand};
+use espbridge_core::EspKind;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "espbridge",
+    version,
+    about = "Connects customer segments to e-mail service providers, locally."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Generates a realistic nightly drop and runs it end to end against the ESP simulators,
+    /// fast-forwarding a manual clock through the seven days of metrics.
+    Demo {
+        /// Only this ESP (default: every ESP with an adapter).
+        #[arg(long, value_parser = parse_esp)]
+        esp: Option<EspKind>,
+        /// Valid customers in the audience (about 1% bad rows are added).
+        #[arg(long, default_value_t = 20_000)]
+        customers: u64,
+        /// Folder for the drop, the campaign store and report.json.
+        #[arg(long, default_value = "espbridge-demo")]
+        out: PathBuf,
+        /// Seed of the audience generator (same seed, same files).
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
+    /// Runs the local stack: watches the drop folder, uploads, schedules, polls metrics, and
+    /// serves the HTTP API on 127.0.0.1.
+    Serve {
+        /// TOML file with `[[accounts]]` and optional `drop_dir`, `state_dir`, `port`
+        /// (default: one simulator per supported ESP).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Base folder: drops in DIR/drops, the campaign store in DIR/state.
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        #[arg(long)]
+        port: Option<u16>,
+    },
+    /// Lists the templates a marketer may choose (exactly what `GET /templates` returns).
+    Templates {
+        #[arg(long)]
+        config: Option<PathBuf>,
+        #[arg(long, value_parser = parse_esp)]
+        esp: Option<EspKind>,
+        #[arg(long)]
+        account: Option<String>,
+        /// Only templates whose name or display name starts with this.
+        #[arg(long)]
+        prefix: Option<String>,
+        /// Print the API's JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn parse_esp(s: &str) -> Result<EspKind, String> {
+    EspKind::parse(s).map_err(|e| e.to_string())
+}
+
+fn init_logging() {
+    // With a progress bar on the terminal only warnings are logged, so lines do not tear the bar.
+    let default = if progress::interactive() {
+        "warn"
+    } else {
+        "warn,espbridge=info,espbridge_core=info"
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(progress::interactive())
+        .with_target(false)
+        .init();
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: starting the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Demo {
+                esp,
+                customers,
+                out,
+                seed,
+            } => {
+                demo::run(demo::DemoArgs {
+                    esp,
+                    customers,
+                    out,
+                    seed,
+                })
+                .await
+            }
+            Command::Serve { config, dir, port } => {
+                serve::run(serve::ServeArgs { config, dir, port }).await
+            }
+            Command::Templates {
+                config,
+                esp,
+                account,
+                prefix,
+                json,
+            } => {
+                templates::run(templates::TemplatesArgs {
+                    config,
+                    esp,
+                    account,
+                    prefix,
+                    json,
+                })
+                .await
+            }
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,72 @@
+//! The local configuration file: the ESP accounts (as `espbridge_app::parse_accounts` reads
+//! them) plus where the local stack keeps its folders and which port it serves on.
+
+use anyhow::{Context, Result};
+use espbridge_app::{AccountConfig, parse_accounts};
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+/// The file's settings besides the accounts.
+#[derive(Debug, Default, Deserialize)]
+pub struct LocalSettings {
+    pub drop_dir: Option<PathBuf>,
+    pub state_dir: Option<PathBuf>,
+    pub port: Option<u16>,
+}
+
+/// A parsed configuration file.
+#[derive(Debug)]
+pub struct FileConfig {
+    pub accounts: Vec<AccountConfig>,
+    pub local: LocalSettings,
+}
+
+/// Reads `path`; relative folders in it are taken relative to the file.
+pub fn load(path: &Path) -> Result<FileConfig> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading configuration {}", path.display()))?;
+    let origin = path.display().to_string();
+    let accounts = parse_accounts(&text, &origin)?;
+    let mut local: LocalSettings =
+        toml::from_str(&text).with_context(|| format!("reading configuration {origin}"))?;
+    let base = path.parent().unwrap_or(Path::new("."));
+    for dir in [&mut local.drop_dir, &mut local.state_dir]
+        .into_iter()
+        .flatten()
+    {
+        if dir.is_relative() {
+            *dir = base.join(&*dir);
+        }
+    }
+    Ok(FileConfig { accounts, local })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_example_file_parses() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/espbridge.toml");
+        let c = load(&path).unwrap();
+        assert!(!c.accounts.is_empty());
+        assert_eq!(c.local.port, Some(8080));
+        assert!(
+            c.local
+                .drop_dir
+                .unwrap()
+                .starts_with(path.parent().unwrap())
+        );
+    }
+
+    #[test]
+    fn errors_name_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bad.toml");
+        std::fs::write(&path, "[[accounts]]\nesp = \"mailchimp\"\n").unwrap();
+        let e = format!("{:#}", load(&path).unwrap_err());
+        assert!(e.contains("bad.toml"), "{e}");
+        let missing = format!("{:#}", load(&dir.path().join("none.toml")).unwrap_err());
+        assert!(missing.contains("none.toml"), "{missing}");
+    }
+}

@@ -1,0 +1,271 @@
+//! The local stack: every port of the system backed by an embedded adapter (drop folder, SQLite,
+//! in-process queue and scheduler), plus the ESP accounts. With no configuration file the ESP
+//! accounts are in-process simulators, so the whole system runs with no AWS and no ESP account.
+
+use anyhow::{Context, Result};
+use espbridge_app::{AccountConfig, build_registry};
+use espbridge_core::ports::{PollSchedule, WorkItem};
+use espbridge_core::service::poll::PollOutcome;
+use espbridge_core::service::{Deadline, Services, UploadSettings};
+use espbridge_core::{AccountId, CampaignId, Clock, EspKind};
+use espbridge_emarsys::{EmarsysConfig, EmarsysCredentials};
+use espbridge_local::{FolderSource, LocalQueue, LocalScheduler, SqliteStore};
+use espbridge_sim::emarsys::{EmarsysSim, EmarsysSimConfig};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc::UnboundedReceiver;
+
+/// The bucket name the drop folder stands in for.
+pub const DROP_BUCKET: &str = "local-drops";
+
+/// ESPs that have an adapter and a simulator. Adding an ESP to the demo and to the default
+/// stack is one line here plus one arm in [`start_simulator`].
+pub const SUPPORTED_ESPS: &[EspKind] = &[EspKind::Emarsys];
+
+/// Template prefix of the simulated accounts (the integration guides' `optimove_`).
+pub const SIM_TEMPLATE_PREFIX: &str = "optimove_";
+/// Zone of the simulated accounts and of the demo's send time.
+pub const SIM_TIMEZONE: &str = "Europe/Berlin";
+
+/// Attempts of one work item before it is handed over with `final_attempt = true`.
+const WORK_ATTEMPTS: u32 = 4;
+const WORK_BACKOFF: Duration = Duration::from_millis(200);
+
+/// Where the campaign store lives.
+pub enum StateLocation {
+    /// `espbridge.sqlite3` in this folder (created if missing).
+    Dir(PathBuf),
+    /// A private in-memory database (one-shot commands such as `templates`).
+    Memory,
+}
+
+/// What to start.
+pub struct StackOptions {
+    pub drop_dir: PathBuf,
+    pub state: StateLocation,
+    /// ESP accounts from a configuration file; `None` starts one simulator per supported ESP.
+    pub accounts: Option<Vec<AccountConfig>>,
+    pub clock: Arc<dyn Clock>,
+    pub upload: UploadSettings,
+}
+
+/// A running simulator; kept alive as long as the stack.
+pub enum Simulator {
+    Emarsys(EmarsysSim),
+}
+
+impl Simulator {
+    pub fn esp(&self) -> EspKind {
+        match self {
+            Simulator::Emarsys(_) => EspKind::Emarsys,
+        }
+    }
+
+    pub fn base_url(&self) -> String {
+        match self {
+            Simulator::Emarsys(s) => s.base_url(),
+        }
+    }
+}
+
+/// The running stack. The work queue's receiver is taken by [`Stack::take_work`] (the server's
+/// worker task) or drained in place ([`Stack::drain`], the demo).
+pub struct Stack {
+    pub services: Services,
+    pub scheduler: LocalScheduler,
+    work: Option<UnboundedReceiver<WorkItem>>,
+    simulators: Vec<Simulator>,
+}
+
+/// Starts the simulator of `esp` on `clock` and returns it with the account that points at it.
+pub async fn start_simulator(
+    esp: EspKind,
+    clock: Arc<dyn Clock>,
+) -> Result<(Simulator, AccountConfig)> {
+    match esp {
+        EspKind::Emarsys => {
+            let sim_config = EmarsysSimConfig::default();
+            let credentials = EmarsysCredentials {
+                user: sim_config.user.clone(),
+                secret: sim_config.secret.clone(),
+            };
+            let sim = EmarsysSim::start(sim_config, clock)
+                .await
+                .context("starting the Emarsys simulator")?;
+            let mut config = EmarsysConfig::new(AccountId::parse("default")?);
+            config.base_url = sim.base_url();
+            config.template_prefix = SIM_TEMPLATE_PREFIX.to_owned();
+            config.timezone = SIM_TIMEZONE.to_owned();
+            let account = AccountConfig::Emarsys {
+                config,
+                credentials: Some(credentials),
+                credentials_secret: None,
+            };
+            Ok((Simulator::Emarsys(sim), account))
+        }
+        other => anyhow::bail!(
+            "no adapter for {other} yet; supported: {}",
+            supported_list()
+        ),
+    }
+}
+
+/// The supported ESPs, comma-separated, for messages.
+pub fn supported_list() -> String {
+    SUPPORTED_ESPS
+        .iter()
+        .map(|e| e.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+impl Stack {
+    pub async fn start(opts: StackOptions) -> Result<Stack> {
+        let store = match &opts.state {
+            StateLocation::Dir(dir) => {
+                std::fs::create_dir_all(dir)
+                    .with_context(|| format!("creating state folder {}", dir.display()))?;
+                let path = dir.join("espbridge.sqlite3");
+                SqliteStore::open(&path)
+                    .with_context(|| format!("opening campaign store {}", path.display()))?
+            }
+            StateLocation::Memory => {
+                SqliteStore::in_memory().context("opening an in-memory campaign store")?
+            }
+        };
+        let mut simulators = Vec::new();
+        let accounts = match opts.accounts {
+            Some(a) => a,
+            None => {
+                let mut accounts = Vec::new();
+                for esp in SUPPORTED_ESPS {
+                    let (sim, account) = start_simulator(*esp, Arc::clone(&opts.clock)).await?;
+                    simulators.push(sim);
+                    accounts.push(account);
+                }
+                accounts
+            }
+        };
+        let esps = build_registry(&accounts, None, Arc::clone(&opts.clock))
+            .await
+            .context("building the ESP accounts")?;
+        let (queue, rx) = LocalQueue::new();
+        let scheduler = LocalScheduler::new();
+        let services = Services {
+            store: Arc::new(store),
+            source: Arc::new(FolderSource::new(opts.drop_dir)),
+            queue: Arc::new(queue),
+            scheduler: Arc::new(scheduler.clone()),
+            esps,
+            clock: opts.clock,
+            upload: opts.upload,
+        };
+        Ok(Stack {
+            services,
+            scheduler,
+            work: Some(rx),
+            simulators,
+        })
+    }
+
+    /// The simulators running in this stack.
+    pub fn simulators(&self) -> &[Simulator] {
+        &self.simulators
+    }
+
+    /// Hands the queue's receiver to a long-lived worker ([`run_worker`]).
+    pub fn take_work(&mut self) -> Option<UnboundedReceiver<WorkItem>> {
+        self.work.take()
+    }
+
+    /// Processes queued work until the queue is empty (items enqueued while draining included).
+    /// Returns how many items ran.
+    pub async fn drain(&mut self) -> Result<usize> {
+        let rx = self
+            .work
+            .as_mut()
+            .context("the work queue was handed to a worker")?;
+        let mut n = 0;
+        while let Ok(item) = rx.try_recv() {
+            process(&self.services, &item).await;
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    /// Runs poll-metrics for every schedule occurrence due at `now`.
+    pub async fn fire_due(&self, now: jiff::Timestamp) -> Vec<(CampaignId, Result<PollOutcome>)> {
+        fire_due(&self.services, &self.scheduler, now).await
+    }
+
+    /// Schedules not yet finished.
+    pub fn pending_schedules(&self) -> Vec<PollSchedule> {
+        self.scheduler.pending()
+    }
+}
+
+/// Runs poll-metrics for every occurrence due at `now`.
+pub async fn fire_due(
+    services: &Services,
+    scheduler: &LocalScheduler,
+    now: jiff::Timestamp,
+) -> Vec<(CampaignId, Result<PollOutcome>)> {
+    let mut out = Vec::new();
+    for event in scheduler.due(now) {
+        let r = services
+            .poll_metrics(&event.campaign_id)
+            .await
+            .with_context(|| format!("polling metrics of campaign {}", event.campaign_id));
+        if let Err(e) = &r {
+            tracing::warn!(campaign_id = %event.campaign_id, error = %format!("{e:#}"), "poll failed");
+        }
+        out.push((event.campaign_id, r));
+    }
+    out
+}
+
+/// The long-lived worker: runs every queued item until the queue closes.
+pub async fn run_worker(services: Services, mut rx: UnboundedReceiver<WorkItem>) {
+    while let Some(item) = rx.recv().await {
+        process(&services, &item).await;
+    }
+}
+
+/// Runs one work item as the SQS consumer would: a retryable error is retried a few times with a
+/// short back-off, and the last attempt is `final_attempt` so the campaign fails cleanly instead
+/// of waiting for a redelivery that never comes locally.
+pub async fn process(services: &Services, item: &WorkItem) {
+    for attempt in 1..=WORK_ATTEMPTS {
+        let last = attempt == WORK_ATTEMPTS;
+        let result = match item {
+            WorkItem::ContinueUpload { campaign_id } => services
+                .continue_upload(campaign_id, Deadline::none(), last)
+                .await
+                .map(|o| format!("{o:?}")),
+            WorkItem::ScheduleSend { campaign_id } => services
+                .schedule_send(campaign_id, last)
+                .await
+                .map(|o| format!("{o:?}")),
+        };
+        let campaign_id = match item {
+            WorkItem::ContinueUpload { campaign_id } | WorkItem::ScheduleSend { campaign_id } => {
+                campaign_id
+            }
+        };
+        match result {
+            Ok(outcome) => {
+                tracing::debug!(%campaign_id, outcome, "work item done");
+                return;
+            }
+            Err(e) if e.is_retryable() && !last => {
+                tracing::warn!(%campaign_id, attempt, error = %e, "work item failed; retrying");
+                tokio::time::sleep(WORK_BACKOFF * attempt).await;
+            }
+            Err(e) => {
+                tracing::error!(%campaign_id, attempt, error = %e, "work item failed");
+                return;
+            }
+        }
+    }
+}
