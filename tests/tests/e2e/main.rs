@@ -1,5 +1,9 @@
 //! End-to-end tests: the real Lambda handlers against moto and the Emarsys simulator.
 
 mod common;
+mod continuation;
 mod happy_path;
+mod kill_midway;
+mod outage;
 mod redelivery;
+mod refusals;

@@ -1,0 +1,104 @@
+//! Test 3: an invocation killed mid-upload (after one checkpoint, during the next batch) loses
+//! no row and duplicates nobody when the original S3 event comes back.
+
+use crate::common::{known_ids, standard_drop};
+use espbridge_core::CampaignId;
+use espbridge_core::State;
+use espbridge_core::service::{Deadline, UploadObserver};
+use espbridge_sim::emarsys::EmarsysSim;
+use espbridge_sim::{Fault, FaultKind};
+use espbridge_tests::events::{SqsRecord, sqs_event};
+use espbridge_tests::{Harness, HarnessOptions};
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// After the first checkpoint, makes the next `/add` hang (processed by the ESP, answer held)
+/// so the invocation can be killed while that batch is in flight.
+struct HangSecondBatch {
+    sim: Arc<EmarsysSim>,
+}
+
+impl UploadObserver for HangSecondBatch {
+    fn validated(&self, _: &CampaignId, _: u64, _: u64) {}
+    fn uploaded(&self, _: &CampaignId, uploaded: u64, _: u64) {
+        if uploaded == 10_000 {
+            self.sim.inject(Fault::on(
+                FaultKind::Timeout(Duration::from_secs(15)),
+                "/add",
+                1,
+            ));
+        }
+    }
+}
+
+fn add_calls(h: &Harness) -> usize {
+    h.sim
+        .requests()
+        .iter()
+        .filter(|r| r.method == "POST" && r.path.ends_with("/add"))
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_upload_resumes_without_loss_or_duplicates() -> anyhow::Result<()> {
+    let Some(h) = Harness::start("kill_midway", HarnessOptions::default()).await? else {
+        return Ok(());
+    };
+    let id = "killed-upload";
+    let (drop, body) = standard_drop(&h, id, 30_000).await?;
+    let valid = drop.valid_ids.len();
+
+    let mut services = h.services.clone();
+    services.upload.observer = Some(Arc::new(HangSecondBatch {
+        sim: Arc::clone(&h.sim),
+    }));
+    let record = SqsRecord {
+        message_id: "first-delivery".into(),
+        receipt_handle: "rh-1".into(),
+        body: body.clone(),
+        receive_count: 1,
+    };
+    let ev = sqs_event("arn:aws:sqs:us-east-1:123456789012:upload", &[record])?;
+    let run = upload_audience::handle(&services, ev, Deadline::none());
+    let second_batch_at_esp = async {
+        // Kill once the ESP has received (and applied) the second batch.
+        while add_calls(&h) < 2 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    tokio::select! {
+        resp = run => anyhow::bail!("the upload was meant to hang in batch 2, it ended: {resp:?}"),
+        _ = tokio::time::timeout(Duration::from_secs(60), second_batch_at_esp) => {}
+    }
+    let c = h.campaign(id).await?;
+    assert_eq!(c.state, State::Uploading);
+    assert_eq!(
+        c.audience.uploaded, 10_000,
+        "one checkpoint before the kill"
+    );
+    assert_eq!(add_calls(&h), 2);
+
+    // The original event again (as SQS redelivers it after the visibility timeout).
+    let resp = h.deliver_upload_body(&body).await?;
+    assert!(resp.batch_item_failures.is_empty(), "{resp:?}");
+    let c = h.campaign(id).await?;
+    assert_eq!(c.state, State::AudienceReady, "failure: {:?}", c.failure);
+    assert_eq!(c.audience.uploaded, valid as u64);
+
+    let lists = h.sim.contact_lists();
+    assert_eq!(lists.len(), 1);
+    let members: BTreeSet<String> = lists[0].members.iter().cloned().collect();
+    assert_eq!(members.len(), lists[0].members.len(), "no member twice");
+    assert_eq!(members, known_ids(&h, &drop), "no loss");
+    let sent = h.ids_sent().len();
+    assert!(
+        sent > valid,
+        "batch 2 was sent twice ({sent} ids for {valid})"
+    );
+    assert!(
+        sent <= valid + 10_000,
+        "{sent} ids sent for {valid} valid rows"
+    );
+    Ok(())
+}
