@@ -72,6 +72,20 @@ pub fn write_json(path: &Path, value: &Value) -> Result<()> {
     std::fs::write(path, text + "\n").with_context(|| format!("writing {}", path.display()))
 }
 
+/// `ts` shown in zone `tz` with its offset (as the manifest wrote it); as given when either is
+/// unreadable.
+fn local_time(ts: &str, tz: &str) -> String {
+    let zoned = ts
+        .parse::<jiff::Timestamp>()
+        .ok()
+        .zip(jiff::tz::TimeZone::get(tz).ok())
+        .map(|(t, z)| t.to_zoned_datetime(z));
+    match zoned {
+        Some(z) => z.timestamp().display_with_offset(z.offset()).to_string(),
+        None => ts.to_owned(),
+    }
+}
+
 /// A readable summary of one campaign document.
 pub fn summary(doc: &Value) -> String {
     let mut o = String::new();
@@ -91,7 +105,7 @@ pub fn summary(doc: &Value) -> String {
         o,
         "  template {}  send at {} ({})",
         s(doc, &["template_id"]),
-        s(doc, &["send_at"]),
+        local_time(s(doc, &["send_at"]), s(doc, &["timezone"])),
         s(doc, &["timezone"])
     );
     let _ = writeln!(
@@ -173,6 +187,15 @@ mod tests {
         assert!(p[0].contains("state scheduled"));
         assert!(p[1].contains("2 daily metric snapshots"));
         assert!(p[2].contains("!= rows 100"));
+    }
+
+    #[test]
+    fn send_time_is_shown_in_the_campaign_zone() {
+        assert_eq!(
+            local_time("2026-11-25T08:00:00Z", "Europe/Berlin"),
+            "2026-11-25T09:00:00+01:00"
+        );
+        assert_eq!(local_time("soon", "Europe/Berlin"), "soon");
     }
 
     #[test]
