@@ -13,7 +13,9 @@
 use anyhow::Context;
 use clap::Parser;
 use espbridge_bench::{mib, peak_rss_bytes, write_audience};
-use espbridge_core::audience::read::{AudienceScan, Event, Flow, count_lines};
+use espbridge_core::audience::read::{
+    AudienceScan, Event, Flow, RejectedLines, ScanMode, count_lines,
+};
 use espbridge_core::audience::scan::{CsvScanner, Step};
 use espbridge_core::manifest::Columns;
 use espbridge_local::FolderSource;
@@ -29,7 +31,7 @@ struct Args {
     /// Folder for the generated file (default: a temporary one, removed afterwards).
     #[arg(long)]
     dir: Option<PathBuf>,
-    /// `scan`, `validate` or `all`.
+    /// `scan`, `validate`, `upload` (the upload pass alone, for its own peak memory) or `all`.
     #[arg(long, default_value = "all")]
     phase: String,
 }
@@ -92,7 +94,7 @@ fn main() -> anyhow::Result<()> {
         );
     }
 
-    if args.phase == "validate" || args.phase == "all" {
+    if ["validate", "upload", "all"].contains(&args.phase.as_str()) {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
@@ -107,8 +109,11 @@ fn main() -> anyhow::Result<()> {
             let prefix = "campaigns/2026-11-24/bench/";
             let t = Instant::now();
             let (lines, etags) = count_lines(&source, "local", prefix, &files).await?;
+            if args.phase != "upload" {
             let counted = t.elapsed().as_secs_f64();
-            let mut scan = AudienceScan::new(&source, "local", prefix, &files, &columns, lines, etags);
+            let mode = ScanMode::Validate { expected_rows: lines };
+            let mut scan =
+                AudienceScan::new(&source, "local", prefix, &files, &columns, mode, etags.clone());
             let mut rejected = 0u64;
             scan.run(&mut |ev| {
                 if let Event::Reject { .. } = ev {
@@ -125,6 +130,28 @@ fn main() -> anyhow::Result<()> {
                 scan.rows(),
                 scan.valid(),
                 mib(scan.dedupe_bytes() as u64),
+                mib(peak_rss_bytes().unwrap_or(0))
+            );
+            }
+            // An upload pass: rows with their content (what is batched to the ESP), skipping
+            // the validated rejects; no duplicate table.
+            let t = Instant::now();
+            let mode = ScanMode::Upload { rejected: RejectedLines::default() };
+            let mut up = AudienceScan::new(&source, "local", prefix, &files, &columns, mode, etags);
+            let mut id_bytes = 0usize;
+            up.run(&mut |ev| {
+                if let Event::Row(r) = ev {
+                    id_bytes += r.customer_id.len() + r.email.map_or(0, str::len);
+                }
+                Flow::Continue
+            })
+            .await?;
+            let s = t.elapsed().as_secs_f64();
+            println!(
+                "upload pass scan: {:>8.0} MB/s  {:>6.1} M rows/s  ({} rows, {id_bytes} id+email bytes, {s:.2} s)  peak RSS {:.1} MiB",
+                bytes as f64 / 1e6 / s,
+                up.rows() as f64 / 1e6 / s,
+                up.rows(),
                 mib(peak_rss_bytes().unwrap_or(0))
             );
             anyhow::Ok(())

@@ -7,6 +7,7 @@ use super::scan::{BadRecord, CsvScanner, RecordView, Step};
 use crate::manifest::Columns;
 use crate::ports::source::{AudienceSource, ByteStream, SourceError};
 use async_compression::tokio::bufread::GzipDecoder;
+use std::collections::VecDeque;
 use tokio::io::{AsyncRead, AsyncReadExt, BufReader};
 
 /// Read size: large enough to amortise per-call costs, small against the memory budget.
@@ -27,6 +28,8 @@ pub enum AudienceError {
     Empty { file: String },
     #[error("{file}: cannot read: {detail}")]
     Read { file: String, detail: String },
+    #[error("{file}: {detail}")]
+    Changed { file: String, detail: String },
 }
 
 impl AudienceError {
@@ -67,7 +70,11 @@ impl<'r> RowRef<'r> {
 
 /// What the visitor sees.
 pub enum Event<'r> {
+    /// A valid row with its content (upload passes).
     Row(RowRef<'r>),
+    /// A valid row, content not kept (validation passes, where the duplicate decision is made a
+    /// few rows later than the scan).
+    Valid { file_index: usize, line: u64 },
     Reject {
         file_index: usize,
         line: u64,
@@ -90,6 +97,73 @@ pub enum ScanEnd {
     Paused,
 }
 
+/// Lines the validation pass rejected, per file, in ascending order: the upload pass skips
+/// exactly these, so it needs no duplicate table of its own.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RejectedLines(pub Vec<Vec<u64>>);
+
+impl RejectedLines {
+    /// Reads a rejects report (`file,line,reason` CSV, as the validation pass writes it).
+    pub fn from_report(report: &[u8], files: &[String]) -> Result<Self, String> {
+        let mut out = vec![Vec::new(); files.len()];
+        let mut sc = CsvScanner::new();
+        sc.push(report);
+        sc.finish();
+        loop {
+            match sc.next_step() {
+                Step::Record(r) if r.line == 1 || r.is_blank() => {}
+                Step::Record(r) => {
+                    let (Some(file), Some(line)) = (r.field(0), r.field(1)) else {
+                        return Err(format!("rejects report line {}: too few fields", r.line));
+                    };
+                    let i = files.iter().position(|f| f == file).ok_or_else(|| {
+                        format!("rejects report line {}: unknown file {file:?}", r.line)
+                    })?;
+                    let line: u64 = line
+                        .parse()
+                        .map_err(|_| format!("rejects report line {}: bad line number", r.line))?;
+                    out[i].push(line);
+                }
+                Step::Bad { line, reason } => {
+                    return Err(format!("rejects report line {line}: {}", reason.as_str()));
+                }
+                Step::NeedMore | Step::End => break,
+            }
+        }
+        for v in &mut out {
+            v.sort_unstable();
+        }
+        Ok(Self(out))
+    }
+
+    pub fn total(&self) -> u64 {
+        self.0.iter().map(|v| v.len() as u64).sum()
+    }
+}
+
+/// How a pass treats rows.
+pub enum ScanMode {
+    /// First pass: every rule, exact duplicate detection sized for `expected_rows`.
+    Validate { expected_rows: u64 },
+    /// Later passes: skip the lines the validation pass rejected; every other row must still
+    /// pass the rules (it is an error, not a reject, if one does not: the files changed).
+    Upload { rejected: RejectedLines },
+}
+
+enum ModeState {
+    Validate {
+        ids: IdSet,
+        pending: VecDeque<(u64, u64)>,
+    },
+    Upload {
+        rejected: RejectedLines,
+        cursor: Vec<usize>,
+    },
+}
+
+/// Rows in flight between hashing and the duplicate decision: enough to hide DRAM latency.
+const PIPELINE: usize = 16;
+
 struct OpenFile {
     stream: Box<dyn AsyncRead + Send + Unpin>,
     scanner: CsvScanner,
@@ -107,7 +181,7 @@ pub struct AudienceScan<'a> {
     /// ETags pinned by an earlier pass (empty: take what is there and record it).
     pinned: Vec<String>,
     etags: Vec<String>,
-    ids: IdSet,
+    mode: ModeState,
     file_index: usize,
     open: Option<OpenFile>,
     buf: Vec<u8>,
@@ -116,17 +190,28 @@ pub struct AudienceScan<'a> {
 }
 
 impl<'a> AudienceScan<'a> {
-    /// `expected_rows` sizes the duplicate table (an upper bound from [`count_lines`] or from an
-    /// earlier pass); `pinned` are the files' ETags from an earlier pass.
+    /// `pinned` are the files' ETags from an earlier pass (or from [`count_lines`]).
     pub fn new(
         source: &'a dyn AudienceSource,
         bucket: &str,
         prefix: &str,
         files: &[String],
         columns: &Columns,
-        expected_rows: u64,
+        mode: ScanMode,
         pinned: Vec<String>,
     ) -> Self {
+        let mode = match mode {
+            ScanMode::Validate { expected_rows } => ModeState::Validate {
+                ids: IdSet::with_capacity(
+                    usize::try_from(expected_rows).unwrap_or(usize::MAX / 16),
+                ),
+                pending: VecDeque::with_capacity(PIPELINE + 1),
+            },
+            ScanMode::Upload { rejected } => ModeState::Upload {
+                cursor: vec![0; files.len()],
+                rejected,
+            },
+        };
         Self {
             source,
             bucket: bucket.to_owned(),
@@ -135,7 +220,7 @@ impl<'a> AudienceScan<'a> {
             columns: columns.clone(),
             pinned,
             etags: Vec::new(),
-            ids: IdSet::with_capacity(usize::try_from(expected_rows).unwrap_or(usize::MAX / 16)),
+            mode,
             file_index: 0,
             open: None,
             buf: vec![0; CHUNK],
@@ -159,9 +244,12 @@ impl<'a> AudienceScan<'a> {
     pub fn files(&self) -> &[String] {
         &self.files
     }
-    /// Memory held by the duplicate table.
+    /// Memory held by the duplicate table (0 in upload passes).
     pub fn dedupe_bytes(&self) -> usize {
-        self.ids.memory_bytes()
+        match &self.mode {
+            ModeState::Validate { ids, .. } => ids.memory_bytes(),
+            ModeState::Upload { .. } => 0,
+        }
     }
 
     /// Scans until the end or until `visit` pauses.
@@ -191,6 +279,12 @@ impl<'a> AudienceScan<'a> {
                                 file: file_name.clone(),
                             });
                         }
+                        if let ModeState::Validate { ids, pending } = &mut self.mode {
+                            while let Some((line, h)) = pending.pop_front() {
+                                let ev = decide(ids, &mut self.valid, file_index, line, h);
+                                visit(ev);
+                            }
+                        }
                         self.open = None;
                         self.file_index += 1;
                         break;
@@ -208,13 +302,22 @@ impl<'a> AudienceScan<'a> {
                             BadRecord::StrayQuote => RejectReason::MalformedQuoting,
                             BadRecord::UnterminatedQuote => RejectReason::UnterminatedQuote,
                         };
-                        if visit(Event::Reject {
-                            file_index,
-                            line,
-                            reason,
-                        }) == Flow::Pause
-                        {
-                            return Ok(ScanEnd::Paused);
+                        match &mut self.mode {
+                            ModeState::Validate { .. } => {
+                                if visit(Event::Reject {
+                                    file_index,
+                                    line,
+                                    reason,
+                                }) == Flow::Pause
+                                {
+                                    return Ok(ScanEnd::Paused);
+                                }
+                            }
+                            ModeState::Upload { rejected, cursor } => {
+                                if !is_listed(rejected, cursor, file_index, line) {
+                                    return Err(changed(file_name, line, &reason));
+                                }
+                            }
                         }
                     }
                     Step::Record(rec) => {
@@ -231,25 +334,49 @@ impl<'a> AudienceScan<'a> {
                             continue;
                         };
                         self.rows += 1;
-                        let event = match classify(&rec, header, &mut self.ids) {
-                            Ok((customer_id, email)) => {
-                                let ordinal = self.valid;
-                                self.valid += 1;
-                                Event::Row(RowRef {
-                                    ordinal,
-                                    file_index,
-                                    line: rec.line,
-                                    customer_id,
-                                    email,
-                                    record: &rec,
-                                    header,
-                                })
+                        let line = rec.line;
+                        let checked = classify(&rec, header);
+                        let event = match (&mut self.mode, checked) {
+                            (ModeState::Validate { ids, pending }, Ok((id, _))) => {
+                                // Decide PIPELINE rows later, once the slot is in cache.
+                                let h = IdSet::hash(id.as_bytes());
+                                ids.prefetch(h);
+                                pending.push_back((line, h));
+                                if pending.len() <= PIPELINE {
+                                    continue;
+                                }
+                                let Some((l, h)) = pending.pop_front() else {
+                                    continue;
+                                };
+                                decide(ids, &mut self.valid, file_index, l, h)
                             }
-                            Err(reason) => Event::Reject {
+                            (ModeState::Validate { .. }, Err(reason)) => Event::Reject {
                                 file_index,
-                                line: rec.line,
+                                line,
                                 reason,
                             },
+                            (ModeState::Upload { rejected, cursor }, checked) => {
+                                let listed = is_listed(rejected, cursor, file_index, line);
+                                match (listed, checked) {
+                                    (true, _) => continue,
+                                    (false, Err(reason)) => {
+                                        return Err(changed(file_name, line, &reason));
+                                    }
+                                    (false, Ok((customer_id, email))) => {
+                                        let ordinal = self.valid;
+                                        self.valid += 1;
+                                        Event::Row(RowRef {
+                                            ordinal,
+                                            file_index,
+                                            line,
+                                            customer_id,
+                                            email,
+                                            record: &rec,
+                                            header,
+                                        })
+                                    }
+                                }
+                            }
                         };
                         if visit(event) == Flow::Pause {
                             return Ok(ScanEnd::Paused);
@@ -300,6 +427,46 @@ impl<'a> AudienceScan<'a> {
     }
 }
 
+/// The duplicate decision for a row that passed every other rule.
+fn decide(
+    ids: &mut IdSet,
+    valid: &mut u64,
+    file_index: usize,
+    line: u64,
+    h: u64,
+) -> Event<'static> {
+    if ids.insert_hash(h) {
+        *valid += 1;
+        Event::Valid { file_index, line }
+    } else {
+        Event::Reject {
+            file_index,
+            line,
+            reason: RejectReason::DuplicateCustomerId,
+        }
+    }
+}
+
+/// Whether the validation pass rejected `line` (lines arrive in ascending order per file).
+fn is_listed(rejected: &RejectedLines, cursor: &mut [usize], file: usize, line: u64) -> bool {
+    let (Some(list), Some(c)) = (rejected.0.get(file), cursor.get_mut(file)) else {
+        return false;
+    };
+    while *c < list.len() && list[*c] < line {
+        *c += 1;
+    }
+    *c < list.len() && list[*c] == line
+}
+
+fn changed(file: &str, line: u64, reason: &RejectReason) -> AudienceError {
+    AudienceError::Changed {
+        file: file.to_owned(),
+        detail: format!(
+            "line {line} was valid when validated and now fails ({reason}): the file changed"
+        ),
+    }
+}
+
 /// Wraps `.gz` files in a (multi-member) gzip decoder.
 fn decoded(name: &str, stream: ByteStream) -> Box<dyn AsyncRead + Send + Unpin> {
     if name.ends_with(".gz") {
@@ -322,11 +489,10 @@ fn read_error(file: &str, e: &std::io::Error) -> AudienceError {
     }
 }
 
-/// The row rules, in the order a person would fix them.
+/// The row rules but duplicates, in the order a person would fix them.
 fn classify<'r>(
     rec: &RecordView<'r>,
     header: &HeaderMap,
-    ids: &mut IdSet,
 ) -> Result<(&'r str, Option<&'r str>), RejectReason> {
     if rec.is_blank() {
         return Err(RejectReason::EmptyRow);
@@ -347,10 +513,8 @@ fn classify<'r>(
         }
         None => None,
     };
-    // Last, so a malformed row never claims an id a later good row carries.
-    if !ids.insert(id.as_bytes()) {
-        return Err(RejectReason::DuplicateCustomerId);
-    }
+    // Duplicates are decided after these rules (by the caller), so a malformed row never
+    // claims an id a later good row carries.
     Ok((id, email))
 }
 
@@ -422,30 +586,69 @@ mod tests {
     ) -> Result<Vec<Seen>, AudienceError> {
         let files: Vec<String> = files.iter().map(|s| s.to_string()).collect();
         let (n, etags) = count_lines(src, "b", "p/", &files).await?;
-        let mut scan = AudienceScan::new(src, "b", "p/", &files, &columns(email), n, etags);
-        let mut seen = Vec::new();
+        // Validation pass: every decision, rejects with their lines.
+        let validate = ScanMode::Validate { expected_rows: n };
+        let mut scan = AudienceScan::new(
+            src,
+            "b",
+            "p/",
+            &files,
+            &columns(email),
+            validate,
+            etags.clone(),
+        );
+        let mut decided = Vec::new();
+        let mut rejected = vec![Vec::new(); files.len()];
         let end = scan
             .run(&mut |ev| {
-                seen.push(match ev {
-                    Event::Row(r) => Seen::Row(
-                        r.ordinal,
-                        r.file_index,
-                        r.line,
-                        r.customer_id.to_owned(),
-                        r.field(0).to_owned(),
-                    ),
+                match ev {
+                    Event::Valid { file_index, line } => decided.push((file_index, line, None)),
                     Event::Reject {
                         file_index,
                         line,
                         reason,
-                    } => Seen::Reject(file_index, line, reason.key()),
-                });
+                    } => {
+                        rejected[file_index].push(line);
+                        decided.push((file_index, line, Some(reason.key())));
+                    }
+                    Event::Row(_) => panic!("validation passes carry no content"),
+                }
                 Flow::Continue
             })
             .await?;
         assert_eq!(end, ScanEnd::Done);
-        assert_eq!(scan.rows() as usize, seen.len());
-        Ok(seen)
+        assert_eq!(scan.rows() as usize, decided.len());
+        // Upload pass: the valid rows with content, skipping what validation rejected.
+        for r in &mut rejected {
+            r.sort_unstable();
+        }
+        let upload = ScanMode::Upload {
+            rejected: RejectedLines(rejected),
+        };
+        let mut up = AudienceScan::new(src, "b", "p/", &files, &columns(email), upload, etags);
+        let mut rows = std::collections::VecDeque::new();
+        up.run(&mut |ev| {
+            if let Event::Row(r) = ev {
+                rows.push_back(Seen::Row(
+                    r.ordinal,
+                    r.file_index,
+                    r.line,
+                    r.customer_id.to_owned(),
+                    r.field(0).to_owned(),
+                ));
+            }
+            Flow::Continue
+        })
+        .await?;
+        assert_eq!(up.valid(), scan.valid());
+        decided.sort_by_key(|&(f, l, _)| (f, l));
+        Ok(decided
+            .into_iter()
+            .map(|(f, l, reject)| match reject {
+                Some(key) => Seen::Reject(f, l, key),
+                None => rows.pop_front().expect("a row for every valid decision"),
+            })
+            .collect())
     }
 
     #[tokio::test]
@@ -511,6 +714,48 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn an_upload_pass_refuses_a_row_that_was_valid_and_now_fails() {
+        let src = MemSource::default();
+        src.put("p/a.csv", "customer_id,first_name\nC1,A\nC2,B\n");
+        let files = vec!["a.csv".to_string()];
+        // Validation listed nothing, yet line 3 is now broken (a file replaced in place, ETag
+        // not pinned): the pass stops rather than skip or send it.
+        src.put("p/a.csv", "customer_id,first_name\nC1,A\n,B\n");
+        let mut scan = AudienceScan::new(
+            &src,
+            "b",
+            "p/",
+            &files,
+            &columns(false),
+            ScanMode::Upload {
+                rejected: RejectedLines::default(),
+            },
+            vec![],
+        );
+        let e = scan.run(&mut |_| Flow::Continue).await.unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "a.csv: line 3 was valid when validated and now fails (empty customer id): the file changed"
+        );
+    }
+
+    #[test]
+    fn rejects_reports_read_back() {
+        let files = vec!["a.csv".to_string(), "b.csv.gz".to_string()];
+        let r = RejectedLines::from_report(
+            b"file,line,reason\nb.csv.gz,9,\"x\"\na.csv,4,\"y, z\"\nb.csv.gz,2,\"x\"\n",
+            &files,
+        )
+        .unwrap();
+        assert_eq!(r.0, vec![vec![4], vec![2, 9]]);
+        assert!(
+            RejectedLines::from_report(b"file,line,reason\nc.csv,1,x\n", &files)
+                .unwrap_err()
+                .contains("unknown file")
+        );
+    }
+
+    #[tokio::test]
     async fn pause_resumes_after_the_event_and_a_changed_file_is_detected() {
         let src = MemSource::default();
         let body: String = std::iter::once("customer_id,first_name\n".to_string())
@@ -518,9 +763,19 @@ mod tests {
             .collect();
         src.put("p/a.csv", body.clone());
         let files = vec!["a.csv".to_string()];
-        let (n, etags) = count_lines(&src, "b", "p/", &files).await.unwrap();
-        let mut scan =
-            AudienceScan::new(&src, "b", "p/", &files, &columns(false), n, etags.clone());
+        let (_, etags) = count_lines(&src, "b", "p/", &files).await.unwrap();
+        let upload = || ScanMode::Upload {
+            rejected: RejectedLines::default(),
+        };
+        let mut scan = AudienceScan::new(
+            &src,
+            "b",
+            "p/",
+            &files,
+            &columns(false),
+            upload(),
+            etags.clone(),
+        );
         let mut got = Vec::new();
         loop {
             let mut batch = 0;
@@ -545,7 +800,7 @@ mod tests {
         assert_eq!(got, (0..1000).collect::<Vec<u64>>());
 
         src.put("p/a.csv", format!("{body}C1000,N\n"));
-        let mut scan = AudienceScan::new(&src, "b", "p/", &files, &columns(false), n, etags);
+        let mut scan = AudienceScan::new(&src, "b", "p/", &files, &columns(false), upload(), etags);
         let e = scan.run(&mut |_| Flow::Continue).await.unwrap_err();
         assert!(
             matches!(

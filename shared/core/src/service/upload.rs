@@ -12,7 +12,9 @@
 //!    enqueued.
 
 use super::context::{Deadline, ServiceError, Services};
-use crate::audience::read::{AudienceScan, Event, Flow, ScanEnd, count_lines};
+use crate::audience::read::{
+    AudienceScan, Event, Flow, RejectedLines, ScanEnd, ScanMode, count_lines,
+};
 use crate::campaign::{Campaign, RejectSample, RunRecord, State};
 use crate::ids::CampaignId;
 use crate::manifest::{self, DropPath, Manifest};
@@ -20,6 +22,7 @@ use crate::ports::esp::{AudienceBatch, Contact};
 use crate::ports::{Created, ObjectRef, StoreError, WorkItem};
 use std::io::Write;
 use std::sync::Arc;
+use tokio::io::AsyncReadExt;
 
 /// Name of the rejects report written into the drop folder.
 pub const REJECTS_FILE: &str = "rejects.csv";
@@ -225,13 +228,14 @@ impl Services {
         let prefix = drop_prefix(&c.drop.key);
         let max = esp.max_batch().max(1);
         let field_names: Arc<[String]> = m.audience.columns.fields.clone().into();
+        let rejected = self.rejected_lines(c, &m.audience.files).await?;
         let mut scan = AudienceScan::new(
             self.source.as_ref(),
             &c.drop.bucket,
             &prefix,
             &m.audience.files,
             &m.audience.columns,
-            c.audience.rows,
+            ScanMode::Upload { rejected },
             c.audience.file_etags.clone(),
         );
         let mut batches_this_run = 0u64;
@@ -280,7 +284,9 @@ impl Services {
                 tracing::info!(campaign_id = %c.id, uploaded = c.audience.uploaded, valid = c.audience.valid,
                     not_in_esp = c.audience.not_in_esp, "batch uploaded");
             }
-            if end == ScanEnd::Done {
+            // The validation pass counted the valid rows: once they are all up, stop, even if
+            // the scan paused on a full last batch (saves an empty continuation).
+            if end == ScanEnd::Done || c.audience.uploaded >= c.audience.valid {
                 break;
             }
             let out_of_batches = self
@@ -336,7 +342,9 @@ impl Services {
             &prefix,
             &m.audience.files,
             &m.audience.columns,
-            lines,
+            ScanMode::Validate {
+                expected_rows: lines,
+            },
             etags,
         );
         let report =
@@ -409,6 +417,33 @@ impl Services {
         }
         *c = self.store.save(c).await?;
         Ok(())
+    }
+
+    /// The lines the validation pass rejected, from its report.
+    async fn rejected_lines(
+        &self,
+        c: &Campaign,
+        files: &[String],
+    ) -> Result<RejectedLines, ServiceError> {
+        let Some(key) = c.audience.rejects_key.as_deref() else {
+            return Ok(RejectedLines::default());
+        };
+        let (mut stream, _) = self.source.open(&c.drop.bucket, key, None).await?;
+        let mut report = Vec::new();
+        stream
+            .read_to_end(&mut report)
+            .await
+            .map_err(|e| ServiceError::Report(format!("{key}: {e}")))?;
+        let lines = RejectedLines::from_report(&report, files)
+            .map_err(|e| ServiceError::Report(format!("{key}: {e}")))?;
+        if lines.total() != c.audience.rejected {
+            return Err(ServiceError::Report(format!(
+                "{key} lists {} rows, the record {}",
+                lines.total(),
+                c.audience.rejected
+            )));
+        }
+        Ok(lines)
     }
 
     /// Marks the campaign failed, re-reading it on a conflict so the reason is never lost.
