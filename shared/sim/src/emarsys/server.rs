@@ -113,6 +113,10 @@ async fn handle(shared: &Shared, req: SimRequest) -> Reply {
         Some(FaultKind::RateLimit) => {
             let mut status = lock(&shared.limiter).peek(&claimed_user, instant);
             status.remaining = 0;
+            // An injected 429 stands for throttling under load ("blocking depends on server
+            // load"), not an exhausted window: it clears within two seconds, so tests need not wait a
+            // real minute for the window the limiter would announce.
+            status.reset_in = std::time::Duration::from_secs(2);
             Some((rate_limited(), status))
         }
         Some(FaultKind::Status(code)) => {
