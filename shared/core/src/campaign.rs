@@ -173,6 +173,29 @@ pub struct Campaign {
 }
 
 impl Campaign {
+    /// A new record in `received` for a drop; the caller fills in what the manifest says.
+    pub fn received(id: CampaignId, run_date: &str, drop: ObjectRef, now: Timestamp) -> Self {
+        Self {
+            id,
+            run_date: run_date.to_owned(),
+            esp: None,
+            account: None,
+            template_id: String::new(),
+            send_at: None,
+            timezone: None,
+            drop,
+            manifest: serde_json::Value::Null,
+            state: State::Received,
+            version: 0,
+            failure: None,
+            audience: AudienceStats::default(),
+            esp_ids: EspIds::default(),
+            schedule_name: None,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
     /// Moves to `next`, or explains why it may not.
     pub fn transition(&mut self, next: State, now: Timestamp) -> Result<(), TransitionError> {
         if !self.state.can_become(next) {

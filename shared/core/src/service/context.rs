@@ -137,6 +137,15 @@ pub struct Services {
 }
 
 impl Services {
+    /// The campaign, or `NotFound`.
+    pub(crate) async fn load(&self, id: &CampaignId) -> Result<Campaign, ServiceError> {
+        Ok(self
+            .store
+            .get(id)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(id.clone()))?)
+    }
+
     pub(crate) async fn record_run(&self, id: &CampaignId, run: RunRecord) {
         // The run history is a report, not a control path: losing one entry is logged, not fatal.
         if let Err(e) = self.store.add_run(id, &run).await {

@@ -35,11 +35,7 @@ pub enum PollOutcome {
 impl Services {
     pub async fn poll_metrics(&self, id: &CampaignId) -> Result<PollOutcome, ServiceError> {
         let started = self.clock.now();
-        let mut c = self
-            .store
-            .get(id)
-            .await?
-            .ok_or_else(|| StoreError::NotFound(id.clone()))?;
+        let mut c = self.load(id).await?;
         if !matches!(c.state, State::Scheduled | State::Collecting) {
             if c.state.is_terminal()
                 && let Some(name) = &c.schedule_name

@@ -26,11 +26,7 @@ impl Services {
         final_attempt: bool,
     ) -> Result<ScheduleOutcome, ServiceError> {
         let started = self.clock.now();
-        let mut c = self
-            .store
-            .get(id)
-            .await?
-            .ok_or_else(|| StoreError::NotFound(id.clone()))?;
+        let mut c = self.load(id).await?;
         if c.state != State::AudienceReady {
             return Ok(ScheduleOutcome::Skipped(c.id, c.state));
         }

@@ -111,11 +111,7 @@ impl Services {
         deadline: Deadline,
         final_attempt: bool,
     ) -> Result<UploadOutcome, ServiceError> {
-        let c = self
-            .store
-            .get(id)
-            .await?
-            .ok_or_else(|| StoreError::NotFound(id.clone()))?;
+        let c = self.load(id).await?;
         self.run_upload(c, deadline, final_attempt).await
     }
 
@@ -509,25 +505,14 @@ fn new_campaign(
     account: Option<crate::ids::AccountId>,
     now: jiff::Timestamp,
 ) -> Campaign {
-    Campaign {
-        id: path.campaign_id.clone(),
-        run_date: path.run_date.clone(),
-        esp: Some(m.esp),
-        account,
-        template_id: m.template_id.clone(),
-        send_at: Some(m.send_at),
-        timezone: m.timezone.clone(),
-        drop: drop.clone(),
-        manifest: serde_json::to_value(m).unwrap_or(serde_json::Value::Null),
-        state: State::Received,
-        version: 0,
-        failure: None,
-        audience: Default::default(),
-        esp_ids: Default::default(),
-        schedule_name: None,
-        created_at: now,
-        updated_at: now,
-    }
+    let mut c = Campaign::received(path.campaign_id.clone(), &path.run_date, drop.clone(), now);
+    c.esp = Some(m.esp);
+    c.account = account;
+    c.template_id = m.template_id.clone();
+    c.send_at = Some(m.send_at);
+    c.timezone = m.timezone.clone();
+    c.manifest = serde_json::to_value(m).unwrap_or(serde_json::Value::Null);
+    c
 }
 
 /// The record of a drop whose manifest was refused: what could be read of it is kept.
@@ -538,31 +523,16 @@ fn rejected_campaign(
     now: jiff::Timestamp,
 ) -> Campaign {
     let raw: serde_json::Value = serde_json::from_slice(bytes).unwrap_or(serde_json::Value::Null);
-    let esp = raw
+    let mut c = Campaign::received(path.campaign_id.clone(), &path.run_date, drop.clone(), now);
+    c.esp = raw
         .get("esp")
         .and_then(|v| v.as_str())
         .and_then(|s| crate::ids::EspKind::parse(s).ok());
-    Campaign {
-        id: path.campaign_id.clone(),
-        run_date: path.run_date.clone(),
-        esp,
-        account: None,
-        template_id: raw
-            .get("template_id")
-            .and_then(|v| v.as_str())
-            .unwrap_or_default()
-            .to_owned(),
-        send_at: None,
-        timezone: None,
-        drop: drop.clone(),
-        manifest: raw,
-        state: State::Received,
-        version: 0,
-        failure: None,
-        audience: Default::default(),
-        esp_ids: Default::default(),
-        schedule_name: None,
-        created_at: now,
-        updated_at: now,
-    }
+    c.template_id = raw
+        .get("template_id")
+        .and_then(|v| v.as_str())
+        .unwrap_or_default()
+        .to_owned();
+    c.manifest = raw;
+    c
 }
