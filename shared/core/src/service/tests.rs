@@ -156,6 +156,7 @@ struct FakeEsp {
     fail_next_uploads: Mutex<u32>,
     refuse_send: Mutex<bool>,
     account: Option<AccountId>,
+    prefix: Option<String>,
 }
 
 #[async_trait]
@@ -168,6 +169,9 @@ impl Esp for FakeEsp {
     }
     fn max_batch(&self) -> usize {
         100
+    }
+    fn claims_template_name(&self, name: &str) -> bool {
+        self.prefix.as_deref().is_some_and(|p| name.starts_with(p))
     }
     async fn list_templates(&self) -> Result<Vec<Template>, EspError> {
         Ok(vec![])
@@ -500,4 +504,37 @@ async fn bad_manifests_and_refusals_fail_the_campaign_with_their_reason() {
     let c = w.services.store.get(&id()).await.unwrap().unwrap();
     assert_eq!(c.state, State::Failed);
     assert!(c.failure.unwrap().reason.contains("6032"));
+}
+
+#[test]
+fn the_account_is_named_or_chosen_by_template_prefix_or_the_only_one() {
+    let acct = |a: &str, p: &str| -> Arc<dyn Esp> {
+        Arc::new(FakeEsp {
+            account: Some(AccountId::parse(a).unwrap()),
+            prefix: Some(p.into()),
+            ..Default::default()
+        })
+    };
+    let two = EspRegistry::new(vec![acct("eu", "eu_"), acct("us", "us_")]);
+    let us = AccountId::parse("us").unwrap();
+    let pick = |a: Option<&AccountId>, name: Option<&str>| {
+        two.choose(EspKind::Emarsys, a, name)
+            .map(|e| e.account().to_string())
+    };
+    assert_eq!(pick(Some(&us), None).unwrap(), "us");
+    assert_eq!(pick(None, Some("eu_spring")).unwrap(), "eu");
+    let e = pick(None, Some("spring")).unwrap_err();
+    assert!(e.contains("2 emarsys accounts"), "{e}");
+    let e = pick(Some(&AccountId::parse("asia").unwrap()), None).unwrap_err();
+    assert!(e.contains("no emarsys account named"), "{e}");
+    let one = EspRegistry::new(vec![acct("eu", "eu_")]);
+    assert_eq!(
+        one.choose(EspKind::Emarsys, None, None)
+            .unwrap()
+            .account()
+            .as_str(),
+        "eu"
+    );
+    let e = one.choose(EspKind::Bronto, None, None).err().unwrap();
+    assert!(e.contains("no bronto account"), "{e}");
 }
