@@ -1,0 +1,615 @@
+//! [`SmartFocusEsp`]: the `Esp` port over Campaign Commander's REST services.
+
+use crate::client::{Body, Http, Method, Repeat, Service, enc};
+use crate::config::{SendDateFormat, SmartFocusConfig, SmartFocusCredentials};
+use crate::error::SmartFocusError;
+use crate::wire::{self, Element, MessageInfo, NamedObject, Snapshot, UploadState, UploadStatus};
+use async_trait::async_trait;
+use espbridge_core::ports::esp::object_name;
+use espbridge_core::ports::{
+    AudienceBatch, BatchOutcome, Esp, EspError, EspIds, MetricCounts, Preview, RowError,
+    SendRequest, Template,
+};
+use espbridge_core::{AccountId, CampaignId, Clock, EspKind};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Semaphore;
+use url::Url;
+
+const ESP: EspKind = EspKind::Smartfocus;
+/// Bytes one row may take in the upload file (id, tab, tag, newline), used to size batches.
+const ROW_BUDGET: u64 = 256;
+/// Upper bound of a batch whatever the file limit allows: one upload's polling stays short.
+const BATCH_CAP: u64 = 500_000;
+/// Longest customer id accepted in a row (keeps rows within [`ROW_BUDGET`]).
+const MAX_ID_LEN: usize = 160;
+
+/// Keys of the ids this adapter stores in the campaign record.
+pub mod keys {
+    /// The campaign tag written to the tag field of every uploaded member.
+    pub const TAG: &str = "tag";
+    pub const SEGMENT: &str = "segment_id";
+    pub const MESSAGE: &str = "message_id";
+    pub const CAMPAIGN: &str = "campaign_id";
+    /// RFC 3339 send time; metrics are not asked for before it.
+    pub const SEND_AT: &str = "send_at";
+}
+
+/// One SmartFocus account.
+pub struct SmartFocusEsp {
+    config: SmartFocusConfig,
+    http: Http,
+    clock: Arc<dyn Clock>,
+    /// Uploads this process has pending; the server's `MAX_NB_UPLOADS` covers other processes.
+    pending: Semaphore,
+}
+
+impl std::fmt::Debug for SmartFocusEsp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SmartFocusEsp")
+            .field("account", &self.config.account)
+            .finish_non_exhaustive()
+    }
+}
+
+fn api(detail: impl Into<String>) -> EspError {
+    EspError::Protocol {
+        esp: ESP,
+        detail: detail.into(),
+    }
+}
+
+fn xml_body(xml: String) -> Body {
+    Body {
+        content_type: "text/xml; charset=utf-8".to_owned(),
+        bytes: xml.into_bytes(),
+    }
+}
+
+impl SmartFocusEsp {
+    pub fn new(
+        config: SmartFocusConfig,
+        credentials: SmartFocusCredentials,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, SmartFocusError> {
+        config.validate()?;
+        let mut base = Url::parse(&config.base_url).map_err(|e| SmartFocusError::Config {
+            field: "base_url",
+            detail: e.to_string(),
+        })?;
+        if !base.path().ends_with('/') {
+            let p = format!("{}/", base.path());
+            base.set_path(&p);
+        }
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(config.request_timeout_secs.max(1)))
+            .build()?;
+        let http = Http::new(
+            client,
+            base,
+            credentials,
+            clock.clone(),
+            config.max_attempts,
+        );
+        let pending = Semaphore::new(config.max_pending_uploads);
+        Ok(Self {
+            config,
+            http,
+            clock,
+            pending,
+        })
+    }
+
+    async fn ccmd(
+        &self,
+        method: Method,
+        repeat: Repeat,
+        path: &(dyn Fn(&str) -> String + Sync),
+        body: Option<&Body>,
+    ) -> Result<Element, EspError> {
+        self.http
+            .call(Service::Ccmd, method, repeat, path, body)
+            .await
+    }
+
+    async fn ccmd_get(&self, path: &(dyn Fn(&str) -> String + Sync)) -> Result<Element, EspError> {
+        self.ccmd(Method::Get, Repeat::Safe, path, None).await
+    }
+
+    async fn get_message(&self, id: &str) -> Result<Option<MessageInfo>, EspError> {
+        let id = enc(id);
+        let p = self
+            .ccmd_get(&|t| format!("message/getMessage/{t}/{id}"))
+            .await?;
+        Ok(MessageInfo::from_payload(&p))
+    }
+
+    fn scalar_id(payload: &Element, what: &str) -> Result<String, EspError> {
+        wire::scalar(payload)
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .ok_or_else(|| api(format!("{what} returned no id")))
+    }
+
+    /// Ids of messages whose `name` field equals `name`. The REST spelling of this call is
+    /// uncertain: the plural (SOAP) form is tried first, the singular on HTTP 404.
+    async fn messages_named(&self, name: &str) -> Result<Vec<String>, EspError> {
+        let n = enc(name);
+        let limit = self.config.list_limit;
+        let plural = self
+            .ccmd_get(&|t| format!("message/getEmailMessagesByField/{t}/name/{n}/{limit}"))
+            .await;
+        let payload = match plural {
+            Err(EspError::Api { status: 404, .. }) => {
+                self.ccmd_get(&|t| format!("message/getEmailMessageByField/{t}/name/{n}/{limit}"))
+                    .await?
+            }
+            other => other?,
+        };
+        let mut out = Vec::new();
+        for id in wire::id_list(&payload) {
+            if let Some(m) = self.get_message(&id).await?
+                && m.name == name
+            {
+                out.push(m.id);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The segment named `name` among the account's most recent ones.
+    async fn find_segment(&self, name: &str) -> Result<Option<String>, EspError> {
+        let limit = self.config.list_limit;
+        let list = self
+            .ccmd_get(&|t| format!("segmentationservice/{t}/segment/list/1/items/{limit}"))
+            .await?;
+        let mut ids = wire::id_list(&list);
+        ids.sort_by_key(|i| std::cmp::Reverse(i.parse::<u64>().unwrap_or(0)));
+        for id in ids {
+            let e = enc(&id);
+            let p = self
+                .ccmd_get(&|t| format!("segmentationservice/{t}/segment/{e}"))
+                .await?;
+            if NamedObject::from_payload(&p).is_some_and(|s| s.name == name) {
+                return Ok(Some(id));
+            }
+        }
+        Ok(None)
+    }
+
+    /// The campaign named `name` among the account's most recent ones.
+    async fn find_campaign(&self, name: &str) -> Result<Option<NamedObject>, EspError> {
+        let limit = self.config.list_limit;
+        let list = self
+            .ccmd_get(&|t| format!("campaign/last/{t}/{limit}"))
+            .await?;
+        for id in wire::id_list(&list) {
+            let e = enc(&id);
+            let p = self
+                .ccmd_get(&|t| format!("campaign/getCampaign/{t}/{e}"))
+                .await?;
+            if let Some(c) = NamedObject::from_payload(&p)
+                && c.name == name
+            {
+                return Ok(Some(c));
+            }
+        }
+        Ok(None)
+    }
+
+    fn send_date(&self, req: &SendRequest<'_>) -> Result<String, EspError> {
+        let zone = req.timezone.unwrap_or(&self.config.timezone);
+        let tz = jiff::tz::TimeZone::get(zone).map_err(|e| EspError::Invalid {
+            esp: ESP,
+            detail: format!("unknown time zone {zone:?}: {e}"),
+        })?;
+        let local = tz.to_datetime(req.send_at);
+        let pattern = match self.config.send_date_format {
+            SendDateFormat::IsoLocal => "%Y-%m-%dT%H:%M:%S",
+            SendDateFormat::SpaceLocal => "%Y-%m-%d %H:%M:%S",
+        };
+        Ok(local.strftime(pattern).to_string())
+    }
+
+    /// Builds the tab-separated file of `id<TAB>tag` rows; ids that cannot be written are
+    /// reported as row errors instead.
+    fn batch_file(&self, tag: &str, batch: &AudienceBatch) -> (Vec<u8>, u64, Vec<RowError>) {
+        let mut file = Vec::with_capacity(batch.contacts.len() * 32);
+        let mut rows = 0u64;
+        let mut errors = Vec::new();
+        for (index, c) in batch.contacts.iter().enumerate() {
+            let id = c.customer_id.trim();
+            let bad = if id.is_empty() {
+                Some("empty customer id")
+            } else if id.len() > MAX_ID_LEN {
+                Some("customer id longer than 160 bytes")
+            } else if id.contains(['\t', '\r', '\n', '"']) {
+                Some("customer id holds a tab, quote or line break")
+            } else {
+                None
+            };
+            if let Some(reason) = bad {
+                errors.push(RowError {
+                    index,
+                    code: "INVALID_ID".to_owned(),
+                    reason: reason.to_owned(),
+                });
+                continue;
+            }
+            file.extend_from_slice(id.as_bytes());
+            file.push(b'\t');
+            file.extend_from_slice(tag.as_bytes());
+            file.push(b'\n');
+            rows += 1;
+        }
+        (file, rows, errors)
+    }
+
+    /// Starts the merge upload, waiting while the account is at its pending-upload limit.
+    async fn start_upload(&self, body: &Body) -> Result<String, EspError> {
+        let started = self.clock_instant();
+        loop {
+            let res = self
+                .http
+                .call(
+                    Service::Batch,
+                    Method::Put,
+                    Repeat::Once,
+                    &|t| format!("batchmemberservice/{t}/batchmember/mergeUpload"),
+                    Some(body),
+                )
+                .await;
+            match res {
+                Ok(p) => return Self::scalar_id(&p, "mergeUpload"),
+                Err(EspError::Api { code, .. })
+                    if code == "MAX_NB_UPLOADS" && started.elapsed() < self.upload_timeout() =>
+                {
+                    tracing::debug!("smartfocus account at its pending-upload limit; waiting");
+                    tokio::time::sleep(self.poll_interval()).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    fn clock_instant(&self) -> std::time::Instant {
+        std::time::Instant::now()
+    }
+    fn poll_interval(&self) -> Duration {
+        Duration::from_millis(self.config.upload_poll_interval_ms.max(1))
+    }
+    fn upload_timeout(&self) -> Duration {
+        Duration::from_secs(self.config.upload_timeout_secs)
+    }
+
+    /// Follows `getUploadStatus` until a final state.
+    async fn await_upload(&self, upload_id: &str) -> Result<bool, EspError> {
+        let started = self.clock_instant();
+        let id = enc(upload_id);
+        loop {
+            let p = self
+                .http
+                .call(
+                    Service::Batch,
+                    Method::Get,
+                    Repeat::Safe,
+                    &|t| format!("batchmemberservice/{t}/batchmember/{id}/getUploadStatus"),
+                    None,
+                )
+                .await?;
+            let status = UploadStatus::from_payload(&p)
+                .ok_or_else(|| api("getUploadStatus returned no status"))?;
+            match status.state() {
+                UploadState::Done { with_errors } => return Ok(with_errors),
+                UploadState::Failed(state) => {
+                    return Err(EspError::Api {
+                        esp: ESP,
+                        status: 200,
+                        code: state.clone(),
+                        text: format!(
+                            "upload {upload_id} ended in {state}: {}",
+                            status.details.as_deref().unwrap_or("no details")
+                        ),
+                        retryable: false,
+                    });
+                }
+                UploadState::Pending(_) if started.elapsed() < self.upload_timeout() => {
+                    tokio::time::sleep(self.poll_interval()).await;
+                }
+                UploadState::Pending(state) => {
+                    return Err(EspError::Transient {
+                        esp: ESP,
+                        detail: format!("upload {upload_id} still {state} after the timeout"),
+                    });
+                }
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl Esp for SmartFocusEsp {
+    fn kind(&self) -> EspKind {
+        ESP
+    }
+    fn account(&self) -> &AccountId {
+        &self.config.account
+    }
+    /// As many rows as fit the upload file limit once base64-encoded, capped at 500 000.
+    fn max_batch(&self) -> usize {
+        let raw = self.config.max_upload_bytes.saturating_sub(4096) / 4 * 3;
+        (raw / ROW_BUDGET).clamp(1, BATCH_CAP) as usize
+    }
+    fn claims_template_name(&self, name: &str) -> bool {
+        name.starts_with(&self.config.message_prefix)
+    }
+
+    async fn list_templates(&self) -> Result<Vec<Template>, EspError> {
+        let limit = self.config.list_limit;
+        let list = self
+            .ccmd_get(&|t| format!("message/getLastEmailMessages/{t}/{limit}"))
+            .await?;
+        let ids = wire::id_list(&list);
+        let mut out = Vec::new();
+        for id in &ids {
+            let Some(m) = self.get_message(id).await? else {
+                continue;
+            };
+            let Some(display) = m.name.strip_prefix(&self.config.message_prefix) else {
+                continue;
+            };
+            if m.kind
+                .as_deref()
+                .is_some_and(|k| !k.eq_ignore_ascii_case("email"))
+            {
+                continue;
+            }
+            out.push(Template {
+                esp: ESP,
+                account: self.config.account.clone(),
+                id: m.id.clone(),
+                display_name: display.to_owned(),
+                name: m.name,
+                subject: m.subject,
+                kind: m.kind,
+                created: m.created,
+            });
+        }
+        tracing::info!(
+            listed = ids.len(),
+            templates = out.len(),
+            "smartfocus templates listed"
+        );
+        Ok(out)
+    }
+
+    async fn preview(&self, template_id: &str) -> Result<Preview, EspError> {
+        let id = enc(template_id);
+        let p = self
+            .ccmd_get(&|t| format!("message/getEmailMessagePreview/{t}/{id}/HTML"))
+            .await?;
+        let body = wire::scalar(&p)
+            .ok_or_else(|| api("getEmailMessagePreview returned no content"))?
+            .to_owned();
+        Ok(Preview {
+            template_id: template_id.to_owned(),
+            content_type: "text/html".to_owned(),
+            body,
+            subject: None,
+        })
+    }
+
+    /// Nothing exists up front: the audience is the set of members carrying the campaign tag.
+    async fn create_audience(
+        &self,
+        campaign_id: &CampaignId,
+        variant: Option<&str>,
+    ) -> Result<EspIds, EspError> {
+        Ok(EspIds::default().with(keys::TAG, object_name(campaign_id, variant)))
+    }
+
+    async fn upload_batch(
+        &self,
+        audience: &EspIds,
+        batch: &AudienceBatch,
+    ) -> Result<BatchOutcome, EspError> {
+        let tag = audience.require(ESP, keys::TAG)?;
+        let (file, rows, row_errors) = self.batch_file(tag, batch);
+        if rows == 0 {
+            return Ok(BatchOutcome {
+                accepted: 0,
+                not_in_esp: 0,
+                row_errors,
+            });
+        }
+        if wire::encoded_len(file.len()) as u64 > self.config.max_upload_bytes {
+            return Err(EspError::Invalid {
+                esp: ESP,
+                detail: format!(
+                    "batch of {} contacts exceeds the upload size limit",
+                    batch.contacts.len()
+                ),
+            });
+        }
+        let file_name = format!("{tag}_{}.csv", batch.first_ordinal);
+        let config = wire::merge_upload_xml(
+            &file_name,
+            &self.config.customer_id_field,
+            &self.config.tag_field,
+        );
+        let boundary = format!("espbridge-{:016x}", rand::random::<u64>());
+        let body = Body {
+            content_type: format!("multipart/form-data; boundary={boundary}"),
+            bytes: wire::multipart_body(&boundary, "mergeUpload", &config, &file_name, &file),
+        };
+        let _permit = self
+            .pending
+            .acquire()
+            .await
+            .map_err(|_| api("upload limiter closed"))?;
+        let upload_id = self.start_upload(&body).await?;
+        let with_errors = self.await_upload(&upload_id).await?;
+        tracing::info!(
+            tag,
+            first = batch.first_ordinal,
+            rows,
+            with_errors,
+            "smartfocus batch uploaded"
+        );
+        Ok(BatchOutcome {
+            accepted: rows,
+            not_in_esp: 0,
+            row_errors,
+        })
+    }
+
+    /// Creates (or finds) the segment `tag EQUALS <tag>` under the campaign's object name.
+    async fn finish_audience(
+        &self,
+        campaign_id: &CampaignId,
+        variant: Option<&str>,
+        audience: &EspIds,
+    ) -> Result<EspIds, EspError> {
+        self.http.close(Service::Batch).await;
+        let tag = audience.require(ESP, keys::TAG)?.to_owned();
+        let name = object_name(campaign_id, variant);
+        let segment_id = match audience.get(keys::SEGMENT) {
+            Some(id) => id.to_owned(),
+            None => match self.find_segment(&name).await? {
+                Some(id) => id,
+                None => {
+                    let body = xml_body(wire::segment_xml(&name, "espbridge campaign audience"));
+                    let p = self
+                        .ccmd(
+                            Method::Put,
+                            Repeat::Once,
+                            &|t| format!("segmentationservice/{t}/segment"),
+                            Some(&body),
+                        )
+                        .await?;
+                    Self::scalar_id(&p, "segment create")?
+                }
+            },
+        };
+        // Adding the same EQUALS criterion again on a retry selects the same members.
+        let body = xml_body(wire::string_criterion_xml(&self.config.tag_field, &tag));
+        let sid = enc(&segment_id);
+        self.ccmd(
+            Method::Put,
+            Repeat::Safe,
+            &|t| format!("segmentationservice/{t}/segment/{sid}/criteria/addStringDemographic"),
+            Some(&body),
+        )
+        .await?;
+        tracing::info!(campaign = %campaign_id, "smartfocus segment ready");
+        let mut ids = audience.clone();
+        ids.merge(&EspIds::default().with(keys::SEGMENT, segment_id));
+        Ok(ids)
+    }
+
+    async fn schedule_send(&self, req: &SendRequest<'_>) -> Result<EspIds, EspError> {
+        let segment = req.audience.require(ESP, keys::SEGMENT)?.to_owned();
+        let name = object_name(req.campaign_id, req.variant);
+        let send_date = self.send_date(req)?;
+
+        let message_id = match self.messages_named(&name).await?.into_iter().next() {
+            Some(id) => id,
+            None => {
+                let (tid, n) = (enc(req.template_id), enc(&name));
+                let p = self
+                    .ccmd(
+                        Method::Get,
+                        Repeat::Once,
+                        &|t| format!("message/cloneMessage/{t}/{tid}/{n}"),
+                        None,
+                    )
+                    .await?;
+                Self::scalar_id(&p, "cloneMessage")?
+            }
+        };
+
+        let (campaign_id, status) = match self.find_campaign(&name).await? {
+            Some(c) => (c.id, c.status),
+            None => {
+                let path = format!(
+                    "{}/{}/{}/{}/{}/false/true/true",
+                    enc(&name),
+                    enc("espbridge campaign"),
+                    enc(&send_date),
+                    enc(&message_id),
+                    enc(&segment),
+                );
+                let p = self
+                    .ccmd(
+                        Method::Get,
+                        Repeat::Once,
+                        &|t| format!("campaign/create/{t}/{path}"),
+                        None,
+                    )
+                    .await?;
+                (Self::scalar_id(&p, "campaign create")?, None)
+            }
+        };
+        let editable = status
+            .as_deref()
+            .is_none_or(|s| s.eq_ignore_ascii_case("editable"));
+        if editable {
+            let cid = enc(&campaign_id);
+            let p = self
+                .ccmd(
+                    Method::Get,
+                    Repeat::Safe,
+                    &|t| format!("campaign/post/{t}/{cid}"),
+                    None,
+                )
+                .await?;
+            if wire::scalar(&p).map(str::trim) != Some("true") {
+                return Err(EspError::Api {
+                    esp: ESP,
+                    status: 200,
+                    code: "POST_REFUSED".to_owned(),
+                    text: "campaign/post did not return true".to_owned(),
+                    retryable: false,
+                });
+            }
+        }
+        self.http.close(Service::Ccmd).await;
+        tracing::info!(campaign = %req.campaign_id, "smartfocus campaign posted");
+        let mut ids = req.audience.clone();
+        ids.merge(
+            &EspIds::default()
+                .with(keys::MESSAGE, message_id)
+                .with(keys::CAMPAIGN, campaign_id)
+                .with(keys::SEND_AT, req.send_at.to_string()),
+        );
+        Ok(ids)
+    }
+
+    async fn fetch_metrics(&self, sent: &EspIds) -> Result<Option<MetricCounts>, EspError> {
+        let campaign = sent.require(ESP, keys::CAMPAIGN)?;
+        if let Some(at) = sent.get(keys::SEND_AT)
+            && let Ok(at) = at.parse::<jiff::Timestamp>()
+            && self.clock.now() < at
+        {
+            return Ok(None);
+        }
+        let (cid, path) = (
+            enc(campaign),
+            self.config.snapshot_path.trim_matches('/').to_owned(),
+        );
+        let res = self.ccmd_get(&|t| format!("{path}/{t}/{cid}")).await;
+        let counts = match res {
+            Ok(p) => Snapshot::from_payload(&p).map(|s| s.counts()),
+            Err(EspError::Api { status: 404, .. }) if path != "campaign/getCampaignSnapshot" => {
+                let p = self
+                    .ccmd_get(&|t| format!("campaign/getCampaignSnapshot/{t}/{cid}"))
+                    .await?;
+                Snapshot::from_payload(&p).map(|s| s.counts())
+            }
+            Err(e) => return Err(e),
+        };
+        self.http.close(Service::Ccmd).await;
+        Ok(counts.filter(|c| c.sent > 0 || c.delivered > 0))
+    }
+}
