@@ -9,4 +9,4 @@ trap 'scripts/aws-emu.sh stop' EXIT
 eval "$(scripts/aws-emu.sh env)"
 
 scripts/check-infra.sh
-cargo test --workspace --locked
+cargo test --workspace
