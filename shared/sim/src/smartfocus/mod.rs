@@ -1,0 +1,328 @@
+//! SmartFocus (Emailvision) Campaign Commander simulator: the REST (XML) API of the `apiccmd`
+//! and `apibatchmember` services.
+//!
+//! # The protocol, as simulated
+//!
+//! * **Base URL** `http://127.0.0.1:PORT/`; services at `{svc}/services/rest/...` with `svc` =
+//!   `apiccmd` or `apibatchmember`. Path segments are percent-decoded. Where the reference has
+//!   both styles, parameters come in the path (PI, fixed order) or as a query (QS, names as in
+//!   the WSDL: `token`, `id`, `limit`, `field`, `value`, `part`, `newName`, ...).
+//! * **Envelope**: `<response responseStatus="success">` with scalars (and lists) in
+//!   `<result xsi:type="xs:...">`, structured results as child elements; every error is HTTP
+//!   500 with `<response responseStatus="failed"><description/><fields/><status/></response>`.
+//! * **Sessions**: `connect/open/{login}/{password}/{key}` or `connect/open?login=&password=&key=`
+//!   gives a token valid for **its service only**, for `token_lifetime` (60 min) on the injected
+//!   clock and `calls_per_session` calls (if set); `connect/close/{token}` (or `?token=`) ends it.
+//! * **apiccmd**: `message/getLastEmailMessages/{token}/{limit}`,
+//!   `message/getEmailMessagesByField/{token}/{field}/{value}/{limit}` (also the singular
+//!   `getEmailMessageByField`; this is how a message is found by name: field `name`),
+//!   `message/getMessagesByPeriod/{token}/{dateBegin}/{dateEnd}`, `message/getMessage/{token}/{id}`,
+//!   `message/getEmailMessagePreview/{token}/{id}/{HTML|text}`,
+//!   `message/cloneMessage/{token}/{id}/{newName}`;
+//!   `segmentationservice/{token}/segment` (PUT create, XML `<segmentation>`),
+//!   `segmentationservice/{token}/segment/{id}` (GET read, POST update),
+//!   `segmentationservice/{token}/segment/list/{page}/items/{n}`,
+//!   `segmentationservice/{token}/segment/{id}/criteria/addStringDemographic` (PUT),
+//!   `segmentationservice/{token}/segment/{id}/count`;
+//!   `campaign/create/{token}/{name}/{desc}/{sendDate}/{messageId}/{mailinglistId}/{notifProgress}/{postClickTracking}/{emaildedupflg}`,
+//!   `campaign/post/{token}/{id}`, `campaign/getCampaign/{token}/{id}`,
+//!   `campaign/getCampaignStatus/{token}/{id}`, `campaign/last/{token}/{limit}`,
+//!   `campaign/getCampaignsByField/{token}/{field}/{value}/{limit}`,
+//!   `campaign/getCampaignSnapshotReport/{token}/{id}` (also `campaign/getCampaignSnapshot/...`).
+//! * **apibatchmember**: `PUT batchmemberservice/{token}/batchmember/mergeUpload|insertUpload`
+//!   (CRLF multipart: XML part `mergeUpload`/`insertUpload` + base64 `inputStream`),
+//!   `GET .../batchmember/{uploadId}/getUploadStatus`, `GET .../batchmember/getLastUpload`.
+//!   Uploads move STORAGE → VALIDATED → QUEUED → IMPORTING → DONE, one step per
+//!   `upload_step_delay` of clock time or per `upload_polls_per_step` status polls, whichever
+//!   is faster; members change when the upload reaches DONE.
+//!
+//! # Choices where the reference is UNCERTAIN
+//!
+//! * Lists (message, campaign and segment ids) are repeated `<result xsi:type="xs:long">`
+//!   elements, mirroring the SOAP `<return>` repetition. Objects are one child of `<response>`:
+//!   `<message>`, `<campaign>`, `<segmentation>`, `<campaignSnapshot>`, with the SOAP field names.
+//! * Session errors (unknown, closed, expired, other-service token) all answer "Your session has
+//!   expired" with status `CHECK_SESSION_FAILED`; an exhausted call quota answers "The maximum
+//!   number of connection allowed per session has been reached" and ends the session. Bad
+//!   credentials answer "No manager retrieved for those login, password." (`CONNECTION_FAILED`).
+//!   Other apiccmd errors use invented statuses (`INVALID_PARAMETERS`, `NOT_FOUND`, ...).
+//! * `getCampaignStatus` answers the mixed-case form of the fixture (`Editable`, `Queued`,
+//!   `Running`, `Completed`); `getCampaign` carries the enum form (`EDITABLE`, ...). A posted
+//!   campaign is RUNNING from its send date and COMPLETED an hour later.
+//! * `sendDate` accepts `YYYY-MM-DDTHH:MM:SS` or `YYYY-MM-DD HH:MM:SS` (optional fraction and
+//!   offset); without an offset it is read in `account_timezone`. It must not be earlier than
+//!   now + `min_send_lead`.
+//! * A campaign's `nbSelected` is its segment's count at post time; counters are zero before the
+//!   send date and grow after it (see [`metrics`]).
+//! * A merge inserts members whose key is unknown. The merge `criteria` must be the customer-id
+//!   field itself (SQL functions like `LOWER(EMAIL)` are not simulated): anything else, or a
+//!   mapped field the member table lacks, ends the upload in `ERROR` with the reason in
+//!   `<details>`. Lines without a key end it in `DONE WITH ERRORS`. [`SmartFocusSim::fail_next_import`]
+//!   makes the next upload end in `FAILURE`.
+//! * Segment criteria are AND-ed; the `values` of one criterion are OR-ed; string comparisons
+//!   ignore case unless the operator ends in `_CASE_SENSITIVE`.
+//! * Segment count is `segmentationservice/{token}/segment/{id}/count` (REST path unknown).
+//! * Finding a campaign by name is `campaign/getCampaignsByField` (by analogy with messages).
+//! * An injected [`FaultKind::RateLimit`] answers the call-quota error (500) without ending the
+//!   session (the API documents no HTTP rate limit); [`FaultKind::Status`] answers that status
+//!   with a failed envelope; [`FaultKind::Timeout`] processes the request, then holds the response.
+//! * Unknown resources answer HTTP 404 with a failed envelope.
+
+pub mod metrics;
+mod server;
+mod state;
+mod upload;
+mod xml;
+
+use crate::faults::{Fault, FaultBook};
+use crate::http::ServerHandle;
+use crate::record::{RecordedRequest, Recorder};
+use espbridge_core::Clock;
+use jiff::{SignedDuration, Timestamp};
+use std::sync::{Arc, Mutex};
+
+#[cfg(doc)]
+use crate::faults::FaultKind;
+
+pub use upload::UploadMode;
+
+/// The simulated account's configuration.
+#[derive(Debug, Clone)]
+pub struct SmartFocusSimConfig {
+    pub login: String,
+    pub password: String,
+    /// The manager key.
+    pub key: String,
+    /// Textual member field holding customer ids (the merge key).
+    pub customer_id_field: String,
+    /// Textual member field holding the per-campaign tag.
+    pub tag_field: String,
+    /// Other fields of the member table (uploads mapping unknown fields fail in `ERROR`).
+    pub other_member_fields: Vec<String>,
+    /// Messages present at start.
+    pub messages: Vec<SeedMessage>,
+    pub token_lifetime: SignedDuration,
+    /// Calls allowed per session after `connect/open`; `None` for no quota.
+    pub calls_per_session: Option<u32>,
+    /// Clock time per upload state; `None` to advance only by polls.
+    pub upload_step_delay: Option<SignedDuration>,
+    /// Status polls per upload state; 0 to advance only by clock.
+    pub upload_polls_per_step: u32,
+    /// Uploads not yet in a final state allowed at once (`MAX_NB_UPLOADS` beyond).
+    pub max_pending_uploads: usize,
+    /// Largest decoded upload file (`INVALID_FILE` beyond). The HTTP layer reads at most 10 MB.
+    pub max_file_bytes: usize,
+    /// IANA zone for zoneless `sendDate`s and the offsets of returned dates.
+    pub account_timezone: String,
+    /// Smallest accepted distance between now and a campaign's send date.
+    pub min_send_lead: SignedDuration,
+}
+
+impl Default for SmartFocusSimConfig {
+    fn default() -> Self {
+        Self {
+            login: "espbridge".into(),
+            password: "sim-password".into(),
+            key: "sim-key".into(),
+            customer_id_field: "CUSTOMER_ID".into(),
+            tag_field: "CAMPAIGN_TAG".into(),
+            other_member_fields: vec!["EMAIL".into(), "FIRSTNAME".into(), "DATEOFBIRTH".into()],
+            messages: SeedMessage::defaults(),
+            token_lifetime: SignedDuration::from_mins(60),
+            calls_per_session: None,
+            upload_step_delay: Some(SignedDuration::from_secs(2)),
+            upload_polls_per_step: 1,
+            max_pending_uploads: 5,
+            max_file_bytes: 256 * 1024 * 1024,
+            account_timezone: "Europe/Paris".into(),
+            min_send_lead: SignedDuration::ZERO,
+        }
+    }
+}
+
+/// A message present when the simulator starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SeedMessage {
+    pub name: String,
+    pub subject: String,
+    pub html: String,
+    pub text: String,
+}
+
+impl SeedMessage {
+    pub fn new(name: &str, subject: &str) -> Self {
+        Self {
+            name: name.into(),
+            subject: subject.into(),
+            html: format!(
+                "<html><body><h1>{subject}</h1><p>Hello [EMV FIELD]FIRSTNAME[EMV /FIELD]</p></body></html>"
+            ),
+            text: format!("{subject}\nHello [EMV FIELD]FIRSTNAME[EMV /FIELD]"),
+        }
+    }
+
+    /// `optimove_` templates plus messages a template picker must skip.
+    pub fn defaults() -> Vec<SeedMessage> {
+        vec![
+            SeedMessage::new("optimove_spring_sale", "Spring sale: 20% off"),
+            SeedMessage::new("newsletter_april", "April news"),
+            SeedMessage::new("optimove_weekly_digest", "Your weekly picks"),
+            SeedMessage::new("transactional_receipt", "Your receipt"),
+            SeedMessage::new("optimove_winback", "We miss you"),
+        ]
+    }
+}
+
+/// A message as the simulator holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SimMessage {
+    pub id: u64,
+    pub name: String,
+    pub description: String,
+    pub subject: String,
+    /// Both parts, delimited by `[EMV HTMLPART]` and `[EMV TEXTPART]`.
+    pub body: String,
+    pub created_at: Timestamp,
+    pub cloned_from: Option<u64>,
+}
+
+/// A batch member upload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SimUpload {
+    pub id: u64,
+    pub mode: UploadMode,
+    pub file_name: String,
+    /// As `getUploadStatus` would answer now.
+    pub status: String,
+    /// The reason of `ERROR`, `FAILURE` or `DONE WITH ERRORS`.
+    pub details: Option<String>,
+    /// Data lines in the file (after a skipped first line).
+    pub lines: usize,
+    pub created_at: Timestamp,
+}
+
+/// One criterion of a segment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SimCriterion {
+    pub column: String,
+    pub operator: String,
+    pub values: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SimSegment {
+    pub id: u64,
+    pub name: String,
+    pub description: String,
+    pub sample_type: String,
+    pub criteria: Vec<SimCriterion>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SimCampaign {
+    pub id: u64,
+    pub name: String,
+    pub description: String,
+    /// `sendDate` as sent.
+    pub send_date_raw: String,
+    pub send_at: Timestamp,
+    pub message_id: u64,
+    pub segment_id: u64,
+    /// Enum form as of now: `EDITABLE`, `QUEUED`, `RUNNING`, `COMPLETED`.
+    pub status: String,
+    /// Segment count at post time (0 until posted).
+    pub selected: u64,
+}
+
+/// A running simulator. Dropping it stops the server.
+pub struct SmartFocusSim {
+    server: ServerHandle,
+    shared: Arc<server::Shared>,
+}
+
+impl SmartFocusSim {
+    /// Starts a server on `127.0.0.1` on a free port.
+    pub async fn start(
+        config: SmartFocusSimConfig,
+        clock: Arc<dyn Clock>,
+    ) -> std::io::Result<Self> {
+        let zone = jiff::tz::TimeZone::get(&config.account_timezone).map_err(|e| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!("account_timezone: {e}"),
+            )
+        })?;
+        let state = state::State::new(&config, zone, clock.now());
+        let shared = Arc::new(server::Shared {
+            clock,
+            state: Mutex::new(state),
+            faults: FaultBook::default(),
+            recorder: Recorder::default(),
+        });
+        let server = crate::http::spawn(server::handler(shared.clone())).await?;
+        tracing::info!(
+            port = server.addr().port(),
+            "smartfocus simulator listening"
+        );
+        Ok(Self { server, shared })
+    }
+
+    /// `http://127.0.0.1:PORT/`
+    pub fn base_url(&self) -> String {
+        format!("http://{}/", self.server.addr())
+    }
+
+    /// Every request received, in order.
+    pub fn requests(&self) -> Vec<RecordedRequest> {
+        self.shared.recorder.all()
+    }
+
+    /// Queues a fault; see [`Fault`].
+    pub fn inject(&self, fault: Fault) {
+        self.shared.faults.inject(fault);
+    }
+
+    /// Ends every open session as if its 60 minutes had passed.
+    pub fn expire_tokens(&self) {
+        self.shared.state().expire_tokens();
+    }
+
+    /// Makes the next accepted upload end in `FAILURE` instead of `DONE`.
+    pub fn fail_next_import(&self) {
+        self.shared.state().fail_next_import();
+    }
+
+    pub fn messages(&self) -> Vec<SimMessage> {
+        self.shared.state().sim_messages()
+    }
+
+    pub fn uploads(&self) -> Vec<SimUpload> {
+        let now = self.shared.clock.now();
+        self.shared.state().sim_uploads(now)
+    }
+
+    pub fn segments(&self) -> Vec<SimSegment> {
+        self.shared.state().sim_segments()
+    }
+
+    pub fn campaigns(&self) -> Vec<SimCampaign> {
+        let now = self.shared.clock.now();
+        self.shared.state().sim_campaigns(now)
+    }
+
+    /// Customer ids whose tag field equals `tag` (uploads count once DONE), sorted.
+    pub fn members_with_tag(&self, tag: &str) -> Vec<String> {
+        let now = self.shared.clock.now();
+        self.shared.state().members_with_tag(tag, now)
+    }
+
+    /// Successful `campaign/post` calls.
+    pub fn post_count(&self) -> usize {
+        self.shared.state().post_count()
+    }
+
+    /// Sessions opened so far, on either service.
+    pub fn sessions_opened(&self) -> usize {
+        self.shared.state().sessions_opened()
+    }
+}
