@@ -48,7 +48,7 @@ pub struct SmartFocusConfig {
     /// How long one upload may stay pending before the batch is reported as a transient failure.
     #[serde(default = "default_upload_timeout")]
     pub upload_timeout_secs: u64,
-    /// Zone of `sendDate` when the request names none.
+    /// The account's zone at SmartFocus: `sendDate` is written as local time in it.
     #[serde(default = "default_timezone")]
     pub timezone: String,
     #[serde(default)]

@@ -199,7 +199,9 @@ impl SmartFocusEsp {
     }
 
     fn send_date(&self, req: &SendRequest<'_>) -> Result<String, EspError> {
-        let zone = req.timezone.unwrap_or(&self.config.timezone);
+        // `campaign/create` has no zone parameter and reads `sendDate` in the account's zone, so
+        // the instant is written in that zone whatever zone the marketer chose.
+        let zone = self.config.timezone.as_str();
         let tz = jiff::tz::TimeZone::get(zone).map_err(|e| EspError::Invalid {
             esp: ESP,
             detail: format!("unknown time zone {zone:?}: {e}"),
@@ -610,6 +612,7 @@ impl Esp for SmartFocusEsp {
             Err(e) => return Err(e),
         };
         self.http.close(Service::Ccmd).await;
-        Ok(counts.filter(|c| c.sent > 0 || c.delivered > 0))
+        // Before the send only nbSelected is set: nothing delivered or bounced means no counts yet.
+        Ok(counts.filter(|c| c.delivered > 0 || c.bounces > 0))
     }
 }

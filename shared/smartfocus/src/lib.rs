@@ -16,7 +16,7 @@
 //!   `segmentationservice/{t}/segment/{id}` to read names back; snapshot at
 //!   `snapshot_path` (default `campaign/getCampaignSnapshotReport`), falling back to
 //!   `campaign/getCampaignSnapshot` on HTTP 404.
-//! * `sendDate`: local time in the request's zone (else `timezone`), `YYYY-MM-DDTHH:MM:SS` by
+//! * `sendDate`: local time in the account's zone (`timezone`), `YYYY-MM-DDTHH:MM:SS` by
 //!   default (`send_date_format: space_local` for `YYYY-MM-DD HH:MM:SS`), percent-encoded.
 //! * `getMessage`'s wrapper element: the first element holding `id` and `name` is read.
 //! * Id lists: repeated `<result>` elements, or one `<result>` with id children.
