@@ -14,6 +14,7 @@ use espbridge_core::EspKind;
 use espbridge_core::ports::EspError;
 use jiff::{SignedDuration, Timestamp};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 use tokio::sync::Mutex;
 use url::Url;
@@ -137,6 +138,10 @@ pub(crate) fn classify(status: u16, body: &[u8]) -> Verdict {
         Ok(Answer::Success(payload)) if (200..300).contains(&status) => Verdict::Done(payload),
         Ok(Answer::Success(_)) => Verdict::Retry(format!("HTTP {status} with a success envelope")),
         Ok(Answer::Failed(f)) if is_session_failure(&f) => Verdict::SessionLost,
+        // The API answers every error with 500; other 5xx and 429 come from proxies and overload.
+        Ok(Answer::Failed(f)) if status == 429 || (status > 500 && status <= 599) => {
+            Verdict::Retry(format!("HTTP {status}: {}", f.status))
+        }
         Ok(Answer::Failed(f)) => Verdict::Fail(failure_error(status, f)),
         Err(_) if status == 429 || status == 408 || (500..=599).contains(&status) => {
             Verdict::Retry(format!("HTTP {status}"))
@@ -187,6 +192,24 @@ pub(crate) struct Http {
     max_attempts: u32,
     ccmd: Mutex<Option<Token>>,
     batch: Mutex<Option<Token>>,
+    /// Calls under way per service ([ccmd, batch]); a session is closed only when idle.
+    in_flight: [AtomicUsize; 2],
+}
+
+/// Counts a call as under way until dropped.
+struct InFlight<'a>(&'a AtomicUsize);
+
+impl<'a> InFlight<'a> {
+    fn enter(counter: &'a AtomicUsize) -> Self {
+        counter.fetch_add(1, Ordering::SeqCst);
+        Self(counter)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 impl Http {
@@ -205,6 +228,7 @@ impl Http {
             max_attempts: max_attempts.max(1),
             ccmd: Mutex::new(None),
             batch: Mutex::new(None),
+            in_flight: [AtomicUsize::new(0), AtomicUsize::new(0)],
         }
     }
 
@@ -212,6 +236,13 @@ impl Http {
         match service {
             Service::Ccmd => &self.ccmd,
             Service::Batch => &self.batch,
+        }
+    }
+
+    fn in_flight(&self, service: Service) -> &AtomicUsize {
+        match service {
+            Service::Ccmd => &self.in_flight[0],
+            Service::Batch => &self.in_flight[1],
         }
     }
 
@@ -281,9 +312,13 @@ impl Http {
                     tracing::debug!(service = service.root(), "smartfocus session opened");
                     return Ok(token.to_owned());
                 }
-                Verdict::Fail(EspError::Api { text, code, .. })
-                    if !text.contains("No available connection") =>
-                {
+                Verdict::Fail(EspError::Api {
+                    text,
+                    code,
+                    status: 500,
+                    retryable: false,
+                    ..
+                }) if !text.contains("No available connection") => {
                     return Err(EspError::Auth {
                         esp: ESP,
                         detail: if code.is_empty() {
@@ -293,10 +328,27 @@ impl Http {
                         },
                     });
                 }
-                Verdict::Fail(e) => return Err(e),
-                Verdict::SessionLost | Verdict::Retry(_) if attempt < self.max_attempts => {
+                Verdict::Fail(
+                    e @ EspError::Api {
+                        retryable: false,
+                        status,
+                        ..
+                    },
+                ) if status != 500 => {
+                    return Err(e);
+                }
+                Verdict::Fail(EspError::Api { text, code, .. }) if attempt >= self.max_attempts => {
+                    return Err(EspError::Transient {
+                        esp: ESP,
+                        detail: format!("connect/open: {code}: {text}"),
+                    });
+                }
+                Verdict::Fail(EspError::Api { .. }) | Verdict::SessionLost | Verdict::Retry(_)
+                    if attempt < self.max_attempts =>
+                {
                     tokio::time::sleep(backoff(attempt)).await;
                 }
+                Verdict::Fail(e) => return Err(e),
                 Verdict::SessionLost => {
                     return Err(EspError::Auth {
                         esp: ESP,
@@ -308,9 +360,16 @@ impl Http {
         }
     }
 
-    /// Closes the service's session, if one is open. Failures only matter to the server.
+    /// Closes the service's session when one is open and no other call is using it (the vendor
+    /// asks for open → calls → close per job). Failures only matter to the server.
     pub(crate) async fn close(&self, service: Service) {
-        let token = self.slot(service).lock().await.take();
+        let token = {
+            let mut slot = self.slot(service).lock().await;
+            if self.in_flight(service).load(Ordering::SeqCst) > 0 {
+                return;
+            }
+            slot.take()
+        };
         let Some(token) = token else { return };
         let Ok(url) = self.url(service, &format!("connect/close/{}", enc(&token.value))) else {
             return;
@@ -337,6 +396,7 @@ impl Http {
         path: &(dyn Fn(&str) -> String + Sync),
         body: Option<&Body>,
     ) -> Result<Element, EspError> {
+        let _busy = InFlight::enter(self.in_flight(service));
         let mut attempt = 0u32;
         let mut reopened = false;
         loop {
@@ -375,9 +435,10 @@ impl Http {
                     attempt -= 1;
                 }
                 Verdict::SessionLost => {
-                    return Err(EspError::Auth {
+                    // Another call may have closed the fresh session; a later retry will do.
+                    return Err(EspError::Transient {
                         esp: ESP,
-                        detail: "session refused right after it was opened".to_owned(),
+                        detail: "session lost twice in one call".to_owned(),
                     });
                 }
                 Verdict::Fail(EspError::Api {
@@ -460,6 +521,11 @@ mod tests {
     fn http_statuses_without_envelope() {
         assert!(matches!(classify(503, b"oops"), Verdict::Retry(_)));
         assert!(matches!(classify(429, b""), Verdict::Retry(_)));
+        let proxied = FAILED.replace("GET_FLATUPLOAD_FAILED", "HTTP_503");
+        assert!(matches!(
+            classify(503, proxied.as_bytes()),
+            Verdict::Retry(_)
+        ));
         assert!(matches!(
             classify(401, b""),
             Verdict::Fail(EspError::Auth { .. })

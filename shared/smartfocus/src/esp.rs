@@ -21,6 +21,8 @@ const ESP: EspKind = EspKind::Smartfocus;
 const ROW_BUDGET: u64 = 256;
 /// Upper bound of a batch whatever the file limit allows: one upload's polling stays short.
 const BATCH_CAP: u64 = 500_000;
+/// Most recent segments/campaigns read back when looking one up by name on a retry.
+const NAME_SCAN: usize = 50;
 /// Longest customer id accepted in a row (keeps rows within [`ROW_BUDGET`]).
 const MAX_ID_LEN: usize = 160;
 
@@ -166,7 +168,7 @@ impl SmartFocusEsp {
             .await?;
         let mut ids = wire::id_list(&list);
         ids.sort_by_key(|i| std::cmp::Reverse(i.parse::<u64>().unwrap_or(0)));
-        for id in ids {
+        for id in ids.into_iter().take(NAME_SCAN) {
             let e = enc(&id);
             let p = self
                 .ccmd_get(&|t| format!("segmentationservice/{t}/segment/{e}"))
@@ -184,7 +186,9 @@ impl SmartFocusEsp {
         let list = self
             .ccmd_get(&|t| format!("campaign/last/{t}/{limit}"))
             .await?;
-        for id in wire::id_list(&list) {
+        let mut ids = wire::id_list(&list);
+        ids.sort_by_key(|i| std::cmp::Reverse(i.parse::<u64>().unwrap_or(0)));
+        for id in ids.into_iter().take(NAME_SCAN) {
             let e = enc(&id);
             let p = self
                 .ccmd_get(&|t| format!("campaign/getCampaign/{t}/{e}"))

@@ -13,7 +13,8 @@
 //! * Paths: PI style everywhere; `connect/open` in QS style (keeps the password out of the
 //!   path); `message/getEmailMessagesByField/{t}/name/{name}/{limit}`, falling back to the
 //!   singular `getEmailMessageByField` on HTTP 404; `campaign/getCampaign/{t}/{id}` and
-//!   `segmentationservice/{t}/segment/{id}` to read names back; snapshot at
+//!   `segmentationservice/{t}/segment/{id}` to read names back (the 50 highest ids of
+//!   `campaign/last` and `segment/list/1/items/{list_limit}`); snapshot at
 //!   `snapshot_path` (default `campaign/getCampaignSnapshotReport`), falling back to
 //!   `campaign/getCampaignSnapshot` on HTTP 404.
 //! * `sendDate`: local time in the account's zone (`timezone`), `YYYY-MM-DDTHH:MM:SS` by
@@ -21,7 +22,12 @@
 //! * `getMessage`'s wrapper element: the first element holding `id` and `name` is read.
 //! * Id lists: repeated `<result>` elements, or one `<result>` with id children.
 //! * Merge uploads are assumed to insert unknown ids; the criterion is one `<values>`.
-//! * Metrics: sent = `nbSelected - nbFiltered`; opens/clicks are the unique counts.
+//! * Metrics: sent = `nbSelected - nbFiltered`; opens/clicks are the unique counts; `None`
+//!   before the recorded send time and while nothing is delivered or bounced.
+//! * Sessions: the batch session is closed by `finish_audience`, the apiccmd one after
+//!   `schedule_send` and `fetch_metrics`, each only when no other call is using it.
+//! * `SendRequest::timezone` is not sent: `campaign/create` takes no zone, so `sendDate` is the
+//!   instant written in the account's zone (`timezone`).
 //!
 //! ```no_run
 //! # use std::sync::Arc;

@@ -374,6 +374,69 @@ async fn lost_create_answer_is_found_on_retry_and_posted_once() {
 }
 
 #[tokio::test]
+async fn transient_faults_are_retried_inside_a_call() {
+    let r = rig().await;
+    r.sim
+        .inject(Fault::on(FaultKind::Status(503), "/getUploadStatus", 2));
+    r.sim.inject(Fault::on(
+        FaultKind::DropConnection,
+        "/message/getMessage/",
+        1,
+    ));
+    r.sim
+        .inject(Fault::on(FaultKind::Status(502), "/connect/open", 1));
+    assert_eq!(r.esp.list_templates().await.unwrap().len(), 3);
+    let audience = r.esp.create_audience(&cid("c11"), None).await.unwrap();
+    r.esp
+        .upload_batch(&audience, &batch(0, &["z1"]))
+        .await
+        .unwrap();
+    assert_eq!(r.sim.members_with_tag("espbridge_c11"), ["z1"]);
+    let failed = r
+        .sim
+        .requests()
+        .iter()
+        .filter(|q| q.status >= 500 || q.status == 0)
+        .count();
+    assert_eq!(failed, 4);
+}
+
+#[tokio::test]
+async fn closing_a_finished_job_does_not_break_concurrent_calls() {
+    let r = rig().await;
+    let campaign = cid("c50");
+    let audience = ready_audience(&r, &campaign).await;
+    let template = r.esp.list_templates().await.unwrap().remove(0);
+    let options = serde_json::Value::Null;
+    let req = SendRequest {
+        campaign_id: &campaign,
+        variant: None,
+        template_id: &template.id,
+        send_at: start_time() + SignedDuration::from_mins(10),
+        timezone: None,
+        audience: &audience,
+        options: &options,
+    };
+    let sent = r.esp.schedule_send(&req).await.unwrap();
+    r.clock.advance(SignedDuration::from_hours(3));
+    let mut tasks = Vec::new();
+    for i in 0..8 {
+        let esp = r.esp.clone();
+        let sent = sent.clone();
+        tasks.push(tokio::spawn(async move {
+            if i % 2 == 0 {
+                esp.fetch_metrics(&sent).await.map(|m| m.is_some())
+            } else {
+                esp.list_templates().await.map(|t| t.len() == 3)
+            }
+        }));
+    }
+    for t in tasks {
+        assert!(t.await.unwrap().unwrap());
+    }
+}
+
+#[tokio::test]
 async fn wrong_password_is_an_auth_error() {
     let clock = ManualClock::new(start_time());
     let sim = SmartFocusSim::start(poll_driven(), Arc::new(clock.clone()))
