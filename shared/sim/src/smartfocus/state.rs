@@ -560,32 +560,6 @@ impl State {
 
     fn validate(&self, d: &Description, file: &[u8]) -> (Outcome, Vec<Row>, usize) {
         let key = &self.config.customer_id_field;
-        if let Some(unknown) = d.columns.iter().find(|c| !self.known_field(&c.field)) {
-            return (
-                Outcome::Error(format!("Unknown field {}", unknown.field)),
-                vec![],
-                0,
-            );
-        }
-        if d.mode == UploadMode::Merge
-            && !d
-                .criteria
-                .as_deref()
-                .is_some_and(|c| c.eq_ignore_ascii_case(key))
-        {
-            return (
-                Outcome::Error(format!("Unsupported merge criteria; expected {key}")),
-                vec![],
-                0,
-            );
-        }
-        if !d.columns.iter().any(|c| c.field.eq_ignore_ascii_case(key)) {
-            return (
-                Outcome::Error(format!("The key field {key} is not mapped")),
-                vec![],
-                0,
-            );
-        }
         let Ok(text) = std::str::from_utf8(file) else {
             return (
                 Outcome::Error("The file is not valid UTF-8".into()),
@@ -596,6 +570,22 @@ impl State {
         let mut lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
         if d.skip_first_line && !lines.is_empty() {
             lines.remove(0);
+        }
+        let count = lines.len();
+        let error = |why: String| (Outcome::Error(why), vec![], count);
+        if let Some(unknown) = d.columns.iter().find(|c| !self.known_field(&c.field)) {
+            return error(format!("Unknown field {}", unknown.field));
+        }
+        if d.mode == UploadMode::Merge
+            && !d
+                .criteria
+                .as_deref()
+                .is_some_and(|c| c.eq_ignore_ascii_case(key))
+        {
+            return error(format!("Unsupported merge criteria; expected {key}"));
+        }
+        if !d.columns.iter().any(|c| c.field.eq_ignore_ascii_case(key)) {
+            return error(format!("The key field {key} is not mapped"));
         }
         let mut rows = Vec::new();
         let mut bad = 0usize;
