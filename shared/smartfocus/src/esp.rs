@@ -254,7 +254,7 @@ impl SmartFocusEsp {
 
     /// Starts the merge upload, waiting while the account is at its pending-upload limit.
     async fn start_upload(&self, body: &Body) -> Result<String, EspError> {
-        let started = self.clock_instant();
+        let started = std::time::Instant::now();
         loop {
             let res = self
                 .http
@@ -279,9 +279,6 @@ impl SmartFocusEsp {
         }
     }
 
-    fn clock_instant(&self) -> std::time::Instant {
-        std::time::Instant::now()
-    }
     fn poll_interval(&self) -> Duration {
         Duration::from_millis(self.config.upload_poll_interval_ms.max(1))
     }
@@ -291,7 +288,7 @@ impl SmartFocusEsp {
 
     /// Follows `getUploadStatus` until a final state.
     async fn await_upload(&self, upload_id: &str) -> Result<bool, EspError> {
-        let started = self.clock_instant();
+        let started = std::time::Instant::now();
         let id = enc(upload_id);
         loop {
             let p = self

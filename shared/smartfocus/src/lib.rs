@@ -22,6 +22,7 @@
 //! * `getMessage`'s wrapper element: the first element holding `id` and `name` is read.
 //! * Id lists: repeated `<result>` elements, or one `<result>` with id children.
 //! * Merge uploads are assumed to insert unknown ids; the criterion is one `<values>`.
+//!   `DONE WITH ERRORS` counts every row as accepted (the bad-line file is not read).
 //! * Metrics: sent = `nbSelected - nbFiltered`; opens/clicks are the unique counts; `None`
 //!   before the recorded send time and while nothing is delivered or bounced.
 //! * Sessions: the batch session is closed by `finish_audience`, the apiccmd one after
