@@ -843,6 +843,21 @@ async fn a_segment_with_a_tag_criterion_counts_the_tagged_members() {
         )
         .await;
     assert_eq!(bad.failed().1, "INVALID_PARAMETERS");
+    let deleted = e
+        .send(
+            reqwest::Method::DELETE,
+            "apiccmd",
+            &format!("segmentationservice/{a}/segment/{seg}"),
+            "",
+            vec![],
+        )
+        .await;
+    assert_eq!(deleted.result(), "true");
+    let gone = e
+        .ccmd(&format!("segmentationservice/{a}/segment/{seg}"))
+        .await;
+    assert_eq!(gone.failed().1, "NOT_FOUND");
+    assert!(e.sim.segments().is_empty());
 }
 
 struct Campaign {
@@ -978,6 +993,33 @@ async fn campaign_create_checks_its_inputs() {
         ))
         .await;
     assert!(bad_date.failed().0.contains("sendDate"));
+
+    let seg = e
+        .put_xml(
+            &format!("segmentationservice/{a}/segment"),
+            "<segmentation><name>s</name><sampleType>ALL</sampleType></segmentation>",
+        )
+        .await
+        .result();
+    // A raw `+` in the offset arrives as a space and is refused; `%2B` is the right spelling.
+    let raw_plus = e
+        .ccmd(&format!(
+            "campaign/create/{a}/n/d/2026-03-03T10%3A00%3A00+01%3A00/1105016560/{seg}/false/true/true"
+        ))
+        .await;
+    assert!(raw_plus.failed().0.contains("sendDate"));
+    e.ccmd(&format!(
+        "campaign/create/{a}/n/d/2026-03-03T10%3A00%3A00%2B01%3A00/1105016560/{seg}/false/true/true"
+    ))
+    .await
+    .result();
+    let held = e.sim.campaigns();
+    assert_eq!(held.len(), 1);
+    assert_eq!(
+        held[0].send_at,
+        "2026-03-03T09:00:00Z".parse::<Timestamp>().unwrap()
+    );
+    assert_eq!(held[0].status, "EDITABLE");
 }
 
 #[tokio::test]

@@ -4,7 +4,8 @@
 //! # The protocol, as simulated
 //!
 //! * **Base URL** `http://127.0.0.1:PORT/`; services at `{svc}/services/rest/...` with `svc` =
-//!   `apiccmd` or `apibatchmember`. Path segments are percent-decoded. Where the reference has
+//!   `apiccmd` or `apibatchmember`. Path segments are percent-decoded and a raw `+` in them
+//!   becomes a space (the reference warns the real servers do this). Where the reference has
 //!   both styles, parameters come in the path (PI, fixed order) or as a query (QS, names as in
 //!   the WSDL: `token`, `id`, `limit`, `field`, `value`, `part`, `newName`, ...).
 //! * **Envelope**: `<response responseStatus="success">` with scalars (and lists) in
@@ -20,7 +21,7 @@
 //!   `message/getEmailMessagePreview/{token}/{id}/{HTML|text}`,
 //!   `message/cloneMessage/{token}/{id}/{newName}`;
 //!   `segmentationservice/{token}/segment` (PUT create, XML `<segmentation>`),
-//!   `segmentationservice/{token}/segment/{id}` (GET read, POST update),
+//!   `segmentationservice/{token}/segment/{id}` (GET read, POST update, DELETE),
 //!   `segmentationservice/{token}/segment/list/{page}/items/{n}`,
 //!   `segmentationservice/{token}/segment/{id}/criteria/addStringDemographic` (PUT),
 //!   `segmentationservice/{token}/segment/{id}/count`;
@@ -31,7 +32,8 @@
 //!   `campaign/getCampaignSnapshotReport/{token}/{id}` (also `campaign/getCampaignSnapshot/...`).
 //! * **apibatchmember**: `PUT batchmemberservice/{token}/batchmember/mergeUpload|insertUpload`
 //!   (CRLF multipart: XML part `mergeUpload`/`insertUpload` + base64 `inputStream`),
-//!   `GET .../batchmember/{uploadId}/getUploadStatus`, `GET .../batchmember/getLastUpload`.
+//!   `GET .../batchmember/{uploadId}/getUploadStatus`, `GET .../batchmember/getLastUpload`
+//!   (also `getLastUploads`; the last 20 uploads).
 //!   Uploads move STORAGE → VALIDATED → QUEUED → IMPORTING → DONE, one step per
 //!   `upload_step_delay` of clock time or per `upload_polls_per_step` status polls, whichever
 //!   is faster; members change when the upload reaches DONE.
@@ -61,6 +63,7 @@
 //!   makes the next upload end in `FAILURE`.
 //! * Segment criteria are AND-ed; the `values` of one criterion are OR-ed; string comparisons
 //!   ignore case unless the operator ends in `_CASE_SENSITIVE`.
+//! * Reading one segment (`GET .../segment/{id}`) answers the `segmentationGetSegmentById` fields.
 //! * Segment count is `segmentationservice/{token}/segment/{id}/count` (REST path unknown).
 //! * Finding a campaign by name is `campaign/getCampaignsByField` (by analogy with messages).
 //! * An injected [`FaultKind::RateLimit`] answers the call-quota error (500) without ending the

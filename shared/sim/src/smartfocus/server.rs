@@ -90,7 +90,8 @@ async fn handle(shared: &Shared, req: SimRequest) -> Reply {
     Reply::Respond(response)
 }
 
-/// Decodes `%XX` escapes of a path segment (`+` stays a plus, as in any URL path).
+/// Decodes `%XX` escapes of a path segment. A raw `+` becomes a space, as the reference warns
+/// the real servers do, so a client that forgets to encode `+` in an offset is caught.
 fn percent_decode(segment: &str) -> String {
     let bytes = segment.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
@@ -104,6 +105,10 @@ fn percent_decode(segment: &str) -> String {
             (b'%', Some(byte)) => {
                 out.push(byte);
                 i += 3;
+            }
+            (b'+', _) => {
+                out.push(b' ');
+                i += 1;
             }
             (b, _) => {
                 out.push(b);
@@ -288,7 +293,7 @@ fn route(shared: &Shared, req: &SimRequest, now: Timestamp) -> Answer {
             let known = matches!(
                 (method, tail),
                 (&Method::PUT, [])
-                    | (&Method::GET | &Method::POST, [_])
+                    | (&Method::GET | &Method::POST | &Method::DELETE, [_])
                     | (&Method::GET, ["list", _, "items", _])
                     | (&Method::PUT, [_, "criteria", "addStringDemographic"])
                     | (&Method::GET, [_, "count"])
@@ -304,6 +309,7 @@ fn route(shared: &Shared, req: &SimRequest, now: Timestamp) -> Answer {
                 }
                 (&Method::GET, [id]) => state.get_segment(id),
                 (&Method::POST, [id]) => state.update_segment(id, body_text(req)?, now),
+                (&Method::DELETE, [id]) => state.delete_segment(id),
                 (_, [id, "criteria", _]) => state.add_string_criterion(id, body_text(req)?, now),
                 (_, [id, "count"]) => state.count_segment(id, now),
                 _ => Err(not_found()),
@@ -316,14 +322,14 @@ fn route(shared: &Shared, req: &SimRequest, now: Timestamp) -> Answer {
                     &Method::PUT | &Method::POST,
                     ["mergeUpload" | "insertUpload"]
                 ) | (&Method::GET, [_, "getUploadStatus"])
-                    | (&Method::GET, ["getLastUpload"])
+                    | (&Method::GET, ["getLastUpload" | "getLastUploads"])
             );
             if !known {
                 return Err(not_found());
             }
             state.session(service, token, now)?;
             match tail {
-                [_] if tail[0] == "getLastUpload" => state.last_uploads(now),
+                ["getLastUpload" | "getLastUploads"] => state.last_uploads(now),
                 [id, "getUploadStatus"] => state.upload_status_answer(id, now),
                 _ => {
                     let content_type = req
@@ -355,7 +361,8 @@ mod tests {
     #[test]
     fn percent_decoding_keeps_plus_and_bad_escapes() {
         assert_eq!(percent_decode("a%20b%2Fc"), "a b/c");
-        assert_eq!(percent_decode("09%3A30+02"), "09:30+02");
+        assert_eq!(percent_decode("09%3A30+02"), "09:30 02");
+        assert_eq!(percent_decode("09%3A30%2B02"), "09:30+02");
         assert_eq!(percent_decode("50%"), "50%");
         assert_eq!(percent_decode("%C3%A9"), "é");
     }

@@ -251,7 +251,7 @@ impl State {
             .ok_or_else(|| Failure::params("You must fill in the token parameter", "token"))?;
         let lifetime = self.config.token_lifetime;
         match self.sessions.get_mut(token) {
-            Some(s) if s.service == service && !s.ended && now < s.opened_at + lifetime => {
+            Some(s) if s.service == service && !s.ended && now < plus(s.opened_at, lifetime) => {
                 s.ended = true;
                 Ok(xml::result("xs:string", "connection closed"))
             }
@@ -277,7 +277,7 @@ impl State {
             .get_mut(token)
             .filter(|s| s.service == service && !s.ended)
             .ok_or_else(Failure::session_expired)?;
-        if now >= session.opened_at + lifetime {
+        if now >= plus(session.opened_at, lifetime) {
             session.ended = true;
             return Err(Failure::session_expired());
         }
@@ -752,6 +752,12 @@ impl State {
         Ok(xml::result("xs:boolean", "true"))
     }
 
+    pub fn delete_segment(&mut self, id: &str) -> Answer {
+        let id = self.segment_mut(id)?.id;
+        self.segments.remove(&id);
+        Ok(xml::result("xs:boolean", "true"))
+    }
+
     pub fn get_segment(&mut self, id: &str) -> Answer {
         let segment = self.segment_mut(id)?;
         let (created, modified) = (segment.created_at, segment.modified_at);
@@ -879,7 +885,7 @@ impl State {
         let send_date =
             send_date.ok_or_else(|| Failure::params("sendDate is required", "sendDate"))?;
         let send_at = parse_date(send_date, &self.zone, "sendDate")?;
-        if send_at < now + self.config.min_send_lead {
+        if send_at < plus(now, self.config.min_send_lead) {
             return Err(Failure::params("sendDate is too early", "sendDate"));
         }
         let message_id = parse_id(message_id.unwrap_or_default(), "messageId")?;
@@ -953,7 +959,7 @@ impl State {
             "EDITABLE"
         } else if now < c.send_at {
             "QUEUED"
-        } else if now < c.send_at + SignedDuration::from_hours(1) {
+        } else if now < plus(c.send_at, SignedDuration::from_hours(1)) {
             "RUNNING"
         } else {
             "COMPLETED"
@@ -1068,6 +1074,15 @@ impl State {
             })
             .collect()
     }
+}
+
+/// `t + d`, saturating: dates come from requests and must not overflow.
+fn plus(t: Timestamp, d: SignedDuration) -> Timestamp {
+    t.checked_add(d).unwrap_or(if d.is_negative() {
+        Timestamp::MIN
+    } else {
+        Timestamp::MAX
+    })
 }
 
 pub(crate) fn quota_reached() -> Failure {
