@@ -758,20 +758,20 @@ impl State {
         Ok(xml::result("xs:boolean", "true"))
     }
 
-    pub fn get_segment(&mut self, id: &str) -> Answer {
-        let segment = self.segment_mut(id)?;
-        let (created, modified) = (segment.created_at, segment.modified_at);
+    pub fn get_segment(&self, id: &str) -> Answer {
+        let id = parse_id(id, "segmentId")?;
+        let segment = self
+            .segments
+            .get(&id)
+            .ok_or_else(|| Failure::not_found("segment", "segmentId"))?;
         let fields = [
-            ("dateCreate", String::new()),
-            ("dateModif", String::new()),
+            ("dateCreate", self.date(segment.created_at)),
+            ("dateModif", self.date(segment.modified_at)),
             ("id", segment.id.to_string()),
             ("name", segment.name.clone()),
             ("sampleRate", "0.0".into()),
             ("sampleType", segment.sample_type.clone()),
         ];
-        let mut fields = fields;
-        fields[0].1 = self.date(created);
-        fields[1].1 = self.date(modified);
         Ok(xml::success(&xml::object("segmentation", &fields)))
     }
 
@@ -1185,6 +1185,15 @@ mod tests {
             );
         }
         assert!(parse_date("20/05/2024", &zone(), "sendDate").is_err());
+    }
+
+    #[test]
+    fn date_arithmetic_saturates_instead_of_panicking() {
+        let hour = SignedDuration::from_hours(1);
+        assert_eq!(plus(Timestamp::MAX, hour), Timestamp::MAX);
+        assert_eq!(plus(Timestamp::MIN, -hour), Timestamp::MIN);
+        let t: Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
+        assert_eq!(plus(t, hour), "2026-01-01T01:00:00Z".parse().unwrap());
     }
 
     #[test]
