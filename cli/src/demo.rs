@@ -178,9 +178,13 @@ async fn first_template(stack: &Stack, esp: EspKind) -> Result<(String, String)>
         .with_context(|| format!("listing {esp} templates"))?;
     templates
         .into_iter()
-        .find(|t| t.name.starts_with(SIM_TEMPLATE_PREFIX) && t.kind.as_deref() == Some("html"))
+        // An HTML e-mail: Emarsys says `html` (not `cms`), SmartFocus says `email` (not `sms`).
+        .find(|t| {
+            t.name.starts_with(SIM_TEMPLATE_PREFIX)
+                && matches!(t.kind.as_deref(), None | Some("html" | "email"))
+        })
         .map(|t| (t.id, t.name))
-        .with_context(|| format!("{esp} lists no {SIM_TEMPLATE_PREFIX} HTML template in design"))
+        .with_context(|| format!("{esp} lists no {SIM_TEMPLATE_PREFIX} HTML e-mail template"))
 }
 
 fn manifest(

@@ -11,6 +11,8 @@ use espbridge_core::{AccountId, CampaignId, Clock, EspKind};
 use espbridge_emarsys::{EmarsysConfig, EmarsysCredentials};
 use espbridge_local::{FolderSource, LocalQueue, LocalScheduler, SqliteStore};
 use espbridge_sim::emarsys::{EmarsysSim, EmarsysSimConfig};
+use espbridge_sim::smartfocus::{SmartFocusSim, SmartFocusSimConfig};
+use espbridge_smartfocus::{SmartFocusConfig, SmartFocusCredentials};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,7 +23,7 @@ pub const DROP_BUCKET: &str = "local-drops";
 
 /// ESPs that have an adapter and a simulator. Adding an ESP to the demo and to the default
 /// stack is one line here plus one arm in [`start_simulator`].
-pub const SUPPORTED_ESPS: &[EspKind] = &[EspKind::Emarsys];
+pub const SUPPORTED_ESPS: &[EspKind] = &[EspKind::Emarsys, EspKind::Smartfocus];
 
 /// Template prefix of the simulated accounts (the integration guides' `optimove_`).
 pub const SIM_TEMPLATE_PREFIX: &str = "optimove_";
@@ -53,18 +55,21 @@ pub struct StackOptions {
 /// A running simulator; kept alive as long as the stack.
 pub enum Simulator {
     Emarsys(EmarsysSim),
+    Smartfocus(SmartFocusSim),
 }
 
 impl Simulator {
     pub fn esp(&self) -> EspKind {
         match self {
             Simulator::Emarsys(_) => EspKind::Emarsys,
+            Simulator::Smartfocus(_) => EspKind::Smartfocus,
         }
     }
 
     pub fn base_url(&self) -> String {
         match self {
             Simulator::Emarsys(s) => s.base_url(),
+            Simulator::Smartfocus(s) => s.base_url(),
         }
     }
 }
@@ -103,6 +108,32 @@ pub async fn start_simulator(
                 credentials_secret: None,
             };
             Ok((Simulator::Emarsys(sim), account))
+        }
+        EspKind::Smartfocus => {
+            let sim_config = SmartFocusSimConfig {
+                account_timezone: SIM_TIMEZONE.to_owned(),
+                ..Default::default()
+            };
+            let credentials = SmartFocusCredentials {
+                login: sim_config.login.clone(),
+                password: sim_config.password.clone(),
+                key: sim_config.key.clone(),
+            };
+            let sim = SmartFocusSim::start(sim_config, clock)
+                .await
+                .context("starting the SmartFocus simulator")?;
+            let mut config = SmartFocusConfig::new(AccountId::parse("default")?);
+            config.base_url = sim.base_url();
+            config.message_prefix = SIM_TEMPLATE_PREFIX.to_owned();
+            config.timezone = SIM_TIMEZONE.to_owned();
+            // The simulator's import steps take seconds of the demo's clock, not minutes.
+            config.upload_poll_interval_ms = 50;
+            let account = AccountConfig::Smartfocus {
+                config,
+                credentials: Some(credentials),
+                credentials_secret: None,
+            };
+            Ok((Simulator::Smartfocus(sim), account))
         }
         other => anyhow::bail!(
             "no adapter for {other} yet; supported: {}",

@@ -88,6 +88,41 @@ fn demo_completes_and_reports_every_row_without_leaking_customers() {
 }
 
 #[test]
+fn the_plain_demo_runs_every_esp_to_completion_with_unsubscribes() {
+    let dir = tempfile::tempdir().unwrap();
+    run(&[
+        "demo",
+        "--customers",
+        "2000",
+        "--out",
+        dir.path().to_str().unwrap(),
+    ]);
+    let report: Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("report.json")).unwrap()).unwrap();
+    let campaigns = report["campaigns"].as_array().unwrap();
+    let esps: Vec<&str> = campaigns
+        .iter()
+        .map(|c| c["esp"].as_str().unwrap())
+        .collect();
+    assert_eq!(esps, ["emarsys", "smartfocus"]);
+    for c in campaigns {
+        assert_eq!(c["state"], "completed", "{c}");
+        let days = c["daily_metrics"].as_array().unwrap();
+        assert_eq!(days.len(), 7, "{c}");
+        assert!(days[6]["unsubscribes"].as_u64().unwrap() > 0, "{c}");
+        let a = &c["audience"];
+        assert_eq!(
+            a["uploaded"].as_u64().unwrap() + a["rejected"].as_u64().unwrap(),
+            a["rows"].as_u64().unwrap()
+        );
+    }
+    let sf = &campaigns[1];
+    for key in ["segment_id", "message_id", "campaign_id"] {
+        assert!(sf["esp_ids"][key].is_string(), "{key}: {sf}");
+    }
+}
+
+#[test]
 fn templates_json_lists_only_the_accounts_prefix() {
     let out = run(&["templates", "--json"]);
     let body: Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -96,7 +131,17 @@ fn templates_json_lists_only_the_accounts_prefix() {
     for t in templates {
         assert!(t["name"].as_str().unwrap().starts_with("optimove_"), "{t}");
     }
-    let filtered = run(&["templates", "--json", "--prefix", "spring"]);
+    for esp in ["emarsys", "smartfocus"] {
+        assert!(templates.iter().any(|t| t["esp"] == esp), "{esp} listed");
+    }
+    let filtered = run(&[
+        "templates",
+        "--json",
+        "--esp",
+        "emarsys",
+        "--prefix",
+        "spring",
+    ]);
     let body: Value = serde_json::from_slice(&filtered.stdout).unwrap();
     assert_eq!(body["templates"].as_array().unwrap().len(), 1);
 }

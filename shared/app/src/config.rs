@@ -6,6 +6,7 @@ use async_trait::async_trait;
 use espbridge_core::service::EspRegistry;
 use espbridge_core::{AccountId, Clock, EspKind};
 use espbridge_emarsys::{EmarsysConfig, EmarsysCredentials, EmarsysEsp};
+use espbridge_smartfocus::{SmartFocusConfig, SmartFocusCredentials, SmartFocusEsp};
 use serde::Deserialize;
 use std::sync::Arc;
 
@@ -22,17 +23,28 @@ pub enum AccountConfig {
         #[serde(default)]
         credentials_secret: Option<String>,
     },
+    Smartfocus {
+        #[serde(flatten)]
+        config: SmartFocusConfig,
+        #[serde(default)]
+        credentials: Option<SmartFocusCredentials>,
+        /// Secrets Manager id of a JSON secret `{"login": "...", "password": "...", "key": "..."}`.
+        #[serde(default)]
+        credentials_secret: Option<String>,
+    },
 }
 
 impl AccountConfig {
     pub fn esp(&self) -> EspKind {
         match self {
             AccountConfig::Emarsys { .. } => EspKind::Emarsys,
+            AccountConfig::Smartfocus { .. } => EspKind::Smartfocus,
         }
     }
     pub fn account(&self) -> &AccountId {
         match self {
             AccountConfig::Emarsys { config, .. } => &config.account,
+            AccountConfig::Smartfocus { config, .. } => &config.account,
         }
     }
 }
@@ -117,6 +129,19 @@ pub async fn build_registry(
                         .await
                         .map_err(fail)?;
                 let esp = EmarsysEsp::new(config.clone(), creds, Arc::clone(&clock))
+                    .map_err(|e| fail(e.to_string()))?;
+                built.push(Arc::new(esp));
+            }
+            AccountConfig::Smartfocus {
+                config,
+                credentials,
+                credentials_secret,
+            } => {
+                let creds: SmartFocusCredentials =
+                    credentials_for(credentials.clone(), credentials_secret.as_deref(), secrets)
+                        .await
+                        .map_err(fail)?;
+                let esp = SmartFocusEsp::new(config.clone(), creds, Arc::clone(&clock))
                     .map_err(|e| fail(e.to_string()))?;
                 built.push(Arc::new(esp));
             }
