@@ -1,5 +1,6 @@
-//! One isolated deployment per test: AWS resources on moto, an Emarsys simulator, the services
-//! the Lambda functions build, and helpers that drive the handlers with real event JSON.
+//! One isolated deployment per test: AWS resources on moto, an ESP simulator (Emarsys, or
+//! SmartFocus when asked), the services the Lambda functions build, and helpers that drive the
+//! handlers with real event JSON.
 
 use crate::events::{self, SqsRecord};
 use anyhow::{Context, anyhow};
@@ -10,23 +11,46 @@ use espbridge_app::aws::LambdaEnv;
 use espbridge_core::service::{Deadline, Services};
 use espbridge_core::{Campaign, CampaignId, Clock, ManualClock};
 use espbridge_sim::emarsys::{EmarsysSim, EmarsysSimConfig};
+use espbridge_sim::smartfocus::{SmartFocusSim, SmartFocusSimConfig};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 const POLL_FUNCTION_ARN: &str = "arn:aws:lambda:us-east-1:123456789012:function:poll-metrics";
 const SCHEDULER_ROLE_ARN: &str = "arn:aws:iam::123456789012:role/espbridge-scheduler";
 
+/// The ESP account a harness deploys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TestEsp {
+    #[default]
+    Emarsys,
+    SmartFocus,
+}
+
 /// Knobs a test may turn before the services are built.
 #[derive(Debug, Clone)]
 pub struct HarnessOptions {
-    /// Emarsys client attempts per call (lower keeps outage tests short).
+    /// ESP client attempts per call (lower keeps outage tests short).
     pub max_attempts: u32,
+    /// Which ESP account (and simulator) the services talk to.
+    pub esp: TestEsp,
+    /// SmartFocus `max_upload_bytes`: a small value splits an audience into several batches.
+    pub smartfocus_max_upload_bytes: Option<u64>,
 }
 
 impl Default for HarnessOptions {
     fn default() -> Self {
-        Self { max_attempts: 3 }
+        Self {
+            max_attempts: 3,
+            esp: TestEsp::Emarsys,
+            smartfocus_max_upload_bytes: None,
+        }
     }
+}
+
+/// The SmartFocus simulator of a [`TestEsp::SmartFocus`] harness.
+pub struct SmartFocusParts {
+    pub sim: Arc<SmartFocusSim>,
+    pub config: SmartFocusSimConfig,
 }
 
 /// A message received from a moto queue.
@@ -34,8 +58,12 @@ pub type Received = SqsRecord;
 
 pub struct Harness {
     pub clock: ManualClock,
+    /// The Emarsys simulator. It runs in every harness (it is cheap and keeps the Emarsys tests'
+    /// `h.sim` unchanged) but is an account only when `esp` is [`TestEsp::Emarsys`].
     pub sim: Arc<EmarsysSim>,
     pub sim_config: EmarsysSimConfig,
+    /// Present when `esp` is [`TestEsp::SmartFocus`].
+    pub smartfocus: Option<SmartFocusParts>,
     pub services: Services,
     pub s3: aws_sdk_s3::Client,
     pub sqs: aws_sdk_sqs::Client,
@@ -108,27 +136,59 @@ impl Harness {
                 .await
                 .context("start the Emarsys simulator")?,
         );
-        let secret = unique("emarsys-creds");
-        secrets
-            .create_secret()
-            .name(&secret)
-            .secret_string(
-                serde_json::json!({"user": sim_config.user, "secret": sim_config.secret})
-                    .to_string(),
-            )
-            .send()
-            .await
-            .context("create secret")?;
-        let accounts = serde_json::json!([{
-            "esp": "emarsys",
-            "account": "default",
-            "base_url": sim.base_url(),
-            "template_prefix": "optimove_",
-            "timezone": "Europe/Berlin",
-            "max_attempts": opts.max_attempts,
-            "request_timeout_secs": 20,
-            "credentials_secret": secret,
-        }]);
+        let (accounts, smartfocus) = match opts.esp {
+            TestEsp::Emarsys => {
+                let secret = unique("emarsys-creds");
+                let creds =
+                    serde_json::json!({"user": sim_config.user, "secret": sim_config.secret});
+                create_secret(&secrets, &secret, &creds).await?;
+                let accounts = serde_json::json!([{
+                    "esp": "emarsys",
+                    "account": "default",
+                    "base_url": sim.base_url(),
+                    "template_prefix": "optimove_",
+                    "timezone": "Europe/Berlin",
+                    "max_attempts": opts.max_attempts,
+                    "request_timeout_secs": 20,
+                    "credentials_secret": secret,
+                }]);
+                (accounts, None)
+            }
+            TestEsp::SmartFocus => {
+                let config = SmartFocusSimConfig {
+                    account_timezone: "Europe/Berlin".into(),
+                    ..Default::default()
+                };
+                let sf = Arc::new(
+                    SmartFocusSim::start(config.clone(), Arc::new(clock.clone()))
+                        .await
+                        .context("start the SmartFocus simulator")?,
+                );
+                let secret = unique("smartfocus-creds");
+                let creds = serde_json::json!({
+                    "login": config.login,
+                    "password": config.password,
+                    "key": config.key,
+                });
+                create_secret(&secrets, &secret, &creds).await?;
+                let mut account = serde_json::json!({
+                    "esp": "smartfocus",
+                    "account": "default",
+                    "base_url": sf.base_url(),
+                    "message_prefix": "optimove_",
+                    "timezone": "Europe/Berlin",
+                    "upload_poll_interval_ms": 50,
+                    "max_attempts": opts.max_attempts,
+                    "request_timeout_secs": 20,
+                    "credentials_secret": secret,
+                });
+                if let Some(bytes) = opts.smartfocus_max_upload_bytes {
+                    account["max_upload_bytes"] = bytes.into();
+                }
+                let parts = SmartFocusParts { sim: sf, config };
+                (serde_json::json!([account]), Some(parts))
+            }
+        };
         let env = LambdaEnv {
             table,
             upload_queue_url: upload_queue_url.clone(),
@@ -146,6 +206,7 @@ impl Harness {
             clock,
             sim,
             sim_config,
+            smartfocus,
             services,
             s3,
             sqs,
@@ -155,6 +216,14 @@ impl Harness {
             schedule_queue_url,
             schedule_group,
         }))
+    }
+
+    /// The SmartFocus simulator, or an error when this harness deploys Emarsys.
+    pub fn sf(&self) -> anyhow::Result<&SmartFocusSim> {
+        self.smartfocus
+            .as_ref()
+            .map(|p| p.sim.as_ref())
+            .ok_or_else(|| anyhow!("this harness deploys Emarsys, not SmartFocus"))
     }
 
     /// Writes an object and returns its ETag without quotes (as S3 events carry it).
@@ -381,6 +450,21 @@ pub fn body_text(resp: &ApiGatewayV2httpResponse) -> String {
         Some(aws_lambda_events::encodings::Body::Binary(b)) => String::from_utf8_lossy(b).into(),
         _ => String::new(),
     }
+}
+
+async fn create_secret(
+    secrets: &aws_sdk_secretsmanager::Client,
+    name: &str,
+    value: &serde_json::Value,
+) -> anyhow::Result<()> {
+    secrets
+        .create_secret()
+        .name(name)
+        .secret_string(value.to_string())
+        .send()
+        .await
+        .context("create secret")?;
+    Ok(())
 }
 
 async fn create_queue(sqs: &aws_sdk_sqs::Client, name: &str) -> anyhow::Result<String> {

@@ -1,6 +1,6 @@
 //! Harness for espbridge's end-to-end tests: the real Lambda handlers, wired by
 //! `espbridge_app::aws::services` onto a moto server (S3, DynamoDB, SQS, EventBridge Scheduler,
-//! Secrets Manager) and the Emarsys simulator, with one manual clock shared by both.
+//! Secrets Manager) and the Emarsys or SmartFocus simulator, with one manual clock shared by both.
 //!
 //! Every [`Harness`] creates its own table, bucket, queues, schedule group and secret under
 //! unique names, so tests run in parallel against one moto server that is never reset.
@@ -10,4 +10,4 @@ pub mod events;
 pub mod harness;
 
 pub use audience::{AudienceFile, Bad, Drop};
-pub use harness::{Harness, HarnessOptions, Received};
+pub use harness::{Harness, HarnessOptions, Received, TestEsp};

@@ -1,4 +1,4 @@
-//! End-to-end tests: the real Lambda handlers against moto and the Emarsys simulator.
+//! End-to-end tests: the real Lambda handlers against moto and the Emarsys and SmartFocus simulators.
 
 mod common;
 mod continuation;
@@ -7,3 +7,4 @@ mod kill_midway;
 mod outage;
 mod redelivery;
 mod refusals;
+mod smartfocus;

@@ -8,7 +8,10 @@ use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn schedule_send_survives_an_esp_outage() -> anyhow::Result<()> {
-    let opts = HarnessOptions { max_attempts: 3 };
+    let opts = HarnessOptions {
+        max_attempts: 3,
+        ..Default::default()
+    };
     let Some(h) = Harness::start("outage", opts).await? else {
         return Ok(());
     };
