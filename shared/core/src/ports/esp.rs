@@ -215,6 +215,18 @@ pub trait Esp: Send + Sync {
         campaign_id: &CampaignId,
         variant: Option<&str>,
     ) -> Result<EspIds, EspError>;
+    /// [`create_audience`](Self::create_audience) with the manifest's options for this ESP
+    /// (`esp_options.<esp>`, `null` when absent), for ESPs whose audience shape a manifest may
+    /// choose (Silverpop's Lists or Relational Tables mode). Adapters record what they chose in
+    /// the returned ids, which every later call receives.
+    async fn create_audience_with(
+        &self,
+        campaign_id: &CampaignId,
+        variant: Option<&str>,
+        _options: &serde_json::Value,
+    ) -> Result<EspIds, EspError> {
+        self.create_audience(campaign_id, variant).await
+    }
     /// Adds one batch. Sending the same batch twice must not add anyone twice.
     async fn upload_batch(
         &self,

@@ -215,7 +215,8 @@ impl Services {
         let m: Manifest = serde_json::from_value(c.manifest.clone())
             .map_err(|e| ServiceError::Config(format!("stored manifest unreadable: {e}")))?;
         if c.esp_ids.0.is_empty() {
-            let ids = esp.create_audience(&c.id, None).await?;
+            let options = m.esp_options();
+            let ids = esp.create_audience_with(&c.id, None, &options).await?;
             c.esp_ids.merge(&ids);
             *c = self.store.save(c).await?;
             tracing::info!(campaign_id = %c.id, esp = %esp.kind(), "audience created at the ESP");
