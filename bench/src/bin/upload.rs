@@ -101,6 +101,19 @@ async fn main() -> anyhow::Result<()> {
         .count();
     let throttled = calls.iter().filter(|r| r.status == 429).count();
     let per_min = calls.len() as f64 / secs * 60.0;
+    // The steady state: contact-list calls between the first and the last one.
+    let list_times: Vec<_> = calls
+        .iter()
+        .filter(|r| r.path.contains("contactlist"))
+        .map(|r| r.at)
+        .collect();
+    let steady = match (list_times.first(), list_times.last()) {
+        (Some(a), Some(b)) if list_times.len() > 1 => {
+            let span = b.duration_since(*a).as_secs_f64();
+            (list_times.len() - 1) as f64 / span * 60.0
+        }
+        _ => 0.0,
+    };
     let expected = args.rows.div_ceil(10_000);
     println!(
         "rows {} ({:.1} MiB) uploaded in {secs:.1} s ({:.0} rows/s)",
@@ -116,6 +129,10 @@ async fn main() -> anyhow::Result<()> {
         "rate: {per_min:.0} requests/min against an allowance of {} ({:.0}%), {throttled} rejected with 429",
         args.rate,
         per_min / f64::from(args.rate) * 100.0
+    );
+    println!(
+        "steady upload rate: {steady:.0} requests/min ({:.1}% of the allowance)",
+        steady / f64::from(args.rate) * 100.0
     );
     println!("peak RSS {:.1} MiB", mib(peak_rss_bytes().unwrap_or(0)));
     Ok(())
