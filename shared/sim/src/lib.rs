@@ -24,6 +24,7 @@ pub mod emarsys;
 pub mod faults;
 mod http;
 pub mod record;
+pub mod silverpop;
 pub mod smartfocus;
 
 pub use faults::{Fault, FaultKind};

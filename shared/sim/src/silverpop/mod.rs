@@ -1,0 +1,326 @@
+//! Silverpop Engage (Acoustic Campaign) XML API simulator.
+//!
+//! One endpoint, `POST /XMLAPI` (or `/XMLAPI;jsessionid=…`), taking one
+//! `<Envelope><Body><Operation>…</Operation></Body></Envelope>` either as a form field `xml=`
+//! (`application/x-www-form-urlencoded`) or as a raw `text/xml` body. Answers are
+//! `Envelope/Body/RESULT` with `SUCCESS`; faults are `RESULT/SUCCESS=false` plus a sibling
+//! `Fault` (FaultString, `detail/error/errorid`), always on HTTP 200 — only injected
+//! [`FaultKind::Status`](crate::FaultKind::Status) faults use another status.
+//!
+//! Supported operations: `Login`, `Logout`, `GetMailingTemplates`, `PreviewMailing`,
+//! `AddRecipient`, `UpdateRecipient`, `CreateQuery`, `CalculateQuery`, `GetQuery`,
+//! `GetJobStatus`, `CreateTable`, `InsertUpdateRelationalTable`, `ScheduleMailing`,
+//! `GetSentMailingsForOrg`, `GetAggregateTrackingForMailing`. Anything else, a mis-cased tag or
+//! XML that does not parse is Fault 51 "Invalid XML Request" (reference A.1, A.8.3).
+//!
+//! Audience modes:
+//! - *Lists mode*: one database keyed by a customer-id field with a campaign-tag field; the
+//!   reference's batch path (`ImportList`) needs SFTP, which is out of scope (A.6.3 option 4), so
+//!   tags are set per contact with `AddRecipient` (`UPDATE_IF_FOUND`) / `UpdateRecipient`, then a
+//!   `CreateQuery` with a profile criterion `COLUMN is equal to VALUE` selects the campaign.
+//! - *Relational mode*: a table (seeded, or made with `CreateTable`) filled with
+//!   `InsertUpdateRelationalTable`; a `CreateQuery` with an `rt_profile` (or `relational_table`)
+//!   criterion on the table selects the distinct customer ids of matching rows.
+//!
+//! UNCERTAIN choices (reference A.9 and gaps), each a guess to revisit against a live pod:
+//! - Idle session timeout: configurable, default 20 minutes. More than 20 live sessions → Login
+//!   Fault errorid 146 "Maximum number of sessions reached" (id invented).
+//! - Bad credentials → Fault errorid 50 "Server Error", class SP.API (the vendor fixture).
+//! - The 11th concurrent request → HTTP 200 Fault errorid 10 class SP.API "Too many concurrent
+//!   requests" (no id documented); injected [`FaultKind::RateLimit`](crate::FaultKind::RateLimit)
+//!   answers the same.
+//! - Unknown template/list/query/table ids, bad dates and missing required elements → Fault 51
+//!   with a descriptive FaultString (the reference says to use 51 for unclassified errors).
+//! - Template `VISIBILITY` answered as `0/1`; reporting `Visibility` as `Private/Shared`; the spam
+//!   score element is `SPAMScore`.
+//! - `SCHEDULED` (`MM/dd/yyyy hh:mm:ss AM`) and every returned timestamp are in the configured
+//!   org time zone (default UTC); a missing `SCHEDULED` means now. `TIMEZONE` in the request, if
+//!   given, must be an IANA name and overrides it.
+//! - A mailing gets its `ReportId` when scheduled; while scheduled it shows `<SentTS/>` and
+//!   `NumSent` 0, afterwards it counts as sent.
+//! - A second `ScheduleMailing` with the same name is allowed (the reference does not forbid
+//!   it); [`SilverpopSim::schedule_count`] lets tests assert a client did not schedule twice.
+//! - `GetSentMailingsForOrg` with none of `SENT`/`SENDING`/`SCHEDULED` returns every mailing;
+//!   `DATE_START`/`DATE_END` filter on the scheduled time.
+//! - `AddRecipient` of an existing key without `UPDATE_IF_FOUND` → Fault 122 (id invented).
+//! - `FAILURE` elements of `InsertUpdateRelationalTable` list the failed row's key columns in
+//!   request order (no row index is documented); a row missing a key column lists what it has.
+//! - A relational query counts distinct customer ids among matching rows (no JoinTable needed).
+//! - `CalculateQuery` completes at once (`GetJobStatus` → COMPLETE); the 12 h cadence is not
+//!   enforced. OAuth (`/oauth/token`, Bearer) is not simulated: only legacy sessions.
+
+mod metrics;
+mod server;
+mod state;
+mod xml;
+
+use crate::faults::{Fault, FaultBook};
+use crate::http::ServerHandle;
+use crate::record::{RecordedRequest, Recorder};
+use espbridge_core::Clock;
+use jiff::{SignedDuration, Timestamp};
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+pub use metrics::Metrics;
+
+/// A template seeded into the account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SeedTemplate {
+    pub id: i64,
+    pub name: String,
+    pub subject: String,
+    /// `true` = Shared folder (VISIBILITY 1), `false` = private (VISIBILITY 0).
+    pub shared: bool,
+    pub html: String,
+    pub text: String,
+}
+
+impl SeedTemplate {
+    pub fn new(id: i64, name: &str, subject: &str, shared: bool) -> Self {
+        Self {
+            id,
+            name: name.to_owned(),
+            subject: subject.to_owned(),
+            shared,
+            html: format!("<html><body><h1>{subject}</h1>Hi %%First Name%%</body></html>"),
+            text: format!("{subject}\nHi %%First Name%%"),
+        }
+    }
+}
+
+/// A column of a relational table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableColumn {
+    pub name: String,
+    /// TEXT, NUMERIC, DATE, … (NUMERIC and DATE values are validated).
+    pub kind: String,
+    pub key: bool,
+    pub required: bool,
+}
+
+impl TableColumn {
+    pub fn new(name: &str, kind: &str, key: bool) -> Self {
+        Self {
+            name: name.to_owned(),
+            kind: kind.to_owned(),
+            key,
+            required: key,
+        }
+    }
+}
+
+/// A relational table, seeded or created by `CreateTable`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SimTable {
+    pub id: i64,
+    pub name: String,
+    pub columns: Vec<TableColumn>,
+}
+
+/// Simulator configuration; [`Default`] gives a ready account.
+#[derive(Debug, Clone)]
+pub struct SilverpopSimConfig {
+    pub username: String,
+    pub password: String,
+    pub organization_id: String,
+    pub templates: Vec<SeedTemplate>,
+    /// The database (Lists mode) id.
+    pub database_id: i64,
+    /// Key field of the database.
+    pub customer_id_field: String,
+    /// Field holding the campaign tag.
+    pub tag_field: String,
+    /// Default folder for queries created without PARENT_FOLDER_ID.
+    pub query_folder_id: i64,
+    /// Folder path expected for mailings (informational; any path is accepted and stored).
+    pub mailing_folder: String,
+    pub relational_table: SimTable,
+    /// Idle time after which a session answers Fault 145.
+    pub session_idle: SignedDuration,
+    pub max_sessions: usize,
+    pub max_concurrent: usize,
+    /// IANA zone of SCHEDULED and of returned timestamps.
+    pub org_timezone: String,
+}
+
+impl Default for SilverpopSimConfig {
+    fn default() -> Self {
+        Self {
+            username: "espbridge".into(),
+            password: "sim-password".into(),
+            organization_id: "6822f942-13a511eb273-b72427ac28f4177bd55290ce12678282".into(),
+            templates: vec![
+                SeedTemplate::new(410233, "Optimove - Summer promo", "Summer is here", true),
+                SeedTemplate::new(410234, "Optimove - Winback", "We miss you", true),
+                SeedTemplate::new(410300, "Draft - private", "Not shared", false),
+            ],
+            database_id: 2740754,
+            customer_id_field: "CustomerID".into(),
+            tag_field: "OptimoveCampaign".into(),
+            query_folder_id: 77120,
+            mailing_folder: "Optimove".into(),
+            relational_table: SimTable {
+                id: 348449,
+                name: "OptimoveAudience".into(),
+                columns: vec![
+                    TableColumn::new("ActionID", "NUMERIC", true),
+                    TableColumn::new("CustomerID", "TEXT", true),
+                    TableColumn::new("SendDate", "DATE", false),
+                    TableColumn::new("Channel", "TEXT", false),
+                ],
+            },
+            session_idle: SignedDuration::from_mins(20),
+            max_sessions: 20,
+            max_concurrent: 10,
+            org_timezone: "UTC".into(),
+        }
+    }
+}
+
+/// A contact of the database.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SimRecipient {
+    pub recipient_id: i64,
+    pub fields: BTreeMap<String, String>,
+}
+
+/// What a query selects.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum QueryCriterion {
+    /// Database field equals a value.
+    Profile { column: String, value: String },
+    /// Rows of a relational table whose column equals a value.
+    Relational {
+        table_id: i64,
+        column: String,
+        value: String,
+    },
+}
+
+/// A query created with `CreateQuery`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SimQuery {
+    pub id: i64,
+    pub name: String,
+    pub parent_list_id: i64,
+    pub folder_id: i64,
+    pub visibility: i64,
+    pub criterion: QueryCriterion,
+    /// The CRITERIA element as received, re-serialised.
+    pub criteria_xml: String,
+    /// Size from the last `CalculateQuery`, if any.
+    pub calculated_size: Option<usize>,
+}
+
+/// A mailing created by `ScheduleMailing`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SimMailing {
+    pub mailing_id: i64,
+    pub report_id: i64,
+    pub name: String,
+    pub template_id: i64,
+    pub list_id: i64,
+    pub scheduled_at: Timestamp,
+    pub folder_path: Option<String>,
+    pub subject: String,
+    pub send_html: bool,
+    pub send_text: bool,
+    pub shared: bool,
+    /// Audience size when scheduled.
+    pub audience: usize,
+}
+
+/// A running simulator; stops when dropped.
+pub struct SilverpopSim {
+    server: ServerHandle,
+    shared: Arc<server::Shared>,
+}
+
+impl SilverpopSim {
+    /// Starts a server on `127.0.0.1` on a free port.
+    pub async fn start(config: SilverpopSimConfig, clock: Arc<dyn Clock>) -> std::io::Result<Self> {
+        let zone = jiff::tz::TimeZone::get(&config.org_timezone).map_err(|e| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!("org_timezone: {e}"),
+            )
+        })?;
+        let max_concurrent = config.max_concurrent;
+        let shared = Arc::new(server::Shared {
+            clock,
+            state: Mutex::new(state::State::new(config, zone)),
+            faults: FaultBook::default(),
+            recorder: Recorder::default(),
+            in_flight: std::sync::atomic::AtomicUsize::new(0),
+            max_concurrent,
+        });
+        let server = crate::http::spawn(server::handler(shared.clone())).await?;
+        tracing::info!(port = server.addr().port(), "silverpop simulator listening");
+        Ok(Self { server, shared })
+    }
+
+    /// `http://127.0.0.1:PORT/XMLAPI`
+    pub fn endpoint(&self) -> String {
+        format!("http://{}/XMLAPI", self.server.addr())
+    }
+
+    /// `http://127.0.0.1:PORT/`
+    pub fn base_url(&self) -> String {
+        format!("http://{}/", self.server.addr())
+    }
+
+    pub fn requests(&self) -> Vec<RecordedRequest> {
+        self.shared.recorder.all()
+    }
+
+    pub fn inject(&self, fault: Fault) {
+        self.shared.faults.inject(fault);
+    }
+
+    /// Invalidates every session: the next call with one answers Fault 145.
+    pub fn expire_sessions(&self) {
+        self.shared.state().sessions.clear();
+    }
+
+    /// Customer ids of database contacts whose tag field equals `tag`.
+    pub fn recipients_with_tag(&self, tag: &str) -> Vec<String> {
+        self.shared.state().recipients_with_tag(tag)
+    }
+
+    pub fn recipients(&self) -> Vec<SimRecipient> {
+        self.shared.state().recipients.values().cloned().collect()
+    }
+
+    /// Rows of the table with this id, in insertion order (column name → value).
+    pub fn table_rows(&self, table_id: i64) -> Vec<BTreeMap<String, String>> {
+        self.shared.state().table_rows(table_id)
+    }
+
+    pub fn tables(&self) -> Vec<SimTable> {
+        self.shared
+            .state()
+            .tables
+            .iter()
+            .map(|t| t.table.clone())
+            .collect()
+    }
+
+    pub fn queries(&self) -> Vec<SimQuery> {
+        self.shared.state().queries.clone()
+    }
+
+    pub fn mailings(&self) -> Vec<SimMailing> {
+        self.shared.state().mailings.clone()
+    }
+
+    /// Successful ScheduleMailing calls.
+    pub fn schedule_count(&self) -> usize {
+        self.shared.state().mailings.len()
+    }
+
+    /// Successful Login calls.
+    pub fn logins(&self) -> usize {
+        self.shared.state().logins
+    }
+}

@@ -1,0 +1,872 @@
+//! Account state and the operations on it. Each operation takes the element under `Body` and
+//! returns the serialised RESULT fields, or a fault.
+
+use super::metrics::metrics_at;
+use super::xml::{Node, cdata, el, esc};
+use super::{QueryCriterion, SilverpopSimConfig, SimMailing, SimQuery, SimRecipient, SimTable};
+use jiff::Timestamp;
+use jiff::civil::DateTime;
+use jiff::tz::TimeZone;
+use std::collections::{BTreeMap, HashMap};
+use xxhash_rust::xxh3::xxh3_64;
+
+/// A Fault answer: errorid, class, FaultString.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct SpFault {
+    pub errorid: i64,
+    pub class: &'static str,
+    pub message: String,
+}
+
+impl SpFault {
+    pub fn invalid(message: impl Into<String>) -> Self {
+        Self {
+            errorid: 51,
+            class: "SP.API",
+            message: message.into(),
+        }
+    }
+
+    pub fn invalid_request() -> Self {
+        Self::invalid("Invalid XML Request")
+    }
+
+    pub fn session_lost() -> Self {
+        Self {
+            errorid: 145,
+            class: "SP.Admin",
+            message: "Session has expired or is invalid".into(),
+        }
+    }
+
+    pub fn server_error() -> Self {
+        Self {
+            errorid: 50,
+            class: "SP.API",
+            message: "Server Error".into(),
+        }
+    }
+
+    pub fn too_many_concurrent() -> Self {
+        Self {
+            errorid: 10,
+            class: "SP.API",
+            message: "Too many concurrent requests".into(),
+        }
+    }
+}
+
+pub(crate) type OpResult = Result<String, SpFault>;
+
+pub(crate) struct TableState {
+    pub table: SimTable,
+    pub rows: Vec<BTreeMap<String, String>>,
+}
+
+pub(crate) struct State {
+    pub config: SilverpopSimConfig,
+    pub zone: TimeZone,
+    /// Session id → last use.
+    pub sessions: HashMap<String, Timestamp>,
+    pub logins: usize,
+    next_id: i64,
+    /// Customer id → contact.
+    pub recipients: BTreeMap<String, SimRecipient>,
+    pub tables: Vec<TableState>,
+    pub queries: Vec<SimQuery>,
+    pub mailings: Vec<SimMailing>,
+}
+
+fn need<'a>(op: &'a Node, name: &str) -> Result<&'a str, SpFault> {
+    op.child_text(name)
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| SpFault::invalid(format!("{name} is required")))
+}
+
+fn need_id(op: &Node, name: &str) -> Result<i64, SpFault> {
+    need(op, name)?
+        .parse()
+        .map_err(|_| SpFault::invalid(format!("{name} must be numeric")))
+}
+
+/// `yyyy-MM-dd HH:mm:ss.0`, the reporting timestamp format.
+fn report_ts(t: Timestamp, zone: &TimeZone) -> String {
+    t.to_zoned_datetime(zone.clone())
+        .strftime("%Y-%m-%d %H:%M:%S.0")
+        .to_string()
+}
+
+impl State {
+    pub fn new(config: SilverpopSimConfig, zone: TimeZone) -> Self {
+        let tables = vec![TableState {
+            table: config.relational_table.clone(),
+            rows: Vec::new(),
+        }];
+        Self {
+            config,
+            zone,
+            sessions: HashMap::new(),
+            logins: 0,
+            next_id: 3_310_000,
+            recipients: BTreeMap::new(),
+            tables,
+            queries: Vec::new(),
+            mailings: Vec::new(),
+        }
+    }
+
+    fn id(&mut self) -> i64 {
+        self.next_id += 1;
+        self.next_id
+    }
+
+    /// Refreshes a live session or reports it lost (unknown or idle too long).
+    pub fn touch_session(&mut self, id: Option<&str>, now: Timestamp) -> Result<(), SpFault> {
+        let idle = self.config.session_idle;
+        let id = id.ok_or_else(SpFault::session_lost)?;
+        match self.sessions.get_mut(id) {
+            Some(last) if now - *last <= idle => {
+                *last = now;
+                Ok(())
+            }
+            Some(_) => {
+                self.sessions.remove(id);
+                Err(SpFault::session_lost())
+            }
+            None => Err(SpFault::session_lost()),
+        }
+    }
+
+    pub fn login(&mut self, op: &Node, now: Timestamp) -> OpResult {
+        let user = op.child_text("USERNAME").unwrap_or_default();
+        let password = op.child_text("PASSWORD").unwrap_or_default();
+        if user != self.config.username || password != self.config.password {
+            return Err(SpFault::server_error());
+        }
+        let idle = self.config.session_idle;
+        self.sessions.retain(|_, last| now - *last <= idle);
+        if self.sessions.len() >= self.config.max_sessions {
+            return Err(SpFault {
+                errorid: 146,
+                class: "SP.Admin",
+                message: "Maximum number of sessions reached".into(),
+            });
+        }
+        self.logins += 1;
+        let seed = format!("{}/{}", self.logins, now.as_nanosecond());
+        let session = format!(
+            "{:016X}{:016X}",
+            xxh3_64(seed.as_bytes()),
+            xxh3_64(format!("{seed}/2").as_bytes())
+        );
+        self.sessions.insert(session.clone(), now);
+        Ok(format!(
+            "{}{}{}",
+            el("SESSIONID", &session),
+            el("ORGANIZATION_ID", &self.config.organization_id),
+            el("SESSION_ENCODING", format!(";jsessionid={session}"))
+        ))
+    }
+
+    pub fn logout(&mut self, session: Option<&str>) -> OpResult {
+        if let Some(id) = session {
+            self.sessions.remove(id);
+        }
+        Ok(String::new())
+    }
+
+    pub fn templates(&self, op: &Node) -> OpResult {
+        let shared = match need(op, "VISIBILITY")? {
+            "1" => true,
+            "0" => false,
+            _ => return Err(SpFault::invalid("VISIBILITY must be 0 or 1")),
+        };
+        let mut out = String::new();
+        for t in self.config.templates.iter().filter(|t| t.shared == shared) {
+            out.push_str(&format!(
+                "<MAILING_TEMPLATE>{}{}{}{}{}{}{}{}</MAILING_TEMPLATE>",
+                el("MAILING_ID", t.id),
+                el("MAILING_NAME", &t.name),
+                el("SUBJECT", &t.subject),
+                el("LAST_MODIFIED", "05/28/24 03:12 PM"),
+                el("VISIBILITY", u8::from(t.shared)),
+                el(
+                    "USER_ID",
+                    "2f31c0-18f0a1b2c3d-5e6f7a8b9c0d1e2f3a4b5c6d7e8f9a0b"
+                ),
+                el("FLAGGED_FOR_BACKUP", "false"),
+                el("ALLOW_CRM_BLOCK", "false"),
+            ));
+        }
+        Ok(out)
+    }
+
+    pub fn preview(&self, op: &Node) -> OpResult {
+        let id = need_id(op, "MailingId")?;
+        let t = self
+            .config
+            .templates
+            .iter()
+            .find(|t| t.id == id)
+            .ok_or_else(|| SpFault::invalid(format!("Mailing {id} not found")))?;
+        Ok(format!(
+            "<HTMLBody>{}</HTMLBody><AOLBody>{}</AOLBody><TextBody>{}</TextBody>{}",
+            cdata(&t.html),
+            cdata(&t.html),
+            cdata(&t.text),
+            el("SPAMScore", "1.2")
+        ))
+    }
+
+    /// The database fields of AddRecipient/UpdateRecipient: `COLUMN/NAME+VALUE` and `SYNC_FIELDS`.
+    fn columns(op: &Node) -> BTreeMap<String, String> {
+        let mut fields = BTreeMap::new();
+        let sync = op
+            .child("SYNC_FIELDS")
+            .into_iter()
+            .flat_map(|s| s.children_named("SYNC_FIELD"));
+        for column in sync.chain(op.children_named("COLUMN")) {
+            if let Some(name) = column.child_text("NAME") {
+                let value = column.child_text("VALUE").unwrap_or_default();
+                fields.insert(name.to_owned(), value.to_owned());
+            }
+        }
+        fields
+    }
+
+    fn check_database(&self, op: &Node) -> Result<(), SpFault> {
+        let list = need_id(op, "LIST_ID")?;
+        if list != self.config.database_id {
+            return Err(SpFault::invalid(format!("List {list} not found")));
+        }
+        Ok(())
+    }
+
+    pub fn add_recipient(&mut self, op: &Node, update: bool) -> OpResult {
+        self.check_database(op)?;
+        let fields = Self::columns(op);
+        let key = fields
+            .get(&self.config.customer_id_field)
+            .filter(|k| !k.is_empty())
+            .cloned()
+            .ok_or_else(|| {
+                SpFault::invalid(format!(
+                    "Key column {} is required",
+                    self.config.customer_id_field
+                ))
+            })?;
+        let update_if_found = update || op.flag("UPDATE_IF_FOUND");
+        let recipient_id = match self.recipients.get_mut(&key) {
+            Some(_) if !update_if_found => {
+                return Err(SpFault {
+                    errorid: 122,
+                    class: "SP.Recipients",
+                    message: "Recipient is already a member of the list".into(),
+                });
+            }
+            Some(existing) => {
+                existing.fields.extend(fields);
+                existing.recipient_id
+            }
+            None if update => {
+                return Err(SpFault {
+                    errorid: 128,
+                    class: "SP.Recipients",
+                    message: "Recipient is not a member of the list".into(),
+                });
+            }
+            None => {
+                let recipient_id = self.id();
+                self.recipients.insert(
+                    key,
+                    SimRecipient {
+                        recipient_id,
+                        fields,
+                    },
+                );
+                recipient_id
+            }
+        };
+        Ok(el("RecipientId", recipient_id))
+    }
+
+    pub fn recipients_with_tag(&self, tag: &str) -> Vec<String> {
+        let field = &self.config.tag_field;
+        self.recipients
+            .iter()
+            .filter(|(_, r)| r.fields.get(field).is_some_and(|v| v == tag))
+            .map(|(k, _)| k.clone())
+            .collect()
+    }
+
+    pub fn table_rows(&self, table_id: i64) -> Vec<BTreeMap<String, String>> {
+        self.tables
+            .iter()
+            .find(|t| t.table.id == table_id)
+            .map(|t| t.rows.clone())
+            .unwrap_or_default()
+    }
+
+    fn criterion(&self, criteria: &Node) -> Result<QueryCriterion, SpFault> {
+        let expr = criteria
+            .child("EXPRESSION")
+            .ok_or_else(|| SpFault::invalid("CRITERIA/EXPRESSION is required"))?;
+        let equals = |e: &Node| -> Result<(String, String), SpFault> {
+            let operator = need(e, "OPERATOR")?;
+            if !operator.eq_ignore_ascii_case("is equal to") {
+                return Err(SpFault::invalid(format!("Unsupported OPERATOR {operator}")));
+            }
+            Ok((
+                need(e, "COLUMN")?.to_owned(),
+                e.child_text("VALUE").unwrap_or_default().to_owned(),
+            ))
+        };
+        match expr.attr("criteria_type").unwrap_or("profile") {
+            "profile" => {
+                let (column, value) = equals(expr)?;
+                Ok(QueryCriterion::Profile { column, value })
+            }
+            "rt_profile" | "relational_table" => {
+                let table_id = need_id(expr, "ID")?;
+                let table = self
+                    .tables
+                    .iter()
+                    .find(|t| t.table.id == table_id)
+                    .ok_or_else(|| SpFault::invalid(format!("Table {table_id} not found")))?;
+                let inner = expr
+                    .child("RT_EXPRESSIONS")
+                    .and_then(|r| r.child("EXPRESSION"))
+                    .ok_or_else(|| SpFault::invalid("RT_EXPRESSIONS/EXPRESSION is required"))?;
+                let (column, value) = equals(inner)?;
+                if !table.table.columns.iter().any(|c| c.name == column) {
+                    return Err(SpFault::invalid(format!("Unknown column {column}")));
+                }
+                Ok(QueryCriterion::Relational {
+                    table_id,
+                    column,
+                    value,
+                })
+            }
+            other => Err(SpFault::invalid(format!(
+                "Unsupported criteria_type {other}"
+            ))),
+        }
+    }
+
+    pub fn create_query(&mut self, op: &Node) -> OpResult {
+        let name = need(op, "QUERY_NAME")?.to_owned();
+        let parent_list_id = need_id(op, "PARENT_LIST_ID")?;
+        if parent_list_id != self.config.database_id {
+            return Err(SpFault::invalid(format!("List {parent_list_id} not found")));
+        }
+        let visibility = need_id(op, "VISIBILITY")?;
+        let folder_id = match op.child_text("PARENT_FOLDER_ID") {
+            Some(f) => f
+                .parse()
+                .map_err(|_| SpFault::invalid("PARENT_FOLDER_ID must be numeric"))?,
+            None => self.config.query_folder_id,
+        };
+        let criteria = op
+            .child("CRITERIA")
+            .ok_or_else(|| SpFault::invalid("CRITERIA is required"))?;
+        let criterion = self.criterion(criteria)?;
+        let id = self.id();
+        self.queries.push(SimQuery {
+            id,
+            name,
+            parent_list_id,
+            folder_id,
+            visibility,
+            criterion,
+            criteria_xml: criteria.to_xml(),
+            calculated_size: None,
+        });
+        Ok(el("ListId", id))
+    }
+
+    /// Contacts a list id selects now: the database or a query.
+    fn audience(&self, list_id: i64) -> Option<usize> {
+        if list_id == self.config.database_id {
+            return Some(self.recipients.len());
+        }
+        let query = self.queries.iter().find(|q| q.id == list_id)?;
+        Some(match &query.criterion {
+            QueryCriterion::Profile { column, value } => self
+                .recipients
+                .values()
+                .filter(|r| r.fields.get(column) == Some(value))
+                .count(),
+            QueryCriterion::Relational {
+                table_id,
+                column,
+                value,
+            } => {
+                let customer = &self.config.customer_id_field;
+                let mut ids: Vec<&String> = self
+                    .tables
+                    .iter()
+                    .filter(|t| t.table.id == *table_id)
+                    .flat_map(|t| t.rows.iter())
+                    .filter(|row| row.get(column) == Some(value))
+                    .filter_map(|row| row.get(customer))
+                    .collect();
+                ids.sort();
+                ids.dedup();
+                ids.len()
+            }
+        })
+    }
+
+    pub fn calculate_query(&mut self, op: &Node) -> OpResult {
+        let id = need_id(op, "QUERY_ID")?;
+        let size = self
+            .audience(id)
+            .filter(|_| self.queries.iter().any(|q| q.id == id))
+            .ok_or_else(|| SpFault::invalid(format!("Query {id} not found")))?;
+        if let Some(q) = self.queries.iter_mut().find(|q| q.id == id) {
+            q.calculated_size = Some(size);
+        }
+        let job = self.id();
+        Ok(el("JOB_ID", job))
+    }
+
+    pub fn job_status(&self, op: &Node) -> OpResult {
+        let job = need_id(op, "JOB_ID")?;
+        if job > self.next_id {
+            return Err(SpFault::invalid(format!("Job {job} not found")));
+        }
+        Ok(format!(
+            "{}{}{}",
+            el("JOB_ID", job),
+            el("JOB_STATUS", "COMPLETE"),
+            el("JOB_DESCRIPTION", "Simulated data job")
+        ))
+    }
+
+    pub fn get_query(&self, op: &Node) -> OpResult {
+        let id = op
+            .child_text("LIST_ID")
+            .or_else(|| op.child_text("QUERY_ID"))
+            .and_then(|t| t.parse::<i64>().ok())
+            .ok_or_else(|| SpFault::invalid("LIST_ID is required"))?;
+        let q = self
+            .queries
+            .iter()
+            .find(|q| q.id == id)
+            .ok_or_else(|| SpFault::invalid(format!("Query {id} not found")))?;
+        Ok(format!(
+            "{}{}{}{}",
+            el("PARENT_LIST_ID", q.parent_list_id),
+            el("QUERY_NAME", &q.name),
+            el("VISIBILITY", q.visibility),
+            el("QUERY_CRITERIA", &q.criteria_xml)
+        ))
+    }
+
+    pub fn create_table(&mut self, op: &Node) -> OpResult {
+        let name = need(op, "TABLE_NAME")?.to_owned();
+        if self.tables.iter().any(|t| t.table.name == name) {
+            return Err(SpFault::invalid(format!("Table {name} already exists")));
+        }
+        let mut columns = Vec::new();
+        for c in op
+            .child("COLUMNS")
+            .into_iter()
+            .flat_map(|c| c.children_named("COLUMN"))
+        {
+            let truthy = |n: &str| {
+                c.child_text(n)
+                    .is_some_and(|v| v.eq_ignore_ascii_case("true"))
+            };
+            columns.push(super::TableColumn {
+                name: need(c, "NAME")?.to_owned(),
+                kind: c.child_text("TYPE").unwrap_or("TEXT").to_ascii_uppercase(),
+                key: truthy("KEY_COLUMN"),
+                required: truthy("IS_REQUIRED") || truthy("KEY_COLUMN"),
+            });
+        }
+        if columns.is_empty() {
+            return Err(SpFault::invalid("COLUMNS/COLUMN is required"));
+        }
+        let id = self.id();
+        self.tables.push(TableState {
+            table: SimTable { id, name, columns },
+            rows: Vec::new(),
+        });
+        Ok(el("TABLE_ID", id))
+    }
+
+    pub fn insert_update_table(&mut self, op: &Node) -> OpResult {
+        let id = need_id(op, "TABLE_ID")?;
+        let table = self
+            .tables
+            .iter_mut()
+            .find(|t| t.table.id == id)
+            .ok_or_else(|| SpFault::invalid(format!("Table {id} not found")))?;
+        let rows = op
+            .child("ROWS")
+            .ok_or_else(|| SpFault::invalid("ROWS is required"))?;
+        let mut failures = String::new();
+        for row in rows.children_named("ROW") {
+            let mut values = BTreeMap::new();
+            for c in row.children_named("COLUMN") {
+                if let Some(name) = c.attr("name") {
+                    values.insert(name.to_owned(), c.text.trim().to_owned());
+                }
+            }
+            match validate_row(&table.table, &values) {
+                Ok(()) => {
+                    let keys: Vec<&str> = table
+                        .table
+                        .columns
+                        .iter()
+                        .filter(|c| c.key)
+                        .map(|c| c.name.as_str())
+                        .collect();
+                    let same = |r: &BTreeMap<String, String>| {
+                        keys.iter().all(|k| r.get(*k) == values.get(*k))
+                    };
+                    match table.rows.iter_mut().find(|r| same(r)) {
+                        Some(existing) => existing.extend(values),
+                        None => table.rows.push(values),
+                    }
+                }
+                Err(description) => {
+                    failures.push_str(&format!(
+                        r#"<FAILURE failure_type="permanent" description="{}">"#,
+                        esc(&description)
+                    ));
+                    for key in table.table.columns.iter().filter(|c| c.key) {
+                        if let Some(v) = values.get(&key.name) {
+                            failures.push_str(&format!(
+                                r#"<COLUMN name="{}">{}</COLUMN>"#,
+                                esc(&key.name),
+                                cdata(v)
+                            ));
+                        }
+                    }
+                    failures.push_str("</FAILURE>");
+                }
+            }
+        }
+        if failures.is_empty() {
+            Ok(String::new())
+        } else {
+            Ok(format!("<FAILURES>{failures}</FAILURES>"))
+        }
+    }
+
+    pub fn schedule(&mut self, op: &Node, now: Timestamp) -> OpResult {
+        let template_id = need_id(op, "TEMPLATE_ID")?;
+        let template = self
+            .config
+            .templates
+            .iter()
+            .find(|t| t.id == template_id)
+            .cloned()
+            .ok_or_else(|| SpFault::invalid(format!("Template {template_id} not found")))?;
+        let list_id = need_id(op, "LIST_ID")?;
+        let audience = self
+            .audience(list_id)
+            .ok_or_else(|| SpFault::invalid(format!("List {list_id} not found")))?;
+        let name = need(op, "MAILING_NAME")?.to_owned();
+        let visibility = need(op, "VISIBILITY")?;
+        let zone = match op.child_text("TIMEZONE") {
+            Some(tz) if !tz.is_empty() => {
+                TimeZone::get(tz).map_err(|_| SpFault::invalid(format!("Unknown TIMEZONE {tz}")))?
+            }
+            _ => self.zone.clone(),
+        };
+        let scheduled_at = match op.child_text("SCHEDULED") {
+            Some(s) => parse_scheduled(s, &zone)?,
+            None => now,
+        };
+        let send_html = op.flag("SEND_HTML");
+        let send_text = op.flag("SEND_TEXT");
+        if !send_html && !send_text && !op.flag("SEND_AOL") {
+            return Err(SpFault::invalid(
+                "One of SEND_HTML, SEND_TEXT or SEND_AOL is required",
+            ));
+        }
+        let mailing_id = self.id();
+        let report_id = self.id();
+        self.mailings.push(SimMailing {
+            mailing_id,
+            report_id,
+            name,
+            template_id,
+            list_id,
+            scheduled_at,
+            folder_path: op.child_text("PARENT_FOLDER_PATH").map(str::to_owned),
+            subject: op
+                .child_text("SUBJECT")
+                .map_or(template.subject, str::to_owned),
+            send_html,
+            send_text,
+            shared: visibility == "1",
+            audience,
+        });
+        Ok(el("MAILING_ID", mailing_id))
+    }
+
+    fn list_name(&self, list_id: i64) -> String {
+        self.queries
+            .iter()
+            .find(|q| q.id == list_id)
+            .map_or_else(|| "Optimove Database".to_owned(), |q| q.name.clone())
+    }
+
+    pub fn sent_mailings(&self, op: &Node, now: Timestamp) -> OpResult {
+        let range = |name: &str| -> Result<Option<Timestamp>, SpFault> {
+            op.child_text(name)
+                .filter(|t| !t.is_empty())
+                .map(|t| {
+                    DateTime::strptime("%m/%d/%Y %H:%M:%S", t)
+                        .ok()
+                        .and_then(|d| d.to_zoned_datetime(self.zone.clone()).ok())
+                        .map(|z| z.timestamp())
+                        .ok_or_else(|| {
+                            SpFault::invalid(format!("{name} must be MM/dd/yyyy HH:mm:ss"))
+                        })
+                })
+                .transpose()
+        };
+        let start = range("DATE_START")?;
+        let end = range("DATE_END")?;
+        let want_sent = op.flag("SENT") || op.flag("SENDING");
+        let want_scheduled = op.flag("SCHEDULED");
+        let any_status = !want_sent && !want_scheduled;
+        let (want_shared, want_private) = (op.flag("SHARED"), op.flag("PRIVATE"));
+        let any_visibility = !want_shared && !want_private;
+        let selected: Vec<&SimMailing> = self
+            .mailings
+            .iter()
+            .filter(|m| start.is_none_or(|s| m.scheduled_at >= s))
+            .filter(|m| end.is_none_or(|e| m.scheduled_at <= e))
+            .filter(|m| {
+                let sent = m.scheduled_at <= now;
+                any_status || (sent && want_sent) || (!sent && want_scheduled)
+            })
+            .filter(|m| any_visibility || (m.shared && want_shared) || (!m.shared && want_private))
+            .collect();
+        if op.flag("MAILING_COUNT_ONLY") {
+            return Ok(el("SentMailingsCount", selected.len()));
+        }
+        let mut out = String::new();
+        for m in selected {
+            let sent = m.scheduled_at <= now;
+            let sent_ts = if sent {
+                el("SentTS", report_ts(m.scheduled_at, &self.zone))
+            } else {
+                "<SentTS/>".to_owned()
+            };
+            let num_sent = if sent {
+                metrics_at(m.mailing_id, m.audience, m.scheduled_at, now).sent
+            } else {
+                0
+            };
+            out.push_str(&format!(
+                "<Mailing>{}{}{}<MailingName>{}</MailingName><ListName>{}</ListName>{}{}{}{}{}<Subject>{}</Subject>{}{}</Mailing>",
+                el("MailingId", m.mailing_id),
+                el("ReportId", m.report_id),
+                el("ScheduledTS", report_ts(m.scheduled_at, &self.zone)),
+                cdata(&m.name),
+                cdata(&self.list_name(m.list_id)),
+                el("ListId", m.list_id),
+                el("ParentListId", self.config.database_id),
+                el("UserName", "API User"),
+                sent_ts,
+                el("NumSent", num_sent),
+                cdata(&m.subject),
+                el("Visibility", if m.shared { "Shared" } else { "Private" }),
+                el("ParentTemplateId", m.template_id),
+            ));
+        }
+        Ok(out)
+    }
+
+    pub fn aggregate(&self, op: &Node, now: Timestamp) -> OpResult {
+        let mailing_id = need_id(op, "MAILING_ID")?;
+        let m = self
+            .mailings
+            .iter()
+            .find(|m| m.mailing_id == mailing_id)
+            .ok_or_else(|| SpFault::invalid(format!("Mailing {mailing_id} not found")))?;
+        if let Some(report) = op.child_text("REPORT_ID").filter(|r| !r.is_empty())
+            && report.parse::<i64>().ok() != Some(m.report_id)
+        {
+            return Err(SpFault::invalid(format!("Report {report} not found")));
+        }
+        let x = metrics_at(m.mailing_id, m.audience, m.scheduled_at, now);
+        let sent_at = if m.scheduled_at <= now {
+            el("SentDateTime", report_ts(m.scheduled_at, &self.zone))
+        } else {
+            "<SentDateTime/>".to_owned()
+        };
+        let counters: [(&str, u64); 24] = [
+            ("NumSent", x.sent),
+            ("NumSeeds", 0),
+            ("NumSuppressed", x.suppressed),
+            ("NumInboxMonitored", 0),
+            ("NumBounceHard", x.bounce_hard),
+            ("NumBounceSoft", x.bounce_soft),
+            ("NumUniqueOpen", x.unique_open),
+            ("NumGrossOpen", x.gross_open),
+            ("NumUniqueClick", x.unique_click),
+            ("NumGrossClick", x.gross_click),
+            ("NumUniqueAttach", 0),
+            ("NumGrossAttach", 0),
+            ("NumUniqueClickstreams", 0),
+            ("NumGrossClickstreams", 0),
+            ("NumUniqueMedia", 0),
+            ("NumGrossMedia", 0),
+            ("NumGrossAbuse", x.abuse),
+            ("NumGrossChangeAddress", 0),
+            ("NumGrossMailBlock", 0),
+            ("NumGrossMailRestriction", 0),
+            ("NumGrossOther", 0),
+            ("NumConversions", 0),
+            ("NumConversionAmount", 0),
+            ("NumUnsubscribes", x.unsubscribes),
+        ];
+        let mut out = format!(
+            "<Mailing>{}{}<MailingName>{}</MailingName>{sent_at}",
+            el("MailingId", m.mailing_id),
+            el("ReportId", m.report_id),
+            cdata(&m.name)
+        );
+        for (name, value) in counters {
+            if name == "NumUnsubscribes" {
+                for fwd in FWD_COUNTERS {
+                    out.push_str(&el(fwd, 0));
+                }
+            }
+            out.push_str(&el(name, value));
+        }
+        out.push_str("</Mailing>");
+        Ok(out)
+    }
+}
+
+/// Forward counters the fixture carries; always zero here.
+const FWD_COUNTERS: [&str; 25] = [
+    "NumBounceHardFwd",
+    "NumBounceSoftFwd",
+    "NumConversionAmountFwd",
+    "NumAttachOpenFwd",
+    "NumClickFwd",
+    "NumUniqueForwardFwd",
+    "NumGrossForwardFwd",
+    "NumUniqueConversionsFwd",
+    "NumGrossConversionsFwd",
+    "NumUniqueClickstreamFwd",
+    "NumGrossClickstreamFwd",
+    "NumUniqueClickFwd",
+    "NumGrossClickFwd",
+    "NumUniqueAttachOpenFwd",
+    "NumGrossAttachOpenFwd",
+    "NumUniqueMediaFwd",
+    "NumGrossMediaFwd",
+    "NumUniqueOpenFwd",
+    "NumGrossOpenFwd",
+    "NumAbuseFwd",
+    "NumChangeAddressFwd",
+    "NumMailRestrictionFwd",
+    "NumMailBlockFwd",
+    "NumOtherFwd",
+    "NumSuppressedFwd",
+];
+
+/// `MM/dd/yyyy hh:mm:ss AM|PM` in `zone`.
+fn parse_scheduled(s: &str, zone: &TimeZone) -> Result<Timestamp, SpFault> {
+    DateTime::strptime("%m/%d/%Y %I:%M:%S %p", s)
+        .ok()
+        .and_then(|d| d.to_zoned_datetime(zone.clone()).ok())
+        .map(|z| z.timestamp())
+        .ok_or_else(|| SpFault::invalid("SCHEDULED must be MM/dd/yyyy hh:mm:ss AM|PM"))
+}
+
+/// Checks a relational row against the table's columns; the error is the FAILURE description.
+fn validate_row(table: &SimTable, values: &BTreeMap<String, String>) -> Result<(), String> {
+    if let Some(unknown) = values
+        .keys()
+        .find(|k| !table.columns.iter().any(|c| &c.name == *k))
+    {
+        return Err(format!("Unknown column: {unknown}"));
+    }
+    for column in &table.columns {
+        let value = values.get(&column.name).map(String::as_str).unwrap_or("");
+        if value.is_empty() {
+            if column.required {
+                return Err(format!("Missing required column: {}", column.name));
+            }
+            continue;
+        }
+        let ok = match column.kind.as_str() {
+            "NUMERIC" => value.parse::<f64>().is_ok_and(f64::is_finite),
+            "DATE" => jiff::civil::Date::strptime("%m/%d/%Y", value).is_ok(),
+            _ => true,
+        };
+        if !ok {
+            let what = if column.kind == "NUMERIC" {
+                "Number"
+            } else {
+                "Date"
+            };
+            return Err(format!("Invalid {what} in column: {}", column.name));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scheduled_dates_use_the_12_hour_clock_in_the_zone() {
+        let utc = TimeZone::UTC;
+        let t = parse_scheduled("06/15/2024 09:30:00 PM", &utc).unwrap();
+        assert_eq!(t.to_string(), "2024-06-15T21:30:00Z");
+        let ny = TimeZone::get("America/New_York").unwrap();
+        let t = parse_scheduled("06/15/2024 09:30:00 AM", &ny).unwrap();
+        assert_eq!(t.to_string(), "2024-06-15T13:30:00Z");
+        assert!(parse_scheduled("2024-06-15 09:30:00", &utc).is_err());
+        assert!(parse_scheduled("06/15/2024 21:30:00", &utc).is_err());
+    }
+
+    #[test]
+    fn rows_are_validated_against_column_types() {
+        let table = super::super::SilverpopSimConfig::default().relational_table;
+        let row = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).into(), (*v).into()))
+                .collect()
+        };
+        assert!(validate_row(&table, &row(&[("ActionID", "1"), ("CustomerID", "C")])).is_ok());
+        assert_eq!(
+            validate_row(&table, &row(&[("ActionID", "x"), ("CustomerID", "C")])),
+            Err("Invalid Number in column: ActionID".into())
+        );
+        assert!(validate_row(&table, &row(&[("ActionID", "1")])).is_err());
+        assert!(
+            validate_row(
+                &table,
+                &row(&[
+                    ("ActionID", "1"),
+                    ("CustomerID", "C"),
+                    ("SendDate", "2024-01-01")
+                ])
+            )
+            .is_err()
+        );
+        assert!(
+            validate_row(
+                &table,
+                &row(&[("ActionID", "1"), ("CustomerID", "C"), ("Nope", "1")])
+            )
+            .is_err()
+        );
+    }
+}
