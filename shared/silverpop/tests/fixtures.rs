@@ -1,0 +1,207 @@
+//! Every Silverpop fixture read by the adapter's wire types.
+
+use espbridge_silverpop::metrics;
+use espbridge_silverpop::wire::{
+    AggregateTracking, Answer, ListRow, LoginResult, MailingTemplate, RowFailure, SentMailing,
+    read_answer,
+};
+use espbridge_silverpop::xml::parse;
+use std::path::PathBuf;
+
+fn fixture(name: &str) -> Vec<u8> {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/esp/fixtures/silverpop")
+        .join(name);
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+fn success(name: &str) -> espbridge_silverpop::xml::Element {
+    match read_answer(&fixture(name)).unwrap() {
+        Answer::Success(r) => r,
+        Answer::Failed(f) => panic!("{name}: {f:?}"),
+    }
+}
+
+#[test]
+fn login_gives_the_session_id() {
+    let r = success("Login.response.xml");
+    assert_eq!(
+        LoginResult::from_result(&r).unwrap().session_id,
+        "8C269563FE07A0118118FD6BF6C7920C"
+    );
+}
+
+#[test]
+fn faults_are_read_beside_result() {
+    for (name, id, class, text) in [
+        ("Login.fault_errorid_50.xml", 50, "SP.API", "Server Error"),
+        (
+            "Fault.session_expired_errorid_145.xml",
+            145,
+            "SP.Admin",
+            "Session has expired or is invalid",
+        ),
+        (
+            "Fault.invalid_xml_request_errorid_51.xml",
+            51,
+            "SP.API",
+            "Invalid XML Request",
+        ),
+        (
+            "GetContactMailingDetails.fault_errorid_330.xml",
+            330,
+            "SP.API",
+            "The value you entered could not be confirmed.",
+        ),
+    ] {
+        match read_answer(&fixture(name)).unwrap() {
+            Answer::Failed(f) => {
+                assert_eq!(f.errorid, Some(id), "{name}");
+                assert_eq!(f.class.as_deref(), Some(class), "{name}");
+                assert_eq!(f.text, text, "{name}");
+                assert_eq!(f.is_session_lost(), id == 145, "{name}");
+            }
+            Answer::Success(_) => panic!("{name} read as success"),
+        }
+    }
+}
+
+#[test]
+fn fault_wins_over_a_true_success() {
+    let body = b"<Envelope><Body><RESULT><SUCCESS>TRUE</SUCCESS></RESULT><Fault><FaultString>x</FaultString><detail><error><errorid>51</errorid></error></detail></Fault></Body></Envelope>";
+    assert!(matches!(read_answer(body).unwrap(), Answer::Failed(f) if f.errorid == Some(51)));
+    for spelling in ["TRUE", "true", "Success", "SUCCESS"] {
+        let body = format!(
+            "<Envelope><Body><RESULT><SUCCESS>{spelling}</SUCCESS></RESULT></Body></Envelope>"
+        );
+        assert!(matches!(
+            read_answer(body.as_bytes()).unwrap(),
+            Answer::Success(_)
+        ));
+    }
+    let body = b"<Envelope><Body><RESULT><SUCCESS>false</SUCCESS></RESULT></Body></Envelope>";
+    assert!(matches!(read_answer(body).unwrap(), Answer::Failed(_)));
+    assert!(read_answer(b"<html>503</html>").is_err());
+}
+
+#[test]
+fn simple_results_succeed() {
+    for name in [
+        "Logout.response.xml",
+        "AddRecipient.response.xml",
+        "RemoveRecipient.response.xml",
+        "CalculateQuery.response.xml",
+        "CreateContactList.response.xml",
+        "CreateTable.response.xml",
+        "ExportList.response.xml",
+        "ImportList.response.xml",
+        "GetListMetaData.response.xml",
+        "GetQuery.response.xml",
+        "RawRecipientDataExport.response.xml",
+    ] {
+        success(name);
+    }
+    assert_eq!(
+        success("AddRecipient.response.xml").child_text("RecipientId"),
+        Some("33535067")
+    );
+    assert_eq!(
+        success("ScheduleMailing.response.xml").child_text("MAILING_ID"),
+        Some("1878843")
+    );
+    assert_eq!(
+        success("CreateTable.response.xml").child_text("TABLE_ID"),
+        Some("499600")
+    );
+}
+
+#[test]
+fn templates_and_visibility() {
+    let t = MailingTemplate::list(&success("GetMailingTemplates.response.xml"));
+    assert_eq!(t.len(), 2);
+    assert_eq!(t[0].mailing_id, "365333");
+    assert_eq!(t[0].name, "Mailing One");
+    assert_eq!(t[1].subject.as_deref(), Some("Mailing Two"));
+    // The fixture's templates are private (0): the shared-only filter drops them.
+    assert!(t.iter().all(|t| !t.is_shared()));
+}
+
+#[test]
+fn lists_skip_folders() {
+    let l = ListRow::list(&success("GetLists.response.xml"));
+    assert_eq!(
+        l,
+        vec![ListRow {
+            id: "323543".into(),
+            name: "List One".into()
+        }]
+    );
+}
+
+#[test]
+fn sent_mailings() {
+    let m = SentMailing::list(&success("GetSentMailingsForOrg.response.xml"));
+    assert_eq!(m.len(), 2);
+    assert_eq!(m[0].mailing_id, "7877");
+    assert_eq!(m[0].report_id.as_deref(), Some("6655"));
+    assert_eq!(m[0].name, "My mailing");
+    assert_eq!(m[1].sent_ts.as_deref(), Some("2017-06-02 08:02:20.0"));
+    assert_eq!(m[1].num_sent, 6041);
+}
+
+#[test]
+fn aggregate_tracking_maps_to_metrics() {
+    let a = AggregateTracking::from_result(&success("GetAggregateTrackingForMailing.response.xml"))
+        .unwrap();
+    assert_eq!(a.sent, 6047);
+    assert_eq!((a.bounce_hard, a.bounce_soft), (2, 45));
+    assert_eq!(a.unique_open, 1891);
+    let m = metrics(a);
+    assert_eq!(m.delivered, 6047 - 47);
+    assert_eq!(m.opens, 1891);
+    assert_eq!(m.clicks, a.unique_click);
+    assert_eq!(m.unsubscribes, a.unsubscribes);
+    assert_eq!(m.complaints, 7);
+}
+
+#[test]
+fn relational_table_results() {
+    assert!(RowFailure::list(&success("InsertUpdateRelationalTable.response.xml")).is_empty());
+    let body = br#"<Envelope><Body><RESULT><SUCCESS>true</SUCCESS><FAILURES>
+      <FAILURE failure_type="permanent" description="Invalid Number in column: CampaignId">
+        <COLUMN name="CustomerID">C-1002</COLUMN></FAILURE></FAILURES></RESULT></Body></Envelope>"#;
+    let Answer::Success(r) = read_answer(body).unwrap() else {
+        panic!("per-row failures must not fail the call")
+    };
+    let f = RowFailure::list(&r);
+    assert_eq!(f.len(), 1);
+    assert_eq!(f[0].failure_type, "permanent");
+    assert_eq!(f[0].column("CustomerID"), Some("C-1002"));
+}
+
+#[test]
+fn request_fixtures_are_well_formed() {
+    for name in [
+        "AddRecipient.request.xml",
+        "CreateContactList.request.decoded.xml",
+        "CreateTable.request.xml",
+        "GetAggregateTrackingForMailing.request.xml",
+        "GetAggregateTrackingForOrg.request.xml",
+        "GetQuery.request.xml",
+        "GetSentMailingsForOrg.request.decoded.xml",
+        "ImportList.request.decoded.xml",
+        "InsertUpdateRelationalTable.request.xml",
+        "Login.request.decoded.xml",
+        "Login.request.xml",
+        "Logout.request.decoded.xml",
+        "PreviewMailing.request.decoded.xml",
+        "ScheduleMailing.request.xml",
+    ] {
+        let root = parse(&fixture(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(root.name, "Envelope", "{name}");
+        assert!(root.child("Body").is_some(), "{name}");
+    }
+    let r = parse(&fixture("InsertUpdateRelationalTable.request.xml")).unwrap();
+    let rows = &r.child("Body").unwrap().children[0];
+    assert!(rows.child("ROWS").is_some());
+}
