@@ -648,6 +648,10 @@ impl State {
                 any_status || (sent && want_sent) || (!sent && want_scheduled)
             })
             .filter(|m| any_visibility || (m.shared && want_shared) || (!m.shared && want_private))
+            .filter(|m| {
+                !op.flag("EXCLUDE_ZERO_SENT")
+                    || metrics_at(m.mailing_id, m.audience, m.scheduled_at, now).sent > 0
+            })
             .collect();
         if op.flag("MAILING_COUNT_ONLY") {
             return Ok(el("SentMailingsCount", selected.len()));
