@@ -15,7 +15,7 @@ use url::Url;
 
 const ESP: EspKind = EspKind::Silverpop;
 
-/// Maps a Fault to the port's error. errorid 50 ("Server Error") is retryable; others are not.
+/// Maps a Fault to the port's error.
 pub(crate) fn fault_error(op: &str, f: &Fault) -> EspError {
     let code = f
         .errorid
@@ -31,8 +31,14 @@ pub(crate) fn fault_error(op: &str, f: &Fault) -> EspError {
         status: 200,
         code,
         text: format!("{op}: {}", f.text),
-        retryable: f.errorid == Some(50),
+        retryable: is_retryable_fault(f),
     }
+}
+
+/// errorid 50 ("Server Error") and 10 (too many concurrent requests, as the simulator answers;
+/// the real id is undocumented) are worth another attempt.
+pub(crate) fn is_retryable_fault(f: &Fault) -> bool {
+    matches!(f.errorid, Some(50) | Some(10))
 }
 
 fn protocol(detail: String) -> EspError {
@@ -170,14 +176,21 @@ impl Client {
     }
 
     /// Sends with retries of transient failures; returns the answer.
-    async fn send(&self, session: Option<&str>, op: &Node) -> Result<Answer, EspError> {
+    /// Faults are retried only when `retry_faults` (never for Login: a refused password stays
+    /// refused).
+    async fn send(
+        &self,
+        session: Option<&str>,
+        op: &Node,
+        retry_faults: bool,
+    ) -> Result<Answer, EspError> {
         let body = envelope(op.clone()).map_err(|e| protocol(e.to_string()))?;
         let mut attempt = 0;
         loop {
             attempt += 1;
             match self.exchange(self.url(session)?, body.clone()).await? {
                 Exchange::Answer(Answer::Failed(f))
-                    if f.errorid == Some(50) && attempt < self.max_attempts =>
+                    if retry_faults && is_retryable_fault(&f) && attempt < self.max_attempts =>
                 {
                     tokio::time::sleep(backoff(attempt)).await;
                 }
@@ -195,7 +208,7 @@ impl Client {
             return Ok(s.clone());
         }
         let op = wire::login(&self.credentials.username, &self.credentials.password);
-        let result = match self.send(None, &op).await? {
+        let result = match self.send(None, &op, false).await? {
             Answer::Success(r) => r,
             Answer::Failed(f) => {
                 return Err(EspError::Auth {
@@ -235,7 +248,7 @@ impl Client {
         let mut relogged = false;
         loop {
             let session = self.session().await?;
-            match self.send(Some(&session), &op).await? {
+            match self.send(Some(&session), &op, true).await? {
                 Answer::Success(r) => return Ok(r),
                 Answer::Failed(f) if f.is_session_lost() && !relogged => {
                     tracing::info!(
@@ -259,7 +272,7 @@ impl Client {
         let Some(session) = self.session.lock().await.take() else {
             return;
         };
-        if let Err(e) = self.send(Some(&session), &wire::logout()).await {
+        if let Err(e) = self.send(Some(&session), &wire::logout(), false).await {
             tracing::debug!(esp = "silverpop", error = %e, "logout failed (session will lapse)");
         }
     }

@@ -262,14 +262,24 @@ impl SilverpopEsp {
         Ok(SentMailing::list(&r))
     }
 
+    /// The query named `name`, if GetLists shows one. A GetLists refused as an invalid request
+    /// (errorid 51: servers or simulators without it) counts as "none".
     async fn find_query(&self, name: &str) -> Result<Option<String>, EspError> {
-        let r = self
+        let r = match self
             .client
             .call(
                 "GetLists",
                 wire::get_queries(self.config.query_folder_id.as_deref()),
             )
-            .await?;
+            .await
+        {
+            Ok(r) => r,
+            Err(EspError::Api { code, .. }) if code == "51" => {
+                tracing::warn!(esp = "silverpop", "GetLists refused; creating the query");
+                return Ok(None);
+            }
+            Err(e) => return Err(e),
+        };
         Ok(ListRow::list(&r)
             .into_iter()
             .find(|l| l.name == name)
