@@ -45,7 +45,7 @@ fn protocol(detail: String) -> EspError {
     EspError::Protocol { esp: ESP, detail }
 }
 
-fn backoff(attempt: u32) -> Duration {
+pub(crate) fn backoff(attempt: u32) -> Duration {
     Duration::from_millis(200u64.saturating_mul(1u64 << attempt.min(6)))
 }
 
@@ -177,12 +177,23 @@ impl Client {
 
     /// Sends with retries of transient failures; returns the answer.
     /// Faults are retried only when `retry_faults` (never for Login: a refused password stays
-    /// refused).
+    /// refused). `resend` false sends once: for calls that are not idempotent.
     async fn send(
         &self,
         session: Option<&str>,
         op: &Node,
         retry_faults: bool,
+    ) -> Result<Answer, EspError> {
+        self.send_with(session, op, retry_faults, self.max_attempts)
+            .await
+    }
+
+    async fn send_with(
+        &self,
+        session: Option<&str>,
+        op: &Node,
+        retry_faults: bool,
+        max_attempts: u32,
     ) -> Result<Answer, EspError> {
         let body = envelope(op.clone()).map_err(|e| protocol(e.to_string()))?;
         let mut attempt = 0;
@@ -190,12 +201,12 @@ impl Client {
             attempt += 1;
             match self.exchange(self.url(session)?, body.clone()).await? {
                 Exchange::Answer(Answer::Failed(f))
-                    if retry_faults && is_retryable_fault(&f) && attempt < self.max_attempts =>
+                    if retry_faults && is_retryable_fault(&f) && attempt < max_attempts =>
                 {
                     tokio::time::sleep(backoff(attempt)).await;
                 }
                 Exchange::Answer(a) => return Ok(a),
-                Exchange::Retry(e) if attempt >= self.max_attempts => return Err(e),
+                Exchange::Retry(e) if attempt >= max_attempts => return Err(e),
                 Exchange::Retry(_) => tokio::time::sleep(backoff(attempt)).await,
             }
         }
@@ -244,11 +255,31 @@ impl Client {
 
     /// Calls `op`; on errorid 145 logs in again and retries once. Returns `RESULT`.
     pub(crate) async fn call(&self, op_name: &str, op: Node) -> Result<Element, EspError> {
+        self.call_with(op_name, op, self.max_attempts).await
+    }
+
+    /// Like [`Client::call`] but sends once (bar a refused session): for ScheduleMailing, where
+    /// a resend after a lost answer would create a second mailing. Errors stay retryable so the
+    /// caller can look up what the first attempt made before trying again.
+    pub(crate) async fn call_once(&self, op_name: &str, op: Node) -> Result<Element, EspError> {
+        self.call_with(op_name, op, 1).await
+    }
+
+    async fn call_with(
+        &self,
+        op_name: &str,
+        op: Node,
+        max_attempts: u32,
+    ) -> Result<Element, EspError> {
         let _guard = InFlight::enter(&self.in_flight);
         let mut relogged = false;
         loop {
             let session = self.session().await?;
-            match self.send(Some(&session), &op, true).await? {
+            let retry_faults = max_attempts > 1;
+            match self
+                .send_with(Some(&session), &op, retry_faults, max_attempts)
+                .await?
+            {
                 Answer::Success(r) => return Ok(r),
                 Answer::Failed(f) if f.is_session_lost() && !relogged => {
                     tracing::info!(

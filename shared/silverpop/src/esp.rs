@@ -410,28 +410,38 @@ impl Esp for SilverpopEsp {
             Some(z) => TimeZone::get(z).map_err(|_| invalid(format!("unknown zone {z:?}")))?,
             None => self.tz.clone(),
         };
-        let existing = self
-            .mailings_around(req.send_at)
-            .await?
-            .into_iter()
-            .find(|m| m.name == name);
-        let mailing_id = match existing {
-            Some(m) => {
+        let scheduled = self.local(req.send_at, &tz, "%m/%d/%Y %I:%M:%S %p");
+        let mut attempt = 0;
+        let mailing_id = loop {
+            attempt += 1;
+            // A retry (here or by the caller) first finds what an earlier attempt scheduled.
+            let existing = self
+                .mailings_around(req.send_at)
+                .await?
+                .into_iter()
+                .find(|m| m.name == name);
+            if let Some(m) = existing {
                 tracing::info!(esp = "silverpop", campaign = %req.campaign_id, "mailing already scheduled");
-                m.mailing_id
+                break m.mailing_id;
             }
-            None => {
-                let op = wire::schedule_mailing(
-                    req.template_id,
-                    query_id,
-                    &name,
-                    &self.config.mailing_folder,
-                    &self.local(req.send_at, &tz, "%m/%d/%Y %I:%M:%S %p"),
-                );
-                let r = self.client.call("ScheduleMailing", op).await?;
-                r.child_text("MAILING_ID")
-                    .ok_or_else(|| protocol("ScheduleMailing answer has no MAILING_ID"))?
-                    .to_owned()
+            let op = wire::schedule_mailing(
+                req.template_id,
+                query_id,
+                &name,
+                &self.config.mailing_folder,
+                &scheduled,
+            );
+            match self.client.call_once("ScheduleMailing", op).await {
+                Ok(r) => {
+                    break r
+                        .child_text("MAILING_ID")
+                        .ok_or_else(|| protocol("ScheduleMailing answer has no MAILING_ID"))?
+                        .to_owned();
+                }
+                Err(e) if e.is_retryable() && attempt < self.config.max_attempts => {
+                    tokio::time::sleep(crate::client::backoff(attempt)).await;
+                }
+                Err(e) => return Err(e),
             }
         };
         tracing::info!(esp = "silverpop", campaign = %req.campaign_id, "mailing scheduled");

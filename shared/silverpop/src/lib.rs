@@ -13,7 +13,14 @@
 //! Choices where the reference is uncertain:
 //! * One request form: raw `text/xml;charset=UTF-8` bodies (no `xml=` form field); values are
 //!   entity-escaped by quick-xml rather than CDATA-wrapped.
-//! * Any Fault of Login is an authentication error; errorid 50 elsewhere is retried.
+//! * Any Fault of Login is an authentication error (not retried); errorid 50 and 10 (the
+//!   simulator's "too many concurrent requests") are retried elsewhere, as are transport errors,
+//!   5xx and 429 — except ScheduleMailing, which is sent once per attempt and preceded by a
+//!   GetSentMailingsForOrg lookup of its name, so a lost answer never schedules twice.
+//! * The query is looked up by name with GetLists (LIST_TYPE 1, `query_folder_id`); a server
+//!   that refuses GetLists with errorid 51 (the simulator) gets a CreateQuery.
+//! * ActionID is the campaign id (`_variant` appended): a NUMERIC ActionID column takes only
+//!   numeric campaign ids without variants.
 //! * SCHEDULED and date ranges are local times in `timezone` (the request's zone if given).
 //! * The report is found by GetSentMailingsForOrg within a day of the send time; `None` until
 //!   the mailing has a `SentTS` and `ReportId`. delivered = NumSent − hard − soft bounces.
