@@ -437,6 +437,46 @@ async fn the_eleventh_concurrent_request_is_refused() {
     env.raw(Some(&s), TEMPLATES).await.ok();
 }
 
+#[tokio::test]
+async fn at_most_twenty_sessions_live_at_once() {
+    let env = Env::new().await;
+    let mut sessions = Vec::new();
+    for _ in 0..20 {
+        sessions.push(env.login().await);
+    }
+    env.form(
+        None,
+        "<Login><USERNAME>espbridge</USERNAME><PASSWORD>sim-password</PASSWORD></Login>",
+    )
+    .await
+    .fault(146);
+    env.raw(Some(&sessions[0]), "<Logout/>").await.ok();
+    env.login().await;
+}
+
+#[tokio::test]
+async fn request_fixtures_are_understood_verbatim() {
+    let env = Env::new().await;
+    let s = env.login().await;
+    let doc = std::fs::read_to_string(format!("{FIXTURES}/CreateTable.request.xml")).unwrap();
+    let created = env.raw_doc(Some(&s), &doc).await;
+    let id: i64 = created.ok().text_of("TABLE_ID").parse().unwrap();
+    let table = env.sim.tables().into_iter().find(|t| t.id == id).unwrap();
+    assert_eq!(table.name, "Purchases");
+    assert_eq!(table.columns.len(), 3);
+    assert!(table.columns[0].key && table.columns[1].required && !table.columns[1].key);
+
+    // The fixture previews mailing 5, which this account does not have: parsed, then refused.
+    let form = std::fs::read_to_string(format!(
+        "{FIXTURES}/PreviewMailing.request.form-urlencoded.txt"
+    ))
+    .unwrap();
+    let reply = env.form_body(Some(&s), form.trim().to_owned()).await;
+    reply.fault(51);
+    let fault = reply.root.child("Body").unwrap().child("Fault").unwrap();
+    assert_eq!(fault.text_of("FaultString"), "Mailing 5 not found");
+}
+
 // ----- templates -----
 
 #[tokio::test]
@@ -515,6 +555,16 @@ async fn lists_mode_tags_recipients_and_a_query_selects_them() {
     assert_eq!(tagged, ["C-2", "C-3", "C-4"]);
     assert_eq!(env.sim.recipients_with_tag("900"), ["C-1"]);
 
+    let lists = |reply: &Reply| -> Vec<(String, String)> {
+        reply
+            .ok()
+            .all("LIST")
+            .iter()
+            .map(|l| (l.text_of("ID"), l.text_of("NAME")))
+            .collect()
+    };
+    const QUERIES: &str = "<GetLists><VISIBILITY>1</VISIBILITY><LIST_TYPE>1</LIST_TYPE><FOLDER_ID>77120</FOLDER_ID></GetLists>";
+    assert!(lists(&env.raw(Some(&s), QUERIES).await).is_empty());
     let created = env
         .form(
             Some(&s),
@@ -525,6 +575,18 @@ async fn lists_mode_tags_recipients_and_a_query_selects_them() {
         )
         .await;
     let query_id = created.ok().text_of("ListId");
+    assert_eq!(
+        lists(&env.raw(Some(&s), QUERIES).await),
+        [(query_id.clone(), "opt-camp-881".to_owned())]
+    );
+    let databases = env
+        .raw(
+            Some(&s),
+            "<GetLists><VISIBILITY>1</VISIBILITY><LIST_TYPE>0</LIST_TYPE></GetLists>",
+        )
+        .await;
+    assert_eq!(lists(&databases)[0].0, "2740754");
+    assert_eq!(databases.ok().all("LIST")[0].text_of("SIZE"), "4");
     let job = env
         .raw(
             Some(&s),
@@ -900,6 +962,13 @@ async fn responses_carry_every_element_of_the_fixtures() {
         )
         .await;
     covers("GetQuery.response.xml", &get, true);
+    let lists = env
+        .raw(
+            Some(&s),
+            "<GetLists><VISIBILITY>1</VISIBILITY><LIST_TYPE>2</LIST_TYPE></GetLists>",
+        )
+        .await;
+    covers("GetLists.response.xml", &lists, true);
     let scheduled = env.schedule(&s, query, "m", "03/02/2026 08:30:00 AM").await;
     covers("ScheduleMailing.response.xml", &scheduled, true);
     let mailing = scheduled.ok().text_of("MAILING_ID");

@@ -7,7 +7,7 @@
 //! `Fault` (FaultString, `detail/error/errorid`), always on HTTP 200 — only injected
 //! [`FaultKind::Status`](crate::FaultKind::Status) faults use another status.
 //!
-//! Supported operations: `Login`, `Logout`, `GetMailingTemplates`, `PreviewMailing`,
+//! Supported operations: `Login`, `Logout`, `GetLists`, `GetMailingTemplates`, `PreviewMailing`,
 //! `AddRecipient`, `UpdateRecipient`, `CreateQuery`, `CalculateQuery`, `GetQuery`,
 //! `GetJobStatus`, `CreateTable`, `InsertUpdateRelationalTable`, `ScheduleMailing`,
 //! `GetSentMailingsForOrg`, `GetAggregateTrackingForMailing`. Anything else, a mis-cased tag or
@@ -47,7 +47,7 @@
 //!   request order (no row index is documented); a row missing a key column lists what it has.
 //! - A relational query counts distinct customer ids among matching rows (no JoinTable needed).
 //! - `CalculateQuery` completes at once (`GetJobStatus` → COMPLETE); the 12 h cadence is not
-//!   enforced. OAuth (`/oauth/token`, Bearer) is not simulated: only legacy sessions.
+//!   enforced. `GetLists` lists the database as "Optimove Database", folder 0. OAuth (`/oauth/token`, Bearer) is not simulated: only legacy sessions.
 
 mod metrics;
 mod server;

@@ -166,6 +166,7 @@ fn dispatch(
     }
     state.touch_session(session, now)?;
     let outcome = match op.name.as_str() {
+        "GetLists" => state.get_lists(op),
         "GetMailingTemplates" => state.templates(op),
         "PreviewMailing" => state.preview(op),
         "AddRecipient" => state.add_recipient(op, false),
@@ -187,7 +188,8 @@ fn dispatch(
 }
 
 /// Operations that need a session (Login and Logout are handled before).
-const KNOWN: [&str; 13] = [
+const KNOWN: [&str; 14] = [
+    "GetLists",
     "GetMailingTemplates",
     "PreviewMailing",
     "AddRecipient",

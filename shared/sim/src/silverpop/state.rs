@@ -417,6 +417,67 @@ impl State {
         })
     }
 
+    /// GetLists: databases (type 0), queries (1), both (2) or relational tables (15), by
+    /// visibility and optionally folder. Databases and tables are shared (VISIBILITY 1).
+    pub fn get_lists(&self, op: &Node) -> OpResult {
+        let visibility = need_id(op, "VISIBILITY")?;
+        let list_type = need_id(op, "LIST_TYPE")?;
+        let folder = match op.child_text("FOLDER_ID").filter(|f| !f.is_empty()) {
+            Some(f) => Some(
+                f.parse::<i64>()
+                    .map_err(|_| SpFault::invalid("FOLDER_ID must be numeric"))?,
+            ),
+            None => None,
+        };
+        // (id, name, type, size, visibility, folder)
+        let mut rows: Vec<(i64, String, i64, usize, i64, i64)> = Vec::new();
+        if matches!(list_type, 0 | 2) {
+            rows.push((
+                self.config.database_id,
+                "Optimove Database".into(),
+                0,
+                self.recipients.len(),
+                1,
+                0,
+            ));
+        }
+        if matches!(list_type, 1 | 2) {
+            for q in &self.queries {
+                let size = q.calculated_size.unwrap_or(0);
+                rows.push((q.id, q.name.clone(), 1, size, q.visibility, q.folder_id));
+            }
+        }
+        if list_type == 15 {
+            for t in &self.tables {
+                rows.push((t.table.id, t.table.name.clone(), 15, t.rows.len(), 1, 0));
+            }
+        }
+        let mut out = String::new();
+        for (id, name, kind, size, vis, parent) in rows {
+            if vis != visibility || folder.is_some_and(|f| f != parent) {
+                continue;
+            }
+            out.push_str(&format!(
+                "<LIST>{}{}{}{}{}{}{}{}<PARENT_NAME/>{}{}{}</LIST>",
+                el("ID", id),
+                el("NAME", &name),
+                el("TYPE", kind),
+                el("SIZE", size),
+                el("NUM_OPT_OUTS", 0),
+                el("NUM_UNDELIVERABLE", 0),
+                el("LAST_MODIFIED", "03/02/26 08:00 AM"),
+                el("VISIBILITY", vis),
+                el(
+                    "USER_ID",
+                    "2f31c0-18f0a1b2c3d-5e6f7a8b9c0d1e2f3a4b5c6d7e8f9a0b"
+                ),
+                el("PARENT_FOLDER_ID", parent),
+                el("IS_FOLDER", "false"),
+            ));
+        }
+        Ok(out)
+    }
+
     pub fn calculate_query(&mut self, op: &Node) -> OpResult {
         let id = need_id(op, "QUERY_ID")?;
         let size = self
