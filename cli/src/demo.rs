@@ -69,9 +69,12 @@ pub async fn run(args: DemoArgs) -> Result<()> {
     let run_date = now.date().to_string();
 
     let mut planned = Vec::new();
-    for esp in esps {
-        let campaign_id =
-            CampaignId::parse(&format!("demo-{esp}-{}", now.strftime("%Y%m%d-%H%M%S")))?;
+    let stamp = now.strftime("%Y%m%d-%H%M%S").to_string();
+    for (esp, label, options) in esps.into_iter().flat_map(campaigns_of) {
+        let campaign_id = CampaignId::parse(&match label {
+            Some(l) => format!("demo-{esp}-{l}-{stamp}"),
+            None => format!("demo-{esp}-{stamp}"),
+        })?;
         let template = first_template(&stack, esp).await?;
         let prefix = format!("campaigns/{run_date}/{campaign_id}/");
         let dir = drop_dir.join(&prefix);
@@ -83,7 +86,10 @@ pub async fn run(args: DemoArgs) -> Result<()> {
         });
         drop_gen::write_files(&dir, &generated)
             .with_context(|| format!("writing audience files in {}", dir.display()))?;
-        let manifest = manifest(&campaign_id, esp, &template, &send_at, &generated);
+        let mut manifest = manifest(&campaign_id, esp, &template, &send_at, &generated);
+        if let Some(o) = options {
+            manifest["esp_options"] = o;
+        }
         write_last(&dir.join("manifest.json"), &manifest)?;
         tracing::info!(campaign_id = %campaign_id, rows = generated.rows, "drop written");
         planned.push(Planned {
@@ -164,7 +170,24 @@ pub async fn run(args: DemoArgs) -> Result<()> {
     Ok(())
 }
 
-/// The id of the ESP's first `optimove_` HTML template in design, as the template picker lists it.
+/// The demo's campaigns for one ESP: one, or for Silverpop one per audience mode (Lists, and
+/// Relational Tables chosen by the manifest's `esp_options`).
+fn campaigns_of(esp: EspKind) -> Vec<(EspKind, Option<&'static str>, Option<Value>)> {
+    match esp {
+        EspKind::Silverpop => vec![
+            (esp, Some("lists"), None),
+            (
+                esp,
+                Some("rt"),
+                Some(json!({"silverpop": {"mode": "relational_table"}})),
+            ),
+        ],
+        _ => vec![(esp, None, None)],
+    }
+}
+
+/// The id of the ESP's first HTML template, as the template picker lists it: one named with the
+/// `optimove_` prefix where the ESP's rules use one (Silverpop lists the Shared folder instead).
 async fn first_template(stack: &Stack, esp: EspKind) -> Result<(String, String)> {
     let account = stack
         .services
@@ -176,14 +199,16 @@ async fn first_template(stack: &Stack, esp: EspKind) -> Result<(String, String)>
         .list_templates()
         .await
         .with_context(|| format!("listing {esp} templates"))?;
-    templates
-        .into_iter()
-        // An HTML e-mail: Emarsys says `html` (not `cms`), SmartFocus says `email` (not `sms`).
-        .find(|t| {
-            t.name.starts_with(SIM_TEMPLATE_PREFIX)
-                && matches!(t.kind.as_deref(), None | Some("html" | "email"))
-        })
-        .map(|t| (t.id, t.name))
+    // An HTML e-mail: Emarsys says `html` (not `cms`), SmartFocus says `email` (not `sms`).
+    let html = |t: &espbridge_core::ports::Template| {
+        matches!(t.kind.as_deref(), None | Some("html" | "email"))
+    };
+    let prefixed = templates
+        .iter()
+        .find(|t| t.name.starts_with(SIM_TEMPLATE_PREFIX) && html(t));
+    prefixed
+        .or_else(|| templates.iter().find(|t| html(t)))
+        .map(|t| (t.id.clone(), t.name.clone()))
         .with_context(|| format!("{esp} lists no {SIM_TEMPLATE_PREFIX} HTML e-mail template"))
 }
 

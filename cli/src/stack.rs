@@ -10,7 +10,9 @@ use espbridge_core::service::{Deadline, Services, UploadSettings};
 use espbridge_core::{AccountId, CampaignId, Clock, EspKind};
 use espbridge_emarsys::{EmarsysConfig, EmarsysCredentials};
 use espbridge_local::{FolderSource, LocalQueue, LocalScheduler, SqliteStore};
+use espbridge_silverpop::{SilverpopConfig, SilverpopCredentials};
 use espbridge_sim::emarsys::{EmarsysSim, EmarsysSimConfig};
+use espbridge_sim::silverpop::{SilverpopSim, SilverpopSimConfig, TableColumn};
 use espbridge_sim::smartfocus::{SmartFocusSim, SmartFocusSimConfig};
 use espbridge_smartfocus::{SmartFocusConfig, SmartFocusCredentials};
 use std::path::PathBuf;
@@ -23,7 +25,7 @@ pub const DROP_BUCKET: &str = "local-drops";
 
 /// ESPs that have an adapter and a simulator. Adding an ESP to the demo and to the default
 /// stack is one line here plus one arm in [`start_simulator`].
-pub const SUPPORTED_ESPS: &[EspKind] = &[EspKind::Emarsys, EspKind::Smartfocus];
+pub const SUPPORTED_ESPS: &[EspKind] = &[EspKind::Emarsys, EspKind::Smartfocus, EspKind::Silverpop];
 
 /// Template prefix of the simulated accounts (the integration guides' `optimove_`).
 pub const SIM_TEMPLATE_PREFIX: &str = "optimove_";
@@ -56,6 +58,7 @@ pub struct StackOptions {
 pub enum Simulator {
     Emarsys(EmarsysSim),
     Smartfocus(SmartFocusSim),
+    Silverpop(SilverpopSim),
 }
 
 impl Simulator {
@@ -63,6 +66,7 @@ impl Simulator {
         match self {
             Simulator::Emarsys(_) => EspKind::Emarsys,
             Simulator::Smartfocus(_) => EspKind::Smartfocus,
+            Simulator::Silverpop(_) => EspKind::Silverpop,
         }
     }
 
@@ -70,6 +74,7 @@ impl Simulator {
         match self {
             Simulator::Emarsys(s) => s.base_url(),
             Simulator::Smartfocus(s) => s.base_url(),
+            Simulator::Silverpop(s) => s.base_url(),
         }
     }
 }
@@ -134,6 +139,44 @@ pub async fn start_simulator(
                 credentials_secret: None,
             };
             Ok((Simulator::Smartfocus(sim), account))
+        }
+        EspKind::Silverpop => {
+            // The relational table holds the demo drop's personalization fields; ActionID is
+            // the campaign id, so it is a text key here.
+            let mut sim_config = SilverpopSimConfig {
+                org_timezone: SIM_TIMEZONE.to_owned(),
+                ..Default::default()
+            };
+            sim_config.relational_table.columns = vec![
+                TableColumn::new("ActionID", "TEXT", true),
+                TableColumn::new("CustomerID", "TEXT", true),
+                TableColumn::new("first_name", "TEXT", false),
+                TableColumn::new("loyalty_tier", "TEXT", false),
+            ];
+            let credentials = SilverpopCredentials {
+                username: sim_config.username.clone(),
+                password: sim_config.password.clone(),
+            };
+            let (database, table, folder) = (
+                sim_config.database_id,
+                sim_config.relational_table.id,
+                sim_config.query_folder_id,
+            );
+            let sim = SilverpopSim::start(sim_config, clock)
+                .await
+                .context("starting the Silverpop simulator")?;
+            let mut config = SilverpopConfig::new(AccountId::parse("default")?);
+            config.base_url = sim.base_url();
+            config.database_id = database.to_string();
+            config.relational_table_id = Some(table.to_string());
+            config.query_folder_id = Some(folder.to_string());
+            config.timezone = SIM_TIMEZONE.to_owned();
+            let account = AccountConfig::Silverpop {
+                config,
+                credentials: Some(credentials),
+                credentials_secret: None,
+            };
+            Ok((Simulator::Silverpop(sim), account))
         }
         other => anyhow::bail!(
             "no adapter for {other} yet; supported: {}",

@@ -88,7 +88,7 @@ fn demo_completes_and_reports_every_row_without_leaking_customers() {
 }
 
 #[test]
-fn the_plain_demo_runs_every_esp_to_completion_with_unsubscribes() {
+fn the_plain_demo_runs_every_esp_and_mode_to_completion_with_unsubscribes() {
     let dir = tempfile::tempdir().unwrap();
     run(&[
         "demo",
@@ -104,7 +104,7 @@ fn the_plain_demo_runs_every_esp_to_completion_with_unsubscribes() {
         .iter()
         .map(|c| c["esp"].as_str().unwrap())
         .collect();
-    assert_eq!(esps, ["emarsys", "smartfocus"]);
+    assert_eq!(esps, ["emarsys", "smartfocus", "silverpop", "silverpop"]);
     for c in campaigns {
         assert_eq!(c["state"], "completed", "{c}");
         let days = c["daily_metrics"].as_array().unwrap();
@@ -120,6 +120,12 @@ fn the_plain_demo_runs_every_esp_to_completion_with_unsubscribes() {
     for key in ["segment_id", "message_id", "campaign_id"] {
         assert!(sf["esp_ids"][key].is_string(), "{key}: {sf}");
     }
+    // Silverpop runs once per audience mode.
+    let modes: Vec<&str> = campaigns[2..]
+        .iter()
+        .map(|c| c["esp_ids"]["silverpop_mode"].as_str().unwrap())
+        .collect();
+    assert_eq!(modes, ["lists", "relational_table"]);
 }
 
 #[test]
@@ -128,10 +134,11 @@ fn templates_json_lists_only_the_accounts_prefix() {
     let body: Value = serde_json::from_slice(&out.stdout).unwrap();
     let templates = body["templates"].as_array().unwrap();
     assert!(!templates.is_empty());
-    for t in templates {
+    // Emarsys and SmartFocus select by name prefix; Silverpop by the Shared folder.
+    for t in templates.iter().filter(|t| t["esp"] != "silverpop") {
         assert!(t["name"].as_str().unwrap().starts_with("optimove_"), "{t}");
     }
-    for esp in ["emarsys", "smartfocus"] {
+    for esp in ["emarsys", "smartfocus", "silverpop"] {
         assert!(templates.iter().any(|t| t["esp"] == esp), "{esp} listed");
     }
     let filtered = run(&[

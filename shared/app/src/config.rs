@@ -6,6 +6,7 @@ use async_trait::async_trait;
 use espbridge_core::service::EspRegistry;
 use espbridge_core::{AccountId, Clock, EspKind};
 use espbridge_emarsys::{EmarsysConfig, EmarsysCredentials, EmarsysEsp};
+use espbridge_silverpop::{SilverpopConfig, SilverpopCredentials, SilverpopEsp};
 use espbridge_smartfocus::{SmartFocusConfig, SmartFocusCredentials, SmartFocusEsp};
 use serde::Deserialize;
 use std::sync::Arc;
@@ -32,6 +33,15 @@ pub enum AccountConfig {
         #[serde(default)]
         credentials_secret: Option<String>,
     },
+    Silverpop {
+        #[serde(flatten)]
+        config: SilverpopConfig,
+        #[serde(default)]
+        credentials: Option<SilverpopCredentials>,
+        /// Secrets Manager id of a JSON secret `{"username": "...", "password": "..."}`.
+        #[serde(default)]
+        credentials_secret: Option<String>,
+    },
 }
 
 impl AccountConfig {
@@ -39,12 +49,14 @@ impl AccountConfig {
         match self {
             AccountConfig::Emarsys { .. } => EspKind::Emarsys,
             AccountConfig::Smartfocus { .. } => EspKind::Smartfocus,
+            AccountConfig::Silverpop { .. } => EspKind::Silverpop,
         }
     }
     pub fn account(&self) -> &AccountId {
         match self {
             AccountConfig::Emarsys { config, .. } => &config.account,
             AccountConfig::Smartfocus { config, .. } => &config.account,
+            AccountConfig::Silverpop { config, .. } => &config.account,
         }
     }
 }
@@ -142,6 +154,19 @@ pub async fn build_registry(
                         .await
                         .map_err(fail)?;
                 let esp = SmartFocusEsp::new(config.clone(), creds, Arc::clone(&clock))
+                    .map_err(|e| fail(e.to_string()))?;
+                built.push(Arc::new(esp));
+            }
+            AccountConfig::Silverpop {
+                config,
+                credentials,
+                credentials_secret,
+            } => {
+                let creds: SilverpopCredentials =
+                    credentials_for(credentials.clone(), credentials_secret.as_deref(), secrets)
+                        .await
+                        .map_err(fail)?;
+                let esp = SilverpopEsp::new(config.clone(), creds, Arc::clone(&clock))
                     .map_err(|e| fail(e.to_string()))?;
                 built.push(Arc::new(esp));
             }

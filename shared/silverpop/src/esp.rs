@@ -99,8 +99,8 @@ impl SilverpopEsp {
         }
     }
 
-    /// [`Esp::create_audience`] in a chosen mode (the port does not pass the manifest's options
-    /// to `create_audience`; callers that have them use this).
+    /// [`Esp::create_audience`] in a chosen mode (see [`Esp::create_audience_with`], which the
+    /// upload service calls with the manifest's options).
     pub async fn create_audience_in_mode(
         &self,
         campaign_id: &CampaignId,
@@ -345,6 +345,19 @@ impl Esp for SilverpopEsp {
         variant: Option<&str>,
     ) -> Result<EspIds, EspError> {
         self.create_audience_in_mode(campaign_id, variant, self.config.mode)
+            .await
+    }
+
+    /// The manifest's `esp_options.silverpop.mode` chooses Lists or Relational Tables mode;
+    /// the choice is kept in the returned ids for every later call.
+    async fn create_audience_with(
+        &self,
+        campaign_id: &CampaignId,
+        variant: Option<&str>,
+        options: &serde_json::Value,
+    ) -> Result<EspIds, EspError> {
+        let mode = self.mode_from_options(options)?;
+        self.create_audience_in_mode(campaign_id, variant, mode)
             .await
     }
 
