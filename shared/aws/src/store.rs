@@ -22,7 +22,8 @@ use aws_sdk_dynamodb::types::{
     ScalarAttributeType, TableStatus, TransactWriteItem,
 };
 use espbridge_core::campaign::{Campaign, MetricSnapshot, RunRecord, State};
-use espbridge_core::ids::CampaignId;
+use espbridge_core::ids::{AccountId, CampaignId, EspKind};
+use espbridge_core::ports::esp::SenderHeaders;
 use espbridge_core::ports::source::ObjectRef;
 use espbridge_core::ports::store::{CampaignStore, Created, StoreError};
 use jiff::Timestamp;
@@ -43,6 +44,7 @@ const META: &str = "META";
 const DROP_SK: &str = "DROP";
 const RUN_PREFIX: &str = "RUN#";
 const METRIC_PREFIX: &str = "METRIC#";
+const HEADERS_SK: &str = "HEADERS";
 /// DynamoDB's cap on items per query page; we never ask for more.
 const MAX_PAGE: usize = 1000;
 
@@ -274,6 +276,53 @@ impl CampaignStore for DynamoStore {
         self.query_prefix(id, METRIC_PREFIX).await
     }
 
+    async fn template_headers(
+        &self,
+        esp: EspKind,
+        account: &AccountId,
+        template_id: &str,
+    ) -> Result<Option<SenderHeaders>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key(PK, s(template_pk(esp, account, template_id)))
+            .key(SK, s(HEADERS_SK))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| unavailable(AwsError::from_sdk("GetItem", e)))?;
+        out.item
+            .map(|item| {
+                serde_dynamo::from_item(item).map_err(|e| {
+                    StoreError::Corrupt(format!("headers of {esp} template {template_id}: {e}"))
+                })
+            })
+            .transpose()
+    }
+
+    async fn put_template_headers(
+        &self,
+        esp: EspKind,
+        account: &AccountId,
+        template_id: &str,
+        headers: &SenderHeaders,
+    ) -> Result<(), StoreError> {
+        let mut item: Item = serde_dynamo::to_item(headers).map_err(|e| {
+            StoreError::Corrupt(format!("headers of {esp} template {template_id}: {e}"))
+        })?;
+        item.insert(PK.to_owned(), s(template_pk(esp, account, template_id)));
+        item.insert(SK.to_owned(), s(HEADERS_SK));
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .map_err(|e| unavailable(AwsError::from_sdk("PutItem", e)))?;
+        Ok(())
+    }
+
     /// Reads the `gsi1` index, which is eventually consistent: a campaign that just changed
     /// state may still be listed under its old one. Callers act through conditional saves, so
     /// a stale entry costs a conflict, never a double action.
@@ -386,6 +435,11 @@ fn campaign_item(c: &Campaign) -> Result<Item, StoreError> {
     item.insert(GSI1_PK.to_owned(), s(state_pk(c.state)));
     item.insert(GSI1_SK.to_owned(), s(c.id.as_str()));
     Ok(item)
+}
+
+/// Template settings live beside campaigns in the one table, under their own key space.
+fn template_pk(esp: EspKind, account: &AccountId, template_id: &str) -> String {
+    format!("TEMPLATE#{esp}#{account}#{template_id}")
 }
 
 fn encode<T: Serialize>(value: &T, id: &CampaignId) -> Result<Item, StoreError> {

@@ -47,6 +47,54 @@ pub async fn run_store_contract<S: CampaignStore>(store: &S, tag: &str) {
     runs_keep_their_order(store, &format!("{tag}-e")).await;
     list_by_state_finds_campaigns(store, &format!("{tag}-f")).await;
     missing_campaign_reads_as_none(store, &format!("{tag}-g")).await;
+    template_headers_round_trip(store, &format!("{tag}-h")).await;
+}
+
+async fn template_headers_round_trip<S: CampaignStore>(store: &S, tag: &str) {
+    use crate::ports::esp::SenderHeaders;
+    let account = AccountId::parse("default").expect("account");
+    let template = format!("tpl-{tag}");
+    assert_eq!(
+        store
+            .template_headers(EspKind::Bronto, &account, &template)
+            .await
+            .expect("read"),
+        None
+    );
+    let h = SenderHeaders {
+        from_email: "news@shop.example".into(),
+        from_name: "Shop & Co".into(),
+        reply_to: Some("care@shop.example".into()),
+    };
+    store
+        .put_template_headers(EspKind::Bronto, &account, &template, &h)
+        .await
+        .expect("put");
+    let h2 = SenderHeaders {
+        reply_to: None,
+        ..h.clone()
+    };
+    store
+        .put_template_headers(EspKind::Bronto, &account, &template, &h2)
+        .await
+        .expect("replace");
+    assert_eq!(
+        store
+            .template_headers(EspKind::Bronto, &account, &template)
+            .await
+            .expect("read"),
+        Some(h2),
+        "the second put replaces the first"
+    );
+    let other = AccountId::parse("other").expect("account");
+    assert_eq!(
+        store
+            .template_headers(EspKind::Bronto, &other, &template)
+            .await
+            .expect("read"),
+        None,
+        "overrides are per account"
+    );
 }
 
 async fn create_is_idempotent_on_the_drop<S: CampaignStore>(store: &S, id: &str) {

@@ -10,7 +10,8 @@
 
 use async_trait::async_trait;
 use espbridge_core::campaign::{Campaign, MetricSnapshot, RunRecord, State};
-use espbridge_core::ids::CampaignId;
+use espbridge_core::ids::{AccountId, CampaignId, EspKind};
+use espbridge_core::ports::esp::SenderHeaders;
 use espbridge_core::ports::source::ObjectRef;
 use espbridge_core::ports::store::{CampaignStore, Created, StoreError};
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
@@ -44,6 +45,13 @@ CREATE TABLE IF NOT EXISTS runs (
     seq    INTEGER NOT NULL,
     record TEXT NOT NULL,
     PRIMARY KEY (campaign_id, seq)
+);
+CREATE TABLE IF NOT EXISTS template_headers (
+    esp      TEXT NOT NULL,
+    account  TEXT NOT NULL,
+    template TEXT NOT NULL,
+    record   TEXT NOT NULL,
+    PRIMARY KEY (esp, account, template)
 );
 CREATE TABLE IF NOT EXISTS snapshots (
     campaign_id TEXT NOT NULL,
@@ -349,6 +357,47 @@ impl CampaignStore for SqliteStore {
                 "SELECT record FROM snapshots WHERE campaign_id = ?1 ORDER BY day",
                 id.as_str(),
             )
+        })
+        .await
+    }
+
+    async fn template_headers(
+        &self,
+        esp: EspKind,
+        account: &AccountId,
+        template_id: &str,
+    ) -> Result<Option<SenderHeaders>, StoreError> {
+        let (account, template) = (account.to_string(), template_id.to_owned());
+        self.with_conn(move |conn| {
+            let json: Option<String> = conn
+                .query_row(
+                    "SELECT record FROM template_headers WHERE esp = ?1 AND account = ?2 AND template = ?3",
+                    params![esp.as_str(), account, template],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(db)?;
+            json.map(|s| decode(&s)).transpose()
+        })
+        .await
+    }
+
+    async fn put_template_headers(
+        &self,
+        esp: EspKind,
+        account: &AccountId,
+        template_id: &str,
+        headers: &SenderHeaders,
+    ) -> Result<(), StoreError> {
+        let (account, template) = (account.to_string(), template_id.to_owned());
+        let json = encode(headers)?;
+        self.with_conn(move |conn| {
+            conn.execute(
+                "INSERT OR REPLACE INTO template_headers (esp, account, template, record) VALUES (?1, ?2, ?3, ?4)",
+                params![esp.as_str(), account, template, json],
+            )
+            .map_err(db)?;
+            Ok(())
         })
         .await
     }

@@ -126,6 +126,43 @@ pub struct SendRequest<'a> {
     pub options: &'a serde_json::Value,
 }
 
+/// The From and Reply-To a send goes out with, where the ESP takes them per send (Bronto):
+/// account defaults, or a per-template override kept in the campaign table.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SenderHeaders {
+    pub from_email: String,
+    pub from_name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply_to: Option<String>,
+}
+
+impl SenderHeaders {
+    /// Checks the addresses and the name; every problem is named by its field.
+    pub fn validate(&self) -> Result<(), Vec<(String, String)>> {
+        let mut errors = Vec::new();
+        if let Err(e) = crate::audience::rows::check_email(&self.from_email) {
+            errors.push(("from_email".to_owned(), e.to_string()));
+        }
+        if let Some(r) = &self.reply_to
+            && let Err(e) = crate::audience::rows::check_email(r)
+        {
+            errors.push(("reply_to".to_owned(), e.to_string()));
+        }
+        let name = self.from_name.trim();
+        if name.is_empty() || name.len() > 100 || name.chars().any(char::is_control) {
+            errors.push((
+                "from_name".to_owned(),
+                "must be 1 to 100 characters without control characters".to_owned(),
+            ));
+        }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(errors)
+        }
+    }
+}
+
 /// Counts for one campaign at one moment (cumulative since the send).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MetricCounts {
@@ -203,6 +240,11 @@ pub trait Esp: Send + Sync {
     /// Whether uploads need an e-mail column (Bronto matches contacts by e-mail).
     fn needs_email(&self) -> bool {
         false
+    }
+    /// The account's default sender headers, for ESPs that take them per send (Bronto);
+    /// `None` for ESPs whose messages carry their own.
+    fn default_headers(&self) -> Option<SenderHeaders> {
+        None
     }
 
     /// Templates a marketer may choose, after this ESP's visibility rules.

@@ -9,7 +9,7 @@ pub mod store;
 
 pub use esp::{
     AudienceBatch, BatchOutcome, Contact, Esp, EspError, EspIds, MetricCounts, Preview, RowError,
-    SendRequest, Template,
+    SendRequest, SenderHeaders, Template,
 };
 pub use queue::{QueueError, WorkItem, WorkQueue};
 pub use scheduler::{PollSchedule, Scheduler, SchedulerError};

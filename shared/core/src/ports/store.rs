@@ -1,7 +1,8 @@
 //! The campaign store (DynamoDB single table in AWS, SQLite locally).
 
 use crate::campaign::{Campaign, MetricSnapshot, RunRecord, State};
-use crate::ids::CampaignId;
+use crate::ids::{AccountId, CampaignId, EspKind};
+use crate::ports::esp::SenderHeaders;
 use crate::ports::source::ObjectRef;
 use async_trait::async_trait;
 
@@ -74,4 +75,20 @@ pub trait CampaignStore: Send + Sync {
 
     /// Campaigns in `state`, up to `limit`.
     async fn list_by_state(&self, state: State, limit: usize) -> Result<Vec<Campaign>, StoreError>;
+
+    /// A template's sender-header override (Bronto keeps none in the message itself).
+    async fn template_headers(
+        &self,
+        esp: EspKind,
+        account: &AccountId,
+        template_id: &str,
+    ) -> Result<Option<SenderHeaders>, StoreError>;
+    /// Sets (replaces) a template's sender-header override.
+    async fn put_template_headers(
+        &self,
+        esp: EspKind,
+        account: &AccountId,
+        template_id: &str,
+        headers: &SenderHeaders,
+    ) -> Result<(), StoreError>;
 }

@@ -19,6 +19,7 @@ use std::sync::{Arc, Mutex};
 
 #[derive(Default)]
 struct MemStore {
+    headers: Mutex<BTreeMap<String, SenderHeaders>>,
     campaigns: Mutex<BTreeMap<String, Campaign>>,
     drops: Mutex<BTreeMap<String, String>>,
     runs: Mutex<Vec<(String, RunRecord)>>,
@@ -104,6 +105,32 @@ impl CampaignStore for MemStore {
             .filter(|((i, _), _)| i == id.as_str())
             .map(|(_, s)| s.clone())
             .collect())
+    }
+    async fn template_headers(
+        &self,
+        esp: EspKind,
+        a: &AccountId,
+        t: &str,
+    ) -> Result<Option<SenderHeaders>, StoreError> {
+        Ok(self
+            .headers
+            .lock()
+            .unwrap()
+            .get(&format!("{esp}/{a}/{t}"))
+            .cloned())
+    }
+    async fn put_template_headers(
+        &self,
+        esp: EspKind,
+        a: &AccountId,
+        t: &str,
+        h: &SenderHeaders,
+    ) -> Result<(), StoreError> {
+        self.headers
+            .lock()
+            .unwrap()
+            .insert(format!("{esp}/{a}/{t}"), h.clone());
+        Ok(())
     }
     async fn list_by_state(&self, state: State, limit: usize) -> Result<Vec<Campaign>, StoreError> {
         Ok(self
