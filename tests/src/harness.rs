@@ -11,6 +11,7 @@ use espbridge_app::aws::LambdaEnv;
 use espbridge_core::service::{Deadline, Services};
 use espbridge_core::{Campaign, CampaignId, Clock, ManualClock};
 use espbridge_sim::emarsys::{EmarsysSim, EmarsysSimConfig};
+use espbridge_sim::silverpop::{SilverpopSim, SilverpopSimConfig, TableColumn};
 use espbridge_sim::smartfocus::{SmartFocusSim, SmartFocusSimConfig};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -24,6 +25,7 @@ pub enum TestEsp {
     #[default]
     Emarsys,
     SmartFocus,
+    Silverpop,
 }
 
 /// Knobs a test may turn before the services are built.
@@ -35,6 +37,9 @@ pub struct HarnessOptions {
     pub esp: TestEsp,
     /// SmartFocus `max_upload_bytes`: a small value splits an audience into several batches.
     pub smartfocus_max_upload_bytes: Option<u64>,
+    /// Silverpop relational table columns besides ActionID and CustomerID (name, kind); `None`
+    /// gives `first_name` as TEXT, the drop's personalization field.
+    pub silverpop_extra_columns: Option<Vec<(String, String)>>,
 }
 
 impl Default for HarnessOptions {
@@ -43,6 +48,7 @@ impl Default for HarnessOptions {
             max_attempts: 3,
             esp: TestEsp::Emarsys,
             smartfocus_max_upload_bytes: None,
+            silverpop_extra_columns: None,
         }
     }
 }
@@ -51,6 +57,12 @@ impl Default for HarnessOptions {
 pub struct SmartFocusParts {
     pub sim: Arc<SmartFocusSim>,
     pub config: SmartFocusSimConfig,
+}
+
+/// The Silverpop simulator of a [`TestEsp::Silverpop`] harness.
+pub struct SilverpopParts {
+    pub sim: Arc<SilverpopSim>,
+    pub config: SilverpopSimConfig,
 }
 
 /// A message received from a moto queue.
@@ -64,6 +76,8 @@ pub struct Harness {
     pub sim_config: EmarsysSimConfig,
     /// Present when `esp` is [`TestEsp::SmartFocus`].
     pub smartfocus: Option<SmartFocusParts>,
+    /// Present when `esp` is [`TestEsp::Silverpop`].
+    pub silverpop: Option<SilverpopParts>,
     pub services: Services,
     pub s3: aws_sdk_s3::Client,
     pub sqs: aws_sdk_sqs::Client,
@@ -136,6 +150,7 @@ impl Harness {
                 .await
                 .context("start the Emarsys simulator")?,
         );
+        let mut silverpop = None;
         let (accounts, smartfocus) = match opts.esp {
             TestEsp::Emarsys => {
                 let secret = unique("emarsys-creds");
@@ -188,6 +203,49 @@ impl Harness {
                 let parts = SmartFocusParts { sim: sf, config };
                 (serde_json::json!([account]), Some(parts))
             }
+            TestEsp::Silverpop => {
+                // As the local stack: ActionID is the campaign id (TEXT), then the drop's fields.
+                let mut config = SilverpopSimConfig {
+                    org_timezone: "Europe/Berlin".into(),
+                    ..Default::default()
+                };
+                let extra = opts
+                    .silverpop_extra_columns
+                    .clone()
+                    .unwrap_or_else(|| vec![("first_name".to_owned(), "TEXT".to_owned())]);
+                config.relational_table.columns = vec![
+                    TableColumn::new("ActionID", "TEXT", true),
+                    TableColumn::new("CustomerID", "TEXT", true),
+                ];
+                config.relational_table.columns.extend(
+                    extra
+                        .iter()
+                        .map(|(name, kind)| TableColumn::new(name, kind, false)),
+                );
+                let sp = Arc::new(
+                    SilverpopSim::start(config.clone(), Arc::new(clock.clone()))
+                        .await
+                        .context("start the Silverpop simulator")?,
+                );
+                let secret = unique("silverpop-creds");
+                let creds = serde_json::json!({
+                    "username": config.username,
+                    "password": config.password,
+                });
+                create_secret(&secrets, &secret, &creds).await?;
+                let account = serde_json::json!({
+                    "esp": "silverpop",
+                    "account": "default",
+                    "base_url": sp.base_url(),
+                    "database_id": config.database_id.to_string(),
+                    "relational_table_id": config.relational_table.id.to_string(),
+                    "query_folder_id": config.query_folder_id.to_string(),
+                    "timezone": "Europe/Berlin",
+                    "credentials_secret": secret,
+                });
+                silverpop = Some(SilverpopParts { sim: sp, config });
+                (serde_json::json!([account]), None)
+            }
         };
         let env = LambdaEnv {
             table,
@@ -207,6 +265,7 @@ impl Harness {
             sim,
             sim_config,
             smartfocus,
+            silverpop,
             services,
             s3,
             sqs,
@@ -224,6 +283,14 @@ impl Harness {
             .as_ref()
             .map(|p| p.sim.as_ref())
             .ok_or_else(|| anyhow!("this harness deploys Emarsys, not SmartFocus"))
+    }
+
+    /// The Silverpop simulator, or an error when this harness deploys another ESP.
+    pub fn sp(&self) -> anyhow::Result<&SilverpopSim> {
+        self.silverpop
+            .as_ref()
+            .map(|p| p.sim.as_ref())
+            .ok_or_else(|| anyhow!("this harness does not deploy Silverpop"))
     }
 
     /// Writes an object and returns its ETag without quotes (as S3 events carry it).

@@ -10,4 +10,4 @@ pub mod events;
 pub mod harness;
 
 pub use audience::{AudienceFile, Bad, Drop};
-pub use harness::{Harness, HarnessOptions, Received, TestEsp};
+pub use harness::{Harness, HarnessOptions, Received, SilverpopParts, TestEsp};

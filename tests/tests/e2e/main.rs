@@ -7,4 +7,5 @@ mod kill_midway;
 mod outage;
 mod redelivery;
 mod refusals;
+mod silverpop;
 mod smartfocus;

@@ -1,0 +1,422 @@
+//! Silverpop end to end: the same handlers and events as the Emarsys suite, with the Silverpop
+//! account and simulator (tagged recipients or relational rows, a query, a scheduled mailing).
+
+use crate::common::prefix;
+use espbridge_core::State;
+use espbridge_silverpop::keys;
+use espbridge_tests::{Bad, Drop, Harness, HarnessOptions, TestEsp};
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// Lists mode makes one AddRecipient call per contact, so the drops stay small.
+const ROWS: usize = 1_500;
+
+fn options() -> HarnessOptions {
+    HarnessOptions {
+        esp: TestEsp::Silverpop,
+        ..Default::default()
+    }
+}
+
+/// The id of the first template GET /templates?esp=silverpop lists.
+async fn pick_template(h: &Harness) -> anyhow::Result<String> {
+    let (status, v) = h.api_json("GET", "/templates", "esp=silverpop").await?;
+    anyhow::ensure!(status == 200, "GET /templates answered {status}: {v}");
+    v["templates"]
+        .as_array()
+        .and_then(|ts| ts.first())
+        .and_then(|t| t["id"].as_str().map(str::to_owned))
+        .ok_or_else(|| anyhow::anyhow!("no template listed: {v}"))
+}
+
+/// Puts `drop` with a Silverpop manifest (plus `esp_options`, when given) and returns the send
+/// time and the manifest's S3 event as a message body.
+async fn sp_drop(
+    h: &Harness,
+    campaign_id: &str,
+    drop: &Drop,
+    esp_options: Option<serde_json::Value>,
+) -> anyhow::Result<(jiff::ZonedDateTime, String)> {
+    let template_id = pick_template(h).await?;
+    let send_at = h.send_at_tomorrow_9()?;
+    let send_at_text = send_at.strftime("%Y-%m-%dT%H:%M:%S%:z").to_string();
+    let mut manifest = drop.manifest(campaign_id, &template_id, &send_at_text);
+    manifest["esp"] = "silverpop".into();
+    if let Some(o) = esp_options {
+        manifest["esp_options"] = o;
+    }
+    let body = h
+        .drop_campaign(&prefix(campaign_id), drop, &manifest)
+        .await?;
+    Ok((send_at, body))
+}
+
+/// A generated drop of [`ROWS`] valid rows and three bad ones.
+fn lists_drop(campaign_id: &str) -> anyhow::Result<Drop> {
+    let mut drop = Drop::default();
+    drop.add_file(
+        "audience.csv",
+        &format!("{campaign_id}-"),
+        ROWS,
+        &[
+            (3, Bad::EmptyCustomerId),
+            (700, Bad::ColumnCount),
+            (1_200, Bad::Duplicate),
+        ],
+    )?;
+    Ok(drop)
+}
+
+fn relational() -> serde_json::Value {
+    serde_json::json!({"silverpop": {"mode": "relational_table"}})
+}
+
+/// Customer ids the simulator holds with the campaign's tag.
+async fn tagged(h: &Harness, campaign_id: &str) -> anyhow::Result<BTreeSet<String>> {
+    let c = h.campaign(campaign_id).await?;
+    let tag = c
+        .esp_ids
+        .get(keys::TAG)
+        .ok_or_else(|| anyhow::anyhow!("no tag in the record: {:?}", c.esp_ids))?;
+    Ok(h.sp()?.recipients_with_tag(tag).into_iter().collect())
+}
+
+/// Runs upload-audience, then each continuation it queues (calling `between` before each),
+/// until the audience is ready; returns the number of invocations.
+async fn upload_with(
+    h: &Harness,
+    id: &str,
+    body: &str,
+    between: impl Fn(&Harness),
+) -> anyhow::Result<usize> {
+    let resp = h.deliver_upload_body(body).await?;
+    anyhow::ensure!(resp.batch_item_failures.is_empty(), "{resp:?}");
+    for runs in 1..50 {
+        let c = h.campaign(id).await?;
+        if c.state == State::AudienceReady {
+            return Ok(runs);
+        }
+        let msgs = h.receive(&h.upload_queue_url).await?;
+        anyhow::ensure!(
+            !msgs.is_empty(),
+            "not ready and nothing queued: {:?} {:?}",
+            c.state,
+            c.failure
+        );
+        between(h);
+        let resp = h.deliver_upload(&msgs).await?;
+        anyhow::ensure!(resp.batch_item_failures.is_empty(), "{resp:?}");
+        h.ack(&h.upload_queue_url, &msgs, &resp).await?;
+    }
+    anyhow::bail!("upload never finished")
+}
+
+async fn upload(h: &Harness, id: &str, body: &str) -> anyhow::Result<usize> {
+    upload_with(h, id, body, |_| {}).await
+}
+
+/// schedule-send from the queued message, then seven daily polls; asserts the completion.
+async fn schedule_and_poll(
+    h: &Harness,
+    id: &str,
+    send_at: &jiff::ZonedDateTime,
+) -> anyhow::Result<()> {
+    let (n, resp) = h.run_schedule_queue().await?;
+    assert_eq!(n, 1);
+    assert!(resp.batch_item_failures.is_empty(), "{resp:?}");
+    let c = h.campaign(id).await?;
+    assert_eq!(c.state, State::Scheduled, "failure: {:?}", c.failure);
+    let sp = h.sp()?;
+    assert_eq!(sp.schedule_count(), 1);
+    let mailings = sp.mailings();
+    assert_eq!(mailings.len(), 1);
+    assert_eq!(mailings[0].scheduled_at, send_at.timestamp());
+    assert_eq!(mailings[0].folder_path.as_deref(), Some("Optimove"));
+    let queries = sp.queries();
+    assert_eq!(queries.len(), 1);
+    assert_eq!(mailings[0].list_id, queries[0].id);
+
+    let schedule_name = c
+        .schedule_name
+        .clone()
+        .ok_or_else(|| anyhow::anyhow!("no schedule"))?;
+    let sched = h
+        .scheduler
+        .get_schedule()
+        .group_name(&h.schedule_group)
+        .name(&schedule_name)
+        .send()
+        .await?;
+    let input = sched
+        .target()
+        .map(|t| t.input().unwrap_or_default())
+        .unwrap_or_default();
+    let input: serde_json::Value = serde_json::from_str(input)?;
+    for k in 1..=7i64 {
+        h.clock
+            .set(send_at.timestamp() + jiff::SignedDuration::from_hours(24 * k));
+        let out = poll_metrics::handle(&h.services, input.clone()).await?;
+        assert_eq!(out["campaign_id"], id, "{out}");
+    }
+    let c = h.campaign(id).await?;
+    assert_eq!(c.state, State::Completed, "failure: {:?}", c.failure);
+    let snaps = h.services.store.snapshots(&c.id).await?;
+    assert_eq!(
+        snaps.iter().map(|s| s.day).collect::<Vec<_>>(),
+        (1..=7).collect::<Vec<u32>>()
+    );
+    let unsubs: Vec<u64> = snaps.iter().map(|s| s.counts.unsubscribes).collect();
+    assert!(unsubs.windows(2).all(|w| w[0] <= w[1]), "{unsubs:?}");
+    assert!(unsubs[6] > 0, "{unsubs:?}");
+    let gone = h
+        .scheduler
+        .get_schedule()
+        .group_name(&h.schedule_group)
+        .name(&schedule_name)
+        .send()
+        .await;
+    assert!(gone.is_err(), "the schedule is deleted after day 7");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silverpop_lists_drop_becomes_a_completed_campaign() -> anyhow::Result<()> {
+    let Some(h) = Harness::start("sp_lists", options()).await? else {
+        return Ok(());
+    };
+    let sp_config = &h
+        .silverpop
+        .as_ref()
+        .ok_or_else(|| anyhow::anyhow!("no Silverpop"))?
+        .config;
+
+    // Templates: only the Shared ones.
+    let (status, v) = h.api_json("GET", "/templates", "esp=silverpop").await?;
+    assert_eq!(status, 200, "{v}");
+    let listed: BTreeSet<String> = v["templates"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|t| t["id"].as_str().map(str::to_owned))
+        .collect();
+    let shared: BTreeSet<String> = sp_config
+        .templates
+        .iter()
+        .filter(|t| t.shared)
+        .map(|t| t.id.to_string())
+        .collect();
+    assert!(
+        shared.len() < sp_config.templates.len(),
+        "a private one too"
+    );
+    assert_eq!(listed, shared);
+
+    let id = "sp-spring-sale";
+    let drop = lists_drop(id)?;
+    let (send_at, body) = sp_drop(&h, id, &drop, None).await?;
+    upload(&h, id, &body).await?;
+    let c = h.campaign(id).await?;
+    assert_eq!(c.audience.rows, drop.data_rows);
+    assert_eq!(c.audience.uploaded, drop.valid_ids.len() as u64);
+    assert_eq!(c.audience.rejected, drop.rejects.len() as u64);
+    assert_eq!(tagged(&h, id).await?, drop.valid_set());
+
+    schedule_and_poll(&h, id, &send_at).await?;
+    let queries = h.sp()?.queries();
+    assert_eq!(queries[0].folder_id, sp_config.query_folder_id);
+    Ok(())
+}
+
+/// CSV text of one field, quoted when it holds a comma, quote or line break.
+fn csv_field(v: &str) -> String {
+    if v.contains([',', '"', '\n']) {
+        format!("\"{}\"", v.replace('"', "\"\""))
+    } else {
+        v.to_owned()
+    }
+}
+
+/// A drop of `rows` valid rows with the given extra columns (name, value of row `i`).
+fn custom_drop(
+    campaign_id: &str,
+    rows: usize,
+    columns: &[&str],
+    value: impl Fn(usize, &str) -> String,
+) -> Drop {
+    let mut text = format!("customer_id,{}\n", columns.join(","));
+    let mut drop = Drop::default();
+    for i in 0..rows {
+        let id = format!("{campaign_id}-{i}");
+        let vals: Vec<String> = columns.iter().map(|c| csv_field(&value(i, c))).collect();
+        text.push_str(&format!("{id},{}\n", vals.join(",")));
+        drop.valid_ids.push(id);
+        drop.data_rows += 1;
+    }
+    drop.add_raw("audience.csv", &text);
+    drop
+}
+
+/// Names with every XML special character; row `i` gets one of them.
+const TRICKY: &[&str] = &[
+    "Ann & \"Bo\" <x>",
+    "O'Brien > all",
+    "<![CDATA[x]]>",
+    "a&amp;b",
+    "plain",
+];
+
+fn tricky_name(i: usize) -> String {
+    format!("{} {i}", TRICKY[i % TRICKY.len()])
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silverpop_relational_rows_round_trip_xml_specials() -> anyhow::Result<()> {
+    let Some(h) = Harness::start("sp_relational", options()).await? else {
+        return Ok(());
+    };
+    let id = "sp-relational";
+    let drop = custom_drop(id, 450, &["first_name"], |i, _| tricky_name(i));
+    let (send_at, body) = sp_drop(&h, id, &drop, Some(relational())).await?;
+    upload(&h, id, &body).await?;
+    let c = h.campaign(id).await?;
+    assert_eq!(c.audience.uploaded, 450);
+    assert_eq!(c.audience.esp_rejected, 0);
+    assert_eq!(c.esp_ids.get(keys::MODE), Some("relational_table"));
+
+    let sp = h.sp()?;
+    let table_id = h
+        .silverpop
+        .as_ref()
+        .map(|p| p.config.relational_table.id)
+        .unwrap_or_default();
+    let rows: BTreeSet<(String, String, String)> = sp
+        .table_rows(table_id)
+        .into_iter()
+        .map(|r| {
+            let get = |k: &str| r.get(k).cloned().unwrap_or_default();
+            (get("ActionID"), get("CustomerID"), get("first_name"))
+        })
+        .collect();
+    let want: BTreeSet<(String, String, String)> = (0..450)
+        .map(|i| (id.to_owned(), format!("{id}-{i}"), tricky_name(i)))
+        .collect();
+    assert_eq!(rows, want);
+    assert!(sp.recipients_with_tag(id).is_empty(), "no Lists-mode tags");
+
+    schedule_and_poll(&h, id, &send_at).await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silverpop_rows_the_table_refuses_are_counted() -> anyhow::Result<()> {
+    let opts = HarnessOptions {
+        silverpop_extra_columns: Some(vec![
+            ("first_name".into(), "TEXT".into()),
+            ("points".into(), "NUMERIC".into()),
+        ]),
+        ..options()
+    };
+    let Some(h) = Harness::start("sp_refused_rows", opts).await? else {
+        return Ok(());
+    };
+    let id = "sp-refused";
+    let bad = [17usize, 333];
+    let drop = custom_drop(id, 400, &["first_name", "points"], |i, c| match c {
+        "points" if bad.contains(&i) => "lots".into(),
+        "points" => i.to_string(),
+        _ => format!("Name{i}"),
+    });
+    let template_id = pick_template(&h).await?;
+    let send_at = h.send_at_tomorrow_9()?;
+    let send_at_text = send_at.strftime("%Y-%m-%dT%H:%M:%S%:z").to_string();
+    let mut manifest = drop.manifest(id, &template_id, &send_at_text);
+    manifest["esp"] = "silverpop".into();
+    manifest["esp_options"] = relational();
+    manifest["audience"]["columns"]["fields"] = serde_json::json!(["first_name", "points"]);
+    let body = h.drop_campaign(&prefix(id), &drop, &manifest).await?;
+    upload(&h, id, &body).await?;
+
+    let c = h.campaign(id).await?;
+    assert_eq!(c.state, State::AudienceReady, "failure: {:?}", c.failure);
+    assert_eq!(c.audience.esp_rejected, bad.len() as u64);
+    assert_eq!(c.audience.rejected, 0, "the drop itself is valid");
+    let table_id = h
+        .silverpop
+        .as_ref()
+        .map(|p| p.config.relational_table.id)
+        .unwrap_or_default();
+    let stored: BTreeSet<String> = h
+        .sp()?
+        .table_rows(table_id)
+        .into_iter()
+        .filter_map(|r| r.get("CustomerID").cloned())
+        .collect();
+    let want: BTreeSet<String> = (0..400)
+        .filter(|i| !bad.contains(i))
+        .map(|i| format!("{id}-{i}"))
+        .collect();
+    assert_eq!(stored, want, "every accepted row, none lost");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silverpop_session_expiry_mid_upload_loses_nothing() -> anyhow::Result<()> {
+    let Some(mut h) = Harness::start("sp_session_expiry", options()).await? else {
+        return Ok(());
+    };
+    h.services.upload.max_batches_per_run = Some(1);
+    let id = "sp-expiry";
+    let drop = lists_drop(id)?;
+    let (send_at, body) = sp_drop(&h, id, &drop, None).await?;
+    // Logins counted at the last expiry: the next invocation must log in again.
+    let at_expiry = AtomicUsize::new(0);
+    let runs = upload_with(&h, id, &body, |h| {
+        if let Ok(sp) = h.sp() {
+            at_expiry.store(sp.logins(), Ordering::SeqCst);
+            sp.expire_sessions();
+        }
+    })
+    .await?;
+    assert!(
+        runs >= 2,
+        "1,500 rows at 1,000 per batch, one batch per run"
+    );
+    let c = h.campaign(id).await?;
+    assert_eq!(c.audience.uploaded, drop.valid_ids.len() as u64);
+    assert!(
+        h.sp()?.logins() > at_expiry.load(Ordering::SeqCst),
+        "a new login after expiry"
+    );
+    assert_eq!(tagged(&h, id).await?, drop.valid_set());
+    schedule_and_poll(&h, id, &send_at).await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silverpop_repeated_events_change_nothing() -> anyhow::Result<()> {
+    let Some(h) = Harness::start("sp_redelivery", options()).await? else {
+        return Ok(());
+    };
+    let sp = h.sp()?;
+    let id = "sp-repeat-me";
+    let drop = lists_drop(id)?;
+    let (_, body) = sp_drop(&h, id, &drop, None).await?;
+    upload(&h, id, &body).await?;
+    let second = h.deliver_upload_body(&body).await?;
+    assert!(second.batch_item_failures.is_empty(), "{second:?}");
+    assert_eq!(h.campaign(id).await?.state, State::AudienceReady);
+
+    let msgs = h.receive(&h.schedule_queue_url).await?;
+    assert!(!msgs.is_empty());
+    for _ in 0..2 {
+        let resp = h.deliver_schedule(&msgs).await?;
+        assert!(resp.batch_item_failures.is_empty(), "{resp:?}");
+    }
+    let c = h.campaign(id).await?;
+    assert_eq!(c.state, State::Scheduled, "failure: {:?}", c.failure);
+    assert_eq!(sp.queries().len(), 1);
+    assert_eq!(sp.mailings().len(), 1);
+    assert_eq!(sp.schedule_count(), 1);
+    assert_eq!(tagged(&h, id).await?, drop.valid_set());
+    Ok(())
+}
