@@ -340,6 +340,10 @@ async fn silverpop_rows_the_table_refuses_are_counted() -> anyhow::Result<()> {
     assert_eq!(c.state, State::AudienceReady, "failure: {:?}", c.failure);
     assert_eq!(c.audience.esp_rejected, bad.len() as u64);
     assert_eq!(c.audience.rejected, 0, "the drop itself is valid");
+    assert_eq!(
+        c.audience.uploaded, 400,
+        "every valid row was handed to the ESP"
+    );
     let table_id = h
         .silverpop
         .as_ref()
