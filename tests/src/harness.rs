@@ -1,5 +1,5 @@
 //! One isolated deployment per test: AWS resources on moto, an ESP simulator (Emarsys, or
-//! SmartFocus when asked), the services the Lambda functions build, and helpers that drive the
+//! SmartFocus or Silverpop when asked), the services the Lambda functions build, and helpers that drive the
 //! handlers with real event JSON.
 
 use crate::events::{self, SqsRecord};
