@@ -1,6 +1,6 @@
 //! One isolated deployment per test: AWS resources on moto, an ESP simulator (Emarsys, or
-//! SmartFocus or Silverpop when asked), the services the Lambda functions build, and helpers that drive the
-//! handlers with real event JSON.
+//! SmartFocus or Silverpop when asked), the services the Lambda functions build, and helpers
+//! that drive the handlers with real event JSON.
 
 use crate::events::{self, SqsRecord};
 use anyhow::{Context, anyhow};

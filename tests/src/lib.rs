@@ -1,6 +1,7 @@
 //! Harness for espbridge's end-to-end tests: the real Lambda handlers, wired by
 //! `espbridge_app::aws::services` onto a moto server (S3, DynamoDB, SQS, EventBridge Scheduler,
-//! Secrets Manager) and the Emarsys, SmartFocus or Silverpop simulator, with one manual clock shared by both.
+//! Secrets Manager) and the Emarsys, SmartFocus or Silverpop simulator, with one manual clock
+//! shared by both.
 //!
 //! Every [`Harness`] creates its own table, bucket, queues, schedule group and secret under
 //! unique names, so tests run in parallel against one moto server that is never reset.

@@ -1,4 +1,5 @@
-//! End-to-end tests: the real Lambda handlers against moto and the Emarsys, SmartFocus and Silverpop simulators.
+//! End-to-end tests: the real Lambda handlers against moto and the Emarsys, SmartFocus and
+//! Silverpop simulators.
 
 mod common;
 mod continuation;
