@@ -1,188 +1,12 @@
-//! A small XML element tree: documents are parsed into [`Element`]s and requests are built as
-//! [`Node`]s written by quick-xml, so every value is escaped by the writer, never concatenated.
+//! The XML API's documents, on the shared element tree.
 
-use quick_xml::events::{BytesEnd, BytesStart, BytesText, Event};
-use quick_xml::reader::Reader;
-use quick_xml::{Writer, XmlVersion};
-use std::io::Cursor;
-
-/// The XML could not be read or written.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("malformed XML: {0}")]
-pub struct XmlError(pub String);
-
-fn xml_err(e: impl std::fmt::Display) -> XmlError {
-    XmlError(e.to_string())
-}
-
-/// One parsed element: name, attributes, text (entities and CDATA resolved, trimmed), children.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Element {
-    pub name: String,
-    pub attrs: Vec<(String, String)>,
-    pub text: String,
-    pub children: Vec<Element>,
-}
-
-impl Element {
-    pub fn attr(&self, name: &str) -> Option<&str> {
-        self.attrs
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    }
-    pub fn child(&self, name: &str) -> Option<&Element> {
-        self.children.iter().find(|c| c.name == name)
-    }
-    pub fn children_named<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a Element> {
-        self.children.iter().filter(move |c| c.name == name)
-    }
-    /// Text of the named child, if present and not empty.
-    pub fn child_text(&self, name: &str) -> Option<&str> {
-        self.child(name)
-            .map(|c| c.text.as_str())
-            .filter(|t| !t.is_empty())
-    }
-}
-
-/// Parses a whole document into its root element.
-pub fn parse(body: &[u8]) -> Result<Element, XmlError> {
-    let text = std::str::from_utf8(body).map_err(|_| XmlError("body is not UTF-8".into()))?;
-    let mut reader = Reader::from_str(text);
-    let mut stack: Vec<(Element, String)> = Vec::new();
-    let open = |e: &BytesStart<'_>| -> Result<Element, XmlError> {
-        let mut el = Element {
-            name: e.local_name().as_ref().to_owned(),
-            ..Element::default()
-        };
-        for a in e.attributes() {
-            let a = a.map_err(xml_err)?;
-            let value = a
-                .normalized_value(XmlVersion::Implicit1_0)
-                .map_err(xml_err)?
-                .into_owned();
-            el.attrs
-                .push((a.key.local_name().as_ref().to_owned(), value));
-        }
-        Ok(el)
-    };
-    let close = |(mut el, raw): (Element, String)| {
-        el.text = raw.trim().to_owned();
-        el
-    };
-    loop {
-        match reader.read_event().map_err(xml_err)? {
-            Event::Start(e) => stack.push((open(&e)?, String::new())),
-            Event::Empty(e) => {
-                let el = open(&e)?;
-                match stack.last_mut() {
-                    Some((parent, _)) => parent.children.push(el),
-                    None => return Ok(el),
-                }
-            }
-            Event::End(_) => {
-                let done = stack
-                    .pop()
-                    .ok_or_else(|| XmlError("unbalanced end tag".into()))?;
-                let el = close(done);
-                match stack.last_mut() {
-                    Some((parent, _)) => parent.children.push(el),
-                    None => return Ok(el),
-                }
-            }
-            Event::Text(t) => {
-                if let Some((_, raw)) = stack.last_mut() {
-                    raw.push_str(&t.xml10_content());
-                }
-            }
-            Event::GeneralRef(r) => {
-                let resolved = match r.resolve_char_ref().map_err(xml_err)? {
-                    Some(c) => c.to_string(),
-                    None => quick_xml::escape::unescape(&format!("&{};", &*r))
-                        .map_err(xml_err)?
-                        .into_owned(),
-                };
-                if let Some((_, raw)) = stack.last_mut() {
-                    raw.push_str(&resolved);
-                }
-            }
-            Event::CData(c) => {
-                if let Some((_, raw)) = stack.last_mut() {
-                    raw.push_str(&c.xml10_content());
-                }
-            }
-            Event::Eof => return Err(XmlError("document ended before its root closed".into())),
-            _ => {}
-        }
-    }
-}
-
-/// An element of a request document. Text and attribute values are escaped when written.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Node {
-    name: &'static str,
-    attrs: Vec<(&'static str, String)>,
-    text: Option<String>,
-    children: Vec<Node>,
-}
-
-impl Node {
-    /// An element with no content (written as `<NAME/>`: Silverpop's presence flags).
-    pub fn new(name: &'static str) -> Self {
-        Self {
-            name,
-            attrs: Vec::new(),
-            text: None,
-            children: Vec::new(),
-        }
-    }
-    /// An element holding `text`.
-    pub fn text(name: &'static str, text: impl Into<String>) -> Self {
-        Self {
-            text: Some(text.into()),
-            ..Self::new(name)
-        }
-    }
-    pub fn attr(mut self, name: &'static str, value: impl Into<String>) -> Self {
-        self.attrs.push((name, value.into()));
-        self
-    }
-    pub fn child(mut self, child: Node) -> Self {
-        self.children.push(child);
-        self
-    }
-    pub fn children(mut self, children: impl IntoIterator<Item = Node>) -> Self {
-        self.children.extend(children);
-        self
-    }
-
-    fn write(&self, w: &mut Writer<Cursor<Vec<u8>>>) -> Result<(), XmlError> {
-        let mut start = BytesStart::new(self.name);
-        for (k, v) in &self.attrs {
-            start.push_attribute((*k, v.as_str()));
-        }
-        if self.text.is_none() && self.children.is_empty() {
-            return w.write_event(Event::Empty(start)).map_err(xml_err);
-        }
-        w.write_event(Event::Start(start)).map_err(xml_err)?;
-        if let Some(t) = &self.text {
-            w.write_event(Event::Text(BytesText::new(t)))
-                .map_err(xml_err)?;
-        }
-        for c in &self.children {
-            c.write(w)?;
-        }
-        w.write_event(Event::End(BytesEnd::new(self.name)))
-            .map_err(xml_err)
-    }
-}
+pub use espbridge_xml::{Element, Node, XmlError, parse};
 
 /// `<Envelope><Body>{operation}</Body></Envelope>` as bytes.
 pub fn envelope(operation: Node) -> Result<Vec<u8>, XmlError> {
-    let doc = Node::new("Envelope").child(Node::new("Body").child(operation));
-    let mut w = Writer::new(Cursor::new(Vec::new()));
-    doc.write(&mut w)?;
-    Ok(w.into_inner().into_inner())
+    Node::new("Envelope")
+        .child(Node::new("Body").child(operation))
+        .to_bytes()
 }
 
 #[cfg(test)]
@@ -190,37 +14,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn special_characters_round_trip() {
-        let value = r#"Tom & "Jerry" <b>'s</b> ]]> café"#;
-        let body =
-            envelope(Node::new("ROW").child(Node::text("COLUMN", value).attr("name", "A&B\"<")))
-                .unwrap();
-        let text = String::from_utf8(body.clone()).unwrap();
-        assert!(!text.contains("<b>"), "{text}");
-        let root = parse(&body).unwrap();
-        let col = &root.children[0].children[0].children[0];
-        assert_eq!(col.text, value);
-        assert_eq!(col.attr("name"), Some("A&B\"<"));
-    }
-
-    #[test]
-    fn empty_flags_are_self_closing() {
+    fn envelope_wraps_the_operation() {
         let body = envelope(Node::new("X").child(Node::new("SHARED"))).unwrap();
         assert_eq!(
             String::from_utf8(body).unwrap(),
             "<Envelope><Body><X><SHARED/></X></Body></Envelope>"
         );
-    }
-
-    #[test]
-    fn cdata_and_entities_are_resolved() {
-        let root = parse(b"<A><B><![CDATA[x < y]]></B><C>a &amp; b &#65;</C></A>").unwrap();
-        assert_eq!(root.child_text("B"), Some("x < y"));
-        assert_eq!(root.child_text("C"), Some("a & b A"));
-    }
-
-    #[test]
-    fn truncated_document_is_an_error() {
-        assert!(parse(b"<A><B>").is_err());
     }
 }

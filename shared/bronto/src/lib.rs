@@ -1,0 +1,1 @@
+//! espbridge's adapter for Bronto (SOAP API v4).
