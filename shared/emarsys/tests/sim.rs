@@ -89,6 +89,7 @@ fn send_request<'a>(
         timezone: Some("Europe/Berlin"),
         audience,
         options,
+        headers: None,
     }
 }
 

@@ -72,6 +72,7 @@ async fn schedule(r: &Rig, campaign: &CampaignId, audience: &EspIds) -> EspIds {
         timezone: None,
         audience,
         options: &options,
+        headers: None,
     };
     r.esp.schedule_send(&req).await.unwrap()
 }

@@ -300,6 +300,7 @@ async fn schedule_send_twice_makes_one_clone_one_campaign_one_post() {
         timezone: Some("America/New_York"),
         audience: &audience,
         options: &options,
+        headers: None,
     };
     let first = r.esp.schedule_send(&req).await.unwrap();
     let second = r.esp.schedule_send(&req).await.unwrap();
@@ -345,6 +346,7 @@ async fn lost_create_answer_is_found_on_retry_and_posted_once() {
         timezone: None,
         audience: &audience,
         options: &options,
+        headers: None,
     };
     // The simulator creates the campaign but the answer arrives after the client gave up.
     r.sim.inject(Fault::on(
@@ -416,6 +418,7 @@ async fn closing_a_finished_job_does_not_break_concurrent_calls() {
         timezone: None,
         audience: &audience,
         options: &options,
+        headers: None,
     };
     let sent = r.esp.schedule_send(&req).await.unwrap();
     r.clock.advance(SignedDuration::from_hours(3));

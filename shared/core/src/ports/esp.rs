@@ -124,6 +124,9 @@ pub struct SendRequest<'a> {
     pub audience: &'a EspIds,
     /// The manifest's `esp_options` object for this ESP (may be `null`).
     pub options: &'a serde_json::Value,
+    /// The template's stored sender-header override, for ESPs that take headers per send
+    /// ([`Esp::default_headers`] is `Some`); `None` means the account's defaults.
+    pub headers: Option<&'a SenderHeaders>,
 }
 
 /// The From and Reply-To a send goes out with, where the ESP takes them per send (Bronto):
@@ -289,7 +292,13 @@ pub trait Esp: Send + Sync {
     async fn schedule_send(&self, req: &SendRequest<'_>) -> Result<EspIds, EspError>;
     /// Cumulative counts, or `None` while the ESP has none yet (before the send).
     async fn fetch_metrics(&self, sent: &EspIds) -> Result<Option<MetricCounts>, EspError>;
-    /// Removes what the campaign left behind at the ESP, where the ESP needs that.
+    /// How long after completion [`cleanup`](Self::cleanup) runs; `None` = at completion.
+    /// Lets marketers look at what a campaign used (Bronto lists) for a while.
+    fn cleanup_after(&self) -> Option<jiff::SignedDuration> {
+        None
+    }
+    /// Removes what the campaign left behind at the ESP, where the ESP needs that. Only objects
+    /// espbridge made may be removed; a repeated call is harmless.
     async fn cleanup(&self, _ids: &EspIds) -> Result<(), EspError> {
         Ok(())
     }

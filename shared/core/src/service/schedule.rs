@@ -41,6 +41,16 @@ impl Services {
                 .and_then(|o| o.get(esp.kind().as_str()))
                 .cloned()
                 .unwrap_or(serde_json::Value::Null);
+            // Per-send headers (Bronto): the template's stored override, else the adapter
+            // falls back to the account's defaults.
+            let headers = match esp.default_headers() {
+                Some(_) => {
+                    self.store
+                        .template_headers(esp.kind(), esp.account(), &c.template_id)
+                        .await?
+                }
+                None => None,
+            };
             let ids = esp
                 .schedule_send(&SendRequest {
                     campaign_id: &c.id,
@@ -50,6 +60,7 @@ impl Services {
                     timezone: c.timezone.as_deref(),
                     audience: &c.esp_ids,
                     options: &options,
+                    headers: headers.as_ref(),
                 })
                 .await?;
             c.esp_ids.merge(&ids);
