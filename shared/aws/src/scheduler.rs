@@ -16,8 +16,17 @@ use espbridge_core::ids::CampaignId;
 use espbridge_core::ports::scheduler::{PollSchedule, Scheduler, SchedulerError};
 use jiff::{SignedDuration, Timestamp};
 
-/// The schedule's expression: one poll a day from `start_date`.
+/// The expression of a daily schedule: one poll a day from `start_date`.
 pub const SCHEDULE_EXPRESSION: &str = "rate(1 day)";
+
+/// `rate(1 day)` for the daily polls; `at(...)` (UTC) for a one-off such as the clean-up.
+pub fn schedule_expression(schedule: &PollSchedule) -> String {
+    if schedule.is_once() {
+        format!("at({})", schedule.first_at.strftime("%Y-%m-%dT%H:%M:%S"))
+    } else {
+        SCHEDULE_EXPRESSION.to_owned()
+    }
+}
 /// Slack after the last poll so the end date cannot cut it off.
 pub const END_SLACK: SignedDuration = SignedDuration::from_mins(5);
 /// Retries of one delivery to the target; poll-metrics is idempotent per day.
@@ -90,14 +99,18 @@ impl Scheduler for EventBridgeScheduler {
             .mode(FlexibleTimeWindowMode::Off)
             .build()
             .map_err(|e| SchedulerError(format!("flexible time window: {e}")))?;
-        let result = self
+        let mut request = self
             .client
             .create_schedule()
             .name(&schedule.name)
             .group_name(&self.group)
-            .schedule_expression(SCHEDULE_EXPRESSION)
-            .start_date(to_datetime(schedule.first_at))
-            .end_date(to_datetime(end_date(schedule)))
+            .schedule_expression(schedule_expression(schedule));
+        if !schedule.is_once() {
+            request = request
+                .start_date(to_datetime(schedule.first_at))
+                .end_date(to_datetime(end_date(schedule)));
+        }
+        let result = request
             .flexible_time_window(window)
             .action_after_completion(ActionAfterCompletion::Delete)
             .target(self.target(&schedule.campaign_id)?)
@@ -154,6 +167,16 @@ mod tests {
         let id = CampaignId::parse("spring-sale_1").unwrap();
         let ev: PollEvent = serde_json::from_str(&schedule_input(&id)).unwrap();
         assert_eq!(ev.campaign_id, id);
+    }
+
+    #[test]
+    fn a_one_off_is_an_at_expression_in_utc() {
+        let id = CampaignId::parse("c9").unwrap();
+        let at: Timestamp = "2026-12-31T23:30:00+01:00".parse().unwrap();
+        let once = PollSchedule::cleanup_at(&id, at);
+        assert_eq!(schedule_expression(&once), "at(2026-12-31T22:30:00)");
+        let daily = PollSchedule::daily_after(&id, at, 7);
+        assert_eq!(schedule_expression(&daily), "rate(1 day)");
     }
 
     #[test]

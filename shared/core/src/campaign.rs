@@ -168,6 +168,13 @@ pub struct Campaign {
     pub esp_ids: EspIds,
     #[serde(default)]
     pub schedule_name: Option<String>,
+    /// When the ESP objects of a completed campaign are to be removed (ESPs with a retention,
+    /// see `Esp::cleanup_after`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cleanup_due_at: Option<Timestamp>,
+    /// When they were removed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cleaned_up_at: Option<Timestamp>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
 }
@@ -191,6 +198,8 @@ impl Campaign {
             audience: AudienceStats::default(),
             esp_ids: EspIds::default(),
             schedule_name: None,
+            cleanup_due_at: None,
+            cleaned_up_at: None,
             created_at: now,
             updated_at: now,
         }

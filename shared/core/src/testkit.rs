@@ -32,6 +32,8 @@ pub fn sample_campaign(tag: &str) -> Campaign {
         audience: Default::default(),
         esp_ids: EspIds::default(),
         schedule_name: None,
+        cleanup_due_at: None,
+        cleaned_up_at: None,
         created_at: now,
         updated_at: now,
     }

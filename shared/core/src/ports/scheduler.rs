@@ -6,7 +6,7 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 /// "Invoke poll-metrics for this campaign once a day from `first_at` to `last_at`, then delete
-/// yourself."
+/// yourself." `first_at == last_at` is a one-off (the clean-up after a retention).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PollSchedule {
     pub name: String,
@@ -25,6 +25,21 @@ impl PollSchedule {
             first_at: send_at.saturating_add(day).unwrap_or(send_at),
             last_at: send_at.saturating_add(day * days as i32).unwrap_or(send_at),
         }
+    }
+}
+
+impl PollSchedule {
+    /// One invocation at `at`, e.g. the ESP clean-up a retention after completion.
+    pub fn cleanup_at(campaign_id: &CampaignId, at: Timestamp) -> Self {
+        Self {
+            name: format!("espbridge-cleanup-{campaign_id}"),
+            campaign_id: campaign_id.clone(),
+            first_at: at,
+            last_at: at,
+        }
+    }
+    pub fn is_once(&self) -> bool {
+        self.first_at == self.last_at
     }
 }
 

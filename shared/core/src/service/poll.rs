@@ -2,12 +2,19 @@
 //!
 //! The day is derived from the clock and the send time (not from a counter), so a retried or
 //! duplicated trigger writes the same day's snapshot, which the store keeps once.
+//!
+//! After the last day the campaign is `completed` and what it left at the ESP is cleaned up:
+//! at once, or — for ESPs with a retention (`Esp::cleanup_after`, Bronto's lists) — by a one-off
+//! schedule at the due time that invokes this same function. The due time is saved with the
+//! completion, and every later trigger re-creates the one-off schedule until the clean-up is
+//! done, so a crash between the two writes loses nothing.
 
 use super::context::{ServiceError, Services};
 use super::schedule::POLL_DAYS;
 use crate::campaign::{MetricSnapshot, RunRecord, State};
 use crate::ids::CampaignId;
 use crate::ports::StoreError;
+use crate::ports::scheduler::PollSchedule;
 use jiff::SignedDuration;
 
 /// A trigger may fire a little early or late; it still counts for the nearest day.
@@ -29,6 +36,8 @@ pub enum PollOutcome {
     Completed {
         day: u32,
     },
+    /// The ESP objects of a completed campaign were removed.
+    CleanedUp,
     Skipped(State),
 }
 
@@ -36,6 +45,9 @@ impl Services {
     pub async fn poll_metrics(&self, id: &CampaignId) -> Result<PollOutcome, ServiceError> {
         let started = self.clock.now();
         let mut c = self.load(id).await?;
+        if c.state == State::Completed && c.cleaned_up_at.is_none() {
+            return self.cleanup_completed(c).await;
+        }
         if !matches!(c.state, State::Scheduled | State::Collecting) {
             if c.state.is_terminal()
                 && let Some(name) = &c.schedule_name
@@ -84,6 +96,11 @@ impl Services {
         if last {
             c.transition(State::Completed, now)
                 .map_err(|e| ServiceError::Config(e.to_string()))?;
+            c.cleanup_due_at = Some(
+                esp.cleanup_after()
+                    .and_then(|d| now.checked_add(d).ok())
+                    .unwrap_or(now),
+            );
         }
         if c.state != before {
             match self.store.save(&c).await {
@@ -97,14 +114,53 @@ impl Services {
             if let Some(name) = &c.schedule_name {
                 self.scheduler.delete(name).await?;
             }
-            if let Err(e) = esp.cleanup(&c.esp_ids).await {
-                tracing::warn!(campaign_id = %c.id, error = %e, "ESP clean-up failed; left for later");
+            if c.state == State::Completed
+                && let Err(e) = self.cleanup_completed(c.clone()).await
+            {
+                // The snapshot stands; a one-off schedule comes back for the clean-up.
+                tracing::warn!(campaign_id = %c.id, error = %e, "clean-up left for later");
             }
             self.poll_run(&c.id, started, "completed", day).await;
             return Ok(PollOutcome::Completed { day });
         }
         self.poll_run(&c.id, started, "stored", day).await;
         Ok(PollOutcome::Stored { day, new })
+    }
+
+    /// Cleans up a completed campaign's ESP objects when due; before that, makes sure the
+    /// one-off schedule that will come back for it exists.
+    async fn cleanup_completed(
+        &self,
+        mut c: crate::campaign::Campaign,
+    ) -> Result<PollOutcome, ServiceError> {
+        let now = self.clock.now();
+        let due = c.cleanup_due_at.unwrap_or(now);
+        let once = PollSchedule::cleanup_at(&c.id, due);
+        if now < due {
+            self.scheduler.create(&once).await?;
+            return Ok(PollOutcome::Skipped(c.state));
+        }
+        let esp = self.esps.for_campaign(&c)?;
+        if let Err(e) = esp.cleanup(&c.esp_ids).await {
+            // The one-off schedule (or the next trigger) comes back; retry an hour later.
+            tracing::warn!(campaign_id = %c.id, error = %e, "ESP clean-up failed; will retry");
+            let later = PollSchedule::cleanup_at(
+                &c.id,
+                now.checked_add(SignedDuration::from_hours(1))
+                    .unwrap_or(now),
+            );
+            self.scheduler.delete(&once.name).await?;
+            self.scheduler.create(&later).await?;
+            return Err(e.into());
+        }
+        c.cleaned_up_at = Some(now);
+        match self.store.save(&c).await {
+            Ok(_) | Err(StoreError::Conflict { .. }) => {}
+            Err(e) => return Err(e.into()),
+        }
+        self.scheduler.delete(&once.name).await?;
+        tracing::info!(campaign_id = %c.id, "ESP objects of the completed campaign removed");
+        Ok(PollOutcome::CleanedUp)
     }
 
     async fn poll_run(&self, id: &CampaignId, started: jiff::Timestamp, outcome: &str, day: u32) {
