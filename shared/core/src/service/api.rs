@@ -2,11 +2,13 @@
 //! request-in/response-out so both front ends share every route and error.
 //!
 //! Routes: `GET /templates?esp=&account=&prefix=`, `GET /templates/{esp}/{id}/preview?account=`,
-//! `GET /campaigns/{id}`. Errors are `{"error": {"code", "message"}}` with the matching status.
+//! `GET|PUT /templates/{esp}/{id}/headers?account=` (sender headers, for ESPs that take them per
+//! send: Bronto), `GET /campaigns/{id}`. Errors are `{"error": {"code", "message"}}` with the
+//! matching status.
 
 use super::context::Services;
 use crate::ids::{AccountId, CampaignId, EspKind};
-use crate::ports::{Esp, EspError, Template};
+use crate::ports::{Esp, EspError, SenderHeaders, Template};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -55,11 +57,15 @@ impl Services {
     pub async fn api(&self, req: &ApiRequest) -> ApiResponse {
         let parts: Vec<&str> = req.path.trim_matches('/').split('/').collect();
         let get = req.method.eq_ignore_ascii_case("GET");
+        let put = req.method.eq_ignore_ascii_case("PUT");
         match parts.as_slice() {
             ["templates"] if get => self.templates(req).await,
             ["templates", esp, id, "preview"] if get => self.preview(esp, id, req).await,
+            ["templates", esp, id, "headers"] if get || put => {
+                self.template_headers(esp, id, req, put).await
+            }
             ["campaigns", id] if get => self.campaign_view(id).await,
-            ["templates"] | ["templates", _, _, "preview"] | ["campaigns", _] => {
+            ["templates"] | ["templates", _, _, "preview" | "headers"] | ["campaigns", _] => {
                 ApiResponse::error(
                     405,
                     "method_not_allowed",
@@ -140,23 +146,25 @@ impl Services {
         ApiResponse::json(200, &json!({"templates": templates, "errors": errors}))
     }
 
-    async fn preview(&self, esp: &str, id: &str, req: &ApiRequest) -> ApiResponse {
-        let esp = match EspKind::parse(esp) {
-            Ok(e) => e,
-            Err(e) => return ApiResponse::error(404, "not_found", e.to_string()),
-        };
-        let account = match req
+    /// The account a `/templates/{esp}/...` route addresses: `?account=`, or the only one.
+    fn template_account(&self, esp: &str, req: &ApiRequest) -> Result<Arc<dyn Esp>, ApiResponse> {
+        let esp =
+            EspKind::parse(esp).map_err(|e| ApiResponse::error(404, "not_found", e.to_string()))?;
+        let account = req
             .query
             .get("account")
             .map(|s| AccountId::parse(s))
             .transpose()
-        {
-            Ok(a) => a,
-            Err(e) => return ApiResponse::error(400, "bad_request", format!("account: {e}")),
-        };
-        let client = match self.esps.choose(esp, account.as_ref(), None) {
+            .map_err(|e| ApiResponse::error(400, "bad_request", format!("account: {e}")))?;
+        self.esps
+            .choose(esp, account.as_ref(), None)
+            .map_err(|e| ApiResponse::error(400, "bad_request", e))
+    }
+
+    async fn preview(&self, esp: &str, id: &str, req: &ApiRequest) -> ApiResponse {
+        let client = match self.template_account(esp, req) {
             Ok(c) => c,
-            Err(e) => return ApiResponse::error(400, "bad_request", e),
+            Err(r) => return r,
         };
         match client.preview(id).await {
             Ok(p) if req.query.get("format").map(String::as_str) == Some("html") => ApiResponse {
@@ -166,6 +174,84 @@ impl Services {
             },
             Ok(p) => ApiResponse::json(200, &json!(p)),
             Err(e) => esp_error(&e),
+        }
+    }
+
+    /// GET: the headers a send of this template goes out with (`source` says whether they are
+    /// the template's override or the account's defaults). PUT: validates and stores an
+    /// override; the template must exist at the ESP.
+    async fn template_headers(
+        &self,
+        esp: &str,
+        id: &str,
+        req: &ApiRequest,
+        put: bool,
+    ) -> ApiResponse {
+        let client = match self.template_account(esp, req) {
+            Ok(c) => c,
+            Err(r) => return r,
+        };
+        let Some(defaults) = client.default_headers() else {
+            return ApiResponse::error(
+                404,
+                "not_found",
+                format!(
+                    "{} keeps sender headers in the message; there are none to manage here",
+                    client.kind()
+                ),
+            );
+        };
+        let (kind, account) = (client.kind(), client.account().clone());
+        let view = |headers: &SenderHeaders, source: &str| {
+            json!({"esp": kind, "account": account, "template_id": id,
+                "headers": headers, "source": source})
+        };
+        if put {
+            let headers: SenderHeaders = match req
+                .body
+                .as_deref()
+                .map(serde_json::from_slice::<SenderHeaders>)
+            {
+                Some(Ok(h)) => h,
+                Some(Err(e)) => {
+                    return ApiResponse::error(400, "bad_request", format!("body: {e}"));
+                }
+                None => {
+                    return ApiResponse::error(
+                        400,
+                        "bad_request",
+                        "body: a JSON object with from_email, from_name and optional reply_to",
+                    );
+                }
+            };
+            if let Err(errors) = headers.validate() {
+                let message = errors
+                    .iter()
+                    .map(|(field, problem)| format!("{field}: {problem}"))
+                    .collect::<Vec<_>>()
+                    .join("; ");
+                return ApiResponse::json(
+                    400,
+                    &json!({"error": {"code": "invalid_headers", "message": message,
+                        "fields": errors.iter().map(|(f, p)| json!({"field": f, "problem": p})).collect::<Vec<_>>()}}),
+                );
+            }
+            if let Err(e) = client.preview(id).await {
+                return esp_error(&e);
+            }
+            return match self
+                .store
+                .put_template_headers(kind, &account, id, &headers)
+                .await
+            {
+                Ok(()) => ApiResponse::json(200, &view(&headers, "template")),
+                Err(e) => ApiResponse::error(503, "store_unavailable", e.to_string()),
+            };
+        }
+        match self.store.template_headers(kind, &account, id).await {
+            Ok(Some(h)) => ApiResponse::json(200, &view(&h, "template")),
+            Ok(None) => ApiResponse::json(200, &view(&defaults, "account_default")),
+            Err(e) => ApiResponse::error(503, "store_unavailable", e.to_string()),
         }
     }
 

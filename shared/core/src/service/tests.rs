@@ -184,12 +184,40 @@ struct FakeEsp {
     refuse_send: Mutex<bool>,
     account: Option<AccountId>,
     prefix: Option<String>,
+    /// Acts as an ESP with per-send headers (Bronto) when set.
+    headers: Option<SenderHeaders>,
+    retention: Option<SignedDuration>,
+    sent_headers: Mutex<Vec<Option<SenderHeaders>>>,
+    cleanups: Mutex<u32>,
+    fail_cleanups: Mutex<u32>,
 }
 
 #[async_trait]
 impl Esp for FakeEsp {
     fn kind(&self) -> EspKind {
-        EspKind::Emarsys
+        if self.headers.is_some() {
+            EspKind::Bronto
+        } else {
+            EspKind::Emarsys
+        }
+    }
+    fn default_headers(&self) -> Option<SenderHeaders> {
+        self.headers.clone()
+    }
+    fn cleanup_after(&self) -> Option<SignedDuration> {
+        self.retention
+    }
+    async fn cleanup(&self, _ids: &EspIds) -> Result<(), EspError> {
+        let mut fail = self.fail_cleanups.lock().unwrap();
+        if *fail > 0 {
+            *fail -= 1;
+            return Err(EspError::Transient {
+                esp: self.kind(),
+                detail: "HTTP 503".into(),
+            });
+        }
+        *self.cleanups.lock().unwrap() += 1;
+        Ok(())
     }
     fn account(&self) -> &AccountId {
         self.account.as_ref().expect("account set")
@@ -203,7 +231,15 @@ impl Esp for FakeEsp {
     async fn list_templates(&self) -> Result<Vec<Template>, EspError> {
         Ok(vec![])
     }
-    async fn preview(&self, _t: &str) -> Result<Preview, EspError> {
+    async fn preview(&self, t: &str) -> Result<Preview, EspError> {
+        if t == "t1" {
+            return Ok(Preview {
+                template_id: t.into(),
+                content_type: "text/html".into(),
+                body: "<p>hi</p>".into(),
+                subject: None,
+            });
+        }
         Err(EspError::NotFound {
             esp: EspKind::Emarsys,
             what: "template".into(),
@@ -252,6 +288,7 @@ impl Esp for FakeEsp {
             .lock()
             .unwrap()
             .insert(esp::object_name(r.campaign_id, r.variant));
+        self.sent_headers.lock().unwrap().push(r.headers.cloned());
         Ok(EspIds::default().with("email", "e1"))
     }
     async fn fetch_metrics(&self, _s: &EspIds) -> Result<Option<MetricCounts>, EspError> {
@@ -277,11 +314,28 @@ struct World {
 }
 
 fn world() -> World {
+    world_with(FakeEsp::default())
+}
+
+/// A Bronto-like ESP: per-send headers with account defaults, lists kept 30 days.
+fn bronto_world() -> World {
+    world_with(FakeEsp {
+        headers: Some(SenderHeaders {
+            from_email: "news@brand.example".into(),
+            from_name: "Brand".into(),
+            reply_to: None,
+        }),
+        retention: Some(SignedDuration::from_hours(24 * 30)),
+        ..Default::default()
+    })
+}
+
+fn world_with(esp: FakeEsp) -> World {
     let clock = ManualClock::new("2026-11-24T02:00:00Z".parse().unwrap());
     let src = MemSource::default();
     let esp = Arc::new(FakeEsp {
         account: Some(AccountId::parse("default").unwrap()),
-        ..Default::default()
+        ..esp
     });
     let queue = Arc::new(MemQueue::default());
     let scheduler = Arc::new(MemScheduler::default());
@@ -564,4 +618,193 @@ fn the_account_is_named_or_chosen_by_template_prefix_or_the_only_one() {
     );
     let e = one.choose(EspKind::Bronto, None, None).err().unwrap();
     assert!(e.contains("no bronto account"), "{e}");
+}
+
+/// Drives a dropped campaign through upload and schedule-send.
+async fn upload_and_schedule(w: &World) {
+    w.services
+        .handle_drop(
+            &drop_files(w, 10, serde_json::json!({"esp": w.esp.kind().as_str()})),
+            Deadline::none(),
+        )
+        .await
+        .unwrap();
+    loop {
+        let item = w
+            .queue
+            .0
+            .lock()
+            .unwrap()
+            .pop_front()
+            .expect("a queued item");
+        match item {
+            WorkItem::ContinueUpload { campaign_id } => {
+                w.services
+                    .continue_upload(&campaign_id, Deadline::none(), false)
+                    .await
+                    .unwrap();
+            }
+            WorkItem::ScheduleSend { campaign_id } => {
+                assert_eq!(
+                    w.services.schedule_send(&campaign_id, false).await.unwrap(),
+                    ScheduleOutcome::Scheduled(id())
+                );
+                return;
+            }
+        }
+    }
+}
+
+fn api_req(method: &str, path: &str, body: Option<&str>) -> super::api::ApiRequest {
+    super::api::ApiRequest {
+        method: method.into(),
+        path: path.into(),
+        query: BTreeMap::new(),
+        body: body.map(|b| b.as_bytes().to_vec()),
+    }
+}
+
+#[tokio::test]
+async fn sender_headers_are_managed_per_template_and_go_with_the_send() {
+    let w = bronto_world();
+    let path = "/templates/bronto/t1/headers";
+    let r = w.services.api(&api_req("GET", path, None)).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let v: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+    assert_eq!(v["source"], "account_default");
+    assert_eq!(v["headers"]["from_email"], "news@brand.example");
+
+    let bad = r#"{"from_email": "not-an-address", "from_name": " ", "reply_to": "x@"}"#;
+    let r = w.services.api(&api_req("PUT", path, Some(bad))).await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    let v: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+    assert_eq!(v["error"]["code"], "invalid_headers");
+    let fields: Vec<&str> = v["error"]["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(fields, ["from_email", "reply_to", "from_name"]);
+    let r = w
+        .services
+        .api(&api_req("PUT", path, Some("{not json")))
+        .await;
+    assert_eq!(r.status, 400, "{}", r.body);
+
+    let good = r#"{"from_email": "sale@brand.example", "from_name": "Brand Sale", "reply_to": "care@brand.example"}"#;
+    let r = w
+        .services
+        .api(&api_req(
+            "PUT",
+            "/templates/bronto/unknown/headers",
+            Some(good),
+        ))
+        .await;
+    assert_eq!(
+        r.status, 404,
+        "a template the ESP does not have: {}",
+        r.body
+    );
+    let r = w.services.api(&api_req("PUT", path, Some(good))).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = w.services.api(&api_req("GET", path, None)).await;
+    let v: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+    assert_eq!(v["source"], "template");
+    assert_eq!(v["headers"]["reply_to"], "care@brand.example");
+    let r = w.services.api(&api_req("DELETE", path, None)).await;
+    assert_eq!(r.status, 405);
+
+    upload_and_schedule(&w).await;
+    let sent = w.esp.sent_headers.lock().unwrap().clone();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].as_ref().unwrap().from_email, "sale@brand.example");
+
+    // ESPs whose messages carry their own headers have none to manage.
+    let e = world();
+    let r = e
+        .services
+        .api(&api_req("GET", "/templates/emarsys/t1/headers", None))
+        .await;
+    assert_eq!(r.status, 404, "{}", r.body);
+}
+
+#[tokio::test]
+async fn esp_objects_are_cleaned_up_after_the_retention_and_only_once() {
+    let w = bronto_world();
+    upload_and_schedule(&w).await;
+    let send_at: Timestamp = "2026-11-25T08:00:00Z".parse().unwrap();
+    for day in 1..=7 {
+        w.clock
+            .set(send_at + SignedDuration::from_hours(24 * day) + SignedDuration::from_mins(1));
+        w.services.poll_metrics(&id()).await.unwrap();
+    }
+    let c = w.services.store.get(&id()).await.unwrap().unwrap();
+    assert_eq!(c.state, State::Completed);
+    let due = c.cleanup_due_at.expect("a clean-up date");
+    let completed_at = send_at + SignedDuration::from_hours(24 * 7) + SignedDuration::from_mins(1);
+    assert_eq!(due, completed_at + SignedDuration::from_hours(24 * 30));
+    assert_eq!(
+        *w.esp.cleanups.lock().unwrap(),
+        0,
+        "kept during the retention"
+    );
+    let pending: Vec<PollSchedule> = w.scheduler.0.lock().unwrap().values().cloned().collect();
+    assert_eq!(pending.len(), 1, "{pending:?}");
+    assert!(pending[0].is_once() && pending[0].first_at == due);
+
+    // A stray trigger before the due time changes nothing.
+    w.clock.set(due - SignedDuration::from_hours(1));
+    assert_eq!(
+        w.services.poll_metrics(&id()).await.unwrap(),
+        PollOutcome::Skipped(State::Completed)
+    );
+    assert_eq!(*w.esp.cleanups.lock().unwrap(), 0);
+
+    // Due: the ESP refuses once (a retry is scheduled an hour later), then it works.
+    w.clock.set(due);
+    *w.esp.fail_cleanups.lock().unwrap() = 1;
+    assert!(w.services.poll_metrics(&id()).await.is_err());
+    let retry = w
+        .scheduler
+        .0
+        .lock()
+        .unwrap()
+        .values()
+        .next()
+        .cloned()
+        .unwrap();
+    assert_eq!(retry.first_at, due + SignedDuration::from_hours(1));
+    w.clock.set(retry.first_at);
+    assert_eq!(
+        w.services.poll_metrics(&id()).await.unwrap(),
+        PollOutcome::CleanedUp
+    );
+    assert_eq!(*w.esp.cleanups.lock().unwrap(), 1);
+    assert!(w.scheduler.0.lock().unwrap().is_empty());
+    let c = w.services.store.get(&id()).await.unwrap().unwrap();
+    assert_eq!(c.cleaned_up_at, Some(retry.first_at));
+    // A redelivered trigger does not clean up twice.
+    assert_eq!(
+        w.services.poll_metrics(&id()).await.unwrap(),
+        PollOutcome::Skipped(State::Completed)
+    );
+    assert_eq!(*w.esp.cleanups.lock().unwrap(), 1);
+}
+
+#[tokio::test]
+async fn without_a_retention_the_clean_up_runs_at_completion() {
+    let w = world();
+    upload_and_schedule(&w).await;
+    let send_at: Timestamp = "2026-11-25T08:00:00Z".parse().unwrap();
+    w.clock
+        .set(send_at + SignedDuration::from_hours(24 * 7) + SignedDuration::from_mins(1));
+    assert_eq!(
+        w.services.poll_metrics(&id()).await.unwrap(),
+        PollOutcome::Completed { day: 7 }
+    );
+    assert_eq!(*w.esp.cleanups.lock().unwrap(), 1);
+    let c = w.services.store.get(&id()).await.unwrap().unwrap();
+    assert!(c.cleaned_up_at.is_some());
+    assert!(w.scheduler.0.lock().unwrap().is_empty());
 }
