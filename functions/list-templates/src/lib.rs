@@ -28,7 +28,10 @@ pub async fn handle(services: &Services, req: ApiGatewayV2httpRequest) -> ApiGat
         .as_deref()
         .map(url_decode_pairs)
         .unwrap_or_default();
-    let body = req.body.as_ref().map(|b| b.as_bytes().to_vec());
+    let body = match decode_body(req.body.as_deref(), req.is_base64_encoded) {
+        Ok(b) => b,
+        Err(e) => return respond(400, "application/json", bad_body(&e)),
+    };
     let api_req = ApiRequest {
         method: req.request_context.http.method.to_string(),
         path,
@@ -36,13 +39,34 @@ pub async fn handle(services: &Services, req: ApiGatewayV2httpRequest) -> ApiGat
         body,
     };
     let out = services.api(&api_req).await;
+    respond(out.status, out.content_type, out.body)
+}
+
+fn respond(status: u16, content_type: &'static str, body: String) -> ApiGatewayV2httpResponse {
     let mut resp = ApiGatewayV2httpResponse::default();
-    resp.status_code = i64::from(out.status);
+    resp.status_code = i64::from(status);
     let mut headers = HeaderMap::new();
-    headers.insert(CONTENT_TYPE, HeaderValue::from_static(out.content_type));
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
     resp.headers = headers;
-    resp.body = Some(Body::Text(out.body));
+    resp.body = Some(Body::Text(body));
     resp
+}
+
+/// API Gateway base64-encodes bodies it does not take for text (e.g. no or a binary content type).
+fn decode_body(body: Option<&str>, base64_encoded: bool) -> Result<Option<Vec<u8>>, String> {
+    use base64::Engine as _;
+    match body {
+        None => Ok(None),
+        Some(b) if base64_encoded => base64::engine::general_purpose::STANDARD
+            .decode(b)
+            .map(Some)
+            .map_err(|e| format!("body is marked base64 but does not decode: {e}")),
+        Some(b) => Ok(Some(b.as_bytes().to_vec())),
+    }
+}
+
+fn bad_body(problem: &str) -> String {
+    serde_json::json!({"error": {"code": "bad_request", "message": problem}}).to_string()
 }
 
 /// `application/x-www-form-urlencoded` pairs, as API Gateway passes the raw query string.
@@ -54,6 +78,20 @@ fn url_decode_pairs(q: &str) -> BTreeMap<String, String> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn base64_bodies_are_decoded() {
+        assert_eq!(
+            super::decode_body(Some("eyJhIjoxfQ=="), true).unwrap(),
+            Some(br#"{"a":1}"#.to_vec())
+        );
+        assert_eq!(
+            super::decode_body(Some("{}"), false).unwrap(),
+            Some(b"{}".to_vec())
+        );
+        assert!(super::decode_body(Some("%%%"), true).is_err());
+        assert_eq!(super::decode_body(None, true).unwrap(), None);
+    }
+
     #[test]
     fn query_strings_are_decoded() {
         let q = super::url_decode_pairs("esp=emarsys&prefix=spring%20sale&x=a+b&flag");
