@@ -1,1 +1,49 @@
-//! espbridge's adapter for Bronto (SOAP API v4).
+//! espbridge's adapter for Bronto: the [`Esp`](espbridge_core::ports::Esp) port over the SOAP
+//! API v4 (reference `esp/silverpop-bronto.md`, Part B).
+//!
+//! Flow per campaign (variant). Templates are the messages of the folder `message_folder`
+//! (readMessageFolders by name, then readMessages by `messageFolderId`, paged). The audience is
+//! a list named `object_name(campaign, variant)` (`espbridge_…`), found by readLists before
+//! addLists; contacts are put on it by e-mail with addToList (≤ 5000 a call, paced). The send
+//! is one `triggered` delivery of the message to the list at `send_at`, with the account's or
+//! the template's sender headers (Bronto keeps none in the message); every attempt first looks
+//! for it with readDeliveries (messageId + SameDay start, recipients included). Metrics are the
+//! delivery's counters; `cleanup` deletes the list `list_retention_days` after completion.
+//!
+//! Choices where the reference is silent or uncertain (UNCERTAIN):
+//! * Wire: requests in the recorded shape (`soapenv`/`v4` prefixes, `sessionHeader` in the
+//!   Header, children unqualified), `SOAPAction: ""`; Faults are read at any HTTP status, the
+//!   code from `detail/ApiException/errorCode`, else the numeric prefix of `faultstring`.
+//! * Retries: transport errors, 5xx/429 without a Fault and Faults 101/108/113 with exponential
+//!   back-off up to `max_attempts`; Fault 103 logs in again and repeats once; Faults
+//!   102/104/109/111 are authentication errors. 101 still failing after every attempt is
+//!   reported as rate limited.
+//! * Rate limit: the undocumented "50,000 contacts a minute" is enforced client-side as a
+//!   sliding window of `rate_window_ms` over the addresses of addToList calls of this adapter
+//!   instance, in-flight calls counted, completed ones recorded at completion (see `pacer`).
+//! * addToList item 302 (no such contact) counts as "not in ESP", 506 (already on the list: a
+//!   re-sent batch) as accepted; contacts are never created (Bronto's contacts are the
+//!   account's, and addOrUpdateContacts would touch their data). Item error texts are stored
+//!   with the address replaced by `<email>`.
+//! * addDeliveries is sent once per attempt, each attempt preceded by the lookup; a delivery
+//!   counts as ours when its start is the same second and it selects our list. Real Bronto
+//!   makes deliveries readable "a few minutes" after addDeliveries, so a retry within that gap
+//!   could still duplicate; the caller's retries are minutes apart.
+//! * `start` is sent as UTC with an explicit `+00:00` offset; the request's time zone is not
+//!   needed for an instant.
+//! * Metrics: `None` while the delivery is absent, `unsent`, or has no `numSends`;
+//!   unsubscribes = ByPrefs + ByComplaint, complaints = ByComplaint.
+//! * Read paging stops at an empty page or Fault 116 ("end of result set").
+//! * Only lists named `espbridge_…` are deleted; an unknown list (501) counts as deleted; 505
+//!   (list still used by a delivery) is retryable.
+
+mod client;
+mod config;
+mod error;
+mod esp;
+mod pacer;
+pub mod wire;
+
+pub use config::{BrontoConfig, BrontoCredentials, MAX_PER_CALL};
+pub use error::BrontoError;
+pub use esp::{BrontoEsp, bronto_start, keys, list_label, metrics};

@@ -1,0 +1,226 @@
+//! Account configuration and credentials; plain serde so the loader decides the format.
+
+use crate::error::BrontoError;
+use espbridge_core::AccountId;
+use espbridge_core::ports::SenderHeaders;
+use serde::Deserialize;
+use std::fmt;
+use std::time::Duration;
+
+/// Bronto's cap on contacts per `addToList` call (and per read page).
+pub const MAX_PER_CALL: usize = 5000;
+
+/// One Bronto account. Every field but `account` has a default.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct BrontoConfig {
+    pub account: AccountId,
+    /// API root; the SOAP endpoint is `{base_url}v4`.
+    #[serde(default = "default_base_url")]
+    pub base_url: String,
+    /// Message folder whose messages are the templates marketers may choose.
+    #[serde(default = "default_message_folder")]
+    pub message_folder: String,
+    /// The account's default From address (Bronto keeps no sender in the message).
+    #[serde(default)]
+    pub from_email: String,
+    #[serde(default)]
+    pub from_name: String,
+    #[serde(default)]
+    pub reply_to: Option<String>,
+    /// Addresses `addToList` may carry per `rate_window_ms` (undocumented limit; see the lib docs).
+    #[serde(default = "default_addresses_per_minute")]
+    pub addresses_per_minute: u32,
+    /// Length of the rate "minute": the time-scale knob tests shorten.
+    #[serde(default = "default_rate_window_ms")]
+    pub rate_window_ms: u64,
+    /// Contacts per `upload_batch` call (`Esp::max_batch`), 1..=5000.
+    #[serde(default = "default_batch_size")]
+    pub batch_size: usize,
+    /// Days a campaign's list is kept after completion; 0 deletes it at completion.
+    #[serde(default = "default_list_retention_days")]
+    pub list_retention_days: u32,
+    #[serde(default = "default_request_timeout")]
+    pub request_timeout_secs: u64,
+    /// Attempts per call for retryable failures (transport errors, bare 5xx, Faults 101/108/113).
+    #[serde(default = "default_max_attempts")]
+    pub max_attempts: u32,
+}
+
+fn default_base_url() -> String {
+    "https://api.bronto.com/".to_owned()
+}
+fn default_message_folder() -> String {
+    "Optimove".to_owned()
+}
+fn default_addresses_per_minute() -> u32 {
+    50_000
+}
+fn default_rate_window_ms() -> u64 {
+    60_000
+}
+fn default_batch_size() -> usize {
+    MAX_PER_CALL
+}
+fn default_list_retention_days() -> u32 {
+    30
+}
+fn default_request_timeout() -> u64 {
+    60
+}
+fn default_max_attempts() -> u32 {
+    4
+}
+
+impl BrontoConfig {
+    /// The defaults for `account` (sender headers empty: set them before use).
+    pub fn new(account: AccountId) -> Self {
+        Self {
+            account,
+            base_url: default_base_url(),
+            message_folder: default_message_folder(),
+            from_email: String::new(),
+            from_name: String::new(),
+            reply_to: None,
+            addresses_per_minute: default_addresses_per_minute(),
+            rate_window_ms: default_rate_window_ms(),
+            batch_size: default_batch_size(),
+            list_retention_days: default_list_retention_days(),
+            request_timeout_secs: default_request_timeout(),
+            max_attempts: default_max_attempts(),
+        }
+    }
+
+    /// The account's default sender headers.
+    pub fn headers(&self) -> SenderHeaders {
+        SenderHeaders {
+            from_email: self.from_email.clone(),
+            from_name: self.from_name.clone(),
+            reply_to: self.reply_to.clone(),
+        }
+    }
+
+    pub fn rate_window(&self) -> Duration {
+        Duration::from_millis(self.rate_window_ms)
+    }
+
+    /// Refuses settings the adapter cannot work with, naming the field.
+    pub fn validate(&self) -> Result<(), BrontoError> {
+        let bad = |field: &'static str, detail: &str| {
+            Err(BrontoError::Config {
+                field,
+                detail: detail.to_owned(),
+            })
+        };
+        if url::Url::parse(&self.base_url).is_err() {
+            return bad("base_url", "not a URL");
+        }
+        if self.message_folder.trim().is_empty() {
+            return bad("message_folder", "must not be empty");
+        }
+        if let Err(errors) = self.headers().validate() {
+            // Field names and reasons only: the addresses themselves stay out of messages.
+            let (field, detail) = &errors[0];
+            let field = match field.as_str() {
+                "from_email" => "from_email",
+                "reply_to" => "reply_to",
+                _ => "from_name",
+            };
+            return bad(field, detail);
+        }
+        if self.addresses_per_minute == 0 {
+            return bad("addresses_per_minute", "must be at least 1");
+        }
+        if self.rate_window_ms == 0 {
+            return bad("rate_window_ms", "must be at least 1");
+        }
+        if !(1..=MAX_PER_CALL).contains(&self.batch_size) {
+            return bad("batch_size", "must be between 1 and 5000");
+        }
+        if self.request_timeout_secs == 0 {
+            return bad("request_timeout_secs", "must be at least 1");
+        }
+        if self.max_attempts == 0 {
+            return bad("max_attempts", "must be at least 1");
+        }
+        Ok(())
+    }
+}
+
+/// The account's API token.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+pub struct BrontoCredentials {
+    pub api_token: String,
+}
+
+impl fmt::Debug for BrontoCredentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BrontoCredentials")
+            .field("api_token", &"<redacted>")
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(json: &str) -> BrontoConfig {
+        serde_json::from_str(json).unwrap()
+    }
+
+    #[test]
+    fn defaults_fill_missing_fields() {
+        let c = config(r#"{"account":"br","from_email":"news@brand.example","from_name":"Brand"}"#);
+        assert_eq!(c.base_url, "https://api.bronto.com/");
+        assert_eq!(c.message_folder, "Optimove");
+        assert_eq!(c.addresses_per_minute, 50_000);
+        assert_eq!(c.rate_window(), Duration::from_secs(60));
+        assert_eq!(c.batch_size, 5000);
+        assert_eq!(c.list_retention_days, 30);
+        assert_eq!(c.reply_to, None);
+        assert!(c.validate().is_ok());
+        let mut d = BrontoConfig::new(c.account.clone());
+        d.from_email = c.from_email.clone();
+        d.from_name = c.from_name.clone();
+        assert_eq!(c, d);
+    }
+
+    #[test]
+    fn validation_names_the_field() {
+        let field_of = |c: &BrontoConfig| match c.validate() {
+            Err(BrontoError::Config { field, .. }) => field,
+            other => panic!("{other:?}"),
+        };
+        let mut c =
+            config(r#"{"account":"br","from_email":"news@brand.example","from_name":"Brand"}"#);
+        c.batch_size = 5001;
+        assert_eq!(field_of(&c), "batch_size");
+        c.batch_size = 0;
+        assert_eq!(field_of(&c), "batch_size");
+        c.batch_size = 10;
+        c.reply_to = Some("not-an-address".into());
+        assert_eq!(field_of(&c), "reply_to");
+        c.reply_to = None;
+        c.from_name = " ".into();
+        assert_eq!(field_of(&c), "from_name");
+        c.from_name = "Brand".into();
+        c.from_email = "nobody".into();
+        assert_eq!(field_of(&c), "from_email");
+        let err = c.validate().unwrap_err().to_string();
+        assert!(!err.contains("nobody"), "{err}");
+        c.from_email = "news@brand.example".into();
+        c.base_url = "no url".into();
+        assert_eq!(field_of(&c), "base_url");
+        let c = config(r#"{"account":"br"}"#);
+        assert_eq!(field_of(&c), "from_email");
+    }
+
+    #[test]
+    fn debug_redacts_the_token() {
+        let c = BrontoCredentials {
+            api_token: "6F1A-SECRET".into(),
+        };
+        let shown = format!("{c:?}");
+        assert!(!shown.contains("SECRET"), "{shown}");
+    }
+}
