@@ -226,13 +226,17 @@ impl Client {
             };
             let error = match exchange {
                 Exchange::Answer(r) => return Ok(r),
-                Exchange::Fault(_, f) if f.code == Some(SESSION_INVALID) && !relogged => {
+                Exchange::Fault(status, f) if f.code == Some(SESSION_INVALID) => {
+                    self.forget(&session).await;
+                    if relogged {
+                        // Refused again right after a login: give up for now (retryable).
+                        return Err(fault_error(call.op, status, &f));
+                    }
                     tracing::info!(
                         esp = "bronto",
                         op = call.op,
                         "session invalid; logging in again"
                     );
-                    self.forget(&session).await;
                     relogged = true;
                     // The server refused the call before acting: this is not an attempt.
                     attempt -= 1;

@@ -260,10 +260,12 @@ impl Esp for BrontoEsp {
     fn default_headers(&self) -> Option<SenderHeaders> {
         Some(self.config.headers())
     }
+    /// `list_retention_days` 0 deletes the list at completion.
     fn cleanup_after(&self) -> Option<SignedDuration> {
-        Some(SignedDuration::from_hours(
-            24 * i64::from(self.config.list_retention_days),
-        ))
+        match self.config.list_retention_days {
+            0 => None,
+            days => Some(SignedDuration::from_hours(24 * i64::from(days))),
+        }
     }
 
     async fn list_templates(&self) -> Result<Vec<Template>, EspError> {
