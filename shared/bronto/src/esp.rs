@@ -6,7 +6,8 @@ use crate::client::{Call, Client, END_OF_RESULTS, Retry, backoff};
 use crate::config::{BrontoConfig, BrontoCredentials};
 use crate::error::BrontoError;
 use crate::wire::{
-    self, Delivery, ItemResult, ListRef, MailList, Message, MessageFolder, NewDelivery, Recipient,
+    self, Delivery, ItemResult, ListRef, MailList, Message, MessageFolder, NewDelivery, ReadObject,
+    Recipient,
 };
 use async_trait::async_trait;
 use espbridge_core::ports::esp::object_name;

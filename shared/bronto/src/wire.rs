@@ -113,6 +113,19 @@ pub fn returns(response: &Element) -> Vec<&Element> {
     response.children_named("return").collect()
 }
 
+/// An object a read returns, built from one `return` element.
+pub trait ReadObject: Sized {
+    /// `None` when the element lacks what identifies the object (its `id`).
+    fn from_return(r: &Element) -> Option<Self>;
+    /// Every object of a read's response.
+    fn list(response: &Element) -> Vec<Self> {
+        returns(response)
+            .into_iter()
+            .filter_map(Self::from_return)
+            .collect()
+    }
+}
+
 /// `login`'s session id.
 pub fn session_id(response: &Element) -> Option<&str> {
     response.child_text("return")
@@ -178,18 +191,13 @@ pub struct MessageFolder {
     pub parent_id: Option<String>,
 }
 
-impl MessageFolder {
-    pub fn list(response: &Element) -> Vec<Self> {
-        returns(response)
-            .into_iter()
-            .filter_map(|r| {
-                Some(Self {
-                    id: text(r, "id")?,
-                    name: text(r, "name").unwrap_or_default(),
-                    parent_id: text(r, "parentId"),
-                })
-            })
-            .collect()
+impl ReadObject for MessageFolder {
+    fn from_return(r: &Element) -> Option<Self> {
+        Some(Self {
+            id: text(r, "id")?,
+            name: text(r, "name").unwrap_or_default(),
+            parent_id: text(r, "parentId"),
+        })
     }
 }
 
@@ -212,32 +220,29 @@ pub struct Message {
     pub content: Vec<Content>,
 }
 
-impl Message {
-    pub fn list(response: &Element) -> Vec<Self> {
-        returns(response)
-            .into_iter()
-            .filter_map(|r| {
-                Some(Self {
-                    id: text(r, "id")?,
-                    name: text(r, "name").unwrap_or_default(),
-                    status: text(r, "status"),
-                    folder_id: text(r, "messageFolderId"),
-                    content: r
-                        .children_named("content")
-                        .map(|c| Content {
-                            kind: text(c, "type").unwrap_or_default(),
-                            subject: text(c, "subject"),
-                            body: c
-                                .child("content")
-                                .map(|b| b.text.clone())
-                                .unwrap_or_default(),
-                        })
-                        .collect(),
+impl ReadObject for Message {
+    fn from_return(r: &Element) -> Option<Self> {
+        Some(Self {
+            id: text(r, "id")?,
+            name: text(r, "name").unwrap_or_default(),
+            status: text(r, "status"),
+            folder_id: text(r, "messageFolderId"),
+            content: r
+                .children_named("content")
+                .map(|c| Content {
+                    kind: text(c, "type").unwrap_or_default(),
+                    subject: text(c, "subject"),
+                    body: c
+                        .child("content")
+                        .map(|b| b.text.clone())
+                        .unwrap_or_default(),
                 })
-            })
-            .collect()
+                .collect(),
+        })
     }
+}
 
+impl Message {
     /// The content of `kind` (`html` or `text`).
     pub fn content_of(&self, kind: &str) -> Option<&Content> {
         self.content.iter().find(|c| c.kind == kind)
@@ -259,20 +264,15 @@ pub struct MailList {
     pub status: Option<String>,
 }
 
-impl MailList {
-    pub fn list(response: &Element) -> Vec<Self> {
-        returns(response)
-            .into_iter()
-            .filter_map(|r| {
-                Some(Self {
-                    id: text(r, "id")?,
-                    name: text(r, "name").unwrap_or_default(),
-                    label: text(r, "label"),
-                    active_count: r.child_text("activeCount").and_then(|c| c.parse().ok()),
-                    status: text(r, "status"),
-                })
-            })
-            .collect()
+impl ReadObject for MailList {
+    fn from_return(r: &Element) -> Option<Self> {
+        Some(Self {
+            id: text(r, "id")?,
+            name: text(r, "name").unwrap_or_default(),
+            label: text(r, "label"),
+            active_count: r.child_text("activeCount").and_then(|c| c.parse().ok()),
+            status: text(r, "status"),
+        })
     }
 }
 
@@ -326,45 +326,42 @@ fn count(e: &Element, name: &str) -> Option<u64> {
     })
 }
 
-impl Delivery {
-    pub fn list(response: &Element) -> Vec<Self> {
-        returns(response)
-            .into_iter()
-            .filter_map(|r| {
-                let counts = count(r, "numSends").map(|num_sends| DeliveryCounts {
-                    num_sends,
-                    num_deliveries: count(r, "numDeliveries").unwrap_or(0),
-                    num_bounces: count(r, "numBounces").unwrap_or(0),
-                    uniq_opens: count(r, "uniqOpens").unwrap_or(0),
-                    uniq_clicks: count(r, "uniqClicks").unwrap_or(0),
-                    unsubscribes_by_prefs: count(r, "numUnsubscribesByPrefs").unwrap_or(0),
-                    unsubscribes_by_complaint: count(r, "numUnsubscribesByComplaint").unwrap_or(0),
-                });
-                Some(Self {
-                    id: text(r, "id")?,
-                    start: text(r, "start"),
-                    message_id: text(r, "messageId"),
-                    status: text(r, "status"),
-                    kind: text(r, "type"),
-                    from_email: text(r, "fromEmail"),
-                    from_name: text(r, "fromName"),
-                    reply_email: text(r, "replyEmail"),
-                    recipients: r
-                        .children_named("recipients")
-                        .filter_map(|c| {
-                            Some(Recipient {
-                                kind: text(c, "type").unwrap_or_default(),
-                                id: text(c, "id")?,
-                                delivery_type: text(c, "deliveryType"),
-                            })
-                        })
-                        .collect(),
-                    counts,
+impl ReadObject for Delivery {
+    fn from_return(r: &Element) -> Option<Self> {
+        let counts = count(r, "numSends").map(|num_sends| DeliveryCounts {
+            num_sends,
+            num_deliveries: count(r, "numDeliveries").unwrap_or(0),
+            num_bounces: count(r, "numBounces").unwrap_or(0),
+            uniq_opens: count(r, "uniqOpens").unwrap_or(0),
+            uniq_clicks: count(r, "uniqClicks").unwrap_or(0),
+            unsubscribes_by_prefs: count(r, "numUnsubscribesByPrefs").unwrap_or(0),
+            unsubscribes_by_complaint: count(r, "numUnsubscribesByComplaint").unwrap_or(0),
+        });
+        Some(Self {
+            id: text(r, "id")?,
+            start: text(r, "start"),
+            message_id: text(r, "messageId"),
+            status: text(r, "status"),
+            kind: text(r, "type"),
+            from_email: text(r, "fromEmail"),
+            from_name: text(r, "fromName"),
+            reply_email: text(r, "replyEmail"),
+            recipients: r
+                .children_named("recipients")
+                .filter_map(|c| {
+                    Some(Recipient {
+                        kind: text(c, "type").unwrap_or_default(),
+                        id: text(c, "id")?,
+                        delivery_type: text(c, "deliveryType"),
+                    })
                 })
-            })
-            .collect()
+                .collect(),
+            counts,
+        })
     }
+}
 
+impl Delivery {
     /// Whether the delivery selects list `list_id` (not as an exclusion).
     pub fn selects_list(&self, list_id: &str) -> bool {
         self.recipients.iter().any(|r| {

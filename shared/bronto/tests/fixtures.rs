@@ -4,7 +4,7 @@
 use espbridge_bronto::metrics;
 use espbridge_bronto::wire::{
     self, Delivery, DeliveryField, Element, ListRef, MailList, Message, MessageFolder, NS,
-    NewDelivery, Node, Recipient, Response, parse, parse_response,
+    NewDelivery, Node, ReadObject, Recipient, Response, parse, parse_response,
 };
 use std::path::PathBuf;
 
@@ -22,6 +22,18 @@ fn response(name: &str, op: &str) -> Element {
     match parse_response(&fixture(name), op).unwrap_or_else(|e| panic!("{name}: {e}")) {
         Response::Ok(r) => r,
         Response::Fault(f) => panic!("{name}: {f:?}"),
+    }
+}
+
+/// The `<op>Response` of a constructed answer holding `inner`.
+fn constructed(op: &str, inner: &str) -> Element {
+    let body = format!(
+        r#"<soap:Envelope xmlns:soap="{}"><soap:Body><ns2:{op}Response xmlns:ns2="{NS}">{inner}</ns2:{op}Response></soap:Body></soap:Envelope>"#,
+        wire::SOAP_NS
+    );
+    match parse_response(body.as_bytes(), op).unwrap() {
+        Response::Ok(r) => r,
+        Response::Fault(f) => panic!("{f:?}"),
     }
 }
 
@@ -237,24 +249,18 @@ fn contacts_and_fields_responses() {
 #[test]
 fn constructed_folder_and_delivery_responses() {
     // Shapes of reference B.7.1 and B.7.4 (no recorded samples exist).
-    let body = format!(
-        r#"<soap:Envelope xmlns:soap="{}"><soap:Body><ns2:readMessageFoldersResponse xmlns:ns2="{NS}"><return><id>F1</id><name>Optimove</name><parentId>F0</parentId><parentName>Messages</parentName></return></ns2:readMessageFoldersResponse></soap:Body></soap:Envelope>"#,
-        wire::SOAP_NS
+    let r = constructed(
+        "readMessageFolders",
+        "<return><id>F1</id><name>Optimove</name><parentId>F0</parentId><parentName>Messages</parentName></return>",
     );
-    let Response::Ok(r) = parse_response(body.as_bytes(), "readMessageFolders").unwrap() else {
-        panic!("fault")
-    };
     let f = MessageFolder::list(&r);
     assert_eq!((f[0].id.as_str(), f[0].name.as_str()), ("F1", "Optimove"));
     assert_eq!(f[0].parent_id.as_deref(), Some("F0"));
 
-    let body = format!(
-        r#"<soap:Envelope xmlns:soap="{}"><soap:Body><ns2:readDeliveriesResponse xmlns:ns2="{NS}"><return><id>D1</id><start>2024-06-15T09:30:00Z</start><messageId>M1</messageId><status>sent</status><type>triggered</type><fromEmail>news@brand.example</fromEmail><fromName>Brand</fromName><replyEmail>reply@brand.example</replyEmail><recipients><deliveryType>selected</deliveryType><id>L1</id><type>list</type></recipients><recipients><deliveryType>ineligible</deliveryType><id>L2</id><type>list</type></recipients><numSends>48211</numSends><numDeliveries>47775</numDeliveries><numHardBounces>96</numHardBounces><numSoftBounces>340</numSoftBounces><numBounces>436</numBounces><uniqOpens>9120</uniqOpens><numOpens>15874</numOpens><avgOpens>1.74</avgOpens><uniqClicks>1402</uniqClicks><numClicks>2210</numClicks><numUnsubscribesByPrefs>51</numUnsubscribesByPrefs><numUnsubscribesByComplaint>7</numUnsubscribesByComplaint></return><return><id>D2</id><status>unsent</status></return></ns2:readDeliveriesResponse></soap:Body></soap:Envelope>"#,
-        wire::SOAP_NS
+    let r = constructed(
+        "readDeliveries",
+        "<return><id>D1</id><start>2024-06-15T09:30:00Z</start><messageId>M1</messageId><status>sent</status><type>triggered</type><fromEmail>news@brand.example</fromEmail><fromName>Brand</fromName><replyEmail>reply@brand.example</replyEmail><recipients><deliveryType>selected</deliveryType><id>L1</id><type>list</type></recipients><recipients><deliveryType>ineligible</deliveryType><id>L2</id><type>list</type></recipients><numSends>48211</numSends><numDeliveries>47775</numDeliveries><numHardBounces>96</numHardBounces><numSoftBounces>340</numSoftBounces><numBounces>436</numBounces><uniqOpens>9120</uniqOpens><numOpens>15874</numOpens><avgOpens>1.74</avgOpens><uniqClicks>1402</uniqClicks><numClicks>2210</numClicks><numUnsubscribesByPrefs>51</numUnsubscribesByPrefs><numUnsubscribesByComplaint>7</numUnsubscribesByComplaint></return><return><id>D2</id><status>unsent</status></return>",
     );
-    let Response::Ok(r) = parse_response(body.as_bytes(), "readDeliveries").unwrap() else {
-        panic!("fault")
-    };
     let d = Delivery::list(&r);
     assert_eq!(d.len(), 2);
     assert!(d[0].selects_list("L1"));
