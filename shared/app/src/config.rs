@@ -3,6 +3,7 @@
 //! and from the local configuration file (TOML or JSON, credentials inline or by secret).
 
 use async_trait::async_trait;
+use espbridge_bronto::{BrontoConfig, BrontoCredentials, BrontoEsp};
 use espbridge_core::service::EspRegistry;
 use espbridge_core::{AccountId, Clock, EspKind};
 use espbridge_emarsys::{EmarsysConfig, EmarsysCredentials, EmarsysEsp};
@@ -42,6 +43,15 @@ pub enum AccountConfig {
         #[serde(default)]
         credentials_secret: Option<String>,
     },
+    Bronto {
+        #[serde(flatten)]
+        config: BrontoConfig,
+        #[serde(default)]
+        credentials: Option<BrontoCredentials>,
+        /// Secrets Manager id of a JSON secret `{"api_token": "..."}`.
+        #[serde(default)]
+        credentials_secret: Option<String>,
+    },
 }
 
 impl AccountConfig {
@@ -50,6 +60,7 @@ impl AccountConfig {
             AccountConfig::Emarsys { .. } => EspKind::Emarsys,
             AccountConfig::Smartfocus { .. } => EspKind::Smartfocus,
             AccountConfig::Silverpop { .. } => EspKind::Silverpop,
+            AccountConfig::Bronto { .. } => EspKind::Bronto,
         }
     }
     pub fn account(&self) -> &AccountId {
@@ -57,6 +68,7 @@ impl AccountConfig {
             AccountConfig::Emarsys { config, .. } => &config.account,
             AccountConfig::Smartfocus { config, .. } => &config.account,
             AccountConfig::Silverpop { config, .. } => &config.account,
+            AccountConfig::Bronto { config, .. } => &config.account,
         }
     }
 }
@@ -170,6 +182,18 @@ pub async fn build_registry(
                     .map_err(|e| fail(e.to_string()))?;
                 built.push(Arc::new(esp));
             }
+            AccountConfig::Bronto {
+                config,
+                credentials,
+                credentials_secret,
+            } => {
+                let creds: BrontoCredentials =
+                    credentials_for(credentials.clone(), credentials_secret.as_deref(), secrets)
+                        .await
+                        .map_err(fail)?;
+                let esp = BrontoEsp::new(config.clone(), creds).map_err(|e| fail(e.to_string()))?;
+                built.push(Arc::new(esp));
+            }
         }
     }
     Ok(EspRegistry::new(built))
@@ -222,6 +246,35 @@ mod tests {
         let toml = "[[accounts]]\nesp = \"emarsys\"\naccount = \"us\"\nbase_url = \"http://127.0.0.1:1/api/v2/\"\n[accounts.credentials]\nuser = \"u\"\nsecret = \"s\"\n";
         let a = parse_accounts(toml, "espbridge.toml").unwrap();
         assert_eq!(a[0].esp(), EspKind::Emarsys);
+    }
+
+    #[tokio::test]
+    async fn a_bronto_account_builds_and_its_defaults_are_checked() {
+        let toml = "[[accounts]]\nesp = \"bronto\"\naccount = \"eu\"\nfrom_email = \"news@brand.example\"\nfrom_name = \"Brand\"\n[accounts.credentials]\napi_token = \"t0ken\"\n";
+        let a = parse_accounts(toml, "espbridge.toml").unwrap();
+        assert_eq!(a[0].esp(), EspKind::Bronto);
+        let reg = build_registry(&a, None, Arc::new(SystemClock))
+            .await
+            .unwrap();
+        let esp = reg.choose(EspKind::Bronto, None, None).unwrap();
+        assert!(esp.needs_email());
+        assert_eq!(
+            esp.default_headers().unwrap().from_email,
+            "news@brand.example"
+        );
+        // A bad default address is named at start, before any campaign uses it.
+        let bad = toml.replace("news@brand.example", "not-an-address");
+        let a = parse_accounts(&bad, "espbridge.toml").unwrap();
+        let e = build_registry(&a, None, Arc::new(SystemClock))
+            .await
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            e.contains("bronto account eu") && e.contains("from_email"),
+            "{e}"
+        );
+        assert!(!e.contains("t0ken"), "{e}");
     }
 
     #[test]
