@@ -1,0 +1,1 @@
+//! Campaign analysis (issue 6).
