@@ -1,0 +1,277 @@
+//! Bronto SOAP API v4 simulator.
+//!
+//! `GET /v4?wsdl` serves the recorded WSDL; `POST /v4` takes one SOAP 1.1 envelope and
+//! dispatches on the single element under `Body` (SOAPAction is ignored). Elements are matched
+//! by local name with any prefix; the operation wrapper must be in `http://api.bronto.com/v4`
+//! (otherwise, or when the XML does not parse, Fault 107). Answers are `soap:` envelopes with
+//! `ns2:<op>Response`; call-level errors are HTTP 500 `soap:Fault`s with `faultstring`
+//! "CODE: text" and `detail/ns2:ApiException/errorCode`; item-level errors are `writeResult`
+//! items (`errors` = failed indices, then one `results` per input item).
+//!
+//! Operations:
+//! - `login(apiToken)` → session id (UUID-shaped). Wrong token → 102. Every other call needs
+//!   `Header/sessionHeader/sessionId`; missing, unknown or idle longer than
+//!   [`BrontoSimConfig::session_idle`] on the injected clock (sliding) → 103.
+//! - `readMessageFolders` (filter `id`, `name` stringValue), `readMessages` (filter `id`,
+//!   `name`, `status`, `messageFolderId`; `includeContent` adds html and text `content`),
+//!   `readLists` (filter `id`, `name`), `readDeliveries` (filter `id`, `messageId`, `status`,
+//!   `start` dateValue; `includeRecipients`). Filters honour `type` AND|OR (else 112); 5000
+//!   objects per `pageNumber` (default 1), an empty wrapper past the end.
+//! - `addLists` (`name` ≤ 100 else 510, `label` ≤ 100 else 509, either missing 110, existing
+//!   name 502), `addToList` (list by `id` or `name`; e-mail not a contact 302, invalid 303,
+//!   already on the list 506, unknown list 501 on every item), `deleteLists` (unknown 501, used
+//!   by a delivery whose start is still ahead 505), `addDeliveries` (start 201, messageId 205,
+//!   type triggered|test, transactional 215, other 106, fromEmail 202, fromName 213, replyEmail
+//!   202, throttle 0..720 else 220, recipients: bad type 204, unknown list 206, segment 207,
+//!   contact without id 208, none selected 209).
+//!
+//! Limits: an empty input array → 105; more than [`BrontoSimConfig::max_per_call`] items →
+//! 106; `addToList` addresses over [`BrontoSimConfig::addresses_per_minute`] within the real-time
+//! [`BrontoSimConfig::rate_window`] → the whole call refused with 101 and nothing applied
+//! (counted on receipt of accepted calls; see [`BrontoSim::rate_refusals`]).
+//!
+//! Deliveries are `unsent` until their `start` on the clock and `sent` from then on; their
+//! counters come from [`metrics`]: 0 before the start, then growing monotonically over 7 days
+//! for the audience measured when the delivery was added.
+//!
+//! Faults: [`BrontoSim::inject`] takes the usual [`Fault`]s, but `path_contains` is matched
+//! against the **operation name** (e.g. `Fault::on(FaultKind::Timeout(d), "addDeliveries", 1)`).
+//! `Status(code)` answers that HTTP status with Fault 101, `RateLimit` Fault 101 (rate text),
+//! `Timeout` processes the call then holds the answer, `DropConnection` closes the socket.
+//! The request log records `{"operation", "items"}` as the body, never the e-mails.
+//!
+//! UNCERTAIN choices (the reference is silent):
+//! - Fault HTTP status 500 and faultcode `soap:Client` for 102/104/105/106/110, `soap:Server`
+//!   otherwise; fault texts are the PHP SDK's wording; 106 for more than 5000 items; 101 for the
+//!   per-minute address limit, which Bronto does not document at all.
+//! - The account's contacts are implicit: every syntactically valid address is an active contact
+//!   except a stable `unknown_email_share` of them (xxh3 of the lower-cased address). Contacts
+//!   given only by `id` are answered 302 (the simulator keeps no contact ids); list membership is
+//!   case-insensitive.
+//! - An unknown list in `addToList` is item error 501 on every item (not a Fault); the call still
+//!   counts against the rate window.
+//! - Lists answer `visibility` `private`; folders carry no parent; messages are `active` and the
+//!   only `status` a message filter matches.
+//! - A `deliveries` item with an unknown `type` (e.g. `normal`) is item error 106.
+//! - Recipients of type `contact` count one address each and are not checked; `keyword` is 204;
+//!   a delivery's audience is the distinct members of its selected lists minus its `ineligible`
+//!   lists, frozen at `addDeliveries`.
+//! - No deduplication: the same `addDeliveries` twice makes two deliveries.
+//! - Date filters compare days in UTC; a bare date in a filter means midnight UTC; a `start`
+//!   without an offset is refused (201).
+//! - readDeliveries omits the rate fields (`deliveryRate`, …: units unknown) and the social
+//!   counters; `numHardBadEmail` = all hard bounces, `numSoftDestUnreach` = all soft bounces.
+//! - `sending` is never reported: a delivery goes `unsent` → `sent` at its start.
+//! - String filters are case-sensitive.
+
+mod filter;
+pub mod metrics;
+mod server;
+mod soap;
+mod state;
+
+use crate::faults::{Fault, FaultBook};
+use crate::http::ServerHandle;
+use crate::record::{RecordedRequest, Recorder};
+use espbridge_core::Clock;
+use jiff::{SignedDuration, Timestamp};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// A message (template) of a seeded folder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SeedMessage {
+    pub id: String,
+    pub name: String,
+    pub subject: String,
+    pub html: String,
+    pub text: String,
+}
+
+impl SeedMessage {
+    pub fn new(id: &str, name: &str, subject: &str) -> Self {
+        Self {
+            id: id.to_owned(),
+            name: name.to_owned(),
+            subject: subject.to_owned(),
+            html: format!("<html><body><h1>{subject}</h1>Hi %%!contact_email%%</body></html>"),
+            text: format!("{subject}\nHi %%!contact_email%%"),
+        }
+    }
+}
+
+/// A message folder with its messages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SeedFolder {
+    pub id: String,
+    pub name: String,
+    pub messages: Vec<SeedMessage>,
+}
+
+/// Simulator configuration; [`Default`] gives a ready account.
+#[derive(Debug, Clone)]
+pub struct BrontoSimConfig {
+    pub api_token: String,
+    pub folders: Vec<SeedFolder>,
+    /// Share of valid addresses that are not contacts of the account (addToList → 302).
+    pub unknown_email_share: f64,
+    /// Idle time after which a session answers Fault 103, on the injected clock.
+    pub session_idle: SignedDuration,
+    /// Most items per write call (and objects per read page is fixed at 5000).
+    pub max_per_call: usize,
+    /// addToList addresses allowed per [`Self::rate_window`]; `None` = unlimited.
+    pub addresses_per_minute: Option<u32>,
+    /// The real-time "minute" of the address limit (the time-scale knob for tests).
+    pub rate_window: Duration,
+}
+
+impl Default for BrontoSimConfig {
+    fn default() -> Self {
+        Self {
+            api_token: "sim-api-token".into(),
+            folders: vec![
+                SeedFolder {
+                    id: "0bcc03f2000000000000000000000000a1b2".into(),
+                    name: "Optimove".into(),
+                    messages: vec![
+                        SeedMessage::new(
+                            "0bcc03eb00000000000000000000001c7d10",
+                            "Summer promo",
+                            "Summer is here",
+                        ),
+                        SeedMessage::new(
+                            "0bcc03eb00000000000000000000001c7d11",
+                            "Winback",
+                            "We miss you",
+                        ),
+                    ],
+                },
+                SeedFolder {
+                    id: "0bcc03f2000000000000000000000000a1b3".into(),
+                    name: "Transactional".into(),
+                    messages: vec![SeedMessage::new(
+                        "0bcc03eb00000000000000000000001c7d20",
+                        "Order confirmation",
+                        "Your order",
+                    )],
+                },
+            ],
+            unknown_email_share: 0.01,
+            session_idle: SignedDuration::from_mins(20),
+            max_per_call: 5000,
+            addresses_per_minute: Some(50_000),
+            rate_window: Duration::from_secs(60),
+        }
+    }
+}
+
+/// A list of the account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SimList {
+    pub id: String,
+    pub name: String,
+    pub label: String,
+    pub status: String,
+    /// Member count (`activeCount`).
+    pub members: usize,
+}
+
+/// One `recipients` entry of a delivery.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SimRecipient {
+    /// `list` or `contact`.
+    pub kind: String,
+    pub id: String,
+    /// `selected`, `eligible` or `ineligible`.
+    pub delivery_type: String,
+}
+
+/// A delivery made by `addDeliveries`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SimDelivery {
+    pub id: String,
+    pub message_id: String,
+    pub start: Timestamp,
+    /// The delivery `type` (`triggered` or `test`).
+    pub kind: String,
+    pub from_email: String,
+    pub from_name: String,
+    pub reply_email: Option<String>,
+    pub recipients: Vec<SimRecipient>,
+    /// Distinct addresses selected when the delivery was added.
+    pub audience: usize,
+}
+
+/// A running simulator; stops when dropped.
+pub struct BrontoSim {
+    server: ServerHandle,
+    shared: Arc<server::Shared>,
+}
+
+impl BrontoSim {
+    /// Starts a server on `127.0.0.1` on a free port.
+    pub async fn start(config: BrontoSimConfig, clock: Arc<dyn Clock>) -> std::io::Result<Self> {
+        let shared = Arc::new(server::Shared {
+            clock,
+            state: Mutex::new(state::State::new(config)),
+            faults: FaultBook::default(),
+            recorder: Recorder::default(),
+        });
+        let server = crate::http::spawn(server::handler(shared.clone())).await?;
+        tracing::info!(port = server.addr().port(), "bronto simulator listening");
+        Ok(Self { server, shared })
+    }
+
+    /// `http://127.0.0.1:PORT/`
+    pub fn base_url(&self) -> String {
+        format!("http://{}/", self.server.addr())
+    }
+
+    /// `http://127.0.0.1:PORT/v4`
+    pub fn endpoint(&self) -> String {
+        format!("http://{}/v4", self.server.addr())
+    }
+
+    /// Queues a fault; its `path_contains` is matched against the operation name.
+    pub fn inject(&self, fault: Fault) {
+        self.shared.faults.inject(fault);
+    }
+
+    /// Invalidates every session: the next call with one answers Fault 103.
+    pub fn expire_sessions(&self) {
+        self.shared.state().sessions.clear();
+    }
+
+    /// Requests received; `body` is `{"operation": NAME, "items": N}`.
+    pub fn requests(&self) -> Vec<RecordedRequest> {
+        self.shared.recorder.all()
+    }
+
+    /// Successful logins.
+    pub fn logins(&self) -> usize {
+        self.shared.state().logins
+    }
+
+    pub fn lists(&self) -> Vec<SimList> {
+        self.shared.state().lists()
+    }
+
+    /// E-mails on the list, in insertion order, each once.
+    pub fn list_members(&self, list_id: &str) -> Vec<String> {
+        self.shared.state().list_members(list_id)
+    }
+
+    pub fn deliveries(&self) -> Vec<SimDelivery> {
+        self.shared.state().deliveries.clone()
+    }
+
+    /// addToList calls refused by the per-minute address limit.
+    pub fn rate_refusals(&self) -> usize {
+        self.shared.state().rate_refusals
+    }
+
+    /// Whether the account has a contact with this address.
+    pub fn is_contact(&self, email: &str) -> bool {
+        self.shared.state().is_contact(email)
+    }
+}
