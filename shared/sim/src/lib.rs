@@ -7,7 +7,7 @@
 //!
 //! Pieces shared by every simulator live at the top level: [`Fault`] injection (5xx, throttling,
 //! held responses, dropped connections) and the [`RecordedRequest`] log. The ESP-specific
-//! protocols live in one module each ([`emarsys`] today; SmartFocus, Silverpop and [`bronto`] (Bronto SOAP API v4) later).
+//! protocols live in one module each: [`emarsys`], [`smartfocus`], [`silverpop`], [`bronto`].
 //!
 //! ```no_run
 //! # async fn demo() -> std::io::Result<()> {

@@ -404,6 +404,55 @@ async fn recorded_add_to_list_by_name_and_read_lists() {
 }
 
 #[tokio::test]
+async fn reads_page_by_5000_and_are_empty_past_the_end() {
+    let h = harness().await;
+    let session = h.login().await;
+    for batch in 0..2 {
+        let lists: String = (0..(if batch == 0 { 5000 } else { 1 }))
+            .map(|i| format!("<lists><name>l{batch}-{i}</name><label>x</label></lists>"))
+            .collect();
+        assert!(
+            h.call(&session, "addLists", &lists)
+                .await
+                .write()
+                .0
+                .is_empty()
+        );
+    }
+    let page = |n: u32, extra: &str| format!("<filter/><pageNumber>{n}</pageNumber>{extra}");
+    assert_eq!(
+        h.call(&session, "readLists", &page(1, ""))
+            .await
+            .returns()
+            .len(),
+        5000
+    );
+    let second = h.call(&session, "readLists", &page(2, "")).await;
+    assert_eq!(second.returns()[0].child_text("name"), Some("l1-0"));
+    assert_eq!(second.returns().len(), 1);
+    assert!(
+        h.call(&session, "readLists", &page(3, ""))
+            .await
+            .returns()
+            .is_empty()
+    );
+    let small = h
+        .call(&session, "readLists", &page(2, "<pageSize>10</pageSize>"))
+        .await;
+    assert_eq!(small.returns()[0].child_text("name"), Some("l0-10"));
+    let tiny = h
+        .call(&session, "readLists", &page(1, "<pageSize>5</pageSize>"))
+        .await;
+    assert_eq!(tiny.fault_code(), Some(115));
+    let huge = h
+        .call(&session, "readLists", &page(1, "<pageSize>5001</pageSize>"))
+        .await;
+    assert_eq!(huge.fault_code(), Some(106));
+    let log = h.sim.requests();
+    assert_eq!(log[1].body.as_ref().unwrap()["items"], 5000);
+}
+
+#[tokio::test]
 async fn add_to_list_item_errors_and_call_limits() {
     let h = harness().await;
     let session = h.login().await;

@@ -6,6 +6,8 @@ use jiff::Timestamp;
 
 /// Objects per read page.
 pub(crate) const PAGE_SIZE: usize = 5000;
+/// Smallest `pageSize` (reference B.3; below → Fault 115).
+const MIN_PAGE_SIZE: usize = 10;
 
 /// How a filter combines its criteria.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -140,7 +142,8 @@ pub(crate) fn date_matches(criterion: &Element, actual: Timestamp) -> Result<boo
     })
 }
 
-/// `pageNumber` (1 when absent) → the objects of that page; past the end → none.
+/// `pageNumber` (1 when absent) and `pageSize` (newer WSDLs: 10..=5000, default 5000) → the
+/// objects of that page; past the end → none.
 pub(crate) fn page<T>(op: &Element, items: Vec<T>) -> Result<Vec<T>, ApiFault> {
     let number = match op.child_text("pageNumber") {
         None => 1,
@@ -150,8 +153,14 @@ pub(crate) fn page<T>(op: &Element, items: Vec<T>) -> Result<Vec<T>, ApiFault> {
             .filter(|n| *n >= 1)
             .ok_or_else(|| ApiFault::parameter("pageNumber"))?,
     };
-    let skip = (number - 1).saturating_mul(PAGE_SIZE);
-    Ok(items.into_iter().skip(skip).take(PAGE_SIZE).collect())
+    let size = match op.child_text("pageSize").map(str::parse::<usize>) {
+        None => PAGE_SIZE,
+        Some(Ok(size)) if size > PAGE_SIZE => return Err(ApiFault::too_many(PAGE_SIZE)),
+        Some(Ok(size)) if size >= MIN_PAGE_SIZE => size,
+        Some(_) => return Err(ApiFault::new(115, "Page size is below the minimum.")),
+    };
+    let skip = (number - 1).saturating_mul(size);
+    Ok(items.into_iter().skip(skip).take(size).collect())
 }
 
 /// A boolean flag such as `includeContent` (absent = false).

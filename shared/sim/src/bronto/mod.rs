@@ -16,7 +16,8 @@
 //!   `name`, `status`, `messageFolderId`; `includeContent` adds html and text `content`),
 //!   `readLists` (filter `id`, `name`), `readDeliveries` (filter `id`, `messageId`, `status`,
 //!   `start` dateValue; `includeRecipients`). Filters honour `type` AND|OR (else 112); 5000
-//!   objects per `pageNumber` (default 1), an empty wrapper past the end.
+//!   objects per `pageNumber` (default 1; `pageSize` 10..=5000 as newer WSDLs allow, above →
+//!   106, below → 115), an empty wrapper past the end.
 //! - `addLists` (`name` ≤ 100 else 510, `label` ≤ 100 else 509, either missing 110, existing
 //!   name 502), `addToList` (list by `id` or `name`; e-mail not a contact 302, invalid 303,
 //!   already on the list 506, unknown list 501 on every item), `deleteLists` (unknown 501, used
@@ -38,7 +39,8 @@
 //! against the **operation name** (e.g. `Fault::on(FaultKind::Timeout(d), "addDeliveries", 1)`).
 //! `Status(code)` answers that HTTP status with Fault 101, `RateLimit` Fault 101 (rate text),
 //! `Timeout` processes the call then holds the answer, `DropConnection` closes the socket.
-//! The request log records `{"operation", "items"}` as the body, never the e-mails.
+//! The request log records `{"operation", "items"}` as the body (items = entries of the input
+//! array), never the e-mails.
 //!
 //! UNCERTAIN choices (the reference is silent):
 //! - Fault HTTP status 500 and faultcode `soap:Client` for 102/104/105/106/110, `soap:Server`
@@ -63,6 +65,8 @@
 //!   counters; `numHardBadEmail` = all hard bounces, `numSoftDestUnreach` = all soft bounces.
 //! - `sending` is never reported: a delivery goes `unsent` → `sent` at its start.
 //! - String filters are case-sensitive.
+//! - Only SOAP 1.1 envelopes are accepted; a SOAP 1.2 envelope is Fault 107 like any other
+//!   malformed request (a real CXF server answers a VersionMismatch fault).
 
 mod filter;
 pub mod metrics;
@@ -117,7 +121,7 @@ pub struct BrontoSimConfig {
     pub unknown_email_share: f64,
     /// Idle time after which a session answers Fault 103, on the injected clock.
     pub session_idle: SignedDuration,
-    /// Most items per write call (and objects per read page is fixed at 5000).
+    /// Most items per write call (read pages hold at most 5000 objects whatever this is).
     pub max_per_call: usize,
     /// addToList addresses allowed per [`Self::rate_window`]; `None` = unlimited.
     pub addresses_per_minute: Option<u32>,

@@ -1,7 +1,7 @@
 //! Request handling: the WSDL, the envelope and its namespace, injected faults, sessions,
 //! dispatch on the body element.
 
-use super::soap::{self, ApiFault, NS};
+use super::soap::{self, ApiFault, NS, SOAP_NS};
 use super::state::{OpResult, State};
 use crate::faults::{FaultBook, FaultKind};
 use crate::http::{Handler, Reply, SimRequest};
@@ -88,7 +88,7 @@ async fn handle(shared: &Shared, req: SimRequest) -> Reply {
     // The log keeps the operation and its item count, never the body (it holds e-mails).
     record.body = Some(serde_json::json!({
         "operation": name,
-        "items": op.map_or(0, |op| op.children.len()),
+        "items": op.map_or(0, |op| op.children.iter().filter(|c| INPUT_ARRAYS.contains(&c.name.as_str())).count()),
     }));
     let mut hold = None;
     let mut status = 200;
@@ -129,9 +129,12 @@ async fn handle(shared: &Shared, req: SimRequest) -> Reply {
     respond(status, body, XML)
 }
 
-/// The single element under `Envelope/Body`.
+/// Input arrays of the write operations, counted in the request log.
+const INPUT_ARRAYS: [&str; 3] = ["contacts", "lists", "deliveries"];
+
+/// The single element under a SOAP 1.1 `Envelope/Body`.
 fn operation(root: &Element) -> Option<&Element> {
-    if root.name != "Envelope" {
+    if root.name != "Envelope" || root.namespace.as_deref() != Some(SOAP_NS) {
         return None;
     }
     match root.child("Body")?.children.as_slice() {
@@ -203,7 +206,15 @@ mod tests {
         assert_eq!(op.name, "readLists");
         assert_eq!(op.namespace.as_deref(), Some(NS));
         assert_eq!(session_id(&root), Some("S"));
-        let two = espbridge_xml::parse(b"<Envelope><Body><a/><b/></Body></Envelope>").unwrap();
+        let two = espbridge_xml::parse(
+            br#"<Envelope xmlns="http://schemas.xmlsoap.org/soap/envelope/"><Body><a/><b/></Body></Envelope>"#,
+        )
+        .unwrap();
         assert!(operation(&two).is_none());
+        let soap12 = espbridge_xml::parse(
+            br#"<Envelope xmlns="http://www.w3.org/2003/05/soap-envelope"><Body><a/></Body></Envelope>"#,
+        )
+        .unwrap();
+        assert!(operation(&soap12).is_none());
     }
 }

@@ -4,7 +4,7 @@ use espbridge_xml::Node;
 
 /// Target namespace of the API (wrapper elements and `sessionHeader`).
 pub(crate) const NS: &str = "http://api.bronto.com/v4";
-const SOAP_NS: &str = "http://schemas.xmlsoap.org/soap/envelope/";
+pub(crate) const SOAP_NS: &str = "http://schemas.xmlsoap.org/soap/envelope/";
 
 /// A call-level error: answered as a `soap:Fault` with `ApiException/errorCode`.
 #[derive(Debug, Clone, PartialEq, Eq)]
