@@ -1,0 +1,583 @@
+//! The adapter against the Bronto simulator.
+
+use espbridge_bronto::wire::{self, Response};
+use espbridge_bronto::{BrontoConfig, BrontoCredentials, BrontoEsp, keys};
+use espbridge_core::ports::esp::object_name;
+use espbridge_core::ports::{
+    AudienceBatch, Contact, Esp, EspError, EspIds, SendRequest, SenderHeaders,
+};
+use espbridge_core::{AccountId, CampaignId, ManualClock};
+use espbridge_sim::bronto::{BrontoSim, BrontoSimConfig};
+use espbridge_sim::{Fault, FaultKind};
+use jiff::{SignedDuration, Timestamp};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const SUMMER: &str = "0bcc03eb00000000000000000000001c7d10";
+const WINBACK: &str = "0bcc03eb00000000000000000000001c7d11";
+const OTHER_FOLDER_MESSAGE: &str = "0bcc03eb00000000000000000000001c7d20";
+
+struct Rig {
+    sim: BrontoSim,
+    esp: Arc<BrontoEsp>,
+    clock: ManualClock,
+}
+
+async fn rig(
+    sim_tweak: impl FnOnce(&mut BrontoSimConfig),
+    tweak: impl FnOnce(&mut BrontoConfig),
+) -> Rig {
+    let clock = ManualClock::new("2026-06-15T08:00:00Z".parse().unwrap());
+    let mut sim_config = BrontoSimConfig::default();
+    sim_tweak(&mut sim_config);
+    let sim = BrontoSim::start(sim_config, Arc::new(clock.clone()))
+        .await
+        .unwrap();
+    let mut config = BrontoConfig::new(AccountId::parse("br").unwrap());
+    config.base_url = sim.base_url();
+    config.from_email = "news@brand.example".into();
+    config.from_name = "Brand".into();
+    config.reply_to = Some("reply@brand.example".into());
+    config.max_attempts = 3;
+    config.request_timeout_secs = 5;
+    tweak(&mut config);
+    let credentials = BrontoCredentials {
+        api_token: "sim-api-token".into(),
+    };
+    let esp = BrontoEsp::new(config, credentials).unwrap();
+    Rig {
+        sim,
+        esp: Arc::new(esp),
+        clock,
+    }
+}
+
+async fn default_rig() -> Rig {
+    rig(|_| {}, |_| {}).await
+}
+
+fn campaign(id: &str) -> CampaignId {
+    CampaignId::parse(id).unwrap()
+}
+
+fn emails(from: usize, n: usize) -> Vec<String> {
+    (from..from + n)
+        .map(|i| format!("c{i}@example.org"))
+        .collect()
+}
+
+fn batch(first: u64, emails: &[Option<String>]) -> AudienceBatch {
+    AudienceBatch {
+        first_ordinal: first,
+        field_names: Arc::from(Vec::<String>::new()),
+        contacts: emails
+            .iter()
+            .enumerate()
+            .map(|(i, e)| Contact {
+                customer_id: format!("C-{}", first as usize + i),
+                email: e.clone(),
+                fields: Vec::new(),
+            })
+            .collect(),
+    }
+}
+
+fn known(emails: Vec<String>) -> AudienceBatch {
+    batch(0, &emails.into_iter().map(Some).collect::<Vec<_>>())
+}
+
+fn send_at() -> Timestamp {
+    "2026-06-15T09:30:00Z".parse().unwrap()
+}
+
+fn request<'a>(
+    campaign: &'a CampaignId,
+    audience: &'a EspIds,
+    headers: Option<&'a SenderHeaders>,
+    options: &'a serde_json::Value,
+) -> SendRequest<'a> {
+    SendRequest {
+        campaign_id: campaign,
+        variant: None,
+        template_id: SUMMER,
+        send_at: send_at(),
+        timezone: None,
+        audience,
+        options,
+        headers,
+    }
+}
+
+/// A campaign's list with `n` known contacts on it.
+async fn audience(r: &Rig, c: &CampaignId, n: usize) -> EspIds {
+    let ids = r.esp.create_audience(c, None).await.unwrap();
+    let outcome = r
+        .esp
+        .upload_batch(&ids, &known(emails(0, n)))
+        .await
+        .unwrap();
+    assert_eq!(outcome.accepted + outcome.not_in_esp, n as u64);
+    ids
+}
+
+async fn schedule(r: &Rig, c: &CampaignId, ids: &EspIds) -> EspIds {
+    let options = serde_json::Value::Null;
+    r.esp
+        .schedule_send(&request(c, ids, None, &options))
+        .await
+        .unwrap()
+}
+
+/// Operations the simulator saw, in order.
+fn operations(sim: &BrontoSim) -> Vec<(String, Option<i64>)> {
+    sim.requests()
+        .into_iter()
+        .map(|r| {
+            let op = r
+                .body
+                .as_ref()
+                .and_then(|b| b.get("operation"))
+                .and_then(|o| o.as_str())
+                .unwrap_or_default()
+                .to_owned();
+            (op, r.reply_code)
+        })
+        .collect()
+}
+
+fn count_op(sim: &BrontoSim, op: &str) -> usize {
+    operations(sim).iter().filter(|(o, _)| o == op).count()
+}
+
+#[tokio::test]
+async fn templates_come_only_from_the_folder() {
+    let r = default_rig().await;
+    let mut t = r.esp.list_templates().await.unwrap();
+    t.sort_by(|a, b| a.id.cmp(&b.id));
+    let ids: Vec<&str> = t.iter().map(|t| t.id.as_str()).collect();
+    assert_eq!(ids, [SUMMER, WINBACK]);
+    assert_eq!(t[0].display_name, "Summer promo");
+    assert_eq!(t[0].kind.as_deref(), Some("message"));
+    assert!(!ids.contains(&OTHER_FOLDER_MESSAGE));
+
+    let r = rig(|_| {}, |c| c.message_folder = "Nope".into()).await;
+    assert!(r.esp.list_templates().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn preview_gives_html_and_subject() {
+    let r = default_rig().await;
+    let p = r.esp.preview(SUMMER).await.unwrap();
+    assert_eq!(p.template_id, SUMMER);
+    assert_eq!(p.content_type, "text/html");
+    assert!(!p.body.is_empty());
+    assert_eq!(p.subject.as_deref(), Some("Summer is here"));
+    let missing = r.esp.preview("0bcc03eb0000000000000000000000ffffff").await;
+    assert!(
+        matches!(missing, Err(EspError::NotFound { .. })),
+        "{missing:?}"
+    );
+}
+
+#[tokio::test]
+async fn create_audience_twice_makes_one_list() {
+    let r = default_rig().await;
+    let c = campaign("881");
+    let a = r.esp.create_audience(&c, Some("A")).await.unwrap();
+    let b = r.esp.create_audience(&c, Some("A")).await.unwrap();
+    assert_eq!(a, b);
+    let name = object_name(&c, Some("A"));
+    assert_eq!(a.get(keys::LIST_NAME), Some(name.as_str()));
+    let lists: Vec<_> = r
+        .sim
+        .lists()
+        .into_iter()
+        .filter(|l| l.name == name)
+        .collect();
+    assert_eq!(lists.len(), 1);
+    assert_eq!(a.get(keys::LIST_ID), Some(lists[0].id.as_str()));
+    assert_eq!(lists[0].label, "espbridge 881 A");
+    // Another variant is another list.
+    let other = r.esp.create_audience(&c, Some("B")).await.unwrap();
+    assert_ne!(other.get(keys::LIST_ID), a.get(keys::LIST_ID));
+}
+
+#[tokio::test]
+async fn upload_counts_unknown_invalid_and_missing_addresses_and_a_resent_batch() {
+    let r = rig(|s| s.unknown_email_share = 0.3, |_| {}).await;
+    let c = campaign("882");
+    let ids = r.esp.create_audience(&c, None).await.unwrap();
+    let list_id = ids.get(keys::LIST_ID).unwrap().to_owned();
+    let valid = emails(0, 200);
+    let unknown = valid.iter().filter(|e| !r.sim.is_contact(e)).count() as u64;
+    assert!(
+        unknown > 20,
+        "the share leaves some addresses out: {unknown}"
+    );
+    let mut rows: Vec<Option<String>> = valid.iter().cloned().map(Some).collect();
+    rows.push(Some("not-an-address".into()));
+    rows.push(None);
+    let b = batch(0, &rows);
+    let first = r.esp.upload_batch(&ids, &b).await.unwrap();
+    assert_eq!(first.not_in_esp, unknown);
+    assert_eq!(first.accepted, 200 - unknown);
+    let codes: Vec<(usize, &str)> = first
+        .row_errors
+        .iter()
+        .map(|e| (e.index, e.code.as_str()))
+        .collect();
+    assert_eq!(codes, [(200, "303"), (201, "no_email")]);
+    assert!(
+        first
+            .row_errors
+            .iter()
+            .all(|e| !e.reason.contains("not-an-address"))
+    );
+    assert_eq!(r.sim.list_members(&list_id).len() as u64, first.accepted);
+
+    // The same batch again (a redelivered work item): nobody twice, the same counts.
+    let second = r.esp.upload_batch(&ids, &b).await.unwrap();
+    assert_eq!(second, first);
+    assert_eq!(r.sim.list_members(&list_id).len() as u64, first.accepted);
+}
+
+#[tokio::test]
+async fn an_expired_session_is_renewed_mid_upload_without_loss() {
+    let r = rig(|s| s.unknown_email_share = 0.0, |_| {}).await;
+    let c = campaign("883");
+    let ids = r.esp.create_audience(&c, None).await.unwrap();
+    let a = r
+        .esp
+        .upload_batch(&ids, &known(emails(0, 300)))
+        .await
+        .unwrap();
+    assert_eq!(r.sim.logins(), 1);
+    r.sim.expire_sessions();
+    let b = r
+        .esp
+        .upload_batch(&ids, &known(emails(300, 300)))
+        .await
+        .unwrap();
+    // Idle expiry on the simulator's clock, too.
+    r.clock.advance(SignedDuration::from_mins(21));
+    let c2 = r
+        .esp
+        .upload_batch(&ids, &known(emails(600, 300)))
+        .await
+        .unwrap();
+    assert_eq!(r.sim.logins(), 3);
+    assert_eq!(a.accepted + b.accepted + c2.accepted, 900);
+    let members = r.sim.list_members(ids.get(keys::LIST_ID).unwrap());
+    assert_eq!(members.len(), 900);
+    let refused = operations(&r.sim)
+        .iter()
+        .filter(|(_, code)| *code == Some(103))
+        .count();
+    assert_eq!(refused, 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_pacer_keeps_add_to_list_under_the_limit() {
+    let window = Duration::from_millis(300);
+    let r = rig(
+        |s| {
+            s.unknown_email_share = 0.0;
+            s.addresses_per_minute = Some(1000);
+            s.rate_window = window;
+        },
+        |c| {
+            c.addresses_per_minute = 1000;
+            c.rate_window_ms = 300;
+            c.batch_size = 1000;
+        },
+    )
+    .await;
+    let c = campaign("884");
+    let ids = r.esp.create_audience(&c, None).await.unwrap();
+    let batches: Vec<AudienceBatch> = (0..5).map(|i| known(emails(i * 1000, 1000))).collect();
+    let started = Instant::now();
+    let (a, b, c3, d, e) = tokio::join!(
+        r.esp.upload_batch(&ids, &batches[0]),
+        r.esp.upload_batch(&ids, &batches[1]),
+        r.esp.upload_batch(&ids, &batches[2]),
+        r.esp.upload_batch(&ids, &batches[3]),
+        r.esp.upload_batch(&ids, &batches[4]),
+    );
+    let elapsed = started.elapsed();
+    let accepted: u64 = [a, b, c3, d, e]
+        .into_iter()
+        .map(|o| o.unwrap().accepted)
+        .sum();
+    assert_eq!(accepted, 5000);
+    assert!(elapsed >= window * 4, "{elapsed:?}");
+    assert_eq!(r.sim.rate_refusals(), 0);
+    assert!(
+        operations(&r.sim)
+            .iter()
+            .all(|(_, code)| *code != Some(101)),
+        "the simulator refused a call"
+    );
+    assert_eq!(count_op(&r.sim, "addToList"), 5);
+}
+
+#[tokio::test]
+async fn fault_101_is_retried_and_reported_when_it_persists() {
+    let r = rig(|s| s.unknown_email_share = 0.0, |_| {}).await;
+    let c = campaign("885");
+    let ids = r.esp.create_audience(&c, None).await.unwrap();
+    r.sim
+        .inject(Fault::on(FaultKind::RateLimit, "addToList", 2));
+    let o = r
+        .esp
+        .upload_batch(&ids, &known(emails(0, 10)))
+        .await
+        .unwrap();
+    assert_eq!(o.accepted, 10);
+    let calls: Vec<_> = operations(&r.sim)
+        .into_iter()
+        .filter(|(op, _)| op == "addToList")
+        .map(|(_, code)| code)
+        .collect();
+    assert_eq!(calls, [Some(101), Some(101), None]);
+
+    r.sim
+        .inject(Fault::on(FaultKind::RateLimit, "addToList", 3));
+    let err = r
+        .esp
+        .upload_batch(&ids, &known(emails(10, 10)))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, EspError::RateLimited { attempts: 3, .. }),
+        "{err:?}"
+    );
+    assert!(err.is_retryable());
+}
+
+#[tokio::test]
+async fn schedule_send_twice_makes_one_delivery_with_the_default_headers() {
+    let r = default_rig().await;
+    let c = campaign("886");
+    let ids = audience(&r, &c, 50).await;
+    let first = schedule(&r, &c, &ids).await;
+    let second = schedule(&r, &c, &ids).await;
+    assert_eq!(first, second);
+    let deliveries = r.sim.deliveries();
+    assert_eq!(deliveries.len(), 1);
+    let d = &deliveries[0];
+    assert_eq!(first.get(keys::DELIVERY_ID), Some(d.id.as_str()));
+    assert_eq!(first.get(keys::MESSAGE_ID), Some(SUMMER));
+    assert_eq!(first.get(keys::LIST_ID), ids.get(keys::LIST_ID));
+    assert_eq!(d.start, send_at());
+    assert_eq!(d.kind, "triggered");
+    assert_eq!(d.from_email, "news@brand.example");
+    assert_eq!(d.from_name, "Brand");
+    assert_eq!(d.reply_email.as_deref(), Some("reply@brand.example"));
+    assert_eq!(d.recipients.len(), 1);
+    assert_eq!(d.recipients[0].kind, "list");
+    assert_eq!(Some(d.recipients[0].id.as_str()), ids.get(keys::LIST_ID));
+    assert_eq!(d.recipients[0].delivery_type, "selected");
+    assert_eq!(count_op(&r.sim, "addDeliveries"), 1);
+}
+
+#[tokio::test]
+async fn a_dropped_connection_on_add_deliveries_still_makes_one_delivery() {
+    let r = default_rig().await;
+    let c = campaign("887");
+    let ids = audience(&r, &c, 20).await;
+    r.sim
+        .inject(Fault::on(FaultKind::DropConnection, "addDeliveries", 1));
+    schedule(&r, &c, &ids).await;
+    assert_eq!(r.sim.deliveries().len(), 1);
+    assert_eq!(count_op(&r.sim, "addDeliveries"), 2);
+}
+
+#[tokio::test]
+async fn a_timed_out_add_deliveries_is_looked_up_not_repeated() {
+    let r = rig(|_| {}, |c| c.request_timeout_secs = 1).await;
+    let c = campaign("888");
+    let ids = audience(&r, &c, 20).await;
+    r.sim.inject(Fault::on(
+        FaultKind::Timeout(Duration::from_secs(3)),
+        "addDeliveries",
+        1,
+    ));
+    let sent = schedule(&r, &c, &ids).await;
+    let deliveries = r.sim.deliveries();
+    assert_eq!(
+        deliveries.len(),
+        1,
+        "the server acted on the timed-out call"
+    );
+    assert_eq!(sent.get(keys::DELIVERY_ID), Some(deliveries[0].id.as_str()));
+    assert_eq!(count_op(&r.sim, "addDeliveries"), 1);
+}
+
+#[tokio::test]
+async fn template_headers_override_the_defaults_and_bad_ones_are_refused() {
+    let r = default_rig().await;
+    let c = campaign("889");
+    let ids = audience(&r, &c, 5).await;
+    let options = serde_json::Value::Null;
+    let custom = SenderHeaders {
+        from_email: "promo@brand.example".into(),
+        from_name: "Brand Promotions".into(),
+        reply_to: None,
+    };
+    r.esp
+        .schedule_send(&request(&c, &ids, Some(&custom), &options))
+        .await
+        .unwrap();
+    let d = &r.sim.deliveries()[0];
+    assert_eq!(d.from_email, "promo@brand.example");
+    assert_eq!(d.from_name, "Brand Promotions");
+    assert_eq!(d.reply_email, None);
+
+    let bad = SenderHeaders {
+        from_email: "promo".into(),
+        from_name: "Brand".into(),
+        reply_to: Some("also bad".into()),
+    };
+    let c2 = campaign("890");
+    let ids2 = audience(&r, &c2, 5).await;
+    let err = r
+        .esp
+        .schedule_send(&request(&c2, &ids2, Some(&bad), &options))
+        .await
+        .unwrap_err();
+    match &err {
+        EspError::Invalid { detail, .. } => {
+            assert!(
+                detail.contains("from_email") && detail.contains("reply_to"),
+                "{detail}"
+            );
+            assert!(!detail.contains("also bad"), "{detail}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(r.sim.deliveries().len(), 1);
+}
+
+#[tokio::test]
+async fn metrics_are_none_before_the_start_then_grow() {
+    let r = rig(|s| s.unknown_email_share = 0.0, |_| {}).await;
+    let c = campaign("891");
+    let ids = audience(&r, &c, 400).await;
+    let sent = schedule(&r, &c, &ids).await;
+    assert_eq!(r.esp.fetch_metrics(&sent).await.unwrap(), None);
+    r.clock.set(send_at() + SignedDuration::from_hours(6));
+    let early = r.esp.fetch_metrics(&sent).await.unwrap().unwrap();
+    assert_eq!(early.sent, 400);
+    r.clock.set(send_at() + SignedDuration::from_hours(24 * 7));
+    let late = r.esp.fetch_metrics(&sent).await.unwrap().unwrap();
+    assert_eq!(late.sent, 400);
+    assert!(
+        late.delivered >= early.delivered && late.delivered > 350,
+        "{late:?}"
+    );
+    assert!(late.opens > early.opens, "{early:?} {late:?}");
+    assert!(late.clicks >= early.clicks && late.clicks > 0);
+    assert!(late.unsubscribes >= late.complaints);
+    assert!(late.bounces > 0 && late.bounces + late.delivered <= late.sent);
+}
+
+/// Calls the simulator directly with a session of its own (for objects espbridge did not make).
+async fn raw_call(sim: &BrontoSim, op: &str, body: wire::Node) -> wire::Element {
+    let http = reqwest::Client::new();
+    let url = format!("{}v4", sim.base_url());
+    let post = |bytes: Vec<u8>| http.post(&url).body(bytes).send();
+    let login = post(wire::envelope(None, wire::login("sim-api-token")).unwrap())
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    let Response::Ok(l) = wire::parse_response(&login, "login").unwrap() else {
+        panic!("login refused")
+    };
+    let session = wire::session_id(&l).unwrap().to_owned();
+    let answer = post(wire::envelope(Some(&session), body).unwrap())
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    match wire::parse_response(&answer, op).unwrap() {
+        Response::Ok(r) => r,
+        Response::Fault(f) => panic!("{f:?}"),
+    }
+}
+
+#[tokio::test]
+async fn cleanup_deletes_our_list_once_the_send_is_out_and_only_ours() {
+    let r = default_rig().await;
+    let c = campaign("892");
+    let ids = audience(&r, &c, 10).await;
+    let sent = schedule(&r, &c, &ids).await;
+    let list_id = ids.get(keys::LIST_ID).unwrap().to_owned();
+    // Still used by the delivery ahead: retryable.
+    let early = r.esp.cleanup(&sent).await.unwrap_err();
+    assert!(early.is_retryable(), "{early:?}");
+    assert!(r.sim.lists().iter().any(|l| l.id == list_id));
+
+    r.clock.set(send_at() + SignedDuration::from_hours(1));
+    r.esp.cleanup(&sent).await.unwrap();
+    assert!(!r.sim.lists().iter().any(|l| l.id == list_id));
+    r.esp.cleanup(&sent).await.unwrap();
+
+    let made = raw_call(
+        &r.sim,
+        "addLists",
+        wire::add_lists("newsletter", "Newsletter"),
+    )
+    .await;
+    let foreign = wire::write_results(&made)[0].id.clone().unwrap();
+    let err = r
+        .esp
+        .cleanup(&EspIds::default().with(keys::LIST_ID, foreign.clone()))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, EspError::Invalid { .. }), "{err:?}");
+    assert!(r.sim.lists().iter().any(|l| l.id == foreign));
+}
+
+#[tokio::test]
+async fn retention_and_port_flags() {
+    let r = rig(|_| {}, |c| c.list_retention_days = 30).await;
+    assert_eq!(
+        r.esp.cleanup_after(),
+        Some(SignedDuration::from_hours(24 * 30))
+    );
+    assert!(r.esp.needs_email());
+    assert_eq!(r.esp.max_batch(), 5000);
+    assert_eq!(
+        r.esp.default_headers().unwrap().reply_to.as_deref(),
+        Some("reply@brand.example")
+    );
+    let r = rig(|_| {}, |c| c.list_retention_days = 0).await;
+    assert_eq!(r.esp.cleanup_after(), None);
+}
+
+#[tokio::test]
+async fn a_wrong_token_is_an_auth_error() {
+    let sim = BrontoSim::start(
+        BrontoSimConfig::default(),
+        Arc::new(ManualClock::new("2026-06-15T08:00:00Z".parse().unwrap())),
+    )
+    .await
+    .unwrap();
+    let mut config = BrontoConfig::new(AccountId::parse("br").unwrap());
+    config.base_url = sim.base_url();
+    config.from_email = "news@brand.example".into();
+    config.from_name = "Brand".into();
+    let esp = BrontoEsp::new(
+        config,
+        BrontoCredentials {
+            api_token: "wrong".into(),
+        },
+    )
+    .unwrap();
+    let err = esp.list_templates().await.unwrap_err();
+    assert!(matches!(err, EspError::Auth { .. }), "{err:?}");
+    assert!(!err.to_string().contains("wrong"));
+}
