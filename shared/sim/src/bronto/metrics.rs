@@ -27,6 +27,52 @@ impl DeliveryCounters {
     pub fn num_bounces(&self) -> u64 {
         self.num_hard_bounces + self.num_soft_bounces
     }
+
+    /// The `deliveryObject` counter elements in WSDL order, from `numSends` to
+    /// `numContactLossBounces` (rates and social counters are left out). Bounce causes are not
+    /// modelled: hard bounces count as bad e-mails, soft ones as unreachable destinations.
+    pub fn wire_fields(&self) -> Vec<(&'static str, String)> {
+        let avg = |total: u64, unique: u64| match unique {
+            0 => "0.0".to_owned(),
+            _ => format!("{:.2}", total as f64 / unique as f64),
+        };
+        let unsubscribes = self.num_unsubscribes_by_prefs + self.num_unsubscribes_by_complaint;
+        let n = |name: &'static str, value: u64| (name, value.to_string());
+        vec![
+            n("numSends", self.num_sends),
+            n("numDeliveries", self.num_deliveries),
+            n("numHardBadEmail", self.num_hard_bounces),
+            n("numHardDestUnreach", 0),
+            n("numHardMessageContent", 0),
+            n("numHardBounces", self.num_hard_bounces),
+            n("numSoftBadEmail", 0),
+            n("numSoftDestUnreach", self.num_soft_bounces),
+            n("numSoftMessageContent", 0),
+            n("numSoftBounces", self.num_soft_bounces),
+            n("numOtherBounces", 0),
+            n("numBounces", self.num_bounces()),
+            n("uniqOpens", self.uniq_opens),
+            n("numOpens", self.num_opens),
+            ("avgOpens", avg(self.num_opens, self.uniq_opens)),
+            n("uniqClicks", self.uniq_clicks),
+            n("numClicks", self.num_clicks),
+            ("avgClicks", avg(self.num_clicks, self.uniq_clicks)),
+            n("uniqConversions", 0),
+            n("numConversions", 0),
+            ("avgConversions", "0.0".to_owned()),
+            ("revenue", "0.0".to_owned()),
+            n("numSurveyResponses", 0),
+            n("numFriendForwards", 0),
+            n("numContactUpdates", 0),
+            n("numUnsubscribesByPrefs", self.num_unsubscribes_by_prefs),
+            n(
+                "numUnsubscribesByComplaint",
+                self.num_unsubscribes_by_complaint,
+            ),
+            n("numContactLoss", self.num_hard_bounces + unsubscribes),
+            n("numContactLossBounces", self.num_hard_bounces),
+        ]
+    }
 }
 
 const WEEK_HOURS: f64 = 7.0 * 24.0;
@@ -120,5 +166,20 @@ mod tests {
         assert!((2_000..3_000).contains(&last.uniq_opens), "{last:?}");
         assert!((300..600).contains(&last.uniq_clicks), "{last:?}");
         assert_eq!(last.num_deliveries + last.num_bounces(), last.num_sends);
+    }
+
+    #[test]
+    fn wire_fields_follow_the_wsdl_order() {
+        let wsdl = include_str!("bronto-v4.wsdl");
+        let object = &wsdl[wsdl
+            .find("<xs:complexType name=\"deliveryObject\">")
+            .unwrap()..];
+        let object = &object[..object.find("</xs:complexType>").unwrap()];
+        let positions: Vec<usize> = DeliveryCounters::default()
+            .wire_fields()
+            .iter()
+            .map(|(name, _)| object.find(&format!("name=\"{name}\"")).unwrap())
+            .collect();
+        assert!(positions.windows(2).all(|w| w[0] < w[1]), "{positions:?}");
     }
 }

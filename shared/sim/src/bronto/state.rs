@@ -105,6 +105,10 @@ impl State {
         if op.child_text("apiToken") != Some(self.config.api_token.as_str()) {
             return Err(ApiFault::bad_token());
         }
+        // Forget sessions that can no longer be used, so the map does not grow without end.
+        let idle = self.config.session_idle;
+        self.sessions
+            .retain(|_, last| now.duration_since(*last) <= idle);
         self.logins += 1;
         let seed = xxh3_64(format!("{}/{}", self.logins, now.as_nanosecond()).as_bytes());
         let salt = xxh3_64(&seed.to_le_bytes());
@@ -558,54 +562,11 @@ fn delivery_node(d: &SimDelivery, status: &str, with_recipients: bool, now: Time
                 .child(Node::text("type", r.kind.clone()))
         }));
     }
-    let counters = [
-        ("numSends", c.num_sends),
-        ("numDeliveries", c.num_deliveries),
-        ("numHardBadEmail", c.num_hard_bounces),
-        ("numHardDestUnreach", 0),
-        ("numHardMessageContent", 0),
-        ("numHardBounces", c.num_hard_bounces),
-        ("numSoftBadEmail", 0),
-        ("numSoftDestUnreach", c.num_soft_bounces),
-        ("numSoftMessageContent", 0),
-        ("numSoftBounces", c.num_soft_bounces),
-        ("numOtherBounces", 0),
-        ("numBounces", c.num_bounces()),
-        ("uniqOpens", c.uniq_opens),
-        ("numOpens", c.num_opens),
-    ];
-    node = node.children(counters.map(|(name, v)| Node::text(name, v.to_string())));
-    let avg = |total: u64, unique: u64| {
-        if unique == 0 {
-            "0.0".to_owned()
-        } else {
-            format!("{:.2}", total as f64 / unique as f64)
-        }
-    };
-    node = node
-        .child(Node::text("avgOpens", avg(c.num_opens, c.uniq_opens)))
-        .child(Node::text("uniqClicks", c.uniq_clicks.to_string()))
-        .child(Node::text("numClicks", c.num_clicks.to_string()))
-        .child(Node::text("avgClicks", avg(c.num_clicks, c.uniq_clicks)));
-    let tail = [("uniqConversions", 0), ("numConversions", 0)];
-    node = node.children(tail.map(|(name, v)| Node::text(name, v.to_string())));
-    node = node
-        .child(Node::text("avgConversions", "0.0"))
-        .child(Node::text("revenue", "0.0"));
-    let unsubscribes = c.num_unsubscribes_by_prefs + c.num_unsubscribes_by_complaint;
-    let rest = [
-        ("numSurveyResponses", 0),
-        ("numFriendForwards", 0),
-        ("numContactUpdates", 0),
-        ("numUnsubscribesByPrefs", c.num_unsubscribes_by_prefs),
-        (
-            "numUnsubscribesByComplaint",
-            c.num_unsubscribes_by_complaint,
-        ),
-        ("numContactLoss", c.num_hard_bounces + unsubscribes),
-        ("numContactLossBounces", c.num_hard_bounces),
-    ];
-    node.children(rest.map(|(name, v)| Node::text(name, v.to_string())))
+    node.children(
+        c.wire_fields()
+            .into_iter()
+            .map(|(name, value)| Node::text(name, value)),
+    )
 }
 
 #[cfg(test)]
