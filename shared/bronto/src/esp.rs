@@ -395,7 +395,13 @@ impl Esp for BrontoEsp {
                 }),
             }
         }
-        for chunk in with_email.chunks(self.config.batch_size) {
+        // A call larger than the whole rate allowance could never pass the limit.
+        let per_call = self
+            .config
+            .batch_size
+            .min(self.config.addresses_per_minute as usize)
+            .max(1);
+        for chunk in with_email.chunks(per_call) {
             self.add_chunk(list_id, chunk, &mut outcome).await?;
         }
         outcome.row_errors.sort_by_key(|r| r.index);

@@ -29,6 +29,11 @@
 //!   counts as ours when its start is the same second and it selects our list. Real Bronto
 //!   makes deliveries readable "a few minutes" after addDeliveries, so a retry within that gap
 //!   could still duplicate; the caller's retries are minutes apart.
+//! * The lookup's `start` filter is `SameDay` of the UTC send time; a server comparing days in
+//!   the account's zone could miss a delivery near midnight (the next attempt would then make
+//!   a second one).
+//! * addToList calls carry at most `min(batch_size, addresses_per_minute)` addresses, so one
+//!   call always fits the allowance.
 //! * `start` is sent as UTC with an explicit `+00:00` offset; the request's time zone is not
 //!   needed for an instant.
 //! * Metrics: `None` while the delivery is absent, `unsent`, or has no `numSends`;

@@ -321,6 +321,31 @@ async fn the_pacer_keeps_add_to_list_under_the_limit() {
 }
 
 #[tokio::test]
+async fn a_batch_larger_than_the_allowance_is_split_to_fit() {
+    let r = rig(
+        |s| {
+            s.unknown_email_share = 0.0;
+            s.addresses_per_minute = Some(500);
+            s.rate_window = Duration::from_millis(200);
+        },
+        |c| {
+            c.addresses_per_minute = 500;
+            c.rate_window_ms = 200;
+        },
+    )
+    .await;
+    let ids = r.esp.create_audience(&campaign("893"), None).await.unwrap();
+    let o = r
+        .esp
+        .upload_batch(&ids, &known(emails(0, 1200)))
+        .await
+        .unwrap();
+    assert_eq!(o.accepted, 1200);
+    assert_eq!(count_op(&r.sim, "addToList"), 3);
+    assert_eq!(r.sim.rate_refusals(), 0);
+}
+
+#[tokio::test]
 async fn fault_101_is_retried_and_reported_when_it_persists() {
     let r = rig(|s| s.unknown_email_share = 0.0, |_| {}).await;
     let c = campaign("885");
