@@ -1,7 +1,7 @@
 //! Read filters (`filterType` AND|OR over criteria elements), string and date criteria, paging.
 
 use super::soap::ApiFault;
-use espbridge_xml::Element;
+use espbridge_xml::{Element, Node};
 use jiff::Timestamp;
 
 /// Objects per read page.
@@ -17,7 +17,7 @@ pub(crate) enum Combine {
 }
 
 /// A read's `filter`: its combination and its criteria elements (everything but `type`).
-pub(crate) struct Filter<'a> {
+struct Filter<'a> {
     combine: Combine,
     criteria: Vec<&'a Element>,
 }
@@ -144,7 +144,7 @@ pub(crate) fn date_matches(criterion: &Element, actual: Timestamp) -> Result<boo
 
 /// `pageNumber` (1 when absent) and `pageSize` (newer WSDLs: 10..=5000, default 5000) → the
 /// objects of that page; past the end → none.
-pub(crate) fn page<T>(op: &Element, items: Vec<T>) -> Result<Vec<T>, ApiFault> {
+fn page<T>(op: &Element, items: Vec<T>) -> Result<Vec<T>, ApiFault> {
     let number = match op.child_text("pageNumber") {
         None => 1,
         Some(text) => text
@@ -161,6 +161,24 @@ pub(crate) fn page<T>(op: &Element, items: Vec<T>) -> Result<Vec<T>, ApiFault> {
     };
     let skip = (number - 1).saturating_mul(size);
     Ok(items.into_iter().skip(skip).take(size).collect())
+}
+
+/// A whole read: the objects the op's `filter` accepts (`test` answers one criterion of one
+/// object, `None` for criteria it ignores), that `pageNumber`/`pageSize` select, rendered.
+pub(crate) fn read<T>(
+    op: &Element,
+    objects: impl IntoIterator<Item = T>,
+    test: impl Fn(&T, &Element) -> Result<Option<bool>, ApiFault>,
+    render: impl Fn(T) -> Node,
+) -> Result<Vec<Node>, ApiFault> {
+    let filter = Filter::of(op)?;
+    let mut found = Vec::new();
+    for object in objects {
+        if filter.accepts(|criterion| test(&object, criterion))? {
+            found.push(object);
+        }
+    }
+    Ok(page(op, found)?.into_iter().map(render).collect())
 }
 
 /// A boolean flag such as `includeContent` (absent = false).

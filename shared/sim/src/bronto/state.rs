@@ -1,7 +1,7 @@
 //! The account: sessions, folders and messages, lists, deliveries, the address rate window,
 //! and one method per operation.
 
-use super::filter::{self, Filter};
+use super::filter;
 use super::metrics::counters_at;
 use super::soap::{ApiFault, Item, write_result};
 use super::{BrontoSimConfig, SimDelivery, SimList, SimRecipient};
@@ -139,60 +139,58 @@ impl State {
     // ---- folders and messages ----
 
     pub fn read_message_folders(&self, op: &Element) -> OpResult {
-        let filter = Filter::of(op)?;
-        let mut found = Vec::new();
-        for folder in &self.config.folders {
-            let hit = filter.accepts(|c| match c.name.as_str() {
+        filter::read(
+            op,
+            &self.config.folders,
+            |folder, c| match c.name.as_str() {
                 "id" => Ok(Some(filter::text_equals(c, &folder.id))),
                 "name" => filter::string_matches(c, &folder.name).map(Some),
                 _ => Ok(None),
-            })?;
-            if hit {
-                found.push(
-                    Node::new("return")
-                        .child(Node::text("id", folder.id.clone()))
-                        .child(Node::text("name", folder.name.clone())),
-                );
-            }
-        }
-        filter::page(op, found)
+            },
+            |folder| {
+                Node::new("return")
+                    .child(Node::text("id", folder.id.clone()))
+                    .child(Node::text("name", folder.name.clone()))
+            },
+        )
     }
 
     pub fn read_messages(&self, op: &Element) -> OpResult {
-        let filter = Filter::of(op)?;
         let content = filter::flag(op, "includeContent");
-        let mut found = Vec::new();
-        for folder in &self.config.folders {
-            for message in &folder.messages {
-                let hit = filter.accepts(|c| match c.name.as_str() {
-                    "id" => Ok(Some(filter::text_equals(c, &message.id))),
-                    "messageFolderId" => Ok(Some(filter::text_equals(c, &folder.id))),
-                    "name" => filter::string_matches(c, &message.name).map(Some),
-                    "status" => Ok(Some(filter::text_equals(c, "active"))),
-                    _ => Ok(None),
-                })?;
-                if !hit {
-                    continue;
-                }
-                let mut node = Node::new("return")
+        let messages = self
+            .config
+            .folders
+            .iter()
+            .flat_map(|folder| folder.messages.iter().map(move |m| (folder, m)));
+        filter::read(
+            op,
+            messages,
+            |(folder, message), c| match c.name.as_str() {
+                "id" => Ok(Some(filter::text_equals(c, &message.id))),
+                "messageFolderId" => Ok(Some(filter::text_equals(c, &folder.id))),
+                "name" => filter::string_matches(c, &message.name).map(Some),
+                "status" => Ok(Some(filter::text_equals(c, "active"))),
+                _ => Ok(None),
+            },
+            |(folder, message)| {
+                let node = Node::new("return")
                     .child(Node::text("id", message.id.clone()))
                     .child(Node::text("name", message.name.clone()))
                     .child(Node::text("status", "active"))
                     .child(Node::text("messageFolderId", folder.id.clone()));
-                if content {
-                    for (kind, body) in [("html", &message.html), ("text", &message.text)] {
-                        node = node.child(
-                            Node::new("content")
-                                .child(Node::text("type", kind))
-                                .child(Node::text("subject", message.subject.clone()))
-                                .child(Node::text("content", body.clone())),
-                        );
-                    }
+                if !content {
+                    return node;
                 }
-                found.push(node);
-            }
-        }
-        filter::page(op, found)
+                node.children([("html", &message.html), ("text", &message.text)].map(
+                    |(kind, body)| {
+                        Node::new("content")
+                            .child(Node::text("type", kind))
+                            .child(Node::text("subject", message.subject.clone()))
+                            .child(Node::text("content", body.clone()))
+                    },
+                ))
+            },
+        )
     }
 
     fn message(&self, id: &str) -> Option<&super::SeedMessage> {
@@ -218,27 +216,24 @@ impl State {
     }
 
     pub fn read_lists(&self, op: &Element) -> OpResult {
-        let filter = Filter::of(op)?;
-        let mut found = Vec::new();
-        for list in self.lists.iter().filter(|l| l.status == "active") {
-            let hit = filter.accepts(|c| match c.name.as_str() {
+        filter::read(
+            op,
+            self.lists.iter().filter(|l| l.status == "active"),
+            |list, c| match c.name.as_str() {
                 "id" => Ok(Some(filter::text_equals(c, &list.id))),
                 "name" => filter::string_matches(c, &list.name).map(Some),
                 _ => Ok(None),
-            })?;
-            if hit {
-                found.push(
-                    Node::new("return")
-                        .child(Node::text("id", list.id.clone()))
-                        .child(Node::text("name", list.name.clone()))
-                        .child(Node::text("label", list.label.clone()))
-                        .child(Node::text("activeCount", list.members.len().to_string()))
-                        .child(Node::text("status", list.status.clone()))
-                        .child(Node::text("visibility", "private")),
-                );
-            }
-        }
-        filter::page(op, found)
+            },
+            |list| {
+                Node::new("return")
+                    .child(Node::text("id", list.id.clone()))
+                    .child(Node::text("name", list.name.clone()))
+                    .child(Node::text("label", list.label.clone()))
+                    .child(Node::text("activeCount", list.members.len().to_string()))
+                    .child(Node::text("status", list.status.clone()))
+                    .child(Node::text("visibility", "private"))
+            },
+        )
     }
 
     pub fn add_lists(&mut self, op: &Element) -> OpResult {
@@ -501,27 +496,20 @@ impl State {
     }
 
     pub fn read_deliveries(&self, op: &Element, now: Timestamp) -> OpResult {
-        let filter = Filter::of(op)?;
         let with_recipients = filter::flag(op, "includeRecipients");
-        let mut found = Vec::new();
-        for delivery in &self.deliveries {
-            let status = if delivery.start > now {
-                "unsent"
-            } else {
-                "sent"
-            };
-            let hit = filter.accepts(|c| match c.name.as_str() {
+        let status = |d: &SimDelivery| if d.start > now { "unsent" } else { "sent" };
+        filter::read(
+            op,
+            &self.deliveries,
+            |delivery, c| match c.name.as_str() {
                 "id" => Ok(Some(filter::text_equals(c, &delivery.id))),
                 "messageId" => Ok(Some(filter::text_equals(c, &delivery.message_id))),
-                "status" => Ok(Some(filter::text_equals(c, status))),
+                "status" => Ok(Some(filter::text_equals(c, status(delivery)))),
                 "start" => filter::date_matches(c, delivery.start).map(Some),
                 _ => Ok(None),
-            })?;
-            if hit {
-                found.push(delivery_node(delivery, status, with_recipients, now));
-            }
-        }
-        filter::page(op, found)
+            },
+            |delivery| delivery_node(delivery, status(delivery), with_recipients, now),
+        )
     }
 
     pub fn lists(&self) -> Vec<SimList> {
