@@ -766,3 +766,42 @@ async fn injected_faults_match_the_operation_name() {
     assert!(dropped.is_err());
     assert_eq!(h.call(&session, "readLists", "").await.fault_code(), None);
 }
+
+#[tokio::test]
+async fn a_timed_out_add_deliveries_still_creates_the_delivery() {
+    let h = harness().await;
+    let session = h.login().await;
+    let list_id = h.add_list(&session, "slow").await;
+    h.add_to_list(&session, &list_id, &contacts(&h.sim, 2))
+        .await;
+    h.sim.inject(Fault::on(
+        FaultKind::Timeout(Duration::from_millis(400)),
+        "addDeliveries",
+        1,
+    ));
+    let impatient = h
+        .http
+        .post(h.sim.endpoint())
+        .timeout(Duration::from_millis(100))
+        .body(envelope(
+            Some(&session),
+            "addDeliveries",
+            &delivery("2026-03-02T09:00:00Z", &list_id, ""),
+        ))
+        .send()
+        .await;
+    assert!(impatient.is_err());
+    assert_eq!(h.sim.deliveries().len(), 1);
+    let ops: Vec<String> = h
+        .sim
+        .requests()
+        .iter()
+        .map(|r| {
+            r.body.as_ref().unwrap()["operation"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(ops, ["login", "addLists", "addToList", "addDeliveries"]);
+}

@@ -94,6 +94,20 @@ pub(crate) fn text_equals(criterion: &Element, actual: &str) -> bool {
     criterion.text == actual
 }
 
+/// The `id` (plain text) and `name` (stringValue) criteria most filters share; `None` for
+/// any other criterion.
+pub(crate) fn id_or_name(
+    criterion: &Element,
+    id: &str,
+    name: &str,
+) -> Result<Option<bool>, ApiFault> {
+    match criterion.name.as_str() {
+        "id" => Ok(Some(text_equals(criterion, id))),
+        "name" => string_matches(criterion, name).map(Some),
+        _ => Ok(None),
+    }
+}
+
 /// An `xsd:dateTime` with an explicit offset (none → `None`).
 pub(crate) fn parse_time(text: &str) -> Option<Timestamp> {
     text.parse::<Timestamp>().ok()

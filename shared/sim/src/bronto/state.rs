@@ -142,11 +142,7 @@ impl State {
         filter::read(
             op,
             &self.config.folders,
-            |folder, c| match c.name.as_str() {
-                "id" => Ok(Some(filter::text_equals(c, &folder.id))),
-                "name" => filter::string_matches(c, &folder.name).map(Some),
-                _ => Ok(None),
-            },
+            |folder, c| filter::id_or_name(c, &folder.id, &folder.name),
             |folder| {
                 Node::new("return")
                     .child(Node::text("id", folder.id.clone()))
@@ -166,11 +162,9 @@ impl State {
             op,
             messages,
             |(folder, message), c| match c.name.as_str() {
-                "id" => Ok(Some(filter::text_equals(c, &message.id))),
                 "messageFolderId" => Ok(Some(filter::text_equals(c, &folder.id))),
-                "name" => filter::string_matches(c, &message.name).map(Some),
                 "status" => Ok(Some(filter::text_equals(c, "active"))),
-                _ => Ok(None),
+                _ => filter::id_or_name(c, &message.id, &message.name),
             },
             |(folder, message)| {
                 let node = Node::new("return")
@@ -219,11 +213,7 @@ impl State {
         filter::read(
             op,
             self.lists.iter().filter(|l| l.status == "active"),
-            |list, c| match c.name.as_str() {
-                "id" => Ok(Some(filter::text_equals(c, &list.id))),
-                "name" => filter::string_matches(c, &list.name).map(Some),
-                _ => Ok(None),
-            },
+            |list, c| filter::id_or_name(c, &list.id, &list.name),
             |list| {
                 Node::new("return")
                     .child(Node::text("id", list.id.clone()))
