@@ -303,6 +303,8 @@ impl Services {
             },
             "esp_ids": c.esp_ids,
             "schedule_name": c.schedule_name,
+            "cleanup_due_at": c.cleanup_due_at,
+            "cleaned_up_at": c.cleaned_up_at,
             "created_at": c.created_at,
             "updated_at": c.updated_at,
             "version": c.version,

@@ -63,7 +63,7 @@ impl Services {
         let (bytes, _) = self.source.read_small(&drop.bucket, &drop.key).await?;
         let now = self.clock.now();
         let parsed = manifest::parse(&bytes, &drop.key, &path).map_err(|e| e.to_string());
-        let parsed = parsed.and_then(|m| self.check_against_accounts(m));
+        let parsed = parsed.and_then(|m| self.check_against_accounts(m, &drop.key));
         let candidate = match &parsed {
             Ok((m, account)) => new_campaign(drop, &path, m, Some(account.clone()), now),
             Err(reason) => {
@@ -116,18 +116,19 @@ impl Services {
     }
 
     /// The manifest's account exists, and its columns suit the ESP.
+    /// Errors read like the manifest's own: the file (the manifest's key), the field, the problem.
     fn check_against_accounts(
         &self,
         m: Manifest,
+        file: &str,
     ) -> Result<(Manifest, crate::ids::AccountId), String> {
-        let file = format!("{}", m.campaign_id);
         let esp = self
             .esps
             .choose(m.esp, m.account.as_ref(), m.template_name.as_deref())
-            .map_err(|e| format!("manifest of {file} rejected: /account: {e}"))?;
+            .map_err(|e| format!("{file} rejected: /account: {e}"))?;
         if esp.needs_email() && m.audience.columns.email.is_none() {
             return Err(format!(
-                "manifest of {file} rejected: /audience/columns/email: {} matches contacts by e-mail, so an e-mail column is required",
+                "{file} rejected: /audience/columns/email: {} matches contacts by e-mail, so an e-mail column is required",
                 m.esp
             ));
         }
