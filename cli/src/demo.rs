@@ -138,6 +138,21 @@ pub async fn run(args: DemoArgs) -> Result<()> {
         }
         stack.drain().await?;
     }
+    // Then on to the one-off clean-ups a retention leaves (Bronto's lists, 30 days on).
+    for _ in 0..planned.len() {
+        let Some(t) = stack.scheduler.next_due() else {
+            break;
+        };
+        clock.set(t);
+        for (id, r) in stack.fire_due(t).await {
+            match r {
+                Ok(outcome) => tracing::info!(campaign_id = %id, outcome = ?outcome, "clean-up"),
+                Err(e) => {
+                    tracing::warn!(campaign_id = %id, error = %format!("{e:#}"), "clean-up failed")
+                }
+            }
+        }
+    }
 
     let mut docs = Vec::new();
     let mut problems: Vec<String> = stack
@@ -199,9 +214,10 @@ async fn first_template(stack: &Stack, esp: EspKind) -> Result<(String, String)>
         .list_templates()
         .await
         .with_context(|| format!("listing {esp} templates"))?;
-    // An HTML e-mail: Emarsys says `html` (not `cms`), SmartFocus says `email` (not `sms`).
+    // An HTML e-mail: Emarsys says `html` (not `cms`), SmartFocus says `email` (not `sms`),
+    // Bronto lists messages.
     let html = |t: &espbridge_core::ports::Template| {
-        matches!(t.kind.as_deref(), None | Some("html" | "email"))
+        matches!(t.kind.as_deref(), None | Some("html" | "email" | "message"))
     };
     let prefixed = templates
         .iter()

@@ -4,6 +4,7 @@
 
 use anyhow::{Context, Result};
 use espbridge_app::{AccountConfig, build_registry};
+use espbridge_bronto::{BrontoConfig, BrontoCredentials};
 use espbridge_core::ports::{PollSchedule, WorkItem};
 use espbridge_core::service::poll::PollOutcome;
 use espbridge_core::service::{Deadline, Services, UploadSettings};
@@ -11,6 +12,7 @@ use espbridge_core::{AccountId, CampaignId, Clock, EspKind};
 use espbridge_emarsys::{EmarsysConfig, EmarsysCredentials};
 use espbridge_local::{FolderSource, LocalQueue, LocalScheduler, SqliteStore};
 use espbridge_silverpop::{SilverpopConfig, SilverpopCredentials};
+use espbridge_sim::bronto::{BrontoSim, BrontoSimConfig};
 use espbridge_sim::emarsys::{EmarsysSim, EmarsysSimConfig};
 use espbridge_sim::silverpop::{SilverpopSim, SilverpopSimConfig, TableColumn};
 use espbridge_sim::smartfocus::{SmartFocusSim, SmartFocusSimConfig};
@@ -25,7 +27,12 @@ pub const DROP_BUCKET: &str = "local-drops";
 
 /// ESPs that have an adapter and a simulator. Adding an ESP to the demo and to the default
 /// stack is one line here plus one arm in [`start_simulator`].
-pub const SUPPORTED_ESPS: &[EspKind] = &[EspKind::Emarsys, EspKind::Smartfocus, EspKind::Silverpop];
+pub const SUPPORTED_ESPS: &[EspKind] = &[
+    EspKind::Emarsys,
+    EspKind::Smartfocus,
+    EspKind::Silverpop,
+    EspKind::Bronto,
+];
 
 /// Template prefix of the simulated accounts (the integration guides' `optimove_`).
 pub const SIM_TEMPLATE_PREFIX: &str = "optimove_";
@@ -59,6 +66,7 @@ pub enum Simulator {
     Emarsys(EmarsysSim),
     Smartfocus(SmartFocusSim),
     Silverpop(SilverpopSim),
+    Bronto(BrontoSim),
 }
 
 impl Simulator {
@@ -67,6 +75,7 @@ impl Simulator {
             Simulator::Emarsys(_) => EspKind::Emarsys,
             Simulator::Smartfocus(_) => EspKind::Smartfocus,
             Simulator::Silverpop(_) => EspKind::Silverpop,
+            Simulator::Bronto(_) => EspKind::Bronto,
         }
     }
 
@@ -75,6 +84,7 @@ impl Simulator {
             Simulator::Emarsys(s) => s.base_url(),
             Simulator::Smartfocus(s) => s.base_url(),
             Simulator::Silverpop(s) => s.base_url(),
+            Simulator::Bronto(s) => s.base_url(),
         }
     }
 }
@@ -178,10 +188,27 @@ pub async fn start_simulator(
             };
             Ok((Simulator::Silverpop(sim), account))
         }
-        other => anyhow::bail!(
-            "no adapter for {other} yet; supported: {}",
-            supported_list()
-        ),
+        EspKind::Bronto => {
+            let sim_config = BrontoSimConfig::default();
+            let credentials = BrontoCredentials {
+                api_token: sim_config.api_token.clone(),
+            };
+            let sim = BrontoSim::start(sim_config, clock)
+                .await
+                .context("starting the Bronto simulator")?;
+            let mut config = BrontoConfig::new(AccountId::parse("default")?);
+            config.base_url = sim.base_url();
+            // Bronto keeps no sender in the message: the account's defaults.
+            config.from_email = "news@brand.example".to_owned();
+            config.from_name = "Brand".to_owned();
+            config.reply_to = Some("care@brand.example".to_owned());
+            let account = AccountConfig::Bronto {
+                config,
+                credentials: Some(credentials),
+                credentials_secret: None,
+            };
+            Ok((Simulator::Bronto(sim), account))
+        }
     }
 }
 

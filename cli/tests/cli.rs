@@ -104,7 +104,10 @@ fn the_plain_demo_runs_every_esp_and_mode_to_completion_with_unsubscribes() {
         .iter()
         .map(|c| c["esp"].as_str().unwrap())
         .collect();
-    assert_eq!(esps, ["emarsys", "smartfocus", "silverpop", "silverpop"]);
+    assert_eq!(
+        esps,
+        ["emarsys", "smartfocus", "silverpop", "silverpop", "bronto"]
+    );
     for c in campaigns {
         assert_eq!(c["state"], "completed", "{c}");
         let days = c["daily_metrics"].as_array().unwrap();
@@ -121,11 +124,25 @@ fn the_plain_demo_runs_every_esp_and_mode_to_completion_with_unsubscribes() {
         assert!(sf["esp_ids"][key].is_string(), "{key}: {sf}");
     }
     // Silverpop runs once per audience mode.
-    let modes: Vec<&str> = campaigns[2..]
+    let modes: Vec<&str> = campaigns[2..4]
         .iter()
         .map(|c| c["esp_ids"]["silverpop_mode"].as_str().unwrap())
         .collect();
     assert_eq!(modes, ["lists", "relational_table"]);
+    // Bronto: a list filled by e-mail and a delivery; addresses that are not contacts counted.
+    let br = &campaigns[4];
+    for key in ["list_id", "delivery_id", "message_id"] {
+        assert!(br["esp_ids"][key].is_string(), "{key}: {br}");
+    }
+    assert!(br["audience"]["not_in_esp"].as_u64().unwrap() > 0, "{br}");
+    assert!(
+        br["cleanup_due_at"].is_string(),
+        "the list's clean-up date: {br}"
+    );
+    assert_eq!(
+        br["cleaned_up_at"], br["cleanup_due_at"],
+        "the demo runs on to the clean-up: {br}"
+    );
 }
 
 #[test]
@@ -134,11 +151,15 @@ fn templates_json_lists_only_the_accounts_prefix() {
     let body: Value = serde_json::from_slice(&out.stdout).unwrap();
     let templates = body["templates"].as_array().unwrap();
     assert!(!templates.is_empty());
-    // Emarsys and SmartFocus select by name prefix; Silverpop by the Shared folder.
-    for t in templates.iter().filter(|t| t["esp"] != "silverpop") {
+    // Emarsys and SmartFocus select by name prefix; Silverpop by the Shared folder, Bronto by
+    // the Optimove message folder.
+    for t in templates
+        .iter()
+        .filter(|t| t["esp"] != "silverpop" && t["esp"] != "bronto")
+    {
         assert!(t["name"].as_str().unwrap().starts_with("optimove_"), "{t}");
     }
-    for esp in ["emarsys", "smartfocus", "silverpop"] {
+    for esp in ["emarsys", "smartfocus", "silverpop", "bronto"] {
         assert!(templates.iter().any(|t| t["esp"] == esp), "{esp} listed");
     }
     let filtered = run(&[
@@ -154,15 +175,18 @@ fn templates_json_lists_only_the_accounts_prefix() {
 }
 
 #[test]
-fn unsupported_esp_fails_with_a_message() {
+fn unknown_esp_fails_with_a_message() {
     let out = Command::new(BIN)
-        .args(["demo", "--esp", "bronto", "--out"])
+        .args(["demo", "--esp", "mailchimp", "--out"])
         .arg(tempfile::tempdir().unwrap().path())
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(2), "a usage error");
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("no adapter for bronto"), "{err}");
+    assert!(
+        err.contains("unknown ESP \"mailchimp\"") && err.contains("bronto"),
+        "{err}"
+    );
 }
 
 /// Kills the server when the test ends, pass or fail.
