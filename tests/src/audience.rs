@@ -44,6 +44,13 @@ pub struct Drop {
     /// (file, line, reason key); line 1 is the header.
     pub rejects: Vec<(String, u64, &'static str)>,
     pub data_rows: u64,
+    /// Write an `email` column (`<id>@example.org`) and name it in the manifest (Bronto).
+    pub emails: bool,
+}
+
+/// The e-mail the generator writes for `id` when [`Drop::emails`] is set.
+pub fn email_of(id: &str) -> String {
+    format!("{id}@example.org")
 }
 
 impl Drop {
@@ -57,21 +64,33 @@ impl Drop {
         bad: &[(usize, Bad)],
     ) -> anyhow::Result<()> {
         let mut text = String::with_capacity(rows * 24);
-        text.push_str("customer_id,first_name\n");
+        text.push_str(if self.emails {
+            "customer_id,email,first_name\n"
+        } else {
+            "customer_id,first_name\n"
+        });
+        // The e-mail cell and its separator, when the drop has that column.
+        let mail = |id: &str| {
+            if self.emails {
+                format!(",{}", email_of(id))
+            } else {
+                String::new()
+            }
+        };
         let mut line = 1u64;
         let first_id = format!("{id_prefix}0");
         for i in 0..rows {
             let id = format!("{id_prefix}{i}");
-            text.push_str(&format!("{id},Name{i}\n"));
+            text.push_str(&format!("{id}{},Name{i}\n", mail(&id)));
             line += 1;
             self.valid_ids.push(id);
             self.data_rows += 1;
             for (_, kind) in bad.iter().filter(|(at, _)| *at == i) {
                 let row = match kind {
-                    Bad::EmptyCustomerId => format!(",Nobody{i}"),
-                    Bad::ColumnCount => format!("{id_prefix}x{i},a,b"),
-                    Bad::Duplicate => format!("{first_id},Again{i}"),
-                    Bad::PaddedId => format!(" {id_prefix}pad{i},Padded"),
+                    Bad::EmptyCustomerId => format!("{},Nobody{i}", mail("nobody")),
+                    Bad::ColumnCount => format!("{id_prefix}x{i}{},a,b", mail("x")),
+                    Bad::Duplicate => format!("{first_id}{},Again{i}", mail(&first_id)),
+                    Bad::PaddedId => format!(" {id_prefix}pad{i}{},Padded", mail("pad")),
                 };
                 text.push_str(&row);
                 text.push('\n');
@@ -112,6 +131,10 @@ impl Drop {
 
     /// A manifest v1 for this drop.
     pub fn manifest(&self, campaign_id: &str, template_id: &str, send_at: &str) -> Value {
+        let mut columns = json!({"customer_id": "customer_id", "fields": ["first_name"]});
+        if self.emails {
+            columns["email"] = "email".into();
+        }
         json!({
             "schema_version": "1",
             "campaign_id": campaign_id,
@@ -121,7 +144,7 @@ impl Drop {
             "timezone": "Europe/Berlin",
             "audience": {
                 "files": self.file_names(),
-                "columns": {"customer_id": "customer_id", "fields": ["first_name"]}
+                "columns": columns
             }
         })
     }

@@ -124,6 +124,30 @@ pub fn http_request(
     Ok(serde_json::from_value(v)?)
 }
 
+/// [`http_request`] with a JSON body; `base64` encodes it as API Gateway does for bodies it
+/// does not take for text.
+pub fn http_request_with_body(
+    method: &str,
+    path: &str,
+    query: &str,
+    body: &str,
+    base64: bool,
+) -> anyhow::Result<ApiGatewayV2httpRequest> {
+    use base64::Engine as _;
+    let mut req = http_request(method, path, query)?;
+    req.body = Some(if base64 {
+        base64::engine::general_purpose::STANDARD.encode(body)
+    } else {
+        body.to_owned()
+    });
+    req.is_base64_encoded = base64;
+    req.headers.insert(
+        "content-type",
+        aws_lambda_events::http::HeaderValue::from_static("application/json"),
+    );
+    Ok(req)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

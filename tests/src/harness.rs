@@ -1,5 +1,5 @@
 //! One isolated deployment per test: AWS resources on moto, an ESP simulator (Emarsys, or
-//! SmartFocus or Silverpop when asked), the services the Lambda functions build, and helpers
+//! SmartFocus, Silverpop or Bronto when asked), the services the Lambda functions build, and helpers
 //! that drive the handlers with real event JSON.
 
 use crate::events::{self, SqsRecord};
@@ -10,6 +10,7 @@ use aws_sdk_sqs::types::MessageSystemAttributeName;
 use espbridge_app::aws::LambdaEnv;
 use espbridge_core::service::{Deadline, Services};
 use espbridge_core::{Campaign, CampaignId, Clock, ManualClock};
+use espbridge_sim::bronto::{BrontoSim, BrontoSimConfig};
 use espbridge_sim::emarsys::{EmarsysSim, EmarsysSimConfig};
 use espbridge_sim::silverpop::{SilverpopSim, SilverpopSimConfig, TableColumn};
 use espbridge_sim::smartfocus::{SmartFocusSim, SmartFocusSimConfig};
@@ -26,6 +27,7 @@ pub enum TestEsp {
     Emarsys,
     SmartFocus,
     Silverpop,
+    Bronto,
 }
 
 /// Knobs a test may turn before the services are built.
@@ -40,6 +42,10 @@ pub struct HarnessOptions {
     /// Silverpop relational table columns besides ActionID and CustomerID (name, kind); `None`
     /// gives `first_name` as TEXT, the drop's personalization field.
     pub silverpop_extra_columns: Option<Vec<(String, String)>>,
+    /// Bronto simulator configuration (e.g. a short rate window); `None` gives the default.
+    pub bronto_sim: Option<BrontoSimConfig>,
+    /// Extra fields of the Bronto account (e.g. `addresses_per_minute`, `rate_window_ms`).
+    pub bronto_account: serde_json::Value,
 }
 
 impl Default for HarnessOptions {
@@ -49,6 +55,8 @@ impl Default for HarnessOptions {
             esp: TestEsp::Emarsys,
             smartfocus_max_upload_bytes: None,
             silverpop_extra_columns: None,
+            bronto_sim: None,
+            bronto_account: serde_json::Value::Null,
         }
     }
 }
@@ -65,6 +73,12 @@ pub struct SilverpopParts {
     pub config: SilverpopSimConfig,
 }
 
+/// The Bronto simulator of a [`TestEsp::Bronto`] harness.
+pub struct BrontoParts {
+    pub sim: Arc<BrontoSim>,
+    pub config: BrontoSimConfig,
+}
+
 /// A message received from a moto queue.
 pub type Received = SqsRecord;
 
@@ -78,6 +92,8 @@ pub struct Harness {
     pub smartfocus: Option<SmartFocusParts>,
     /// Present when `esp` is [`TestEsp::Silverpop`].
     pub silverpop: Option<SilverpopParts>,
+    /// Present when `esp` is [`TestEsp::Bronto`].
+    pub bronto: Option<BrontoParts>,
     pub services: Services,
     pub s3: aws_sdk_s3::Client,
     pub sqs: aws_sdk_sqs::Client,
@@ -151,6 +167,7 @@ impl Harness {
                 .context("start the Emarsys simulator")?,
         );
         let mut silverpop = None;
+        let mut bronto = None;
         let (accounts, smartfocus) = match opts.esp {
             TestEsp::Emarsys => {
                 let secret = unique("emarsys-creds");
@@ -246,6 +263,38 @@ impl Harness {
                 silverpop = Some(SilverpopParts { sim: sp, config });
                 (serde_json::json!([account]), None)
             }
+            TestEsp::Bronto => {
+                let config = opts.bronto_sim.clone().unwrap_or_default();
+                let br = Arc::new(
+                    BrontoSim::start(config.clone(), Arc::new(clock.clone()))
+                        .await
+                        .context("start the Bronto simulator")?,
+                );
+                let secret = unique("bronto-creds");
+                create_secret(
+                    &secrets,
+                    &secret,
+                    &serde_json::json!({"api_token": config.api_token}),
+                )
+                .await?;
+                let mut account = serde_json::json!({
+                    "esp": "bronto",
+                    "account": "default",
+                    "base_url": br.base_url(),
+                    "from_email": "news@brand.example",
+                    "from_name": "Brand",
+                    "max_attempts": opts.max_attempts,
+                    "request_timeout_secs": 20,
+                    "credentials_secret": secret,
+                });
+                if let (Some(a), Some(extra)) =
+                    (account.as_object_mut(), opts.bronto_account.as_object())
+                {
+                    a.extend(extra.clone());
+                }
+                bronto = Some(BrontoParts { sim: br, config });
+                (serde_json::json!([account]), None)
+            }
         };
         let env = LambdaEnv {
             table,
@@ -266,6 +315,7 @@ impl Harness {
             sim_config,
             smartfocus,
             silverpop,
+            bronto,
             services,
             s3,
             sqs,
@@ -291,6 +341,14 @@ impl Harness {
             .as_ref()
             .map(|p| p.sim.as_ref())
             .ok_or_else(|| anyhow!("this harness does not deploy Silverpop"))
+    }
+
+    /// The Bronto simulator, or an error when this harness deploys another ESP.
+    pub fn br(&self) -> anyhow::Result<&BrontoSim> {
+        self.bronto
+            .as_ref()
+            .map(|p| p.sim.as_ref())
+            .ok_or_else(|| anyhow!("this harness does not deploy Bronto"))
     }
 
     /// Writes an object and returns its ETag without quotes (as S3 events carry it).
@@ -445,6 +503,72 @@ impl Harness {
     ) -> anyhow::Result<ApiGatewayV2httpResponse> {
         let req = events::http_request(method, path, query)?;
         Ok(list_templates::handle(&self.services, req).await)
+    }
+
+    /// Calls the HTTP API with a JSON body (base64-encoded when `base64`, as API Gateway may
+    /// pass it) and parses the answer.
+    pub async fn api_json_body(
+        &self,
+        method: &str,
+        path: &str,
+        body: &str,
+        base64: bool,
+    ) -> anyhow::Result<(i64, serde_json::Value)> {
+        let req = events::http_request_with_body(method, path, "", body, base64)?;
+        let resp = list_templates::handle(&self.services, req).await;
+        let text = body_text(&resp);
+        let v = serde_json::from_str(&text).with_context(|| format!("{path}: body is not JSON"))?;
+        Ok((resp.status_code, v))
+    }
+
+    /// Invokes poll-metrics once a day for the seven days after `send_at` with the input the
+    /// campaign's EventBridge schedule carries, and returns that schedule's name.
+    pub async fn poll_seven_days(
+        &self,
+        campaign_id: &str,
+        send_at: jiff::Timestamp,
+    ) -> anyhow::Result<String> {
+        let c = self.campaign(campaign_id).await?;
+        let name = c
+            .schedule_name
+            .ok_or_else(|| anyhow!("campaign {campaign_id} has no poll schedule"))?;
+        let input = self.schedule_input(&name).await?;
+        for day in 1..=7i64 {
+            self.clock
+                .set(send_at + jiff::SignedDuration::from_hours(24 * day));
+            let out = poll_metrics::handle(&self.services, input.clone()).await?;
+            anyhow::ensure!(out["campaign_id"] == campaign_id, "day {day}: {out}");
+        }
+        Ok(name)
+    }
+
+    /// The target input of a schedule in the harness group, as JSON.
+    pub async fn schedule_input(&self, name: &str) -> anyhow::Result<serde_json::Value> {
+        let sched = self
+            .scheduler
+            .get_schedule()
+            .group_name(&self.schedule_group)
+            .name(name)
+            .send()
+            .await
+            .with_context(|| format!("schedule {name}"))?;
+        let input = sched
+            .target()
+            .and_then(|t| t.input())
+            .ok_or_else(|| anyhow!("schedule {name} has no input"))?;
+        Ok(serde_json::from_str(input)?)
+    }
+
+    /// The expression of a schedule in the harness group, or `None` when there is none.
+    pub async fn schedule_expression(&self, name: &str) -> Option<String> {
+        self.scheduler
+            .get_schedule()
+            .group_name(&self.schedule_group)
+            .name(name)
+            .send()
+            .await
+            .ok()
+            .and_then(|s| s.schedule_expression().map(str::to_owned))
     }
 
     /// The API answer's body parsed as JSON.

@@ -11,4 +11,4 @@ pub mod events;
 pub mod harness;
 
 pub use audience::{AudienceFile, Bad, Drop};
-pub use harness::{Harness, HarnessOptions, Received, SilverpopParts, TestEsp};
+pub use harness::{BrontoParts, Harness, HarnessOptions, Received, SilverpopParts, TestEsp};

@@ -1,5 +1,5 @@
-//! End-to-end tests: the real Lambda handlers against moto and the Emarsys, SmartFocus and
-//! Silverpop simulators.
+//! End-to-end tests: the real Lambda handlers against moto and the Emarsys, SmartFocus,
+//! Silverpop and Bronto simulators.
 
 mod common;
 mod continuation;
@@ -10,3 +10,4 @@ mod redelivery;
 mod refusals;
 mod silverpop;
 mod smartfocus;
+mod bronto;
