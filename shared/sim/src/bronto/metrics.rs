@@ -94,7 +94,7 @@ fn share(total: u64, fraction: f64) -> u64 {
 }
 
 /// Counters of a delivery to `audience` contacts that started at `start`, seen at `now`.
-pub(crate) fn counters_at(
+pub fn counters_at(
     delivery_id: &str,
     audience: usize,
     start: Timestamp,

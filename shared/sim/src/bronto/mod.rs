@@ -39,7 +39,8 @@
 //! against the **operation name** (e.g. `Fault::on(FaultKind::Timeout(d), "addDeliveries", 1)`).
 //! `Status(code)` answers that HTTP status with Fault 101, `RateLimit` Fault 101 (rate text),
 //! `Timeout` processes the call then holds the answer, `DropConnection` closes the socket.
-//! The request log records `{"operation", "items"}` as the body (items = entries of the input
+//! Faults are taken once the envelope is parsed, so a body that names no operation is only hit
+//! by [`Fault::any`]. The request log records `{"operation", "items"}` as the body (items = entries of the input
 //! array), never the e-mails.
 //!
 //! UNCERTAIN choices (the reference is silent):
@@ -58,6 +59,9 @@
 //! - Recipients of type `contact` count one address each and are not checked; `keyword` is 204;
 //!   a delivery's audience is the distinct members of its selected lists minus its `ineligible`
 //!   lists, frozen at `addDeliveries`.
+//! - `deliveryType` missing counts as `selected`; `eligible` is treated like `selected`.
+//! - `deleteLists` removes the list outright (no `deleted` status left behind to read).
+//! - Session ids are UUID-shaped hashes of the login count and time: unique, not secret.
 //! - No deduplication: the same `addDeliveries` twice makes two deliveries.
 //! - Date filters compare days in UTC; a bare date in a filter means midnight UTC; a `start`
 //!   without an offset is refused (201).
