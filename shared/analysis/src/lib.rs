@@ -2,6 +2,7 @@
 pub mod html;
 pub mod input;
 pub mod report;
+pub mod rules;
 pub mod stats;
 
 pub use html::render_html;
