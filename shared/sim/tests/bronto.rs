@@ -462,16 +462,18 @@ async fn add_to_list_item_errors_and_call_limits() {
         .map(|i| format!("u{i}@example.org"))
         .find(|e| !h.sim.is_contact(e))
         .unwrap();
+    let long = format!("{}@{}.example.org", "l".repeat(30), "d".repeat(60));
     let batch = vec![
         good[0].clone(),
         unknown.clone(),
         "not-an-email".to_owned(),
+        long,
         good[1].clone(),
     ];
     let (errors, results) = h.add_to_list(&session, &list_id, &batch).await.write();
-    assert_eq!(errors, [1, 2]);
+    assert_eq!(errors, [1, 2, 3]);
     let codes: Vec<i64> = results.iter().map(|r| r.0).collect();
-    assert_eq!(codes, [0, 302, 303, 0]);
+    assert_eq!(codes, [0, 302, 303, 317, 0]);
     // Re-sending adds nobody twice: 506 for those already on the list.
     let (errors, results) = h.add_to_list(&session, &list_id, &batch[..1]).await.write();
     assert_eq!((errors, results[0].0), (vec![0], 506));

@@ -313,6 +313,10 @@ impl State {
             let outcome = match contact.child_text("email") {
                 // A contact named only by id: the simulator keeps no contact ids.
                 None => Item::err(302, "Contact does not exist"),
+                // Reference B.4: 317 "email longer than 100 characters", 303 otherwise.
+                Some(email) if email.len() > 100 => {
+                    Item::err(317, "Email address longer than 100 characters")
+                }
                 Some(email) if !valid_email(email) => Item::err(303, "Invalid email address"),
                 Some(email) if !self.is_contact(email) => Item::err(302, "Contact does not exist"),
                 Some(email) => {
