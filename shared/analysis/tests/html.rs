@@ -128,10 +128,29 @@ fn verdict_and_rules_are_stated() {
     let html = render_html(&report);
     assert!(html.contains(&ab.verdict));
     let p = espbridge_analysis::html::fmt::p_value(ab.p_value.unwrap());
-    assert!(html.contains(&format!("p = {p}")));
+    assert!(html.contains(&p));
     for (topic, _) in espbridge_analysis::rules::RULES {
         assert!(html.contains(topic));
     }
     let single = render_html(&build_report(&common::sample(&["all"], 5, false)));
     assert!(single.contains("one variant"));
+}
+
+#[test]
+fn degenerate_reports_still_render_three_charts() {
+    let mut empty = common::sample(&[], 0, false);
+    empty.variants.clear();
+    let mut no_days = common::sample(&["A", "B"], 0, true);
+    no_days.variants[1].conversions = None;
+    let long: Vec<String> = (0..8)
+        .map(|i| format!("variant number {i} with a very long descriptive name"))
+        .collect();
+    let names: Vec<&str> = long.iter().map(String::as_str).collect();
+    for input in [empty, no_days, common::sample(&names, 30, true)] {
+        let html = render_html(&build_report(&input));
+        assert_eq!(tags(&html, "svg").len(), 3);
+        for bad in ["NaN", "inf\"", "inf,", "inf "] {
+            assert!(!html.contains(bad), "non-finite number drawn: {bad}");
+        }
+    }
 }

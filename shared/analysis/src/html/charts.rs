@@ -254,7 +254,7 @@ struct ForestRow {
 /// and revenue per customer, each an estimate with its 95% interval and the
 /// zero line; a note when there is no control group.
 pub fn uplift(report: &Report) -> String {
-    let h = 300.0;
+    let h = 250.0;
     let mut out = String::new();
     svg::open_chart(
         &mut out,
@@ -308,7 +308,7 @@ fn forest(out: &mut String, c: &ControlReport, h: f64) {
     ];
     let summary = match (c.treated_rate, c.control_rate, c.p_value) {
         (Some(t), Some(k), Some(p)) => format!(
-            "converted: treated {} of {} ({}) · control {} of {} ({}) · p = {}",
+            "converted: treated {} of {} ({}) · control {} of {} ({}) · {}",
             fmt::count(c.treated_converters),
             fmt::count(c.treated_customers),
             fmt::pct(t),
@@ -321,9 +321,9 @@ fn forest(out: &mut String, c: &ControlReport, h: f64) {
     };
     text(out, 30.0, 38.0, "start", "legend", &summary);
     let (x0, x1) = (250.0, 760.0);
-    let row_h = (h - 90.0) / rows.len() as f64;
+    let row_h = (h - 70.0) / rows.len() as f64;
     for (i, row) in rows.iter().enumerate() {
-        let cy = 80.0 + row_h * (i as f64 + 0.5);
+        let cy = 62.0 + row_h * (i as f64 + 0.5);
         text(out, 30.0, cy + 5.0, "start", "panel", row.label);
         let Some(est) = row.estimate else {
             text(
@@ -342,9 +342,10 @@ fn forest(out: &mut String, c: &ControlReport, h: f64) {
         let reach = if reach > 0.0 { reach } else { 1.0 };
         let x = Scale::new((-reach, reach), (x0, x1));
         line(out, (x0, cy + 22.0), (x1, cy + 22.0), svg::GRID, 1.0, "");
-        for t in [-reach / 1.15, 0.0, reach / 1.15] {
+        for t in [-reach / 1.15, reach / 1.15] {
             text(out, x.at(t), cy + 38.0, "middle", "tick", &(row.show)(t));
         }
+        text(out, x.at(0.0), cy + 38.0, "middle", "tick", "0");
         line(
             out,
             (x.at(0.0), cy - 28.0),

@@ -60,12 +60,22 @@ pub fn pp(d: f64) -> String {
     }
 }
 
-/// A p-value: four decimals, or "< 0.0001".
-pub fn p_value(p: f64) -> String {
+/// A p-value: four decimals, or "< 0.0001" when smaller.
+pub fn p_number(p: f64) -> String {
     if p < 0.0001 {
         "< 0.0001".to_string()
     } else {
         format!("{p:.4}")
+    }
+}
+
+/// A p-value stated as "p = 0.0134", or "p < 0.0001" when smaller.
+pub fn p_value(p: f64) -> String {
+    let n = p_number(p);
+    if n.starts_with('<') {
+        format!("p {n}")
+    } else {
+        format!("p = {n}")
     }
 }
 

@@ -22,7 +22,7 @@ body{margin:0;background:#eef1f5;color:#1f2933;font:15px/1.5 system-ui,-apple-sy
 main{max-width:1080px;margin:0 auto;padding:32px 24px 48px}
 header{margin-bottom:20px}
 .eyebrow{text-transform:uppercase;letter-spacing:.08em;font-size:12px;color:#616e7c;font-weight:600}
-h1{font-size:30px;margin:2px 0 10px;font-weight:700;word-break:break-all}
+h1{font-size:30px;margin:2px 0 10px;font-weight:700;overflow-wrap:anywhere}
 h2{font-size:18px;margin:0 0 12px;font-weight:650}
 .chips{display:flex;flex-wrap:wrap;gap:8px}
 .chip{background:#fff;border:1px solid #d9dee5;border-radius:999px;padding:2px 12px;font-size:13px;color:#3e4c59}
@@ -46,13 +46,16 @@ svg .panel{font-size:14px;font-weight:650}
 svg .value{font-size:12px;font-weight:600}
 svg .note{font-size:22px;font-weight:650;fill:#616e7c}
 table{width:100%;border-collapse:collapse;font-variant-numeric:tabular-nums;font-size:14px}
-th,td{padding:7px 10px;text-align:right;border-bottom:1px solid #e4e7eb;white-space:nowrap}
-th{font-size:12px;text-transform:uppercase;letter-spacing:.04em;color:#616e7c;font-weight:600}
-th:first-child,td:first-child{text-align:left;white-space:normal;word-break:break-all}
+th,td{padding:7px 9px;text-align:right;border-bottom:1px solid #e4e7eb;white-space:nowrap}
+th{white-space:normal;font-size:12px;text-transform:uppercase;letter-spacing:.04em;color:#616e7c;font-weight:600}
+th:first-child,td:first-child{text-align:left;white-space:normal;min-width:140px;overflow-wrap:anywhere}
 tr.total td{font-weight:700;border-top:2px solid #cbd2d9}
-.ci{color:#7b8794;font-size:12px}
+.ci{display:block;color:#7b8794;font-size:12px}
 .swatch{display:inline-block;width:11px;height:11px;border-radius:3px;margin-right:7px;vertical-align:baseline}
 .scroll{overflow-x:auto}
+.pair{display:grid;grid-template-columns:repeat(auto-fit,minmax(400px,1fr));gap:0 16px}
+.pair .card{margin:16px 0 0}
+table.kv td{white-space:normal}
 dl.rules{display:grid;grid-template-columns:210px 1fr;gap:8px 18px;margin:0;font-size:14px}
 dl.rules dt{font-weight:650}
 dl.rules dd{margin:0;color:#3e4c59}
@@ -75,12 +78,15 @@ pub fn render_html(report: &Report) -> String {
     card(&mut out, "Uplift against control", &charts::uplift(report));
     card(&mut out, "Counts", &counts_table(report));
     card(&mut out, "Rates with 95% intervals", &rates_table(report));
+    // The two detail tables side by side when the page is wide enough.
+    out.push_str(r#"<div class="pair">"#);
     if let Some(ab) = &report.ab_test {
         card(&mut out, "A/B test", &ab_table(ab));
     }
     if let Some(c) = &report.control {
         card(&mut out, "Treated against control", &control_table(c));
     }
+    out.push_str("</div>");
     card(&mut out, "How these numbers are computed", &rules());
     out.push_str("<footer>espbridge campaign report · self-contained page, no external resources</footer></main></body></html>\n");
     out
@@ -177,9 +183,7 @@ fn verdict(out: &mut String, ab: Option<&AbTest>) {
     } else {
         "verdict"
     };
-    let p = ab.p_value.map_or("no p-value".to_string(), |p| {
-        format!("p = {}", fmt::p_value(p))
-    });
+    let p = ab.p_value.map_or("no p-value".to_string(), fmt::p_value);
     let test = if ab.test == "chi_squared" {
         "chi-squared test"
     } else {
@@ -289,7 +293,7 @@ fn rates_table(r: &Report) -> String {
 }
 
 fn kv_table(rows: &[(&str, String)]) -> String {
-    let mut out = String::from("<table><tbody>");
+    let mut out = String::from(r#"<table class="kv"><tbody>"#);
     for (k, v) in rows {
         let _ = write!(out, "<tr><td>{}</td><td>{}</td></tr>", esc(k), esc(v));
     }
@@ -310,7 +314,7 @@ fn ab_table(ab: &AbTest) -> String {
             "Degrees of freedom",
             ab.df.map_or("–".to_string(), |d| d.to_string()),
         ),
-        ("p-value", opt(ab.p_value, fmt::p_value)),
+        ("p-value", opt(ab.p_value, fmt::p_number)),
         ("Alpha", ab.alpha.to_string()),
         (
             "Significant",
@@ -326,7 +330,7 @@ fn ab_table(ab: &AbTest) -> String {
         rows.push((
             "Best against runner-up",
             format!(
-                "{} vs {}: z = {:.4}, p = {} (level {:.4})",
+                "{} vs {}: z = {:.4}, {} (level {:.4})",
                 pw.best,
                 pw.runner_up,
                 pw.z,
@@ -361,7 +365,7 @@ fn control_table(c: &ControlReport) -> String {
             "Relative uplift",
             opt(c.relative_uplift, |v| format!("{:+.1}%", v * 100.0)),
         ),
-        ("p-value", opt(c.p_value, fmt::p_value)),
+        ("p-value", opt(c.p_value, fmt::p_number)),
         (
             "Significant",
             if c.significant { "yes" } else { "no" }.to_string(),
