@@ -2,7 +2,7 @@
 //! and simulator (a list per campaign filled by e-mail with paced `addToList` calls, a delivery
 //! with the headers in force, `readDeliveries` metrics, and the list removed after a retention).
 
-use crate::common::prefix;
+use crate::common::{first_template, prefix, upload_with};
 use espbridge_bronto::keys;
 use espbridge_core::{Clock, State};
 use espbridge_sim::bronto::BrontoSimConfig;
@@ -16,17 +16,6 @@ fn options() -> HarnessOptions {
         esp: TestEsp::Bronto,
         ..Default::default()
     }
-}
-
-/// The id of the first message GET /templates?esp=bronto lists.
-async fn pick_message(h: &Harness) -> anyhow::Result<String> {
-    let (status, v) = h.api_json("GET", "/templates", "esp=bronto").await?;
-    anyhow::ensure!(status == 200, "GET /templates answered {status}: {v}");
-    v["templates"]
-        .as_array()
-        .and_then(|ts| ts.first())
-        .and_then(|t| t["id"].as_str().map(str::to_owned))
-        .ok_or_else(|| anyhow::anyhow!("no template listed: {v}"))
 }
 
 /// A drop of `rows` valid rows with an e-mail column, plus two bad rows.
@@ -60,36 +49,6 @@ async fn bronto_drop(
         .drop_campaign(&prefix(campaign_id), drop, &manifest)
         .await?;
     Ok((send_at, body))
-}
-
-/// Runs upload-audience, then each continuation it queues (calling `between` before each),
-/// until the audience is ready; returns the number of invocations.
-async fn upload_with(
-    h: &Harness,
-    id: &str,
-    body: &str,
-    between: impl Fn(&Harness),
-) -> anyhow::Result<usize> {
-    let resp = h.deliver_upload_body(body).await?;
-    anyhow::ensure!(resp.batch_item_failures.is_empty(), "{resp:?}");
-    for runs in 1..100 {
-        let c = h.campaign(id).await?;
-        if c.state == State::AudienceReady {
-            return Ok(runs);
-        }
-        let msgs = h.receive(&h.upload_queue_url).await?;
-        anyhow::ensure!(
-            !msgs.is_empty(),
-            "not ready and nothing queued: {:?} {:?}",
-            c.state,
-            c.failure
-        );
-        between(h);
-        let resp = h.deliver_upload(&msgs).await?;
-        anyhow::ensure!(resp.batch_item_failures.is_empty(), "{resp:?}");
-        h.ack(&h.upload_queue_url, &msgs, &resp).await?;
-    }
-    anyhow::bail!("upload never finished")
 }
 
 /// E-mails of the drop's valid rows that are Bronto contacts in the simulator.
@@ -148,7 +107,7 @@ async fn bronto_drop_becomes_a_completed_campaign_and_its_list_is_removed_later(
         .collect();
     assert!(!in_folder.is_empty());
     assert_eq!(listed, in_folder, "only the Optimove folder's messages");
-    let template = pick_message(&h).await?;
+    let template = first_template(&h, "bronto").await?;
     let (status, v) = h
         .api_json("GET", &format!("/templates/bronto/{template}/preview"), "")
         .await?;
@@ -312,7 +271,7 @@ async fn two_hundred_thousand_contacts_are_paced_across_continuations() -> anyho
         return Ok(());
     };
     h.services.upload.max_batches_per_run = Some(10);
-    let template = pick_message(&h).await?;
+    let template = first_template(&h, "bronto").await?;
     let id = "br-paced";
     let drop = mail_drop(id, 200_000)?;
     let (_, body) = bronto_drop(&h, id, &drop, &template).await?;
@@ -356,7 +315,7 @@ async fn a_bronto_drop_without_an_email_column_fails_before_anything_is_sent() -
     let Some(h) = Harness::start("br_no_email", options()).await? else {
         return Ok(());
     };
-    let template = pick_message(&h).await?;
+    let template = first_template(&h, "bronto").await?;
     let id = "br-no-email";
     let mut drop = mail_drop(id, 100)?;
     drop.emails = false;
@@ -393,7 +352,7 @@ async fn refused_addresses_are_counted_per_row_and_a_lost_answer_sends_once() ->
     let Some(h) = Harness::start("br_refused", opts).await? else {
         return Ok(());
     };
-    let template = pick_message(&h).await?;
+    let template = first_template(&h, "bronto").await?;
     let id = "br-refused";
     // Valid for espbridge (RFC 5321 lengths), refused by Bronto: longer than its 100 characters.
     let long = format!("{}@{}.example.org", "l".repeat(30), "d".repeat(60));

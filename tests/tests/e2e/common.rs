@@ -1,5 +1,6 @@
 //! Shared steps of the scenarios.
 
+use espbridge_core::State;
 use espbridge_tests::{Bad, Drop, Harness};
 
 /// A standard drop of `rows` valid rows (one file, two bad rows) for `campaign_id`, written to
@@ -37,4 +38,47 @@ pub fn known_ids(h: &Harness, drop: &Drop) -> std::collections::BTreeSet<String>
         .filter(|id| espbridge_tests::audience::sim_knows(id, h.sim_config.unknown_id_share))
         .cloned()
         .collect()
+}
+
+/// The id of the first template `GET /templates?esp=ESP` lists.
+pub async fn first_template(h: &Harness, esp: &str) -> anyhow::Result<String> {
+    let (status, v) = h
+        .api_json("GET", "/templates", &format!("esp={esp}"))
+        .await?;
+    anyhow::ensure!(status == 200, "GET /templates answered {status}: {v}");
+    v["templates"]
+        .as_array()
+        .and_then(|ts| ts.first())
+        .and_then(|t| t["id"].as_str().map(str::to_owned))
+        .ok_or_else(|| anyhow::anyhow!("no {esp} template listed: {v}"))
+}
+
+/// Runs upload-audience on the drop's event, then each continuation it queues (calling
+/// `between` before each), until the audience is ready; returns the number of invocations.
+pub async fn upload_with(
+    h: &Harness,
+    id: &str,
+    body: &str,
+    between: impl Fn(&Harness),
+) -> anyhow::Result<usize> {
+    let resp = h.deliver_upload_body(body).await?;
+    anyhow::ensure!(resp.batch_item_failures.is_empty(), "{resp:?}");
+    for runs in 1..100 {
+        let c = h.campaign(id).await?;
+        if c.state == State::AudienceReady {
+            return Ok(runs);
+        }
+        let msgs = h.receive(&h.upload_queue_url).await?;
+        anyhow::ensure!(
+            !msgs.is_empty(),
+            "not ready and nothing queued: {:?} {:?}",
+            c.state,
+            c.failure
+        );
+        between(h);
+        let resp = h.deliver_upload(&msgs).await?;
+        anyhow::ensure!(resp.batch_item_failures.is_empty(), "{resp:?}");
+        h.ack(&h.upload_queue_url, &msgs, &resp).await?;
+    }
+    anyhow::bail!("upload never finished")
 }

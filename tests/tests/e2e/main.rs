@@ -1,6 +1,7 @@
 //! End-to-end tests: the real Lambda handlers against moto and the Emarsys, SmartFocus,
 //! Silverpop and Bronto simulators.
 
+mod bronto;
 mod common;
 mod continuation;
 mod happy_path;
@@ -10,4 +11,3 @@ mod redelivery;
 mod refusals;
 mod silverpop;
 mod smartfocus;
-mod bronto;

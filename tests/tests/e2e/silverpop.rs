@@ -1,7 +1,7 @@
 //! Silverpop end to end: the same handlers and events as the Emarsys suite, with the Silverpop
 //! account and simulator (tagged recipients or relational rows, a query, a scheduled mailing).
 
-use crate::common::prefix;
+use crate::common::{first_template, prefix, upload_with};
 use espbridge_core::State;
 use espbridge_silverpop::keys;
 use espbridge_tests::{Bad, Drop, Harness, HarnessOptions, TestEsp};
@@ -18,17 +18,6 @@ fn options() -> HarnessOptions {
     }
 }
 
-/// The id of the first template GET /templates?esp=silverpop lists.
-async fn pick_template(h: &Harness) -> anyhow::Result<String> {
-    let (status, v) = h.api_json("GET", "/templates", "esp=silverpop").await?;
-    anyhow::ensure!(status == 200, "GET /templates answered {status}: {v}");
-    v["templates"]
-        .as_array()
-        .and_then(|ts| ts.first())
-        .and_then(|t| t["id"].as_str().map(str::to_owned))
-        .ok_or_else(|| anyhow::anyhow!("no template listed: {v}"))
-}
-
 /// Puts `drop` with a Silverpop manifest (plus `esp_options`, when given) and returns the send
 /// time and the manifest's S3 event as a message body.
 async fn sp_drop(
@@ -37,7 +26,7 @@ async fn sp_drop(
     drop: &Drop,
     esp_options: Option<serde_json::Value>,
 ) -> anyhow::Result<(jiff::ZonedDateTime, String)> {
-    let template_id = pick_template(h).await?;
+    let template_id = first_template(h, "silverpop").await?;
     let send_at = h.send_at_tomorrow_9()?;
     let send_at_text = send_at.strftime("%Y-%m-%dT%H:%M:%S%:z").to_string();
     let mut manifest = drop.manifest(campaign_id, &template_id, &send_at_text);
@@ -79,36 +68,6 @@ async fn tagged(h: &Harness, campaign_id: &str) -> anyhow::Result<BTreeSet<Strin
         .get(keys::TAG)
         .ok_or_else(|| anyhow::anyhow!("no tag in the record: {:?}", c.esp_ids))?;
     Ok(h.sp()?.recipients_with_tag(tag).into_iter().collect())
-}
-
-/// Runs upload-audience, then each continuation it queues (calling `between` before each),
-/// until the audience is ready; returns the number of invocations.
-async fn upload_with(
-    h: &Harness,
-    id: &str,
-    body: &str,
-    between: impl Fn(&Harness),
-) -> anyhow::Result<usize> {
-    let resp = h.deliver_upload_body(body).await?;
-    anyhow::ensure!(resp.batch_item_failures.is_empty(), "{resp:?}");
-    for runs in 1..50 {
-        let c = h.campaign(id).await?;
-        if c.state == State::AudienceReady {
-            return Ok(runs);
-        }
-        let msgs = h.receive(&h.upload_queue_url).await?;
-        anyhow::ensure!(
-            !msgs.is_empty(),
-            "not ready and nothing queued: {:?} {:?}",
-            c.state,
-            c.failure
-        );
-        between(h);
-        let resp = h.deliver_upload(&msgs).await?;
-        anyhow::ensure!(resp.batch_item_failures.is_empty(), "{resp:?}");
-        h.ack(&h.upload_queue_url, &msgs, &resp).await?;
-    }
-    anyhow::bail!("upload never finished")
 }
 
 async fn upload(h: &Harness, id: &str, body: &str) -> anyhow::Result<usize> {
@@ -326,7 +285,7 @@ async fn silverpop_rows_the_table_refuses_are_counted() -> anyhow::Result<()> {
         "points" => i.to_string(),
         _ => format!("Name{i}"),
     });
-    let template_id = pick_template(&h).await?;
+    let template_id = first_template(&h, "silverpop").await?;
     let send_at = h.send_at_tomorrow_9()?;
     let send_at_text = send_at.strftime("%Y-%m-%dT%H:%M:%S%:z").to_string();
     let mut manifest = drop.manifest(id, &template_id, &send_at_text);

@@ -1,7 +1,7 @@
 //! SmartFocus end to end: the same handlers and events as the Emarsys suite, with the SmartFocus
 //! account and simulator (tagged members, segment, cloned message, posted campaign).
 
-use crate::common::prefix;
+use crate::common::{first_template, prefix};
 use espbridge_core::State;
 use espbridge_smartfocus::keys;
 use espbridge_tests::{Bad, Drop, Harness, HarnessOptions, TestEsp};
@@ -20,24 +20,13 @@ fn options() -> HarnessOptions {
     }
 }
 
-/// The id of the first `optimove_` message GET /templates?esp=smartfocus lists.
-async fn pick_message(h: &Harness) -> anyhow::Result<String> {
-    let (status, v) = h.api_json("GET", "/templates", "esp=smartfocus").await?;
-    anyhow::ensure!(status == 200, "GET /templates answered {status}: {v}");
-    v["templates"]
-        .as_array()
-        .and_then(|ts| ts.first())
-        .and_then(|t| t["id"].as_str().map(str::to_owned))
-        .ok_or_else(|| anyhow::anyhow!("no template listed: {v}"))
-}
-
 /// A drop of [`ROWS`] valid rows with three bad ones, addressed to SmartFocus; returns the
 /// drop, the message id used, the send time and the manifest's S3 event as a message body.
 async fn sf_drop(
     h: &Harness,
     campaign_id: &str,
 ) -> anyhow::Result<(Drop, String, jiff::ZonedDateTime, String)> {
-    let message_id = pick_message(h).await?;
+    let message_id = first_template(h, "smartfocus").await?;
     let send_at = h.send_at_tomorrow_9()?;
     let send_at_text = send_at.strftime("%Y-%m-%dT%H:%M:%S%:z").to_string();
     let mut drop = Drop::default();
