@@ -1,140 +1,15 @@
-//! Campaign Commander's XML: a small element tree read with quick-xml, the typed views the
+//! Campaign Commander's XML: the shared element tree (`espbridge-xml`), the typed views the
 //! adapter needs on it, and the request documents it sends (every value escaped by the writer).
 //!
 //! REST answers are `<response responseStatus="...">`; scalar results sit in `<result>`. The
 //! same readers accept the SOAP envelopes of the recorded fixtures (`*Response/return`), since
 //! their inner element names match the REST fields.
 
+use quick_xml::Writer;
 use quick_xml::events::{BytesDecl, BytesEnd, BytesStart, BytesText, Event};
-use quick_xml::reader::Reader;
-use quick_xml::{Writer, XmlVersion};
 use std::io::Cursor;
 
-/// The XML could not be read.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("malformed XML: {0}")]
-pub struct XmlError(pub String);
-
-/// One element: local name (namespace prefix dropped), attributes, text and children.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Element {
-    pub name: String,
-    pub attrs: Vec<(String, String)>,
-    /// Text and CDATA directly inside, entities resolved, trimmed.
-    pub text: String,
-    pub children: Vec<Element>,
-}
-
-impl Element {
-    pub fn attr(&self, name: &str) -> Option<&str> {
-        self.attrs
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    }
-    pub fn child(&self, name: &str) -> Option<&Element> {
-        self.children.iter().find(|c| c.name == name)
-    }
-    pub fn children_named<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a Element> {
-        self.children.iter().filter(move |c| c.name == name)
-    }
-    /// Trimmed text of the named child, if present and not empty.
-    pub fn child_text(&self, name: &str) -> Option<&str> {
-        self.child(name)
-            .map(|c| c.text.as_str())
-            .filter(|t| !t.is_empty())
-    }
-    /// The first element (self included, depth first) for which `pred` holds.
-    pub fn find(&self, pred: &dyn Fn(&Element) -> bool) -> Option<&Element> {
-        if pred(self) {
-            return Some(self);
-        }
-        self.children.iter().find_map(|c| c.find(pred))
-    }
-}
-
-fn local(name: &str) -> String {
-    match name.rsplit_once(':') {
-        Some((_, l)) => l.to_owned(),
-        None => name.to_owned(),
-    }
-}
-
-fn xml_err(e: impl std::fmt::Display) -> XmlError {
-    XmlError(e.to_string())
-}
-
-/// Parses a whole document into its root element.
-pub fn parse(body: &[u8]) -> Result<Element, XmlError> {
-    let text = std::str::from_utf8(body).map_err(|_| XmlError("body is not UTF-8".into()))?;
-    let mut reader = Reader::from_str(text);
-    let mut stack: Vec<Element> = Vec::new();
-    let mut root: Option<Element> = None;
-    let open = |e: &BytesStart<'_>| -> Result<Element, XmlError> {
-        let mut el = Element {
-            name: local(e.local_name().as_ref()),
-            ..Element::default()
-        };
-        for a in e.attributes() {
-            let a = a.map_err(xml_err)?;
-            let value = a
-                .normalized_value(XmlVersion::Implicit1_0)
-                .map_err(xml_err)?
-                .into_owned();
-            el.attrs.push((local(a.key.local_name().as_ref()), value));
-        }
-        Ok(el)
-    };
-    loop {
-        match reader.read_event().map_err(xml_err)? {
-            Event::Start(e) => stack.push(open(&e)?),
-            Event::Empty(e) => {
-                let el = open(&e)?;
-                match stack.last_mut() {
-                    Some(parent) => parent.children.push(el),
-                    None => root = Some(el),
-                }
-            }
-            Event::End(_) => {
-                let mut el = stack
-                    .pop()
-                    .ok_or_else(|| XmlError("unbalanced end tag".into()))?;
-                el.text = el.text.trim().to_owned();
-                match stack.last_mut() {
-                    Some(parent) => parent.children.push(el),
-                    None => root = Some(el),
-                }
-            }
-            Event::Text(t) => {
-                if let Some(el) = stack.last_mut() {
-                    el.text.push_str(&t.xml10_content());
-                }
-            }
-            Event::CData(t) => {
-                if let Some(el) = stack.last_mut() {
-                    el.text.push_str(&t.xml10_content());
-                }
-            }
-            Event::GeneralRef(r) => {
-                let resolved = match r.resolve_char_ref().map_err(xml_err)? {
-                    Some(c) => c.to_string(),
-                    None => quick_xml::escape::unescape(&format!("&{};", &*r))
-                        .map_err(xml_err)?
-                        .into_owned(),
-                };
-                if let Some(el) = stack.last_mut() {
-                    el.text.push_str(&resolved);
-                }
-            }
-            Event::Eof => break,
-            _ => {}
-        }
-    }
-    if !stack.is_empty() {
-        return Err(XmlError("document ends inside an element".into()));
-    }
-    root.ok_or_else(|| XmlError("empty document".into()))
-}
+pub use espbridge_xml::{Element, XmlError, parse};
 
 /// The `description/fields/status` triple of a `responseStatus="failed"` answer.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
