@@ -145,10 +145,13 @@ pub fn daily(report: &Report) -> String {
     out
 }
 
+/// A rate panel: its title and how to read the rate from a group's rates.
+type Panel = (&'static str, fn(&Rates) -> Option<Rate>);
+
 /// The rates drawn per variant: open, click, unsubscribe, and conversion
 /// when any variant has conversions data.
-fn rate_panels(report: &Report) -> Vec<(&'static str, fn(&Rates) -> Option<Rate>)> {
-    let mut panels: Vec<(&'static str, fn(&Rates) -> Option<Rate>)> = vec![
+fn rate_panels(report: &Report) -> Vec<Panel> {
+    let mut panels: Vec<Panel> = vec![
         ("Open rate", |r| r.open_rate),
         ("Click rate", |r| r.click_rate),
         ("Unsubscribe rate", |r| r.unsubscribe_rate),

@@ -46,7 +46,7 @@ pub fn sample(names: &[&str], days: u32, with_control: bool) -> ReportInput {
         send_at: Some("2026-11-17T09:00:00Z".into()),
         metric: Metric::ClickRate,
         variants,
-        control: with_control.then(|| GroupConversions {
+        control: with_control.then_some(GroupConversions {
             customers: 1000,
             converters: 41,
             revenue: 1350.0,
