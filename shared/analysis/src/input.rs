@@ -16,6 +16,20 @@ pub struct DailyCounts {
     pub unsubscribes: u64,
 }
 
+impl DailyCounts {
+    /// All counts 0 on `day`.
+    pub fn zero(day: u32) -> DailyCounts {
+        DailyCounts {
+            day,
+            sent: 0,
+            delivered: 0,
+            opens: 0,
+            clicks: 0,
+            unsubscribes: 0,
+        }
+    }
+}
+
 /// Conversions of one group of customers within the attribution window.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GroupConversions {

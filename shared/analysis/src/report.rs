@@ -179,14 +179,7 @@ fn group_stats(
     daily: Vec<DailyCounts>,
     conversions: Option<GroupConversions>,
 ) -> GroupStats {
-    let latest = daily.last().cloned().unwrap_or(DailyCounts {
-        day: 0,
-        sent: 0,
-        delivered: 0,
-        opens: 0,
-        clicks: 0,
-        unsubscribes: 0,
-    });
+    let latest = daily.last().cloned().unwrap_or(DailyCounts::zero(0));
     let rates = Rates {
         delivery_rate: stats::wilson(latest.delivered, latest.sent),
         open_rate: stats::wilson(latest.opens, latest.delivered),
@@ -235,14 +228,7 @@ fn total_stats(variants: &[VariantInput]) -> GroupStats {
     let daily = days
         .iter()
         .map(|&day| {
-            let mut sum = DailyCounts {
-                day,
-                sent: 0,
-                delivered: 0,
-                opens: 0,
-                clicks: 0,
-                unsubscribes: 0,
-            };
+            let mut sum = DailyCounts::zero(day);
             for s in &series {
                 if let Some(d) = s.iter().rev().find(|d| d.day <= day) {
                     sum.sent += d.sent;

@@ -139,30 +139,31 @@ fn kpis(out: &mut String, r: &Report) {
     let t = &r.total;
     out.push_str(r#"<div class="kpis">"#);
     let rate = |x: Option<Rate>| x.map_or("–".to_string(), |x| fmt::pct(x.value));
-    kpi(
-        out,
-        "Delivered",
-        &fmt::count(t.delivered),
-        &format!("of {} sent", fmt::count(t.sent)),
-    );
-    kpi(
-        out,
-        "Open rate",
-        &rate(t.rates.open_rate),
-        &format!("{} unique opens", fmt::count(t.opens)),
-    );
-    kpi(
-        out,
-        "Click rate",
-        &rate(t.rates.click_rate),
-        &format!("{} unique clicks", fmt::count(t.clicks)),
-    );
-    kpi(
-        out,
-        "Unsubscribes",
-        &rate(t.rates.unsubscribe_rate),
-        &format!("{} people", fmt::count(t.unsubscribes)),
-    );
+    let cards = [
+        (
+            "Delivered",
+            fmt::count(t.delivered),
+            format!("of {} sent", fmt::count(t.sent)),
+        ),
+        (
+            "Open rate",
+            rate(t.rates.open_rate),
+            format!("{} unique opens", fmt::count(t.opens)),
+        ),
+        (
+            "Click rate",
+            rate(t.rates.click_rate),
+            format!("{} unique clicks", fmt::count(t.clicks)),
+        ),
+        (
+            "Unsubscribes",
+            rate(t.rates.unsubscribe_rate),
+            format!("{} people", fmt::count(t.unsubscribes)),
+        ),
+    ];
+    for (label, value, sub) in &cards {
+        kpi(out, label, value, sub);
+    }
     if let Some(c) = &r.control {
         let value = c.uplift.map_or("–".to_string(), fmt::pp);
         kpi(out, "Conversion uplift", &value, "treated vs control");
