@@ -86,7 +86,9 @@ start() {
   stop_server
   local port pid
   port="$(free_port)"
-  nohup "$VENV/bin/moto_server" -H 127.0.0.1 -p "$port" >"$LOG_FILE" 2>&1 </dev/null &
+  # The server must not inherit the start lock (fd 9), or it would hold it for its lifetime
+  # and block every later start.
+  nohup "$VENV/bin/moto_server" -H 127.0.0.1 -p "$port" >"$LOG_FILE" 2>&1 </dev/null 9>&- &
   pid=$!
   echo "$pid" >"$PID_FILE"
   echo "$port" >"$PORT_FILE"
