@@ -128,8 +128,12 @@ pub struct AudienceStats {
     /// Versions of the audience files seen by the validation pass; later passes read exactly these.
     #[serde(default)]
     pub file_etags: Vec<String>,
-    /// Valid rows handed to the ESP so far: the upload checkpoint.
+    /// Valid rows processed so far (handed to the ESP, or held out for the control group): the
+    /// upload checkpoint.
     pub uploaded: u64,
+    /// Of those, rows held out for the control group (never sent).
+    #[serde(default)]
+    pub held_out: u64,
     /// Uploaded rows the ESP did not know (not sent to).
     #[serde(default)]
     pub not_in_esp: u64,
@@ -139,6 +143,69 @@ pub struct AudienceStats {
     /// Upload calls made.
     #[serde(default)]
     pub batches: u64,
+}
+
+/// One A/B variant: its own audience, clone and send at the ESP under the one campaign.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VariantState {
+    pub name: String,
+    pub template_id: String,
+    pub share: f64,
+    /// Valid rows assigned to it and handed to the ESP.
+    #[serde(default)]
+    pub assigned: u64,
+    #[serde(default)]
+    pub not_in_esp: u64,
+    #[serde(default)]
+    pub esp_rejected: u64,
+    #[serde(default)]
+    pub esp_ids: EspIds,
+}
+
+/// The control group: customers who are not sent, to measure the campaign against.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ControlState {
+    /// The share espbridge holds out by hash, if that is how the group is made.
+    #[serde(default)]
+    pub holdout_share: Option<f64>,
+    /// The control-group file in the drop folder, if the sender chose the group.
+    #[serde(default)]
+    pub file: Option<String>,
+    /// Distinct customer ids in that file.
+    #[serde(default)]
+    pub file_ids: u64,
+}
+
+/// Conversion totals of one group (a variant, `all` without variants, or `control`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct GroupConversionTotals {
+    /// Customers in the group.
+    pub customers: u64,
+    /// Of those, customers with at least one conversion in the window.
+    pub converters: u64,
+    pub revenue: f64,
+    /// Sum over customers of the square of each one's revenue (for the revenue interval).
+    pub revenue_sq: f64,
+}
+
+/// Conversions attributed to the campaign: every conversions file that concerns it, re-read
+/// together each time one arrives, so a customer converting twice counts once as a converter.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ConversionStats {
+    /// Keys of the conversions files read (with their ETags, `key#etag`).
+    pub sources: Vec<String>,
+    /// Days after the send that count.
+    pub window_days: u32,
+    /// Conversion rows read, and of those inside the window.
+    pub rows: u64,
+    pub rows_in_window: u64,
+    /// Rows refused (bad id, amount or timestamp); the first few as samples.
+    pub rejected: u64,
+    #[serde(default)]
+    pub reject_samples: Vec<RejectSample>,
+    /// Per group: variant name (or `all`) and `control`.
+    pub groups: BTreeMap<String, GroupConversionTotals>,
+    pub computed_at: Option<Timestamp>,
 }
 
 /// The campaign item.
@@ -175,11 +242,28 @@ pub struct Campaign {
     /// When they were removed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cleaned_up_at: Option<Timestamp>,
+    /// A/B variants, each with its own ESP objects; empty for a single-template campaign,
+    /// whose ESP ids are `esp_ids`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub variants: Vec<VariantState>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub control: Option<ControlState>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conversions: Option<ConversionStats>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
 }
 
 impl Campaign {
+    /// The ESP id sets of the campaign: one per variant, or the campaign's own.
+    pub fn esp_id_sets(&self) -> Vec<&EspIds> {
+        if self.variants.is_empty() {
+            vec![&self.esp_ids]
+        } else {
+            self.variants.iter().map(|v| &v.esp_ids).collect()
+        }
+    }
+
     /// A new record in `received` for a drop; the caller fills in what the manifest says.
     pub fn received(id: CampaignId, run_date: &str, drop: ObjectRef, now: Timestamp) -> Self {
         Self {
@@ -200,6 +284,9 @@ impl Campaign {
             schedule_name: None,
             cleanup_due_at: None,
             cleaned_up_at: None,
+            variants: Vec::new(),
+            control: None,
+            conversions: None,
             created_at: now,
             updated_at: now,
         }
@@ -256,8 +343,12 @@ pub struct RunRecord {
 pub struct MetricSnapshot {
     pub day: u32,
     pub taken_at: Timestamp,
+    /// The campaign's total (the sum over variants).
     #[serde(flatten)]
     pub counts: MetricCounts,
+    /// Per A/B variant, by name; empty without variants.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub by_variant: BTreeMap<String, MetricCounts>,
 }
 
 #[cfg(test)]

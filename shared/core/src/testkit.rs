@@ -34,6 +34,9 @@ pub fn sample_campaign(tag: &str) -> Campaign {
         schedule_name: None,
         cleanup_due_at: None,
         cleaned_up_at: None,
+        variants: Vec::new(),
+        control: None,
+        conversions: None,
         created_at: now,
         updated_at: now,
     }
@@ -163,18 +166,26 @@ async fn save_is_conditional_on_version<S: CampaignStore>(store: &S, id: &str) {
 async fn snapshots_are_stored_once_per_day<S: CampaignStore>(store: &S, id: &str) {
     let c = sample_campaign(id);
     store.create_from_drop(&c.drop, &c).await.expect("create");
+    let counts = |opens: u64| MetricCounts {
+        sent: 100,
+        delivered: 98,
+        opens,
+        clicks: 5,
+        unsubscribes: 1,
+        bounces: 2,
+        complaints: 0,
+    };
+    // Per-variant counts (A/B campaigns) round-trip with the total.
     let snap = |day: u32, opens: u64| MetricSnapshot {
         day,
         taken_at: "2026-11-26T09:00:00Z".parse().expect("ts"),
-        counts: MetricCounts {
-            sent: 100,
-            delivered: 98,
-            opens,
-            clicks: 5,
-            unsubscribes: 1,
-            bounces: 2,
-            complaints: 0,
-        },
+        counts: counts(opens),
+        by_variant: [
+            ("A".to_owned(), counts(opens / 2)),
+            ("B".to_owned(), counts(opens - opens / 2)),
+        ]
+        .into_iter()
+        .collect(),
     };
     assert!(store.put_snapshot(&c.id, &snap(2, 30)).await.expect("put"));
     assert!(store.put_snapshot(&c.id, &snap(1, 20)).await.expect("put"));

@@ -1,5 +1,6 @@
 //! Audience files: scanning, row validation, and the streaming reader over a source.
 
+pub mod assign;
 pub mod dedupe;
 pub mod read;
 pub mod rows;

@@ -180,6 +180,18 @@ pub struct MetricCounts {
     pub complaints: u64,
 }
 
+impl std::ops::AddAssign for MetricCounts {
+    fn add_assign(&mut self, o: Self) {
+        self.sent += o.sent;
+        self.delivered += o.delivered;
+        self.opens += o.opens;
+        self.clicks += o.clicks;
+        self.unsubscribes += o.unsubscribes;
+        self.bounces += o.bounces;
+        self.complaints += o.complaints;
+    }
+}
+
 /// Errors an ESP adapter reports. `is_retryable` decides between "try again later" and "fail the
 /// campaign with this reason".
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

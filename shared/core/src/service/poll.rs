@@ -13,9 +13,11 @@ use super::context::{ServiceError, Services};
 use super::schedule::POLL_DAYS;
 use crate::campaign::{MetricSnapshot, RunRecord, State};
 use crate::ids::CampaignId;
+use crate::ports::MetricCounts;
 use crate::ports::StoreError;
 use crate::ports::scheduler::PollSchedule;
 use jiff::SignedDuration;
+use std::collections::BTreeMap;
 
 /// A trigger may fire a little early or late; it still counts for the nearest day.
 const SLACK: SignedDuration = SignedDuration::from_hours(2);
@@ -68,8 +70,7 @@ impl Services {
         }
         let day = day.min(POLL_DAYS) as u32;
         let esp = self.esps.for_campaign(&c)?;
-        let counts = esp.fetch_metrics(&c.esp_ids).await?;
-        let Some(counts) = counts else {
+        let Some((counts, by_variant)) = fetch_counts(esp.as_ref(), &c).await? else {
             tracing::info!(campaign_id = %c.id, day, "no figures at the ESP yet");
             self.poll_run(&c.id, started, "no_data", day).await;
             return Ok(PollOutcome::NoDataYet { day });
@@ -82,6 +83,7 @@ impl Services {
                     day,
                     taken_at: now,
                     counts,
+                    by_variant,
                 },
             )
             .await?;
@@ -141,7 +143,13 @@ impl Services {
             return Ok(PollOutcome::Skipped(c.state));
         }
         let esp = self.esps.for_campaign(&c)?;
-        if let Err(e) = esp.cleanup(&c.esp_ids).await {
+        let mut result = Ok(());
+        for ids in c.esp_id_sets() {
+            if let Err(e) = esp.cleanup(ids).await {
+                result = Err(e);
+            }
+        }
+        if let Err(e) = result {
             // The one-off schedule (or the next trigger) comes back; retry an hour later.
             tracing::warn!(campaign_id = %c.id, error = %e, "ESP clean-up failed; will retry");
             let later = PollSchedule::cleanup_at(
@@ -175,4 +183,29 @@ impl Services {
         };
         self.record_run(id, run).await;
     }
+}
+
+/// The campaign's cumulative counts (the sum over its variants) and, with variants, each
+/// variant's; `None` while the ESP has figures for none of them.
+async fn fetch_counts(
+    esp: &dyn crate::ports::Esp,
+    c: &crate::campaign::Campaign,
+) -> Result<Option<(MetricCounts, BTreeMap<String, MetricCounts>)>, crate::ports::EspError> {
+    if c.variants.is_empty() {
+        return Ok(esp
+            .fetch_metrics(&c.esp_ids)
+            .await?
+            .map(|m| (m, BTreeMap::new())));
+    }
+    let mut total = MetricCounts::default();
+    let mut by_variant = BTreeMap::new();
+    let mut any = false;
+    for v in &c.variants {
+        let m = esp.fetch_metrics(&v.esp_ids).await?;
+        any |= m.is_some();
+        let m = m.unwrap_or_default();
+        total += m;
+        by_variant.insert(v.name.clone(), m);
+    }
+    Ok(any.then_some((total, by_variant)))
 }

@@ -41,29 +41,48 @@ impl Services {
                 .and_then(|o| o.get(esp.kind().as_str()))
                 .cloned()
                 .unwrap_or(serde_json::Value::Null);
-            // Per-send headers (Bronto): the template's stored override, else the adapter
-            // falls back to the account's defaults.
-            let headers = match esp.default_headers() {
-                Some(_) => {
-                    self.store
-                        .template_headers(esp.kind(), esp.account(), &c.template_id)
-                        .await?
-                }
-                None => None,
+            // One send per variant (or the campaign's one), each idempotent at the ESP: a retry
+            // after a partial failure finds the sends already made.
+            let sends: Vec<(Option<String>, String)> = if c.variants.is_empty() {
+                vec![(None, c.template_id.clone())]
+            } else {
+                c.variants
+                    .iter()
+                    .map(|v| (Some(v.name.clone()), v.template_id.clone()))
+                    .collect()
             };
-            let ids = esp
-                .schedule_send(&SendRequest {
-                    campaign_id: &c.id,
-                    variant: None,
-                    template_id: &c.template_id,
-                    send_at,
-                    timezone: c.timezone.as_deref(),
-                    audience: &c.esp_ids,
-                    options: &options,
-                    headers: headers.as_ref(),
-                })
-                .await?;
-            c.esp_ids.merge(&ids);
+            for (i, (variant, template_id)) in sends.iter().enumerate() {
+                // Per-send headers (Bronto): the template's stored override, else the adapter
+                // falls back to the account's defaults.
+                let headers = match esp.default_headers() {
+                    Some(_) => {
+                        self.store
+                            .template_headers(esp.kind(), esp.account(), template_id)
+                            .await?
+                    }
+                    None => None,
+                };
+                let audience = match variant {
+                    Some(_) => c.variants[i].esp_ids.clone(),
+                    None => c.esp_ids.clone(),
+                };
+                let ids = esp
+                    .schedule_send(&SendRequest {
+                        campaign_id: &c.id,
+                        variant: variant.as_deref(),
+                        template_id,
+                        send_at,
+                        timezone: c.timezone.as_deref(),
+                        audience: &audience,
+                        options: &options,
+                        headers: headers.as_ref(),
+                    })
+                    .await?;
+                match variant {
+                    Some(_) => c.variants[i].esp_ids.merge(&ids),
+                    None => c.esp_ids.merge(&ids),
+                }
+            }
             let schedule = PollSchedule::daily_after(&c.id, send_at, POLL_DAYS);
             self.scheduler.create(&schedule).await?;
             c.schedule_name = Some(schedule.name);

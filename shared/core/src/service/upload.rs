@@ -10,16 +10,26 @@
 //!    (ESP audiences are sets).
 //! 4. The ESP finishes the audience; the campaign becomes `audience_ready` and schedule-send is
 //!    enqueued.
+//!
+//! A/B variants and control groups: each row's group comes from
+//! [`Assigner`](crate::audience::assign::Assigner) (a seeded hash of the customer id, plus the
+//! control-group file if the manifest names one), so every pass and every retry routes a
+//! customer the same way. Each variant has its own ESP audience; a round of the upload fills one
+//! buffer per variant and, when one is full, sends every non-empty buffer to its variant's
+//! audience before the checkpoint. Held-out customers are counted and never sent.
 
 use super::context::{Deadline, ServiceError, Services};
+use crate::audience::assign::{Assigner, Group};
 use crate::audience::read::{
     AudienceScan, Event, Flow, RejectedLines, ScanEnd, ScanMode, count_lines,
 };
-use crate::campaign::{Campaign, RejectSample, RunRecord, State};
+use crate::campaign::{Campaign, ControlState, RejectSample, RunRecord, State, VariantState};
 use crate::ids::CampaignId;
+use crate::manifest::Columns;
 use crate::manifest::{self, DropPath, Manifest};
-use crate::ports::esp::{AudienceBatch, Contact};
+use crate::ports::esp::{AudienceBatch, Contact, EspIds};
 use crate::ports::{Created, ObjectRef, StoreError, WorkItem};
+use std::collections::HashSet;
 use std::io::Write;
 use std::sync::Arc;
 use tokio::io::AsyncReadExt;
@@ -215,18 +225,29 @@ impl Services {
         let esp = self.esps.for_campaign(c)?;
         let m: Manifest = serde_json::from_value(c.manifest.clone())
             .map_err(|e| ServiceError::Config(format!("stored manifest unreadable: {e}")))?;
-        if c.esp_ids.0.is_empty() {
-            let options = m.esp_options();
+        let options = m.esp_options();
+        if c.variants.is_empty() && c.esp_ids.0.is_empty() {
             let ids = esp.create_audience_with(&c.id, None, &options).await?;
             c.esp_ids.merge(&ids);
             *c = self.store.save(c).await?;
             tracing::info!(campaign_id = %c.id, esp = %esp.kind(), "audience created at the ESP");
         }
-
+        for i in 0..c.variants.len() {
+            if c.variants[i].esp_ids.0.is_empty() {
+                let name = c.variants[i].name.clone();
+                let ids = esp
+                    .create_audience_with(&c.id, Some(&name), &options)
+                    .await?;
+                c.variants[i].esp_ids.merge(&ids);
+                *c = self.store.save(c).await?;
+                tracing::info!(campaign_id = %c.id, variant = %name, "variant audience created at the ESP");
+            }
+        }
         let prefix = drop_prefix(&c.drop.key);
         let max = esp.max_batch().max(1);
         let field_names: Arc<[String]> = m.audience.columns.fields.clone().into();
         let rejected = self.rejected_lines(c, &m.audience.files).await?;
+        let assigner = self.assigner(c, &m).await?;
         let mut scan = AudienceScan::new(
             self.source.as_ref(),
             &c.drop.bucket,
@@ -239,13 +260,22 @@ impl Services {
         let mut batches_this_run = 0u64;
         loop {
             let skip = c.audience.uploaded;
-            let mut contacts: Vec<Contact> = Vec::with_capacity(max.min(16_384));
-            let mut first = None;
+            // One buffer per variant (one without variants), with its first row's ordinal.
+            let mut buffers: Vec<(Option<u64>, Vec<Contact>)> =
+                vec![(None, Vec::new()); assigner.variants()];
+            let mut held = 0u64;
+            let mut next = skip;
             let end = scan
                 .run(&mut |ev| {
                     if let Event::Row(r) = ev
                         && r.ordinal >= skip
                     {
+                        next = r.ordinal + 1;
+                        let Group::Variant(i) = assigner.assign(r.customer_id) else {
+                            held += 1;
+                            return Flow::Continue;
+                        };
+                        let (first, contacts) = &mut buffers[i];
                         first.get_or_insert(r.ordinal);
                         contacts.push(Contact {
                             customer_id: r.customer_id.to_owned(),
@@ -261,26 +291,41 @@ impl Services {
                     Flow::Continue
                 })
                 .await?;
-            if !contacts.is_empty() {
-                let n = contacts.len() as u64;
-                let batch = AudienceBatch {
-                    first_ordinal: first.unwrap_or(skip),
-                    field_names: Arc::clone(&field_names),
-                    contacts,
-                };
-                let out = esp.upload_batch(&c.esp_ids, &batch).await?;
-                c.audience.uploaded += n;
-                c.audience.not_in_esp += out.not_in_esp;
-                c.audience.esp_rejected += out.row_errors.len() as u64;
-                c.audience.batches += 1;
+            if next > skip {
+                for (i, (first, contacts)) in buffers.into_iter().enumerate() {
+                    if contacts.is_empty() {
+                        continue;
+                    }
+                    let n = contacts.len() as u64;
+                    let batch = AudienceBatch {
+                        first_ordinal: first.unwrap_or(skip),
+                        field_names: Arc::clone(&field_names),
+                        contacts,
+                    };
+                    let audience: &EspIds = match c.variants.get(i) {
+                        Some(v) => &v.esp_ids,
+                        None => &c.esp_ids,
+                    };
+                    let out = esp.upload_batch(audience, &batch).await?;
+                    c.audience.not_in_esp += out.not_in_esp;
+                    c.audience.esp_rejected += out.row_errors.len() as u64;
+                    c.audience.batches += 1;
+                    if let Some(v) = c.variants.get_mut(i) {
+                        v.assigned += n;
+                        v.not_in_esp += out.not_in_esp;
+                        v.esp_rejected += out.row_errors.len() as u64;
+                    }
+                    batches_this_run += 1;
+                }
+                c.audience.uploaded = next;
+                c.audience.held_out += held;
                 c.updated_at = self.clock.now();
                 *c = self.store.save(c).await?;
-                batches_this_run += 1;
                 if let Some(o) = &self.upload.observer {
                     o.uploaded(&c.id, c.audience.uploaded, c.audience.valid);
                 }
                 tracing::info!(campaign_id = %c.id, uploaded = c.audience.uploaded, valid = c.audience.valid,
-                    not_in_esp = c.audience.not_in_esp, "batch uploaded");
+                    held_out = c.audience.held_out, not_in_esp = c.audience.not_in_esp, "batch uploaded");
             }
             // The validation pass counted the valid rows: once they are all up, stop, even if
             // the scan paused on a full last batch (saves an empty continuation).
@@ -307,8 +352,17 @@ impl Services {
                 c.audience.valid, c.audience.uploaded
             )));
         }
-        let ids = esp.finish_audience(&c.id, None, &c.esp_ids).await?;
-        c.esp_ids.merge(&ids);
+        if c.variants.is_empty() {
+            let ids = esp.finish_audience(&c.id, None, &c.esp_ids).await?;
+            c.esp_ids.merge(&ids);
+        }
+        for i in 0..c.variants.len() {
+            let name = c.variants[i].name.clone();
+            let ids = esp
+                .finish_audience(&c.id, Some(&name), &c.variants[i].esp_ids)
+                .await?;
+            c.variants[i].esp_ids.merge(&ids);
+        }
         c.transition(State::AudienceReady, self.clock.now())
             .map_err(|e| ServiceError::Config(e.to_string()))?;
         *c = self.store.save(c).await?;
@@ -327,6 +381,17 @@ impl Services {
         let m: Manifest = serde_json::from_value(c.manifest.clone())
             .map_err(|e| ServiceError::Config(format!("stored manifest unreadable: {e}")))?;
         let prefix = drop_prefix(&c.drop.key);
+        // The control-group file is read first: a missing one fails the campaign before any
+        // audience work.
+        if let Some(file) = m.control_group.as_ref().and_then(|g| g.file.as_deref()) {
+            let ids = self
+                .control_ids(c, file, &m.audience.columns.customer_id)
+                .await?;
+            if let Some(control) = c.control.as_mut() {
+                control.file_ids = ids.len() as u64;
+            }
+            tracing::info!(campaign_id = %c.id, control_ids = ids.len(), "control-group file read");
+        }
         let (lines, etags) = count_lines(
             self.source.as_ref(),
             &c.drop.bucket,
@@ -415,6 +480,68 @@ impl Services {
         }
         *c = self.store.save(c).await?;
         Ok(())
+    }
+
+    /// The campaign's assignment rule, with the control-group file's ids when there is one.
+    pub(crate) async fn assigner(
+        &self,
+        c: &Campaign,
+        m: &Manifest,
+    ) -> Result<Assigner, ServiceError> {
+        let shares: Vec<f64> = c.variants.iter().map(|v| v.share).collect();
+        let holdout = c
+            .control
+            .as_ref()
+            .and_then(|g| g.holdout_share)
+            .unwrap_or(0.0);
+        let assigner = Assigner::new(c.id.as_str(), &shares, holdout);
+        match m.control_group.as_ref().and_then(|g| g.file.as_deref()) {
+            Some(file) => {
+                let ids = self
+                    .control_ids(c, file, &m.audience.columns.customer_id)
+                    .await?;
+                Ok(assigner.with_control(ids))
+            }
+            None => Ok(assigner),
+        }
+    }
+
+    /// The distinct customer ids of a control-group file (a CSV whose customer id column has the
+    /// audience's name), as [`Assigner::control_key`]s. Rows that are not valid are skipped: the
+    /// validation pass reported them.
+    pub(crate) async fn control_ids(
+        &self,
+        c: &Campaign,
+        file: &str,
+        customer_id_column: &str,
+    ) -> Result<HashSet<u64>, ServiceError> {
+        let prefix = drop_prefix(&c.drop.key);
+        let files = vec![file.to_owned()];
+        let columns = Columns {
+            customer_id: customer_id_column.to_owned(),
+            email: None,
+            fields: Vec::new(),
+        };
+        let mut scan = AudienceScan::new(
+            self.source.as_ref(),
+            &c.drop.bucket,
+            &prefix,
+            &files,
+            &columns,
+            ScanMode::Upload {
+                rejected: RejectedLines::default(),
+            },
+            Vec::new(),
+        );
+        let mut ids = HashSet::new();
+        scan.run(&mut |ev| {
+            if let Event::Row(r) = ev {
+                ids.insert(Assigner::control_key(r.customer_id));
+            }
+            Flow::Continue
+        })
+        .await?;
+        Ok(ids)
     }
 
     /// The lines the validation pass rejected, from its report.
@@ -514,6 +641,24 @@ fn new_campaign(
     c.send_at = Some(m.send_at);
     c.timezone = m.timezone.clone();
     c.manifest = serde_json::to_value(m).unwrap_or(serde_json::Value::Null);
+    c.variants = m
+        .variants
+        .iter()
+        .map(|v| VariantState {
+            name: v.name.clone(),
+            template_id: v.template_id.clone(),
+            share: v.share,
+            assigned: 0,
+            not_in_esp: 0,
+            esp_rejected: 0,
+            esp_ids: EspIds::default(),
+        })
+        .collect();
+    c.control = m.control_group.as_ref().map(|g| ControlState {
+        holdout_share: g.holdout_share,
+        file: g.file.clone(),
+        file_ids: 0,
+    });
     c
 }
 
