@@ -35,6 +35,9 @@ pub struct Manifest {
     pub variants: Vec<Variant>,
     #[serde(default)]
     pub control_group: Option<ControlGroup>,
+    /// The A/B test's metric (`click_rate` when absent); the schema lists the names.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ab_metric: Option<String>,
     #[serde(default)]
     pub esp_options: serde_json::Map<String, serde_json::Value>,
 }

@@ -3,12 +3,14 @@
 //!
 //! Routes: `GET /templates?esp=&account=&prefix=`, `GET /templates/{esp}/{id}/preview?account=`,
 //! `GET|PUT /templates/{esp}/{id}/headers?account=` (sender headers, for ESPs that take them per
-//! send: Bronto), `GET /campaigns/{id}`. Errors are `{"error": {"code", "message"}}` with the
+//! send: Bronto), `GET /campaigns/{id}`, `GET /campaigns/{id}/report?metric=` (JSON) and
+//! `GET /campaigns/{id}/report.html?metric=` (a self-contained page). Errors are `{"error": {"code", "message"}}` with the
 //! matching status.
 
 use super::context::Services;
 use crate::ids::{AccountId, CampaignId, EspKind};
 use crate::ports::{Esp, EspError, SenderHeaders, Template};
+use espbridge_analysis::{Metric, render_html};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -65,13 +67,16 @@ impl Services {
                 self.template_headers(esp, id, req, put).await
             }
             ["campaigns", id] if get => self.campaign_view(id).await,
-            ["templates"] | ["templates", _, _, "preview" | "headers"] | ["campaigns", _] => {
-                ApiResponse::error(
-                    405,
-                    "method_not_allowed",
-                    format!("{} is not allowed on {}", req.method, req.path),
-                )
-            }
+            ["campaigns", id, "report"] if get => self.report_view(id, req, false).await,
+            ["campaigns", id, "report.html"] if get => self.report_view(id, req, true).await,
+            ["templates"]
+            | ["templates", _, _, "preview" | "headers"]
+            | ["campaigns", _]
+            | ["campaigns", _, "report" | "report.html"] => ApiResponse::error(
+                405,
+                "method_not_allowed",
+                format!("{} is not allowed on {}", req.method, req.path),
+            ),
             _ => ApiResponse::error(404, "not_found", format!("no route {}", req.path)),
         }
     }
@@ -251,6 +256,32 @@ impl Services {
         match self.store.template_headers(kind, &account, id).await {
             Ok(Some(h)) => ApiResponse::json(200, &view(&h, "template")),
             Ok(None) => ApiResponse::json(200, &view(&defaults, "account_default")),
+            Err(e) => ApiResponse::error(503, "store_unavailable", e.to_string()),
+        }
+    }
+
+    async fn report_view(&self, id: &str, req: &ApiRequest, html: bool) -> ApiResponse {
+        let id = match CampaignId::parse(id) {
+            Ok(i) => i,
+            Err(e) => return ApiResponse::error(400, "bad_request", e.to_string()),
+        };
+        let metric = match req
+            .query
+            .get("metric")
+            .map(|m| Metric::parse(m))
+            .transpose()
+        {
+            Ok(m) => m,
+            Err(e) => return ApiResponse::error(400, "bad_request", format!("metric: {e}")),
+        };
+        match self.campaign_report(&id, metric).await {
+            Ok(Some(report)) if html => ApiResponse {
+                status: 200,
+                content_type: "text/html; charset=utf-8",
+                body: render_html(&report),
+            },
+            Ok(Some(report)) => ApiResponse::json(200, &json!(report)),
+            Ok(None) => ApiResponse::error(404, "not_found", format!("no campaign {id}")),
             Err(e) => ApiResponse::error(503, "store_unavailable", e.to_string()),
         }
     }

@@ -4,6 +4,7 @@
 pub mod api;
 pub mod context;
 pub mod poll;
+pub mod report;
 pub mod schedule;
 pub mod upload;
 
