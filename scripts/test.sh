@@ -1,8 +1,27 @@
 #!/usr/bin/env bash
 # The one command that runs every test: starts the AWS emulator (moto, installed into a venv on
-# first use), checks the SAM template, runs the whole workspace's tests, stops the emulator.
+# first use), checks the SAM template, installs Debian's chromium for the report's browser test
+# if it is missing, runs the whole workspace's tests, stops the emulator.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+# The HTML report is rendered in headless Chromium by one test (shared/analysis/tests/chromium.rs).
+if [ ! -x "${CHROMIUM:-/usr/bin/chromium}" ] && command -v apt-get >/dev/null; then
+  sudo_cmd=""
+  [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null && sudo_cmd="sudo"
+  echo "== installing chromium (Debian) for the report test" >&2
+  if $sudo_cmd apt-get install -y --no-install-recommends chromium >/dev/null 2>&1 \
+    || { $sudo_cmd apt-get update >/dev/null 2>&1 \
+      && $sudo_cmd apt-get install -y --no-install-recommends chromium >/dev/null 2>&1; }; then
+    echo "chromium installed" >&2
+  else
+    echo "chromium could not be installed; the browser test will say it is skipped" >&2
+  fi
+fi
+# In CI a missing browser is a failure, not a skip.
+if [ "${CI:-}" = "true" ]; then
+  export ESPBRIDGE_REQUIRE_CHROMIUM=1
+fi
 
 scripts/aws-emu.sh start
 trap 'scripts/aws-emu.sh stop' EXIT
