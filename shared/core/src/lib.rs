@@ -5,6 +5,7 @@
 pub mod audience;
 pub mod campaign;
 pub mod clock;
+pub mod conversions;
 pub mod ids;
 pub mod manifest;
 pub mod ports;

@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod context;
+pub mod conversions;
 pub mod poll;
 pub mod report;
 pub mod schedule;
