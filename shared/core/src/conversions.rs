@@ -237,8 +237,10 @@ mod tests {
     use super::*;
     use crate::audience::scan::{CsvScanner, Step};
 
+    type Parsed = Result<(String, f64, Timestamp), RowError>;
+
     /// Parses `csv` (header first) and returns each data row's result, by line.
-    fn rows(csv: &str) -> Vec<(u64, Result<(String, f64, Timestamp), RowError>)> {
+    fn rows(csv: &str) -> Vec<(u64, Parsed)> {
         let mut sc = CsvScanner::new();
         sc.push(csv.as_bytes());
         sc.finish();
@@ -289,17 +291,18 @@ mod tests {
              C8,1\n\
              \n",
         );
-        let errs: Vec<(u64, RowError)> = got
-            .into_iter()
-            .map(|(l, r)| (l, r.unwrap_err()))
-            .collect();
+        let errs: Vec<(u64, RowError)> =
+            got.into_iter().map(|(l, r)| (l, r.unwrap_err())).collect();
         assert_eq!(errs[0], (2, RowError::Amount));
         assert_eq!(errs[1], (3, RowError::Amount));
         assert_eq!(errs[2], (4, RowError::Amount));
         assert_eq!(errs[3], (5, RowError::Amount));
         assert_eq!(errs[4], (6, RowError::Timestamp), "no offset");
         assert_eq!(errs[5], (7, RowError::Timestamp));
-        assert_eq!(errs[6], (8, RowError::CustomerId("empty customer id".into())));
+        assert_eq!(
+            errs[6],
+            (8, RowError::CustomerId("empty customer id".into()))
+        );
         assert_eq!(
             errs[7],
             (

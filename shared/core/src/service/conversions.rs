@@ -97,7 +97,9 @@ impl Services {
                 self.attribute_conversions(obj).await?,
             ));
         }
-        Ok(ObjectOutcome::Upload(self.handle_drop(obj, deadline).await?))
+        Ok(ObjectOutcome::Upload(
+            self.handle_drop(obj, deadline).await?,
+        ))
     }
 
     /// Attributes a conversions file to the campaigns it concerns.
@@ -179,7 +181,7 @@ impl Services {
     /// Recomputes one campaign's totals with `obj` among its sources; false when `obj` was
     /// already recorded. Retries on a version conflict with the record re-read.
     async fn attribute_to(&self, id: &CampaignId, obj: &ObjectRef) -> Result<bool, ServiceError> {
-        let source = format!("{}#{}", obj.key, obj.etag);
+        let source = source_entry(&obj.key, &obj.etag);
         for _ in 0..SAVE_ATTEMPTS {
             let mut c = self.load(id).await?;
             let recorded = c
@@ -220,14 +222,14 @@ impl Services {
         bucket: &str,
         keys: &[String],
     ) -> Result<ConversionStats, ServiceError> {
-        let send_at = c.send_at.ok_or_else(|| {
-            ServiceError::Config(format!("campaign {} has no send time", c.id))
-        })?;
+        let send_at = c
+            .send_at
+            .ok_or_else(|| ServiceError::Config(format!("campaign {} has no send time", c.id)))?;
         let mut read = SourceRead::new(send_at);
         let mut sources = Vec::new();
         for key in keys {
             match self.read_source(bucket, key, &mut read).await {
-                Ok(etag) => sources.push(format!("{key}#{etag}")),
+                Ok(etag) => sources.push(source_entry(key, &etag)),
                 Err(ServiceError::Source(SourceError::NotFound { .. })) => {
                     tracing::warn!(campaign_id = %c.id, key = %key, "conversions file no longer exists; left out");
                     read.reject(key, 1, "file no longer exists; left out".into());
@@ -368,7 +370,10 @@ impl Services {
                     Group::Holdout => CONTROL_GROUP,
                     Group::Variant(i) => names.get(i).map(String::as_str).unwrap_or(ALL_GROUP),
                 };
-                count(groups.entry(name.to_owned()).or_default(), by_customer.get(&hash));
+                count(
+                    groups.entry(name.to_owned()).or_default(),
+                    by_customer.get(&hash),
+                );
             }
             Flow::Continue
         })
@@ -400,6 +405,12 @@ impl Services {
         RejectedLines::from_report(&report, files)
             .map_err(|e| ServiceError::Report(format!("{key}: {e}")))
     }
+}
+
+/// A recorded source, `key#etag`. S3 quotes the ETag it returns on reads but not the one in
+/// its event notifications, so the quotes are dropped for both to compare equal.
+fn source_entry(key: &str, etag: &str) -> String {
+    format!("{key}#{}", etag.trim_matches('"'))
 }
 
 /// Adds one customer, with their summed conversions if any, to a group.
