@@ -331,8 +331,12 @@ impl Services {
                 "not_in_esp": a.not_in_esp,
                 "esp_rejected": a.esp_rejected,
                 "batches": a.batches,
+                "held_out": a.held_out,
             },
             "esp_ids": c.esp_ids,
+            "variants": c.variants,
+            "control": c.control,
+            "conversions": c.conversions,
             "schedule_name": c.schedule_name,
             "cleanup_due_at": c.cleanup_due_at,
             "cleaned_up_at": c.cleaned_up_at,
@@ -350,6 +354,7 @@ impl Services {
                 "unsubscribes": s.counts.unsubscribes,
                 "bounces": s.counts.bounces,
                 "complaints": s.counts.complaints,
+                "by_variant": s.by_variant,
             })).collect::<Vec<_>>(),
         })))
     }
