@@ -138,28 +138,7 @@ async fn smartfocus_drop_becomes_a_completed_campaign() -> anyhow::Result<()> {
     assert_eq!(sf.post_count(), 1);
 
     // The metric schedule and seven daily polls.
-    let schedule_name = c
-        .schedule_name
-        .clone()
-        .ok_or_else(|| anyhow::anyhow!("no schedule"))?;
-    let sched = h
-        .scheduler
-        .get_schedule()
-        .group_name(&h.schedule_group)
-        .name(&schedule_name)
-        .send()
-        .await?;
-    let input = sched
-        .target()
-        .map(|t| t.input().unwrap_or_default())
-        .unwrap_or_default();
-    let input: serde_json::Value = serde_json::from_str(input)?;
-    for k in 1..=7i64 {
-        h.clock
-            .set(send_at.timestamp() + jiff::SignedDuration::from_hours(24 * k));
-        let out = poll_metrics::handle(&h.services, input.clone()).await?;
-        assert_eq!(out["campaign_id"], id, "{out}");
-    }
+    let schedule_name = h.poll_seven_days(id, send_at.timestamp()).await?;
     let c = h.campaign(id).await?;
     assert_eq!(c.state, State::Completed, "failure: {:?}", c.failure);
     let snaps = h.services.store.snapshots(&c.id).await?;
