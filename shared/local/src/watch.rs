@@ -1,13 +1,20 @@
 //! Finds new drops in the local drop folder: local mode's stand-in for the S3 `ObjectCreated`
-//! notification on `manifest.json`.
+//! notifications on `manifest.json` and on conversions files.
 //!
-//! The long-lived local server calls [`DropWatcher::scan`] every few seconds. Each manifest
+//! Reported: `campaigns/<run date>/<campaign id>/manifest.json`, and the conversions files of
+//! both layouts ([`ConversionsPath`]): `campaigns/<run date>/<campaign id>/conversions*.csv[.gz]`
+//! and `conversions/<YYYY-MM-DD>/<name>.csv[.gz]`. The caller routes each key (the services'
+//! `handle_object` does). Audience files and rejects reports are never reported.
+//!
+//! The long-lived local server calls [`DropWatcher::scan`] every few seconds. Each object
 //! version (key and tag) is reported once; a manifest rewritten in place gets a new tag and is
 //! reported again, as S3 would notify an overwrite. What was reported is kept in memory only: after
 //! a restart every manifest is reported once more, and the store's drop record
-//! (`create_from_drop`) answers those with `Existing`, as it does for SQS redeliveries.
+//! (`create_from_drop`) answers those with `Existing`, as it does for SQS redeliveries; a
+//! conversions file already attributed is recognised by its `key#tag` in the campaign record.
 
 use crate::source::etag_of;
+use espbridge_core::conversions::{BY_DATE_ROOT, ConversionsPath};
 use espbridge_core::ports::source::ObjectRef;
 use std::collections::HashMap;
 use std::io;
@@ -55,40 +62,75 @@ impl DropWatcher {
         self
     }
 
-    /// Manifests not reported before, by key.
+    /// Manifests and conversions files not reported before, by key.
     pub async fn scan(&mut self) -> Result<Vec<ObjectRef>, WatchError> {
         let campaigns = self.root.join("campaigns");
         let mut found = Vec::new();
         for (date, date_dir) in subdirs(&campaigns).await? {
             for (campaign, campaign_dir) in subdirs(&date_dir).await? {
-                let path = campaign_dir.join(MANIFEST);
-                let meta = match tokio::fs::metadata(&path).await {
-                    Ok(m) if m.is_file() => m,
-                    Ok(_) => continue,
-                    Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-                    Err(source) => return Err(WatchError { path, source }),
-                };
-                if !self.settled(&meta) {
-                    continue;
+                let folder = format!("campaigns/{date}/{campaign}/");
+                self.consider(
+                    &campaign_dir.join(MANIFEST),
+                    format!("{folder}{MANIFEST}"),
+                    &mut found,
+                )
+                .await?;
+                for (name, path) in files(&campaign_dir).await? {
+                    let key = format!("{folder}{name}");
+                    if ConversionsPath::parse(&key).is_some() {
+                        self.consider(&path, key, &mut found).await?;
+                    }
                 }
-                let key = format!("campaigns/{date}/{campaign}/{MANIFEST}");
-                let etag = etag_of(&meta);
-                if self.reported.get(&key) == Some(&etag) {
-                    continue;
+            }
+        }
+        for (date, date_dir) in subdirs(&self.root.join(BY_DATE_ROOT)).await? {
+            for (name, path) in files(&date_dir).await? {
+                let key = format!("{BY_DATE_ROOT}/{date}/{name}");
+                if ConversionsPath::parse(&key).is_some() {
+                    self.consider(&path, key, &mut found).await?;
                 }
-                self.reported.insert(key.clone(), etag.clone());
-                found.push(ObjectRef {
-                    bucket: self.bucket.clone(),
-                    key,
-                    etag,
-                });
             }
         }
         found.sort_by(|a, b| a.key.cmp(&b.key));
         if !found.is_empty() {
-            tracing::debug!(drops = found.len(), "new drops found");
+            tracing::debug!(objects = found.len(), "new drop objects found");
         }
         Ok(found)
+    }
+
+    /// Adds the file at `path` to `found` unless it is absent, unsettled or already reported at
+    /// this version.
+    async fn consider(
+        &mut self,
+        path: &Path,
+        key: String,
+        found: &mut Vec<ObjectRef>,
+    ) -> Result<(), WatchError> {
+        let meta = match tokio::fs::metadata(path).await {
+            Ok(m) if m.is_file() => m,
+            Ok(_) => return Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(source) => {
+                return Err(WatchError {
+                    path: path.to_owned(),
+                    source,
+                });
+            }
+        };
+        if !self.settled(&meta) {
+            return Ok(());
+        }
+        let etag = etag_of(&meta);
+        if self.reported.get(&key) == Some(&etag) {
+            return Ok(());
+        }
+        self.reported.insert(key.clone(), etag.clone());
+        found.push(ObjectRef {
+            bucket: self.bucket.clone(),
+            key,
+            etag,
+        });
+        Ok(())
     }
 
     fn settled(&self, meta: &std::fs::Metadata) -> bool {
@@ -107,6 +149,16 @@ impl DropWatcher {
 
 /// The sub-folders of `dir` with UTF-8 names (keys are UTF-8), or none if `dir` does not exist.
 async fn subdirs(dir: &Path) -> Result<Vec<(String, PathBuf)>, WatchError> {
+    entries(dir, true).await
+}
+
+/// The regular files of `dir` with UTF-8 names, or none if `dir` does not exist.
+async fn files(dir: &Path) -> Result<Vec<(String, PathBuf)>, WatchError> {
+    entries(dir, false).await
+}
+
+/// The folders (`dirs`) or files of `dir`, hidden ones left out.
+async fn entries(dir: &Path, dirs: bool) -> Result<Vec<(String, PathBuf)>, WatchError> {
     let err = |source| WatchError {
         path: dir.to_owned(),
         source,
@@ -121,12 +173,12 @@ async fn subdirs(dir: &Path) -> Result<Vec<(String, PathBuf)>, WatchError> {
         let Ok(name) = entry.file_name().into_string() else {
             continue;
         };
-        // Hidden folders are not drops (and keep temporary files out of sight).
+        // Hidden entries are not drops (and keep temporary files out of sight).
         if name.starts_with('.') {
             continue;
         }
-        // file_type does not follow symlinks; a symlinked drop folder is followed by
-        // metadata() so local setups may link a drop in.
+        // file_type does not follow symlinks; a symlink is followed by metadata() so local
+        // setups may link a drop in.
         let is_dir = match entry.file_type().await.map_err(err)? {
             t if t.is_dir() => true,
             t if t.is_symlink() => tokio::fs::metadata(entry.path())
@@ -135,7 +187,7 @@ async fn subdirs(dir: &Path) -> Result<Vec<(String, PathBuf)>, WatchError> {
                 .unwrap_or(false),
             _ => false,
         };
-        if is_dir {
+        if is_dir == dirs {
             out.push((name, entry.path()));
         }
     }
@@ -225,5 +277,47 @@ mod tests {
             .unwrap();
         drop(f);
         assert_eq!(w.scan().await.unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn conversions_files_of_both_layouts_are_reported_once_per_version() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = DropWatcher::new(dir.path(), "drops");
+        write(dir.path(), "campaigns/2026-11-24/c1/manifest.json", b"{}");
+        write(
+            dir.path(),
+            "campaigns/2026-11-24/c1/audience.csv",
+            b"id\n1\n",
+        );
+        write(
+            dir.path(),
+            "campaigns/2026-11-24/c1/rejects.csv",
+            b"file,line,reason\n",
+        );
+        assert_eq!(w.scan().await.unwrap().len(), 1, "the manifest only");
+
+        let by_campaign = "campaigns/2026-11-24/c1/conversions.csv.gz";
+        let by_date = "conversions/2026-11-30/shop.csv";
+        write(dir.path(), by_campaign, b"x");
+        write(dir.path(), by_date, b"customer_id,amount,timestamp\n");
+        write(dir.path(), "conversions/2026-11-30/notes.txt", b"not csv");
+        write(dir.path(), "conversions/someday/shop.csv", b"bad date");
+        let found = w.scan().await.unwrap();
+        let keys: Vec<_> = found.iter().map(|o| o.key.as_str()).collect();
+        assert_eq!(keys, [by_campaign, by_date]);
+        assert!(w.scan().await.unwrap().is_empty(), "already reported");
+
+        // A new version of a conversions file is a new event.
+        write(
+            dir.path(),
+            by_date,
+            b"customer_id,amount,timestamp\nC1,1,2026-11-30T00:00:00Z\n",
+        );
+        let again = w.scan().await.unwrap();
+        assert_eq!(again.len(), 1);
+        assert_eq!(again[0].key, by_date);
+        let src = FolderSource::new(dir.path());
+        let (_, tag) = src.read_small("drops", by_date).await.unwrap();
+        assert_eq!(tag, again[0].etag);
     }
 }
