@@ -67,10 +67,13 @@ const READ_CHUNK: usize = 256 * 1024;
 /// What became of a conversions file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ConversionOutcome {
-    /// These campaigns' totals were recomputed; `unchanged` had the file already (redelivery).
+    /// These campaigns' totals were recomputed; `unchanged` had the file already (redelivery);
+    /// `failed` could not be recomputed for a reason a retry would not fix (their audience or
+    /// control-group file is gone or changed, say), logged with the campaign id.
     Attributed {
         updated: Vec<CampaignId>,
         unchanged: Vec<CampaignId>,
+        failed: Vec<CampaignId>,
     },
     /// Not attributed anywhere, and why.
     Ignored(String),
@@ -122,15 +125,26 @@ impl Services {
         };
         let mut updated = Vec::new();
         let mut unchanged = Vec::new();
+        let mut failed = Vec::new();
         for id in ids {
-            if self.attribute_to(&id, obj).await? {
-                updated.push(id);
-            } else {
-                unchanged.push(id);
+            match self.attribute_to(&id, obj).await {
+                Ok(true) => updated.push(id),
+                Ok(false) => unchanged.push(id),
+                // A retry (the redelivered event) would fail the same way: acknowledge.
+                Err(e) if !e.is_retryable() => {
+                    tracing::error!(campaign_id = %id, key = %obj.key, error = %e, "conversions not attributed");
+                    failed.push(id);
+                }
+                Err(e) => return Err(e),
             }
         }
-        tracing::info!(key = %obj.key, updated = updated.len(), unchanged = unchanged.len(), "conversions file attributed");
-        Ok(ConversionOutcome::Attributed { updated, unchanged })
+        tracing::info!(key = %obj.key, updated = updated.len(), unchanged = unchanged.len(),
+            failed = failed.len(), "conversions file attributed");
+        Ok(ConversionOutcome::Attributed {
+            updated,
+            unchanged,
+            failed,
+        })
     }
 
     /// The campaigns a file concerns, or why there are none.

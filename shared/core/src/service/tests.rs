@@ -1061,7 +1061,8 @@ mod conversions {
             out,
             ConversionOutcome::Attributed {
                 updated: vec![id()],
-                unchanged: vec![]
+                unchanged: vec![],
+                failed: vec![]
             }
         );
         let c = w.services.store.get(&id()).await.unwrap().unwrap();
@@ -1128,7 +1129,8 @@ mod conversions {
             w.services.attribute_conversions(&first).await.unwrap(),
             ConversionOutcome::Attributed {
                 updated: vec![],
-                unchanged: vec![id()]
+                unchanged: vec![id()],
+                failed: vec![]
             }
         );
         assert_eq!(w.services.store.get(&id()).await.unwrap().unwrap(), before);
@@ -1171,7 +1173,8 @@ mod conversions {
             w.services.attribute_conversions(&file).await.unwrap(),
             ConversionOutcome::Attributed {
                 updated: vec![id()],
-                unchanged: vec![]
+                unchanged: vec![],
+                failed: vec![]
             }
         );
         let s = w
@@ -1216,7 +1219,8 @@ mod conversions {
             w.services.attribute_conversions(&late).await.unwrap(),
             ConversionOutcome::Attributed {
                 updated: vec![CampaignId::parse("late").unwrap()],
-                unchanged: vec![]
+                unchanged: vec![],
+                failed: vec![]
             }
         );
     }
@@ -1301,6 +1305,23 @@ mod conversions {
         );
         assert_eq!(s.groups["all"].customers, 20);
         assert_eq!(s.groups["all"].converters, 0);
+        // An audience replaced since the upload cannot be regrouped: acknowledged, not retried.
+        w.src
+            .put(&format!("{PREFIX}a.csv"), "customer_id,first_name\nZ,z\n");
+        let next = put_conversions(
+            &w,
+            &format!("{PREFIX}conversions-2.csv"),
+            "customer_id,amount,timestamp\nC1,5,2026-11-26T00:00:00Z\n",
+        )
+        .await;
+        assert_eq!(
+            w.services.attribute_conversions(&next).await.unwrap(),
+            ConversionOutcome::Attributed {
+                updated: vec![],
+                unchanged: vec![],
+                failed: vec![id()]
+            }
+        );
         // A by-campaign file of an unknown campaign is acknowledged.
         let stray = put_conversions(
             &w,
