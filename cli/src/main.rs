@@ -1,6 +1,7 @@
 //! `espbridge`: the whole system on one machine (drop folder, SQLite, in-process queue and
 //! scheduler, ESP simulators or real accounts, loopback HTTP API).
 
+mod campaign_report;
 mod config;
 mod demo;
 mod drop_gen;
@@ -12,6 +13,7 @@ mod stack;
 mod templates;
 
 use clap::{Parser, Subcommand};
+use espbridge_analysis::Metric;
 use espbridge_core::EspKind;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -58,6 +60,27 @@ enum Command {
         #[arg(long)]
         port: Option<u16>,
     },
+    /// One campaign's analysis report (per-variant rates, A/B verdict, uplift against the
+    /// control group) from the local stack's campaign store; no ESP is contacted.
+    Report {
+        /// The campaign's id.
+        campaign_id: String,
+        /// Base folder as `serve --dir` and `demo --out` use it: the store is DIR/state.
+        #[arg(long, conflicts_with = "config")]
+        dir: Option<PathBuf>,
+        /// TOML file whose `state_dir` holds the store (as `serve --config` reads it).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// The A/B test's metric (default: the manifest's `ab_metric`, else click_rate).
+        #[arg(long, value_parser = parse_metric)]
+        metric: Option<Metric>,
+        /// Print the report's JSON (as `GET /campaigns/{id}/report` answers) instead of a summary.
+        #[arg(long)]
+        json: bool,
+        /// Also write the self-contained HTML page to FILE.
+        #[arg(long, value_name = "FILE")]
+        html: Option<PathBuf>,
+    },
     /// Lists the templates a marketer may choose (exactly what `GET /templates` returns).
     Templates {
         #[arg(long)]
@@ -77,6 +100,10 @@ enum Command {
 
 fn parse_esp(s: &str) -> Result<EspKind, String> {
     EspKind::parse(s).map_err(|e| e.to_string())
+}
+
+fn parse_metric(s: &str) -> Result<Metric, String> {
+    Metric::parse(s).map_err(|e| e.to_string())
 }
 
 fn init_logging() {
@@ -127,6 +154,24 @@ fn main() -> ExitCode {
             }
             Command::Serve { config, dir, port } => {
                 serve::run(serve::ServeArgs { config, dir, port }).await
+            }
+            Command::Report {
+                campaign_id,
+                dir,
+                config,
+                metric,
+                json,
+                html,
+            } => {
+                campaign_report::run(campaign_report::ReportArgs {
+                    campaign_id,
+                    dir,
+                    config,
+                    metric,
+                    json,
+                    html,
+                })
+                .await
             }
             Command::Templates {
                 config,

@@ -25,13 +25,13 @@ pub struct ServeArgs {
 }
 
 /// Folders and port: command line first, then the file, then the defaults.
-struct Resolved {
-    drop_dir: PathBuf,
-    state_dir: PathBuf,
-    port: u16,
+pub struct Resolved {
+    pub drop_dir: PathBuf,
+    pub state_dir: PathBuf,
+    pub port: u16,
 }
 
-fn resolve(args: &ServeArgs, local: &config::LocalSettings) -> Resolved {
+pub fn resolve(args: &ServeArgs, local: &config::LocalSettings) -> Resolved {
     let base = args
         .dir
         .clone()

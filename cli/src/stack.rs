@@ -24,6 +24,8 @@ use tokio::sync::mpsc::UnboundedReceiver;
 
 /// The bucket name the drop folder stands in for.
 pub const DROP_BUCKET: &str = "local-drops";
+/// The campaign store's file in the state folder.
+pub const STORE_FILE: &str = "espbridge.sqlite3";
 
 /// ESPs that have an adapter and a simulator. Adding an ESP to the demo and to the default
 /// stack is one line here plus one arm in [`start_simulator`].
@@ -227,7 +229,7 @@ impl Stack {
             StateLocation::Dir(dir) => {
                 std::fs::create_dir_all(dir)
                     .with_context(|| format!("creating state folder {}", dir.display()))?;
-                let path = dir.join("espbridge.sqlite3");
+                let path = dir.join(STORE_FILE);
                 SqliteStore::open(&path)
                     .with_context(|| format!("opening campaign store {}", path.display()))?
             }
