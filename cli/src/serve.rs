@@ -110,8 +110,9 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     result
 }
 
-/// Every [`SCAN_EVERY`]: new manifests go to `handle_drop` (each in its own task, so a long
-/// upload does not hold up the others or the metric polls), then due polls fire.
+/// Every [`SCAN_EVERY`]: new manifests and conversions files go to `handle_object` (each in its
+/// own task, so a long upload does not hold up the others or the metric polls), then due polls
+/// fire.
 async fn watch_loop(
     services: Services,
     scheduler: LocalScheduler,
@@ -128,9 +129,9 @@ async fn watch_loop(
                 for drop in drops {
                     let services = services.clone();
                     tokio::spawn(async move {
-                        match services.handle_drop(&drop, Deadline::none()).await {
+                        match services.handle_object(&drop, Deadline::none()).await {
                             Ok(outcome) => {
-                                tracing::info!(key = %drop.key, outcome = ?outcome, "drop handled")
+                                tracing::info!(key = %drop.key, outcome = ?outcome, "object handled")
                             }
                             Err(e) => tracing::error!(key = %drop.key, error = %e, "drop failed"),
                         }

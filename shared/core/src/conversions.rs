@@ -11,8 +11,9 @@
 //! - `timestamp`: RFC 3339 with an offset (`2026-11-26T10:00:00+01:00` or `...Z`).
 //!
 //! A file is referenced in one of two ways:
-//! - by campaign: `campaigns/<run date>/<campaign id>/conversions*.csv[.gz]` (the name starts
-//!   with `conversions`), attributed to that campaign only;
+//! - by campaign: `campaigns/<run date>/<campaign id>/*conversions.csv[.gz]` (the name ends
+//!   with `conversions.csv`, so the bucket's notification can select exactly these files with
+//!   a suffix filter), attributed to that campaign only;
 //! - by date: `conversions/<YYYY-MM-DD>/<name>.csv[.gz]`, attributed to every campaign whose send
 //!   time falls on one of the 7 days before the file's date or on that date (UTC days).
 //!
@@ -46,7 +47,7 @@ pub const REQUIRED_COLUMNS: [&str; 3] = ["customer_id", "amount", "timestamp"];
 /// How a conversions file is referenced, read from its key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ConversionsPath {
-    /// `campaigns/<run date>/<campaign id>/conversions*.csv[.gz]`.
+    /// `campaigns/<run date>/<campaign id>/*conversions.csv[.gz]`.
     ByCampaign {
         run_date: String,
         campaign_id: CampaignId,
@@ -62,7 +63,7 @@ impl ConversionsPath {
         let parts: Vec<&str> = key.split('/').collect();
         match parts.as_slice() {
             ["campaigns", run_date, campaign, file]
-                if file.starts_with("conversions") && is_csv_name(file) =>
+                if file.ends_with("conversions.csv") || file.ends_with("conversions.csv.gz") =>
             {
                 parse_date(run_date)?;
                 Some(Self::ByCampaign {
@@ -338,7 +339,7 @@ mod tests {
             })
         );
         assert!(matches!(
-            ConversionsPath::parse("campaigns/2026-11-24/c1/conversions-week2.csv.gz"),
+            ConversionsPath::parse("campaigns/2026-11-24/c1/week2-conversions.csv.gz"),
             Some(ConversionsPath::ByCampaign { .. })
         ));
         assert_eq!(
@@ -352,6 +353,7 @@ mod tests {
             "campaigns/2026-11-24/c1/audience.csv",
             "campaigns/2026-11-24/c1/rejects.csv",
             "campaigns/2026-11-24/c1/conversions.json",
+            "campaigns/2026-11-24/c1/conversions-week2.csv",
             "campaigns/2026-13-24/c1/conversions.csv",
             "campaigns/2026-11-24/c1/sub/conversions.csv",
             "conversions/2026-11-30/.csv",

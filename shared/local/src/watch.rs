@@ -2,7 +2,7 @@
 //! notifications on `manifest.json` and on conversions files.
 //!
 //! Reported: `campaigns/<run date>/<campaign id>/manifest.json`, and the conversions files of
-//! both layouts ([`ConversionsPath`]): `campaigns/<run date>/<campaign id>/conversions*.csv[.gz]`
+//! both layouts ([`ConversionsPath`]): `campaigns/<run date>/<campaign id>/*conversions.csv[.gz]`
 //! and `conversions/<YYYY-MM-DD>/<name>.csv[.gz]`. The caller routes each key (the services'
 //! `handle_object` does). Audience files and rejects reports are never reported.
 //!

@@ -1017,7 +1017,7 @@ mod conversions {
         // Not scheduled yet: acknowledged and recorded nowhere.
         let early = put_conversions(
             &w,
-            &format!("{PREFIX}conversions-early.csv"),
+            &format!("{PREFIX}early-conversions.csv"),
             "customer_id,amount,timestamp\nC1,1,2026-11-26T00:00:00Z\n",
         )
         .await;
@@ -1101,7 +1101,7 @@ mod conversions {
         );
         let second = put_conversions(
             &w,
-            &format!("{PREFIX}conversions-2.csv.gz"),
+            &format!("{PREFIX}2-conversions.csv.gz"),
             gzip(body.as_bytes()),
         )
         .await;
@@ -1310,7 +1310,7 @@ mod conversions {
             .put(&format!("{PREFIX}a.csv"), "customer_id,first_name\nZ,z\n");
         let next = put_conversions(
             &w,
-            &format!("{PREFIX}conversions-2.csv"),
+            &format!("{PREFIX}2-conversions.csv"),
             "customer_id,amount,timestamp\nC1,5,2026-11-26T00:00:00Z\n",
         )
         .await;
