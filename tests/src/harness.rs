@@ -406,6 +406,13 @@ impl Harness {
         Ok(events::s3_put_notification(&self.bucket, &key, size, &etag).to_string())
     }
 
+    /// Writes an object and returns its S3 ObjectCreated event as a message body.
+    pub async fn put_with_event(&self, key: &str, bytes: Vec<u8>) -> anyhow::Result<String> {
+        let size = bytes.len() as i64;
+        let etag = self.put(key, bytes).await?;
+        Ok(events::s3_put_notification(&self.bucket, key, size, &etag).to_string())
+    }
+
     /// Runs upload-audience on one message (as Lambda would, with a fresh message id).
     pub async fn deliver_upload_body(&self, body: &str) -> anyhow::Result<SqsBatchResponse> {
         let rec = SqsRecord {

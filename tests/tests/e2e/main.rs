@@ -2,6 +2,7 @@
 //! Silverpop and Bronto simulators.
 
 mod bronto;
+mod ab;
 mod common;
 mod continuation;
 mod happy_path;
