@@ -3,7 +3,19 @@
 //!
 //! Uploads run with the default settings (one invocation uploads the whole audience); the
 //! continuation path is exercised by the core's tests, not here.
+//!
+//! Without `--esp`, the demo adds one A/B campaign on Emarsys ([`AB_ESP`]): two or three
+//! variants with the simulator's `optimove_` HTML templates (shares 0.5/0.5 or 0.4/0.3/0.3) and
+//! a control group holding out [`HOLDOUT_SHARE`] of the audience. After its seven days, a
+//! conversions file ([`crate::conversions_gen`]) is written beside its manifest and attributed
+//! with `Services::attribute_conversions` (the drop watcher reports manifests only). Every
+//! campaign's analysis page goes to `DIR/reports/<campaign id>.html`; the A/B campaign's also to
+//! `DIR/report.html`, and its `report.json` entry carries the analysis report's `variants`,
+//! `ab_test` and `control` ([`report::with_analysis`]). The demo fails when the attribution's
+//! converters per group differ from what the generator put inside the window.
 
+use crate::campaign_report;
+use crate::conversions_gen::{self, ConversionSpec};
 use crate::drop_gen::{self, DropSpec, FIELDS};
 use crate::progress::{Progress, interactive};
 use crate::report;
@@ -12,12 +24,15 @@ use crate::stack::{
     StateLocation, supported_list,
 };
 use anyhow::{Context, Result, bail};
+use espbridge_core::ports::ObjectRef;
+use espbridge_core::service::conversions::ConversionOutcome;
 use espbridge_core::service::poll::PollOutcome;
 use espbridge_core::service::{Deadline, UploadSettings};
 use espbridge_core::{CampaignId, Clock, EspKind, ManualClock};
 use espbridge_local::DropWatcher;
 use jiff::{SignedDuration, Timestamp, ZonedDateTime, tz::TimeZone};
 use serde_json::{Value, json};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -28,12 +43,35 @@ pub struct DemoArgs {
     pub seed: u64,
 }
 
+/// The ESP of the demo's A/B campaign.
+pub const AB_ESP: EspKind = EspKind::Emarsys;
+/// The share of the A/B campaign's audience held out as its control group.
+pub const HOLDOUT_SHARE: f64 = 0.1;
+
+/// One campaign the demo runs.
+struct Kind {
+    esp: EspKind,
+    label: Option<&'static str>,
+    esp_options: Option<Value>,
+    ab: bool,
+}
+
+/// One variant of the A/B campaign.
+struct PlannedVariant {
+    name: String,
+    template_id: String,
+    share: f64,
+}
+
 /// One generated campaign, before it runs.
 struct Planned {
     esp: EspKind,
     campaign_id: CampaignId,
-    manifest_key: String,
+    /// `campaigns/<run date>/<campaign id>/`.
+    prefix: String,
     generated: drop_gen::GeneratedDrop,
+    /// The A/B campaign's variants (empty for the others).
+    variants: Vec<PlannedVariant>,
 }
 
 pub async fn run(args: DemoArgs) -> Result<()> {
@@ -70,12 +108,33 @@ pub async fn run(args: DemoArgs) -> Result<()> {
 
     let mut planned = Vec::new();
     let stamp = now.strftime("%Y%m%d-%H%M%S").to_string();
-    for (esp, label, options) in esps.into_iter().flat_map(campaigns_of) {
-        let campaign_id = CampaignId::parse(&match label {
+    let mut kinds: Vec<Kind> = esps.into_iter().flat_map(campaigns_of).collect();
+    if args.esp.is_none() {
+        kinds.push(Kind {
+            esp: AB_ESP,
+            label: Some("ab"),
+            esp_options: None,
+            ab: true,
+        });
+    }
+    for kind in kinds {
+        let esp = kind.esp;
+        let campaign_id = CampaignId::parse(&match kind.label {
             Some(l) => format!("demo-{esp}-{l}-{stamp}"),
             None => format!("demo-{esp}-{stamp}"),
         })?;
-        let template = first_template(&stack, esp).await?;
+        let templates = html_templates(&stack, esp).await?;
+        let variants = if kind.ab {
+            ab_variants(&templates)?
+        } else {
+            Vec::new()
+        };
+        let template = variants
+            .first()
+            .and_then(|v| templates.iter().find(|t| t.0 == v.template_id))
+            .or(templates.first())
+            .cloned()
+            .with_context(|| format!("{esp} lists no HTML e-mail template"))?;
         let prefix = format!("campaigns/{run_date}/{campaign_id}/");
         let dir = drop_dir.join(&prefix);
         std::fs::create_dir_all(&dir)
@@ -87,16 +146,24 @@ pub async fn run(args: DemoArgs) -> Result<()> {
         drop_gen::write_files(&dir, &generated)
             .with_context(|| format!("writing audience files in {}", dir.display()))?;
         let mut manifest = manifest(&campaign_id, esp, &template, &send_at, &generated);
-        if let Some(o) = options {
+        if let Some(o) = kind.esp_options {
             manifest["esp_options"] = o;
+        }
+        if !variants.is_empty() {
+            manifest["variants"] = variants
+                .iter()
+                .map(|v| json!({"name": v.name, "template_id": v.template_id, "share": v.share}))
+                .collect();
+            manifest["control_group"] = json!({ "holdout_share": HOLDOUT_SHARE });
         }
         write_last(&dir.join("manifest.json"), &manifest)?;
         tracing::info!(campaign_id = %campaign_id, rows = generated.rows, "drop written");
         planned.push(Planned {
             esp,
             campaign_id,
-            manifest_key: format!("{prefix}manifest.json"),
+            prefix,
             generated,
+            variants,
         });
     }
 
@@ -107,8 +174,9 @@ pub async fn run(args: DemoArgs) -> Result<()> {
         .await
         .with_context(|| format!("scanning {}", drop_dir.display()))?;
     for p in &planned {
-        let Some(drop) = found.iter().find(|d| d.key == p.manifest_key) else {
-            bail!("the drop watcher did not report {}", p.manifest_key);
+        let manifest_key = format!("{}manifest.json", p.prefix);
+        let Some(drop) = found.iter().find(|d| d.key == manifest_key) else {
+            bail!("the drop watcher did not report {manifest_key}");
         };
         let outcome = stack
             .services
@@ -154,6 +222,17 @@ pub async fn run(args: DemoArgs) -> Result<()> {
         }
     }
 
+    // The week is over: what the customers bought, for the A/B campaign.
+    let mut expected = BTreeMap::new();
+    for p in planned.iter().filter(|p| !p.variants.is_empty()) {
+        let send = send_at.timestamp();
+        let counts = drop_conversions(&stack, p, &drop_dir, send, args.seed).await?;
+        expected.insert(p.campaign_id.clone(), counts);
+    }
+
+    let reports_dir = args.out.join("reports");
+    std::fs::create_dir_all(&reports_dir)
+        .with_context(|| format!("creating {}", reports_dir.display()))?;
     let mut docs = Vec::new();
     let mut problems: Vec<String> = stack
         .pending_schedules()
@@ -161,21 +240,44 @@ pub async fn run(args: DemoArgs) -> Result<()> {
         .map(|s| format!("schedule {} still pending after the last day", s.name))
         .collect();
     for p in &planned {
+        let id = &p.campaign_id;
         let doc = stack
             .services
-            .campaign_document(&p.campaign_id)
+            .campaign_document(id)
             .await
-            .with_context(|| format!("reading campaign {}", p.campaign_id))?
-            .with_context(|| format!("campaign {} was never created", p.campaign_id))?;
-        let doc = enrich(doc, p, &drop_dir);
+            .with_context(|| format!("reading campaign {id}"))?
+            .with_context(|| format!("campaign {id} was never created"))?;
+        let analysis = stack
+            .services
+            .campaign_report(id, None)
+            .await
+            .with_context(|| format!("reading the report of campaign {id}"))?
+            .with_context(|| format!("campaign {id} was never created"))?;
+        campaign_report::write_html(&reports_dir.join(format!("{id}.html")), &analysis)?;
+        let mut doc = enrich(doc, p, &drop_dir);
+        if let Some(counts) = expected.get(id) {
+            doc = report::with_analysis(doc, &analysis);
+            campaign_report::write_html(&args.out.join("report.html"), &analysis)?;
+            problems.extend(report::analysis_problems(&analysis, counts));
+        }
         problems.extend(report::problems(&doc));
         print!("{}", report::summary(&doc));
+        if expected.contains_key(id) {
+            print!("{}", campaign_report::verdict_lines(&analysis));
+        }
         println!();
         docs.push(doc);
     }
     let report_path = args.out.join("report.json");
     report::write_json(&report_path, &report::document(docs, Timestamp::now()))?;
     println!("report: {}", report_path.display());
+    if !expected.is_empty() {
+        println!(
+            "A/B report page: {}",
+            args.out.join("report.html").display()
+        );
+    }
+    println!("campaign report pages: {}", reports_dir.display());
     if !problems.is_empty() {
         bail!(
             "the demo did not finish cleanly:\n  {}",
@@ -187,23 +289,107 @@ pub async fn run(args: DemoArgs) -> Result<()> {
 
 /// The demo's campaigns for one ESP: one, or for Silverpop one per audience mode (Lists, and
 /// Relational Tables chosen by the manifest's `esp_options`).
-fn campaigns_of(esp: EspKind) -> Vec<(EspKind, Option<&'static str>, Option<Value>)> {
+fn campaigns_of(esp: EspKind) -> Vec<Kind> {
+    let kind = |label, esp_options| Kind {
+        esp,
+        label,
+        esp_options,
+        ab: false,
+    };
     match esp {
         EspKind::Silverpop => vec![
-            (esp, Some("lists"), None),
-            (
-                esp,
+            kind(Some("lists"), None),
+            kind(
                 Some("rt"),
                 Some(json!({"silverpop": {"mode": "relational_table"}})),
             ),
         ],
-        _ => vec![(esp, None, None)],
+        _ => vec![kind(None, None)],
     }
 }
 
-/// The id of the ESP's first HTML template, as the template picker lists it: one named with the
-/// `optimove_` prefix where the ESP's rules use one (Silverpop lists the Shared folder instead).
-async fn first_template(stack: &Stack, esp: EspKind) -> Result<(String, String)> {
+/// The A/B campaign's variants: the first three HTML templates (shares 0.4/0.3/0.3), or two
+/// (0.5/0.5) when the account lists only two.
+fn ab_variants(templates: &[(String, String)]) -> Result<Vec<PlannedVariant>> {
+    let shares: &[f64] = match templates.len() {
+        0 | 1 => bail!(
+            "an A/B campaign needs two HTML templates; the account lists {}",
+            templates.len()
+        ),
+        2 => &[0.5, 0.5],
+        _ => &[0.4, 0.3, 0.3],
+    };
+    Ok(templates
+        .iter()
+        .zip(shares)
+        .zip(["A", "B", "C"])
+        .map(|(((id, _), share), name)| PlannedVariant {
+            name: name.to_owned(),
+            template_id: id.clone(),
+            share: *share,
+        })
+        .collect())
+}
+
+/// Writes the A/B campaign's conversions beside its manifest and attributes them; returns the
+/// converters inside the window per group, as generated.
+async fn drop_conversions(
+    stack: &Stack,
+    p: &Planned,
+    drop_dir: &Path,
+    send_at: Timestamp,
+    seed: u64,
+) -> Result<BTreeMap<String, u64>> {
+    let id = &p.campaign_id;
+    let variants: Vec<(String, f64)> = p
+        .variants
+        .iter()
+        .map(|v| (v.name.clone(), v.share))
+        .collect();
+    let ids: Vec<String> = p.generated.valid_ids().collect();
+    let generated = conversions_gen::generate(
+        &ConversionSpec {
+            campaign_id: id.as_str(),
+            variants: &variants,
+            holdout_share: HOLDOUT_SHARE,
+            send_at,
+            seed,
+        },
+        ids.iter().map(String::as_str),
+    );
+    let key = format!("{}conversions.csv", p.prefix);
+    let path = drop_dir.join(&key);
+    std::fs::write(&path, &generated.csv).with_context(|| format!("writing {}", path.display()))?;
+    // The version tag the attribution pins its read to, as the drop folder computes it.
+    let (_, etag) = stack
+        .services
+        .source
+        .read_small(DROP_BUCKET, &key)
+        .await
+        .with_context(|| format!("reading back {key}"))?;
+    let obj = ObjectRef {
+        bucket: DROP_BUCKET.to_owned(),
+        key,
+        etag,
+    };
+    let outcome = stack
+        .services
+        .attribute_conversions(&obj)
+        .await
+        .with_context(|| format!("attributing the conversions of campaign {id}"))?;
+    match outcome {
+        ConversionOutcome::Attributed { updated, .. } if updated.contains(id) => {
+            tracing::info!(campaign_id = %id, rows = generated.rows, outside_window = generated.outside, "conversions attributed");
+            Ok(generated.expected)
+        }
+        other => bail!("the conversions of campaign {id} were not attributed: {other:?}"),
+    }
+}
+
+/// The ESP's HTML templates, as the template picker lists them: those named with the
+/// `optimove_` prefix where the ESP's rules use one (Silverpop lists the Shared folder instead),
+/// else every HTML one.
+async fn html_templates(stack: &Stack, esp: EspKind) -> Result<Vec<(String, String)>> {
     let account = stack
         .services
         .esps
@@ -219,13 +405,23 @@ async fn first_template(stack: &Stack, esp: EspKind) -> Result<(String, String)>
     let html = |t: &espbridge_core::ports::Template| {
         matches!(t.kind.as_deref(), None | Some("html" | "email" | "message"))
     };
-    let prefixed = templates
-        .iter()
-        .find(|t| t.name.starts_with(SIM_TEMPLATE_PREFIX) && html(t));
-    prefixed
-        .or_else(|| templates.iter().find(|t| html(t)))
-        .map(|t| (t.id.clone(), t.name.clone()))
-        .with_context(|| format!("{esp} lists no {SIM_TEMPLATE_PREFIX} HTML e-mail template"))
+    let pick = |prefixed: bool| -> Vec<(String, String)> {
+        templates
+            .iter()
+            .filter(|t| html(t) && (!prefixed || t.name.starts_with(SIM_TEMPLATE_PREFIX)))
+            .map(|t| (t.id.clone(), t.name.clone()))
+            .collect()
+    };
+    let prefixed = pick(true);
+    let found = if prefixed.is_empty() {
+        pick(false)
+    } else {
+        prefixed
+    };
+    if found.is_empty() {
+        bail!("{esp} lists no {SIM_TEMPLATE_PREFIX} HTML e-mail template");
+    }
+    Ok(found)
 }
 
 fn manifest(

@@ -97,6 +97,10 @@ impl GeneratedDrop {
     pub fn bad_total(&self) -> u64 {
         self.bad.values().sum()
     }
+    /// The ids of the valid customers (the good rows), in file order.
+    pub fn valid_ids(&self) -> impl Iterator<Item = String> + use<> {
+        (1..=self.valid).map(customer_id)
+    }
 }
 
 const FIRST_NAMES: &[&str] = &[
@@ -314,6 +318,13 @@ mod tests {
         });
         assert_eq!(d.valid, 3000);
         assert_eq!(d.rows, d.valid + d.bad_total());
+        let ids: Vec<String> = d.valid_ids().collect();
+        assert_eq!(ids.len(), 3000);
+        let text: Vec<u8> = d.files.iter().flat_map(|f| f.content.clone()).collect();
+        let text = String::from_utf8_lossy(&text);
+        for id in [&ids[0], &ids[2999]] {
+            assert!(text.contains(&format!("\n{id},")), "{id} is a good row");
+        }
         // ~1%: 30 inline bad rows plus the unterminated quote.
         assert_eq!(d.bad_total(), 31);
         // Data lines on disk: every file has a header; only the last lacks a final line end.

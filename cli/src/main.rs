@@ -3,6 +3,7 @@
 
 mod campaign_report;
 mod config;
+mod conversions_gen;
 mod demo;
 mod drop_gen;
 mod http;

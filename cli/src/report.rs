@@ -1,8 +1,15 @@
 //! The demo's report: `report.json` (the API's campaign document plus what the demo generated)
 //! and a readable summary. Both show campaign ids and counts only, never a customer.
+//!
+//! An A/B campaign's entry also carries the analysis report's `variants`, `ab_test` and
+//! `control` ([`with_analysis`]). UNCERTAIN: those names are the ones the campaign document uses
+//! for the record's variant states and control-group settings; those are kept, renamed
+//! `variant_states` and `control_group`, so nothing the entry had is lost.
 
 use anyhow::{Context, Result};
+use espbridge_analysis::Report;
 use serde_json::{Value, json};
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::Path;
 
@@ -57,6 +64,54 @@ pub fn problems(doc: &Value) -> Vec<String> {
         out.push(format!(
             "campaign {id}: uploaded {uploaded} + rejected {rejected} != rows {rows}"
         ));
+    }
+    out
+}
+
+/// The campaign document with the analysis report's `variants`, `ab_test` and `control`.
+pub fn with_analysis(mut doc: Value, report: &Report) -> Value {
+    if let Some(o) = doc.as_object_mut() {
+        for (from, to) in [("variants", "variant_states"), ("control", "control_group")] {
+            if let Some(v) = o.remove(from) {
+                o.insert(to.into(), v);
+            }
+        }
+        o.insert("variants".into(), json!(report.variants));
+        o.insert("ab_test".into(), json!(report.ab_test));
+        o.insert("control".into(), json!(report.control));
+    }
+    doc
+}
+
+/// What is wrong with an A/B campaign's analysis: no A/B test, no control comparison, or
+/// converters per group (variant name or `control`) other than `expected`.
+pub fn analysis_problems(report: &Report, expected: &BTreeMap<String, u64>) -> Vec<String> {
+    let id = &report.campaign_id;
+    let mut out = Vec::new();
+    if report.ab_test.is_none() {
+        out.push(format!("campaign {id} has no A/B test"));
+    }
+    let mut got: BTreeMap<String, u64> = report
+        .variants
+        .iter()
+        .map(|v| {
+            let n = v.stats.conversions.as_ref().map_or(0, |c| c.converters);
+            (v.name.clone(), n)
+        })
+        .collect();
+    match &report.control {
+        Some(c) => {
+            got.insert("control".into(), c.control_converters);
+        }
+        None => out.push(format!("campaign {id} has no control-group comparison")),
+    }
+    for (group, want) in expected {
+        let n = got.get(group).copied().unwrap_or(0);
+        if n != *want {
+            out.push(format!(
+                "campaign {id}: {n} converters attributed to {group}, {want} converted inside the window"
+            ));
+        }
     }
     out
 }
@@ -173,6 +228,76 @@ mod tests {
             "daily_metrics": (1..=days).map(|d| json!({"day": d, "sent": 10, "delivered": 9,
                 "opens": d, "clicks": 1, "unsubscribes": 0})).collect::<Vec<_>>(),
         })
+    }
+
+    fn analysis(control: bool) -> Report {
+        use espbridge_analysis::{
+            DailyCounts, GroupConversions, Metric, ReportInput, VariantInput,
+        };
+        let conv = |customers, converters| GroupConversions {
+            customers,
+            converters,
+            revenue: converters as f64 * 30.0,
+            revenue_sq: converters as f64 * 900.0,
+        };
+        let variant = |name: &str, converters| VariantInput {
+            name: name.to_owned(),
+            template_id: format!("t-{name}"),
+            assigned: 450,
+            daily: vec![DailyCounts {
+                day: 1,
+                sent: 450,
+                delivered: 440,
+                opens: 100,
+                clicks: 20,
+                unsubscribes: 1,
+            }],
+            conversions: Some(conv(450, converters)),
+        };
+        espbridge_analysis::build_report(&ReportInput {
+            campaign_id: "c1".into(),
+            esp: "emarsys".into(),
+            state: "completed".into(),
+            send_at: None,
+            metric: Metric::ClickRate,
+            variants: vec![variant("A", 25), variant("B", 30)],
+            control: control.then(|| conv(100, 4)),
+            conversions_window_days: 7,
+        })
+    }
+
+    #[test]
+    fn the_analysis_joins_the_entry_and_the_record_parts_are_kept() {
+        let mut d = doc("completed", 7, 100, 97, 3);
+        d["variants"] = json!([{"name": "A", "share": 0.5}]);
+        d["control"] = json!({"holdout_share": 0.1});
+        let d = with_analysis(d, &analysis(true));
+        assert_eq!(d["variants"][1]["name"], "B");
+        assert_eq!(d["variants"][1]["template_id"], "t-B");
+        assert_eq!(d["variants"][1]["assigned"], 450);
+        assert!(d["variants"][0]["rates"]["click_rate"]["value"].is_number());
+        assert!(d["ab_test"]["p_value"].is_number(), "{}", d["ab_test"]);
+        assert_eq!(d["control"]["control_converters"], 4);
+        assert_eq!(d["variant_states"][0]["share"], 0.5);
+        assert_eq!(d["control_group"]["holdout_share"], 0.1);
+        assert_eq!(d["campaign_id"], "c1", "the rest stays");
+    }
+
+    #[test]
+    fn converters_must_match_what_was_generated() {
+        let want: BTreeMap<String, u64> =
+            [("A".into(), 25), ("B".into(), 30), ("control".into(), 4)].into();
+        assert!(analysis_problems(&analysis(true), &want).is_empty());
+        let mut off = want.clone();
+        off.insert("B".into(), 31);
+        let p = analysis_problems(&analysis(true), &off);
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert!(p[0].contains("30 converters attributed to B, 31"), "{p:?}");
+        let p = analysis_problems(&analysis(false), &want);
+        assert!(
+            p.iter().any(|m| m.contains("no control-group comparison")),
+            "{p:?}"
+        );
     }
 
     #[test]
