@@ -468,7 +468,7 @@ fn changed(file: &str, line: u64, reason: &RejectReason) -> AudienceError {
 }
 
 /// Wraps `.gz` files in a (multi-member) gzip decoder.
-fn decoded(name: &str, stream: ByteStream) -> Box<dyn AsyncRead + Send + Unpin> {
+pub(crate) fn decoded(name: &str, stream: ByteStream) -> Box<dyn AsyncRead + Send + Unpin> {
     if name.ends_with(".gz") {
         let mut d = GzipDecoder::new(BufReader::with_capacity(CHUNK, stream));
         d.multiple_members(true);

@@ -35,7 +35,7 @@
 use super::context::{Deadline, ServiceError, Services};
 use super::upload::UploadOutcome;
 use crate::audience::assign::{Assigner, Group};
-use crate::audience::read::{AudienceScan, Event, Flow, RejectedLines, ScanMode};
+use crate::audience::read::{AudienceScan, Event, Flow, ScanMode};
 use crate::audience::scan::{CsvScanner, Step};
 use crate::campaign::{Campaign, ConversionStats, GroupConversionTotals, RejectSample, State};
 use crate::conversions::{
@@ -45,10 +45,9 @@ use crate::conversions::{
 use crate::ids::CampaignId;
 use crate::manifest::{DropPath, Manifest};
 use crate::ports::{ObjectRef, SourceError, StoreError};
-use async_compression::tokio::bufread::GzipDecoder;
 use jiff::Timestamp;
 use std::collections::{BTreeMap, HashMap, HashSet};
-use tokio::io::{AsyncRead, AsyncReadExt, BufReader};
+use tokio::io::AsyncReadExt;
 
 /// Rejected rows kept in the record as samples.
 pub const REJECT_SAMPLES: usize = 20;
@@ -273,7 +272,7 @@ impl Services {
         read: &mut SourceRead,
     ) -> Result<String, ServiceError> {
         let (stream, etag) = self.source.open(bucket, key, None).await?;
-        let mut stream = decoded(key, stream);
+        let mut stream = crate::audience::read::decoded(key, stream);
         let mut scanner = CsvScanner::new();
         let mut header: Option<ConversionsHeader> = None;
         let mut buf = vec![0u8; READ_CHUNK];
@@ -365,7 +364,7 @@ impl Services {
             }
             None => HashSet::new(),
         };
-        let rejected = self.audience_rejects(c, &m.audience.files).await?;
+        let rejected = self.rejected_lines(c, &m.audience.files).await?;
         let mut scan = AudienceScan::new(
             self.source.as_ref(),
             &c.drop.bucket,
@@ -399,25 +398,6 @@ impl Services {
             }
         }
         Ok(groups)
-    }
-
-    /// The audience lines the validation pass rejected (from its report), which the scan skips.
-    async fn audience_rejects(
-        &self,
-        c: &Campaign,
-        files: &[String],
-    ) -> Result<RejectedLines, ServiceError> {
-        let Some(key) = c.audience.rejects_key.as_deref() else {
-            return Ok(RejectedLines::default());
-        };
-        let (mut stream, _) = self.source.open(&c.drop.bucket, key, None).await?;
-        let mut report = Vec::new();
-        stream
-            .read_to_end(&mut report)
-            .await
-            .map_err(|e| ServiceError::Report(format!("{key}: {e}")))?;
-        RejectedLines::from_report(&report, files)
-            .map_err(|e| ServiceError::Report(format!("{key}: {e}")))
     }
 }
 
@@ -484,19 +464,5 @@ impl SourceRead {
     fn unreadable(&mut self, file: &str, reason: String) {
         tracing::warn!(key = %file, reason = %reason, "conversions file unreadable");
         self.reject(file, 1, reason);
-    }
-}
-
-/// Wraps `.gz` files in a (multi-member) gzip decoder.
-fn decoded(
-    key: &str,
-    stream: crate::ports::source::ByteStream,
-) -> Box<dyn AsyncRead + Send + Unpin> {
-    if key.ends_with(".gz") {
-        let mut d = GzipDecoder::new(BufReader::with_capacity(READ_CHUNK, stream));
-        d.multiple_members(true);
-        Box::new(d)
-    } else {
-        stream
     }
 }

@@ -545,7 +545,7 @@ impl Services {
     }
 
     /// The lines the validation pass rejected, from its report.
-    async fn rejected_lines(
+    pub(crate) async fn rejected_lines(
         &self,
         c: &Campaign,
         files: &[String],
