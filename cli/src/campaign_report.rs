@@ -2,7 +2,7 @@
 //! stack's campaign store, without starting any simulator or ESP account.
 //!
 //! The store is found as `serve` finds it (`--dir DIR` → `DIR/state`, else the configuration
-//! file's `state_dir`, else the default folder); it is opened only when its file exists, so a
+//! file's `state_dir`, else the default folder; the file needs no `[[accounts]]` here); it is opened only when its file exists, so a
 //! wrong folder is an error naming the path instead of a new empty store. The report is the
 //! core's [`report_input`] turned into [`build_report`], exactly what
 //! `GET /campaigns/{id}/report` answers, so `--json` prints the API's JSON and `--html FILE`
@@ -38,7 +38,7 @@ pub struct ReportArgs {
 
 pub async fn run(args: ReportArgs) -> Result<()> {
     let local = match &args.config {
-        Some(p) => config::load(p)?.local,
+        Some(p) => config::load_local(p)?,
         None => config::LocalSettings::default(),
     };
     let state_dir = serve::resolve(

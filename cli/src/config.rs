@@ -23,12 +23,27 @@ pub struct FileConfig {
 
 /// Reads `path`; relative folders in it are taken relative to the file.
 pub fn load(path: &Path) -> Result<FileConfig> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("reading configuration {}", path.display()))?;
+    let text = read(path)?;
+    let accounts = parse_accounts(&text, &path.display().to_string())?;
+    let local = local_settings(path, &text)?;
+    Ok(FileConfig { accounts, local })
+}
+
+/// Reads only the folders and port of `path` (for commands that contact no ESP, such as
+/// `report`): a file without `[[accounts]]` is fine here.
+pub fn load_local(path: &Path) -> Result<LocalSettings> {
+    local_settings(path, &read(path)?)
+}
+
+fn read(path: &Path) -> Result<String> {
+    std::fs::read_to_string(path)
+        .with_context(|| format!("reading configuration {}", path.display()))
+}
+
+fn local_settings(path: &Path, text: &str) -> Result<LocalSettings> {
     let origin = path.display().to_string();
-    let accounts = parse_accounts(&text, &origin)?;
     let mut local: LocalSettings =
-        toml::from_str(&text).with_context(|| format!("reading configuration {origin}"))?;
+        toml::from_str(text).with_context(|| format!("reading configuration {origin}"))?;
     let base = path.parent().unwrap_or(Path::new("."));
     for dir in [&mut local.drop_dir, &mut local.state_dir]
         .into_iter()
@@ -38,7 +53,7 @@ pub fn load(path: &Path) -> Result<FileConfig> {
             *dir = base.join(&*dir);
         }
     }
-    Ok(FileConfig { accounts, local })
+    Ok(local)
 }
 
 #[cfg(test)]
@@ -58,6 +73,16 @@ mod tests {
                 .unwrap()
                 .starts_with(path.parent().unwrap())
         );
+    }
+
+    #[test]
+    fn local_settings_need_no_accounts() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("report.toml");
+        std::fs::write(&path, "state_dir = \"data/state\"\n").unwrap();
+        let local = load_local(&path).unwrap();
+        assert_eq!(local.state_dir, Some(dir.path().join("data/state")));
+        assert!(load(&path).is_err(), "serve still needs accounts");
     }
 
     #[test]

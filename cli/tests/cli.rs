@@ -106,7 +106,15 @@ fn the_plain_demo_runs_every_esp_and_mode_to_completion_with_unsubscribes() {
         .collect();
     assert_eq!(
         esps,
-        ["emarsys", "smartfocus", "silverpop", "silverpop", "bronto"]
+        [
+            "emarsys",
+            "smartfocus",
+            "silverpop",
+            "silverpop",
+            "bronto",
+            "emarsys"
+        ],
+        "one campaign per ESP and Silverpop mode, then the A/B campaign"
     );
     for c in campaigns {
         assert_eq!(c["state"], "completed", "{c}");
@@ -143,6 +151,219 @@ fn the_plain_demo_runs_every_esp_and_mode_to_completion_with_unsubscribes() {
         br["cleaned_up_at"], br["cleanup_due_at"],
         "the demo runs on to the clean-up: {br}"
     );
+}
+
+fn num(v: &Value, key: &str) -> f64 {
+    v[key]
+        .as_f64()
+        .unwrap_or_else(|| panic!("{key} is not a number: {v}"))
+}
+
+fn count(v: &Value, key: &str) -> u64 {
+    v[key]
+        .as_u64()
+        .unwrap_or_else(|| panic!("{key} is not a count: {v}"))
+}
+
+#[test]
+fn the_demo_ab_campaign_reports_variants_a_verdict_and_uplift_and_report_reads_it_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let out_dir = dir.path().to_str().unwrap();
+    let out = run(&["demo", "--customers", "2000", "--out", out_dir]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("A/B test on click_rate"), "{stdout}");
+    assert!(stdout.contains("  uplift "), "{stdout}");
+    assert!(!stdout.contains("C000"), "a customer id was printed");
+
+    let report: Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("report.json")).unwrap()).unwrap();
+    let campaigns = report["campaigns"].as_array().unwrap();
+    let ab: Vec<&Value> = campaigns
+        .iter()
+        .filter(|c| c["ab_test"].is_object())
+        .collect();
+    assert_eq!(ab.len(), 1, "exactly one A/B campaign");
+    let c = ab[0];
+    let id = c["campaign_id"].as_str().unwrap();
+    assert_eq!(c["esp"], "emarsys");
+    assert_eq!(c["state"], "completed", "{c}");
+    assert_eq!(c["daily_metrics"].as_array().unwrap().len(), 7);
+
+    // Variants: names, distinct templates, counts and rates with their intervals.
+    let variants = c["variants"].as_array().unwrap();
+    assert!((2..=3).contains(&variants.len()), "{variants:?}");
+    let mut templates: Vec<&str> = variants
+        .iter()
+        .map(|v| v["template_id"].as_str().unwrap())
+        .collect();
+    templates.sort_unstable();
+    templates.dedup();
+    assert_eq!(templates.len(), variants.len(), "one template per variant");
+    let names: Vec<&str> = variants
+        .iter()
+        .map(|v| v["name"].as_str().unwrap())
+        .collect();
+    for v in variants {
+        assert!(
+            count(v, "sent") > 0 && count(v, "delivered") <= count(v, "sent"),
+            "{v}"
+        );
+        assert!(count(v, "clicks") <= count(v, "opens"), "{v}");
+        count(v, "unsubscribes");
+        for rate in [
+            "open_rate",
+            "click_rate",
+            "unsubscribe_rate",
+            "conversion_rate",
+        ] {
+            let r = &v["rates"][rate];
+            let (lo, x, hi) = (num(r, "ci_low"), num(r, "value"), num(r, "ci_high"));
+            assert!(0.0 <= lo && lo <= x && x <= hi && hi <= 1.0, "{rate}: {r}");
+        }
+    }
+    let assigned: u64 = variants.iter().map(|v| count(v, "assigned")).sum();
+    let a = &c["audience"];
+    let held_out = count(a, "held_out");
+    assert!(held_out > 0, "a control group was held out: {a}");
+    assert_eq!(assigned, count(a, "uploaded") - held_out);
+
+    // The A/B verdict: a named variant only when significant.
+    let t = &c["ab_test"];
+    assert_eq!(t["metric"], "click_rate");
+    let p = num(t, "p_value");
+    assert!((0.0..=1.0).contains(&p), "{t}");
+    match t["winner"].as_str() {
+        Some(w) => assert!(names.contains(&w) && p < 0.05, "{t}"),
+        None => assert!(
+            t["winner"].is_null() && t["verdict"] == "no significant winner",
+            "{t}"
+        ),
+    }
+
+    // The control group: the held-out customers against everyone sent.
+    let k = &c["control"];
+    assert_eq!(count(k, "control_customers"), held_out, "{k}");
+    assert_eq!(count(k, "treated_customers"), assigned, "{k}");
+    let (treated, control, uplift) = (
+        num(k, "treated_rate"),
+        num(k, "control_rate"),
+        num(k, "uplift"),
+    );
+    assert!(
+        (0.0..=1.0).contains(&treated) && (0.0..=1.0).contains(&control),
+        "{k}"
+    );
+    assert!((uplift - (treated - control)).abs() < 1e-12, "{k}");
+    assert!(
+        num(k, "ci_low") <= uplift && uplift <= num(k, "ci_high"),
+        "{k}"
+    );
+    assert!(
+        count(k, "control_converters") > 0 && count(k, "treated_converters") > 0,
+        "{k}"
+    );
+    // Some generated conversions fall outside the 7-day window and are not counted.
+    let conv = &c["conversions"];
+    assert!(
+        count(conv, "rows_in_window") < count(conv, "rows"),
+        "{conv}"
+    );
+    // The record's own variant and control settings are kept beside the analysis.
+    assert_eq!(c["control_group"]["holdout_share"], 0.1, "{c}");
+    assert_eq!(
+        c["variant_states"].as_array().unwrap().len(),
+        variants.len()
+    );
+
+    // The A/B campaign's page, self-contained, with its three charts; one page per campaign.
+    let page = std::fs::read_to_string(dir.path().join("report.html")).unwrap();
+    assert!(page.contains(id));
+    assert!(
+        !page.contains("http://") && !page.contains("https://"),
+        "self-contained"
+    );
+    assert_eq!(page.matches("<svg").count(), 3, "three charts");
+    for other in campaigns {
+        let other = other["campaign_id"].as_str().unwrap();
+        assert!(
+            dir.path().join(format!("reports/{other}.html")).is_file(),
+            "{other}"
+        );
+    }
+
+    // `espbridge report` reads the same report back from the store.
+    let json = run(&["report", id, "--dir", out_dir, "--json"]);
+    let read: Value = serde_json::from_slice(&json.stdout).unwrap();
+    for part in ["variants", "ab_test", "control"] {
+        assert_eq!(read[part], c[part], "{part}");
+    }
+    // A configuration file's state_dir (relative to the file; no accounts needed) finds it too.
+    let toml = dir.path().join("report.toml");
+    std::fs::write(&toml, "state_dir = \"state\"\n").unwrap();
+    let by_config = run(&["report", id, "--config", toml.to_str().unwrap(), "--json"]);
+    assert_eq!(by_config.stdout, json.stdout);
+    let html = dir.path().join("again.html");
+    let text = run(&[
+        "report",
+        id,
+        "--dir",
+        out_dir,
+        "--html",
+        html.to_str().unwrap(),
+    ]);
+    assert_eq!(std::fs::read_to_string(&html).unwrap(), page);
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(text.contains(&format!("campaign {id}")), "{text}");
+    for name in names {
+        assert!(
+            text.contains(&format!("variant {name} (template ")),
+            "{text}"
+        );
+    }
+    assert!(
+        text.contains("A/B test on click_rate") && text.contains("uplift"),
+        "{text}"
+    );
+    let open = run(&[
+        "report",
+        id,
+        "--dir",
+        out_dir,
+        "--json",
+        "--metric",
+        "open_rate",
+    ]);
+    let read: Value = serde_json::from_slice(&open.stdout).unwrap();
+    assert_eq!(read["ab_test"]["metric"], "open_rate");
+
+    let missing = Command::new(BIN)
+        .args(["report", "no-such-campaign", "--dir", out_dir])
+        .output()
+        .unwrap();
+    assert_eq!(missing.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&missing.stderr);
+    assert!(err.contains("no campaign no-such-campaign"), "{err}");
+}
+
+#[test]
+fn report_names_a_missing_store_and_refuses_a_bad_metric() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(BIN)
+        .args(["report", "c1", "--dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("no campaign store at"), "{err}");
+    assert!(!dir.path().join("state").exists(), "nothing is created");
+    let out = Command::new(BIN)
+        .args(["report", "c1", "--metric", "revenue", "--dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "a usage error");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown metric"));
 }
 
 #[test]
