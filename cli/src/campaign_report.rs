@@ -27,13 +27,29 @@ use espbridge_local::SqliteStore;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
+#[derive(clap::Args)]
 pub struct ReportArgs {
+    /// The campaign's id.
     pub campaign_id: String,
+    /// Base folder as `serve --dir` and `demo --out` use it: the store is DIR/state.
+    #[arg(long, conflicts_with = "config")]
     pub dir: Option<PathBuf>,
+    /// TOML file whose `state_dir` holds the store (as `serve --config` reads it).
+    #[arg(long)]
     pub config: Option<PathBuf>,
+    /// The A/B test's metric (default: the manifest's `ab_metric`, else click_rate).
+    #[arg(long, value_parser = parse_metric)]
     pub metric: Option<Metric>,
+    /// Print the report's JSON (as `GET /campaigns/{id}/report` answers) instead of a summary.
+    #[arg(long)]
     pub json: bool,
+    /// Also write the self-contained HTML page to FILE.
+    #[arg(long, value_name = "FILE")]
     pub html: Option<PathBuf>,
+}
+
+fn parse_metric(s: &str) -> Result<Metric, String> {
+    Metric::parse(s).map_err(|e| e.to_string())
 }
 
 pub async fn run(args: ReportArgs) -> Result<()> {

@@ -14,7 +14,6 @@ mod stack;
 mod templates;
 
 use clap::{Parser, Subcommand};
-use espbridge_analysis::Metric;
 use espbridge_core::EspKind;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -63,25 +62,7 @@ enum Command {
     },
     /// One campaign's analysis report (per-variant rates, A/B verdict, uplift against the
     /// control group) from the local stack's campaign store; no ESP is contacted.
-    Report {
-        /// The campaign's id.
-        campaign_id: String,
-        /// Base folder as `serve --dir` and `demo --out` use it: the store is DIR/state.
-        #[arg(long, conflicts_with = "config")]
-        dir: Option<PathBuf>,
-        /// TOML file whose `state_dir` holds the store (as `serve --config` reads it).
-        #[arg(long)]
-        config: Option<PathBuf>,
-        /// The A/B test's metric (default: the manifest's `ab_metric`, else click_rate).
-        #[arg(long, value_parser = parse_metric)]
-        metric: Option<Metric>,
-        /// Print the report's JSON (as `GET /campaigns/{id}/report` answers) instead of a summary.
-        #[arg(long)]
-        json: bool,
-        /// Also write the self-contained HTML page to FILE.
-        #[arg(long, value_name = "FILE")]
-        html: Option<PathBuf>,
-    },
+    Report(campaign_report::ReportArgs),
     /// Lists the templates a marketer may choose (exactly what `GET /templates` returns).
     Templates {
         #[arg(long)]
@@ -101,10 +82,6 @@ enum Command {
 
 fn parse_esp(s: &str) -> Result<EspKind, String> {
     EspKind::parse(s).map_err(|e| e.to_string())
-}
-
-fn parse_metric(s: &str) -> Result<Metric, String> {
-    Metric::parse(s).map_err(|e| e.to_string())
 }
 
 fn init_logging() {
@@ -156,24 +133,7 @@ fn main() -> ExitCode {
             Command::Serve { config, dir, port } => {
                 serve::run(serve::ServeArgs { config, dir, port }).await
             }
-            Command::Report {
-                campaign_id,
-                dir,
-                config,
-                metric,
-                json,
-                html,
-            } => {
-                campaign_report::run(campaign_report::ReportArgs {
-                    campaign_id,
-                    dir,
-                    config,
-                    metric,
-                    json,
-                    html,
-                })
-                .await
-            }
+            Command::Report(args) => campaign_report::run(args).await,
             Command::Templates {
                 config,
                 esp,
