@@ -181,12 +181,27 @@ pub fn summary(doc: &Value) -> String {
     if let Some(k) = a.get("rejects_key").and_then(Value::as_str) {
         let _ = writeln!(o, "  rejects report: {k}");
     }
-    if let Some(ids) = doc.get("esp_ids").and_then(Value::as_object) {
+    let ids = |v: &Value| -> Option<String> {
+        let ids = v.get("esp_ids")?.as_object()?;
         let ids: Vec<String> = ids
             .iter()
             .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("?")))
             .collect();
-        let _ = writeln!(o, "  ESP ids: {}", ids.join(", "));
+        (!ids.is_empty()).then(|| ids.join(", "))
+    };
+    if let Some(line) = ids(doc) {
+        let _ = writeln!(o, "  ESP ids: {line}");
+    }
+    // An A/B campaign's ids are per variant.
+    for v in doc
+        .get("variant_states")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        if let Some(line) = ids(v) {
+            let _ = writeln!(o, "  ESP ids of variant {}: {line}", s(v, &["name"]));
+        }
     }
     let days = doc
         .get("daily_metrics")
@@ -312,6 +327,19 @@ mod tests {
         assert!(p[0].contains("state scheduled"));
         assert!(p[1].contains("2 daily metric snapshots"));
         assert!(p[2].contains("!= rows 100"));
+    }
+
+    #[test]
+    fn variant_ids_are_listed_per_variant() {
+        let mut d = doc("completed", 7, 100, 97, 3);
+        d["esp_ids"] = json!({});
+        d["variant_states"] = json!([{"name": "A", "esp_ids": {"email_id": "81"}}]);
+        let text = summary(&d);
+        assert!(!text.contains("  ESP ids:"), "{text}");
+        assert!(
+            text.contains("  ESP ids of variant A: email_id=81"),
+            "{text}"
+        );
     }
 
     #[test]
