@@ -1,8 +1,8 @@
 //! End-to-end tests: the real Lambda handlers against moto and the Emarsys, SmartFocus,
 //! Silverpop and Bronto simulators.
 
-mod bronto;
 mod ab;
+mod bronto;
 mod common;
 mod continuation;
 mod happy_path;
