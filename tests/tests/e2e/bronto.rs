@@ -2,7 +2,7 @@
 //! and simulator (a list per campaign filled by e-mail with paced `addToList` calls, a delivery
 //! with the headers in force, `readDeliveries` metrics, and the list removed after a retention).
 
-use crate::common::{first_template, prefix, upload_with};
+use crate::common::{first_template, listed_template_ids, prefix, upload_with};
 use espbridge_bronto::keys;
 use espbridge_core::{Clock, State};
 use espbridge_sim::bronto::BrontoSimConfig;
@@ -91,14 +91,7 @@ async fn bronto_drop_becomes_a_completed_campaign_and_its_list_is_removed_later(
         .config;
 
     // Templates: the messages of the Optimove folder only.
-    let (status, v) = h.api_json("GET", "/templates", "esp=bronto").await?;
-    assert_eq!(status, 200, "{v}");
-    let listed: BTreeSet<String> = v["templates"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|t| t["id"].as_str().map(str::to_owned))
-        .collect();
+    let listed = listed_template_ids(&h, "bronto").await?;
     let in_folder: BTreeSet<String> = sim_config
         .folders
         .iter()

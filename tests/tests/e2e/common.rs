@@ -82,3 +82,20 @@ pub async fn upload_with(
     }
     anyhow::bail!("upload never finished")
 }
+
+/// The ids `GET /templates?esp=ESP` lists.
+pub async fn listed_template_ids(
+    h: &Harness,
+    esp: &str,
+) -> anyhow::Result<std::collections::BTreeSet<String>> {
+    let (status, v) = h
+        .api_json("GET", "/templates", &format!("esp={esp}"))
+        .await?;
+    anyhow::ensure!(status == 200, "GET /templates answered {status}: {v}");
+    Ok(v["templates"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|t| t["id"].as_str().map(str::to_owned))
+        .collect())
+}

@@ -1,7 +1,7 @@
 //! Silverpop end to end: the same handlers and events as the Emarsys suite, with the Silverpop
 //! account and simulator (tagged recipients or relational rows, a query, a scheduled mailing).
 
-use crate::common::{first_template, prefix, upload_with};
+use crate::common::{first_template, listed_template_ids, prefix, upload_with};
 use espbridge_core::State;
 use espbridge_silverpop::keys;
 use espbridge_tests::{Bad, Drop, Harness, HarnessOptions, TestEsp};
@@ -129,14 +129,7 @@ async fn silverpop_lists_drop_becomes_a_completed_campaign() -> anyhow::Result<(
         .config;
 
     // Templates: only the Shared ones.
-    let (status, v) = h.api_json("GET", "/templates", "esp=silverpop").await?;
-    assert_eq!(status, 200, "{v}");
-    let listed: BTreeSet<String> = v["templates"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|t| t["id"].as_str().map(str::to_owned))
-        .collect();
+    let listed = listed_template_ids(&h, "silverpop").await?;
     let shared: BTreeSet<String> = sp_config
         .templates
         .iter()

@@ -35,7 +35,7 @@
 use super::context::{Deadline, ServiceError, Services};
 use super::upload::UploadOutcome;
 use crate::audience::assign::{Assigner, Group};
-use crate::audience::read::{AudienceScan, Event, Flow, ScanMode};
+use crate::audience::read::{Event, Flow};
 use crate::audience::scan::{CsvScanner, Step};
 use crate::campaign::{Campaign, ConversionStats, GroupConversionTotals, RejectSample, State};
 use crate::conversions::{
@@ -364,16 +364,7 @@ impl Services {
             }
             None => HashSet::new(),
         };
-        let rejected = self.rejected_lines(c, &m.audience.files).await?;
-        let mut scan = AudienceScan::new(
-            self.source.as_ref(),
-            &c.drop.bucket,
-            &prefix,
-            &m.audience.files,
-            &m.audience.columns,
-            ScanMode::Upload { rejected },
-            c.audience.file_etags.clone(),
-        );
+        let mut scan = self.valid_rows(c, &m, &prefix).await?;
         scan.run(&mut |ev| {
             if let Event::Row(r) = ev {
                 let hash = Assigner::control_key(r.customer_id);

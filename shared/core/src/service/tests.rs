@@ -892,19 +892,28 @@ async fn ab_variants_and_a_holdout_are_assigned_stably_and_sent_separately() {
     assert_eq!(snaps[0].by_variant["B"].sent, 10);
 }
 
-#[tokio::test]
-async fn a_control_group_file_holds_its_customers_out() {
+/// A 50-row campaign whose control group is a file of C1, C2, C3 (in the audience) and the
+/// `outsiders` (not in it), run to scheduled.
+async fn control_file_campaign(outsiders: &[&str]) -> World {
     let w = world();
-    w.src.put(
-        &format!("{PREFIX}control.csv"),
-        "customer_id\nC1\nC2\nC3\nX-not-in-audience\n",
-    );
+    let mut control = String::from("customer_id\nC1\nC2\nC3\n");
+    for o in outsiders {
+        control.push_str(o);
+        control.push('\n');
+    }
+    w.src.put(&format!("{PREFIX}control.csv"), control);
     let drop = drop_files(
         &w,
         50,
         serde_json::json!({"control_group": {"file": "control.csv"}}),
     );
     run_to_scheduled(&w, &drop).await;
+    w
+}
+
+#[tokio::test]
+async fn a_control_group_file_holds_its_customers_out() {
+    let w = control_file_campaign(&["X-not-in-audience"]).await;
     let c = w.services.store.get(&id()).await.unwrap().unwrap();
     assert_eq!(c.control.as_ref().unwrap().file_ids, 4);
     assert_eq!(
@@ -1227,17 +1236,7 @@ mod conversions {
 
     #[tokio::test]
     async fn control_file_ids_outside_the_audience_count_as_control() {
-        let w = world();
-        w.src.put(
-            &format!("{PREFIX}control.csv"),
-            "customer_id\nC1\nC2\nC3\nX-not-in-audience\nX-other\n",
-        );
-        let drop = drop_files(
-            &w,
-            50,
-            serde_json::json!({"control_group": {"file": "control.csv"}}),
-        );
-        run_to_scheduled(&w, &drop).await;
+        let w = control_file_campaign(&["X-not-in-audience", "X-other"]).await;
         let file = put_conversions(
             &w,
             &format!("{PREFIX}conversions.csv"),

@@ -246,17 +246,8 @@ impl Services {
         let prefix = drop_prefix(&c.drop.key);
         let max = esp.max_batch().max(1);
         let field_names: Arc<[String]> = m.audience.columns.fields.clone().into();
-        let rejected = self.rejected_lines(c, &m.audience.files).await?;
         let assigner = self.assigner(c, &m).await?;
-        let mut scan = AudienceScan::new(
-            self.source.as_ref(),
-            &c.drop.bucket,
-            &prefix,
-            &m.audience.files,
-            &m.audience.columns,
-            ScanMode::Upload { rejected },
-            c.audience.file_etags.clone(),
-        );
+        let mut scan = self.valid_rows(c, &m, &prefix).await?;
         let mut batches_this_run = 0u64;
         loop {
             let skip = c.audience.uploaded;
@@ -480,6 +471,26 @@ impl Services {
         }
         *c = self.store.save(c).await?;
         Ok(())
+    }
+
+    /// A scan of the campaign's valid rows (upload mode: the lines its validation pass rejected
+    /// are skipped, the file versions it saw are pinned).
+    pub(crate) async fn valid_rows(
+        &self,
+        c: &Campaign,
+        m: &Manifest,
+        prefix: &str,
+    ) -> Result<AudienceScan<'_>, ServiceError> {
+        let rejected = self.rejected_lines(c, &m.audience.files).await?;
+        Ok(AudienceScan::new(
+            self.source.as_ref(),
+            &c.drop.bucket,
+            prefix,
+            &m.audience.files,
+            &m.audience.columns,
+            ScanMode::Upload { rejected },
+            c.audience.file_etags.clone(),
+        ))
     }
 
     /// The campaign's assignment rule, with the control-group file's ids when there is one.
