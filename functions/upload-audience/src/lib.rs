@@ -138,7 +138,7 @@ mod tests {
         let prefix = "campaigns/2026-11-24/c1/";
         src.put(&format!("{prefix}a.csv"), "customer_id\nC1\nC2\nC3\n");
         src.put(
-            &format!("{prefix}conversions 1.csv"),
+            &format!("{prefix}week 1 conversions.csv"),
             "customer_id,amount,timestamp\nC2,9.5,2026-11-26T00:00:00Z\n",
         );
         let mut c = sample_campaign("c1");
@@ -161,7 +161,7 @@ mod tests {
             upload: UploadSettings::default(),
         };
         // S3 form-encodes the key: the space arrives as `+`.
-        let event = s3_message("drops", "campaigns/2026-11-24/c1/conversions+1.csv", "abc");
+        let event = s3_message("drops", "campaigns/2026-11-24/c1/week+1+conversions.csv", "abc");
         let resp = handle(&services, event, Deadline::none()).await;
         assert!(resp.batch_item_failures.is_empty());
         let stored = store
@@ -174,6 +174,6 @@ mod tests {
         assert_eq!(conv.groups["all"].customers, 3);
         assert_eq!(conv.groups["all"].converters, 1);
         assert_eq!(conv.groups["all"].revenue, 9.5);
-        assert!(conv.sources[0].starts_with("campaigns/2026-11-24/c1/conversions 1.csv#"));
+        assert!(conv.sources[0].starts_with("campaigns/2026-11-24/c1/week 1 conversions.csv#"));
     }
 }
