@@ -7,12 +7,16 @@
 //! 2. the full validation pass the upload function runs (`count_lines` + `AudienceScan`: row
 //!    rules and duplicate detection), streamed from disk through the `AudienceSource` port.
 //!
+//! 3. an upload pass (rows with content, no duplicate table), then the same pass with each row
+//!    assigned to one of three A/B variants or a 10% hold-out (the seeded-hash `Assigner`).
+//!
 //! And the process's peak RSS after each. Run each phase in its own process (`--phase`) to read
 //! its peak memory alone.
 
 use anyhow::Context;
 use clap::Parser;
 use espbridge_bench::{mib, peak_rss_bytes, write_audience};
+use espbridge_core::audience::assign::{Assigner, Group};
 use espbridge_core::audience::read::{
     AudienceScan, Event, Flow, RejectedLines, ScanMode, count_lines,
 };
@@ -153,6 +157,32 @@ fn main() -> anyhow::Result<()> {
                 up.rows() as f64 / 1e6 / s,
                 up.rows(),
                 mib(peak_rss_bytes().unwrap_or(0))
+            );
+            // The same pass with A/B assignment: three variants and a 10% hold-out.
+            let assigner = Assigner::new("bench-campaign", &[0.4, 0.3, 0.3], 0.1);
+            let t = Instant::now();
+            let mode = ScanMode::Upload { rejected: RejectedLines::default() };
+            let mut up = AudienceScan::new(&source, "local", prefix, &files, &columns, mode, Vec::new());
+            let mut groups = [0u64; 4];
+            up.run(&mut |ev| {
+                if let Event::Row(r) = ev {
+                    match assigner.assign(r.customer_id) {
+                        Group::Holdout => groups[3] += 1,
+                        Group::Variant(i) => groups[i.min(2)] += 1,
+                    }
+                }
+                Flow::Continue
+            })
+            .await?;
+            let s = t.elapsed().as_secs_f64();
+            println!(
+                "upload pass + A/B assignment: {:>8.0} MB/s  {:>6.1} M rows/s  (variants {}/{}/{}, held out {}, {s:.2} s)",
+                bytes as f64 / 1e6 / s,
+                up.rows() as f64 / 1e6 / s,
+                groups[0],
+                groups[1],
+                groups[2],
+                groups[3]
             );
             anyhow::Ok(())
         })?;

@@ -1,7 +1,8 @@
 //! A/B variant and hold-out assignment.
 //!
 //! A customer's group is a pure function of the campaign's seed and the customer id: the id is
-//! hashed (xxh3 of `seed`, a separator and the id) to a number `u` uniform in [0, 1). With a
+//! hashed (xxh3 of the id, seeded with xxh3 of the campaign's seed) to a number `u` uniform in
+//! [0, 1). With a
 //! hold-out share `h`, `u < h` holds the customer out; the rest of the range is cut into the
 //! variants' shares in manifest order (shares are normalised to their sum). Customers listed in
 //! a control-group file are held out whatever their hash. So a retried, resumed or re-run upload
@@ -9,7 +10,7 @@
 //! audience, finds the same groups without storing any id.
 
 use std::collections::HashSet;
-use xxhash_rust::xxh3::xxh3_64;
+use xxhash_rust::xxh3::{xxh3_64, xxh3_64_with_seed};
 
 /// Where a customer goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -23,7 +24,7 @@ pub enum Group {
 /// The assignment rule of one campaign.
 #[derive(Debug, Clone)]
 pub struct Assigner {
-    seed: String,
+    seed: u64,
     holdout: f64,
     /// Upper bounds of each variant's slice of [0, 1), the last one 1.
     bounds: Vec<f64>,
@@ -50,7 +51,7 @@ impl Assigner {
             None => bounds.push(1.0),
         }
         Self {
-            seed: seed.to_owned(),
+            seed: xxh3_64(seed.as_bytes()),
             holdout: if holdout.is_finite() {
                 holdout.clamp(0.0, 1.0)
             } else {
@@ -81,6 +82,10 @@ impl Assigner {
         if !self.control.is_empty() && self.control.contains(&Self::control_key(customer_id)) {
             return Group::Holdout;
         }
+        // One series and no hold-out share: nothing to draw (the common case costs no hash).
+        if self.bounds.len() == 1 && self.holdout == 0.0 {
+            return Group::Variant(0);
+        }
         let u = self.unit(customer_id);
         if u < self.holdout {
             return Group::Holdout;
@@ -100,12 +105,7 @@ impl Assigner {
 
     /// The id's position in [0, 1), from 53 bits of its seeded hash.
     fn unit(&self, customer_id: &str) -> f64 {
-        let mut buf = Vec::with_capacity(self.seed.len() + 1 + customer_id.len());
-        buf.extend_from_slice(self.seed.as_bytes());
-        // A separator no id or seed holds keeps ("ab","c") and ("a","bc") apart.
-        buf.push(0x1f);
-        buf.extend_from_slice(customer_id.as_bytes());
-        (xxh3_64(&buf) >> 11) as f64 / (1u64 << 53) as f64
+        (xxh3_64_with_seed(customer_id.as_bytes(), self.seed) >> 11) as f64 / (1u64 << 53) as f64
     }
 }
 
