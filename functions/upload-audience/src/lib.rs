@@ -161,7 +161,11 @@ mod tests {
             upload: UploadSettings::default(),
         };
         // S3 form-encodes the key: the space arrives as `+`.
-        let event = s3_message("drops", "campaigns/2026-11-24/c1/week+1+conversions.csv", "abc");
+        let event = s3_message(
+            "drops",
+            "campaigns/2026-11-24/c1/week+1+conversions.csv",
+            "abc",
+        );
         let resp = handle(&services, event, Deadline::none()).await;
         assert!(resp.batch_item_failures.is_empty());
         let stored = store
