@@ -52,6 +52,11 @@ impl Element {
             .map(|c| c.text.as_str())
             .filter(|t| !t.is_empty())
     }
+    /// Text of the named child when the child is present, empty or not (`<A/>` gives `""`):
+    /// for protocols where presence itself means something.
+    pub fn text_of(&self, name: &str) -> Option<&str> {
+        self.child(name).map(|c| c.text.as_str())
+    }
     /// The first element (self included, depth first) for which `pred` holds.
     pub fn find(&self, pred: &dyn Fn(&Element) -> bool) -> Option<&Element> {
         if pred(self) {
@@ -273,6 +278,15 @@ mod tests {
             String::from_utf8(body).unwrap(),
             r#"<v4:login xmlns:v4="http://api.bronto.com/v4"><apiToken>a&lt;b</apiToken></v4:login>"#
         );
+    }
+
+    #[test]
+    fn text_of_tells_an_empty_child_from_a_missing_one() {
+        let root = parse(b"<A><B/><C> x </C></A>").unwrap();
+        assert_eq!(root.text_of("B"), Some(""));
+        assert_eq!(root.child_text("B"), None);
+        assert_eq!(root.text_of("C"), Some("x"));
+        assert_eq!(root.text_of("D"), None);
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! returns the serialised RESULT fields, or a fault.
 
 use super::metrics::metrics_at;
-use super::xml::{Node, cdata, el, esc};
+use super::xml::{Node, NodeExt, cdata, el, esc};
 use super::{QueryCriterion, SilverpopSimConfig, SimMailing, SimQuery, SimRecipient, SimTable};
 use jiff::Timestamp;
 use jiff::civil::DateTime;
@@ -78,7 +78,7 @@ pub(crate) struct State {
 }
 
 fn need<'a>(op: &'a Node, name: &str) -> Result<&'a str, SpFault> {
-    op.child_text(name)
+    op.text_of(name)
         .filter(|t| !t.is_empty())
         .ok_or_else(|| SpFault::invalid(format!("{name} is required")))
 }
@@ -138,8 +138,8 @@ impl State {
     }
 
     pub fn login(&mut self, op: &Node, now: Timestamp) -> OpResult {
-        let user = op.child_text("USERNAME").unwrap_or_default();
-        let password = op.child_text("PASSWORD").unwrap_or_default();
+        let user = op.text_of("USERNAME").unwrap_or_default();
+        let password = op.text_of("PASSWORD").unwrap_or_default();
         if user != self.config.username || password != self.config.password {
             return Err(SpFault::server_error());
         }
@@ -226,8 +226,8 @@ impl State {
             .into_iter()
             .flat_map(|s| s.children_named("SYNC_FIELD"));
         for column in sync.chain(op.children_named("COLUMN")) {
-            if let Some(name) = column.child_text("NAME") {
-                let value = column.child_text("VALUE").unwrap_or_default();
+            if let Some(name) = column.text_of("NAME") {
+                let value = column.text_of("VALUE").unwrap_or_default();
                 fields.insert(name.to_owned(), value.to_owned());
             }
         }
@@ -318,7 +318,7 @@ impl State {
             }
             Ok((
                 need(e, "COLUMN")?.to_owned(),
-                e.child_text("VALUE").unwrap_or_default().to_owned(),
+                e.text_of("VALUE").unwrap_or_default().to_owned(),
             ))
         };
         match expr.attr("criteria_type").unwrap_or("profile") {
@@ -360,7 +360,7 @@ impl State {
             return Err(SpFault::invalid(format!("List {parent_list_id} not found")));
         }
         let visibility = need_id(op, "VISIBILITY")?;
-        let folder_id = match op.child_text("PARENT_FOLDER_ID") {
+        let folder_id = match op.text_of("PARENT_FOLDER_ID") {
             Some(f) => f
                 .parse()
                 .map_err(|_| SpFault::invalid("PARENT_FOLDER_ID must be numeric"))?,
@@ -422,7 +422,7 @@ impl State {
     pub fn get_lists(&self, op: &Node) -> OpResult {
         let visibility = need_id(op, "VISIBILITY")?;
         let list_type = need_id(op, "LIST_TYPE")?;
-        let folder = match op.child_text("FOLDER_ID").filter(|f| !f.is_empty()) {
+        let folder = match op.text_of("FOLDER_ID").filter(|f| !f.is_empty()) {
             Some(f) => Some(
                 f.parse::<i64>()
                     .map_err(|_| SpFault::invalid("FOLDER_ID must be numeric"))?,
@@ -506,8 +506,8 @@ impl State {
 
     pub fn get_query(&self, op: &Node) -> OpResult {
         let id = op
-            .child_text("LIST_ID")
-            .or_else(|| op.child_text("QUERY_ID"))
+            .text_of("LIST_ID")
+            .or_else(|| op.text_of("QUERY_ID"))
             .and_then(|t| t.parse::<i64>().ok())
             .ok_or_else(|| SpFault::invalid("LIST_ID is required"))?;
         let q = self
@@ -535,13 +535,10 @@ impl State {
             .into_iter()
             .flat_map(|c| c.children_named("COLUMN"))
         {
-            let truthy = |n: &str| {
-                c.child_text(n)
-                    .is_some_and(|v| v.eq_ignore_ascii_case("true"))
-            };
+            let truthy = |n: &str| c.text_of(n).is_some_and(|v| v.eq_ignore_ascii_case("true"));
             columns.push(super::TableColumn {
                 name: need(c, "NAME")?.to_owned(),
-                kind: c.child_text("TYPE").unwrap_or("TEXT").to_ascii_uppercase(),
+                kind: c.text_of("TYPE").unwrap_or("TEXT").to_ascii_uppercase(),
                 key: truthy("KEY_COLUMN"),
                 required: truthy("IS_REQUIRED") || truthy("KEY_COLUMN"),
             });
@@ -572,7 +569,7 @@ impl State {
             let mut values = BTreeMap::new();
             for c in row.children_named("COLUMN") {
                 if let Some(name) = c.attr("name") {
-                    values.insert(name.to_owned(), c.text.trim().to_owned());
+                    values.insert(name.to_owned(), c.text.clone());
                 }
             }
             match validate_row(&table.table, &values) {
@@ -632,13 +629,13 @@ impl State {
             .ok_or_else(|| SpFault::invalid(format!("List {list_id} not found")))?;
         let name = need(op, "MAILING_NAME")?.to_owned();
         let visibility = need(op, "VISIBILITY")?;
-        let zone = match op.child_text("TIMEZONE") {
+        let zone = match op.text_of("TIMEZONE") {
             Some(tz) if !tz.is_empty() => {
                 TimeZone::get(tz).map_err(|_| SpFault::invalid(format!("Unknown TIMEZONE {tz}")))?
             }
             _ => self.zone.clone(),
         };
-        let scheduled_at = match op.child_text("SCHEDULED") {
+        let scheduled_at = match op.text_of("SCHEDULED") {
             Some(s) => parse_scheduled(s, &zone)?,
             None => now,
         };
@@ -658,9 +655,9 @@ impl State {
             template_id,
             list_id,
             scheduled_at,
-            folder_path: op.child_text("PARENT_FOLDER_PATH").map(str::to_owned),
+            folder_path: op.text_of("PARENT_FOLDER_PATH").map(str::to_owned),
             subject: op
-                .child_text("SUBJECT")
+                .text_of("SUBJECT")
                 .map_or(template.subject, str::to_owned),
             send_html,
             send_text,
@@ -679,7 +676,7 @@ impl State {
 
     pub fn sent_mailings(&self, op: &Node, now: Timestamp) -> OpResult {
         let range = |name: &str| -> Result<Option<Timestamp>, SpFault> {
-            op.child_text(name)
+            op.text_of(name)
                 .filter(|t| !t.is_empty())
                 .map(|t| {
                     DateTime::strptime("%m/%d/%Y %H:%M:%S", t)
@@ -757,7 +754,7 @@ impl State {
             .iter()
             .find(|m| m.mailing_id == mailing_id)
             .ok_or_else(|| SpFault::invalid(format!("Mailing {mailing_id} not found")))?;
-        if let Some(report) = op.child_text("REPORT_ID").filter(|r| !r.is_empty())
+        if let Some(report) = op.text_of("REPORT_ID").filter(|r| !r.is_empty())
             && report.parse::<i64>().ok() != Some(m.report_id)
         {
             return Err(SpFault::invalid(format!("Report {report} not found")));

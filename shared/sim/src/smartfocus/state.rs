@@ -694,11 +694,11 @@ impl State {
             ));
         }
         let name = root
-            .child_text("name")
+            .text_of("name")
             .filter(|n| !n.is_empty())
             .ok_or_else(|| Failure::params("name is required", "name"))?;
         let sample_type = root
-            .child_text("sampleType")
+            .text_of("sampleType")
             .unwrap_or("ALL")
             .to_ascii_uppercase();
         if !["ALL", "PERCENT", "FIX"].contains(&sample_type.as_str()) {
@@ -709,9 +709,7 @@ impl State {
         }
         Ok((
             name.to_owned(),
-            root.child_text("description")
-                .unwrap_or_default()
-                .to_owned(),
+            root.text_of("description").unwrap_or_default().to_owned(),
             sample_type,
         ))
     }
@@ -802,12 +800,12 @@ impl State {
             ));
         }
         let column = root
-            .child_text("columnName")
+            .text_of("columnName")
             .filter(|c| self.known_field(c))
             .ok_or_else(|| Failure::params("columnName is not a member field", "columnName"))?;
         let column = self.field_name(column);
         let operator = root
-            .child_text("operator")
+            .text_of("operator")
             .unwrap_or_default()
             .to_ascii_uppercase();
         let base = operator.trim_end_matches("_CASE_SENSITIVE");
@@ -819,7 +817,7 @@ impl State {
         }
         let values: Vec<String> = root
             .children_named("values")
-            .map(|v| v.text.trim().to_owned())
+            .map(|v| v.text.clone())
             .collect();
         if values.is_empty() && !base.ends_with("EMPTY") {
             return Err(Failure::params("values is required", "values"));

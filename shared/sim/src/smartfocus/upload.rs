@@ -180,7 +180,7 @@ fn parse_description(text: &str) -> Result<Description, UploadRequestError> {
         "insertUpload" => UploadMode::Insert,
         other => return Err(params(format!("unexpected description element {other}"))),
     };
-    let separator = match root.child_text("separator").unwrap_or(",") {
+    let separator = match root.text_of("separator").unwrap_or(",") {
         "tab" | "\t" => '\t',
         "," => ',',
         ";" => ';',
@@ -198,7 +198,7 @@ fn parse_description(text: &str) -> Result<Description, UploadRequestError> {
         return Err(params("mapping has no column"));
     }
     let criteria = root
-        .child_text("criteria")
+        .text_of("criteria")
         .filter(|c| !c.is_empty())
         .map(str::to_owned);
     if mode == UploadMode::Merge && criteria.is_none() {
@@ -206,9 +206,9 @@ fn parse_description(text: &str) -> Result<Description, UploadRequestError> {
     }
     Ok(Description {
         mode,
-        file_name: root.child_text("fileName").unwrap_or_default().to_owned(),
+        file_name: root.text_of("fileName").unwrap_or_default().to_owned(),
         separator,
-        skip_first_line: parse_bool(root.child_text("skipFirstLine")),
+        skip_first_line: parse_bool(root.text_of("skipFirstLine")),
         criteria,
         columns,
     })
@@ -216,11 +216,11 @@ fn parse_description(text: &str) -> Result<Description, UploadRequestError> {
 
 fn parse_column(node: &Node) -> Result<Column, UploadRequestError> {
     let field = node
-        .child_text("fieldName")
+        .text_of("fieldName")
         .filter(|f| !f.is_empty())
         .ok_or_else(|| params("column without fieldName"))?
         .to_owned();
-    let col_num = match node.child_text("colNum") {
+    let col_num = match node.text_of("colNum") {
         None => None,
         Some(n) => Some(
             n.parse::<usize>()
@@ -229,7 +229,7 @@ fn parse_column(node: &Node) -> Result<Column, UploadRequestError> {
                 .ok_or_else(|| params(format!("invalid colNum {n}")))?,
         ),
     };
-    let default_value = node.child_text("defaultValue").map(str::to_owned);
+    let default_value = node.text_of("defaultValue").map(str::to_owned);
     if col_num.is_none() && default_value.is_none() {
         return Err(params(format!(
             "column {field} has neither colNum nor defaultValue"
@@ -238,7 +238,7 @@ fn parse_column(node: &Node) -> Result<Column, UploadRequestError> {
     Ok(Column {
         col_num,
         field,
-        to_replace: parse_bool(node.child_text("toReplace")),
+        to_replace: parse_bool(node.text_of("toReplace")),
         default_value,
     })
 }

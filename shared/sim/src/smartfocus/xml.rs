@@ -1,8 +1,6 @@
 //! The XML the simulator speaks: `<response>` envelopes out, small request documents in.
 
-use quick_xml::escape::{escape, resolve_predefined_entity};
-use quick_xml::events::Event;
-use quick_xml::reader::Reader;
+use quick_xml::escape::escape;
 use std::borrow::Cow;
 
 const DECL: &str = r#"<?xml version="1.0" encoding="utf-8" standalone="yes"?>"#;
@@ -55,90 +53,13 @@ pub(crate) fn object(name: &str, fields: &[(&str, String)]) -> String {
     out
 }
 
-/// A parsed element: enough structure for the request bodies the API takes.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub(crate) struct Node {
-    /// Local name (namespace prefix dropped).
-    pub name: String,
-    pub children: Vec<Node>,
-    /// Concatenated text and CDATA directly inside this element, untrimmed.
-    pub text: String,
-}
-
-impl Node {
-    pub fn child(&self, name: &str) -> Option<&Node> {
-        self.children.iter().find(|c| c.name == name)
-    }
-
-    /// Trimmed text of the first child called `name`.
-    pub fn child_text(&self, name: &str) -> Option<&str> {
-        self.child(name).map(|c| c.text.trim())
-    }
-
-    pub fn children_named<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a Node> + 'a {
-        self.children.iter().filter(move |c| c.name == name)
-    }
-}
-
-#[derive(Debug, thiserror::Error)]
-#[error("malformed XML: {0}")]
-pub(crate) struct XmlError(String);
+/// A parsed request element: the shared tree (local names, namespace prefixes dropped, text
+/// trimmed).
+pub(crate) use espbridge_xml::{Element as Node, XmlError};
 
 /// Parses a document and returns its root element.
 pub(crate) fn parse(doc: &str) -> Result<Node, XmlError> {
-    let mut reader = Reader::from_str(doc);
-    let mut stack: Vec<Node> = Vec::new();
-    loop {
-        let event = reader.read_event().map_err(|e| XmlError(e.to_string()))?;
-        match event {
-            Event::Start(start) => stack.push(Node {
-                name: start.local_name().as_ref().to_owned(),
-                ..Node::default()
-            }),
-            Event::Empty(start) => {
-                let node = Node {
-                    name: start.local_name().as_ref().to_owned(),
-                    ..Node::default()
-                };
-                match stack.last_mut() {
-                    Some(parent) => parent.children.push(node),
-                    None => return Ok(node),
-                }
-            }
-            Event::End(_) => {
-                let node = stack
-                    .pop()
-                    .ok_or_else(|| XmlError("unbalanced end tag".into()))?;
-                match stack.last_mut() {
-                    Some(parent) => parent.children.push(node),
-                    None => return Ok(node),
-                }
-            }
-            Event::Text(text) => {
-                if let Some(node) = stack.last_mut() {
-                    node.text.push_str(&text.xml10_content());
-                }
-            }
-            Event::CData(data) => {
-                if let Some(node) = stack.last_mut() {
-                    node.text.push_str(&data);
-                }
-            }
-            Event::GeneralRef(reference) => {
-                let resolved = match reference.resolve_char_ref() {
-                    Ok(Some(ch)) => ch.to_string(),
-                    _ => resolve_predefined_entity(&reference)
-                        .ok_or_else(|| XmlError(format!("unknown entity &{};", &*reference)))?
-                        .to_owned(),
-                };
-                if let Some(node) = stack.last_mut() {
-                    node.text.push_str(&resolved);
-                }
-            }
-            Event::Eof => return Err(XmlError("no root element".into())),
-            _ => {}
-        }
-    }
+    espbridge_xml::parse(doc.as_bytes())
 }
 
 #[cfg(test)]
@@ -152,9 +73,9 @@ mod tests {
         )
         .unwrap();
         assert_eq!(root.name, "a");
-        assert_eq!(root.child_text("b"), Some("x & y!"));
-        assert_eq!(root.child_text("c"), Some("<p>"));
-        assert_eq!(root.child_text("d"), Some(""));
+        assert_eq!(root.text_of("b"), Some("x & y!"));
+        assert_eq!(root.text_of("c"), Some("<p>"));
+        assert_eq!(root.text_of("d"), Some(""));
         assert_eq!(root.children_named("b").count(), 2);
     }
 
@@ -168,10 +89,10 @@ mod tests {
     fn envelopes_escape_their_content() {
         let doc = result("xs:string", "a<b");
         let root = parse(&doc).unwrap();
-        assert_eq!(root.child_text("result"), Some("a<b"));
+        assert_eq!(root.text_of("result"), Some("a<b"));
         let doc = failed("bad & worse", "id", "X");
         let root = parse(&doc).unwrap();
-        assert_eq!(root.child_text("description"), Some("bad & worse"));
-        assert_eq!(root.child_text("status"), Some("X"));
+        assert_eq!(root.text_of("description"), Some("bad & worse"));
+        assert_eq!(root.text_of("status"), Some("X"));
     }
 }
