@@ -99,3 +99,34 @@ pub async fn listed_template_ids(
         .filter_map(|t| t["id"].as_str().map(str::to_owned))
         .collect())
 }
+
+/// Polls the seven days after `send_at` and checks what every ESP's campaign shows then:
+/// `completed`, one snapshot per day 1..=7, unsubscribes that never decrease and are not all 0,
+/// and the poll schedule gone. Returns the snapshots for ESP-specific checks.
+pub async fn poll_week_to_completed(
+    h: &Harness,
+    id: &str,
+    send_at: jiff::Timestamp,
+) -> anyhow::Result<Vec<espbridge_core::campaign::MetricSnapshot>> {
+    let schedule_name = h.poll_seven_days(id, send_at).await?;
+    let c = h.campaign(id).await?;
+    anyhow::ensure!(
+        c.state == State::Completed,
+        "{:?}: {:?}",
+        c.state,
+        c.failure
+    );
+    let snaps = h.services.store.snapshots(&c.id).await?;
+    let days: Vec<u32> = snaps.iter().map(|s| s.day).collect();
+    anyhow::ensure!(days == (1..=7).collect::<Vec<u32>>(), "days {days:?}");
+    let unsubs: Vec<u64> = snaps.iter().map(|s| s.counts.unsubscribes).collect();
+    anyhow::ensure!(
+        unsubs.windows(2).all(|w| w[0] <= w[1]) && unsubs[6] > 0,
+        "unsubscribes {unsubs:?}"
+    );
+    anyhow::ensure!(
+        h.schedule_expression(&schedule_name).await.is_none(),
+        "the schedule {schedule_name} is deleted after day 7"
+    );
+    Ok(snaps)
+}

@@ -1,7 +1,9 @@
 //! Silverpop end to end: the same handlers and events as the Emarsys suite, with the Silverpop
 //! account and simulator (tagged recipients or relational rows, a query, a scheduled mailing).
 
-use crate::common::{first_template, listed_template_ids, prefix, upload_with};
+use crate::common::{
+    first_template, listed_template_ids, poll_week_to_completed, prefix, upload_with,
+};
 use espbridge_core::State;
 use espbridge_silverpop::keys;
 use espbridge_tests::{Bad, Drop, Harness, HarnessOptions, TestEsp};
@@ -95,25 +97,7 @@ async fn schedule_and_poll(
     assert_eq!(queries.len(), 1);
     assert_eq!(mailings[0].list_id, queries[0].id);
 
-    let schedule_name = h.poll_seven_days(id, send_at.timestamp()).await?;
-    let c = h.campaign(id).await?;
-    assert_eq!(c.state, State::Completed, "failure: {:?}", c.failure);
-    let snaps = h.services.store.snapshots(&c.id).await?;
-    assert_eq!(
-        snaps.iter().map(|s| s.day).collect::<Vec<_>>(),
-        (1..=7).collect::<Vec<u32>>()
-    );
-    let unsubs: Vec<u64> = snaps.iter().map(|s| s.counts.unsubscribes).collect();
-    assert!(unsubs.windows(2).all(|w| w[0] <= w[1]), "{unsubs:?}");
-    assert!(unsubs[6] > 0, "{unsubs:?}");
-    let gone = h
-        .scheduler
-        .get_schedule()
-        .group_name(&h.schedule_group)
-        .name(&schedule_name)
-        .send()
-        .await;
-    assert!(gone.is_err(), "the schedule is deleted after day 7");
+    poll_week_to_completed(h, id, send_at.timestamp()).await?;
     Ok(())
 }
 
