@@ -42,3 +42,68 @@ pub fn rss_bytes() -> Option<u64> {
 pub fn mib(b: u64) -> f64 {
     b as f64 / (1024.0 * 1024.0)
 }
+
+/// A campaign drop of generated rows in a temporary folder, uploaded through the real upload
+/// service with embedded ports (folder source, in-memory SQLite, local queue and scheduler).
+pub struct UploadRun {
+    /// Size of the audience file.
+    pub bytes: u64,
+    /// Wall time of `handle_drop`, in seconds.
+    pub secs: f64,
+}
+
+/// Writes `rows` audience rows and a manifest for `esp`/`template_id` (e-mail column named when
+/// `with_email`), then runs the whole upload of that drop to `esp` in one invocation.
+pub async fn upload_generated_drop(
+    esp: std::sync::Arc<dyn espbridge_core::ports::Esp>,
+    template_id: &str,
+    rows: u64,
+    with_email: bool,
+    clock: std::sync::Arc<dyn espbridge_core::Clock>,
+) -> anyhow::Result<UploadRun> {
+    use espbridge_core::ports::ObjectRef;
+    use espbridge_core::service::upload::UploadOutcome;
+    use espbridge_core::service::{Deadline, EspRegistry, Services, UploadSettings};
+    use espbridge_local::{FolderSource, LocalQueue, LocalScheduler, SqliteStore};
+    use std::sync::Arc;
+
+    let dir = tempfile::tempdir()?;
+    let id = format!("bench-{}", esp.kind());
+    let prefix = format!("campaigns/2026-11-24/{id}/");
+    std::fs::create_dir_all(dir.path().join(&prefix))?;
+    let bytes = write_audience(&dir.path().join(&prefix).join("audience.csv"), rows)?;
+    let mut columns = serde_json::json!({"customer_id": "customer_id"});
+    if with_email {
+        columns["email"] = "email".into();
+    }
+    let manifest = serde_json::json!({
+        "schema_version": "1", "campaign_id": id, "esp": esp.kind(),
+        "template_id": template_id, "send_at": "2030-01-01T09:00:00+01:00",
+        "audience": {"files": ["audience.csv"], "columns": columns}
+    });
+    let key = format!("{prefix}manifest.json");
+    std::fs::write(dir.path().join(&key), manifest.to_string())?;
+
+    let (queue, _rx) = LocalQueue::new();
+    let services = Services {
+        store: Arc::new(SqliteStore::in_memory()?),
+        source: Arc::new(FolderSource::new(dir.path())),
+        queue: Arc::new(queue),
+        scheduler: Arc::new(LocalScheduler::new()),
+        esps: EspRegistry::new(vec![esp]),
+        clock,
+        upload: UploadSettings::default(),
+    };
+    let drop = ObjectRef {
+        bucket: "local".into(),
+        key,
+        etag: String::new(),
+    };
+    let t = std::time::Instant::now();
+    let out = services.handle_drop(&drop, Deadline::none()).await?;
+    let secs = t.elapsed().as_secs_f64();
+    if !matches!(out, UploadOutcome::AudienceReady(_)) {
+        anyhow::bail!("upload ended as {out:?}");
+    }
+    Ok(UploadRun { bytes, secs })
+}

@@ -6,18 +6,14 @@
 //! Reports wall time, ESP calls against ⌈rows / 10,000⌉, the request rate against the account's
 //! allowed 1,000 requests a minute, 429s received, and peak RSS.
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use clap::Parser;
-use espbridge_bench::{mib, peak_rss_bytes, write_audience};
-use espbridge_core::ports::{Esp, ObjectRef};
-use espbridge_core::service::upload::UploadOutcome;
-use espbridge_core::service::{Deadline, EspRegistry, Services, UploadSettings};
+use espbridge_bench::{UploadRun, mib, peak_rss_bytes, upload_generated_drop};
+use espbridge_core::ports::Esp;
 use espbridge_core::{AccountId, Clock, SystemClock};
 use espbridge_emarsys::{EmarsysConfig, EmarsysCredentials, EmarsysEsp};
-use espbridge_local::{FolderSource, LocalQueue, LocalScheduler, SqliteStore};
 use espbridge_sim::emarsys::{EmarsysSim, EmarsysSimConfig};
 use std::sync::Arc;
-use std::time::Instant;
 
 #[derive(Parser)]
 struct Args {
@@ -59,40 +55,9 @@ async fn main() -> anyhow::Result<()> {
         .next()
         .context("no template")?;
 
-    let dir = tempfile::tempdir()?;
-    let prefix = "campaigns/2026-11-24/bench-upload/";
-    std::fs::create_dir_all(dir.path().join(prefix))?;
-    let bytes = write_audience(&dir.path().join(prefix).join("audience.csv"), args.rows)?;
-    let manifest = serde_json::json!({
-        "schema_version": "1", "campaign_id": "bench-upload", "esp": "emarsys",
-        "template_id": template.id, "send_at": "2030-01-01T09:00:00+01:00",
-        "audience": {"files": ["audience.csv"], "columns": {"customer_id": "customer_id"}}
-    });
-    let key = format!("{prefix}manifest.json");
-    std::fs::write(dir.path().join(&key), manifest.to_string())?;
-
-    let (queue, _rx) = LocalQueue::new();
-    let services = Services {
-        store: Arc::new(SqliteStore::in_memory()?),
-        source: Arc::new(FolderSource::new(dir.path())),
-        queue: Arc::new(queue),
-        scheduler: Arc::new(LocalScheduler::new()),
-        esps: EspRegistry::new(vec![Arc::new(esp)]),
-        clock,
-        upload: UploadSettings::default(),
-    };
     let before = sim.requests().len();
-    let t = Instant::now();
-    let drop = ObjectRef {
-        bucket: "local".into(),
-        key,
-        etag: String::new(),
-    };
-    let out = services.handle_drop(&drop, Deadline::none()).await?;
-    let secs = t.elapsed().as_secs_f64();
-    if !matches!(out, UploadOutcome::AudienceReady(_)) {
-        bail!("upload ended as {out:?}");
-    }
+    let UploadRun { bytes, secs } =
+        upload_generated_drop(Arc::new(esp), &template.id, args.rows, false, clock).await?;
     let reqs = sim.requests();
     let calls = &reqs[before..];
     let list_calls = calls
