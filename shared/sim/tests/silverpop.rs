@@ -4,8 +4,6 @@ use espbridge_core::ManualClock;
 use espbridge_sim::silverpop::{QueryCriterion, SilverpopSim, SilverpopSimConfig};
 use espbridge_sim::{Fault, FaultKind};
 use jiff::SignedDuration;
-use quick_xml::events::{BytesStart, Event};
-use quick_xml::reader::Reader;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,35 +14,27 @@ const FIXTURES: &str = concat!(
     "/../../../shared/esp/fixtures/silverpop"
 );
 
-// ----- a small XML tree for assertions -----
+// ----- the shared XML tree, with what the assertions need -----
 
-#[derive(Debug, Default, Clone)]
-struct El {
-    name: String,
-    attrs: Vec<(String, String)>,
-    children: Vec<El>,
-    text: String,
+use espbridge_xml::Element as El;
+
+trait ElExt {
+    fn all(&self, name: &str) -> Vec<&El>;
+    /// Text of a child that must be there.
+    fn text_at(&self, name: &str) -> String;
+    /// Every element path below (and including) this one.
+    fn paths(&self, prefix: &str, out: &mut BTreeSet<String>);
 }
 
-impl El {
-    fn child(&self, name: &str) -> Option<&El> {
-        self.children.iter().find(|c| c.name == name)
-    }
+impl ElExt for El {
     fn all(&self, name: &str) -> Vec<&El> {
         self.children.iter().filter(|c| c.name == name).collect()
     }
-    fn text_of(&self, name: &str) -> String {
-        self.child(name)
-            .map(|c| c.text.trim().to_owned())
+    fn text_at(&self, name: &str) -> String {
+        self.text_of(name)
+            .map(str::to_owned)
             .unwrap_or_else(|| panic!("no <{name}> in <{}>", self.name))
     }
-    fn attr(&self, name: &str) -> Option<&str> {
-        self.attrs
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    }
-    /// Every element path below (and including) this one.
     fn paths(&self, prefix: &str, out: &mut BTreeSet<String>) {
         let here = format!("{prefix}/{}", self.name);
         for child in &self.children {
@@ -54,70 +44,8 @@ impl El {
     }
 }
 
-fn element(start: &BytesStart<'_>) -> El {
-    El {
-        name: start.name().as_ref().to_owned(),
-        attrs: start
-            .attributes()
-            .map(|a| {
-                let a = a.unwrap();
-                (
-                    a.key.as_ref().to_owned(),
-                    a.normalized_value(quick_xml::XmlVersion::Implicit1_0)
-                        .unwrap()
-                        .into_owned(),
-                )
-            })
-            .collect(),
-        ..El::default()
-    }
-}
-
 fn parse(doc: &str) -> El {
-    let mut reader = Reader::from_str(doc);
-    let mut stack: Vec<El> = Vec::new();
-    loop {
-        match reader.read_event().unwrap() {
-            Event::Start(s) => stack.push(element(&s)),
-            Event::Empty(s) => {
-                let el = element(&s);
-                match stack.last_mut() {
-                    Some(p) => p.children.push(el),
-                    None => return el,
-                }
-            }
-            Event::End(_) => {
-                let el = stack.pop().unwrap();
-                match stack.last_mut() {
-                    Some(p) => p.children.push(el),
-                    None => return el,
-                }
-            }
-            Event::Text(t) => {
-                if let Some(el) = stack.last_mut() {
-                    el.text.push_str(&t.xml10_content());
-                }
-            }
-            Event::CData(t) => {
-                if let Some(el) = stack.last_mut() {
-                    el.text.push_str(&t);
-                }
-            }
-            Event::GeneralRef(r) => {
-                let s = match r.resolve_char_ref().unwrap() {
-                    Some(c) => c.to_string(),
-                    None => quick_xml::escape::resolve_predefined_entity(&r)
-                        .unwrap()
-                        .to_owned(),
-                };
-                if let Some(el) = stack.last_mut() {
-                    el.text.push_str(&s);
-                }
-            }
-            Event::Eof => panic!("no root element in {doc}"),
-            _ => {}
-        }
-    }
+    espbridge_xml::parse(doc.as_bytes()).unwrap_or_else(|e| panic!("{e} in {doc}"))
 }
 
 // ----- the raw client -----
@@ -141,12 +69,12 @@ impl Reply {
     }
     fn success(&self) -> bool {
         self.result()
-            .text_of("SUCCESS")
+            .text_at("SUCCESS")
             .eq_ignore_ascii_case("true")
     }
     fn errorid(&self) -> Option<i64> {
         let fault = self.root.child("Body")?.child("Fault")?;
-        let id = fault.child("detail")?.child("error")?.text_of("errorid");
+        let id = fault.child("detail")?.child("error")?.text_at("errorid");
         Some(id.parse().unwrap())
     }
     #[track_caller]
@@ -245,9 +173,9 @@ impl Env {
             )
             .await;
         let result = reply.ok();
-        let session = result.text_of("SESSIONID");
+        let session = result.text_at("SESSIONID");
         assert_eq!(
-            result.text_of("SESSION_ENCODING"),
+            result.text_at("SESSION_ENCODING"),
             format!(";jsessionid={session}")
         );
         session
@@ -298,7 +226,7 @@ impl Env {
                 ),
             )
             .await;
-        reply.ok().text_of("ListId").parse().unwrap()
+        reply.ok().text_at("ListId").parse().unwrap()
     }
 
     async fn schedule(&self, s: &str, list: i64, name: &str, when: &str) -> Reply {
@@ -354,7 +282,7 @@ async fn login_in_both_encodings_then_sessions_expire_with_fault_145() {
             "<Login><USERNAME>espbridge</USERNAME><PASSWORD>sim-password</PASSWORD></Login>",
         )
         .await;
-    let raw_session = raw.ok().text_of("SESSIONID");
+    let raw_session = raw.ok().text_at("SESSIONID");
     let session = env.login().await;
     assert_ne!(raw_session, session);
     assert_eq!(env.sim.logins(), 2);
@@ -460,7 +388,7 @@ async fn request_fixtures_are_understood_verbatim() {
     let s = env.login().await;
     let doc = std::fs::read_to_string(format!("{FIXTURES}/CreateTable.request.xml")).unwrap();
     let created = env.raw_doc(Some(&s), &doc).await;
-    let id: i64 = created.ok().text_of("TABLE_ID").parse().unwrap();
+    let id: i64 = created.ok().text_at("TABLE_ID").parse().unwrap();
     let table = env.sim.tables().into_iter().find(|t| t.id == id).unwrap();
     assert_eq!(table.name, "Purchases");
     assert_eq!(table.columns.len(), 3);
@@ -474,7 +402,7 @@ async fn request_fixtures_are_understood_verbatim() {
     let reply = env.form_body(Some(&s), form.trim().to_owned()).await;
     reply.fault(51);
     let fault = reply.root.child("Body").unwrap().child("Fault").unwrap();
-    assert_eq!(fault.text_of("FaultString"), "Mailing 5 not found");
+    assert_eq!(fault.text_at("FaultString"), "Mailing 5 not found");
 }
 
 // ----- templates -----
@@ -488,7 +416,7 @@ async fn templates_are_listed_by_visibility_and_previewed() {
             .ok()
             .all("MAILING_TEMPLATE")
             .iter()
-            .map(|t| t.text_of("MAILING_ID"))
+            .map(|t| t.text_at("MAILING_ID"))
             .collect()
     };
     let shared = env.raw(Some(&s), TEMPLATES).await;
@@ -498,7 +426,7 @@ async fn templates_are_listed_by_visibility_and_previewed() {
             .ok()
             .all("MAILING_TEMPLATE")
             .iter()
-            .all(|t| t.text_of("VISIBILITY") == "1")
+            .all(|t| t.text_at("VISIBILITY") == "1")
     );
     let private = env
         .form(
@@ -516,8 +444,8 @@ async fn templates_are_listed_by_visibility_and_previewed() {
         )
         .await;
     let result = preview.ok();
-    assert!(result.text_of("HTMLBody").contains("We miss you"));
-    assert!(result.text_of("TextBody").contains("We miss you"));
+    assert!(result.text_at("HTMLBody").contains("We miss you"));
+    assert!(result.text_at("TextBody").contains("We miss you"));
     env.raw(
         Some(&s),
         "<PreviewMailing><MailingId>5</MailingId></PreviewMailing>",
@@ -539,7 +467,7 @@ async fn lists_mode_tags_recipients_and_a_query_selects_them() {
         ("C-4", "882"),
     ] {
         let reply = env.add(&s, customer, tag, false).await;
-        assert!(reply.ok().text_of("RecipientId").parse::<i64>().is_ok());
+        assert!(reply.ok().text_at("RecipientId").parse::<i64>().is_ok());
     }
     env.add(&s, "C-4", "881", false).await.fault(122);
     env.add(&s, "C-4", "881", true).await.ok();
@@ -560,7 +488,7 @@ async fn lists_mode_tags_recipients_and_a_query_selects_them() {
             .ok()
             .all("LIST")
             .iter()
-            .map(|l| (l.text_of("ID"), l.text_of("NAME")))
+            .map(|l| (l.text_at("ID"), l.text_at("NAME")))
             .collect()
     };
     const QUERIES: &str = "<GetLists><VISIBILITY>1</VISIBILITY><LIST_TYPE>1</LIST_TYPE><FOLDER_ID>77120</FOLDER_ID></GetLists>";
@@ -574,7 +502,7 @@ async fn lists_mode_tags_recipients_and_a_query_selects_them() {
              <VALUE><![CDATA[881]]></VALUE></EXPRESSION></CRITERIA></CreateQuery>",
         )
         .await;
-    let query_id = created.ok().text_of("ListId");
+    let query_id = created.ok().text_at("ListId");
     assert_eq!(
         lists(&env.raw(Some(&s), QUERIES).await),
         [(query_id.clone(), "opt-camp-881".to_owned())]
@@ -586,21 +514,21 @@ async fn lists_mode_tags_recipients_and_a_query_selects_them() {
         )
         .await;
     assert_eq!(lists(&databases)[0].0, "2740754");
-    assert_eq!(databases.ok().all("LIST")[0].text_of("SIZE"), "4");
+    assert_eq!(databases.ok().all("LIST")[0].text_at("SIZE"), "4");
     let job = env
         .raw(
             Some(&s),
             &format!("<CalculateQuery><QUERY_ID>{query_id}</QUERY_ID></CalculateQuery>"),
         )
         .await;
-    let job = job.ok().text_of("JOB_ID");
+    let job = job.ok().text_at("JOB_ID");
     let status = env
         .raw(
             Some(&s),
             &format!("<GetJobStatus><JOB_ID>{job}</JOB_ID></GetJobStatus>"),
         )
         .await;
-    assert_eq!(status.ok().text_of("JOB_STATUS"), "COMPLETE");
+    assert_eq!(status.ok().text_at("JOB_STATUS"), "COMPLETE");
     let queries = env.sim.queries();
     assert_eq!(queries.len(), 1);
     assert_eq!(queries[0].id.to_string(), query_id);
@@ -620,10 +548,10 @@ async fn lists_mode_tags_recipients_and_a_query_selects_them() {
         )
         .await;
     let result = got.ok();
-    assert_eq!(result.text_of("QUERY_NAME"), "opt-camp-881");
-    let criteria = parse(&result.text_of("QUERY_CRITERIA"));
+    assert_eq!(result.text_at("QUERY_NAME"), "opt-camp-881");
+    let criteria = parse(&result.text_at("QUERY_CRITERIA"));
     assert_eq!(
-        criteria.child("EXPRESSION").unwrap().text_of("COLUMN"),
+        criteria.child("EXPRESSION").unwrap().text_at("COLUMN"),
         "OptimoveCampaign"
     );
     env.add(&s, "", "881", true).await.fault(51);
@@ -688,7 +616,7 @@ async fn relational_inserts_report_rejected_rows_and_feed_a_query() {
              </COLUMNS></CreateTable>",
         )
         .await;
-    let table: i64 = created.ok().text_of("TABLE_ID").parse().unwrap();
+    let table: i64 = created.ok().text_at("TABLE_ID").parse().unwrap();
     assert!(
         env.sim
             .tables()
@@ -719,7 +647,7 @@ async fn a_scheduled_mailing_is_found_by_name_before_and_after_it_is_sent() {
     let reply = env
         .schedule(&s, query, "opt-881", "03/02/2026 10:00:00 AM")
         .await;
-    let mailing_id = reply.ok().text_of("MAILING_ID");
+    let mailing_id = reply.ok().text_at("MAILING_ID");
     assert_eq!(env.sim.schedule_count(), 1);
     let mailing = &env.sim.mailings()[0];
     assert_eq!(mailing.scheduled_at.to_string(), "2026-03-02T10:00:00Z");
@@ -729,11 +657,11 @@ async fn a_scheduled_mailing_is_found_by_name_before_and_after_it_is_sent() {
 
     let scheduled = env.sent_mailings(&s, "<SHARED/><SCHEDULED/>").await;
     assert_eq!(scheduled.len(), 1);
-    assert_eq!(scheduled[0].text_of("MailingName"), "opt-881");
-    assert_eq!(scheduled[0].text_of("MailingId"), mailing_id);
-    assert_eq!(scheduled[0].text_of("SentTS"), "");
-    assert_eq!(scheduled[0].text_of("NumSent"), "0");
-    assert_eq!(scheduled[0].text_of("ScheduledTS"), "2026-03-02 10:00:00.0");
+    assert_eq!(scheduled[0].text_at("MailingName"), "opt-881");
+    assert_eq!(scheduled[0].text_at("MailingId"), mailing_id);
+    assert_eq!(scheduled[0].text_at("SentTS"), "");
+    assert_eq!(scheduled[0].text_at("NumSent"), "0");
+    assert_eq!(scheduled[0].text_at("ScheduledTS"), "2026-03-02 10:00:00.0");
     assert!(env.sent_mailings(&s, "<SENT/><SENDING/>").await.is_empty());
 
     env.clock.advance(SignedDuration::from_hours(3));
@@ -747,7 +675,7 @@ async fn a_scheduled_mailing_is_found_by_name_before_and_after_it_is_sent() {
     let s = env.login().await;
     let sent = env.sent_mailings(&s, "<SENT/><SENDING/>").await;
     assert_eq!(sent.len(), 1);
-    assert_eq!(sent[0].text_of("SentTS"), "2026-03-02 10:00:00.0");
+    assert_eq!(sent[0].text_at("SentTS"), "2026-03-02 10:00:00.0");
     assert!(env.sent_mailings(&s, "<SCHEDULED/>").await.is_empty());
     let count = env
         .raw(
@@ -755,7 +683,7 @@ async fn a_scheduled_mailing_is_found_by_name_before_and_after_it_is_sent() {
             "<GetSentMailingsForOrg><MAILING_COUNT_ONLY/></GetSentMailingsForOrg>",
         )
         .await;
-    assert_eq!(count.ok().text_of("SentMailingsCount"), "1");
+    assert_eq!(count.ok().text_at("SentMailingsCount"), "1");
 
     // A second schedule with the same name is accepted and counted.
     env.schedule(&s, query, "opt-881", "03/03/2026 10:00:00 AM")
@@ -782,8 +710,8 @@ async fn aggregate_tracking_grows_over_seven_days_then_stays() {
     let reply = env
         .schedule(&s, query, "opt-881", "03/02/2026 09:00:00 AM")
         .await;
-    let mailing = reply.ok().text_of("MAILING_ID");
-    let n = |m: &El, name: &str| -> u64 { m.text_of(name).parse().unwrap() };
+    let mailing = reply.ok().text_at("MAILING_ID");
+    let n = |m: &El, name: &str| -> u64 { m.text_at(name).parse().unwrap() };
 
     let before = env.tracking(&s, &mailing).await;
     assert_eq!(n(&before, "NumSent"), 0);
@@ -815,7 +743,7 @@ async fn aggregate_tracking_grows_over_seven_days_then_stays() {
     for f in fields {
         assert_eq!(n(&seen[3], f), n(&seen[4], f), "{f} moved after 7 days");
     }
-    assert_eq!(seen[0].text_of("SentDateTime"), "2026-03-02 09:00:00.0");
+    assert_eq!(seen[0].text_at("SentDateTime"), "2026-03-02 09:00:00.0");
 }
 
 // ----- injected faults -----
@@ -904,7 +832,7 @@ async fn responses_carry_every_element_of_the_fixtures() {
         )
         .await;
     covers("Login.response.xml", &login, true);
-    let s = login.ok().text_of("SESSIONID");
+    let s = login.ok().text_at("SESSIONID");
     covers(
         "Login.fault_errorid_50.xml",
         &env.raw(
@@ -971,7 +899,7 @@ async fn responses_carry_every_element_of_the_fixtures() {
     covers("GetLists.response.xml", &lists, true);
     let scheduled = env.schedule(&s, query, "m", "03/02/2026 08:30:00 AM").await;
     covers("ScheduleMailing.response.xml", &scheduled, true);
-    let mailing = scheduled.ok().text_of("MAILING_ID");
+    let mailing = scheduled.ok().text_at("MAILING_ID");
     env.clock.advance(SignedDuration::from_hours(2));
     let s = env.login().await;
     let sent = env
