@@ -12,34 +12,19 @@ use jiff::Timestamp;
 pub fn sample_campaign(tag: &str) -> Campaign {
     let now: Timestamp = "2026-11-24T02:00:00Z".parse().expect("valid timestamp");
     let id = CampaignId::parse(tag).expect("test campaign ids are valid");
-    Campaign {
-        drop: ObjectRef {
-            bucket: "drops".into(),
-            key: format!("campaigns/2026-11-24/{tag}/manifest.json"),
-            etag: "\"etag-1\"".into(),
-        },
-        id,
-        run_date: "2026-11-24".into(),
-        esp: Some(EspKind::Emarsys),
-        account: Some(AccountId::parse("default").expect("valid account")),
-        template_id: "81001".into(),
-        send_at: Some("2026-11-25T08:30:00Z".parse().expect("valid timestamp")),
-        timezone: Some("Europe/Berlin".into()),
-        manifest: serde_json::json!({"schema_version": "1"}),
-        state: State::Received,
-        version: 0,
-        failure: None,
-        audience: Default::default(),
-        esp_ids: EspIds::default(),
-        schedule_name: None,
-        cleanup_due_at: None,
-        cleaned_up_at: None,
-        variants: Vec::new(),
-        control: None,
-        conversions: None,
-        created_at: now,
-        updated_at: now,
-    }
+    let drop = ObjectRef {
+        bucket: "drops".into(),
+        key: format!("campaigns/2026-11-24/{tag}/manifest.json"),
+        etag: "\"etag-1\"".into(),
+    };
+    let mut c = Campaign::received(id, "2026-11-24", drop, now);
+    c.esp = Some(EspKind::Emarsys);
+    c.account = Some(AccountId::parse("default").expect("valid account"));
+    c.template_id = "81001".into();
+    c.send_at = Some("2026-11-25T08:30:00Z".parse().expect("valid timestamp"));
+    c.timezone = Some("Europe/Berlin".into());
+    c.manifest = serde_json::json!({"schema_version": "1"});
+    c
 }
 
 /// Runs every contract check against `store`. `tag` keeps campaign ids unique per run when

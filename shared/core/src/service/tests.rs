@@ -401,32 +401,7 @@ async fn drop_to_completed_with_continuations() {
         .unwrap();
     assert_eq!(out, UploadOutcome::Continued(id()));
     // Feed continuations back until the audience is ready.
-    let mut rounds = 1;
-    loop {
-        let item = w
-            .queue
-            .0
-            .lock()
-            .unwrap()
-            .pop_front()
-            .expect("a queued item");
-        match item {
-            WorkItem::ContinueUpload { campaign_id } => {
-                rounds += 1;
-                w.services
-                    .continue_upload(&campaign_id, Deadline::none(), false)
-                    .await
-                    .unwrap();
-            }
-            WorkItem::ScheduleSend { campaign_id } => {
-                assert_eq!(
-                    w.services.schedule_send(&campaign_id, false).await.unwrap(),
-                    ScheduleOutcome::Scheduled(id())
-                );
-                break;
-            }
-        }
-    }
+    let rounds = 1 + drain_to_scheduled(&w).await;
     assert_eq!(
         rounds, 3,
         "450 rows in batches of 100, two per run: three runs"
@@ -632,6 +607,13 @@ async fn run_to_scheduled(w: &World, drop: &ObjectRef) {
         .handle_drop(drop, Deadline::none())
         .await
         .unwrap();
+    drain_to_scheduled(w).await;
+}
+
+/// Runs queued continuations until schedule-send is queued, then schedules; returns the number
+/// of continuations run.
+async fn drain_to_scheduled(w: &World) -> u32 {
+    let mut continuations = 0;
     loop {
         let item = w
             .queue
@@ -642,6 +624,7 @@ async fn run_to_scheduled(w: &World, drop: &ObjectRef) {
             .expect("a queued item");
         match item {
             WorkItem::ContinueUpload { campaign_id } => {
+                continuations += 1;
                 w.services
                     .continue_upload(&campaign_id, Deadline::none(), false)
                     .await
@@ -652,7 +635,7 @@ async fn run_to_scheduled(w: &World, drop: &ObjectRef) {
                     w.services.schedule_send(&campaign_id, false).await.unwrap(),
                     ScheduleOutcome::Scheduled(id())
                 );
-                return;
+                return continuations;
             }
         }
     }
