@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The one command that runs every test: starts the AWS emulator (moto, installed into a venv on
 # first use), checks the SAM template, installs Debian's chromium for the report's browser test
-# if it is missing, runs the whole workspace's tests, stops the emulator.
+# if it is missing, runs the whole workspace's tests with nothing beside the repository visible
+# (scripts/hermetic.sh), stops the emulator.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -28,4 +29,6 @@ trap 'scripts/aws-emu.sh stop' EXIT
 eval "$(scripts/aws-emu.sh env)"
 
 scripts/check-infra.sh
-cargo test --workspace
+# Tests run with everything beside the repository hidden: a test that reads outside it fails
+# here, as it would on a fresh clone with nothing beside it.
+scripts/hermetic.sh cargo test --workspace

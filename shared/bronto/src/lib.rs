@@ -1,5 +1,5 @@
 //! espbridge's adapter for Bronto: the [`Esp`](espbridge_core::ports::Esp) port over the SOAP
-//! API v4 (reference `esp/silverpop-bronto.md`, Part B).
+//! API v4 (reference `docs/esp/silverpop-bronto.md`, Part B).
 //!
 //! Flow per campaign (variant). Templates are the messages of the folder `message_folder`
 //! (readMessageFolders by name, then readMessages by `messageFolderId`, paged). The audience is

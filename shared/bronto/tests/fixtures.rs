@@ -9,7 +9,7 @@ use espbridge_bronto::wire::{
 use std::path::PathBuf;
 
 fn dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/esp/fixtures/bronto")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures")
 }
 
 fn fixture(name: &str) -> Vec<u8> {

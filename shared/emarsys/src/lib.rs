@@ -1,7 +1,7 @@
 //! espbridge's adapter for Emarsys Suite API v2: the [`Esp`](espbridge_core::ports::Esp) port
 //! over JSON/HTTPS with `X-WSSE` authentication.
 //!
-//! Flow per campaign (reference `esp/emarsys-smartfocus.md`, Part A): a contact list of
+//! Flow per campaign (reference `docs/esp/emarsys-smartfocus.md`, Part A): a contact list of
 //! ExternalIDs named after the campaign, ≤ 10 000 ids per `add` call; a copy of the template
 //! under the same deterministic name; the list attached to the copy; a scheduled launch; the
 //! response summary polled daily. Every create step treats "name already exists" as "made by an
@@ -42,10 +42,10 @@ pub use esp::{EmarsysEsp, MAX_BATCH, keys};
 mod tests_support {
     use std::path::PathBuf;
 
-    /// A recorded payload from `shared/esp/fixtures/emarsys` beside the repository.
+    /// A recorded payload from this crate's `fixtures/` folder.
     pub(crate) fn fixture(name: &str) -> PathBuf {
         let dir =
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/esp/fixtures/emarsys");
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures");
         assert!(
             dir.is_dir(),
             "Emarsys fixtures not found at {} (expected the shared/ folder beside the repo)",

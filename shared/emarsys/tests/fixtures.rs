@@ -1,4 +1,4 @@
-//! Every recorded Emarsys payload in `shared/esp/fixtures/emarsys` parses with the wire types,
+//! Every recorded Emarsys payload in `fixtures/` (this crate's recorded payloads) parses with the wire types,
 //! with the values the documents show.
 
 use espbridge_emarsys::wire::{self, Envelope};
@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use std::path::PathBuf;
 
 fn dir() -> PathBuf {
-    let d = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/esp/fixtures/emarsys");
+    let d = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures");
     assert!(
         d.is_dir(),
         "Emarsys fixtures missing: expected {} (the shared/ folder beside the repository)",

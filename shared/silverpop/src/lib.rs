@@ -1,6 +1,6 @@
 //! espbridge's adapter for Silverpop Engage (Acoustic Campaign): the
 //! [`Esp`](espbridge_core::ports::Esp) port over the XML API with a legacy session
-//! (reference `esp/silverpop-bronto.md`, Part A).
+//! (reference `docs/esp/silverpop-bronto.md`, Part A).
 //!
 //! Flow per campaign. Lists mode: the tag (campaign id, `_variant` appended) is written to
 //! `tag_field` of each recipient by AddRecipient (update if found, matched on

@@ -12,7 +12,7 @@ const START: &str = "2026-03-02T08:00:00Z";
 const NS: &str = "http://api.bronto.com/v4";
 const FIXTURES: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../../../shared/esp/fixtures/bronto"
+    "/../bronto/fixtures"
 );
 const OPTIMOVE_MSG: &str = "0bcc03eb00000000000000000000001c7d10";
 

@@ -11,7 +11,7 @@ use std::time::Duration;
 const START: &str = "2026-03-02T08:00:00Z";
 const FIXTURES: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../../../shared/esp/fixtures/silverpop"
+    "/../silverpop/fixtures"
 );
 
 // ----- the shared XML tree, with what the assertions need -----

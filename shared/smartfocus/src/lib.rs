@@ -1,6 +1,6 @@
 //! espbridge's adapter for SmartFocus Campaign Commander (CCMD): the
 //! [`Esp`](espbridge_core::ports::Esp) port over the REST services with XML answers and
-//! per-service session tokens (reference `esp/emarsys-smartfocus.md`, Part B).
+//! per-service session tokens (reference `docs/esp/emarsys-smartfocus.md`, Part B).
 //!
 //! Flow per campaign: the audience is tagged in the member table by merge uploads of
 //! `CUSTOMER_ID<TAB>tag` files (tag = `object_name(campaign)`), each followed through

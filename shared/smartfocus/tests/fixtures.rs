@@ -1,4 +1,4 @@
-//! Every recorded payload in `shared/esp/fixtures/smartfocus` read by the adapter's wire types.
+//! Every recorded payload in `fixtures/` (this crate's recorded payloads) read by the adapter's wire types.
 
 use espbridge_smartfocus::wire::{
     self, Answer, Element, MessageInfo, NamedObject, Snapshot, UploadState, UploadStatus,
@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 fn fixture(name: &str) -> Vec<u8> {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/esp/fixtures/smartfocus")
+        .join("fixtures")
         .join(name);
     std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
