@@ -4,18 +4,18 @@
 
 use anyhow::{Context, Result};
 use espbridge_app::{AccountConfig, build_registry};
+use espbridge_bronto::sim::{BrontoSim, BrontoSimConfig};
 use espbridge_bronto::{BrontoConfig, BrontoCredentials};
 use espbridge_core::ports::{PollSchedule, WorkItem};
 use espbridge_core::service::poll::PollOutcome;
 use espbridge_core::service::{Deadline, Services, UploadSettings};
 use espbridge_core::{AccountId, CampaignId, Clock, EspKind};
+use espbridge_emarsys::sim::{EmarsysSim, EmarsysSimConfig};
 use espbridge_emarsys::{EmarsysConfig, EmarsysCredentials};
 use espbridge_local::{FolderSource, LocalQueue, LocalScheduler, SqliteStore};
+use espbridge_silverpop::sim::{SilverpopSim, SilverpopSimConfig, TableColumn};
 use espbridge_silverpop::{SilverpopConfig, SilverpopCredentials};
-use espbridge_sim::bronto::{BrontoSim, BrontoSimConfig};
-use espbridge_sim::emarsys::{EmarsysSim, EmarsysSimConfig};
-use espbridge_sim::silverpop::{SilverpopSim, SilverpopSimConfig, TableColumn};
-use espbridge_sim::smartfocus::{SmartFocusSim, SmartFocusSimConfig};
+use espbridge_smartfocus::sim::{SmartFocusSim, SmartFocusSimConfig};
 use espbridge_smartfocus::{SmartFocusConfig, SmartFocusCredentials};
 use std::path::PathBuf;
 use std::sync::Arc;

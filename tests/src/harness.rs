@@ -8,12 +8,12 @@ use aws_lambda_events::event::apigw::ApiGatewayV2httpResponse;
 use aws_lambda_events::event::sqs::SqsBatchResponse;
 use aws_sdk_sqs::types::MessageSystemAttributeName;
 use espbridge_app::aws::LambdaEnv;
+use espbridge_bronto::sim::{BrontoSim, BrontoSimConfig};
 use espbridge_core::service::{Deadline, Services};
 use espbridge_core::{Campaign, CampaignId, Clock, ManualClock};
-use espbridge_sim::bronto::{BrontoSim, BrontoSimConfig};
-use espbridge_sim::emarsys::{EmarsysSim, EmarsysSimConfig};
-use espbridge_sim::silverpop::{SilverpopSim, SilverpopSimConfig, TableColumn};
-use espbridge_sim::smartfocus::{SmartFocusSim, SmartFocusSimConfig};
+use espbridge_emarsys::sim::{EmarsysSim, EmarsysSimConfig};
+use espbridge_silverpop::sim::{SilverpopSim, SilverpopSimConfig, TableColumn};
+use espbridge_smartfocus::sim::{SmartFocusSim, SmartFocusSimConfig};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 

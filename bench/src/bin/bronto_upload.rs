@@ -14,10 +14,10 @@
 use anyhow::Context;
 use clap::Parser;
 use espbridge_bench::{UploadRun, mib, peak_rss_bytes, upload_generated_drop};
+use espbridge_bronto::sim::{BrontoSim, BrontoSimConfig};
 use espbridge_bronto::{BrontoConfig, BrontoCredentials, BrontoEsp};
 use espbridge_core::ports::Esp;
 use espbridge_core::{AccountId, Clock, SystemClock};
-use espbridge_sim::bronto::{BrontoSim, BrontoSimConfig};
 use std::sync::Arc;
 use std::time::Duration;
 

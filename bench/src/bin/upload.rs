@@ -11,8 +11,8 @@ use clap::Parser;
 use espbridge_bench::{UploadRun, mib, peak_rss_bytes, upload_generated_drop};
 use espbridge_core::ports::Esp;
 use espbridge_core::{AccountId, Clock, SystemClock};
+use espbridge_emarsys::sim::{EmarsysSim, EmarsysSimConfig};
 use espbridge_emarsys::{EmarsysConfig, EmarsysCredentials, EmarsysEsp};
-use espbridge_sim::emarsys::{EmarsysSim, EmarsysSimConfig};
 use std::sync::Arc;
 
 #[derive(Parser)]

@@ -47,6 +47,8 @@ mod config;
 mod error;
 mod esp;
 mod pacer;
+#[cfg(feature = "simulator")]
+pub mod sim;
 pub mod wire;
 
 pub use config::{BrontoConfig, BrontoCredentials, MAX_PER_CALL};

@@ -1,5 +1,6 @@
 //! The adapter against the Bronto simulator.
 
+use espbridge_bronto::sim::{BrontoSim, BrontoSimConfig};
 use espbridge_bronto::wire::{self, Response};
 use espbridge_bronto::{BrontoConfig, BrontoCredentials, BrontoEsp, keys};
 use espbridge_core::ports::esp::object_name;
@@ -7,7 +8,6 @@ use espbridge_core::ports::{
     AudienceBatch, Contact, Esp, EspError, EspIds, SendRequest, SenderHeaders,
 };
 use espbridge_core::{AccountId, CampaignId, ManualClock};
-use espbridge_sim::bronto::{BrontoSim, BrontoSimConfig};
 use espbridge_sim::{Fault, FaultKind};
 use jiff::{SignedDuration, Timestamp};
 use std::sync::Arc;

@@ -31,6 +31,8 @@ mod error;
 mod esp;
 mod pacer;
 pub mod schedule;
+#[cfg(feature = "simulator")]
+pub mod sim;
 pub mod wire;
 pub mod wsse;
 
@@ -44,8 +46,7 @@ mod tests_support {
 
     /// A recorded payload from this crate's `fixtures/` folder.
     pub(crate) fn fixture(name: &str) -> PathBuf {
-        let dir =
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures");
+        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures");
         assert!(
             dir.is_dir(),
             "Emarsys fixtures not found at {} (expected the shared/ folder beside the repo)",

@@ -3,8 +3,8 @@
 
 use espbridge_core::ports::{AudienceBatch, Contact, Esp, EspError, EspIds, SendRequest};
 use espbridge_core::{AccountId, CampaignId, Clock, ManualClock};
+use espbridge_emarsys::sim::{EmarsysSim, EmarsysSimConfig};
 use espbridge_emarsys::{EmarsysConfig, EmarsysCredentials, EmarsysEsp, keys};
-use espbridge_sim::emarsys::{EmarsysSim, EmarsysSimConfig};
 use espbridge_sim::{Fault, FaultKind};
 use jiff::{SignedDuration, Timestamp};
 use std::sync::Arc;

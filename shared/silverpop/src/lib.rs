@@ -31,6 +31,8 @@ mod client;
 mod config;
 mod error;
 mod esp;
+#[cfg(feature = "simulator")]
+pub mod sim;
 pub mod wire;
 pub mod xml;
 

@@ -3,10 +3,10 @@
 use espbridge_core::ports::esp::object_name;
 use espbridge_core::ports::{AudienceBatch, Contact, Esp, EspIds, SendRequest};
 use espbridge_core::{AccountId, CampaignId, ManualClock};
+use espbridge_silverpop::sim::{SilverpopSim, SilverpopSimConfig};
 use espbridge_silverpop::{
     AudienceMode, SilverpopConfig, SilverpopCredentials, SilverpopEsp, keys,
 };
-use espbridge_sim::silverpop::{SilverpopSim, SilverpopSimConfig};
 use espbridge_sim::{Fault, FaultKind};
 use jiff::{SignedDuration, Timestamp};
 use std::sync::Arc;

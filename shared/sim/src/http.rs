@@ -22,7 +22,7 @@ use tokio::task::JoinHandle;
 const MAX_BODY: usize = 10 * 1024 * 1024;
 
 /// A request with its body read in full.
-pub(crate) struct SimRequest {
+pub struct SimRequest {
     pub method: Method,
     pub path: String,
     pub query: Option<String>,
@@ -32,17 +32,17 @@ pub(crate) struct SimRequest {
 }
 
 /// What to do with a request.
-pub(crate) enum Reply {
+pub enum Reply {
     Respond(Response<Full<Bytes>>),
     /// Close the connection without a response.
     Drop,
 }
 
-pub(crate) type Handler =
+pub type Handler =
     Arc<dyn Fn(SimRequest) -> Pin<Box<dyn Future<Output = Reply> + Send>> + Send + Sync>;
 
 /// A running server; stops when dropped.
-pub(crate) struct ServerHandle {
+pub struct ServerHandle {
     addr: SocketAddr,
     shutdown: watch::Sender<bool>,
     accept: JoinHandle<()>,
@@ -63,7 +63,7 @@ impl Drop for ServerHandle {
 }
 
 /// Binds `127.0.0.1:0` and serves `handler` until the handle is dropped.
-pub(crate) async fn spawn(handler: Handler) -> std::io::Result<ServerHandle> {
+pub async fn spawn(handler: Handler) -> std::io::Result<ServerHandle> {
     let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
     let addr = listener.local_addr()?;
     let (shutdown, stop) = watch::channel(false);

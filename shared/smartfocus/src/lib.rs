@@ -48,6 +48,8 @@ mod client;
 mod config;
 mod error;
 mod esp;
+#[cfg(feature = "simulator")]
+pub mod sim;
 pub mod wire;
 
 pub use config::{SendDateFormat, SmartFocusConfig, SmartFocusCredentials};

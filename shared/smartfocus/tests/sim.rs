@@ -2,8 +2,8 @@
 
 use espbridge_core::ports::{AudienceBatch, Contact, Esp, EspError, EspIds, SendRequest};
 use espbridge_core::{AccountId, CampaignId, ManualClock};
-use espbridge_sim::smartfocus::{SmartFocusSim, SmartFocusSimConfig};
 use espbridge_sim::{Fault, FaultKind};
+use espbridge_smartfocus::sim::{SmartFocusSim, SmartFocusSimConfig};
 use espbridge_smartfocus::{SmartFocusConfig, SmartFocusCredentials, SmartFocusEsp, keys};
 use jiff::{SignedDuration, Timestamp};
 use std::sync::Arc;

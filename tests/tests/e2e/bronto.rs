@@ -4,8 +4,8 @@
 
 use crate::common::{first_template, listed_template_ids, prefix, upload_with};
 use espbridge_bronto::keys;
+use espbridge_bronto::sim::BrontoSimConfig;
 use espbridge_core::{Clock, State};
-use espbridge_sim::bronto::BrontoSimConfig;
 use espbridge_tests::audience::email_of;
 use espbridge_tests::{Bad, Drop, Harness, HarnessOptions, TestEsp};
 use std::collections::BTreeSet;

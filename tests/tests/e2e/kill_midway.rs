@@ -5,7 +5,7 @@ use crate::common::{known_ids, standard_drop};
 use espbridge_core::CampaignId;
 use espbridge_core::State;
 use espbridge_core::service::{Deadline, UploadObserver};
-use espbridge_sim::emarsys::EmarsysSim;
+use espbridge_emarsys::sim::EmarsysSim;
 use espbridge_sim::{Fault, FaultKind};
 use espbridge_tests::events::{SqsRecord, sqs_event};
 use espbridge_tests::{Harness, HarnessOptions};

@@ -58,7 +58,7 @@ async fn tagged(h: &Harness, campaign_id: &str) -> anyhow::Result<BTreeSet<Strin
     Ok(h.sf()?.members_with_tag(tag).into_iter().collect())
 }
 
-fn clones(h: &Harness) -> anyhow::Result<Vec<espbridge_sim::smartfocus::SimMessage>> {
+fn clones(h: &Harness) -> anyhow::Result<Vec<espbridge_smartfocus::sim::SimMessage>> {
     Ok(h.sf()?
         .messages()
         .into_iter()

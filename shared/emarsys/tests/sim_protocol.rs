@@ -3,7 +3,7 @@
 
 use base64::Engine as _;
 use espbridge_core::{Clock, ManualClock};
-use espbridge_sim::emarsys::{EmarsysSim, EmarsysSimConfig};
+use espbridge_emarsys::sim::{EmarsysSim, EmarsysSimConfig};
 use espbridge_sim::{Fault, FaultKind};
 use jiff::{SignedDuration, Timestamp};
 use reqwest::StatusCode;

@@ -1,7 +1,7 @@
 //! Raw-protocol tests of the Silverpop simulator: XML over HTTP with reqwest, both encodings.
 
 use espbridge_core::ManualClock;
-use espbridge_sim::silverpop::{QueryCriterion, SilverpopSim, SilverpopSimConfig};
+use espbridge_silverpop::sim::{QueryCriterion, SilverpopSim, SilverpopSimConfig};
 use espbridge_sim::{Fault, FaultKind};
 use jiff::SignedDuration;
 use std::collections::BTreeSet;
@@ -9,10 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 const START: &str = "2026-03-02T08:00:00Z";
-const FIXTURES: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../silverpop/fixtures"
-);
+const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures");
 
 // ----- the shared XML tree, with what the assertions need -----
 

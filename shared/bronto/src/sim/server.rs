@@ -3,14 +3,14 @@
 
 use super::soap::{self, ApiFault, NS, SOAP_NS};
 use super::state::{OpResult, State};
-use crate::faults::{FaultBook, FaultKind};
-use crate::http::{Handler, Reply, SimRequest};
-use crate::record::{RecordedRequest, Recorder};
-use bytes::Bytes;
 use espbridge_core::Clock;
+use espbridge_sim::bytes::Bytes;
+use espbridge_sim::faults::{FaultBook, FaultKind};
+use espbridge_sim::http::{Handler, Reply, SimRequest};
+use espbridge_sim::http_body_util::Full;
+use espbridge_sim::hyper::{Method, Response, StatusCode};
+use espbridge_sim::record::{RecordedRequest, Recorder};
 use espbridge_xml::Element;
-use http_body_util::Full;
-use hyper::{Method, Response, StatusCode};
 use jiff::Timestamp;
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -44,8 +44,8 @@ fn respond(status: u16, body: impl Into<Bytes>, content_type: &'static str) -> R
     *response.status_mut() =
         StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     response.headers_mut().insert(
-        hyper::header::CONTENT_TYPE,
-        hyper::header::HeaderValue::from_static(content_type),
+        espbridge_sim::hyper::header::CONTENT_TYPE,
+        espbridge_sim::hyper::header::HeaderValue::from_static(content_type),
     );
     Reply::Respond(response)
 }

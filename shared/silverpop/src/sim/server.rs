@@ -2,13 +2,13 @@
 
 use super::state::{OpResult, SpFault, State};
 use super::xml::{self, Node};
-use crate::faults::{FaultBook, FaultKind};
-use crate::http::{Handler, Reply, SimRequest};
-use crate::record::{RecordedRequest, Recorder};
-use bytes::Bytes;
 use espbridge_core::Clock;
-use http_body_util::Full;
-use hyper::{Method, Response, StatusCode};
+use espbridge_sim::bytes::Bytes;
+use espbridge_sim::faults::{FaultBook, FaultKind};
+use espbridge_sim::http::{Handler, Reply, SimRequest};
+use espbridge_sim::http_body_util::Full;
+use espbridge_sim::hyper::{Method, Response, StatusCode};
+use espbridge_sim::record::{RecordedRequest, Recorder};
 use jiff::Timestamp;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -52,7 +52,7 @@ fn envelope_text(req: &SimRequest) -> Option<String> {
     let body = req.body.as_deref()?;
     let form = req
         .headers
-        .get(hyper::header::CONTENT_TYPE)
+        .get(espbridge_sim::hyper::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|ct| ct.contains("x-www-form-urlencoded"));
     if form {
@@ -77,8 +77,8 @@ fn respond(status: u16, body: String, content_type: &'static str) -> Response<Fu
     *response.status_mut() =
         StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     response.headers_mut().insert(
-        hyper::header::CONTENT_TYPE,
-        hyper::header::HeaderValue::from_static(content_type),
+        espbridge_sim::hyper::header::CONTENT_TYPE,
+        espbridge_sim::hyper::header::HeaderValue::from_static(content_type),
     );
     response
 }

@@ -41,15 +41,15 @@ mod server;
 mod state;
 pub mod wsse;
 
-use crate::faults::{Fault, FaultBook};
-use crate::http::ServerHandle;
-use crate::record::{RecordedRequest, Recorder};
 use espbridge_core::Clock;
+use espbridge_sim::faults::{Fault, FaultBook};
+use espbridge_sim::http::ServerHandle;
+use espbridge_sim::record::{RecordedRequest, Recorder};
 use jiff::Timestamp;
 use std::sync::{Arc, Mutex};
 
 #[cfg(doc)]
-use crate::faults::FaultKind;
+use espbridge_sim::faults::FaultKind;
 
 /// The simulated account's configuration.
 #[derive(Debug, Clone)]
@@ -241,7 +241,7 @@ impl EmarsysSim {
             faults: FaultBook::default(),
             recorder: Recorder::default(),
         });
-        let server = crate::http::spawn(server::handler(shared.clone())).await?;
+        let server = espbridge_sim::http::spawn(server::handler(shared.clone())).await?;
         tracing::info!(port = server.addr().port(), "emarsys simulator listening");
         Ok(Self { server, shared })
     }

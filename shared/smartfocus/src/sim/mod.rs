@@ -77,15 +77,15 @@ mod state;
 mod upload;
 mod xml;
 
-use crate::faults::{Fault, FaultBook};
-use crate::http::ServerHandle;
-use crate::record::{RecordedRequest, Recorder};
 use espbridge_core::Clock;
+use espbridge_sim::faults::{Fault, FaultBook};
+use espbridge_sim::http::ServerHandle;
+use espbridge_sim::record::{RecordedRequest, Recorder};
 use jiff::{SignedDuration, Timestamp};
 use std::sync::{Arc, Mutex};
 
 #[cfg(doc)]
-use crate::faults::FaultKind;
+use espbridge_sim::faults::FaultKind;
 
 pub use upload::UploadMode;
 
@@ -262,7 +262,7 @@ impl SmartFocusSim {
             faults: FaultBook::default(),
             recorder: Recorder::default(),
         });
-        let server = crate::http::spawn(server::handler(shared.clone())).await?;
+        let server = espbridge_sim::http::spawn(server::handler(shared.clone())).await?;
         tracing::info!(
             port = server.addr().port(),
             "smartfocus simulator listening"

@@ -3,8 +3,8 @@
 
 use base64::Engine as _;
 use espbridge_core::ManualClock;
-use espbridge_sim::smartfocus::{SmartFocusSim, SmartFocusSimConfig};
 use espbridge_sim::{Fault, FaultKind};
+use espbridge_smartfocus::sim::{SmartFocusSim, SmartFocusSimConfig};
 use jiff::{SignedDuration, Timestamp};
 use quick_xml::events::Event;
 use quick_xml::reader::Reader;
@@ -13,10 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 const START: &str = "2026-03-02T08:00:00Z";
-const FIXTURES: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../smartfocus/fixtures"
-);
+const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures");
 
 // ----- a small XML tree for assertions -----
 

@@ -78,10 +78,10 @@ mod server;
 mod soap;
 mod state;
 
-use crate::faults::{Fault, FaultBook};
-use crate::http::ServerHandle;
-use crate::record::{RecordedRequest, Recorder};
 use espbridge_core::Clock;
+use espbridge_sim::faults::{Fault, FaultBook};
+use espbridge_sim::http::ServerHandle;
+use espbridge_sim::record::{RecordedRequest, Recorder};
 use jiff::{SignedDuration, Timestamp};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -225,7 +225,7 @@ impl BrontoSim {
             faults: FaultBook::default(),
             recorder: Recorder::default(),
         });
-        let server = crate::http::spawn(server::handler(shared.clone())).await?;
+        let server = espbridge_sim::http::spawn(server::handler(shared.clone())).await?;
         tracing::info!(port = server.addr().port(), "bronto simulator listening");
         Ok(Self { server, shared })
     }

@@ -5,7 +5,7 @@
 //! (`application/x-www-form-urlencoded`) or as a raw `text/xml` body. Answers are
 //! `Envelope/Body/RESULT` with `SUCCESS`; faults are `RESULT/SUCCESS=false` plus a sibling
 //! `Fault` (FaultString, `detail/error/errorid`), always on HTTP 200 — only injected
-//! [`FaultKind::Status`](crate::FaultKind::Status) faults use another status.
+//! [`FaultKind::Status`](espbridge_sim::FaultKind::Status) faults use another status.
 //!
 //! Supported operations: `Login`, `Logout`, `GetLists`, `GetMailingTemplates`, `PreviewMailing`,
 //! `AddRecipient`, `UpdateRecipient`, `CreateQuery`, `CalculateQuery`, `GetQuery`,
@@ -27,7 +27,7 @@
 //!   Fault errorid 146 "Maximum number of sessions reached" (id invented).
 //! - Bad credentials → Fault errorid 50 "Server Error", class SP.API (the vendor fixture).
 //! - The 11th concurrent request → HTTP 200 Fault errorid 10 class SP.API "Too many concurrent
-//!   requests" (no id documented); injected [`FaultKind::RateLimit`](crate::FaultKind::RateLimit)
+//!   requests" (no id documented); injected [`FaultKind::RateLimit`](espbridge_sim::FaultKind::RateLimit)
 //!   answers the same.
 //! - Unknown template/list/query/table ids, bad dates and missing required elements → Fault 51
 //!   with a descriptive FaultString (the reference says to use 51 for unclassified errors).
@@ -54,10 +54,10 @@ mod server;
 mod state;
 mod xml;
 
-use crate::faults::{Fault, FaultBook};
-use crate::http::ServerHandle;
-use crate::record::{RecordedRequest, Recorder};
 use espbridge_core::Clock;
+use espbridge_sim::faults::{Fault, FaultBook};
+use espbridge_sim::http::ServerHandle;
+use espbridge_sim::record::{RecordedRequest, Recorder};
 use jiff::{SignedDuration, Timestamp};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -255,7 +255,7 @@ impl SilverpopSim {
             in_flight: std::sync::atomic::AtomicUsize::new(0),
             max_concurrent,
         });
-        let server = crate::http::spawn(server::handler(shared.clone())).await?;
+        let server = espbridge_sim::http::spawn(server::handler(shared.clone())).await?;
         tracing::info!(port = server.addr().port(), "silverpop simulator listening");
         Ok(Self { server, shared })
     }

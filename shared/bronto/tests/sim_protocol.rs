@@ -1,7 +1,7 @@
 //! Raw-protocol tests of the Bronto simulator: SOAP over HTTP with reqwest, recorded fixtures.
 
+use espbridge_bronto::sim::{BrontoSim, BrontoSimConfig};
 use espbridge_core::ManualClock;
-use espbridge_sim::bronto::{BrontoSim, BrontoSimConfig};
 use espbridge_sim::{Fault, FaultKind};
 use espbridge_xml::Element;
 use jiff::{SignedDuration, Timestamp};
@@ -10,10 +10,7 @@ use std::time::Duration;
 
 const START: &str = "2026-03-02T08:00:00Z";
 const NS: &str = "http://api.bronto.com/v4";
-const FIXTURES: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../bronto/fixtures"
-);
+const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures");
 const OPTIMOVE_MSG: &str = "0bcc03eb00000000000000000000001c7d10";
 
 fn fixture(name: &str) -> String {

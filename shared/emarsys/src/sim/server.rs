@@ -4,13 +4,13 @@ use super::EmarsysSimConfig;
 use super::ratelimit::{RateLimiter, RateStatus};
 use super::state::{ApiError, State};
 use super::wsse::{self, NonceCache};
-use crate::faults::{FaultBook, FaultKind};
-use crate::http::{Handler, Reply, SimRequest};
-use crate::record::{RecordedRequest, Recorder, body_for_log};
-use bytes::Bytes;
 use espbridge_core::Clock;
-use http_body_util::Full;
-use hyper::{Method, Response, StatusCode};
+use espbridge_sim::bytes::Bytes;
+use espbridge_sim::faults::{FaultBook, FaultKind};
+use espbridge_sim::http::{Handler, Reply, SimRequest};
+use espbridge_sim::http_body_util::Full;
+use espbridge_sim::hyper::{Method, Response, StatusCode};
+use espbridge_sim::record::{RecordedRequest, Recorder, body_for_log};
 use jiff::Timestamp;
 use serde_json::{Value, json};
 use std::collections::HashMap;
@@ -290,8 +290,8 @@ fn respond(answer: &Answer, rate: RateStatus, now: Timestamp) -> Response<Full<B
     ];
     for (name, value) in pairs {
         if let (Ok(name), Ok(value)) = (
-            hyper::header::HeaderName::from_bytes(name.as_bytes()),
-            hyper::header::HeaderValue::from_str(&value),
+            espbridge_sim::hyper::header::HeaderName::from_bytes(name.as_bytes()),
+            espbridge_sim::hyper::header::HeaderValue::from_str(&value),
         ) {
             headers.insert(name, value);
         }

@@ -3,13 +3,13 @@
 use super::state::{Answer, Failure, Service, State, quota_reached};
 use super::upload::{self, UploadRequestError};
 use super::xml;
-use crate::faults::{FaultBook, FaultKind};
-use crate::http::{Handler, Reply, SimRequest};
-use crate::record::{RecordedRequest, Recorder, body_for_log};
-use bytes::Bytes;
 use espbridge_core::Clock;
-use http_body_util::Full;
-use hyper::{Method, Response, StatusCode};
+use espbridge_sim::bytes::Bytes;
+use espbridge_sim::faults::{FaultBook, FaultKind};
+use espbridge_sim::http::{Handler, Reply, SimRequest};
+use espbridge_sim::http_body_util::Full;
+use espbridge_sim::hyper::{Method, Response, StatusCode};
+use espbridge_sim::record::{RecordedRequest, Recorder, body_for_log};
 use jiff::Timestamp;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -81,8 +81,8 @@ async fn handle(shared: &Shared, req: SimRequest) -> Reply {
     *response.status_mut() =
         StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     response.headers_mut().insert(
-        hyper::header::CONTENT_TYPE,
-        hyper::header::HeaderValue::from_static("application/xml;charset=utf-8"),
+        espbridge_sim::hyper::header::CONTENT_TYPE,
+        espbridge_sim::hyper::header::HeaderValue::from_static("application/xml;charset=utf-8"),
     );
     if let Some(hold) = hold {
         tokio::time::sleep(hold).await;
@@ -334,7 +334,7 @@ fn route(shared: &Shared, req: &SimRequest, now: Timestamp) -> Answer {
                 _ => {
                     let content_type = req
                         .headers
-                        .get(hyper::header::CONTENT_TYPE)
+                        .get(espbridge_sim::hyper::header::CONTENT_TYPE)
                         .and_then(|v| v.to_str().ok());
                     let parsed = match req.body.as_deref() {
                         None => Err(Failure::new(
