@@ -64,7 +64,7 @@ mod tests {
     fn the_example_file_parses() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/espbridge.toml");
         let c = load(&path).unwrap();
-        let esps: Vec<_> = c.accounts.iter().map(|a| a.esp().as_str()).collect();
+        let esps: Vec<_> = c.accounts.iter().map(|a| a.esp.as_str()).collect();
         assert_eq!(esps, ["emarsys", "bronto"]);
         assert_eq!(c.local.port, Some(8080));
         assert!(

@@ -20,10 +20,10 @@ use crate::drop_gen::{self, DropSpec, FIELDS};
 use crate::progress::{Progress, interactive};
 use crate::report;
 use crate::stack::{
-    DROP_BUCKET, SIM_TEMPLATE_PREFIX, SIM_TIMEZONE, SUPPORTED_ESPS, Stack, StackOptions,
-    StateLocation, supported_list,
+    DROP_BUCKET, SIM_TEMPLATE_PREFIX, SIM_TIMEZONE, Stack, StackOptions, StateLocation,
 };
 use anyhow::{Context, Result, bail};
+use espbridge_app::registry;
 use espbridge_core::ports::ObjectRef;
 use espbridge_core::service::conversions::ConversionOutcome;
 use espbridge_core::service::poll::PollOutcome;
@@ -76,9 +76,9 @@ struct Planned {
 
 pub async fn run(args: DemoArgs) -> Result<()> {
     let esps: Vec<EspKind> = match args.esp {
-        Some(e) if SUPPORTED_ESPS.contains(&e) => vec![e],
-        Some(e) => bail!("no adapter for {e} yet; supported: {}", supported_list()),
-        None => SUPPORTED_ESPS.to_vec(),
+        Some(e) if registry::driver(e).is_some() => vec![e],
+        Some(e) => bail!("no adapter for {e} yet; supported: {}", registry::names()),
+        None => registry::kinds().collect(),
     };
     let clock = ManualClock::new(Timestamp::now());
     let drop_dir = args.out.join("drops");
@@ -287,25 +287,20 @@ pub async fn run(args: DemoArgs) -> Result<()> {
     Ok(())
 }
 
-/// The demo's campaigns for one ESP: one, or for Silverpop one per audience mode (Lists, and
-/// Relational Tables chosen by the manifest's `esp_options`).
+/// The demo's campaigns for one ESP, as its driver lists them (one; Silverpop one per
+/// audience mode).
 fn campaigns_of(esp: EspKind) -> Vec<Kind> {
-    let kind = |label, esp_options| Kind {
-        esp,
-        label,
-        esp_options,
-        ab: false,
-    };
-    match esp {
-        EspKind::Silverpop => vec![
-            kind(Some("lists"), None),
-            kind(
-                Some("rt"),
-                Some(json!({"silverpop": {"mode": "relational_table"}})),
-            ),
-        ],
-        _ => vec![kind(None, None)],
-    }
+    registry::driver(esp)
+        .map(|d| d.demo_campaigns())
+        .unwrap_or_default()
+        .into_iter()
+        .map(|c| Kind {
+            esp,
+            label: c.label,
+            esp_options: c.esp_options,
+            ab: false,
+        })
+        .collect()
 }
 
 /// The A/B campaign's variants: the first three HTML templates (shares 0.4/0.3/0.3), or two

@@ -77,7 +77,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     let simulated: Vec<String> = stack
         .simulators()
         .iter()
-        .map(|s| format!("{} at {}", s.esp(), s.base_url()))
+        .map(|s| format!("{} at {}", s.entry.esp, s.base_url))
         .collect();
     println!("espbridge serving http://{addr}");
     println!("  drops: {}", r.drop_dir.display());

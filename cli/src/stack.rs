@@ -3,20 +3,13 @@
 //! accounts are in-process simulators, so the whole system runs with no AWS and no ESP account.
 
 use anyhow::{Context, Result};
-use espbridge_app::{AccountConfig, build_registry};
-use espbridge_bronto::sim::{BrontoSim, BrontoSimConfig};
-use espbridge_bronto::{BrontoConfig, BrontoCredentials};
+use espbridge_app::{AccountConfig, build_registry, registry};
 use espbridge_core::ports::{PollSchedule, WorkItem};
 use espbridge_core::service::poll::PollOutcome;
 use espbridge_core::service::{Deadline, Services, UploadSettings};
-use espbridge_core::{AccountId, CampaignId, Clock, EspKind};
-use espbridge_emarsys::sim::{EmarsysSim, EmarsysSimConfig};
-use espbridge_emarsys::{EmarsysConfig, EmarsysCredentials};
+use espbridge_core::{CampaignId, Clock};
+use espbridge_esp_kit::{SimSetup, SimulatedAccount};
 use espbridge_local::{FolderSource, LocalQueue, LocalScheduler, SqliteStore};
-use espbridge_silverpop::sim::{SilverpopSim, SilverpopSimConfig, TableColumn};
-use espbridge_silverpop::{SilverpopConfig, SilverpopCredentials};
-use espbridge_smartfocus::sim::{SmartFocusSim, SmartFocusSimConfig};
-use espbridge_smartfocus::{SmartFocusConfig, SmartFocusCredentials};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,15 +19,6 @@ use tokio::sync::mpsc::UnboundedReceiver;
 pub const DROP_BUCKET: &str = "local-drops";
 /// The campaign store's file in the state folder.
 pub const STORE_FILE: &str = "espbridge.sqlite3";
-
-/// ESPs that have an adapter and a simulator. Adding an ESP to the demo and to the default
-/// stack is one line here plus one arm in [`start_simulator`].
-pub const SUPPORTED_ESPS: &[EspKind] = &[
-    EspKind::Emarsys,
-    EspKind::Smartfocus,
-    EspKind::Silverpop,
-    EspKind::Bronto,
-];
 
 /// Template prefix of the simulated accounts (the integration guides' `optimove_`).
 pub const SIM_TEMPLATE_PREFIX: &str = "optimove_";
@@ -63,164 +47,31 @@ pub struct StackOptions {
     pub upload: UploadSettings,
 }
 
-/// A running simulator; kept alive as long as the stack.
-pub enum Simulator {
-    Emarsys(EmarsysSim),
-    Smartfocus(SmartFocusSim),
-    Silverpop(SilverpopSim),
-    Bronto(BrontoSim),
-}
-
-impl Simulator {
-    pub fn esp(&self) -> EspKind {
-        match self {
-            Simulator::Emarsys(_) => EspKind::Emarsys,
-            Simulator::Smartfocus(_) => EspKind::Smartfocus,
-            Simulator::Silverpop(_) => EspKind::Silverpop,
-            Simulator::Bronto(_) => EspKind::Bronto,
-        }
-    }
-
-    pub fn base_url(&self) -> String {
-        match self {
-            Simulator::Emarsys(s) => s.base_url(),
-            Simulator::Smartfocus(s) => s.base_url(),
-            Simulator::Silverpop(s) => s.base_url(),
-            Simulator::Bronto(s) => s.base_url(),
-        }
-    }
-}
-
 /// The running stack. The work queue's receiver is taken by [`Stack::take_work`] (the server's
 /// worker task) or drained in place ([`Stack::drain`], the demo).
 pub struct Stack {
     pub services: Services,
     pub scheduler: LocalScheduler,
     work: Option<UnboundedReceiver<WorkItem>>,
-    simulators: Vec<Simulator>,
+    simulators: Vec<SimulatedAccount>,
 }
 
-/// Starts the simulator of `esp` on `clock` and returns it with the account that points at it.
-pub async fn start_simulator(
-    esp: EspKind,
-    clock: Arc<dyn Clock>,
-) -> Result<(Simulator, AccountConfig)> {
-    match esp {
-        EspKind::Emarsys => {
-            let sim_config = EmarsysSimConfig::default();
-            let credentials = EmarsysCredentials {
-                user: sim_config.user.clone(),
-                secret: sim_config.secret.clone(),
-            };
-            let sim = EmarsysSim::start(sim_config, clock)
-                .await
-                .context("starting the Emarsys simulator")?;
-            let mut config = EmarsysConfig::new(AccountId::parse("default")?);
-            config.base_url = sim.base_url();
-            config.template_prefix = SIM_TEMPLATE_PREFIX.to_owned();
-            config.timezone = SIM_TIMEZONE.to_owned();
-            let account = AccountConfig::Emarsys {
-                config,
-                credentials: Some(credentials),
-                credentials_secret: None,
-            };
-            Ok((Simulator::Emarsys(sim), account))
-        }
-        EspKind::Smartfocus => {
-            let sim_config = SmartFocusSimConfig {
-                account_timezone: SIM_TIMEZONE.to_owned(),
-                ..Default::default()
-            };
-            let credentials = SmartFocusCredentials {
-                login: sim_config.login.clone(),
-                password: sim_config.password.clone(),
-                key: sim_config.key.clone(),
-            };
-            let sim = SmartFocusSim::start(sim_config, clock)
-                .await
-                .context("starting the SmartFocus simulator")?;
-            let mut config = SmartFocusConfig::new(AccountId::parse("default")?);
-            config.base_url = sim.base_url();
-            config.message_prefix = SIM_TEMPLATE_PREFIX.to_owned();
-            config.timezone = SIM_TIMEZONE.to_owned();
-            // The simulator's import steps take seconds of the demo's clock, not minutes.
-            config.upload_poll_interval_ms = 50;
-            let account = AccountConfig::Smartfocus {
-                config,
-                credentials: Some(credentials),
-                credentials_secret: None,
-            };
-            Ok((Simulator::Smartfocus(sim), account))
-        }
-        EspKind::Silverpop => {
-            // The relational table holds the demo drop's personalization fields; ActionID is
-            // the campaign id, so it is a text key here.
-            let mut sim_config = SilverpopSimConfig {
-                org_timezone: SIM_TIMEZONE.to_owned(),
-                ..Default::default()
-            };
-            sim_config.relational_table.columns = vec![
-                TableColumn::new("ActionID", "TEXT", true),
-                TableColumn::new("CustomerID", "TEXT", true),
-                TableColumn::new("first_name", "TEXT", false),
-                TableColumn::new("loyalty_tier", "TEXT", false),
-            ];
-            let credentials = SilverpopCredentials {
-                username: sim_config.username.clone(),
-                password: sim_config.password.clone(),
-            };
-            let (database, table, folder) = (
-                sim_config.database_id,
-                sim_config.relational_table.id,
-                sim_config.query_folder_id,
-            );
-            let sim = SilverpopSim::start(sim_config, clock)
-                .await
-                .context("starting the Silverpop simulator")?;
-            let mut config = SilverpopConfig::new(AccountId::parse("default")?);
-            config.base_url = sim.base_url();
-            config.database_id = database.to_string();
-            config.relational_table_id = Some(table.to_string());
-            config.query_folder_id = Some(folder.to_string());
-            config.timezone = SIM_TIMEZONE.to_owned();
-            let account = AccountConfig::Silverpop {
-                config,
-                credentials: Some(credentials),
-                credentials_secret: None,
-            };
-            Ok((Simulator::Silverpop(sim), account))
-        }
-        EspKind::Bronto => {
-            let sim_config = BrontoSimConfig::default();
-            let credentials = BrontoCredentials {
-                api_token: sim_config.api_token.clone(),
-            };
-            let sim = BrontoSim::start(sim_config, clock)
-                .await
-                .context("starting the Bronto simulator")?;
-            let mut config = BrontoConfig::new(AccountId::parse("default")?);
-            config.base_url = sim.base_url();
-            // Bronto keeps no sender in the message: the account's defaults.
-            config.from_email = "news@brand.example".to_owned();
-            config.from_name = "Brand".to_owned();
-            config.reply_to = Some("care@brand.example".to_owned());
-            let account = AccountConfig::Bronto {
-                config,
-                credentials: Some(credentials),
-                credentials_secret: None,
-            };
-            Ok((Simulator::Bronto(sim), account))
-        }
+/// Starts every registered ESP's simulator on `clock`, each with an account pointing at it.
+pub async fn start_simulators(clock: Arc<dyn Clock>) -> Result<Vec<SimulatedAccount>> {
+    let setup = SimSetup {
+        clock,
+        timezone: SIM_TIMEZONE.to_owned(),
+        template_prefix: SIM_TEMPLATE_PREFIX.to_owned(),
+    };
+    let mut out = Vec::new();
+    for driver in registry::DRIVERS {
+        let sim = driver
+            .simulate(&setup)
+            .await
+            .with_context(|| format!("starting the {} simulator", driver.kind()))?;
+        out.push(sim);
     }
-}
-
-/// The supported ESPs, comma-separated, for messages.
-pub fn supported_list() -> String {
-    SUPPORTED_ESPS
-        .iter()
-        .map(|e| e.as_str())
-        .collect::<Vec<_>>()
-        .join(", ")
+    Ok(out)
 }
 
 impl Stack {
@@ -238,16 +89,11 @@ impl Stack {
             }
         };
         let mut simulators = Vec::new();
-        let accounts = match opts.accounts {
+        let accounts: Vec<AccountConfig> = match opts.accounts {
             Some(a) => a,
             None => {
-                let mut accounts = Vec::new();
-                for esp in SUPPORTED_ESPS {
-                    let (sim, account) = start_simulator(*esp, Arc::clone(&opts.clock)).await?;
-                    simulators.push(sim);
-                    accounts.push(account);
-                }
-                accounts
+                simulators = start_simulators(Arc::clone(&opts.clock)).await?;
+                simulators.iter().map(|s| s.entry.clone()).collect()
             }
         };
         let esps = build_registry(&accounts, None, Arc::clone(&opts.clock))
@@ -273,7 +119,7 @@ impl Stack {
     }
 
     /// The simulators running in this stack.
-    pub fn simulators(&self) -> &[Simulator] {
+    pub fn simulators(&self) -> &[SimulatedAccount] {
         &self.simulators
     }
 

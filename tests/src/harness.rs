@@ -8,75 +8,77 @@ use aws_lambda_events::event::apigw::ApiGatewayV2httpResponse;
 use aws_lambda_events::event::sqs::SqsBatchResponse;
 use aws_sdk_sqs::types::MessageSystemAttributeName;
 use espbridge_app::aws::LambdaEnv;
-use espbridge_bronto::sim::{BrontoSim, BrontoSimConfig};
+use espbridge_app::registry;
+use espbridge_bronto::sim::BrontoSim;
 use espbridge_core::service::{Deadline, Services};
-use espbridge_core::{Campaign, CampaignId, Clock, ManualClock};
-use espbridge_emarsys::sim::{EmarsysSim, EmarsysSimConfig};
-use espbridge_silverpop::sim::{SilverpopSim, SilverpopSimConfig, TableColumn};
-use espbridge_smartfocus::sim::{SmartFocusSim, SmartFocusSimConfig};
+use espbridge_core::{Campaign, CampaignId, Clock, EspKind, ManualClock};
+use espbridge_emarsys::sim::EmarsysSim;
+use espbridge_esp_kit::{AccountError, SimSetup, SimulatedAccount};
+use espbridge_silverpop::sim::SilverpopSim;
+use espbridge_smartfocus::sim::SmartFocusSim;
+use std::any::Any;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 const POLL_FUNCTION_ARN: &str = "arn:aws:lambda:us-east-1:123456789012:function:poll-metrics";
 const SCHEDULER_ROLE_ARN: &str = "arn:aws:iam::123456789012:role/espbridge-scheduler";
+/// Zone and template prefix of every simulated account (as in the local stack).
+pub const SIM_TIMEZONE: &str = "Europe/Berlin";
+pub const SIM_TEMPLATE_PREFIX: &str = "optimove_";
 
-/// The ESP account a harness deploys.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum TestEsp {
-    #[default]
-    Emarsys,
-    SmartFocus,
-    Silverpop,
-    Bronto,
-}
+/// Starts a simulator the test set up itself (an ESP-specific configuration).
+pub type SimFactory = Box<
+    dyn FnOnce(
+            SimSetup,
+        )
+            -> Pin<Box<dyn Future<Output = Result<SimulatedAccount, AccountError>> + Send>>
+        + Send,
+>;
 
 /// Knobs a test may turn before the services are built.
-#[derive(Debug, Clone)]
 pub struct HarnessOptions {
     /// ESP client attempts per call (lower keeps outage tests short).
     pub max_attempts: u32,
     /// Which ESP account (and simulator) the services talk to.
-    pub esp: TestEsp,
-    /// SmartFocus `max_upload_bytes`: a small value splits an audience into several batches.
-    pub smartfocus_max_upload_bytes: Option<u64>,
-    /// Silverpop relational table columns besides ActionID and CustomerID (name, kind); `None`
-    /// gives `first_name` as TEXT, the drop's personalization field.
-    pub silverpop_extra_columns: Option<Vec<(String, String)>>,
-    /// Bronto simulator configuration (e.g. a short rate window); `None` gives the default.
-    pub bronto_sim: Option<BrontoSimConfig>,
-    /// Extra fields of the Bronto account (e.g. `addresses_per_minute`, `rate_window_ms`).
-    pub bronto_account: serde_json::Value,
+    pub esp: EspKind,
+    /// Fields set on the account entry (e.g. SmartFocus `max_upload_bytes`, Bronto
+    /// `addresses_per_minute`).
+    pub account: serde_json::Value,
+    /// The simulator, when the test configures it; `None` starts the ESP driver's default.
+    pub simulator: Option<SimFactory>,
 }
 
 impl Default for HarnessOptions {
     fn default() -> Self {
         Self {
             max_attempts: 3,
-            esp: TestEsp::Emarsys,
-            smartfocus_max_upload_bytes: None,
-            silverpop_extra_columns: None,
-            bronto_sim: None,
-            bronto_account: serde_json::Value::Null,
+            esp: EspKind::Emarsys,
+            account: serde_json::Value::Null,
+            simulator: None,
         }
     }
 }
 
-/// The SmartFocus simulator of a [`TestEsp::SmartFocus`] harness.
-pub struct SmartFocusParts {
-    pub sim: Arc<SmartFocusSim>,
-    pub config: SmartFocusSimConfig,
-}
+impl HarnessOptions {
+    /// Options for `esp` with its driver's default simulator.
+    pub fn esp(esp: EspKind) -> Self {
+        Self {
+            esp,
+            ..Self::default()
+        }
+    }
 
-/// The Silverpop simulator of a [`TestEsp::Silverpop`] harness.
-pub struct SilverpopParts {
-    pub sim: Arc<SilverpopSim>,
-    pub config: SilverpopSimConfig,
-}
-
-/// The Bronto simulator of a [`TestEsp::Bronto`] harness.
-pub struct BrontoParts {
-    pub sim: Arc<BrontoSim>,
-    pub config: BrontoSimConfig,
+    /// Starts the simulator with `start` (e.g. `espbridge_bronto::sim::account(config, &setup)`).
+    pub fn with_simulator<F, Fut>(mut self, start: F) -> Self
+    where
+        F: FnOnce(SimSetup) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<SimulatedAccount, AccountError>> + Send + 'static,
+    {
+        self.simulator = Some(Box::new(move |setup| Box::pin(start(setup))));
+        self
+    }
 }
 
 /// A message received from a moto queue.
@@ -84,16 +86,8 @@ pub type Received = SqsRecord;
 
 pub struct Harness {
     pub clock: ManualClock,
-    /// The Emarsys simulator. It runs in every harness (it is cheap and keeps the Emarsys tests'
-    /// `h.sim` unchanged) but is an account only when `esp` is [`TestEsp::Emarsys`].
-    pub sim: Arc<EmarsysSim>,
-    pub sim_config: EmarsysSimConfig,
-    /// Present when `esp` is [`TestEsp::SmartFocus`].
-    pub smartfocus: Option<SmartFocusParts>,
-    /// Present when `esp` is [`TestEsp::Silverpop`].
-    pub silverpop: Option<SilverpopParts>,
-    /// Present when `esp` is [`TestEsp::Bronto`].
-    pub bronto: Option<BrontoParts>,
+    /// The ESP's simulator and the account entry pointing at it.
+    pub simulated: SimulatedAccount,
     pub services: Services,
     pub s3: aws_sdk_s3::Client,
     pub sqs: aws_sdk_sqs::Client,
@@ -160,142 +154,42 @@ impl Harness {
             .context("create schedule group")?;
 
         let clock = ManualClock::new(jiff::Timestamp::now());
-        let sim_config = EmarsysSimConfig::default();
-        let sim = Arc::new(
-            EmarsysSim::start(sim_config.clone(), Arc::new(clock.clone()))
-                .await
-                .context("start the Emarsys simulator")?,
-        );
-        let mut silverpop = None;
-        let mut bronto = None;
-        let (accounts, smartfocus) = match opts.esp {
-            TestEsp::Emarsys => {
-                let secret = unique("emarsys-creds");
-                let creds =
-                    serde_json::json!({"user": sim_config.user, "secret": sim_config.secret});
-                create_secret(&secrets, &secret, &creds).await?;
-                let accounts = serde_json::json!([{
-                    "esp": "emarsys",
-                    "account": "default",
-                    "base_url": sim.base_url(),
-                    "template_prefix": "optimove_",
-                    "timezone": "Europe/Berlin",
-                    "max_attempts": opts.max_attempts,
-                    "request_timeout_secs": 20,
-                    "credentials_secret": secret,
-                }]);
-                (accounts, None)
-            }
-            TestEsp::SmartFocus => {
-                let config = SmartFocusSimConfig {
-                    account_timezone: "Europe/Berlin".into(),
-                    ..Default::default()
-                };
-                let sf = Arc::new(
-                    SmartFocusSim::start(config.clone(), Arc::new(clock.clone()))
-                        .await
-                        .context("start the SmartFocus simulator")?,
-                );
-                let secret = unique("smartfocus-creds");
-                let creds = serde_json::json!({
-                    "login": config.login,
-                    "password": config.password,
-                    "key": config.key,
-                });
-                create_secret(&secrets, &secret, &creds).await?;
-                let mut account = serde_json::json!({
-                    "esp": "smartfocus",
-                    "account": "default",
-                    "base_url": sf.base_url(),
-                    "message_prefix": "optimove_",
-                    "timezone": "Europe/Berlin",
-                    "upload_poll_interval_ms": 50,
-                    "max_attempts": opts.max_attempts,
-                    "request_timeout_secs": 20,
-                    "credentials_secret": secret,
-                });
-                if let Some(bytes) = opts.smartfocus_max_upload_bytes {
-                    account["max_upload_bytes"] = bytes.into();
-                }
-                let parts = SmartFocusParts { sim: sf, config };
-                (serde_json::json!([account]), Some(parts))
-            }
-            TestEsp::Silverpop => {
-                // As the local stack: ActionID is the campaign id (TEXT), then the drop's fields.
-                let mut config = SilverpopSimConfig {
-                    org_timezone: "Europe/Berlin".into(),
-                    ..Default::default()
-                };
-                let extra = opts
-                    .silverpop_extra_columns
-                    .clone()
-                    .unwrap_or_else(|| vec![("first_name".to_owned(), "TEXT".to_owned())]);
-                config.relational_table.columns = vec![
-                    TableColumn::new("ActionID", "TEXT", true),
-                    TableColumn::new("CustomerID", "TEXT", true),
-                ];
-                config.relational_table.columns.extend(
-                    extra
-                        .iter()
-                        .map(|(name, kind)| TableColumn::new(name, kind, false)),
-                );
-                let sp = Arc::new(
-                    SilverpopSim::start(config.clone(), Arc::new(clock.clone()))
-                        .await
-                        .context("start the Silverpop simulator")?,
-                );
-                let secret = unique("silverpop-creds");
-                let creds = serde_json::json!({
-                    "username": config.username,
-                    "password": config.password,
-                });
-                create_secret(&secrets, &secret, &creds).await?;
-                let account = serde_json::json!({
-                    "esp": "silverpop",
-                    "account": "default",
-                    "base_url": sp.base_url(),
-                    "database_id": config.database_id.to_string(),
-                    "relational_table_id": config.relational_table.id.to_string(),
-                    "query_folder_id": config.query_folder_id.to_string(),
-                    "timezone": "Europe/Berlin",
-                    "credentials_secret": secret,
-                });
-                silverpop = Some(SilverpopParts { sim: sp, config });
-                (serde_json::json!([account]), None)
-            }
-            TestEsp::Bronto => {
-                let config = opts.bronto_sim.clone().unwrap_or_default();
-                let br = Arc::new(
-                    BrontoSim::start(config.clone(), Arc::new(clock.clone()))
-                        .await
-                        .context("start the Bronto simulator")?,
-                );
-                let secret = unique("bronto-creds");
-                create_secret(
-                    &secrets,
-                    &secret,
-                    &serde_json::json!({"api_token": config.api_token}),
-                )
-                .await?;
-                let mut account = serde_json::json!({
-                    "esp": "bronto",
-                    "account": "default",
-                    "base_url": br.base_url(),
-                    "from_email": "news@brand.example",
-                    "from_name": "Brand",
-                    "max_attempts": opts.max_attempts,
-                    "request_timeout_secs": 20,
-                    "credentials_secret": secret,
-                });
-                if let (Some(a), Some(extra)) =
-                    (account.as_object_mut(), opts.bronto_account.as_object())
-                {
-                    a.extend(extra.clone());
-                }
-                bronto = Some(BrontoParts { sim: br, config });
-                (serde_json::json!([account]), None)
-            }
+        let setup = SimSetup {
+            clock: Arc::new(clock.clone()),
+            timezone: SIM_TIMEZONE.to_owned(),
+            template_prefix: SIM_TEMPLATE_PREFIX.to_owned(),
         };
+        let simulated = match opts.simulator {
+            Some(start) => start(setup).await,
+            None => {
+                let driver = registry::driver(opts.esp)
+                    .ok_or_else(|| anyhow!("{}: no driver for {}", test, opts.esp))?;
+                driver.simulate(&setup).await
+            }
+        }
+        .with_context(|| format!("{test}: start the {} simulator", opts.esp))?;
+        // The account as Lambda sees it: credentials in Secrets Manager, not inline.
+        let mut entry = simulated.entry.clone();
+        let credentials = entry
+            .to_value()
+            .get("credentials")
+            .cloned()
+            .ok_or_else(|| anyhow!("the simulated account has no credentials"))?;
+        let secret = unique(&format!("{}-creds", opts.esp));
+        create_secret(&secrets, &secret, &credentials).await?;
+        entry.set("credentials_secret", secret.into());
+        entry.set("max_attempts", opts.max_attempts.into());
+        entry.set("request_timeout_secs", 20.into());
+        if let Some(extra) = opts.account.as_object() {
+            for (k, v) in extra {
+                entry.set(k, v.clone());
+            }
+        }
+        let mut account = entry.to_value();
+        if let Some(o) = account.as_object_mut() {
+            o.remove("credentials");
+        }
+        let accounts = serde_json::json!([account]);
         let env = LambdaEnv {
             table,
             upload_queue_url: upload_queue_url.clone(),
@@ -311,11 +205,7 @@ impl Harness {
             .context("build the services")?;
         Ok(Some(Self {
             clock,
-            sim,
-            sim_config,
-            smartfocus,
-            silverpop,
-            bronto,
+            simulated,
             services,
             s3,
             sqs,
@@ -327,28 +217,35 @@ impl Harness {
         }))
     }
 
-    /// The SmartFocus simulator, or an error when this harness deploys Emarsys.
-    pub fn sf(&self) -> anyhow::Result<&SmartFocusSim> {
-        self.smartfocus
-            .as_ref()
-            .map(|p| p.sim.as_ref())
-            .ok_or_else(|| anyhow!("this harness deploys Emarsys, not SmartFocus"))
+    /// The simulator as its own type, or an error naming the ESP this harness deploys.
+    pub fn simulator<T: Any + Send + Sync>(&self) -> anyhow::Result<Arc<T>> {
+        self.simulated.simulator::<T>().ok_or_else(|| {
+            anyhow!(
+                "this harness deploys {}, not {}",
+                self.simulated.entry.esp,
+                std::any::type_name::<T>()
+            )
+        })
     }
 
-    /// The Silverpop simulator, or an error when this harness deploys another ESP.
-    pub fn sp(&self) -> anyhow::Result<&SilverpopSim> {
-        self.silverpop
-            .as_ref()
-            .map(|p| p.sim.as_ref())
-            .ok_or_else(|| anyhow!("this harness does not deploy Silverpop"))
+    /// The Emarsys simulator (the default harness's ESP).
+    pub fn emarsys(&self) -> anyhow::Result<Arc<EmarsysSim>> {
+        self.simulator()
     }
 
-    /// The Bronto simulator, or an error when this harness deploys another ESP.
-    pub fn br(&self) -> anyhow::Result<&BrontoSim> {
-        self.bronto
-            .as_ref()
-            .map(|p| p.sim.as_ref())
-            .ok_or_else(|| anyhow!("this harness does not deploy Bronto"))
+    /// The SmartFocus simulator.
+    pub fn sf(&self) -> anyhow::Result<Arc<SmartFocusSim>> {
+        self.simulator()
+    }
+
+    /// The Silverpop simulator.
+    pub fn sp(&self) -> anyhow::Result<Arc<SilverpopSim>> {
+        self.simulator()
+    }
+
+    /// The Bronto simulator.
+    pub fn br(&self) -> anyhow::Result<Arc<BrontoSim>> {
+        self.simulator()
     }
 
     /// Writes an object and returns its ETag without quotes (as S3 events carry it).
@@ -624,9 +521,10 @@ impl Harness {
         Ok(day.at(9, 0, 0, 0).in_tz("Europe/Berlin")?)
     }
 
-    /// Every external id the simulator was sent in contact-list create/add calls.
-    pub fn ids_sent(&self) -> Vec<String> {
-        self.sim
+    /// Every external id the Emarsys simulator was sent in contact-list create/add calls.
+    pub fn ids_sent(&self) -> anyhow::Result<Vec<String>> {
+        Ok(self
+            .emarsys()?
             .requests()
             .into_iter()
             .filter(|r| r.method == "POST" && r.path.contains("contactlist"))
@@ -637,7 +535,7 @@ impl Harness {
                     .unwrap_or_default()
             })
             .filter_map(|v| v.as_str().map(str::to_owned))
-            .collect()
+            .collect())
     }
 }
 

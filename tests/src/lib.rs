@@ -1,6 +1,6 @@
 //! Harness for espbridge's end-to-end tests: the real Lambda handlers, wired by
 //! `espbridge_app::aws::services` onto a moto server (S3, DynamoDB, SQS, EventBridge Scheduler,
-//! Secrets Manager) and the Emarsys, SmartFocus or Silverpop simulator, with one manual clock
+//! Secrets Manager) and the simulator of the ESP under test (its driver's default, or one the test configured), with one manual clock
 //! shared by both.
 //!
 //! Every [`Harness`] creates its own table, bucket, queues, schedule group and secret under
@@ -11,4 +11,4 @@ pub mod events;
 pub mod harness;
 
 pub use audience::{AudienceFile, Bad, Drop};
-pub use harness::{BrontoParts, Harness, HarnessOptions, Received, SilverpopParts, TestEsp};
+pub use harness::{Harness, HarnessOptions, Received, SimFactory};

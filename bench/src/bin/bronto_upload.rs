@@ -18,6 +18,7 @@ use espbridge_bronto::sim::{BrontoSim, BrontoSimConfig};
 use espbridge_bronto::{BrontoConfig, BrontoCredentials, BrontoEsp};
 use espbridge_core::ports::Esp;
 use espbridge_core::{AccountId, Clock, SystemClock};
+use espbridge_esp_kit::BaseUrl;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -46,12 +47,12 @@ async fn main() -> anyhow::Result<()> {
     let token = sim_config.api_token.clone();
     let sim = BrontoSim::start(sim_config, Arc::clone(&clock)).await?;
     let mut config = BrontoConfig::new(AccountId::parse("default")?);
-    config.base_url = sim.base_url();
+    config.http.base_url = Some(BaseUrl::parse(&sim.base_url())?);
     config.from_email = "news@brand.example".into();
     config.from_name = "Brand".into();
     config.addresses_per_minute = args.allowance;
     config.rate_window_ms = args.window_ms;
-    let esp = BrontoEsp::new(config, BrontoCredentials { api_token: token })?;
+    let esp = BrontoEsp::new(config, BrontoCredentials::new(token))?;
     let template = esp
         .list_templates()
         .await?

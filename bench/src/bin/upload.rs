@@ -13,6 +13,7 @@ use espbridge_core::ports::Esp;
 use espbridge_core::{AccountId, Clock, SystemClock};
 use espbridge_emarsys::sim::{EmarsysSim, EmarsysSimConfig};
 use espbridge_emarsys::{EmarsysConfig, EmarsysCredentials, EmarsysEsp};
+use espbridge_esp_kit::BaseUrl;
 use std::sync::Arc;
 
 #[derive(Parser)]
@@ -38,14 +39,11 @@ async fn main() -> anyhow::Result<()> {
     .await?;
     let account = AccountId::parse("default")?;
     let mut config = EmarsysConfig::new(account);
-    config.base_url = sim.base_url();
+    config.http.base_url = Some(BaseUrl::parse(&sim.base_url())?);
     config.rate_limit_per_minute = args.rate;
     let esp = EmarsysEsp::new(
         config,
-        EmarsysCredentials {
-            user: "espbridge".into(),
-            secret: "sim-secret".into(),
-        },
+        EmarsysCredentials::new("espbridge", "sim-secret"),
         Arc::clone(&clock),
     )?;
     let template = esp

@@ -2,11 +2,13 @@
 //! environment (each missing variable named), SDK clients, and the ESP registry with its
 //! credentials read from Secrets Manager.
 
-use crate::config::{ConfigError, SecretSource, build_registry, parse_accounts};
+use crate::config::{ConfigError, build_registry, parse_accounts};
 use async_trait::async_trait;
+use espbridge_aws::secrets::SecretsError;
 use espbridge_aws::{DynamoStore, EventBridgeScheduler, S3Source, SecretsReader, SqsQueue};
 use espbridge_core::service::{Services, UploadSettings};
 use espbridge_core::{Clock, SystemClock};
+use espbridge_esp_kit::{SecretError, SecretSource};
 use std::sync::Arc;
 
 /// The functions' environment (see infra/template.yaml).
@@ -52,8 +54,22 @@ struct SecretsManager(SecretsReader);
 
 #[async_trait]
 impl SecretSource for SecretsManager {
-    async fn get_json(&self, id: &str) -> Result<serde_json::Value, String> {
-        self.0.get_json(id).await.map_err(|e| e.to_string())
+    async fn get_json(&self, id: &str) -> Result<serde_json::Value, SecretError> {
+        let id_owned = || id.to_owned();
+        self.0.get_json(id).await.map_err(|e| match e {
+            SecretsError::NotFound { .. } => SecretError::NotFound { id: id_owned() },
+            SecretsError::NotText { .. } | SecretsError::Invalid { .. } => {
+                SecretError::NotJson { id: id_owned() }
+            }
+            SecretsError::Unavailable { source, .. } => SecretError::Unavailable {
+                id: id_owned(),
+                code: source
+                    .code
+                    .clone()
+                    .unwrap_or_else(|| "transport".to_owned()),
+                source: Box::new(source),
+            },
+        })
     }
 }
 

@@ -1,239 +1,128 @@
 //! ESP account configuration: one entry per account, tagged by ESP. The same shape is read from
 //! the `ESPBRIDGE_ACCOUNTS` environment variable (JSON, in Lambda, credentials named by secret)
-//! and from the local configuration file (TOML or JSON, credentials inline or by secret).
+//! and from the local configuration file (TOML or JSON, credentials inline or by secret). Each
+//! entry is built by its ESP's driver from the [registry](crate::registry).
 
-use async_trait::async_trait;
-use espbridge_bronto::{BrontoConfig, BrontoCredentials, BrontoEsp};
+use crate::registry;
 use espbridge_core::service::EspRegistry;
 use espbridge_core::{AccountId, Clock, EspKind};
-use espbridge_emarsys::{EmarsysConfig, EmarsysCredentials, EmarsysEsp};
-use espbridge_silverpop::{SilverpopConfig, SilverpopCredentials, SilverpopEsp};
-use espbridge_smartfocus::{SmartFocusConfig, SmartFocusCredentials, SmartFocusEsp};
-use serde::Deserialize;
+use espbridge_esp_kit::{AccountEntry, AccountError, SecretSource};
+use serde_json::Value;
 use std::sync::Arc;
 
-/// One ESP account.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(tag = "esp", rename_all = "lowercase")]
-pub enum AccountConfig {
-    Emarsys {
-        #[serde(flatten)]
-        config: EmarsysConfig,
-        #[serde(default)]
-        credentials: Option<EmarsysCredentials>,
-        /// Secrets Manager id of a JSON secret `{"user": "...", "secret": "..."}`.
-        #[serde(default)]
-        credentials_secret: Option<String>,
-    },
-    Smartfocus {
-        #[serde(flatten)]
-        config: SmartFocusConfig,
-        #[serde(default)]
-        credentials: Option<SmartFocusCredentials>,
-        /// Secrets Manager id of a JSON secret `{"login": "...", "password": "...", "key": "..."}`.
-        #[serde(default)]
-        credentials_secret: Option<String>,
-    },
-    Silverpop {
-        #[serde(flatten)]
-        config: SilverpopConfig,
-        #[serde(default)]
-        credentials: Option<SilverpopCredentials>,
-        /// Secrets Manager id of a JSON secret `{"username": "...", "password": "..."}`.
-        #[serde(default)]
-        credentials_secret: Option<String>,
-    },
-    Bronto {
-        #[serde(flatten)]
-        config: BrontoConfig,
-        #[serde(default)]
-        credentials: Option<BrontoCredentials>,
-        /// Secrets Manager id of a JSON secret `{"api_token": "..."}`.
-        #[serde(default)]
-        credentials_secret: Option<String>,
-    },
-}
-
-impl AccountConfig {
-    pub fn esp(&self) -> EspKind {
-        match self {
-            AccountConfig::Emarsys { .. } => EspKind::Emarsys,
-            AccountConfig::Smartfocus { .. } => EspKind::Smartfocus,
-            AccountConfig::Silverpop { .. } => EspKind::Silverpop,
-            AccountConfig::Bronto { .. } => EspKind::Bronto,
-        }
-    }
-    pub fn account(&self) -> &AccountId {
-        match self {
-            AccountConfig::Emarsys { config, .. } => &config.account,
-            AccountConfig::Smartfocus { config, .. } => &config.account,
-            AccountConfig::Silverpop { config, .. } => &config.account,
-            AccountConfig::Bronto { config, .. } => &config.account,
-        }
-    }
-}
+/// One ESP account's configuration entry.
+pub type AccountConfig = AccountEntry;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("{origin}: {detail}")]
     Parse { origin: String, detail: String },
-    #[error("{esp} account {account}: {detail}")]
-    Account {
-        esp: EspKind,
-        account: AccountId,
+    #[error("{origin}: account #{index}: {detail}")]
+    Entry {
+        origin: String,
+        index: usize,
         detail: String,
     },
+    #[error("{origin}: {esp} account {account} is configured twice")]
+    Duplicate {
+        origin: String,
+        esp: EspKind,
+        account: AccountId,
+    },
+    #[error("{esp}: no driver in this build (known: {known})")]
+    NoDriver { esp: EspKind, known: String },
+    #[error(transparent)]
+    Account(#[from] AccountError),
     #[error("environment variable {name}: {detail}")]
     Env { name: String, detail: String },
 }
 
-/// Reads a secret's JSON value (Secrets Manager in AWS).
-#[async_trait]
-pub trait SecretSource: Send + Sync {
-    async fn get_json(&self, id: &str) -> Result<serde_json::Value, String>;
+impl ConfigError {
+    /// Whether starting again may help (a secret store that did not answer).
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, ConfigError::Account(e) if e.is_retryable())
+    }
 }
 
 /// Parses an account list (`[...]` JSON, or TOML/JSON with an `accounts` array) from `origin`.
 pub fn parse_accounts(text: &str, origin: &str) -> Result<Vec<AccountConfig>, ConfigError> {
-    #[derive(Deserialize)]
-    struct Wrapped {
-        accounts: Vec<AccountConfig>,
-    }
     let parse_err = |detail: String| ConfigError::Parse {
         origin: origin.to_owned(),
         detail,
     };
     let trimmed = text.trim_start();
-    let accounts = if trimmed.starts_with('[') && !trimmed.starts_with("[[") {
-        serde_json::from_str::<Vec<AccountConfig>>(text).map_err(|e| parse_err(e.to_string()))?
+    let value: Value = if trimmed.starts_with('[') && !trimmed.starts_with("[[") {
+        serde_json::from_str(text).map_err(|e| parse_err(e.to_string()))?
     } else if trimmed.starts_with('{') {
-        serde_json::from_str::<Wrapped>(text)
-            .map_err(|e| parse_err(e.to_string()))?
-            .accounts
+        let v: Value = serde_json::from_str(text).map_err(|e| parse_err(e.to_string()))?;
+        v.get("accounts").cloned().unwrap_or(Value::Null)
     } else {
-        toml::from_str::<Wrapped>(text)
-            .map_err(|e| parse_err(e.to_string()))?
-            .accounts
+        let v: toml::Value = toml::from_str(text).map_err(|e| parse_err(e.to_string()))?;
+        let v = serde_json::to_value(v).map_err(|e| parse_err(e.to_string()))?;
+        v.get("accounts").cloned().unwrap_or(Value::Null)
     };
+    let Value::Array(items) = value else {
+        return Err(parse_err("expected a list of accounts (`accounts`)".into()));
+    };
+    let mut accounts = Vec::with_capacity(items.len());
     let mut seen = std::collections::HashSet::new();
-    for a in &accounts {
-        if !seen.insert((a.esp(), a.account().clone())) {
-            return Err(parse_err(format!(
-                "{} account {} is configured twice",
-                a.esp(),
-                a.account()
-            )));
+    for (i, item) in items.into_iter().enumerate() {
+        let entry = AccountEntry::from_value(item).map_err(|detail| ConfigError::Entry {
+            origin: origin.to_owned(),
+            index: i + 1,
+            detail,
+        })?;
+        if registry::driver(entry.esp).is_none() {
+            return Err(ConfigError::NoDriver {
+                esp: entry.esp,
+                known: registry::names(),
+            });
         }
+        if !seen.insert((entry.esp, entry.account.clone())) {
+            return Err(ConfigError::Duplicate {
+                origin: origin.to_owned(),
+                esp: entry.esp,
+                account: entry.account,
+            });
+        }
+        accounts.push(entry);
     }
     Ok(accounts)
 }
 
-/// Builds one ESP client per account, reading credentials from `secrets` where the account
-/// names a secret. Makes no call to any ESP.
+/// Builds one ESP client per account with its ESP's driver, reading credentials from `secrets`
+/// where the account names a secret. Makes no call to any ESP.
 pub async fn build_registry(
     accounts: &[AccountConfig],
     secrets: Option<&dyn SecretSource>,
     clock: Arc<dyn Clock>,
 ) -> Result<EspRegistry, ConfigError> {
-    let mut built: Vec<Arc<dyn espbridge_core::ports::Esp>> = Vec::new();
-    for a in accounts {
-        let fail = |detail: String| ConfigError::Account {
-            esp: a.esp(),
-            account: a.account().clone(),
-            detail,
-        };
-        match a {
-            AccountConfig::Emarsys {
-                config,
-                credentials,
-                credentials_secret,
-            } => {
-                let creds: EmarsysCredentials =
-                    credentials_for(credentials.clone(), credentials_secret.as_deref(), secrets)
-                        .await
-                        .map_err(fail)?;
-                let esp = EmarsysEsp::new(config.clone(), creds, Arc::clone(&clock))
-                    .map_err(|e| fail(e.to_string()))?;
-                built.push(Arc::new(esp));
-            }
-            AccountConfig::Smartfocus {
-                config,
-                credentials,
-                credentials_secret,
-            } => {
-                let creds: SmartFocusCredentials =
-                    credentials_for(credentials.clone(), credentials_secret.as_deref(), secrets)
-                        .await
-                        .map_err(fail)?;
-                let esp = SmartFocusEsp::new(config.clone(), creds, Arc::clone(&clock))
-                    .map_err(|e| fail(e.to_string()))?;
-                built.push(Arc::new(esp));
-            }
-            AccountConfig::Silverpop {
-                config,
-                credentials,
-                credentials_secret,
-            } => {
-                let creds: SilverpopCredentials =
-                    credentials_for(credentials.clone(), credentials_secret.as_deref(), secrets)
-                        .await
-                        .map_err(fail)?;
-                let esp = SilverpopEsp::new(config.clone(), creds, Arc::clone(&clock))
-                    .map_err(|e| fail(e.to_string()))?;
-                built.push(Arc::new(esp));
-            }
-            AccountConfig::Bronto {
-                config,
-                credentials,
-                credentials_secret,
-            } => {
-                let creds: BrontoCredentials =
-                    credentials_for(credentials.clone(), credentials_secret.as_deref(), secrets)
-                        .await
-                        .map_err(fail)?;
-                let esp = BrontoEsp::new(config.clone(), creds).map_err(|e| fail(e.to_string()))?;
-                built.push(Arc::new(esp));
-            }
-        }
+    let mut built = Vec::with_capacity(accounts.len());
+    for entry in accounts {
+        let driver = registry::driver(entry.esp).ok_or_else(|| ConfigError::NoDriver {
+            esp: entry.esp,
+            known: registry::names(),
+        })?;
+        built.push(driver.connect(entry, secrets, Arc::clone(&clock)).await?);
     }
     Ok(EspRegistry::new(built))
-}
-
-async fn credentials_for<T: serde::de::DeserializeOwned>(
-    inline: Option<T>,
-    secret: Option<&str>,
-    secrets: Option<&dyn SecretSource>,
-) -> Result<T, String> {
-    if let Some(c) = inline {
-        return Ok(c);
-    }
-    let Some(id) = secret else {
-        return Err("neither credentials nor credentials_secret is set".into());
-    };
-    let Some(secrets) = secrets else {
-        return Err(format!(
-            "credentials_secret {id:?} is set but no secret store is available here"
-        ));
-    };
-    let v = secrets.get_json(id).await?;
-    // The secret's value never goes into the message.
-    serde_json::from_value(v)
-        .map_err(|_| format!("secret {id:?} does not hold the expected JSON fields"))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use async_trait::async_trait;
     use espbridge_core::SystemClock;
+    use espbridge_esp_kit::SecretError;
 
     struct OneSecret;
     #[async_trait]
     impl SecretSource for OneSecret {
-        async fn get_json(&self, id: &str) -> Result<serde_json::Value, String> {
+        async fn get_json(&self, id: &str) -> Result<Value, SecretError> {
             match id {
                 "espbridge/emarsys/eu" => Ok(serde_json::json!({"user": "u", "secret": "s3cr3t"})),
                 "espbridge/emarsys/bad" => Ok(serde_json::json!({"token": "s3cr3t"})),
-                _ => Err(format!("secret {id:?} not found")),
+                _ => Err(SecretError::NotFound { id: id.to_owned() }),
             }
         }
     }
@@ -242,17 +131,22 @@ mod tests {
     fn json_and_toml_forms_parse() {
         let json = r#"[{"esp":"emarsys","account":"eu","template_prefix":"eu_","credentials_secret":"x"}]"#;
         let a = parse_accounts(json, "ESPBRIDGE_ACCOUNTS").unwrap();
-        assert_eq!(a[0].account().as_str(), "eu");
+        assert_eq!(a[0].account.as_str(), "eu");
         let toml = "[[accounts]]\nesp = \"emarsys\"\naccount = \"us\"\nbase_url = \"http://127.0.0.1:1/api/v2/\"\n[accounts.credentials]\nuser = \"u\"\nsecret = \"s\"\n";
         let a = parse_accounts(toml, "espbridge.toml").unwrap();
-        assert_eq!(a[0].esp(), EspKind::Emarsys);
+        assert_eq!(a[0].esp, EspKind::Emarsys);
+        let wrapped = r#"{"accounts":[{"esp":"bronto","account":"b"}]}"#;
+        assert_eq!(
+            parse_accounts(wrapped, "f").unwrap()[0].esp,
+            EspKind::Bronto
+        );
     }
 
     #[tokio::test]
     async fn a_bronto_account_builds_and_its_defaults_are_checked() {
         let toml = "[[accounts]]\nesp = \"bronto\"\naccount = \"eu\"\nfrom_email = \"news@brand.example\"\nfrom_name = \"Brand\"\n[accounts.credentials]\napi_token = \"t0ken\"\n";
         let a = parse_accounts(toml, "espbridge.toml").unwrap();
-        assert_eq!(a[0].esp(), EspKind::Bronto);
+        assert_eq!(a[0].esp, EspKind::Bronto);
         let reg = build_registry(&a, None, Arc::new(SystemClock))
             .await
             .unwrap();
@@ -284,10 +178,34 @@ mod tests {
             "ESPBRIDGE_ACCOUNTS",
         )
         .unwrap_err();
-        assert!(e.to_string().starts_with("ESPBRIDGE_ACCOUNTS: "), "{e}");
+        assert!(
+            e.to_string()
+                .starts_with("ESPBRIDGE_ACCOUNTS: account #1: esp:"),
+            "{e}"
+        );
         let dup = r#"[{"esp":"emarsys","account":"a"},{"esp":"emarsys","account":"a"}]"#;
         let e = parse_accounts(dup, "f").unwrap_err();
         assert!(e.to_string().contains("configured twice"), "{e}");
+        let e = parse_accounts("accounts = 3", "f.toml").unwrap_err();
+        assert!(e.to_string().contains("list of accounts"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn settings_are_checked_when_the_account_is_built() {
+        let a = parse_accounts(
+            r#"[{"esp":"emarsys","account":"eu","base_url":"http://api.example/","credentials":{"user":"u","secret":"s"}}]"#,
+            "t",
+        )
+        .unwrap();
+        let e = build_registry(&a, None, Arc::new(SystemClock))
+            .await
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            e.contains("emarsys account eu") && e.contains("base_url") && e.contains("https"),
+            "{e}"
+        );
     }
 
     #[tokio::test]

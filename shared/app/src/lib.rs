@@ -6,5 +6,7 @@ pub mod aws;
 pub mod config;
 pub mod lambda;
 pub mod logging;
+pub mod registry;
 
-pub use config::{AccountConfig, ConfigError, SecretSource, build_registry, parse_accounts};
+pub use config::{AccountConfig, ConfigError, build_registry, parse_accounts};
+pub use espbridge_esp_kit::SecretSource;

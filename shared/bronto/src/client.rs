@@ -1,31 +1,34 @@
-//! The SOAP transport: `POST {base}v4`, one session per adapter (logged in lazily, again on
-//! Fault 103), retries of transient failures with exponential back-off, and the address pacer
-//! in front of every `addToList` attempt.
+//! The Bronto side of a call: `POST {base}v4` SOAP envelopes, one session per adapter (logged
+//! in lazily and single-flight, again on Fault 103), and the address pacer in front of every
+//! `addToList` attempt. Retries and back-off are the shared HTTP layer's.
 
 use crate::config::{BrontoConfig, BrontoCredentials};
 use crate::pacer::Pacer;
 use crate::wire::{self, Element, Fault, Node, Response};
 use espbridge_core::EspKind;
 use espbridge_core::ports::EspError;
+use espbridge_esp_kit::{
+    AdapterError, EspHttp, ExposeSecret, Idempotency, Retryable, SessionSlot, Step,
+    http::is_transient_status,
+};
 use std::time::Duration;
-use tokio::sync::Mutex;
 use url::Url;
 
 const ESP: EspKind = EspKind::Bronto;
+/// Longest wait for another call's login.
+const LOGIN_WAIT: Duration = Duration::from_secs(120);
 
 /// Fault 103: the session is invalid or expired.
 pub(crate) const SESSION_INVALID: u32 = 103;
 /// Fault 116: end of a read's result set.
 pub(crate) const END_OF_RESULTS: u32 = 116;
+/// Fault 101: "unknown error", which Bronto also answers when an account is over its rate.
+const RATE_OR_UNKNOWN: u32 = 101;
 
 /// Faults worth another attempt (reference table B.4): 101 unknown error / rate limit, 108
 /// maintenance, 113 error reading query results.
 pub(crate) fn is_retryable_fault(code: Option<u32>) -> bool {
     matches!(code, Some(101 | 108 | 113))
-}
-
-pub(crate) fn backoff(attempt: u32) -> Duration {
-    Duration::from_millis(250u64.saturating_mul(1u64 << attempt.saturating_sub(1).min(6)))
 }
 
 /// Maps a Fault to the port's error.
@@ -59,8 +62,9 @@ fn protocol(detail: String) -> EspError {
 pub(crate) enum Retry {
     /// Repeat transport errors, bare 5xx and retryable Faults up to `max_attempts`.
     Transient,
-    /// Send once (bar a refused session): for writes that are not idempotent. Errors keep
-    /// their retryability so the caller can look up before trying again.
+    /// Send once (bar a refused session, or a request that never left): for writes that are
+    /// not idempotent. Errors keep their retryability so the caller can look up before trying
+    /// again.
     Once,
 }
 
@@ -88,16 +92,13 @@ impl Call {
 enum Exchange {
     Answer(Element),
     Fault(u16, Fault),
-    /// The request may or may not have been acted on (transport error, bare 5xx).
-    Ambiguous(EspError),
 }
 
 pub(crate) struct Client {
-    http: reqwest::Client,
+    http: EspHttp,
     endpoint: Url,
     credentials: BrontoCredentials,
-    max_attempts: u32,
-    session: Mutex<Option<String>>,
+    session: SessionSlot<String>,
     pacer: Pacer,
 }
 
@@ -105,132 +106,144 @@ impl Client {
     pub(crate) fn new(
         config: &BrontoConfig,
         credentials: BrontoCredentials,
-    ) -> Result<Self, crate::BrontoError> {
-        let bad_url = |detail: String| crate::BrontoError::Config {
-            field: "base_url",
-            detail,
-        };
-        let mut base = Url::parse(&config.base_url).map_err(|e| bad_url(e.to_string()))?;
-        if !base.path().ends_with('/') {
-            base.set_path(&format!("{}/", base.path()));
-        }
-        let endpoint = base.join("v4").map_err(|e| bad_url(e.to_string()))?;
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(config.request_timeout_secs))
-            .build()?;
+    ) -> Result<Self, AdapterError> {
+        let settings = config.http_settings()?;
+        let http = EspHttp::new(ESP, &settings)?;
+        let endpoint = settings
+            .base_url
+            .join("v4")
+            .map_err(|e| AdapterError::Config {
+                esp: ESP,
+                field: "base_url",
+                detail: e.to_string(),
+            })?;
         Ok(Self {
             http,
             endpoint,
             credentials,
-            max_attempts: config.max_attempts,
-            session: Mutex::new(None),
+            session: SessionSlot::new(ESP, LOGIN_WAIT),
             pacer: Pacer::new(u64::from(config.addresses_per_minute), config.rate_window()),
         })
     }
 
-    async fn exchange(&self, op: &str, body: Vec<u8>) -> Exchange {
-        let ambiguous =
-            |detail: String| Exchange::Ambiguous(EspError::Transient { esp: ESP, detail });
-        let resp = match self
+    /// Attempts per call the account allows.
+    pub(crate) fn attempts(&self) -> u32 {
+        self.http.attempts()
+    }
+
+    /// The wait before another attempt of a look-up-then-create step.
+    pub(crate) fn backoff(&self, attempt: u32) -> Duration {
+        self.http.backoff().transient(attempt)
+    }
+
+    /// One HTTP exchange, read into a step: an answer (Fault or not), or a failure that may
+    /// be repeated.
+    async fn exchange(&self, op: &str, body: &[u8]) -> Step<Exchange> {
+        let req = self
             .http
-            .post(self.endpoint.clone())
+            .request(reqwest::Method::POST, self.endpoint.clone())
             .header("Content-Type", "text/xml;charset=UTF-8")
             .header("SOAPAction", "\"\"")
-            .body(body)
-            .send()
-            .await
-        {
-            Ok(r) => r,
-            Err(e) => return ambiguous(format!("{op}: transport: {}", error_kind(&e))),
+            .body(body.to_vec());
+        let ex = match self.http.send(req).await {
+            Ok(ex) => ex,
+            Err(e) => return e.into(),
         };
-        let status = resp.status().as_u16();
-        let bytes = match resp.bytes().await {
-            Ok(b) => b,
-            Err(e) => return ambiguous(format!("{op}: reading body: {}", error_kind(&e))),
-        };
-        match wire::parse_response(&bytes, op) {
-            Ok(Response::Ok(el)) => Exchange::Answer(el),
-            Ok(Response::Fault(f)) => Exchange::Fault(status, f),
-            Err(_) if status >= 500 || status == 429 => ambiguous(format!("{op}: HTTP {status}")),
-            Err(e) => Exchange::Ambiguous(protocol(format!("{op}: HTTP {status}: {e}"))),
+        match wire::parse_response(&ex.body, op) {
+            Ok(Response::Ok(el)) => Step::Done(Exchange::Answer(el)),
+            Ok(Response::Fault(f)) => Step::Done(Exchange::Fault(ex.status, f)),
+            Err(_) if is_transient_status(ex.status) => Step::Retry(Retryable {
+                wait: ex.retry_after(),
+                throttled: ex.status == 429,
+                ..Retryable::transient(format!("{op}: HTTP {}", ex.status))
+            }),
+            Err(e) => Step::Fail(protocol(format!("{op}: HTTP {}: {e}", ex.status))),
         }
     }
 
     /// The current session, logging in when there is none (one login at a time).
     async fn session(&self) -> Result<String, EspError> {
-        let mut slot = self.session.lock().await;
-        if let Some(s) = slot.as_ref() {
-            return Ok(s.clone());
-        }
-        let body = wire::envelope(None, wire::login(&self.credentials.api_token))
-            .map_err(|e| protocol(e.to_string()))?;
-        let mut attempt = 0;
-        let response = loop {
-            attempt += 1;
-            match self.exchange("login", body.clone()).await {
-                Exchange::Answer(r) => break r,
-                Exchange::Fault(_, f)
-                    if is_retryable_fault(f.code) && attempt < self.max_attempts => {}
-                Exchange::Fault(_, f) => {
-                    return Err(EspError::Auth {
-                        esp: ESP,
-                        detail: format!(
-                            "login refused (Fault {})",
-                            f.code
-                                .map_or_else(|| "without code".into(), |c| c.to_string())
-                        ),
-                    });
-                }
-                Exchange::Ambiguous(e) if !e.is_retryable() || attempt >= self.max_attempts => {
-                    return Err(e);
-                }
-                Exchange::Ambiguous(_) => {}
-            }
-            tokio::time::sleep(backoff(attempt)).await;
-        };
-        let session = wire::session_id(&response)
-            .ok_or_else(|| protocol("login answer has no session id".into()))?
-            .to_owned();
-        tracing::debug!(esp = "bronto", "logged in");
-        *slot = Some(session.clone());
-        Ok(session)
-    }
-
-    /// Forgets `stale` unless another call already replaced it.
-    async fn forget(&self, stale: &str) {
-        let mut slot = self.session.lock().await;
-        if slot.as_deref() == Some(stale) {
-            *slot = None;
-        }
+        self.session
+            .get(jiff::Timestamp::now(), || async {
+                let body = wire::envelope(
+                    None,
+                    wire::login(self.credentials.api_token.expose_secret()),
+                )
+                .map_err(|e| protocol(e.to_string()))?;
+                let response = self
+                    .http
+                    .retry("login", Idempotency::Safe, |_| async {
+                        match self.exchange("login", &body).await {
+                            Step::Done(Exchange::Answer(r)) => Step::Done(r),
+                            Step::Done(Exchange::Fault(_, f)) if is_retryable_fault(f.code) => {
+                                Step::Retry(Retryable::transient(format!(
+                                    "login: Fault {}",
+                                    f.code.unwrap_or_default()
+                                )))
+                            }
+                            Step::Done(Exchange::Fault(_, f)) => Step::Fail(EspError::Auth {
+                                esp: ESP,
+                                detail: format!(
+                                    "login refused (Fault {})",
+                                    f.code
+                                        .map_or_else(|| "without code".into(), |c| c.to_string())
+                                ),
+                            }),
+                            Step::Retry(r) => Step::Retry(r),
+                            Step::Fail(e) => Step::Fail(e),
+                        }
+                    })
+                    .await?;
+                let session = wire::session_id(&response)
+                    .ok_or_else(|| protocol("login answer has no session id".into()))?
+                    .to_owned();
+                tracing::debug!(esp = "bronto", "logged in");
+                Ok(session)
+            })
+            .await
     }
 
     /// Sends `call`; on Fault 103 logs in again and repeats once. Returns `<op>Response`.
     pub(crate) async fn call(&self, call: Call) -> Result<Element, EspError> {
-        let max_attempts = match call.retry {
-            Retry::Transient => self.max_attempts,
-            Retry::Once => 1,
+        let idempotency = match call.retry {
+            Retry::Transient => Idempotency::Safe,
+            Retry::Once => Idempotency::Unsafe,
         };
-        let mut attempt = 0;
+        let _busy = self.session.enter();
+        // Fault 101 is read as throttling: still there after every attempt, it ends as
+        // `RateLimited`.
+        self.http
+            .retry(call.op, idempotency, |_| self.attempt(&call))
+            .await
+    }
+
+    /// One attempt; a refused session is renewed and the request repeated once within it (the
+    /// server refused it before acting, so it is not an attempt).
+    async fn attempt(&self, call: &Call) -> Step<Element> {
         let mut relogged = false;
         loop {
-            attempt += 1;
-            let session = self.session().await?;
-            let body = wire::envelope(Some(&session), call.body.clone())
-                .map_err(|e| protocol(e.to_string()))?;
+            let session = match self.session().await {
+                Ok(s) => s,
+                Err(e) => return Step::Fail(e),
+            };
+            let body = match wire::envelope(Some(&session), call.body.clone()) {
+                Ok(b) => b,
+                Err(e) => return Step::Fail(protocol(e.to_string())),
+            };
             let exchange = {
                 let _permit = match call.addresses {
                     0 => None,
                     n => Some(self.pacer.admit(n).await),
                 };
-                self.exchange(call.op, body).await
+                self.exchange(call.op, &body).await
             };
-            let error = match exchange {
-                Exchange::Answer(r) => return Ok(r),
-                Exchange::Fault(status, f) if f.code == Some(SESSION_INVALID) => {
-                    self.forget(&session).await;
+            match exchange {
+                Step::Done(Exchange::Answer(r)) => return Step::Done(r),
+                Step::Done(Exchange::Fault(status, f)) if f.code == Some(SESSION_INVALID) => {
+                    self.session.forget(&session).await;
                     if relogged {
                         // Refused again right after a login: give up for now (retryable).
-                        return Err(fault_error(call.op, status, &f));
+                        return Step::Fail(fault_error(call.op, status, &f));
                     }
                     tracing::info!(
                         esp = "bronto",
@@ -238,41 +251,24 @@ impl Client {
                         "session invalid; logging in again"
                     );
                     relogged = true;
-                    // The server refused the call before acting: this is not an attempt.
-                    attempt -= 1;
-                    continue;
                 }
-                Exchange::Fault(status, f) => fault_error(call.op, status, &f),
-                Exchange::Ambiguous(e) => e,
-            };
-            if !error.is_retryable() || attempt >= max_attempts {
-                if let EspError::Api { code, .. } = &error
-                    && code == "101"
-                    && max_attempts > 1
-                {
-                    return Err(EspError::RateLimited {
-                        esp: ESP,
-                        attempts: attempt,
+                Step::Done(Exchange::Fault(status, f)) if is_retryable_fault(f.code) => {
+                    return Step::Retry(Retryable {
+                        throttled: f.code == Some(RATE_OR_UNKNOWN),
+                        ..Retryable::transient(format!(
+                            "{}: Fault {} (HTTP {status})",
+                            call.op,
+                            f.code.unwrap_or_default()
+                        ))
                     });
                 }
-                return Err(error);
+                Step::Done(Exchange::Fault(status, f)) => {
+                    return Step::Fail(fault_error(call.op, status, &f));
+                }
+                Step::Retry(r) => return Step::Retry(r),
+                Step::Fail(e) => return Step::Fail(e),
             }
-            tracing::info!(esp = "bronto", op = call.op, attempt, error = %error, "retrying");
-            tokio::time::sleep(backoff(attempt)).await;
         }
-    }
-}
-
-/// A reqwest error's kind, without the URL or anything else it carries.
-fn error_kind(e: &reqwest::Error) -> &'static str {
-    if e.is_timeout() {
-        "timeout"
-    } else if e.is_connect() {
-        "connect"
-    } else if e.is_body() || e.is_decode() {
-        "body"
-    } else {
-        "request"
     }
 }
 
@@ -318,12 +314,5 @@ mod tests {
         ));
         assert!(fault_error("x", 500, &fault(Some(103))).is_retryable());
         assert!(!fault_error("x", 500, &fault(None)).is_retryable());
-    }
-
-    #[test]
-    fn backoff_grows() {
-        assert_eq!(backoff(1), Duration::from_millis(250));
-        assert_eq!(backoff(2), Duration::from_millis(500));
-        assert!(backoff(30) <= Duration::from_secs(16));
     }
 }

@@ -1,10 +1,11 @@
 //! Account configuration and credentials; plain serde so the loader decides the format.
 
-use crate::error::BrontoError;
 use espbridge_core::AccountId;
 use espbridge_core::ports::SenderHeaders;
+use espbridge_esp_kit::{
+    AdapterError, Attempts, HttpDefaults, HttpOptions, HttpSettings, RequestTimeout, Secret,
+};
 use serde::Deserialize;
-use std::fmt;
 use std::time::Duration;
 
 /// Bronto's cap on contacts per `addToList` call (and per read page).
@@ -14,9 +15,6 @@ pub const MAX_PER_CALL: usize = 5000;
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct BrontoConfig {
     pub account: AccountId,
-    /// API root; the SOAP endpoint is `{base_url}v4`.
-    #[serde(default = "default_base_url")]
-    pub base_url: String,
     /// Message folder whose messages are the templates marketers may choose.
     #[serde(default = "default_message_folder")]
     pub message_folder: String,
@@ -39,16 +37,19 @@ pub struct BrontoConfig {
     /// Days a campaign's list is kept after completion; 0 deletes it at completion.
     #[serde(default = "default_list_retention_days")]
     pub list_retention_days: u32,
-    #[serde(default = "default_request_timeout")]
-    pub request_timeout_secs: u64,
-    /// Attempts per call for retryable failures (transport errors, bare 5xx, Faults 101/108/113).
-    #[serde(default = "default_max_attempts")]
-    pub max_attempts: u32,
+    /// `base_url`, timeout, attempts and response cap of the HTTP layer (defaults:
+    /// [`HTTP_DEFAULTS`]).
+    #[serde(flatten)]
+    pub http: HttpOptions,
 }
 
-fn default_base_url() -> String {
-    "https://api.bronto.com/".to_owned()
-}
+/// API root, request timeout and attempts when the account sets none.
+pub const HTTP_DEFAULTS: HttpDefaults = HttpDefaults {
+    base_url: "https://api.bronto.com/",
+    timeout: RequestTimeout::secs(60),
+    attempts: Attempts::new(4),
+};
+
 fn default_message_folder() -> String {
     "Optimove".to_owned()
 }
@@ -64,19 +65,12 @@ fn default_batch_size() -> usize {
 fn default_list_retention_days() -> u32 {
     30
 }
-fn default_request_timeout() -> u64 {
-    60
-}
-fn default_max_attempts() -> u32 {
-    4
-}
 
 impl BrontoConfig {
     /// The defaults for `account` (sender headers empty: set them before use).
     pub fn new(account: AccountId) -> Self {
         Self {
             account,
-            base_url: default_base_url(),
             message_folder: default_message_folder(),
             from_email: String::new(),
             from_name: String::new(),
@@ -85,9 +79,15 @@ impl BrontoConfig {
             rate_window_ms: default_rate_window_ms(),
             batch_size: default_batch_size(),
             list_retention_days: default_list_retention_days(),
-            request_timeout_secs: default_request_timeout(),
-            max_attempts: default_max_attempts(),
+            http: HttpOptions::default(),
         }
+    }
+
+    /// The HTTP layer's settings.
+    pub fn http_settings(&self) -> Result<HttpSettings, AdapterError> {
+        self.http.settings(HTTP_DEFAULTS).map_err(|e| {
+            AdapterError::config(espbridge_core::EspKind::Bronto, "base_url", e.to_string())
+        })
     }
 
     /// The account's default sender headers.
@@ -104,16 +104,14 @@ impl BrontoConfig {
     }
 
     /// Refuses settings the adapter cannot work with, naming the field.
-    pub fn validate(&self) -> Result<(), BrontoError> {
+    pub fn validate(&self) -> Result<(), AdapterError> {
         let bad = |field: &'static str, detail: &str| {
-            Err(BrontoError::Config {
+            Err(AdapterError::Config {
+                esp: espbridge_core::EspKind::Bronto,
                 field,
                 detail: detail.to_owned(),
             })
         };
-        if url::Url::parse(&self.base_url).is_err() {
-            return bad("base_url", "not a URL");
-        }
         if self.message_folder.trim().is_empty() {
             return bad("message_folder", "must not be empty");
         }
@@ -136,27 +134,21 @@ impl BrontoConfig {
         if !(1..=MAX_PER_CALL).contains(&self.batch_size) {
             return bad("batch_size", "must be between 1 and 5000");
         }
-        if self.request_timeout_secs == 0 {
-            return bad("request_timeout_secs", "must be at least 1");
-        }
-        if self.max_attempts == 0 {
-            return bad("max_attempts", "must be at least 1");
-        }
         Ok(())
     }
 }
 
-/// The account's API token.
-#[derive(Clone, PartialEq, Eq, Deserialize)]
+/// The account's API token (never printed).
+#[derive(Debug, Clone, Deserialize)]
 pub struct BrontoCredentials {
-    pub api_token: String,
+    pub api_token: Secret,
 }
 
-impl fmt::Debug for BrontoCredentials {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("BrontoCredentials")
-            .field("api_token", &"<redacted>")
-            .finish()
+impl BrontoCredentials {
+    pub fn new(api_token: impl Into<String>) -> Self {
+        Self {
+            api_token: Secret::from(api_token.into()),
+        }
     }
 }
 
@@ -171,7 +163,10 @@ mod tests {
     #[test]
     fn defaults_fill_missing_fields() {
         let c = config(r#"{"account":"br","from_email":"news@brand.example","from_name":"Brand"}"#);
-        assert_eq!(c.base_url, "https://api.bronto.com/");
+        assert_eq!(
+            c.http_settings().unwrap().base_url.to_string(),
+            "https://api.bronto.com/"
+        );
         assert_eq!(c.message_folder, "Optimove");
         assert_eq!(c.addresses_per_minute, 50_000);
         assert_eq!(c.rate_window(), Duration::from_secs(60));
@@ -188,7 +183,11 @@ mod tests {
     #[test]
     fn validation_names_the_field() {
         let field_of = |c: &BrontoConfig| match c.validate() {
-            Err(BrontoError::Config { field, .. }) => field,
+            Err(AdapterError::Config {
+                esp: espbridge_core::EspKind::Bronto,
+                field,
+                ..
+            }) => field,
             other => panic!("{other:?}"),
         };
         let mut c =
@@ -209,17 +208,19 @@ mod tests {
         let err = c.validate().unwrap_err().to_string();
         assert!(!err.contains("nobody"), "{err}");
         c.from_email = "news@brand.example".into();
-        c.base_url = "no url".into();
-        assert_eq!(field_of(&c), "base_url");
+        let e = serde_json::from_str::<BrontoConfig>(
+            r#"{"account":"br","from_email":"news@brand.example","from_name":"B","base_url":"no url"}"#,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("base_url"), "{e}");
         let c = config(r#"{"account":"br"}"#);
         assert_eq!(field_of(&c), "from_email");
     }
 
     #[test]
     fn debug_redacts_the_token() {
-        let c = BrontoCredentials {
-            api_token: "6F1A-SECRET".into(),
-        };
+        let c = BrontoCredentials::new("6F1A-SECRET");
         let shown = format!("{c:?}");
         assert!(!shown.contains("SECRET"), "{shown}");
     }

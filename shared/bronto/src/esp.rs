@@ -2,9 +2,8 @@
 //! (variant), `addToList` by e-mail, one `triggered` delivery, its counters, and deletion of the
 //! list after the retention.
 
-use crate::client::{Call, Client, END_OF_RESULTS, Retry, backoff};
+use crate::client::{Call, Client, END_OF_RESULTS, Retry};
 use crate::config::{BrontoConfig, BrontoCredentials};
-use crate::error::BrontoError;
 use crate::wire::{
     self, Delivery, ItemResult, ListRef, MailList, Message, MessageFolder, NewDelivery, ReadObject,
     Recipient,
@@ -16,6 +15,7 @@ use espbridge_core::ports::{
     SendRequest, SenderHeaders, Template,
 };
 use espbridge_core::{AccountId, CampaignId, EspKind};
+use espbridge_esp_kit::AdapterError;
 use jiff::{SignedDuration, Timestamp};
 
 const ESP: EspKind = EspKind::Bronto;
@@ -117,7 +117,7 @@ pub fn metrics(c: wire::DeliveryCounts) -> MetricCounts {
 
 impl BrontoEsp {
     /// Validates `config` (sender headers included) and builds the HTTP client.
-    pub fn new(config: BrontoConfig, credentials: BrontoCredentials) -> Result<Self, BrontoError> {
+    pub fn new(config: BrontoConfig, credentials: BrontoCredentials) -> Result<Self, AdapterError> {
         config.validate()?;
         let client = Client::new(&config, credentials)?;
         Ok(Self { config, client })
@@ -459,9 +459,9 @@ impl Esp for BrontoEsp {
                         .id
                         .ok_or_else(|| protocol("addDeliveries answer has no id"))?;
                 }
-                Err(e) if e.is_retryable() && attempt < self.config.max_attempts => {
+                Err(e) if e.is_retryable() && attempt < self.client.attempts() => {
                     tracing::info!(esp = "bronto", campaign = %req.campaign_id, error = %e, "addDeliveries failed; looking up before retrying");
-                    tokio::time::sleep(backoff(attempt)).await;
+                    tokio::time::sleep(self.client.backoff(attempt)).await;
                 }
                 Err(e) => return Err(e),
             }

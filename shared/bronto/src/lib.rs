@@ -44,7 +44,7 @@
 
 mod client;
 mod config;
-mod error;
+mod driver;
 mod esp;
 mod pacer;
 #[cfg(feature = "simulator")]
@@ -52,5 +52,5 @@ pub mod sim;
 pub mod wire;
 
 pub use config::{BrontoConfig, BrontoCredentials, MAX_PER_CALL};
-pub use error::BrontoError;
+pub use driver::DRIVER;
 pub use esp::{BrontoEsp, bronto_start, keys, list_label, metrics};

@@ -34,16 +34,14 @@ async fn rig(
         .await
         .unwrap();
     let mut config = BrontoConfig::new(AccountId::parse("br").unwrap());
-    config.base_url = sim.base_url();
+    config.http.base_url = Some(espbridge_esp_kit::BaseUrl::parse(&sim.base_url()).unwrap());
     config.from_email = "news@brand.example".into();
     config.from_name = "Brand".into();
     config.reply_to = Some("reply@brand.example".into());
-    config.max_attempts = 3;
-    config.request_timeout_secs = 5;
+    config.http.max_attempts = Some(espbridge_esp_kit::Attempts::new(3));
+    config.http.request_timeout_secs = Some(espbridge_esp_kit::RequestTimeout::secs(5));
     tweak(&mut config);
-    let credentials = BrontoCredentials {
-        api_token: "sim-api-token".into(),
-    };
+    let credentials = BrontoCredentials::new("sim-api-token");
     let esp = BrontoEsp::new(config, credentials).unwrap();
     Rig {
         sim,
@@ -408,7 +406,11 @@ async fn schedule_send_twice_makes_one_delivery_with_the_default_headers() {
 /// Schedules once with `fault` on the first addDeliveries; the outcome must be one delivery
 /// after `add_calls` addDeliveries.
 async fn one_delivery_despite(fault: FaultKind, campaign_id: &str, add_calls: usize) {
-    let r = rig(|_| {}, |c| c.request_timeout_secs = 1).await;
+    let r = rig(
+        |_| {},
+        |c| c.http.request_timeout_secs = Some(espbridge_esp_kit::RequestTimeout::secs(1)),
+    )
+    .await;
     let c = campaign(campaign_id);
     let ids = audience(&r, &c, 20).await;
     r.sim.inject(Fault::on(fault, "addDeliveries", 1));
@@ -585,16 +587,10 @@ async fn a_wrong_token_is_an_auth_error() {
     .await
     .unwrap();
     let mut config = BrontoConfig::new(AccountId::parse("br").unwrap());
-    config.base_url = sim.base_url();
+    config.http.base_url = Some(espbridge_esp_kit::BaseUrl::parse(&sim.base_url()).unwrap());
     config.from_email = "news@brand.example".into();
     config.from_name = "Brand".into();
-    let esp = BrontoEsp::new(
-        config,
-        BrontoCredentials {
-            api_token: "wrong".into(),
-        },
-    )
-    .unwrap();
+    let esp = BrontoEsp::new(config, BrontoCredentials::new("wrong")).unwrap();
     let err = esp.list_templates().await.unwrap_err();
     assert!(matches!(err, EspError::Auth { .. }), "{err:?}");
     assert!(!err.to_string().contains("wrong"));

@@ -77,6 +77,10 @@ impl AccountId {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+    /// `default`: the account of an ESP configured once (the simulators', the demo's).
+    pub fn default_name() -> Self {
+        Self("default".to_owned())
+    }
 }
 impl TryFrom<String> for AccountId {
     type Error = IdError;

@@ -1,8 +1,6 @@
-//! The HTTP layer: one authenticated, paced, retried call returning the envelope's `data`.
-//!
-//! Retries live here, not in the callers, so every endpoint gets the same treatment: 429/7003
-//! waits for the rate-limit reset, 5xx and transport failures back off exponentially with
-//! jitter, and only what is still failing after `max_attempts` reaches the domain.
+//! The Emarsys side of a call: WSSE on every attempt, the account's pacer in front of it, and
+//! the reading of an answer (`replyCode` envelope, rate-limit headers). Retries, back-off and
+//! transport errors are the shared HTTP layer's ([`espbridge_esp_kit::EspHttp`]).
 
 use crate::config::EmarsysCredentials;
 use crate::pacer::Pacer;
@@ -11,41 +9,30 @@ use crate::wsse;
 use espbridge_core::Clock;
 use espbridge_core::EspKind;
 use espbridge_core::ports::EspError;
+use espbridge_esp_kit::{EspHttp, ExposeSecret, Idempotency, Retryable, Step};
 use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap};
 use serde::Serialize;
 use serde_json::Value;
 use std::sync::Arc;
 use std::time::Duration;
-use url::Url;
 
 const ESP: EspKind = EspKind::Emarsys;
-/// First back-off step; doubles per attempt.
-const BACKOFF_BASE: Duration = Duration::from_millis(250);
-const BACKOFF_CAP: Duration = Duration::from_secs(10);
 /// Longest wait for a rate-limit window to reset (a window is one minute).
 const MAX_RESET_WAIT: Duration = Duration::from_secs(61);
 /// `X-RateLimit-Reset` values below this are read as seconds from now, above as a Unix time
 /// (the reference is uncertain which one Emarsys sends; 10^9 s is 2001, so both fit).
 const EPOCH_THRESHOLD: f64 = 1.0e9;
 
-#[derive(Debug, Clone, Copy)]
-pub(crate) enum Method {
-    Get,
-    Post,
-}
-
 /// Authenticated JSON client for one API user. Clones share the connection pool and the pacer.
 #[derive(Clone)]
 pub(crate) struct Http {
-    client: reqwest::Client,
-    base: Url,
+    http: EspHttp,
     credentials: Arc<EmarsysCredentials>,
     clock: Arc<dyn Clock>,
     pacer: Pacer,
-    max_attempts: u32,
 }
 
-/// What one attempt came to.
+/// What one answer came to.
 #[derive(Debug, PartialEq)]
 pub(crate) enum Verdict {
     Done(Value),
@@ -146,50 +133,23 @@ pub(crate) fn classify(status: u16, body: &[u8]) -> Verdict {
     Verdict::Done(envelope.data)
 }
 
-/// Exponential back-off with jitter: a random point in the upper half of the step, so retries
-/// of many callers do not line up.
-fn backoff(attempt: u32) -> Duration {
-    let step = BACKOFF_BASE
-        .saturating_mul(2u32.saturating_pow(attempt.saturating_sub(1)))
-        .min(BACKOFF_CAP);
-    let half = step / 2;
-    let jitter_ms = rand::random_range(0..=half.as_millis().max(1) as u64);
-    half + Duration::from_millis(jitter_ms)
-}
-
-fn describe(e: &reqwest::Error) -> String {
-    if e.is_timeout() {
-        "request timed out".to_owned()
-    } else if e.is_connect() {
-        "connection failed".to_owned()
-    } else if e.is_body() || e.is_decode() {
-        "response body could not be read".to_owned()
-    } else {
-        "connection error".to_owned()
-    }
-}
-
 impl Http {
     pub(crate) fn new(
-        client: reqwest::Client,
-        base: Url,
+        http: EspHttp,
         credentials: EmarsysCredentials,
         clock: Arc<dyn Clock>,
         pacer: Pacer,
-        max_attempts: u32,
     ) -> Self {
         Self {
-            client,
-            base,
+            http,
             credentials: Arc::new(credentials),
             clock,
             pacer,
-            max_attempts: max_attempts.max(1),
         }
     }
 
     pub(crate) async fn get(&self, path: &str) -> Result<Value, EspError> {
-        self.call(Method::Get, path, None).await
+        self.call(reqwest::Method::GET, path, None).await
     }
 
     pub(crate) async fn post<B: Serialize>(&self, path: &str, body: &B) -> Result<Value, EspError> {
@@ -197,113 +157,83 @@ impl Http {
             esp: ESP,
             detail: format!("cannot encode the request body: {e}"),
         })?;
-        self.call(Method::Post, path, Some(bytes)).await
+        self.call(reqwest::Method::POST, path, Some(bytes)).await
     }
 
-    /// `path` is relative to the base URL (no leading slash), e.g. `email/123/launch`.
+    /// `path` is relative to the base URL (no leading slash), e.g. `email/123/launch`. Every
+    /// Emarsys write is safe to repeat: copies and lists are found by name, a second launch is
+    /// recognised (409/6003), list additions are sets.
     async fn call(
         &self,
-        method: Method,
+        method: reqwest::Method,
         path: &str,
         body: Option<Vec<u8>>,
     ) -> Result<Value, EspError> {
-        let url = self.base.join(path).map_err(|e| EspError::Invalid {
-            esp: ESP,
-            detail: format!("bad request path: {e}"),
-        })?;
-        let mut last_rate_limited = false;
-        let mut last_detail = String::new();
-        for attempt in 1..=self.max_attempts {
-            self.pacer.acquire().await;
-            let wait = match self.attempt(method, &url, body.as_deref()).await {
-                (Verdict::Done(data), _) => return Ok(data),
-                (Verdict::Fail(e), _) => return Err(e),
-                (Verdict::RetryRateLimited, rate) => {
-                    last_rate_limited = true;
-                    let wait = rate
-                        .reset_wait(self.now_epoch())
-                        .unwrap_or_else(|| backoff(attempt).max(Duration::from_secs(1)));
-                    // Everyone sharing this user waits, not only this call.
-                    self.pacer.block_for(wait).await;
-                    tracing::warn!(
-                        path = url.path(),
-                        attempt,
-                        wait_ms = wait.as_millis() as u64,
-                        "emarsys rate limited; waiting for the reset"
-                    );
-                    Duration::ZERO
-                }
-                (Verdict::RetryTransient(detail), _) => {
-                    last_rate_limited = false;
-                    let wait = backoff(attempt);
-                    tracing::warn!(path = url.path(), attempt, wait_ms = wait.as_millis() as u64, %detail, "emarsys transient failure; retrying");
-                    last_detail = detail;
-                    wait
-                }
-            };
-            if attempt < self.max_attempts && !wait.is_zero() {
-                tokio::time::sleep(wait).await;
-            }
-        }
-        Err(if last_rate_limited {
-            EspError::RateLimited {
-                esp: ESP,
-                attempts: self.max_attempts,
-            }
-        } else {
-            EspError::Transient {
-                esp: ESP,
-                detail: format!("{last_detail} (after {} attempts)", self.max_attempts),
-            }
-        })
+        let url = self.http.url(path)?;
+        // The call's name in logs: the path without ids or query.
+        let what = url.path().to_owned();
+        self.http
+            .retry(&what, Idempotency::Safe, |_| {
+                self.attempt(method.clone(), url.clone(), body.as_deref())
+            })
+            .await
     }
 
     async fn attempt(
         &self,
-        method: Method,
-        url: &Url,
+        method: reqwest::Method,
+        url: url::Url,
         body: Option<&[u8]>,
-    ) -> (Verdict, RateHeaders) {
+    ) -> Step<Value> {
+        self.pacer.acquire().await;
         let created = wsse::created(self.clock.now());
         let nonce = wsse::nonce();
         let header = wsse::header(
             &self.credentials.user,
-            &self.credentials.secret,
+            self.credentials.secret.expose_secret(),
             &nonce,
             &created,
         );
-        let mut req = match method {
-            Method::Get => self.client.get(url.clone()),
-            Method::Post => self.client.post(url.clone()),
-        }
-        .header("X-WSSE", header)
-        .header(ACCEPT, "application/json");
+        let mut req = self
+            .http
+            .request(method, url)
+            .header("X-WSSE", header)
+            .header(ACCEPT, "application/json");
         if let Some(b) = body {
             req = req
                 .header(CONTENT_TYPE, "application/json")
                 .body(b.to_vec());
         }
-        let resp = match req.send().await {
-            Ok(r) => r,
-            Err(e) => {
-                return (
-                    Verdict::RetryTransient(describe(&e)),
-                    RateHeaders::default(),
-                );
-            }
+        let ex = match self.http.send(req).await {
+            Ok(ex) => ex,
+            Err(e) => return e.into(),
         };
-        let status = resp.status().as_u16();
-        let rate = RateHeaders::from_headers(resp.headers());
-        let bytes = match resp.bytes().await {
-            Ok(b) => b,
-            Err(e) => return (Verdict::RetryTransient(describe(&e)), rate),
-        };
+        let rate = RateHeaders::from_headers(&ex.headers);
         if rate.remaining == Some(0)
             && let Some(wait) = rate.reset_wait(self.now_epoch())
         {
             self.pacer.block_for(wait).await;
         }
-        (classify(status, &bytes), rate)
+        match classify(ex.status, &ex.body) {
+            Verdict::Done(data) => Step::Done(data),
+            Verdict::Fail(e) => Step::Fail(e),
+            Verdict::RetryRateLimited => {
+                // Everyone sharing this user waits, not only this call; a reset already past
+                // (or none) still waits the layer's minimum throttle back-off.
+                let wait = rate.reset_wait(self.now_epoch());
+                if let Some(w) = wait {
+                    self.pacer.block_for(w).await;
+                }
+                Step::Retry(Retryable::throttled(
+                    format!("HTTP {}: rate limit", ex.status),
+                    wait.or_else(|| ex.retry_after()),
+                ))
+            }
+            Verdict::RetryTransient(detail) => Step::Retry(Retryable {
+                wait: ex.retry_after(),
+                ..Retryable::transient(detail)
+            }),
+        }
     }
 
     fn now_epoch(&self) -> f64 {
@@ -434,19 +364,5 @@ mod tests {
         };
         assert_eq!(far.reset_wait(1_764_000_000.0), Some(MAX_RESET_WAIT));
         assert_eq!(RateHeaders::default().reset_wait(0.0), None);
-    }
-
-    #[test]
-    fn backoff_grows_and_is_capped() {
-        for attempt in 1..=10 {
-            let step = BACKOFF_BASE
-                .saturating_mul(1 << (attempt - 1))
-                .min(BACKOFF_CAP);
-            let d = backoff(attempt);
-            assert!(
-                d >= step / 2 && d <= step + Duration::from_millis(1),
-                "{attempt}: {d:?}"
-            );
-        }
     }
 }

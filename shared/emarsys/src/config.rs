@@ -2,15 +2,15 @@
 //! from the account configuration file; both are plain serde so the loader decides the format.
 
 use espbridge_core::AccountId;
+use espbridge_esp_kit::{
+    AdapterError, Attempts, HttpDefaults, HttpOptions, HttpSettings, RequestTimeout, Secret,
+};
 use serde::Deserialize;
-use std::fmt;
 
 /// One Emarsys account. Every field but `account` has the default the integration guide implies.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct EmarsysConfig {
     pub account: AccountId,
-    #[serde(default = "default_base_url")]
-    pub base_url: String,
     /// Templates whose name starts with it belong to this account; stripped from display names.
     #[serde(default)]
     pub template_prefix: String,
@@ -23,16 +23,19 @@ pub struct EmarsysConfig {
     /// Zone of the launch schedule when the request names none.
     #[serde(default = "default_timezone")]
     pub timezone: String,
-    #[serde(default = "default_request_timeout")]
-    pub request_timeout_secs: u64,
-    /// Attempts per call for retryable failures (5xx, 429, timeouts, connection errors).
-    #[serde(default = "default_max_attempts")]
-    pub max_attempts: u32,
+    /// `base_url`, timeout, attempts and response cap of the HTTP layer (defaults:
+    /// [`HTTP_DEFAULTS`]).
+    #[serde(flatten)]
+    pub http: HttpOptions,
 }
 
-fn default_base_url() -> String {
-    "https://api.emarsys.net/api/v2/".to_owned()
-}
+/// API root, request timeout and attempts when the account sets none.
+pub const HTTP_DEFAULTS: HttpDefaults = HttpDefaults {
+    base_url: "https://api.emarsys.net/api/v2/",
+    timeout: RequestTimeout::secs(30),
+    attempts: Attempts::new(6),
+};
+
 fn default_external_id_field() -> String {
     "ExternalID".to_owned()
 }
@@ -42,42 +45,41 @@ fn default_rate_limit() -> u32 {
 fn default_timezone() -> String {
     "UTC".to_owned()
 }
-fn default_request_timeout() -> u64 {
-    30
-}
-fn default_max_attempts() -> u32 {
-    6
-}
 
 impl EmarsysConfig {
     /// The defaults for `account`.
     pub fn new(account: AccountId) -> Self {
         Self {
             account,
-            base_url: default_base_url(),
             template_prefix: String::new(),
             external_id_field: default_external_id_field(),
             rate_limit_per_minute: default_rate_limit(),
             timezone: default_timezone(),
-            request_timeout_secs: default_request_timeout(),
-            max_attempts: default_max_attempts(),
+            http: HttpOptions::default(),
         }
+    }
+
+    /// The HTTP layer's settings.
+    pub fn http_settings(&self) -> Result<HttpSettings, AdapterError> {
+        self.http.settings(HTTP_DEFAULTS).map_err(|e| {
+            AdapterError::config(espbridge_core::EspKind::Emarsys, "base_url", e.to_string())
+        })
     }
 }
 
-/// The API user and its secret.
-#[derive(Clone, PartialEq, Eq, Deserialize)]
+/// The API user and its secret (never printed: `Debug` shows it redacted).
+#[derive(Debug, Clone, Deserialize)]
 pub struct EmarsysCredentials {
     pub user: String,
-    pub secret: String,
+    pub secret: Secret,
 }
 
-impl fmt::Debug for EmarsysCredentials {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("EmarsysCredentials")
-            .field("user", &self.user)
-            .field("secret", &"<redacted>")
-            .finish()
+impl EmarsysCredentials {
+    pub fn new(user: impl Into<String>, secret: impl Into<String>) -> Self {
+        Self {
+            user: user.into(),
+            secret: Secret::from(secret.into()),
+        }
     }
 }
 
@@ -89,12 +91,24 @@ mod tests {
     fn defaults_fill_missing_fields() {
         let c: EmarsysConfig = serde_json::from_str(r#"{"account":"eu"}"#).unwrap();
         assert_eq!(c, EmarsysConfig::new(AccountId::parse("eu").unwrap()));
-        assert_eq!(c.base_url, "https://api.emarsys.net/api/v2/");
+        assert_eq!(
+            c.http_settings().unwrap().base_url.to_string(),
+            "https://api.emarsys.net/api/v2/"
+        );
         assert_eq!(c.external_id_field, "ExternalID");
         assert_eq!(c.rate_limit_per_minute, 1000);
         assert_eq!(c.timezone, "UTC");
-        assert_eq!(c.request_timeout_secs, 30);
-        assert_eq!(c.max_attempts, 6);
+        let http = c.http_settings().unwrap();
+        assert_eq!(http.timeout, RequestTimeout::secs(30));
+        assert_eq!(http.attempts, Attempts::new(6));
+        let tuned: EmarsysConfig = serde_json::from_str(
+            r#"{"account":"eu","request_timeout_secs":5,"max_attempts":2,"max_response_bytes":65536}"#,
+        )
+        .unwrap();
+        let http = tuned.http_settings().unwrap();
+        assert_eq!(http.timeout, RequestTimeout::secs(5));
+        assert_eq!(http.attempts, Attempts::new(2));
+        assert_eq!(http.max_response.get(), 65536);
         assert_eq!(c.template_prefix, "");
     }
 

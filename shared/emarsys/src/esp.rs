@@ -2,7 +2,6 @@
 
 use crate::client::Http;
 use crate::config::{EmarsysConfig, EmarsysCredentials};
-use crate::error::EmarsysError;
 use crate::pacer::Pacer;
 use crate::schedule;
 use crate::wire::{self, Email};
@@ -13,12 +12,12 @@ use espbridge_core::ports::{
     SendRequest, Template,
 };
 use espbridge_core::{AccountId, CampaignId, Clock, EspKind};
+use espbridge_esp_kit::AdapterError;
+use espbridge_esp_kit::{EspHttp, ExposeSecret};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use std::sync::Arc;
-use std::time::Duration;
 use tokio::sync::OnceCell;
-use url::Url;
 
 const ESP: EspKind = EspKind::Emarsys;
 /// Emarsys takes at most 10 000 external ids per contact-list call (3002 beyond).
@@ -48,7 +47,7 @@ impl std::fmt::Debug for EmarsysEsp {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("EmarsysEsp")
             .field("account", &self.config.account)
-            .field("base_url", &self.config.base_url)
+            .field("base_url", &self.config.http.base_url)
             .finish_non_exhaustive()
     }
 }
@@ -59,51 +58,29 @@ impl EmarsysEsp {
         config: EmarsysConfig,
         credentials: EmarsysCredentials,
         clock: Arc<dyn Clock>,
-    ) -> Result<Self, EmarsysError> {
-        let mut base_text = config.base_url.trim().to_owned();
-        // `Url::join` replaces the last segment unless the base ends with a slash.
-        if !base_text.ends_with('/') {
-            base_text.push('/');
-        }
-        let base = Url::parse(&base_text).map_err(|e| EmarsysError::Config {
-            field: "base_url",
-            detail: e.to_string(),
-        })?;
-        if !matches!(base.scheme(), "http" | "https") {
-            return Err(EmarsysError::Config {
-                field: "base_url",
-                detail: format!("scheme must be http or https, got {}", base.scheme()),
-            });
-        }
-        schedule::zone(&config.timezone).map_err(|e| EmarsysError::Config {
+    ) -> Result<Self, AdapterError> {
+        schedule::zone(&config.timezone).map_err(|e| AdapterError::Config {
+            esp: ESP,
             field: "timezone",
             detail: e.to_string(),
         })?;
         if config.rate_limit_per_minute == 0 {
-            return Err(EmarsysError::Config {
+            return Err(AdapterError::Config {
+                esp: ESP,
                 field: "rate_limit_per_minute",
                 detail: "must be at least 1".to_owned(),
             });
         }
-        if config.request_timeout_secs == 0 {
-            return Err(EmarsysError::Config {
-                field: "request_timeout_secs",
-                detail: "must be at least 1".to_owned(),
-            });
-        }
-        if credentials.user.is_empty() || credentials.secret.is_empty() {
-            return Err(EmarsysError::Config {
+        if credentials.user.is_empty() || credentials.secret.expose_secret().is_empty() {
+            return Err(AdapterError::Config {
+                esp: ESP,
                 field: "credentials",
                 detail: "user and secret must not be empty".to_owned(),
             });
         }
-        let timeout = Duration::from_secs(config.request_timeout_secs);
-        let client = reqwest::Client::builder()
-            .timeout(timeout)
-            .connect_timeout(timeout.min(Duration::from_secs(10)))
-            .build()?;
+        let http = EspHttp::new(ESP, &config.http_settings()?)?;
         let pacer = Pacer::new(config.rate_limit_per_minute);
-        let http = Http::new(client, base, credentials, clock, pacer, config.max_attempts);
+        let http = Http::new(http, credentials, clock, pacer);
         Ok(Self {
             config: Arc::new(config),
             http,
@@ -662,26 +639,19 @@ mod tests {
 
     #[test]
     fn new_refuses_bad_configuration() {
-        let creds = || EmarsysCredentials {
-            user: "u".into(),
-            secret: "s".into(),
-        };
+        let creds = || EmarsysCredentials::new("u", "s");
         let clock: Arc<dyn Clock> = Arc::new(espbridge_core::SystemClock);
         let base = EmarsysConfig::new(AccountId::parse("eu").unwrap());
-        let mut c = base.clone();
-        c.base_url = "not a url".into();
-        assert!(matches!(
-            EmarsysEsp::new(c, creds(), clock.clone()),
-            Err(EmarsysError::Config {
-                field: "base_url",
-                ..
-            })
-        ));
+        // A bad base URL never gets this far: the configuration refuses it while it is read.
+        let e = serde_json::from_str::<EmarsysConfig>(r#"{"account":"eu","base_url":"not a url"}"#)
+            .unwrap_err();
+        assert!(e.to_string().contains("base_url"), "{e}");
         let mut c = base.clone();
         c.timezone = "Nowhere/City".into();
         assert!(matches!(
             EmarsysEsp::new(c, creds(), clock.clone()),
-            Err(EmarsysError::Config {
+            Err(AdapterError::Config {
+                esp: ESP,
                 field: "timezone",
                 ..
             })
@@ -689,10 +659,7 @@ mod tests {
         let mut c = base.clone();
         c.rate_limit_per_minute = 0;
         assert!(EmarsysEsp::new(c, creds(), clock.clone()).is_err());
-        let empty = EmarsysCredentials {
-            user: "u".into(),
-            secret: String::new(),
-        };
+        let empty = EmarsysCredentials::new("u", "");
         assert!(EmarsysEsp::new(base, empty, clock).is_err());
     }
 

@@ -18,7 +18,7 @@
 //! ```no_run
 //! # use std::sync::Arc;
 //! # use espbridge_emarsys::{EmarsysConfig, EmarsysCredentials, EmarsysEsp};
-//! # fn demo() -> Result<(), espbridge_emarsys::EmarsysError> {
+//! # fn demo() -> Result<(), espbridge_esp_kit::AdapterError> {
 //! let config = EmarsysConfig::new(espbridge_core::AccountId::parse("eu").expect("valid id"));
 //! let creds = EmarsysCredentials { user: "api_user".into(), secret: "from-secrets".into() };
 //! let esp = EmarsysEsp::new(config, creds, Arc::new(espbridge_core::SystemClock))?;
@@ -27,7 +27,7 @@
 
 mod client;
 mod config;
-mod error;
+mod driver;
 mod esp;
 mod pacer;
 pub mod schedule;
@@ -37,7 +37,7 @@ pub mod wire;
 pub mod wsse;
 
 pub use config::{EmarsysConfig, EmarsysCredentials};
-pub use error::EmarsysError;
+pub use driver::DRIVER;
 pub use esp::{EmarsysEsp, MAX_BATCH, keys};
 
 #[cfg(test)]

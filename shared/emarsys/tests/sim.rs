@@ -23,14 +23,11 @@ async fn rig_with(sim_config: EmarsysSimConfig, tweak: impl FnOnce(&mut EmarsysC
     let shared: Arc<dyn Clock> = Arc::new(clock.clone());
     let sim = EmarsysSim::start(sim_config, shared.clone()).await.unwrap();
     let mut config = EmarsysConfig::new(AccountId::parse("eu").unwrap());
-    config.base_url = sim.base_url();
+    config.http.base_url = Some(espbridge_esp_kit::BaseUrl::parse(&sim.base_url()).unwrap());
     config.template_prefix = "optimove_".into();
-    config.request_timeout_secs = 2;
+    config.http.request_timeout_secs = Some(espbridge_esp_kit::RequestTimeout::secs(2));
     tweak(&mut config);
-    let creds = EmarsysCredentials {
-        user: "espbridge".into(),
-        secret: "sim-secret".into(),
-    };
+    let creds = EmarsysCredentials::new("espbridge", "sim-secret");
     let esp = EmarsysEsp::new(config, creds, shared).unwrap();
     Rig { sim, esp, clock }
 }
@@ -323,7 +320,10 @@ async fn server_errors_and_dropped_connections_are_retried() {
 
 #[tokio::test]
 async fn a_timed_out_copy_is_found_by_name_on_retry() {
-    let r = rig_with(EmarsysSimConfig::default(), |c| c.request_timeout_secs = 1).await;
+    let r = rig_with(EmarsysSimConfig::default(), |c| {
+        c.http.request_timeout_secs = Some(espbridge_esp_kit::RequestTimeout::secs(1))
+    })
+    .await;
     let c = campaign("cmp-timeout");
     let tpl = template_id(&r.esp, "optimove_spring_sale").await;
     let aud = audience(&r, &c, 20).await;
@@ -351,7 +351,10 @@ async fn a_timed_out_copy_is_found_by_name_on_retry() {
 
 #[tokio::test]
 async fn a_launch_whose_answer_was_lost_is_verified_not_repeated() {
-    let r = rig_with(EmarsysSimConfig::default(), |c| c.request_timeout_secs = 1).await;
+    let r = rig_with(EmarsysSimConfig::default(), |c| {
+        c.http.request_timeout_secs = Some(espbridge_esp_kit::RequestTimeout::secs(1))
+    })
+    .await;
     let c = campaign("cmp-launch-timeout");
     let tpl = template_id(&r.esp, "optimove_cms_welcome").await;
     let aud = audience(&r, &c, 20).await;
@@ -409,7 +412,10 @@ async fn throttling_waits_for_the_reset_and_retries() {
 
 #[tokio::test]
 async fn persistent_server_errors_end_as_transient() {
-    let r = rig_with(EmarsysSimConfig::default(), |c| c.max_attempts = 3).await;
+    let r = rig_with(EmarsysSimConfig::default(), |c| {
+        c.http.max_attempts = Some(espbridge_esp_kit::Attempts::new(3))
+    })
+    .await;
     r.sim.inject(Fault::any(FaultKind::Status(503), 10));
     let err = r.esp.list_templates().await.unwrap_err();
     assert!(matches!(err, EspError::Transient { .. }), "{err:?}");
@@ -421,13 +427,10 @@ async fn persistent_server_errors_end_as_transient() {
 async fn a_wrong_secret_is_an_auth_error() {
     let r = rig().await;
     let mut config = r.esp.config().clone();
-    config.max_attempts = 6;
+    config.http.max_attempts = Some(espbridge_esp_kit::Attempts::new(6));
     let bad = EmarsysEsp::new(
         config,
-        EmarsysCredentials {
-            user: "espbridge".into(),
-            secret: "wrong".into(),
-        },
+        EmarsysCredentials::new("espbridge", "wrong"),
         Arc::new(r.clock.clone()),
     )
     .unwrap();

@@ -1,9 +1,10 @@
 //! Account configuration and credentials; plain serde so the loader decides the format.
 
-use crate::error::SilverpopError;
 use espbridge_core::AccountId;
+use espbridge_esp_kit::{
+    AdapterError, Attempts, HttpDefaults, HttpOptions, HttpSettings, RequestTimeout, Secret,
+};
 use serde::{Deserialize, Serialize};
-use std::fmt;
 
 /// How a campaign's audience is represented at Silverpop.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -37,9 +38,6 @@ impl AudienceMode {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct SilverpopConfig {
     pub account: AccountId,
-    /// The account's API host, e.g. `https://api-campaign-us-2.goacoustic.com/`.
-    #[serde(default = "default_base_url")]
-    pub base_url: String,
     /// The database (LIST_ID) the queries are built on.
     #[serde(default)]
     pub database_id: String,
@@ -72,16 +70,19 @@ pub struct SilverpopConfig {
     /// Rows per InsertUpdateRelationalTable call (no documented limit; kept small).
     #[serde(default = "default_rows_per_call")]
     pub rows_per_call: usize,
-    #[serde(default = "default_request_timeout")]
-    pub request_timeout_secs: u64,
-    /// Attempts per call for retryable failures (transport errors, 5xx, 429, errorid 50).
-    #[serde(default = "default_max_attempts")]
-    pub max_attempts: u32,
+    /// `base_url`, timeout, attempts and response cap of the HTTP layer (defaults:
+    /// [`HTTP_DEFAULTS`]).
+    #[serde(flatten)]
+    pub http: HttpOptions,
 }
 
-fn default_base_url() -> String {
-    "https://api-campaign-us-1.goacoustic.com/".to_owned()
-}
+/// API root, request timeout and attempts when the account sets none.
+pub const HTTP_DEFAULTS: HttpDefaults = HttpDefaults {
+    base_url: "https://api-campaign-us-1.goacoustic.com/",
+    timeout: RequestTimeout::secs(60),
+    attempts: Attempts::new(4),
+};
+
 fn default_customer_id_field() -> String {
     "CustomerID".to_owned()
 }
@@ -103,19 +104,12 @@ fn default_batch_size() -> usize {
 fn default_rows_per_call() -> usize {
     200
 }
-fn default_request_timeout() -> u64 {
-    60
-}
-fn default_max_attempts() -> u32 {
-    4
-}
 
 impl SilverpopConfig {
     /// The defaults for `account`.
     pub fn new(account: AccountId) -> Self {
         Self {
             account,
-            base_url: default_base_url(),
             database_id: String::new(),
             customer_id_field: default_customer_id_field(),
             tag_field: default_tag_field(),
@@ -127,22 +121,30 @@ impl SilverpopConfig {
             max_concurrent: default_max_concurrent(),
             batch_size: default_batch_size(),
             rows_per_call: default_rows_per_call(),
-            request_timeout_secs: default_request_timeout(),
-            max_attempts: default_max_attempts(),
+            http: HttpOptions::default(),
         }
     }
 
+    /// The HTTP layer's settings.
+    pub fn http_settings(&self) -> Result<HttpSettings, AdapterError> {
+        self.http.settings(HTTP_DEFAULTS).map_err(|e| {
+            AdapterError::config(
+                espbridge_core::EspKind::Silverpop,
+                "base_url",
+                e.to_string(),
+            )
+        })
+    }
+
     /// Refuses settings the adapter cannot work with, naming the field.
-    pub fn validate(&self) -> Result<(), SilverpopError> {
+    pub fn validate(&self) -> Result<(), AdapterError> {
         let bad = |field: &'static str, detail: &str| {
-            Err(SilverpopError::Config {
+            Err(AdapterError::Config {
+                esp: espbridge_core::EspKind::Silverpop,
                 field,
                 detail: detail.to_owned(),
             })
         };
-        if url::Url::parse(&self.base_url).is_err() {
-            return bad("base_url", "not a URL");
-        }
         for (field, value) in [
             ("customer_id_field", &self.customer_id_field),
             ("tag_field", &self.tag_field),
@@ -160,11 +162,11 @@ impl SilverpopConfig {
         if self.max_concurrent == 0 || self.max_concurrent > 10 {
             return bad("max_concurrent", "must be between 1 and 10");
         }
-        if self.batch_size == 0 || self.rows_per_call == 0 || self.max_attempts == 0 {
-            return bad(
-                "batch_size",
-                "batch_size, rows_per_call and max_attempts must be at least 1",
-            );
+        if self.batch_size == 0 {
+            return bad("batch_size", "must be at least 1");
+        }
+        if self.rows_per_call == 0 {
+            return bad("rows_per_call", "must be at least 1");
         }
         if jiff::tz::TimeZone::get(&self.timezone).is_err() {
             return bad("timezone", "unknown IANA zone");
@@ -173,19 +175,19 @@ impl SilverpopConfig {
     }
 }
 
-/// The API user's login.
-#[derive(Clone, PartialEq, Eq, Deserialize)]
+/// The API user's login (both parts never printed: the user name is an e-mail address).
+#[derive(Debug, Clone, Deserialize)]
 pub struct SilverpopCredentials {
-    pub username: String,
-    pub password: String,
+    pub username: Secret,
+    pub password: Secret,
 }
 
-impl fmt::Debug for SilverpopCredentials {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SilverpopCredentials")
-            .field("username", &"<redacted>")
-            .field("password", &"<redacted>")
-            .finish()
+impl SilverpopCredentials {
+    pub fn new(username: impl Into<String>, password: impl Into<String>) -> Self {
+        Self {
+            username: Secret::from(username.into()),
+            password: Secret::from(password.into()),
+        }
     }
 }
 
@@ -219,10 +221,7 @@ mod tests {
 
     #[test]
     fn debug_redacts_credentials() {
-        let c = SilverpopCredentials {
-            username: "api@example.org".into(),
-            password: "s3cret".into(),
-        };
+        let c = SilverpopCredentials::new("api@example.org", "s3cret");
         let shown = format!("{c:?}");
         assert!(
             !shown.contains("s3cret") && !shown.contains("example.org"),

@@ -3,7 +3,6 @@
 
 use crate::client::Client;
 use crate::config::{AudienceMode, SilverpopConfig, SilverpopCredentials};
-use crate::error::SilverpopError;
 use crate::wire::{
     self, AggregateTracking, Criteria, ListRow, MailingTemplate, PreviewResult, RowFailure,
     SentMailing,
@@ -15,6 +14,7 @@ use espbridge_core::ports::{
     SendRequest, Template,
 };
 use espbridge_core::{AccountId, CampaignId, Clock, EspKind};
+use espbridge_esp_kit::AdapterError;
 use futures::stream::{self, StreamExt};
 use jiff::tz::TimeZone;
 use jiff::{SignedDuration, Timestamp};
@@ -74,9 +74,10 @@ impl SilverpopEsp {
         config: SilverpopConfig,
         credentials: SilverpopCredentials,
         clock: Arc<dyn Clock>,
-    ) -> Result<Self, SilverpopError> {
+    ) -> Result<Self, AdapterError> {
         config.validate()?;
-        let tz = TimeZone::get(&config.timezone).map_err(|e| SilverpopError::Config {
+        let tz = TimeZone::get(&config.timezone).map_err(|e| AdapterError::Config {
+            esp: ESP,
             field: "timezone",
             detail: e.to_string(),
         })?;
@@ -451,8 +452,8 @@ impl Esp for SilverpopEsp {
                         .ok_or_else(|| protocol("ScheduleMailing answer has no MAILING_ID"))?
                         .to_owned();
                 }
-                Err(e) if e.is_retryable() && attempt < self.config.max_attempts => {
-                    tokio::time::sleep(crate::client::backoff(attempt)).await;
+                Err(e) if e.is_retryable() && attempt < self.client.attempts() => {
+                    tokio::time::sleep(self.client.backoff(attempt)).await;
                 }
                 Err(e) => return Err(e),
             }

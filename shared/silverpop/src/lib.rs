@@ -29,7 +29,7 @@
 
 mod client;
 mod config;
-mod error;
+mod driver;
 mod esp;
 #[cfg(feature = "simulator")]
 pub mod sim;
@@ -37,5 +37,5 @@ pub mod wire;
 pub mod xml;
 
 pub use config::{AudienceMode, SilverpopConfig, SilverpopCredentials};
-pub use error::SilverpopError;
+pub use driver::DRIVER;
 pub use esp::{ACTION_ID_COLUMN, SilverpopEsp, action_id, keys, metrics};

@@ -25,16 +25,13 @@ async fn rig(tweak: impl FnOnce(&mut SilverpopConfig)) -> Rig {
         .await
         .unwrap();
     let mut config = SilverpopConfig::new(AccountId::parse("sp").unwrap());
-    config.base_url = sim.base_url();
+    config.http.base_url = Some(espbridge_esp_kit::BaseUrl::parse(&sim.base_url()).unwrap());
     config.database_id = "2740754".into();
     config.relational_table_id = Some(TABLE.to_string());
     config.query_folder_id = Some("77120".into());
-    config.max_attempts = 2;
+    config.http.max_attempts = Some(espbridge_esp_kit::Attempts::new(2));
     tweak(&mut config);
-    let creds = SilverpopCredentials {
-        username: "espbridge".into(),
-        password: "sim-password".into(),
-    };
+    let creds = SilverpopCredentials::new("espbridge", "sim-password");
     let esp = SilverpopEsp::new(config, creds, Arc::new(clock.clone())).unwrap();
     Rig {
         sim,
@@ -208,7 +205,7 @@ async fn session_expiry_mid_upload_logs_in_again() {
 
 #[tokio::test]
 async fn thirty_concurrent_calls_stay_within_the_limit() {
-    let r = rig(|c| c.max_attempts = 1).await;
+    let r = rig(|c| c.http.max_attempts = Some(espbridge_esp_kit::Attempts::new(1))).await;
     // Every answer is held 100 ms, so unbounded calls would overlap far beyond 10.
     r.sim.inject(Fault::any(
         FaultKind::Timeout(std::time::Duration::from_millis(100)),
@@ -239,12 +236,9 @@ async fn bad_password_is_an_auth_error() {
         .await
         .unwrap();
     let mut config = SilverpopConfig::new(AccountId::parse("sp").unwrap());
-    config.base_url = sim.base_url();
-    config.max_attempts = 1;
-    let creds = SilverpopCredentials {
-        username: "espbridge".into(),
-        password: "wrong".into(),
-    };
+    config.http.base_url = Some(espbridge_esp_kit::BaseUrl::parse(&sim.base_url()).unwrap());
+    config.http.max_attempts = Some(espbridge_esp_kit::Attempts::new(1));
+    let creds = SilverpopCredentials::new("espbridge", "wrong");
     let esp = SilverpopEsp::new(config, creds, Arc::new(clock)).unwrap();
     let err = esp.list_templates().await.unwrap_err();
     assert!(

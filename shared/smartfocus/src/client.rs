@@ -1,29 +1,28 @@
-//! The HTTP layer: per-service session tokens, one call returning the success payload.
+//! The SmartFocus side of a call: per-service session tokens and the reading of an answer.
 //!
 //! A token belongs to one service (`apiccmd`, `apibatchmember`). It is opened on first use,
 //! reused for 55 minutes (the server's limit is 60), and re-opened when a call answers with a
 //! session error (expired, call quota reached, unknown token); that call is then repeated once.
-//! Transport failures and transient `failed` statuses are retried with back-off, but only for
-//! calls that are safe to repeat: a create whose answer was lost is left to the caller, which
-//! looks the object up by its deterministic name.
+//! Retries of transport failures and transient `failed` statuses are the shared HTTP layer's,
+//! and happen only for calls that are safe to repeat: a create whose answer was lost is left to
+//! the caller, which looks the object up by its deterministic name.
 
 use crate::config::SmartFocusCredentials;
 use crate::wire::{Answer, Element, Failure};
 use espbridge_core::Clock;
 use espbridge_core::EspKind;
 use espbridge_core::ports::EspError;
-use jiff::{SignedDuration, Timestamp};
+use espbridge_esp_kit::{EspHttp, ExposeSecret, Idempotency, Retryable, SessionSlot, Step};
+use jiff::SignedDuration;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
-use tokio::sync::Mutex;
 use url::Url;
 
 const ESP: EspKind = EspKind::Smartfocus;
-const BACKOFF_BASE: Duration = Duration::from_millis(200);
-const BACKOFF_CAP: Duration = Duration::from_secs(10);
 /// Re-open a token this long after it was opened (server lifetime: 60 minutes).
 const TOKEN_TTL: SignedDuration = SignedDuration::from_mins(55);
+/// Longest wait for another call's `connect/open`.
+const LOGIN_WAIT: Duration = Duration::from_secs(120);
 
 /// Campaign Commander's independent web services, each with its own session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,6 +46,15 @@ pub(crate) enum Method {
     Put,
 }
 
+impl Method {
+    fn http(self) -> reqwest::Method {
+        match self {
+            Method::Get => reqwest::Method::GET,
+            Method::Put => reqwest::Method::PUT,
+        }
+    }
+}
+
 /// Whether a call may be repeated after its request may have reached the server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Repeat {
@@ -58,12 +66,6 @@ pub(crate) enum Repeat {
 pub(crate) struct Body {
     pub content_type: String,
     pub bytes: Vec<u8>,
-}
-
-#[derive(Debug, Clone)]
-struct Token {
-    value: String,
-    opened: Timestamp,
 }
 
 /// What one answer came to.
@@ -164,224 +166,136 @@ pub(crate) fn classify(status: u16, body: &[u8]) -> Verdict {
     }
 }
 
-fn backoff(attempt: u32) -> Duration {
-    let step = BACKOFF_BASE
-        .saturating_mul(2u32.saturating_pow(attempt.saturating_sub(1)))
-        .min(BACKOFF_CAP);
-    let half = step / 2;
-    let jitter_ms = rand::random_range(0..=half.as_millis().max(1) as u64);
-    half + Duration::from_millis(jitter_ms)
-}
-
-fn describe(e: &reqwest::Error) -> String {
-    if e.is_timeout() {
-        "request timed out".to_owned()
-    } else if e.is_connect() {
-        "connection failed".to_owned()
-    } else {
-        "connection error".to_owned()
-    }
-}
-
-/// Client for one account: shared connection pool and one session per service.
+/// Client for one account: the shared HTTP layer and one session per service.
 pub(crate) struct Http {
-    client: reqwest::Client,
-    base: Url,
+    http: EspHttp,
     credentials: SmartFocusCredentials,
     clock: Arc<dyn Clock>,
-    max_attempts: u32,
-    ccmd: Mutex<Option<Token>>,
-    batch: Mutex<Option<Token>>,
-    /// Calls under way per service ([ccmd, batch]); a session is closed only when idle.
-    in_flight: [AtomicUsize; 2],
-}
-
-/// Counts a call as under way until dropped.
-struct InFlight<'a>(&'a AtomicUsize);
-
-impl<'a> InFlight<'a> {
-    fn enter(counter: &'a AtomicUsize) -> Self {
-        counter.fetch_add(1, Ordering::SeqCst);
-        Self(counter)
-    }
-}
-
-impl Drop for InFlight<'_> {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
-    }
+    ccmd: SessionSlot<String>,
+    batch: SessionSlot<String>,
 }
 
 impl Http {
     pub(crate) fn new(
-        client: reqwest::Client,
-        base: Url,
+        http: EspHttp,
         credentials: SmartFocusCredentials,
         clock: Arc<dyn Clock>,
-        max_attempts: u32,
     ) -> Self {
+        let slot = || SessionSlot::new(ESP, LOGIN_WAIT).with_max_age(TOKEN_TTL);
         Self {
-            client,
-            base,
+            http,
             credentials,
             clock,
-            max_attempts: max_attempts.max(1),
-            ccmd: Mutex::new(None),
-            batch: Mutex::new(None),
-            in_flight: [AtomicUsize::new(0), AtomicUsize::new(0)],
+            ccmd: slot(),
+            batch: slot(),
         }
     }
 
-    fn slot(&self, service: Service) -> &Mutex<Option<Token>> {
+    fn slot(&self, service: Service) -> &SessionSlot<String> {
         match service {
             Service::Ccmd => &self.ccmd,
             Service::Batch => &self.batch,
         }
     }
 
-    fn in_flight(&self, service: Service) -> &AtomicUsize {
-        match service {
-            Service::Ccmd => &self.in_flight[0],
-            Service::Batch => &self.in_flight[1],
-        }
-    }
-
     fn url(&self, service: Service, rest_path: &str) -> Result<Url, EspError> {
-        self.base
-            .join(&format!("{}/services/rest/{rest_path}", service.root()))
-            .map_err(|e| EspError::Invalid {
-                esp: ESP,
-                detail: format!("cannot build the request URL: {e}"),
-            })
+        self.http
+            .url(&format!("{}/services/rest/{rest_path}", service.root()))
     }
 
     /// The service's token, opening a session when there is none or it is near its lifetime.
     async fn token(&self, service: Service) -> Result<String, EspError> {
-        let mut slot = self.slot(service).lock().await;
-        let now = self.clock.now();
-        if let Some(t) = slot.as_ref()
-            && now.duration_since(t.opened) < TOKEN_TTL
-        {
-            return Ok(t.value.clone());
-        }
-        let value = self.open(service).await?;
-        *slot = Some(Token {
-            value: value.clone(),
-            opened: now,
-        });
-        Ok(value)
-    }
-
-    /// Forgets `token` unless another call already replaced it.
-    async fn forget(&self, service: Service, token: &str) {
-        let mut slot = self.slot(service).lock().await;
-        if slot.as_ref().is_some_and(|t| t.value == token) {
-            *slot = None;
-        }
+        self.slot(service)
+            .get(self.clock.now(), || self.open(service))
+            .await
     }
 
     async fn open(&self, service: Service) -> Result<String, EspError> {
         let mut url = self.url(service, "connect/open")?;
         url.query_pairs_mut()
             .append_pair("login", &self.credentials.login)
-            .append_pair("password", &self.credentials.password)
-            .append_pair("key", &self.credentials.key);
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let res = self.client.get(url.clone()).send().await;
-            let verdict = match res {
-                Err(e) => Verdict::Retry(describe(&e)),
-                Ok(r) => {
-                    let status = r.status().as_u16();
-                    match r.bytes().await {
-                        Ok(b) => classify(status, &b),
-                        Err(e) => Verdict::Retry(describe(&e)),
-                    }
-                }
-            };
-            match verdict {
-                Verdict::Done(payload) => {
-                    let token = crate::wire::scalar(&payload).unwrap_or_default().trim();
-                    if token.is_empty() {
-                        return Err(EspError::Protocol {
-                            esp: ESP,
-                            detail: "connect/open returned no token".to_owned(),
-                        });
-                    }
-                    tracing::debug!(service = service.root(), "smartfocus session opened");
-                    return Ok(token.to_owned());
-                }
-                Verdict::Fail(EspError::Api {
-                    text,
-                    code,
-                    status: 500,
-                    retryable: false,
-                    ..
-                }) if !text.contains("No available connection") => {
-                    return Err(EspError::Auth {
+            .append_pair("password", self.credentials.password.expose_secret())
+            .append_pair("key", self.credentials.key.expose_secret());
+        let payload = self
+            .http
+            .retry("connect/open", Idempotency::Safe, |_| async {
+                let ex = match self
+                    .http
+                    .send(self.http.request(reqwest::Method::GET, url.clone()))
+                    .await
+                {
+                    Ok(ex) => ex,
+                    Err(e) => return e.into(),
+                };
+                match classify(ex.status, &ex.body) {
+                    Verdict::Done(payload) => Step::Done(payload),
+                    // The API answers a refused login with a failed envelope on HTTP 500; "no
+                    // available connection" is the server's own capacity, worth another try.
+                    Verdict::Fail(EspError::Api {
+                        text,
+                        code,
+                        status: 500,
+                        retryable: false,
+                        ..
+                    }) if !text.contains("No available connection") => Step::Fail(EspError::Auth {
                         esp: ESP,
                         detail: if code.is_empty() {
                             text
                         } else {
                             format!("{code}: {text}")
                         },
-                    });
-                }
-                Verdict::Fail(
-                    e @ EspError::Api {
-                        retryable: false,
-                        status,
-                        ..
-                    },
-                ) if status != 500 => {
-                    return Err(e);
-                }
-                Verdict::Fail(EspError::Api { text, code, .. }) if attempt >= self.max_attempts => {
-                    return Err(EspError::Transient {
-                        esp: ESP,
-                        detail: format!("connect/open: {code}: {text}"),
-                    });
-                }
-                Verdict::Fail(EspError::Api { .. }) | Verdict::SessionLost | Verdict::Retry(_)
-                    if attempt < self.max_attempts =>
-                {
-                    tokio::time::sleep(backoff(attempt)).await;
-                }
-                Verdict::Fail(e) => return Err(e),
-                Verdict::SessionLost => {
-                    return Err(EspError::Auth {
+                    }),
+                    Verdict::Fail(
+                        e @ EspError::Api {
+                            retryable: false,
+                            status,
+                            ..
+                        },
+                    ) if status != 500 => Step::Fail(e),
+                    Verdict::Fail(e @ EspError::Api { .. }) => {
+                        Step::Retry(Retryable::transient(e.to_string()))
+                    }
+                    Verdict::Fail(e) => Step::Fail(e),
+                    Verdict::SessionLost => Step::Fail(EspError::Auth {
                         esp: ESP,
                         detail: "connect/open refused".to_owned(),
-                    });
+                    }),
+                    Verdict::Retry(detail) => Step::Retry(Retryable::transient(detail)),
                 }
-                Verdict::Retry(detail) => return Err(EspError::Transient { esp: ESP, detail }),
-            }
+            })
+            .await?;
+        let token = crate::wire::scalar(&payload).unwrap_or_default().trim();
+        if token.is_empty() {
+            return Err(EspError::Protocol {
+                esp: ESP,
+                detail: "connect/open returned no token".to_owned(),
+            });
         }
+        tracing::debug!(service = service.root(), "smartfocus session opened");
+        Ok(token.to_owned())
     }
 
     /// Closes the service's session when one is open and no other call is using it (the vendor
     /// asks for open → calls → close per job). Failures only matter to the server.
     pub(crate) async fn close(&self, service: Service) {
-        let token = {
-            let mut slot = self.slot(service).lock().await;
-            if self.in_flight(service).load(Ordering::SeqCst) > 0 {
-                return;
-            }
-            slot.take()
-        };
-        let Some(token) = token else { return };
-        let Ok(url) = self.url(service, &format!("connect/close/{}", enc(&token.value))) else {
+        let Some(token) = self.slot(service).take_if_idle().await else {
             return;
         };
-        match self.client.get(url).send().await {
-            Ok(r) => tracing::debug!(
+        let Ok(url) = self.url(service, &format!("connect/close/{}", enc(&token))) else {
+            return;
+        };
+        match self
+            .http
+            .send(self.http.request(reqwest::Method::GET, url))
+            .await
+        {
+            Ok(ex) => tracing::debug!(
                 service = service.root(),
-                status = r.status().as_u16(),
+                status = ex.status,
                 "smartfocus session closed"
             ),
             Err(e) => {
-                tracing::debug!(service = service.root(), error = %describe(&e), "smartfocus close failed")
+                tracing::debug!(service = service.root(), error = %e, "smartfocus close failed")
             }
         }
     }
@@ -396,66 +310,93 @@ impl Http {
         path: &(dyn Fn(&str) -> String + Sync),
         body: Option<&Body>,
     ) -> Result<Element, EspError> {
-        let _busy = InFlight::enter(self.in_flight(service));
-        let mut attempt = 0u32;
+        let _busy = self.slot(service).enter();
+        let idempotency = match repeat {
+            Repeat::Safe => Idempotency::Safe,
+            Repeat::Once => Idempotency::Unsafe,
+        };
+        let what = format!("{}/{}", service.root(), call_name(&path("TOKEN")));
+        self.http
+            .retry(&what, idempotency, |_| {
+                self.attempt(service, method, path, body)
+            })
+            .await
+    }
+
+    /// One attempt; a lost session is re-opened and the request repeated once within it (the
+    /// server refused it before acting).
+    async fn attempt(
+        &self,
+        service: Service,
+        method: Method,
+        path: &(dyn Fn(&str) -> String + Sync),
+        body: Option<&Body>,
+    ) -> Step<Element> {
         let mut reopened = false;
         loop {
-            attempt += 1;
-            let token = self.token(service).await?;
-            let url = self.url(service, &path(&enc(&token)))?;
-            let mut req = match method {
-                Method::Get => self.client.get(url),
-                Method::Put => self.client.put(url),
+            let token = match self.token(service).await {
+                Ok(t) => t,
+                Err(e) => return Step::Fail(e),
             };
+            let url = match self.url(service, &path(&enc(&token))) {
+                Ok(u) => u,
+                Err(e) => return Step::Fail(e),
+            };
+            let mut req = self.http.request(method.http(), url);
             if let Some(b) = body {
                 req = req
                     .header(reqwest::header::CONTENT_TYPE, b.content_type.as_str())
                     .body(b.bytes.clone());
             }
-            let (verdict, reached) = match req.send().await {
-                Err(e) => (Verdict::Retry(describe(&e)), !e.is_connect()),
-                Ok(r) => {
-                    let status = r.status().as_u16();
-                    match r.bytes().await {
-                        Ok(b) => (classify(status, &b), true),
-                        Err(e) => (Verdict::Retry(describe(&e)), true),
-                    }
-                }
+            let ex = match self.http.send(req).await {
+                Ok(ex) => ex,
+                Err(e) => return e.into(),
             };
-            let may_repeat = repeat == Repeat::Safe || !reached;
-            match verdict {
-                Verdict::Done(payload) => return Ok(payload),
+            match classify(ex.status, &ex.body) {
+                Verdict::Done(payload) => return Step::Done(payload),
                 Verdict::SessionLost if !reopened => {
                     tracing::debug!(
                         service = service.root(),
                         "smartfocus session lost; re-opening"
                     );
-                    self.forget(service, &token).await;
+                    self.slot(service).forget(&token).await;
                     reopened = true;
-                    attempt -= 1;
                 }
                 Verdict::SessionLost => {
                     // Another call may have closed the fresh session; a later retry will do.
-                    return Err(EspError::Transient {
+                    return Step::Fail(EspError::Transient {
                         esp: ESP,
                         detail: "session lost twice in one call".to_owned(),
                     });
                 }
-                Verdict::Fail(EspError::Api {
-                    retryable: true,
-                    ref code,
-                    ..
-                }) if code != "MAX_NB_UPLOADS" && may_repeat && attempt < self.max_attempts => {
-                    tokio::time::sleep(backoff(attempt)).await;
+                // Too many pending uploads is the caller's to wait out (it knows the deadline).
+                Verdict::Fail(
+                    e @ EspError::Api {
+                        retryable: true, ..
+                    },
+                ) if !matches!(&e, EspError::Api { code, .. } if code == "MAX_NB_UPLOADS") => {
+                    return Step::Retry(Retryable::transient(e.to_string()));
                 }
-                Verdict::Fail(e) => return Err(e),
-                Verdict::Retry(_) if may_repeat && attempt < self.max_attempts => {
-                    tokio::time::sleep(backoff(attempt)).await;
+                Verdict::Fail(e) => return Step::Fail(e),
+                Verdict::Retry(detail) => {
+                    return Step::Retry(Retryable {
+                        wait: ex.retry_after(),
+                        throttled: ex.status == 429,
+                        ..Retryable::transient(detail)
+                    });
                 }
-                Verdict::Retry(detail) => return Err(EspError::Transient { esp: ESP, detail }),
             }
         }
     }
+}
+
+/// A call's name for logs: its REST path up to the token (no ids, names or dates).
+fn call_name(path_with_placeholder: &str) -> String {
+    path_with_placeholder
+        .split("/TOKEN")
+        .next()
+        .unwrap_or(path_with_placeholder)
+        .to_owned()
 }
 
 #[cfg(test)]

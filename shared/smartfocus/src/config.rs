@@ -1,10 +1,11 @@
 //! Account configuration and credentials. Credentials come from the secret store, configuration
 //! from the account configuration file; both are plain serde so the loader decides the format.
 
-use crate::error::SmartFocusError;
 use espbridge_core::AccountId;
+use espbridge_esp_kit::{
+    AdapterError, Attempts, HttpDefaults, HttpOptions, HttpSettings, RequestTimeout, Secret,
+};
 use serde::Deserialize;
-use std::fmt;
 
 /// How `sendDate` is written in `campaign/create` (the reference is unsure which the REST server
 /// prefers; both are local times in the send zone).
@@ -22,9 +23,6 @@ pub enum SendDateFormat {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct SmartFocusConfig {
     pub account: AccountId,
-    /// The account's pod host, e.g. `https://p5apie.emv3.com/`.
-    #[serde(default = "default_base_url")]
-    pub base_url: String,
     /// Only messages named with it are templates; the display name is the rest.
     #[serde(default = "default_message_prefix")]
     pub message_prefix: String,
@@ -59,16 +57,19 @@ pub struct SmartFocusConfig {
     /// REST path (under `apiccmd/services/rest/`) of the campaign snapshot report.
     #[serde(default = "default_snapshot_path")]
     pub snapshot_path: String,
-    #[serde(default = "default_request_timeout")]
-    pub request_timeout_secs: u64,
-    /// Attempts per call for retryable failures (5xx without envelope, transport errors).
-    #[serde(default = "default_max_attempts")]
-    pub max_attempts: u32,
+    /// `base_url`, timeout, attempts and response cap of the HTTP layer (defaults:
+    /// [`HTTP_DEFAULTS`]).
+    #[serde(flatten)]
+    pub http: HttpOptions,
 }
 
-fn default_base_url() -> String {
-    "https://emvapi.emv3.com/".to_owned()
-}
+/// API root, request timeout and attempts when the account sets none.
+pub const HTTP_DEFAULTS: HttpDefaults = HttpDefaults {
+    base_url: "https://emvapi.emv3.com/",
+    timeout: RequestTimeout::secs(60),
+    attempts: Attempts::new(5),
+};
+
 fn default_message_prefix() -> String {
     "optimove_".to_owned()
 }
@@ -102,19 +103,12 @@ fn default_list_limit() -> u32 {
 fn default_snapshot_path() -> String {
     "campaign/getCampaignSnapshotReport".to_owned()
 }
-fn default_request_timeout() -> u64 {
-    60
-}
-fn default_max_attempts() -> u32 {
-    5
-}
 
 impl SmartFocusConfig {
     /// The defaults for `account`.
     pub fn new(account: AccountId) -> Self {
         Self {
             account,
-            base_url: default_base_url(),
             message_prefix: default_message_prefix(),
             customer_id_field: default_customer_id_field(),
             customer_id_field_type: default_text(),
@@ -127,15 +121,30 @@ impl SmartFocusConfig {
             send_date_format: SendDateFormat::default(),
             list_limit: default_list_limit(),
             snapshot_path: default_snapshot_path(),
-            request_timeout_secs: default_request_timeout(),
-            max_attempts: default_max_attempts(),
+            http: HttpOptions::default(),
         }
     }
 
+    /// The HTTP layer's settings.
+    pub fn http_settings(&self) -> Result<HttpSettings, AdapterError> {
+        self.http.settings(HTTP_DEFAULTS).map_err(|e| {
+            AdapterError::config(
+                espbridge_core::EspKind::Smartfocus,
+                "base_url",
+                e.to_string(),
+            )
+        })
+    }
+
     /// Refuses settings the adapter cannot work with, naming the field.
-    pub fn validate(&self) -> Result<(), SmartFocusError> {
-        let bad =
-            |field: &'static str, detail: String| Err(SmartFocusError::Config { field, detail });
+    pub fn validate(&self) -> Result<(), AdapterError> {
+        let bad = |field: &'static str, detail: String| {
+            Err(AdapterError::Config {
+                esp: espbridge_core::EspKind::Smartfocus,
+                field,
+                detail,
+            })
+        };
         let ty = self.customer_id_field_type.trim().to_ascii_lowercase();
         if !matches!(ty.as_str(), "text" | "string") {
             return bad(
@@ -173,21 +182,25 @@ impl SmartFocusConfig {
     }
 }
 
-/// The API manager's login, password and manager key.
-#[derive(Clone, PartialEq, Eq, Deserialize)]
+/// The API manager's login, password and manager key (the last two never printed).
+#[derive(Debug, Clone, Deserialize)]
 pub struct SmartFocusCredentials {
     pub login: String,
-    pub password: String,
-    pub key: String,
+    pub password: Secret,
+    pub key: Secret,
 }
 
-impl fmt::Debug for SmartFocusCredentials {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SmartFocusCredentials")
-            .field("login", &self.login)
-            .field("password", &"<redacted>")
-            .field("key", &"<redacted>")
-            .finish()
+impl SmartFocusCredentials {
+    pub fn new(
+        login: impl Into<String>,
+        password: impl Into<String>,
+        key: impl Into<String>,
+    ) -> Self {
+        Self {
+            login: login.into(),
+            password: Secret::from(password.into()),
+            key: Secret::from(key.into()),
+        }
     }
 }
 
@@ -231,11 +244,7 @@ mod tests {
 
     #[test]
     fn debug_redacts_password_and_key() {
-        let c = SmartFocusCredentials {
-            login: "api_login".into(),
-            password: "pw-s3cret".into(),
-            key: "key-s3cret".into(),
-        };
+        let c = SmartFocusCredentials::new("api_login", "pw-s3cret", "key-s3cret");
         let shown = format!("{c:?}");
         assert!(shown.contains("api_login"));
         assert!(

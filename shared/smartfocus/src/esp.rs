@@ -2,7 +2,6 @@
 
 use crate::client::{Body, Http, Method, Repeat, Service, enc};
 use crate::config::{SendDateFormat, SmartFocusConfig, SmartFocusCredentials};
-use crate::error::SmartFocusError;
 use crate::wire::{self, Element, MessageInfo, NamedObject, Snapshot, UploadState, UploadStatus};
 use async_trait::async_trait;
 use espbridge_core::ports::esp::object_name;
@@ -11,10 +10,11 @@ use espbridge_core::ports::{
     SendRequest, Template,
 };
 use espbridge_core::{AccountId, CampaignId, Clock, EspKind};
+use espbridge_esp_kit::AdapterError;
+use espbridge_esp_kit::EspHttp;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Semaphore;
-use url::Url;
 
 const ESP: EspKind = EspKind::Smartfocus;
 /// Bytes one row may take in the upload file (id, tab, tag, newline), used to size batches.
@@ -73,25 +73,12 @@ impl SmartFocusEsp {
         config: SmartFocusConfig,
         credentials: SmartFocusCredentials,
         clock: Arc<dyn Clock>,
-    ) -> Result<Self, SmartFocusError> {
+    ) -> Result<Self, AdapterError> {
         config.validate()?;
-        let mut base = Url::parse(&config.base_url).map_err(|e| SmartFocusError::Config {
-            field: "base_url",
-            detail: e.to_string(),
-        })?;
-        if !base.path().ends_with('/') {
-            let p = format!("{}/", base.path());
-            base.set_path(&p);
-        }
-        let client = reqwest::Client::builder()
-            .timeout(Duration::from_secs(config.request_timeout_secs.max(1)))
-            .build()?;
         let http = Http::new(
-            client,
-            base,
+            EspHttp::new(ESP, &config.http_settings()?)?,
             credentials,
             clock.clone(),
-            config.max_attempts,
         );
         let pending = Semaphore::new(config.max_pending_uploads);
         Ok(Self {

@@ -33,7 +33,7 @@
 //! ```no_run
 //! # use std::sync::Arc;
 //! # use espbridge_smartfocus::{SmartFocusConfig, SmartFocusCredentials, SmartFocusEsp};
-//! # fn demo() -> Result<(), espbridge_smartfocus::SmartFocusError> {
+//! # fn demo() -> Result<(), espbridge_esp_kit::AdapterError> {
 //! let config = SmartFocusConfig::new(espbridge_core::AccountId::parse("sf").expect("valid id"));
 //! let creds = SmartFocusCredentials {
 //!     login: "api_login".into(),
@@ -46,12 +46,12 @@
 
 mod client;
 mod config;
-mod error;
+mod driver;
 mod esp;
 #[cfg(feature = "simulator")]
 pub mod sim;
 pub mod wire;
 
 pub use config::{SendDateFormat, SmartFocusConfig, SmartFocusCredentials};
-pub use error::SmartFocusError;
+pub use driver::DRIVER;
 pub use esp::{SmartFocusEsp, keys};

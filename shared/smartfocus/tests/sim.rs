@@ -28,16 +28,12 @@ async fn rig_with(
         .await
         .unwrap();
     let mut config = SmartFocusConfig::new(AccountId::parse("sf").unwrap());
-    config.base_url = sim.base_url();
+    config.http.base_url = Some(espbridge_esp_kit::BaseUrl::parse(&sim.base_url()).unwrap());
     config.timezone = "Europe/Paris".into();
     config.upload_poll_interval_ms = 5;
     config.upload_timeout_secs = 20;
     tweak(&mut config);
-    let creds = SmartFocusCredentials {
-        login: "espbridge".into(),
-        password: "sim-password".into(),
-        key: "sim-key".into(),
-    };
+    let creds = SmartFocusCredentials::new("espbridge", "sim-password", "sim-key");
     let esp = SmartFocusEsp::new(config, creds, Arc::new(clock.clone())).unwrap();
     Rig {
         sim,
@@ -333,7 +329,10 @@ async fn schedule_send_twice_makes_one_clone_one_campaign_one_post() {
 
 #[tokio::test]
 async fn lost_create_answer_is_found_on_retry_and_posted_once() {
-    let r = rig_with(poll_driven(), |c| c.request_timeout_secs = 1).await;
+    let r = rig_with(poll_driven(), |c| {
+        c.http.request_timeout_secs = Some(espbridge_esp_kit::RequestTimeout::secs(1))
+    })
+    .await;
     let campaign = cid("c50");
     let audience = ready_audience(&r, &campaign).await;
     let template = r.esp.list_templates().await.unwrap().remove(0);
@@ -446,12 +445,8 @@ async fn wrong_password_is_an_auth_error() {
         .await
         .unwrap();
     let mut config = SmartFocusConfig::new(AccountId::parse("sf").unwrap());
-    config.base_url = sim.base_url();
-    let creds = SmartFocusCredentials {
-        login: "espbridge".into(),
-        password: "wrong".into(),
-        key: "sim-key".into(),
-    };
+    config.http.base_url = Some(espbridge_esp_kit::BaseUrl::parse(&sim.base_url()).unwrap());
+    let creds = SmartFocusCredentials::new("espbridge", "wrong", "sim-key");
     let esp = SmartFocusEsp::new(config, creds, Arc::new(clock)).unwrap();
     let err = esp.list_templates().await.unwrap_err();
     assert!(matches!(err, EspError::Auth { .. }), "{err:?}");

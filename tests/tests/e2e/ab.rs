@@ -66,11 +66,11 @@ async fn ab_campaign_with_holdout_and_conversions_reports_winner_and_uplift() ->
     assert_eq!(c.audience.held_out, held.len() as u64);
     assert_eq!(c.variants[0].assigned, expected[0].len() as u64);
     assert_eq!(c.variants[1].assigned, expected[1].len() as u64);
-    let sent: BTreeSet<String> = h.ids_sent().into_iter().collect();
+    let sent: BTreeSet<String> = h.ids_sent()?.into_iter().collect();
     assert!(sent.is_disjoint(&held), "a held-out customer was sent");
     for (i, v) in ["A", "B"].iter().enumerate() {
         let list = h
-            .sim
+            .emarsys()?
             .contact_lists()
             .into_iter()
             .find(|l| l.name == format!("espbridge_{id}_{v}"))
@@ -86,9 +86,9 @@ async fn ab_campaign_with_holdout_and_conversions_reports_winner_and_uplift() ->
     let (n, resp) = h.run_schedule_queue().await?;
     assert_eq!(n, 1);
     assert!(resp.batch_item_failures.is_empty(), "{resp:?}");
-    assert_eq!(h.sim.launch_count(), 2);
+    assert_eq!(h.emarsys()?.launch_count(), 2);
     let copied: BTreeSet<String> = h
-        .sim
+        .emarsys()?
         .emails()
         .into_iter()
         .filter_map(|e| e.copied_from)

@@ -5,17 +5,15 @@
 use crate::common::{first_template, listed_template_ids, prefix, upload_with};
 use espbridge_bronto::keys;
 use espbridge_bronto::sim::BrontoSimConfig;
+use espbridge_core::EspKind;
 use espbridge_core::{Clock, State};
 use espbridge_tests::audience::email_of;
-use espbridge_tests::{Bad, Drop, Harness, HarnessOptions, TestEsp};
+use espbridge_tests::{Bad, Drop, Harness, HarnessOptions};
 use std::collections::BTreeSet;
 use std::time::Duration;
 
 fn options() -> HarnessOptions {
-    HarnessOptions {
-        esp: TestEsp::Bronto,
-        ..Default::default()
-    }
+    HarnessOptions::esp(EspKind::Bronto)
 }
 
 /// A drop of `rows` valid rows with an e-mail column, plus two bad rows.
@@ -84,11 +82,7 @@ async fn bronto_drop_becomes_a_completed_campaign_and_its_list_is_removed_later(
         return Ok(());
     };
     let br = h.br()?;
-    let sim_config = &h
-        .bronto
-        .as_ref()
-        .ok_or_else(|| anyhow::anyhow!("no Bronto"))?
-        .config;
+    let sim_config = br.config();
 
     // Templates: the messages of the Optimove folder only.
     let listed = listed_template_ids(&h, "bronto").await?;
@@ -249,17 +243,20 @@ async fn bronto_drop_becomes_a_completed_campaign_and_its_list_is_removed_later(
 async fn two_hundred_thousand_contacts_are_paced_across_continuations() -> anyhow::Result<()> {
     let window = Duration::from_millis(400);
     let opts = HarnessOptions {
-        bronto_sim: Some(BrontoSimConfig {
-            rate_window: window,
-            addresses_per_minute: Some(50_000),
-            ..Default::default()
-        }),
-        bronto_account: serde_json::json!({
+        account: serde_json::json!({
             "rate_window_ms": window.as_millis() as u64,
             "addresses_per_minute": 50_000,
         }),
         ..options()
-    };
+    }
+    .with_simulator(move |setup| async move {
+        let config = BrontoSimConfig {
+            rate_window: window,
+            addresses_per_minute: Some(50_000),
+            ..Default::default()
+        };
+        espbridge_bronto::sim::account(config, &setup).await
+    });
     let Some(mut h) = Harness::start("br_paced", opts).await? else {
         return Ok(());
     };
@@ -339,7 +336,7 @@ async fn refused_addresses_are_counted_per_row_and_a_lost_answer_sends_once() ->
 {
     // A short client timeout, so an answer held by the simulator is lost quickly.
     let opts = HarnessOptions {
-        bronto_account: serde_json::json!({"request_timeout_secs": 1}),
+        account: serde_json::json!({"request_timeout_secs": 1}),
         ..options()
     };
     let Some(h) = Harness::start("br_refused", opts).await? else {

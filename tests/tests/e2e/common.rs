@@ -32,12 +32,14 @@ pub fn prefix(campaign_id: &str) -> String {
 }
 
 /// Ids of `drop` the simulator knows (the members a complete upload leaves in its list).
-pub fn known_ids(h: &Harness, drop: &Drop) -> std::collections::BTreeSet<String> {
-    drop.valid_ids
+pub fn known_ids(h: &Harness, drop: &Drop) -> anyhow::Result<std::collections::BTreeSet<String>> {
+    let share = h.emarsys()?.config().unknown_id_share;
+    Ok(drop
+        .valid_ids
         .iter()
-        .filter(|id| espbridge_tests::audience::sim_knows(id, h.sim_config.unknown_id_share))
+        .filter(|id| espbridge_tests::audience::sim_knows(id, share))
         .cloned()
-        .collect()
+        .collect())
 }
 
 /// The id of the first template `GET /templates?esp=ESP` lists.

@@ -74,8 +74,8 @@ async fn a_drop_becomes_a_completed_campaign() -> anyhow::Result<()> {
     assert_eq!(got, want, "{rejects}");
 
     // The simulator's contact list: exactly the valid ids it knows.
-    let share = h.sim_config.unknown_id_share;
-    let lists = h.sim.contact_lists();
+    let share = h.emarsys()?.config().unknown_id_share;
+    let lists = h.emarsys()?.contact_lists();
     assert_eq!(
         lists.len(),
         1,
@@ -100,7 +100,7 @@ async fn a_drop_becomes_a_completed_campaign() -> anyhow::Result<()> {
         (drop.valid_ids.len() - expected.len()) as u64
     );
     let list_calls: Vec<usize> = h
-        .sim
+        .emarsys()?
         .requests()
         .into_iter()
         .filter(|r| r.method == "POST" && r.path.contains("contactlist"))
@@ -117,14 +117,14 @@ async fn a_drop_becomes_a_completed_campaign() -> anyhow::Result<()> {
     let c = h.campaign(campaign_id).await?;
     assert_eq!(c.state, State::Scheduled, "failure: {:?}", c.failure);
     let copies: Vec<_> = h
-        .sim
+        .emarsys()?
         .emails()
         .into_iter()
         .filter(|e| e.copied_from.is_some())
         .collect();
     assert_eq!(copies.len(), 1);
     assert_eq!(copies[0].name, format!("espbridge_{campaign_id}"));
-    assert_eq!(h.sim.launch_count(), 1);
+    assert_eq!(h.emarsys()?.launch_count(), 1);
     let launch = &copies[0].launches[0];
     let day = send_at.date().strftime("%Y-%m-%d").to_string();
     assert_eq!(

@@ -21,7 +21,8 @@ async fn schedule_send_survives_an_esp_outage() -> anyhow::Result<()> {
     assert!(resp.batch_item_failures.is_empty(), "{resp:?}");
 
     // Every attempt of the client's call fails.
-    h.sim.inject(Fault::on(FaultKind::Status(503), "/copy", 3));
+    h.emarsys()?
+        .inject(Fault::on(FaultKind::Status(503), "/copy", 3));
     let msgs = h.receive(&h.schedule_queue_url).await?;
     assert_eq!(msgs.len(), 1);
     let resp = h.deliver_schedule(&msgs).await?;
@@ -33,16 +34,16 @@ async fn schedule_send_survives_an_esp_outage() -> anyhow::Result<()> {
     assert_eq!(failed, vec![msgs[0].message_id.as_str()]);
     h.ack(&h.schedule_queue_url, &msgs, &resp).await?;
     assert_eq!(h.campaign(id).await?.state, State::AudienceReady);
-    assert_eq!(h.sim.launch_count(), 0);
-    let copy_calls = |h: &Harness| {
-        h.sim
-            .requests()
+    assert_eq!(h.emarsys()?.launch_count(), 0);
+    let sim = h.emarsys()?;
+    let copy_calls = || {
+        sim.requests()
             .iter()
             .filter(|r| r.path.ends_with("/copy"))
             .map(|r| r.status)
             .collect::<Vec<u16>>()
     };
-    assert_eq!(copy_calls(&h), vec![503, 503, 503]);
+    assert_eq!(copy_calls(), vec![503, 503, 503]);
 
     // The fault is spent; SQS redelivers the same message after its visibility timeout.
     let mut again = Vec::new();
@@ -63,14 +64,14 @@ async fn schedule_send_survives_an_esp_outage() -> anyhow::Result<()> {
     let c = h.campaign(id).await?;
     assert_eq!(c.state, State::Scheduled, "failure: {:?}", c.failure);
     let copies = h
-        .sim
+        .emarsys()?
         .emails()
         .into_iter()
         .filter(|e| e.copied_from.is_some())
         .count();
     assert_eq!(copies, 1);
-    assert_eq!(h.sim.launch_count(), 1);
-    assert_eq!(copy_calls(&h).iter().filter(|s| **s == 200).count(), 1);
+    assert_eq!(h.emarsys()?.launch_count(), 1);
+    assert_eq!(copy_calls().iter().filter(|s| **s == 200).count(), 1);
     let runs = h.services.store.runs(&c.id).await?;
     assert!(
         runs.iter()

@@ -26,13 +26,13 @@ async fn a_manifest_breaking_the_schema_fails_the_campaign() -> anyhow::Result<(
     assert!(h.exists(&format!("{}audience.csv", prefix(id))).await);
     assert!(h.exists(&format!("{}manifest.json", prefix(id))).await);
     assert!(
-        !h.sim
+        !h.emarsys()?
             .requests()
             .iter()
             .any(|r| r.path.contains("contactlist")),
         "no ESP call"
     );
-    assert!(h.sim.contact_lists().is_empty());
+    assert!(h.emarsys()?.contact_lists().is_empty());
     assert!(h.receive(&h.schedule_queue_url).await?.is_empty());
     Ok(())
 }
@@ -56,7 +56,12 @@ async fn an_audience_without_the_id_column_fails_the_campaign() -> anyhow::Resul
     let reason = c.failure.map(|f| f.reason).unwrap_or_default();
     assert!(reason.contains("members.csv"), "{reason}");
     assert!(reason.contains("line 1"), "{reason}");
-    assert!(h.sim.contact_lists().iter().all(|l| l.members.is_empty()));
+    assert!(
+        h.emarsys()?
+            .contact_lists()
+            .iter()
+            .all(|l| l.members.is_empty())
+    );
     assert!(h.receive(&h.schedule_queue_url).await?.is_empty());
     Ok(())
 }

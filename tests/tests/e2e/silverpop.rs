@@ -4,9 +4,11 @@
 use crate::common::{
     first_template, listed_template_ids, poll_week_to_completed, prefix, upload_with,
 };
+use espbridge_core::EspKind;
 use espbridge_core::State;
 use espbridge_silverpop::keys;
-use espbridge_tests::{Bad, Drop, Harness, HarnessOptions, TestEsp};
+use espbridge_silverpop::sim::{SilverpopSimConfig, TableColumn};
+use espbridge_tests::{Bad, Drop, Harness, HarnessOptions};
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -14,10 +16,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 const ROWS: usize = 1_500;
 
 fn options() -> HarnessOptions {
-    HarnessOptions {
-        esp: TestEsp::Silverpop,
-        ..Default::default()
-    }
+    HarnessOptions::esp(EspKind::Silverpop)
 }
 
 /// Puts `drop` with a Silverpop manifest (plus `esp_options`, when given) and returns the send
@@ -106,11 +105,8 @@ async fn silverpop_lists_drop_becomes_a_completed_campaign() -> anyhow::Result<(
     let Some(h) = Harness::start("sp_lists", options()).await? else {
         return Ok(());
     };
-    let sp_config = &h
-        .silverpop
-        .as_ref()
-        .ok_or_else(|| anyhow::anyhow!("no Silverpop"))?
-        .config;
+    let sp = h.sp()?;
+    let sp_config = sp.config();
 
     // Templates: only the Shared ones.
     let listed = listed_template_ids(&h, "silverpop").await?;
@@ -199,11 +195,7 @@ async fn silverpop_relational_rows_round_trip_xml_specials() -> anyhow::Result<(
     assert_eq!(c.esp_ids.get(keys::MODE), Some("relational_table"));
 
     let sp = h.sp()?;
-    let table_id = h
-        .silverpop
-        .as_ref()
-        .map(|p| p.config.relational_table.id)
-        .unwrap_or_default();
+    let table_id = h.sp()?.config().relational_table.id;
     let rows: BTreeSet<(String, String, String)> = sp
         .table_rows(table_id)
         .into_iter()
@@ -224,13 +216,15 @@ async fn silverpop_relational_rows_round_trip_xml_specials() -> anyhow::Result<(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn silverpop_rows_the_table_refuses_are_counted() -> anyhow::Result<()> {
-    let opts = HarnessOptions {
-        silverpop_extra_columns: Some(vec![
-            ("first_name".into(), "TEXT".into()),
-            ("points".into(), "NUMERIC".into()),
-        ]),
-        ..options()
-    };
+    // A numeric column: the table refuses rows whose value is not a number.
+    let opts = options().with_simulator(|setup| async move {
+        let mut config = SilverpopSimConfig::default().with_table_fields(&["first_name"]);
+        config
+            .relational_table
+            .columns
+            .push(TableColumn::new("points", "NUMERIC", false));
+        espbridge_silverpop::sim::account(config, &setup).await
+    });
     let Some(h) = Harness::start("sp_refused_rows", opts).await? else {
         return Ok(());
     };
@@ -259,11 +253,7 @@ async fn silverpop_rows_the_table_refuses_are_counted() -> anyhow::Result<()> {
         c.audience.uploaded, 400,
         "every valid row was handed to the ESP"
     );
-    let table_id = h
-        .silverpop
-        .as_ref()
-        .map(|p| p.config.relational_table.id)
-        .unwrap_or_default();
+    let table_id = h.sp()?.config().relational_table.id;
     let stored: BTreeSet<String> = h
         .sp()?
         .table_rows(table_id)

@@ -2,9 +2,10 @@
 //! account and simulator (tagged members, segment, cloned message, posted campaign).
 
 use crate::common::{first_template, poll_week_to_completed, prefix};
+use espbridge_core::EspKind;
 use espbridge_core::State;
 use espbridge_smartfocus::keys;
-use espbridge_tests::{Bad, Drop, Harness, HarnessOptions, TestEsp};
+use espbridge_tests::{Bad, Drop, Harness, HarnessOptions};
 use std::collections::BTreeSet;
 
 /// Audience rows of every scenario: enough for several batches when the file limit is small.
@@ -14,10 +15,7 @@ const ROWS: usize = 5_000;
 const SMALL_UPLOAD_BYTES: u64 = 4_096 + 2_000 * 256 * 4 / 3 + 4;
 
 fn options() -> HarnessOptions {
-    HarnessOptions {
-        esp: TestEsp::SmartFocus,
-        ..Default::default()
-    }
+    HarnessOptions::esp(EspKind::Smartfocus)
 }
 
 /// A drop of [`ROWS`] valid rows with three bad ones, addressed to SmartFocus; returns the
@@ -182,7 +180,7 @@ async fn smartfocus_repeated_events_change_nothing() -> anyhow::Result<()> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn smartfocus_expired_token_mid_upload_loses_nothing() -> anyhow::Result<()> {
     let opts = HarnessOptions {
-        smartfocus_max_upload_bytes: Some(SMALL_UPLOAD_BYTES),
+        account: serde_json::json!({"max_upload_bytes": SMALL_UPLOAD_BYTES}),
         ..options()
     };
     let Some(mut h) = Harness::start("sf_expired_token", opts).await? else {

@@ -78,7 +78,8 @@ mod server;
 mod soap;
 mod state;
 
-use espbridge_core::Clock;
+use espbridge_core::{Clock, EspKind};
+use espbridge_esp_kit::{AccountError, SimSetup, SimulatedAccount};
 use espbridge_sim::faults::{Fault, FaultBook};
 use espbridge_sim::http::ServerHandle;
 use espbridge_sim::record::{RecordedRequest, Recorder};
@@ -214,11 +215,35 @@ pub struct SimDelivery {
 pub struct BrontoSim {
     server: ServerHandle,
     shared: Arc<server::Shared>,
+    config: BrontoSimConfig,
+}
+
+/// Starts a simulator with `config` and returns it with the account entry that points at it:
+/// the token inline and sender defaults (Bronto keeps no sender in the message).
+pub async fn account(
+    config: BrontoSimConfig,
+    setup: &SimSetup,
+) -> Result<SimulatedAccount, AccountError> {
+    let esp = EspKind::Bronto;
+    let credentials = serde_json::json!({"api_token": config.api_token});
+    let sim = BrontoSim::start(config, Arc::clone(&setup.clock))
+        .await
+        .map_err(|source| AccountError::Simulator { esp, source })?;
+    let base_url = sim.base_url();
+    let fields = serde_json::json!({
+        "base_url": base_url,
+        "from_email": "news@brand.example",
+        "from_name": "Brand",
+        "reply_to": "care@brand.example",
+        "credentials": credentials,
+    });
+    Ok(SimulatedAccount::new(esp, base_url, sim, fields))
 }
 
 impl BrontoSim {
     /// Starts a server on `127.0.0.1` on a free port.
     pub async fn start(config: BrontoSimConfig, clock: Arc<dyn Clock>) -> std::io::Result<Self> {
+        let started_with = config.clone();
         let shared = Arc::new(server::Shared {
             clock,
             state: Mutex::new(state::State::new(config)),
@@ -227,10 +252,19 @@ impl BrontoSim {
         });
         let server = espbridge_sim::http::spawn(server::handler(shared.clone())).await?;
         tracing::info!(port = server.addr().port(), "bronto simulator listening");
-        Ok(Self { server, shared })
+        Ok(Self {
+            server,
+            shared,
+            config: started_with,
+        })
     }
 
     /// `http://127.0.0.1:PORT/`
+    /// The configuration it was started with.
+    pub fn config(&self) -> &BrontoSimConfig {
+        &self.config
+    }
+
     pub fn base_url(&self) -> String {
         format!("http://{}/", self.server.addr())
     }

@@ -41,7 +41,8 @@ mod server;
 mod state;
 pub mod wsse;
 
-use espbridge_core::Clock;
+use espbridge_core::{Clock, EspKind};
+use espbridge_esp_kit::{AccountError, SimSetup, SimulatedAccount};
 use espbridge_sim::faults::{Fault, FaultBook};
 use espbridge_sim::http::ServerHandle;
 use espbridge_sim::record::{RecordedRequest, Recorder};
@@ -219,11 +220,34 @@ pub struct SimEmail {
 pub struct EmarsysSim {
     server: ServerHandle,
     shared: Arc<server::Shared>,
+    config: EmarsysSimConfig,
+}
+
+/// Starts a simulator with `config` and returns it with the account entry that points at it
+/// (credentials inline, the setup's template prefix and zone).
+pub async fn account(
+    config: EmarsysSimConfig,
+    setup: &SimSetup,
+) -> Result<SimulatedAccount, AccountError> {
+    let esp = EspKind::Emarsys;
+    let credentials = serde_json::json!({"user": config.user, "secret": config.secret});
+    let sim = EmarsysSim::start(config, Arc::clone(&setup.clock))
+        .await
+        .map_err(|source| AccountError::Simulator { esp, source })?;
+    let base_url = sim.base_url();
+    let fields = serde_json::json!({
+        "base_url": base_url,
+        "template_prefix": setup.template_prefix,
+        "timezone": setup.timezone,
+        "credentials": credentials,
+    });
+    Ok(SimulatedAccount::new(esp, base_url, sim, fields))
 }
 
 impl EmarsysSim {
     /// Starts a server on `127.0.0.1` on a free port.
     pub async fn start(config: EmarsysSimConfig, clock: Arc<dyn Clock>) -> std::io::Result<Self> {
+        let started_with = config.clone();
         let zone = jiff::tz::TimeZone::get(&config.account_timezone).map_err(|e| {
             std::io::Error::new(
                 std::io::ErrorKind::InvalidInput,
@@ -243,10 +267,19 @@ impl EmarsysSim {
         });
         let server = espbridge_sim::http::spawn(server::handler(shared.clone())).await?;
         tracing::info!(port = server.addr().port(), "emarsys simulator listening");
-        Ok(Self { server, shared })
+        Ok(Self {
+            server,
+            shared,
+            config: started_with,
+        })
     }
 
     /// `http://127.0.0.1:PORT/api/v2/`
+    /// The configuration it was started with.
+    pub fn config(&self) -> &EmarsysSimConfig {
+        &self.config
+    }
+
     pub fn base_url(&self) -> String {
         format!("http://{}/api/v2/", self.server.addr())
     }

@@ -54,7 +54,8 @@ mod server;
 mod state;
 mod xml;
 
-use espbridge_core::Clock;
+use espbridge_core::{Clock, EspKind};
+use espbridge_esp_kit::{AccountError, SimSetup, SimulatedAccount};
 use espbridge_sim::faults::{Fault, FaultBook};
 use espbridge_sim::http::ServerHandle;
 use espbridge_sim::record::{RecordedRequest, Recorder};
@@ -235,11 +236,58 @@ pub struct SimMailing {
 pub struct SilverpopSim {
     server: ServerHandle,
     shared: Arc<server::Shared>,
+    config: SilverpopSimConfig,
+}
+
+/// Starts a simulator with `config` (its zone set to the setup's) and returns it with the
+/// account entry that points at it: the database, the relational table and the query folder
+/// of the simulated org, credentials inline.
+pub async fn account(
+    mut config: SilverpopSimConfig,
+    setup: &SimSetup,
+) -> Result<SimulatedAccount, AccountError> {
+    let esp = EspKind::Silverpop;
+    config.org_timezone = setup.timezone.clone();
+    let credentials = serde_json::json!({"username": config.username, "password": config.password});
+    let (database, table, folder) = (
+        config.database_id,
+        config.relational_table.id,
+        config.query_folder_id,
+    );
+    let sim = SilverpopSim::start(config, Arc::clone(&setup.clock))
+        .await
+        .map_err(|source| AccountError::Simulator { esp, source })?;
+    let base_url = sim.base_url();
+    let fields = serde_json::json!({
+        "base_url": base_url,
+        "database_id": database.to_string(),
+        "relational_table_id": table.to_string(),
+        "query_folder_id": folder.to_string(),
+        "timezone": setup.timezone,
+        "credentials": credentials,
+    });
+    Ok(SimulatedAccount::new(esp, base_url, sim, fields))
+}
+
+impl SilverpopSimConfig {
+    /// The org with a relational table keyed by ActionID (text: the campaign id) and the
+    /// customer id, plus one text column per personalization field.
+    pub fn with_table_fields(mut self, fields: &[&str]) -> Self {
+        self.relational_table.columns = vec![
+            TableColumn::new("ActionID", "TEXT", true),
+            TableColumn::new("CustomerID", "TEXT", true),
+        ];
+        self.relational_table
+            .columns
+            .extend(fields.iter().map(|f| TableColumn::new(f, "TEXT", false)));
+        self
+    }
 }
 
 impl SilverpopSim {
     /// Starts a server on `127.0.0.1` on a free port.
     pub async fn start(config: SilverpopSimConfig, clock: Arc<dyn Clock>) -> std::io::Result<Self> {
+        let started_with = config.clone();
         let zone = jiff::tz::TimeZone::get(&config.org_timezone).map_err(|e| {
             std::io::Error::new(
                 std::io::ErrorKind::InvalidInput,
@@ -257,7 +305,11 @@ impl SilverpopSim {
         });
         let server = espbridge_sim::http::spawn(server::handler(shared.clone())).await?;
         tracing::info!(port = server.addr().port(), "silverpop simulator listening");
-        Ok(Self { server, shared })
+        Ok(Self {
+            server,
+            shared,
+            config: started_with,
+        })
     }
 
     /// `http://127.0.0.1:PORT/XMLAPI`
@@ -266,6 +318,11 @@ impl SilverpopSim {
     }
 
     /// `http://127.0.0.1:PORT/`
+    /// The configuration it was started with.
+    pub fn config(&self) -> &SilverpopSimConfig {
+        &self.config
+    }
+
     pub fn base_url(&self) -> String {
         format!("http://{}/", self.server.addr())
     }

@@ -77,7 +77,8 @@ mod state;
 mod upload;
 mod xml;
 
-use espbridge_core::Clock;
+use espbridge_core::{Clock, EspKind};
+use espbridge_esp_kit::{AccountError, SimSetup, SimulatedAccount};
 use espbridge_sim::faults::{Fault, FaultBook};
 use espbridge_sim::http::ServerHandle;
 use espbridge_sim::record::{RecordedRequest, Recorder};
@@ -241,6 +242,33 @@ pub struct SimCampaign {
 pub struct SmartFocusSim {
     server: ServerHandle,
     shared: Arc<server::Shared>,
+    config: SmartFocusSimConfig,
+}
+
+/// Starts a simulator with `config` (its zone set to the setup's) and returns it with the
+/// account entry that points at it (credentials inline, the setup's message prefix).
+pub async fn account(
+    mut config: SmartFocusSimConfig,
+    setup: &SimSetup,
+) -> Result<SimulatedAccount, AccountError> {
+    let esp = EspKind::Smartfocus;
+    config.account_timezone = setup.timezone.clone();
+    let credentials = serde_json::json!({
+        "login": config.login, "password": config.password, "key": config.key,
+    });
+    let sim = SmartFocusSim::start(config, Arc::clone(&setup.clock))
+        .await
+        .map_err(|source| AccountError::Simulator { esp, source })?;
+    let base_url = sim.base_url();
+    let fields = serde_json::json!({
+        "base_url": base_url,
+        "message_prefix": setup.template_prefix,
+        "timezone": setup.timezone,
+        // The simulator's import steps take seconds of a fast-forward clock, not minutes.
+        "upload_poll_interval_ms": 50,
+        "credentials": credentials,
+    });
+    Ok(SimulatedAccount::new(esp, base_url, sim, fields))
 }
 
 impl SmartFocusSim {
@@ -249,6 +277,7 @@ impl SmartFocusSim {
         config: SmartFocusSimConfig,
         clock: Arc<dyn Clock>,
     ) -> std::io::Result<Self> {
+        let started_with = config.clone();
         let zone = jiff::tz::TimeZone::get(&config.account_timezone).map_err(|e| {
             std::io::Error::new(
                 std::io::ErrorKind::InvalidInput,
@@ -267,10 +296,19 @@ impl SmartFocusSim {
             port = server.addr().port(),
             "smartfocus simulator listening"
         );
-        Ok(Self { server, shared })
+        Ok(Self {
+            server,
+            shared,
+            config: started_with,
+        })
     }
 
     /// `http://127.0.0.1:PORT/`
+    /// The configuration it was started with.
+    pub fn config(&self) -> &SmartFocusSimConfig {
+        &self.config
+    }
+
     pub fn base_url(&self) -> String {
         format!("http://{}/", self.server.addr())
     }
