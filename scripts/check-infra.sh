@@ -78,7 +78,7 @@ if [ "$run_checkov" -eq 1 ]; then
     CKV_AWS_18  # S3 access logging: use CloudTrail data events for audit; a log bucket would
                 # need its own logging and lifecycle.
     CKV_AWS_116 # Lambda async DLQ: upload-audience and schedule-send are fed by SQS (their
-                # queues have DLQs); list-templates is synchronous. poll-metrics has one.
+                # queues have DLQs); http-api is synchronous. poll-metrics has one.
   )
   skip_list="$(IFS=,; echo "${skips[*]}")"
   echo "== checkov $CHECKOV_VERSION: $TEMPLATE (skipped: $skip_list)"

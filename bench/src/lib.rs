@@ -63,8 +63,8 @@ pub async fn upload_generated_drop(
 ) -> anyhow::Result<UploadRun> {
     use espbridge_core::ports::ObjectRef;
     use espbridge_core::service::upload::UploadOutcome;
-    use espbridge_core::service::{Deadline, EspRegistry, Services, UploadSettings};
-    use espbridge_local::{FolderSource, LocalQueue, LocalScheduler, SqliteStore};
+    use espbridge_core::service::{Deadline, EspRegistry, UploadService, UploadSettings};
+    use espbridge_local::{FolderSource, LocalQueue, SqliteStore};
     use std::sync::Arc;
 
     let dir = tempfile::tempdir()?;
@@ -85,14 +85,13 @@ pub async fn upload_generated_drop(
     std::fs::write(dir.path().join(&key), manifest.to_string())?;
 
     let (queue, _rx) = LocalQueue::new();
-    let services = Services {
+    let upload = UploadService {
         store: Arc::new(SqliteStore::in_memory()?),
         source: Arc::new(FolderSource::new(dir.path())),
         queue: Arc::new(queue),
-        scheduler: Arc::new(LocalScheduler::new()),
         esps: EspRegistry::new(vec![esp]),
         clock,
-        upload: UploadSettings::default(),
+        settings: UploadSettings::default(),
     };
     let drop = ObjectRef {
         bucket: "local".into(),
@@ -100,7 +99,7 @@ pub async fn upload_generated_drop(
         etag: String::new(),
     };
     let t = std::time::Instant::now();
-    let out = services.handle_drop(&drop, Deadline::none()).await?;
+    let out = upload.handle_drop(&drop, Deadline::none()).await?;
     let secs = t.elapsed().as_secs_f64();
     if !matches!(out, UploadOutcome::AudienceReady(_)) {
         anyhow::bail!("upload ended as {out:?}");

@@ -180,6 +180,7 @@ pub async fn run(args: DemoArgs) -> Result<()> {
         };
         let outcome = stack
             .services
+            .upload()
             .handle_drop(drop, Deadline::none())
             .await
             .with_context(|| format!("handling drop of campaign {}", p.campaign_id))?;
@@ -243,12 +244,14 @@ pub async fn run(args: DemoArgs) -> Result<()> {
         let id = &p.campaign_id;
         let doc = stack
             .services
+            .api()
             .campaign_document(id)
             .await
             .with_context(|| format!("reading campaign {id}"))?
             .with_context(|| format!("campaign {id} was never created"))?;
         let analysis = stack
             .services
+            .api()
             .campaign_report(id, None)
             .await
             .with_context(|| format!("reading the report of campaign {id}"))?
@@ -369,6 +372,7 @@ async fn drop_conversions(
     };
     let outcome = stack
         .services
+        .conversions()
         .attribute_conversions(&obj)
         .await
         .with_context(|| format!("attributing the conversions of campaign {id}"))?;

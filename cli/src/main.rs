@@ -6,7 +6,6 @@ mod config;
 mod conversions_gen;
 mod demo;
 mod drop_gen;
-mod http;
 mod progress;
 mod report;
 mod serve;

@@ -3,11 +3,10 @@
 //! and serves the HTTP API on 127.0.0.1 until Ctrl-C.
 
 use crate::config;
-use crate::http;
 use crate::progress::Progress;
 use crate::stack::{self, DROP_BUCKET, Stack, StackOptions, StateLocation};
 use anyhow::{Context, Result};
-use espbridge_core::service::{Deadline, Services, UploadSettings};
+use espbridge_core::service::{Deadline, Services, UploadSettings, chain};
 use espbridge_core::{Clock, SystemClock};
 use espbridge_local::{DropWatcher, LocalScheduler};
 use std::path::PathBuf;
@@ -97,12 +96,13 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         r.drop_dir.clone(),
         clock,
     ));
-    let server = axum::serve(listener, http::router(services)).with_graceful_shutdown(async {
-        // If the signal handler cannot be installed, the server runs until killed.
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
-        }
-    });
+    let server = axum::serve(listener, espbridge_api::router(services.api()))
+        .with_graceful_shutdown(async {
+            // If the signal handler cannot be installed, the server runs until killed.
+            if tokio::signal::ctrl_c().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        });
     let result = server.await.context("HTTP server");
     background.abort();
     worker.abort();
@@ -129,11 +129,17 @@ async fn watch_loop(
                 for drop in drops {
                     let services = services.clone();
                     tokio::spawn(async move {
-                        match services.handle_object(&drop, Deadline::none()).await {
+                        match services
+                            .upload()
+                            .handle_object(&drop, Deadline::none())
+                            .await
+                        {
                             Ok(outcome) => {
                                 tracing::info!(key = %drop.key, outcome = ?outcome, "object handled")
                             }
-                            Err(e) => tracing::error!(key = %drop.key, error = %e, "drop failed"),
+                            Err(e) => {
+                                tracing::error!(key = %drop.key, error = %chain(&e), "drop failed")
+                            }
                         }
                     });
                 }

@@ -108,7 +108,7 @@ impl Stack {
             scheduler: Arc::new(scheduler.clone()),
             esps,
             clock: opts.clock,
-            upload: opts.upload,
+            upload_settings: opts.upload,
         };
         Ok(Stack {
             services,
@@ -163,6 +163,7 @@ pub async fn fire_due(
     let mut out = Vec::new();
     for event in scheduler.due(now) {
         let r = services
+            .poll()
             .poll_metrics(&event.campaign_id)
             .await
             .with_context(|| format!("polling metrics of campaign {}", event.campaign_id));
@@ -189,10 +190,12 @@ pub async fn process(services: &Services, item: &WorkItem) {
         let last = attempt == WORK_ATTEMPTS;
         let result = match item {
             WorkItem::ContinueUpload { campaign_id } => services
+                .upload()
                 .continue_upload(campaign_id, Deadline::none(), last)
                 .await
                 .map(|o| format!("{o:?}")),
             WorkItem::ScheduleSend { campaign_id } => services
+                .schedule()
                 .schedule_send(campaign_id, last)
                 .await
                 .map(|o| format!("{o:?}")),

@@ -5,12 +5,11 @@ use crate::config;
 use crate::stack::{Stack, StackOptions, StateLocation};
 use anyhow::{Context, Result, bail};
 use espbridge_core::service::UploadSettings;
-use espbridge_core::service::api::ApiRequest;
 use espbridge_core::{EspKind, SystemClock};
 use serde_json::Value;
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
+use tower::ServiceExt;
 
 pub struct TemplatesArgs {
     pub config: Option<PathBuf>,
@@ -20,23 +19,23 @@ pub struct TemplatesArgs {
     pub json: bool,
 }
 
-/// The API request the arguments stand for.
-pub fn request(esp: Option<EspKind>, account: Option<&str>, prefix: Option<&str>) -> ApiRequest {
-    let mut query = BTreeMap::new();
+/// The API request the arguments stand for: `/templates` with its query.
+pub fn request_uri(esp: Option<EspKind>, account: Option<&str>, prefix: Option<&str>) -> String {
+    let mut query = url::form_urlencoded::Serializer::new(String::new());
     if let Some(e) = esp {
-        query.insert("esp".to_owned(), e.as_str().to_owned());
+        query.append_pair("esp", e.as_str());
     }
     if let Some(a) = account {
-        query.insert("account".to_owned(), a.to_owned());
+        query.append_pair("account", a);
     }
     if let Some(p) = prefix {
-        query.insert("prefix".to_owned(), p.to_owned());
+        query.append_pair("prefix", p);
     }
-    ApiRequest {
-        method: "GET".into(),
-        path: "/templates".into(),
-        query,
-        body: None,
+    let query = query.finish();
+    if query.is_empty() {
+        "/templates".to_owned()
+    } else {
+        format!("/templates?{query}")
     }
 }
 
@@ -54,15 +53,25 @@ pub async fn run(args: TemplatesArgs) -> Result<()> {
         upload: UploadSettings::default(),
     })
     .await?;
-    let req = request(args.esp, args.account.as_deref(), args.prefix.as_deref());
-    let resp = stack.services.api(&req).await;
-    let body: Value = serde_json::from_str(&resp.body).context("reading the API's answer")?;
-    if resp.status != 200 {
+    let uri = request_uri(args.esp, args.account.as_deref(), args.prefix.as_deref());
+    let req = axum::http::Request::get(&uri)
+        .body(axum::body::Body::empty())
+        .context("building the request")?;
+    let resp = espbridge_api::router(stack.services.api())
+        .oneshot(req)
+        .await
+        .context("the API router")?;
+    let status = resp.status();
+    let bytes = espbridge_api::to_bytes(resp.into_body())
+        .await
+        .context("reading the API's answer")?;
+    let body: Value = serde_json::from_slice(&bytes).context("reading the API's answer")?;
+    if !status.is_success() {
         let msg = body
             .pointer("/error/message")
             .and_then(Value::as_str)
-            .unwrap_or(&resp.body);
-        bail!("GET /templates answered {}: {msg}", resp.status);
+            .unwrap_or("(no message)");
+        bail!("GET /templates answered {}: {msg}", status.as_u16());
     }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&body)?);
@@ -128,11 +137,15 @@ mod tests {
 
     #[test]
     fn request_carries_only_given_filters() {
-        let r = request(Some(EspKind::Emarsys), None, Some("optimove_"));
-        assert_eq!(r.path, "/templates");
-        assert_eq!(r.query.get("esp").map(String::as_str), Some("emarsys"));
-        assert_eq!(r.query.get("prefix").map(String::as_str), Some("optimove_"));
-        assert!(!r.query.contains_key("account"));
+        assert_eq!(
+            request_uri(Some(EspKind::Emarsys), None, Some("optimove_")),
+            "/templates?esp=emarsys&prefix=optimove_"
+        );
+        assert_eq!(
+            request_uri(None, Some("a b"), None),
+            "/templates?account=a+b"
+        );
+        assert_eq!(request_uri(None, None, None), "/templates");
     }
 
     #[test]

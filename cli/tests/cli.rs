@@ -1,5 +1,6 @@
 //! The built `espbridge` binary, end to end: the demo against the simulator, the template
 //! listing, and the HTTP API of `serve`.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a panic in a test is a failed test
 
 use serde_json::Value;
 use std::io::{Read, Write};

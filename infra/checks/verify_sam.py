@@ -8,7 +8,9 @@ knows whether an IAM action exists. This script:
   2. checks every IAM action in the result against cfn-lint's catalogue of IAM actions, so a
      misspelt or nonexistent action (e.g. dynamodb:TransactWriteItems, which IAM authorizes per
      item action) cannot silently grant nothing;
-  3. rejects wildcard actions in Allow statements (least privilege: name the action).
+  3. rejects wildcard actions in Allow statements (least privilege: name the action);
+  4. checks each function gets exactly the ESPBRIDGE_* variables its code reads
+     (infra/checks/function-env.json, which a test in shared/app checks against the code).
 
 Usage: python verify_sam.py <template.yaml> <translated.json>
 """
@@ -92,11 +94,42 @@ def check_actions(template):
     return problems
 
 
+def check_function_env(template, expected_path):
+    with open(expected_path, encoding="utf-8") as f:
+        expected = {k: set(v) for k, v in json.load(f).items() if not k.startswith("_")}
+    problems = []
+    seen = set()
+    for name, resource in template.get("Resources", {}).items():
+        if resource.get("Type") != "AWS::Serverless::Function":
+            continue
+        binary = resource.get("Metadata", {}).get("BuildProperties", {}).get("Binary")
+        variables = resource.get("Properties", {}).get("Environment", {}).get("Variables", {})
+        ours = {k for k in variables if k.startswith("ESPBRIDGE_")}
+        if binary not in expected:
+            problems.append(f"{name}: binary {binary!r} is not in function-env.json")
+            continue
+        seen.add(binary)
+        if ours != expected[binary]:
+            missing = sorted(expected[binary] - ours)
+            extra = sorted(ours - expected[binary])
+            problems.append(f"{name} ({binary}): missing {missing}, not read by the code {extra}")
+    for binary in sorted(set(expected) - seen):
+        problems.append(f"function-env.json names {binary}, which the template does not build")
+    return problems
+
+
 def main():
     if len(sys.argv) != 3:
         print(__doc__, file=sys.stderr)
         sys.exit(2)
     source, target = sys.argv[1], sys.argv[2]
+    env_problems = check_function_env(
+        load_template(source), os.path.join(os.path.dirname(os.path.abspath(__file__)), "function-env.json")
+    )
+    for problem in env_problems:
+        print(f"environment: {problem}", file=sys.stderr)
+    if env_problems:
+        sys.exit(1)
     # The transform resolves AWS::Region; any region will do, no AWS call is made.
     os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
     try:

@@ -4,13 +4,13 @@
 
 use crate::events::{self, SqsRecord};
 use anyhow::{Context, anyhow};
-use aws_lambda_events::event::apigw::ApiGatewayV2httpResponse;
 use aws_lambda_events::event::sqs::SqsBatchResponse;
 use aws_sdk_sqs::types::MessageSystemAttributeName;
-use espbridge_app::aws::LambdaEnv;
+use espbridge_app::aws::{self as app_aws, Bootstrap};
 use espbridge_app::registry;
 use espbridge_bronto::sim::BrontoSim;
-use espbridge_core::service::{Deadline, Services};
+use espbridge_core::ports::CampaignStore;
+use espbridge_core::service::{ApiService, Deadline, PollService, ScheduleService, UploadService};
 use espbridge_core::{Campaign, CampaignId, Clock, EspKind, ManualClock};
 use espbridge_emarsys::sim::EmarsysSim;
 use espbridge_esp_kit::{AccountError, SimSetup, SimulatedAccount};
@@ -88,7 +88,11 @@ pub struct Harness {
     pub clock: ManualClock,
     /// The ESP's simulator and the account entry pointing at it.
     pub simulated: SimulatedAccount,
-    pub services: Services,
+    /// What each function builds from its own environment (and only that).
+    pub upload: UploadService,
+    pub schedule: ScheduleService,
+    pub poll: PollService,
+    pub api: ApiService,
     pub s3: aws_sdk_s3::Client,
     pub sqs: aws_sdk_sqs::Client,
     pub scheduler: aws_sdk_scheduler::Client,
@@ -190,23 +194,51 @@ impl Harness {
             o.remove("credentials");
         }
         let accounts = serde_json::json!([account]);
-        let env = LambdaEnv {
-            table,
-            upload_queue_url: upload_queue_url.clone(),
-            schedule_queue_url: schedule_queue_url.clone(),
-            schedule_group: schedule_group.clone(),
-            poll_function_arn: POLL_FUNCTION_ARN.into(),
-            scheduler_role_arn: SCHEDULER_ROLE_ARN.into(),
-            accounts: accounts.to_string(),
-        };
+        let all: std::collections::HashMap<&str, String> = [
+            (app_aws::TABLE, table),
+            (app_aws::ACCOUNTS, accounts.to_string()),
+            (app_aws::UPLOAD_QUEUE_URL, upload_queue_url.clone()),
+            (app_aws::SCHEDULE_QUEUE_URL, schedule_queue_url.clone()),
+            (app_aws::SCHEDULE_GROUP, schedule_group.clone()),
+            (app_aws::POLL_FUNCTION_ARN, POLL_FUNCTION_ARN.to_owned()),
+            (app_aws::SCHEDULER_ROLE_ARN, SCHEDULER_ROLE_ARN.to_owned()),
+        ]
+        .into_iter()
+        .collect();
         let clock_dyn: Arc<dyn Clock> = Arc::new(clock.clone());
-        let services = espbridge_app::aws::services(&env, &sdk, clock_dyn)
+        // Each function gets exactly the variables the SAM template gives it.
+        let boot = |vars: &[&str]| Bootstrap {
+            env: Box::new(
+                vars.iter()
+                    .map(|v| ((*v).to_owned(), all[v].clone()))
+                    .collect::<std::collections::HashMap<String, String>>(),
+            ),
+            sdk: sdk.clone(),
+            clock: Arc::clone(&clock_dyn),
+        };
+        let upload = boot(app_aws::UPLOAD_VARS)
+            .upload()
             .await
-            .context("build the services")?;
+            .context("build upload-audience")?;
+        let schedule = boot(app_aws::SCHEDULE_VARS)
+            .schedule()
+            .await
+            .context("build schedule-send")?;
+        let poll = boot(app_aws::POLL_VARS)
+            .poll()
+            .await
+            .context("build poll-metrics")?;
+        let api = boot(app_aws::API_VARS)
+            .api()
+            .await
+            .context("build http-api")?;
         Ok(Some(Self {
             clock,
             simulated,
-            services,
+            upload,
+            schedule,
+            poll,
+            api,
             s3,
             sqs,
             scheduler,
@@ -323,12 +355,12 @@ impl Harness {
 
     pub async fn deliver_upload(&self, recs: &[Received]) -> anyhow::Result<SqsBatchResponse> {
         let ev = events::sqs_event(&arn_of(&self.upload_queue_url), recs)?;
-        Ok(upload_audience::handle(&self.services, ev, Deadline::none()).await)
+        Ok(upload_audience::handle(&self.upload, ev, Deadline::none()).await)
     }
 
     pub async fn deliver_schedule(&self, recs: &[Received]) -> anyhow::Result<SqsBatchResponse> {
         let ev = events::sqs_event(&arn_of(&self.schedule_queue_url), recs)?;
-        Ok(schedule_send::handle(&self.services, ev).await)
+        Ok(schedule_send::handle(&self.schedule, ev).await)
     }
 
     /// Receives every visible message of `queue_url` (with its receive count).
@@ -398,15 +430,22 @@ impl Harness {
         Ok((msgs.len(), resp))
     }
 
-    /// Calls the HTTP API through the list-templates handler.
-    pub async fn api(
-        &self,
-        method: &str,
-        path: &str,
-        query: &str,
-    ) -> anyhow::Result<ApiGatewayV2httpResponse> {
+    /// Calls the HTTP API through the http-api function with an API Gateway event: status,
+    /// content type and body.
+    pub async fn api(&self, method: &str, path: &str, query: &str) -> anyhow::Result<ApiAnswer> {
         let req = events::http_request(method, path, query)?;
-        Ok(list_templates::handle(&self.services, req).await)
+        self.api_event(&serde_json::to_string(&req)?).await
+    }
+
+    async fn api_event(&self, event_json: &str) -> anyhow::Result<ApiAnswer> {
+        let (status, content_type, body) = http_api::answer_event(self.api.clone(), event_json)
+            .await
+            .map_err(|e| anyhow!("http-api: {e}"))?;
+        Ok(ApiAnswer {
+            status,
+            content_type,
+            body: String::from_utf8_lossy(&body).into_owned(),
+        })
     }
 
     /// Calls the HTTP API with a JSON body (base64-encoded when `base64`, as API Gateway may
@@ -417,12 +456,12 @@ impl Harness {
         path: &str,
         body: &str,
         base64: bool,
-    ) -> anyhow::Result<(i64, serde_json::Value)> {
+    ) -> anyhow::Result<(u16, serde_json::Value)> {
         let req = events::http_request_with_body(method, path, "", body, base64)?;
-        let resp = list_templates::handle(&self.services, req).await;
-        let text = body_text(&resp);
-        let v = serde_json::from_str(&text).with_context(|| format!("{path}: body is not JSON"))?;
-        Ok((resp.status_code, v))
+        let resp = self.api_event(&serde_json::to_string(&req)?).await?;
+        let v = serde_json::from_str(&resp.body)
+            .with_context(|| format!("{path}: body is not JSON"))?;
+        Ok((resp.status, v))
     }
 
     /// Invokes poll-metrics once a day for the seven days after `send_at` with the input the
@@ -440,7 +479,7 @@ impl Harness {
         for day in 1..=7i64 {
             self.clock
                 .set(send_at + jiff::SignedDuration::from_hours(24 * day));
-            let out = poll_metrics::handle(&self.services, input.clone()).await?;
+            let out = poll_metrics::handle(&self.poll, input.clone()).await?;
             anyhow::ensure!(out["campaign_id"] == campaign_id, "day {day}: {out}");
         }
         Ok(name)
@@ -481,16 +520,21 @@ impl Harness {
         method: &str,
         path: &str,
         query: &str,
-    ) -> anyhow::Result<(i64, serde_json::Value)> {
+    ) -> anyhow::Result<(u16, serde_json::Value)> {
         let resp = self.api(method, path, query).await?;
-        let body = body_text(&resp);
-        let v = serde_json::from_str(&body).with_context(|| format!("{path}: body is not JSON"))?;
-        Ok((resp.status_code, v))
+        let v = serde_json::from_str(&resp.body)
+            .with_context(|| format!("{path}: body is not JSON"))?;
+        Ok((resp.status, v))
+    }
+
+    /// The campaign store every function shares.
+    pub fn store(&self) -> &Arc<dyn CampaignStore> {
+        &self.upload.store
     }
 
     pub async fn campaign(&self, id: &str) -> anyhow::Result<Campaign> {
         let id = CampaignId::parse(id)?;
-        self.services
+        self.upload
             .store
             .get(&id)
             .await?
@@ -539,13 +583,12 @@ impl Harness {
     }
 }
 
-/// The text of an API answer's body.
-pub fn body_text(resp: &ApiGatewayV2httpResponse) -> String {
-    match &resp.body {
-        Some(aws_lambda_events::encodings::Body::Text(t)) => t.clone(),
-        Some(aws_lambda_events::encodings::Body::Binary(b)) => String::from_utf8_lossy(b).into(),
-        _ => String::new(),
-    }
+/// An answer of the HTTP API.
+#[derive(Debug, Clone)]
+pub struct ApiAnswer {
+    pub status: u16,
+    pub content_type: String,
+    pub body: String,
 }
 
 async fn create_secret(

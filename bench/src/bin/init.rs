@@ -3,14 +3,14 @@
 //! `scripts/aws-emu.sh start && eval "$(scripts/aws-emu.sh env)" &&
 //!  cargo run --release -p espbridge-bench --bin init`
 //!
-//! Times what every function's `main` does before serving its first event: read the
-//! environment, load the SDK configuration, build the clients and the ESP registry with its
-//! credentials read from Secrets Manager (one secret per account). Repeated `--runs` times in
+//! Times what upload-audience's `main` does before serving its first event (the function with
+//! the most to build): read its environment, load the SDK configuration, build its clients and
+//! the ESP registry with its credentials read from Secrets Manager (one secret per account). Repeated `--runs` times in
 //! fresh processes' worth of state (new clients each run); prints min / median / max.
 
 use anyhow::Context;
 use clap::Parser;
-use espbridge_app::aws::{LambdaEnv, services};
+use espbridge_app::aws::{self as app_aws, Bootstrap};
 use espbridge_core::SystemClock;
 use std::sync::Arc;
 use std::time::Instant;
@@ -46,22 +46,36 @@ async fn main() -> anyhow::Result<()> {
             "template_prefix": format!("a{i}_"), "credentials_secret": name}),
         );
     }
-    let env = LambdaEnv {
-        table: "bench".into(),
-        upload_queue_url: "http://127.0.0.1/q1".into(),
-        schedule_queue_url: "http://127.0.0.1/q2".into(),
-        schedule_group: "bench".into(),
-        poll_function_arn: "arn:aws:lambda:us-east-1:123456789012:function:poll".into(),
-        scheduler_role_arn: "arn:aws:iam::123456789012:role/scheduler".into(),
-        accounts: serde_json::Value::Array(accounts).to_string(),
-    };
+    // upload-audience's environment: the function with the most to build.
+    let env: std::collections::HashMap<String, String> = [
+        (app_aws::TABLE, "bench".to_owned()),
+        (app_aws::UPLOAD_QUEUE_URL, "http://127.0.0.1/q1".to_owned()),
+        (
+            app_aws::SCHEDULE_QUEUE_URL,
+            "http://127.0.0.1/q2".to_owned(),
+        ),
+        (
+            app_aws::ACCOUNTS,
+            serde_json::Value::Array(accounts).to_string(),
+        ),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
     let mut times = Vec::with_capacity(args.runs);
     for _ in 0..args.runs {
         let t = Instant::now();
-        let sdk = espbridge_aws::sdk_config().await;
-        let s = services(&env, &sdk, Arc::new(SystemClock)).await?;
+        let boot = Bootstrap {
+            env: Box::new(env.clone()),
+            sdk: espbridge_aws::sdk_config().await,
+            clock: Arc::new(SystemClock),
+        };
+        let upload = boot.upload().await?;
         times.push(t.elapsed().as_secs_f64() * 1000.0);
-        anyhow::ensure!(s.esps.all().len() == args.accounts, "registry incomplete");
+        anyhow::ensure!(
+            upload.esps.all().len() == args.accounts,
+            "registry incomplete"
+        );
     }
     times.sort_by(f64::total_cmp);
     println!(

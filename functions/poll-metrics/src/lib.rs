@@ -1,12 +1,12 @@
 //! poll-metrics: invoked by the campaign's EventBridge Scheduler schedule with
-//! `{"campaign_id": "..."}`. A retryable failure is returned as an error so the scheduler's
+//! `{"campaign_id": "..."}`; [`PollService`] calls out. A retryable failure is returned as an error so the scheduler's
 //! retry policy tries again; anything else is logged and answered.
 
 use espbridge_core::ports::scheduler::PollEvent;
-use espbridge_core::service::{ServiceError, Services};
+use espbridge_core::service::{PollService, ServiceError, chain};
 use serde_json::{Value, json};
 
-pub async fn handle(services: &Services, event: Value) -> Result<Value, ServiceError> {
+pub async fn handle(services: &PollService, event: Value) -> Result<Value, ServiceError> {
     let ev: PollEvent = match serde_json::from_value(event) {
         Ok(e) => e,
         Err(e) => {
@@ -21,8 +21,9 @@ pub async fn handle(services: &Services, event: Value) -> Result<Value, ServiceE
         }
         Err(e) if e.is_retryable() => Err(e),
         Err(e) => {
-            tracing::error!(campaign_id = %ev.campaign_id, error = %e, "poll failed; tomorrow's poll tries again");
-            Ok(json!({"campaign_id": ev.campaign_id, "outcome": "error", "reason": e.to_string()}))
+            let reason = chain(&e);
+            tracing::error!(campaign_id = %ev.campaign_id, error = %reason, "poll failed; tomorrow's poll tries again");
+            Ok(json!({"campaign_id": ev.campaign_id, "outcome": "error", "reason": reason}))
         }
     }
 }

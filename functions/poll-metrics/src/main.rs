@@ -1,12 +1,13 @@
+use espbridge_app::aws::Bootstrap;
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    let services = espbridge_app::aws::services_from_env().await?;
-    let services = &services;
+    let poll = Bootstrap::from_env().await.poll().await?;
+    let poll = &poll;
     lambda_runtime::run(service_fn(
         move |ev: LambdaEvent<serde_json::Value>| async move {
-            poll_metrics::handle(services, ev.payload)
+            poll_metrics::handle(poll, ev.payload)
                 .await
                 .map_err(Error::from)
         },

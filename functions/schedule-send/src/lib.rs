@@ -1,14 +1,15 @@
-//! schedule-send: SQS messages (`WorkItem::ScheduleSend`) in, the ESP send and the metric
-//! schedule out. Retryable failures come back through SQS partial batch failures.
+//! schedule-send: SQS messages (`WorkItem::ScheduleSend`) in, [`ScheduleService`] calls out:
+//! the ESP send and the metric schedule. Retryable failures come back through SQS partial batch
+//! failures; one no retry can fix is logged and acknowledged.
 
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 use espbridge_core::ports::WorkItem;
-use espbridge_core::service::Services;
+use espbridge_core::service::{ScheduleService, chain};
 
 /// Must match the queue's redrive `maxReceiveCount` (infra/template.yaml).
 pub const MAX_RECEIVES: u32 = 5;
 
-pub async fn handle(services: &Services, event: SqsEvent) -> SqsBatchResponse {
+pub async fn handle(services: &ScheduleService, event: SqsEvent) -> SqsBatchResponse {
     let mut resp = SqsBatchResponse::default();
     for msg in event.records {
         let final_attempt = msg
@@ -31,11 +32,18 @@ pub async fn handle(services: &Services, event: SqsEvent) -> SqsBatchResponse {
                 Ok(())
             }
         };
-        if let Err(e) = result {
-            tracing::warn!(message_id = ?msg.message_id, error = %e, "message will be retried");
-            let mut f = BatchItemFailure::default();
-            f.item_identifier = msg.message_id.clone().unwrap_or_default();
-            resp.batch_item_failures.push(f);
+        match result {
+            Ok(()) => {}
+            Err(e) if e.is_retryable() => {
+                tracing::warn!(message_id = ?msg.message_id, error = %chain(&e), "message will be retried");
+                let mut f = BatchItemFailure::default();
+                f.item_identifier = msg.message_id.clone().unwrap_or_default();
+                resp.batch_item_failures.push(f);
+            }
+            Err(e) => {
+                tracing::error!(message_id = ?msg.message_id, error = %chain(&e),
+                    "message failed for good; acknowledged");
+            }
         }
     }
     resp

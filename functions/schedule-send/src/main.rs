@@ -1,12 +1,13 @@
+use espbridge_app::aws::Bootstrap;
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    let services = espbridge_app::aws::services_from_env().await?;
-    let services = &services;
+    let schedule = Bootstrap::from_env().await.schedule().await?;
+    let schedule = &schedule;
     lambda_runtime::run(service_fn(
         move |ev: LambdaEvent<aws_lambda_events::event::sqs::SqsEvent>| async move {
-            Ok::<_, Error>(schedule_send::handle(services, ev.payload).await)
+            Ok::<_, Error>(schedule_send::handle(schedule, ev.payload).await)
         },
     ))
     .await

@@ -1,28 +1,40 @@
 //! upload-audience: SQS messages in (S3 notifications of `manifest.json` and of conversions
-//! files, and this function's own continuation messages), domain calls out. An S3 key goes to
-//! [`Services::handle_object`], which sends conversions files
+//! files, and this function's own continuation messages), [`UploadService`] calls out. An S3
+//! key goes to [`UploadService::handle_object`], which sends conversions files
 //! ([`ConversionsPath`](espbridge_core::conversions::ConversionsPath)) to the conversions
-//! attribution and everything else to the drop handling (which ignores what is not a manifest,
-//! e.g. audience files under the notification's `.csv` rule). Retryable failures are reported as SQS partial
-//! batch failures so only those messages come back; the last allowed receive fails the campaign
-//! instead of leaving it to the dead-letter queue silently.
+//! attribution and everything else to the drop handling (which ignores what is not a manifest).
+//! Retryable failures are reported as SQS partial batch failures so only those messages come
+//! back; the last allowed receive fails the campaign instead of leaving it to the dead-letter
+//! queue silently. A failure no retry can fix (access denied, a record that cannot be read) is
+//! logged and the message acknowledged: redelivering it for hours would change nothing.
 
 use aws_lambda_events::event::s3::S3Event;
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 use espbridge_core::ports::{ObjectRef, WorkItem};
-use espbridge_core::service::{Deadline, ServiceError, Services};
+use espbridge_core::service::{Deadline, ServiceError, UploadService, chain};
 
 /// Must match the queue's redrive `maxReceiveCount` (infra/template.yaml).
 pub const MAX_RECEIVES: u32 = 5;
 
-pub async fn handle(services: &Services, event: SqsEvent, deadline: Deadline) -> SqsBatchResponse {
+pub async fn handle(
+    services: &UploadService,
+    event: SqsEvent,
+    deadline: Deadline,
+) -> SqsBatchResponse {
     let mut failures = Vec::new();
     for msg in event.records {
-        if let Err(e) = handle_message(services, &msg, deadline).await {
-            tracing::warn!(message_id = ?msg.message_id, error = %e, "message will be retried");
-            let mut f = BatchItemFailure::default();
-            f.item_identifier = msg.message_id.clone().unwrap_or_default();
-            failures.push(f);
+        match handle_message(services, &msg, deadline).await {
+            Ok(()) => {}
+            Err(e) if e.is_retryable() => {
+                tracing::warn!(message_id = ?msg.message_id, error = %chain(&e), "message will be retried");
+                let mut f = BatchItemFailure::default();
+                f.item_identifier = msg.message_id.clone().unwrap_or_default();
+                failures.push(f);
+            }
+            Err(e) => {
+                tracing::error!(message_id = ?msg.message_id, error = %chain(&e),
+                    "message failed for good; acknowledged");
+            }
         }
     }
     let mut resp = SqsBatchResponse::default();
@@ -31,7 +43,7 @@ pub async fn handle(services: &Services, event: SqsEvent, deadline: Deadline) ->
 }
 
 async fn handle_message(
-    services: &Services,
+    services: &UploadService,
     msg: &SqsMessage,
     deadline: Deadline,
 ) -> Result<(), ServiceError> {
@@ -91,10 +103,11 @@ mod tests {
     use super::*;
     use espbridge_core::campaign::State;
     use espbridge_core::ports::CampaignStore;
+    use espbridge_core::ports::WorkQueue;
     use espbridge_core::service::{EspRegistry, UploadSettings};
     use espbridge_core::testkit::{MemSource, sample_campaign};
     use espbridge_core::{CampaignId, ManualClock};
-    use espbridge_local::{LocalQueue, LocalScheduler, SqliteStore};
+    use espbridge_local::{LocalQueue, SqliteStore};
     use serde_json::json;
     use std::sync::Arc;
 
@@ -151,14 +164,14 @@ mod tests {
         let store = Arc::new(SqliteStore::in_memory().unwrap());
         store.create_from_drop(&c.drop, &c).await.unwrap();
         let (queue, _rx) = LocalQueue::new();
-        let services = Services {
+        let queue: Arc<dyn WorkQueue> = Arc::new(queue);
+        let services = UploadService {
             store: store.clone(),
             source: Arc::new(src),
-            queue: Arc::new(queue),
-            scheduler: Arc::new(LocalScheduler::new()),
+            queue,
             esps: EspRegistry::new(Vec::new()),
             clock: Arc::new(ManualClock::new("2026-11-30T00:00:00Z".parse().unwrap())),
-            upload: UploadSettings::default(),
+            settings: UploadSettings::default(),
         };
         // S3 form-encodes the key: the space arrives as `+`.
         let event = s3_message(

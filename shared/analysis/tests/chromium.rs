@@ -6,6 +6,7 @@
 //! Skipped (with a message) when Chromium is not installed, unless
 //! `ESPBRIDGE_REQUIRE_CHROMIUM=1`. `ESPBRIDGE_SCREENSHOT=FILE.png` keeps a
 //! copy of the screenshot (and of the page, as FILE.html).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a panic in a test is a failed test
 
 mod common;
 

@@ -1,5 +1,6 @@
 //! Structure of the HTML page: three charts, one line per variant and
 //! series with a point per day, no external URL, escaping of user text.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a panic in a test is a failed test
 
 mod common;
 

@@ -9,6 +9,7 @@
 //! `statsmodels.stats.proportion.proportion_confint(x, n, alpha=0.05, method="wilson")`,
 //! the Wald and Welch intervals with numpy and `scipy.stats.norm.ppf(0.975)`
 //! (Welch from the raw per-customer revenues, variances with ddof=1).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a panic in a test is a failed test
 
 use espbridge_analysis::stats::{
     chi_squared_homogeneity, two_proportion_z, wald_difference, welch_difference, wilson,

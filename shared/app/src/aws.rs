@@ -1,52 +1,77 @@
-//! The AWS bootstrap every Lambda function runs once per cold start: settings from the
-//! environment (each missing variable named), SDK clients, and the ESP registry with its
-//! credentials read from Secrets Manager.
+//! The AWS bootstrap each Lambda function runs once per cold start: its own settings from the
+//! environment (each missing variable named), the SDK clients it uses, and the ESP accounts
+//! with their credentials read from Secrets Manager. Each function builds only its use case:
+//! upload-audience never touches the scheduler, schedule-send and poll-metrics never read the
+//! drop bucket, the HTTP API neither.
 
 use crate::config::{ConfigError, build_registry, parse_accounts};
 use async_trait::async_trait;
 use espbridge_aws::secrets::SecretsError;
 use espbridge_aws::{DynamoStore, EventBridgeScheduler, S3Source, SecretsReader, SqsQueue};
-use espbridge_core::service::{Services, UploadSettings};
+use espbridge_core::service::{
+    ApiService, EspRegistry, PollService, ScheduleService, UploadService, UploadSettings,
+};
 use espbridge_core::{Clock, SystemClock};
 use espbridge_esp_kit::{SecretError, SecretSource};
 use std::sync::Arc;
 
-/// The functions' environment (see infra/template.yaml).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LambdaEnv {
-    pub table: String,
-    pub upload_queue_url: String,
-    pub schedule_queue_url: String,
-    pub schedule_group: String,
-    pub poll_function_arn: String,
-    pub scheduler_role_arn: String,
-    /// JSON array of account configurations (credentials by secret id).
-    pub accounts: String,
+/// The campaign table.
+pub const TABLE: &str = "ESPBRIDGE_TABLE";
+/// JSON array of account configurations (credentials by secret id).
+pub const ACCOUNTS: &str = "ESPBRIDGE_ACCOUNTS";
+pub const UPLOAD_QUEUE_URL: &str = "ESPBRIDGE_UPLOAD_QUEUE_URL";
+pub const SCHEDULE_QUEUE_URL: &str = "ESPBRIDGE_SCHEDULE_QUEUE_URL";
+pub const SCHEDULE_GROUP: &str = "ESPBRIDGE_SCHEDULE_GROUP";
+/// The poll-metrics function, the target of the polling and clean-up schedules.
+pub const POLL_FUNCTION_ARN: &str = "ESPBRIDGE_POLL_FUNCTION_ARN";
+/// The role EventBridge Scheduler assumes to invoke it.
+pub const SCHEDULER_ROLE_ARN: &str = "ESPBRIDGE_SCHEDULER_ROLE_ARN";
+
+/// The variables each function reads (infra/template.yaml gives each exactly these).
+pub const UPLOAD_VARS: &[&str] = &[TABLE, ACCOUNTS, UPLOAD_QUEUE_URL, SCHEDULE_QUEUE_URL];
+pub const SCHEDULE_VARS: &[&str] = &[
+    TABLE,
+    ACCOUNTS,
+    SCHEDULE_GROUP,
+    POLL_FUNCTION_ARN,
+    SCHEDULER_ROLE_ARN,
+];
+pub const POLL_VARS: &[&str] = SCHEDULE_VARS;
+pub const API_VARS: &[&str] = &[TABLE, ACCOUNTS];
+
+/// Where a function's settings come from: the process environment in Lambda, a map in tests.
+pub trait EnvSource {
+    fn var(&self, name: &str) -> Option<String>;
+
+    /// The variable's value, or an error naming it.
+    fn require(&self, name: &str) -> Result<String, ConfigError> {
+        self.var(name)
+            .filter(|v| !v.trim().is_empty())
+            .ok_or_else(|| ConfigError::Env {
+                name: name.to_owned(),
+                detail: "not set".into(),
+            })
+    }
 }
 
-impl LambdaEnv {
-    pub fn from_env() -> Result<Self, ConfigError> {
-        Self::from_lookup(|k| std::env::var(k).ok())
-    }
+/// The process environment.
+pub struct ProcessEnv;
 
-    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let var = |name: &str| {
-            get(name)
-                .filter(|v| !v.trim().is_empty())
-                .ok_or_else(|| ConfigError::Env {
-                    name: name.to_owned(),
-                    detail: "not set".into(),
-                })
-        };
-        Ok(Self {
-            table: var("ESPBRIDGE_TABLE")?,
-            upload_queue_url: var("ESPBRIDGE_UPLOAD_QUEUE_URL")?,
-            schedule_queue_url: var("ESPBRIDGE_SCHEDULE_QUEUE_URL")?,
-            schedule_group: var("ESPBRIDGE_SCHEDULE_GROUP")?,
-            poll_function_arn: var("ESPBRIDGE_POLL_FUNCTION_ARN")?,
-            scheduler_role_arn: var("ESPBRIDGE_SCHEDULER_ROLE_ARN")?,
-            accounts: var("ESPBRIDGE_ACCOUNTS")?,
-        })
+impl EnvSource for ProcessEnv {
+    fn var(&self, name: &str) -> Option<String> {
+        std::env::var(name).ok()
+    }
+}
+
+impl<F: Fn(&str) -> Option<String>> EnvSource for F {
+    fn var(&self, name: &str) -> Option<String> {
+        self(name)
+    }
+}
+
+impl EnvSource for std::collections::HashMap<String, String> {
+    fn var(&self, name: &str) -> Option<String> {
+        self.get(name).cloned()
     }
 }
 
@@ -73,45 +98,93 @@ impl SecretSource for SecretsManager {
     }
 }
 
-/// Builds the services on AWS from `env`, an SDK configuration and a clock (the system clock in
-/// Lambda; tests pass a manual one shared with the ESP simulator).
-pub async fn services(
-    env: &LambdaEnv,
-    sdk: &aws_config::SdkConfig,
-    clock: Arc<dyn Clock>,
-) -> Result<Services, ConfigError> {
-    let accounts = parse_accounts(&env.accounts, "ESPBRIDGE_ACCOUNTS")?;
-    let secrets = SecretsManager(SecretsReader::new(aws_sdk_secretsmanager::Client::new(sdk)));
-    let esps = build_registry(&accounts, Some(&secrets), Arc::clone(&clock)).await?;
-    Ok(Services {
-        store: Arc::new(DynamoStore::new(
-            aws_sdk_dynamodb::Client::new(sdk),
-            env.table.clone(),
-        )),
-        source: Arc::new(S3Source::new(espbridge_aws::s3_client(sdk))),
-        queue: Arc::new(SqsQueue::new(
-            aws_sdk_sqs::Client::new(sdk),
-            env.upload_queue_url.clone(),
-            env.schedule_queue_url.clone(),
-        )),
-        scheduler: Arc::new(EventBridgeScheduler::new(
-            aws_sdk_scheduler::Client::new(sdk),
-            env.schedule_group.clone(),
-            env.poll_function_arn.clone(),
-            env.scheduler_role_arn.clone(),
-        )),
-        esps,
-        clock,
-        upload: UploadSettings::default(),
-    })
+/// What every function starts from: its environment, the SDK configuration and the clock.
+pub struct Bootstrap {
+    pub env: Box<dyn EnvSource + Send + Sync>,
+    pub sdk: aws_config::SdkConfig,
+    pub clock: Arc<dyn Clock>,
 }
 
-/// What a function's `main` calls: logging, then the services from the process environment.
-pub async fn services_from_env() -> Result<Services, ConfigError> {
-    crate::logging::init_json();
-    let env = LambdaEnv::from_env()?;
-    let sdk = espbridge_aws::sdk_config().await;
-    services(&env, &sdk, Arc::new(SystemClock)).await
+impl Bootstrap {
+    /// What a function's `main` starts from: JSON logging, the process environment, the SDK
+    /// configuration it implies, the system clock.
+    pub async fn from_env() -> Self {
+        crate::logging::init_json();
+        Self {
+            env: Box::new(ProcessEnv),
+            sdk: espbridge_aws::sdk_config().await,
+            clock: Arc::new(SystemClock),
+        }
+    }
+
+    fn store(&self) -> Result<Arc<DynamoStore>, ConfigError> {
+        Ok(Arc::new(DynamoStore::new(
+            aws_sdk_dynamodb::Client::new(&self.sdk),
+            self.env.require(TABLE)?,
+        )))
+    }
+
+    fn scheduler(&self) -> Result<Arc<EventBridgeScheduler>, ConfigError> {
+        Ok(Arc::new(EventBridgeScheduler::new(
+            aws_sdk_scheduler::Client::new(&self.sdk),
+            self.env.require(SCHEDULE_GROUP)?,
+            self.env.require(POLL_FUNCTION_ARN)?,
+            self.env.require(SCHEDULER_ROLE_ARN)?,
+        )))
+    }
+
+    /// The ESP accounts, credentials read from Secrets Manager.
+    async fn esps(&self) -> Result<EspRegistry, ConfigError> {
+        let accounts = parse_accounts(&self.env.require(ACCOUNTS)?, ACCOUNTS)?;
+        let secrets = SecretsManager(SecretsReader::new(aws_sdk_secretsmanager::Client::new(
+            &self.sdk,
+        )));
+        build_registry(&accounts, Some(&secrets), Arc::clone(&self.clock)).await
+    }
+
+    /// upload-audience: store, drop bucket, both queues, ESPs.
+    pub async fn upload(&self) -> Result<UploadService, ConfigError> {
+        Ok(UploadService {
+            store: self.store()?,
+            source: Arc::new(S3Source::new(espbridge_aws::s3_client(&self.sdk))),
+            queue: Arc::new(SqsQueue::new(
+                aws_sdk_sqs::Client::new(&self.sdk),
+                self.env.require(UPLOAD_QUEUE_URL)?,
+                self.env.require(SCHEDULE_QUEUE_URL)?,
+            )),
+            esps: self.esps().await?,
+            clock: Arc::clone(&self.clock),
+            settings: UploadSettings::default(),
+        })
+    }
+
+    /// schedule-send: store, ESPs, scheduler.
+    pub async fn schedule(&self) -> Result<ScheduleService, ConfigError> {
+        Ok(ScheduleService {
+            store: self.store()?,
+            scheduler: self.scheduler()?,
+            esps: self.esps().await?,
+            clock: Arc::clone(&self.clock),
+        })
+    }
+
+    /// poll-metrics: store, ESPs, scheduler.
+    pub async fn poll(&self) -> Result<PollService, ConfigError> {
+        Ok(PollService {
+            store: self.store()?,
+            scheduler: self.scheduler()?,
+            esps: self.esps().await?,
+            clock: Arc::clone(&self.clock),
+        })
+    }
+
+    /// http-api: store and ESPs.
+    pub async fn api(&self) -> Result<ApiService, ConfigError> {
+        Ok(ApiService {
+            store: self.store()?,
+            esps: self.esps().await?,
+        })
+    }
 }
 
 #[cfg(test)]
@@ -120,13 +193,51 @@ mod tests {
 
     #[test]
     fn a_missing_variable_is_named() {
-        let e =
-            LambdaEnv::from_lookup(|k| (k != "ESPBRIDGE_SCHEDULE_GROUP").then(|| "x".to_owned()))
-                .unwrap_err();
+        let env = |k: &str| (k != SCHEDULE_GROUP).then(|| "x".to_owned());
+        let e = env.require(SCHEDULE_GROUP).unwrap_err();
         assert_eq!(
             e.to_string(),
             "environment variable ESPBRIDGE_SCHEDULE_GROUP: not set"
         );
-        assert!(LambdaEnv::from_lookup(|_| Some("x".into())).is_ok());
+        let blank = |_: &str| Some("  ".to_owned());
+        assert!(blank.require(TABLE).is_err());
+        assert_eq!(env.require(TABLE).unwrap(), "x");
+    }
+
+    /// The template's check (infra/checks/verify_sam.py) reads these lists from
+    /// `infra/checks/function-env.json`: the file must say what the code reads.
+    #[test]
+    fn the_infrastructure_check_knows_what_each_function_reads() {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../infra/checks/function-env.json"
+        );
+        let text = std::fs::read_to_string(path).unwrap();
+        let file: std::collections::BTreeMap<String, serde_json::Value> =
+            serde_json::from_str(&text).unwrap();
+        for (function, vars) in [
+            ("upload-audience", UPLOAD_VARS),
+            ("schedule-send", SCHEDULE_VARS),
+            ("poll-metrics", POLL_VARS),
+            ("http-api", API_VARS),
+        ] {
+            let mut listed: Vec<&str> = file[function]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_str().unwrap())
+                .collect();
+            let mut code = vars.to_vec();
+            listed.sort_unstable();
+            code.sort_unstable();
+            assert_eq!(listed, code, "{function}");
+        }
+    }
+
+    #[test]
+    fn each_function_reads_only_what_it_uses() {
+        assert!(!API_VARS.contains(&UPLOAD_QUEUE_URL) && !API_VARS.contains(&SCHEDULE_GROUP));
+        assert!(!UPLOAD_VARS.contains(&SCHEDULE_GROUP));
+        assert!(!SCHEDULE_VARS.contains(&UPLOAD_QUEUE_URL));
     }
 }

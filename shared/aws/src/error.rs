@@ -5,8 +5,7 @@
 
 use aws_sdk_dynamodb::config::http::HttpResponse;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
-
-type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+use espbridge_core::ports::BackendError;
 
 /// Error codes AWS services use for throttling and transient faults; worth retrying later.
 const TRANSIENT_CODES: &[&str] = &[
@@ -28,55 +27,29 @@ const TRANSIENT_CODES: &[&str] = &[
     "InternalFailure",
 ];
 
-/// A failed AWS call: which operation, the service's error code, and whether trying again later
-/// may succeed.
-#[derive(Debug, thiserror::Error)]
-#[error("{operation}: {detail}")]
-pub struct AwsError {
-    pub operation: &'static str,
-    /// The service's error code (e.g. `ResourceNotFoundException`), when the service answered.
-    pub code: Option<String>,
-    /// `code: message`, or the transport failure when the service never answered.
-    pub detail: String,
-    /// Throttling, a 5xx, a timeout or a connection failure.
-    pub retryable: bool,
-    #[source]
-    source: Option<BoxError>,
+/// A failed AWS call is the ports' [`BackendError`]: the operation, the service's error code,
+/// and whether trying again later may succeed.
+pub type AwsError = BackendError;
+
+/// Describes and classifies an SDK error. Works for every service client: they share the
+/// response type. The SDK error is kept as the source.
+pub fn from_sdk<E>(operation: &'static str, err: SdkError<E, HttpResponse>) -> BackendError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    BackendError {
+        operation,
+        code: err.code().map(str::to_owned),
+        detail: describe(&err),
+        retryable: is_retryable(&err),
+        source: Some(Box::new(err)),
+    }
 }
 
-impl AwsError {
-    /// Describes an SDK error. Works for every service client: they share the response type.
-    pub fn from_sdk<E>(operation: &'static str, err: SdkError<E, HttpResponse>) -> Self
-    where
-        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-    {
-        let code = err.code().map(str::to_owned);
-        let retryable = is_retryable(&err);
-        let detail = describe(&err);
-        Self {
-            operation,
-            code,
-            detail,
-            retryable,
-            source: Some(Box::new(err)),
-        }
-    }
-
-    /// An error found before or after the call (a request that could not be built, a response
-    /// missing a field).
-    pub fn local(operation: &'static str, detail: impl Into<String>) -> Self {
-        Self {
-            operation,
-            code: None,
-            detail: detail.into(),
-            retryable: false,
-            source: None,
-        }
-    }
-
-    pub fn has_code(&self, code: &str) -> bool {
-        self.code.as_deref() == Some(code)
-    }
+/// An error found before or after the call (a request that could not be built, a response
+/// missing a field): not worth a retry.
+pub fn local(operation: &'static str, detail: impl Into<String>) -> BackendError {
+    BackendError::permanent(operation, detail)
 }
 
 /// `code: message` for a service error; the transport error chain otherwise.

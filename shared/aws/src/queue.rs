@@ -1,7 +1,6 @@
 //! Step-to-step work on SQS: one queue per consumer, so each Lambda's event source mapping
 //! sees only its own messages.
 
-use crate::error::describe;
 use async_trait::async_trait;
 use aws_sdk_sqs::Client;
 use espbridge_core::ports::queue::{QueueError, WorkItem, WorkQueue};
@@ -41,8 +40,8 @@ impl SqsQueue {
 impl WorkQueue for SqsQueue {
     async fn enqueue(&self, item: &WorkItem) -> Result<(), QueueError> {
         let body = serde_json::to_string(item).map_err(|e| QueueError {
-            item: format!("{item:?}"),
-            detail: format!("cannot serialize: {e}"),
+            item: item.label(),
+            source: crate::error::local("SendMessage", format!("cannot serialize: {e}")),
         })?;
         self.client
             .send_message()
@@ -51,8 +50,8 @@ impl WorkQueue for SqsQueue {
             .send()
             .await
             .map_err(|e| QueueError {
-                item: body.clone(),
-                detail: format!("SendMessage: {}", describe(&e)),
+                item: item.label(),
+                source: crate::error::from_sdk("SendMessage", e),
             })?;
         Ok(())
     }

@@ -5,7 +5,6 @@
 //! once it has run its course. poll-metrics also deletes it after the last snapshot, so the
 //! deletion is idempotent.
 
-use crate::error::{AwsError, describe};
 use async_trait::async_trait;
 use aws_sdk_scheduler::Client;
 use aws_sdk_scheduler::primitives::DateTime;
@@ -71,7 +70,10 @@ impl EventBridgeScheduler {
                     .build(),
             )
             .build()
-            .map_err(|e| SchedulerError(format!("schedule target: {e}")))
+            .map_err(|e| SchedulerError {
+                name: format!("poll target of {campaign_id}"),
+                source: crate::error::local("CreateSchedule", format!("schedule target: {e}")),
+            })
     }
 }
 
@@ -98,7 +100,10 @@ impl Scheduler for EventBridgeScheduler {
         let window = FlexibleTimeWindow::builder()
             .mode(FlexibleTimeWindowMode::Off)
             .build()
-            .map_err(|e| SchedulerError(format!("flexible time window: {e}")))?;
+            .map_err(|e| SchedulerError {
+                name: schedule.name.clone(),
+                source: crate::error::local("CreateSchedule", format!("flexible time window: {e}")),
+            })?;
         let mut request = self
             .client
             .create_schedule()
@@ -125,11 +130,10 @@ impl Scheduler for EventBridgeScheduler {
             {
                 Ok(())
             }
-            Err(e) => Err(SchedulerError(format!(
-                "create schedule {}: {}",
-                schedule.name,
-                AwsError::from_sdk("CreateSchedule", e)
-            ))),
+            Err(e) => Err(SchedulerError {
+                name: schedule.name.clone(),
+                source: crate::error::from_sdk("CreateSchedule", e),
+            }),
         }
     }
 
@@ -149,10 +153,10 @@ impl Scheduler for EventBridgeScheduler {
             {
                 Ok(())
             }
-            Err(e) => Err(SchedulerError(format!(
-                "delete schedule {name}: DeleteSchedule: {}",
-                describe(&e)
-            ))),
+            Err(e) => Err(SchedulerError {
+                name: name.to_owned(),
+                source: crate::error::from_sdk("DeleteSchedule", e),
+            }),
         }
     }
 }

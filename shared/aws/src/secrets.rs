@@ -59,7 +59,7 @@ impl SecretsReader {
                 } else {
                     SecretsError::Unavailable {
                         secret_id: secret_id.to_owned(),
-                        source: AwsError::from_sdk("GetSecretValue", e),
+                        source: crate::error::from_sdk("GetSecretValue", e),
                     }
                 }
             })?;

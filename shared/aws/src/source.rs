@@ -4,13 +4,13 @@
 //! to the ETag the drop was received with: S3 answers `412 PreconditionFailed` when the object
 //! was replaced, which becomes [`SourceError::Changed`].
 
-use crate::error::describe;
 use async_trait::async_trait;
 use aws_sdk_s3::Client;
 use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::operation::get_object::{GetObjectError, GetObjectOutput};
 use aws_sdk_s3::primitives::ByteStream as S3ByteStream;
+use espbridge_core::ports::BackendError;
 use espbridge_core::ports::source::{AudienceSource, ByteStream, SourceError};
 use std::path::Path;
 
@@ -41,13 +41,12 @@ impl S3Source {
             .send()
             .await
             .map_err(|e| get_error(key, etag, e))?;
-        let tag = out
-            .e_tag()
-            .map(str::to_owned)
-            .ok_or_else(|| SourceError::Io {
-                key: key.to_owned(),
-                detail: "GetObject returned no ETag".into(),
-            })?;
+        let tag = out.e_tag().map(str::to_owned).ok_or_else(|| {
+            SourceError::backend(
+                key,
+                crate::error::local("GetObject", "no ETag in the answer"),
+            )
+        })?;
         Ok((out, tag))
     }
 }
@@ -56,9 +55,11 @@ impl S3Source {
 impl AudienceSource for S3Source {
     async fn read_small(&self, bucket: &str, key: &str) -> Result<(Vec<u8>, String), SourceError> {
         let (out, etag) = self.get(bucket, key, None).await?;
-        let bytes = out.body.collect().await.map_err(|e| SourceError::Io {
-            key: key.to_owned(),
-            detail: format!("reading body: {e}"),
+        let bytes = out.body.collect().await.map_err(|e| {
+            SourceError::backend(
+                key,
+                BackendError::transient("GetObject", "the body could not be read").with_source(e),
+            )
         })?;
         Ok((bytes.into_bytes().to_vec(), etag))
     }
@@ -74,12 +75,13 @@ impl AudienceSource for S3Source {
     }
 
     async fn put_file(&self, bucket: &str, key: &str, path: &Path) -> Result<(), SourceError> {
-        let body = S3ByteStream::from_path(path)
-            .await
-            .map_err(|e| SourceError::Io {
-                key: key.to_owned(),
-                detail: format!("reading local file {}: {e}", path.display()),
-            })?;
+        let body = S3ByteStream::from_path(path).await.map_err(|e| {
+            SourceError::backend(
+                key,
+                BackendError::permanent("PutObject", "the local file could not be read")
+                    .with_source(e),
+            )
+        })?;
         self.client
             .put_object()
             .bucket(bucket)
@@ -87,10 +89,7 @@ impl AudienceSource for S3Source {
             .body(body)
             .send()
             .await
-            .map_err(|e| SourceError::Io {
-                key: key.to_owned(),
-                detail: format!("PutObject: {}", describe(&e)),
-            })?;
+            .map_err(|e| SourceError::backend(key, crate::error::from_sdk("PutObject", e)))?;
         Ok(())
     }
 }
@@ -112,9 +111,6 @@ fn get_error(
         _ if not_found => SourceError::NotFound {
             key: key.to_owned(),
         },
-        _ => SourceError::Io {
-            key: key.to_owned(),
-            detail: format!("GetObject: {}", describe(&err)),
-        },
+        _ => SourceError::backend(key, crate::error::from_sdk("GetObject", err)),
     }
 }

@@ -88,7 +88,7 @@ impl DynamoStore {
                 .set_exclusive_start_key(start.take())
                 .send()
                 .await
-                .map_err(|e| unavailable(AwsError::from_sdk("Query", e)))?;
+                .map_err(|e| unavailable(crate::error::from_sdk("Query", e)))?;
             for item in page.items.unwrap_or_default() {
                 out.push(decode(item, id)?);
             }
@@ -123,7 +123,9 @@ impl CampaignStore for DynamoStore {
                 .expression_attribute_names("#pk", PK)
                 .build()
                 .map(|p| TransactWriteItem::builder().put(p).build())
-                .map_err(|e| StoreError::Unavailable(format!("TransactWriteItems: {e}")))
+                .map_err(|e| {
+                    StoreError::Backend(crate::error::local("TransactWriteItems", e.to_string()))
+                })
         };
         let result = self
             .client
@@ -168,7 +170,10 @@ impl CampaignStore for DynamoStore {
                     existing_key,
                 })
             }
-            _ => Err(unavailable(AwsError::from_sdk("TransactWriteItems", err))),
+            _ => Err(unavailable(crate::error::from_sdk(
+                "TransactWriteItems",
+                err,
+            ))),
         }
     }
 
@@ -182,7 +187,7 @@ impl CampaignStore for DynamoStore {
             .consistent_read(true)
             .send()
             .await
-            .map_err(|e| unavailable(AwsError::from_sdk("GetItem", e)))?;
+            .map_err(|e| unavailable(crate::error::from_sdk("GetItem", e)))?;
         out.item.map(|item| decode(item, id)).transpose()
     }
 
@@ -217,7 +222,7 @@ impl CampaignStore for DynamoStore {
                         Err(StoreError::NotFound(next.id.clone()))
                     }
                 }
-                _ => Err(unavailable(AwsError::from_sdk("PutItem", e))),
+                _ => Err(unavailable(crate::error::from_sdk("PutItem", e))),
             },
         }
     }
@@ -235,7 +240,7 @@ impl CampaignStore for DynamoStore {
             .expression_attribute_names("#pk", PK)
             .send()
             .await
-            .map_err(|e| unavailable(AwsError::from_sdk("PutItem", e)))?;
+            .map_err(|e| unavailable(crate::error::from_sdk("PutItem", e)))?;
         Ok(())
     }
 
@@ -268,7 +273,7 @@ impl CampaignStore for DynamoStore {
             {
                 Ok(false)
             }
-            Err(e) => Err(unavailable(AwsError::from_sdk("PutItem", e))),
+            Err(e) => Err(unavailable(crate::error::from_sdk("PutItem", e))),
         }
     }
 
@@ -291,7 +296,7 @@ impl CampaignStore for DynamoStore {
             .consistent_read(true)
             .send()
             .await
-            .map_err(|e| unavailable(AwsError::from_sdk("GetItem", e)))?;
+            .map_err(|e| unavailable(crate::error::from_sdk("GetItem", e)))?;
         out.item
             .map(|item| {
                 serde_dynamo::from_item(item).map_err(|e| {
@@ -319,7 +324,7 @@ impl CampaignStore for DynamoStore {
             .set_item(Some(item))
             .send()
             .await
-            .map_err(|e| unavailable(AwsError::from_sdk("PutItem", e)))?;
+            .map_err(|e| unavailable(crate::error::from_sdk("PutItem", e)))?;
         Ok(())
     }
 
@@ -343,7 +348,7 @@ impl CampaignStore for DynamoStore {
                 .set_exclusive_start_key(start.take())
                 .send()
                 .await
-                .map_err(|e| unavailable(AwsError::from_sdk("Query", e)))?;
+                .map_err(|e| unavailable(crate::error::from_sdk("Query", e)))?;
             for item in page.items.unwrap_or_default() {
                 let c: Campaign = serde_dynamo::from_item(item)
                     .map_err(|e| StoreError::Corrupt(format!("campaign in state {state}: {e}")))?;
@@ -363,7 +368,7 @@ impl CampaignStore for DynamoStore {
 /// it is active. A table that already exists is left as it is.
 pub async fn create_table(client: &Client, name: &str) -> Result<(), AwsError> {
     const OP: &str = "CreateTable";
-    let build = |e: aws_sdk_dynamodb::error::BuildError| AwsError::local(OP, e.to_string());
+    let build = |e: aws_sdk_dynamodb::error::BuildError| crate::error::local(OP, e.to_string());
     let attr = |n: &str| {
         AttributeDefinition::builder()
             .attribute_name(n)
@@ -407,7 +412,7 @@ pub async fn create_table(client: &Client, name: &str) -> Result<(), AwsError> {
         Err(e)
             if e.as_service_error()
                 .is_some_and(|se| se.is_resource_in_use_exception()) => {}
-        Err(e) => return Err(AwsError::from_sdk(OP, e)),
+        Err(e) => return Err(crate::error::from_sdk(OP, e)),
     }
     // Real DynamoDB takes seconds to activate a table; emulators are active at once.
     for _ in 0..120 {
@@ -416,13 +421,13 @@ pub async fn create_table(client: &Client, name: &str) -> Result<(), AwsError> {
             .table_name(name)
             .send()
             .await
-            .map_err(|e| AwsError::from_sdk("DescribeTable", e))?;
+            .map_err(|e| crate::error::from_sdk("DescribeTable", e))?;
         if desc.table().and_then(|t| t.table_status()) == Some(&TableStatus::Active) {
             return Ok(());
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    Err(AwsError::local(
+    Err(crate::error::local(
         OP,
         format!("table {name} did not become active in 60 s"),
     ))
@@ -452,7 +457,7 @@ fn decode<T: DeserializeOwned>(item: Item, id: &CampaignId) -> Result<T, StoreEr
 }
 
 fn unavailable(e: AwsError) -> StoreError {
-    StoreError::Unavailable(e.to_string())
+    StoreError::Backend(e)
 }
 
 fn s(v: impl Into<String>) -> AttributeValue {

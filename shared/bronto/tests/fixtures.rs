@@ -1,5 +1,6 @@
 //! Every Bronto fixture read by the adapter's wire code; builders compared with the recorded
 //! requests (as parsed trees); the WSDL checked for every operation the adapter calls.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a panic in a test is a failed test
 
 use espbridge_bronto::metrics;
 use espbridge_bronto::wire::{

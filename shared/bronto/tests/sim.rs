@@ -1,4 +1,5 @@
 //! The adapter against the Bronto simulator.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a panic in a test is a failed test
 
 use espbridge_bronto::sim::{BrontoSim, BrontoSimConfig};
 use espbridge_bronto::wire::{self, Response};

@@ -1,4 +1,5 @@
 //! Raw-protocol tests of the Bronto simulator: SOAP over HTTP with reqwest, recorded fixtures.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a panic in a test is a failed test
 
 use espbridge_bronto::sim::{BrontoSim, BrontoSimConfig};
 use espbridge_core::ManualClock;

@@ -1,12 +1,25 @@
-//! The store contract: one suite every [`CampaignStore`] adapter runs in its own tests, so the
-//! DynamoDB table and the embedded SQLite store behave the same.
+//! What tests of the domain and of the adapters share:
+//! - the store contract: one suite every [`CampaignStore`] adapter runs in its own tests, so the
+//!   DynamoDB table and the embedded SQLite store behave the same;
+//! - in-memory ports ([`MemStore`], [`MemSource`], [`MemQueue`], [`MemScheduler`]) and an ESP
+//!   double ([`FakeEsp`]) that the services' tests run on.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use crate::campaign::{Campaign, MetricSnapshot, RunRecord, State};
 use crate::ids::{AccountId, CampaignId, EspKind};
-use crate::ports::esp::{EspIds, MetricCounts};
+use crate::ports::esp::{
+    self, AudienceBatch, BatchOutcome, Esp, EspError, EspIds, MetricCounts, Preview, SendRequest,
+    SenderHeaders, Template,
+};
+use crate::ports::queue::{QueueError, WorkItem, WorkQueue};
+use crate::ports::scheduler::{PollSchedule, Scheduler, SchedulerError};
 use crate::ports::source::ObjectRef;
 use crate::ports::store::{CampaignStore, Created, StoreError};
-use jiff::Timestamp;
+use async_trait::async_trait;
+use jiff::{SignedDuration, Timestamp};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::Mutex;
 
 /// A fresh campaign in `received`, with a unique id derived from `tag`.
 pub fn sample_campaign(tag: &str) -> Campaign {
@@ -319,11 +332,302 @@ impl crate::ports::AudienceSource for MemSource {
         key: &str,
         path: &std::path::Path,
     ) -> Result<(), crate::ports::SourceError> {
-        let body = std::fs::read(path).map_err(|e| crate::ports::SourceError::Io {
-            key: key.to_owned(),
-            detail: e.to_string(),
+        let body = std::fs::read(path).map_err(|e| {
+            crate::ports::SourceError::backend(key, crate::ports::BackendError::io("read", e))
         })?;
         self.put(key, body);
         Ok(())
+    }
+}
+
+// ---- in-memory ports and an ESP double, for the services' tests ----
+
+#[derive(Default)]
+/// A [`CampaignStore`] in memory, with the same conditional-write rules as the real ones.
+pub struct MemStore {
+    headers: Mutex<BTreeMap<String, SenderHeaders>>,
+    campaigns: Mutex<BTreeMap<String, Campaign>>,
+    drops: Mutex<BTreeMap<String, String>>,
+    runs: Mutex<Vec<(String, RunRecord)>>,
+    snaps: Mutex<BTreeMap<(String, u32), MetricSnapshot>>,
+}
+
+#[async_trait]
+impl CampaignStore for MemStore {
+    async fn create_from_drop(
+        &self,
+        drop: &ObjectRef,
+        c: &Campaign,
+    ) -> Result<Created, StoreError> {
+        let key = format!("{}/{}#{}", drop.bucket, drop.key, drop.etag);
+        let mut drops = self.drops.lock().unwrap();
+        let mut cs = self.campaigns.lock().unwrap();
+        if let Some(id) = drops.get(&key) {
+            return Ok(Created::Existing(cs[id].clone()));
+        }
+        if let Some(existing) = cs.get(c.id.as_str()) {
+            return Err(StoreError::CampaignExists {
+                campaign_id: c.id.clone(),
+                existing_key: existing.drop.key.clone(),
+            });
+        }
+        let mut stored = c.clone();
+        stored.version = 1;
+        drops.insert(key, c.id.to_string());
+        cs.insert(c.id.to_string(), stored.clone());
+        Ok(Created::New(stored))
+    }
+    async fn get(&self, id: &CampaignId) -> Result<Option<Campaign>, StoreError> {
+        Ok(self.campaigns.lock().unwrap().get(id.as_str()).cloned())
+    }
+    async fn save(&self, next: &Campaign) -> Result<Campaign, StoreError> {
+        let mut cs = self.campaigns.lock().unwrap();
+        let cur = cs
+            .get(next.id.as_str())
+            .ok_or_else(|| StoreError::NotFound(next.id.clone()))?;
+        if cur.version != next.version {
+            return Err(StoreError::Conflict {
+                campaign_id: next.id.clone(),
+                expected: next.version,
+            });
+        }
+        let mut stored = next.clone();
+        stored.version += 1;
+        cs.insert(next.id.to_string(), stored.clone());
+        Ok(stored)
+    }
+    async fn add_run(&self, id: &CampaignId, run: &RunRecord) -> Result<(), StoreError> {
+        self.runs
+            .lock()
+            .unwrap()
+            .push((id.to_string(), run.clone()));
+        Ok(())
+    }
+    async fn runs(&self, id: &CampaignId) -> Result<Vec<RunRecord>, StoreError> {
+        Ok(self
+            .runs
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(i, _)| i == id.as_str())
+            .map(|(_, r)| r.clone())
+            .collect())
+    }
+    async fn put_snapshot(&self, id: &CampaignId, s: &MetricSnapshot) -> Result<bool, StoreError> {
+        let mut snaps = self.snaps.lock().unwrap();
+        let k = (id.to_string(), s.day);
+        if snaps.contains_key(&k) {
+            return Ok(false);
+        }
+        snaps.insert(k, s.clone());
+        Ok(true)
+    }
+    async fn snapshots(&self, id: &CampaignId) -> Result<Vec<MetricSnapshot>, StoreError> {
+        Ok(self
+            .snaps
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|((i, _), _)| i == id.as_str())
+            .map(|(_, s)| s.clone())
+            .collect())
+    }
+    async fn template_headers(
+        &self,
+        esp: EspKind,
+        a: &AccountId,
+        t: &str,
+    ) -> Result<Option<SenderHeaders>, StoreError> {
+        Ok(self
+            .headers
+            .lock()
+            .unwrap()
+            .get(&format!("{esp}/{a}/{t}"))
+            .cloned())
+    }
+    async fn put_template_headers(
+        &self,
+        esp: EspKind,
+        a: &AccountId,
+        t: &str,
+        h: &SenderHeaders,
+    ) -> Result<(), StoreError> {
+        self.headers
+            .lock()
+            .unwrap()
+            .insert(format!("{esp}/{a}/{t}"), h.clone());
+        Ok(())
+    }
+    async fn list_by_state(&self, state: State, limit: usize) -> Result<Vec<Campaign>, StoreError> {
+        Ok(self
+            .campaigns
+            .lock()
+            .unwrap()
+            .values()
+            .filter(|c| c.state == state)
+            .take(limit)
+            .cloned()
+            .collect())
+    }
+}
+
+#[derive(Default)]
+/// A [`WorkQueue`] in memory: items in order, for a test to run.
+pub struct MemQueue(pub Mutex<VecDeque<WorkItem>>);
+#[async_trait]
+impl WorkQueue for MemQueue {
+    async fn enqueue(&self, item: &WorkItem) -> Result<(), QueueError> {
+        self.0.lock().unwrap().push_back(item.clone());
+        Ok(())
+    }
+}
+
+#[derive(Default)]
+/// A [`Scheduler`] in memory: the schedules by name.
+pub struct MemScheduler(pub Mutex<BTreeMap<String, PollSchedule>>);
+#[async_trait]
+impl Scheduler for MemScheduler {
+    async fn create(&self, s: &PollSchedule) -> Result<(), SchedulerError> {
+        self.0
+            .lock()
+            .unwrap()
+            .entry(s.name.clone())
+            .or_insert_with(|| s.clone());
+        Ok(())
+    }
+    async fn delete(&self, name: &str) -> Result<(), SchedulerError> {
+        self.0.lock().unwrap().remove(name);
+        Ok(())
+    }
+}
+
+/// An [`Esp`] double that keeps a set per list, counts clones and launches, and can be told to
+/// fail the next calls.
+#[derive(Default)]
+pub struct FakeEsp {
+    pub lists: Mutex<BTreeMap<String, BTreeSet<String>>>,
+    pub ids_sent: Mutex<u64>,
+    pub launches: Mutex<BTreeSet<String>>,
+    pub fail_next_uploads: Mutex<u32>,
+    pub refuse_send: Mutex<bool>,
+    pub account: Option<AccountId>,
+    pub prefix: Option<String>,
+    /// Acts as an ESP with per-send headers (Bronto) when set.
+    pub headers: Option<SenderHeaders>,
+    pub retention: Option<SignedDuration>,
+    pub sent_headers: Mutex<Vec<Option<SenderHeaders>>>,
+    pub cleanups: Mutex<u32>,
+    pub fail_cleanups: Mutex<u32>,
+}
+
+#[async_trait]
+impl Esp for FakeEsp {
+    fn kind(&self) -> EspKind {
+        if self.headers.is_some() {
+            EspKind::Bronto
+        } else {
+            EspKind::Emarsys
+        }
+    }
+    fn default_headers(&self) -> Option<SenderHeaders> {
+        self.headers.clone()
+    }
+    fn cleanup_after(&self) -> Option<SignedDuration> {
+        self.retention
+    }
+    async fn cleanup(&self, _ids: &EspIds) -> Result<(), EspError> {
+        let mut fail = self.fail_cleanups.lock().unwrap();
+        if *fail > 0 {
+            *fail -= 1;
+            return Err(EspError::Transient {
+                esp: self.kind(),
+                detail: "HTTP 503".into(),
+            });
+        }
+        *self.cleanups.lock().unwrap() += 1;
+        Ok(())
+    }
+    fn account(&self) -> &AccountId {
+        self.account.as_ref().expect("account set")
+    }
+    fn max_batch(&self) -> usize {
+        100
+    }
+    fn claims_template_name(&self, name: &str) -> bool {
+        self.prefix.as_deref().is_some_and(|p| name.starts_with(p))
+    }
+    async fn list_templates(&self) -> Result<Vec<Template>, EspError> {
+        Ok(vec![])
+    }
+    async fn preview(&self, t: &str) -> Result<Preview, EspError> {
+        if t == "t1" {
+            return Ok(Preview {
+                template_id: t.into(),
+                content_type: "text/html".into(),
+                body: "<p>hi</p>".into(),
+                subject: None,
+            });
+        }
+        Err(EspError::NotFound {
+            esp: EspKind::Emarsys,
+            what: "template".into(),
+        })
+    }
+    async fn create_audience(&self, c: &CampaignId, v: Option<&str>) -> Result<EspIds, EspError> {
+        let name = esp::object_name(c, v);
+        self.lists.lock().unwrap().entry(name.clone()).or_default();
+        Ok(EspIds::default().with("list", name))
+    }
+    async fn upload_batch(&self, a: &EspIds, b: &AudienceBatch) -> Result<BatchOutcome, EspError> {
+        {
+            let mut f = self.fail_next_uploads.lock().unwrap();
+            if *f > 0 {
+                *f -= 1;
+                return Err(EspError::Transient {
+                    esp: EspKind::Emarsys,
+                    detail: "HTTP 503".into(),
+                });
+            }
+        }
+        *self.ids_sent.lock().unwrap() += b.contacts.len() as u64;
+        let mut lists = self.lists.lock().unwrap();
+        let list = lists
+            .get_mut(a.get("list").unwrap_or_default())
+            .expect("list exists");
+        for c in &b.contacts {
+            list.insert(c.customer_id.clone());
+        }
+        Ok(BatchOutcome {
+            accepted: b.contacts.len() as u64,
+            ..Default::default()
+        })
+    }
+    async fn schedule_send(&self, r: &SendRequest<'_>) -> Result<EspIds, EspError> {
+        if *self.refuse_send.lock().unwrap() {
+            return Err(EspError::Api {
+                esp: EspKind::Emarsys,
+                status: 400,
+                code: "6032".into(),
+                text: "no contact list".into(),
+                retryable: false,
+            });
+        }
+        self.launches
+            .lock()
+            .unwrap()
+            .insert(esp::object_name(r.campaign_id, r.variant));
+        self.sent_headers.lock().unwrap().push(r.headers.cloned());
+        Ok(EspIds::default().with("email", "e1"))
+    }
+    async fn fetch_metrics(&self, _s: &EspIds) -> Result<Option<MetricCounts>, EspError> {
+        Ok(Some(MetricCounts {
+            sent: 10,
+            delivered: 9,
+            opens: 3,
+            clicks: 1,
+            unsubscribes: 0,
+            bounces: 1,
+            complaints: 0,
+        }))
     }
 }

@@ -1,5 +1,6 @@
 //! Every recorded Emarsys payload in `fixtures/` (this crate's recorded payloads) parses with the wire types,
 //! with the values the documents show.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a panic in a test is a failed test
 
 use espbridge_emarsys::wire::{self, Envelope};
 use serde::de::DeserializeOwned;

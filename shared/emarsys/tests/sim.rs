@@ -1,5 +1,6 @@
 //! End-to-end against the Emarsys simulator (`espbridge_sim::emarsys`): the adapter's whole flow
 //! over real HTTP, with the faults the simulator can inject.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a panic in a test is a failed test
 
 use espbridge_core::ports::{AudienceBatch, Contact, Esp, EspError, EspIds, SendRequest};
 use espbridge_core::{AccountId, CampaignId, Clock, ManualClock};

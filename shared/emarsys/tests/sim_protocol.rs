@@ -1,5 +1,6 @@
 //! Speaks the raw Emarsys protocol — hand-built X-WSSE headers and JSON bodies over reqwest — to a
 //! running simulator.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a panic in a test is a failed test
 
 use base64::Engine as _;
 use espbridge_core::{Clock, ManualClock};

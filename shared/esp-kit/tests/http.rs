@@ -1,5 +1,6 @@
 //! The HTTP layer against a real loopback server: redirects are not followed (so credential
 //! headers never reach another host), bodies past the cap are refused, and `Retry-After` is read.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a panic in a test is a failed test
 
 use espbridge_core::EspKind;
 use espbridge_esp_kit::http::SendError;

@@ -2,6 +2,7 @@
 //! receiver and hands each item to the step it names.
 
 use async_trait::async_trait;
+use espbridge_core::ports::BackendError;
 use espbridge_core::ports::queue::{QueueError, WorkItem, WorkQueue};
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 
@@ -20,20 +21,12 @@ impl LocalQueue {
     }
 }
 
-/// Names an item by its step and campaign id, never by anything customer-related.
-fn describe(item: &WorkItem) -> String {
-    match item {
-        WorkItem::ContinueUpload { campaign_id } => format!("continue_upload({campaign_id})"),
-        WorkItem::ScheduleSend { campaign_id } => format!("schedule_send({campaign_id})"),
-    }
-}
-
 #[async_trait]
 impl WorkQueue for LocalQueue {
     async fn enqueue(&self, item: &WorkItem) -> Result<(), QueueError> {
         self.tx.send(item.clone()).map_err(|_| QueueError {
-            item: describe(item),
-            detail: "the local queue's consumer has stopped".into(),
+            item: item.label(),
+            source: BackendError::permanent("enqueue", "the local queue's consumer has stopped"),
         })
     }
 }
@@ -73,6 +66,7 @@ mod tests {
             campaign_id: CampaignId::parse("c7").unwrap(),
         };
         let err = q.enqueue(&item).await.unwrap_err();
-        assert_eq!(err.item, "schedule_send(c7)");
+        assert_eq!(err.item, "schedule_send c7");
+        assert!(!err.is_retryable(), "a stopped consumer does not come back");
     }
 }

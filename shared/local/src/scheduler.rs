@@ -8,6 +8,7 @@
 //! of the clock never loses a day.
 
 use async_trait::async_trait;
+use espbridge_core::ports::BackendError;
 use espbridge_core::ports::scheduler::{PollEvent, PollSchedule, Scheduler, SchedulerError};
 use jiff::{SignedDuration, Timestamp};
 use std::collections::BTreeMap;
@@ -88,10 +89,16 @@ impl LocalScheduler {
 impl Scheduler for LocalScheduler {
     async fn create(&self, schedule: &PollSchedule) -> Result<(), SchedulerError> {
         if schedule.first_at > schedule.last_at {
-            return Err(SchedulerError(format!(
-                "schedule {} ends ({}) before it starts ({})",
-                schedule.name, schedule.last_at, schedule.first_at
-            )));
+            return Err(SchedulerError {
+                name: schedule.name.clone(),
+                source: BackendError::permanent(
+                    "create",
+                    format!(
+                        "ends ({}) before it starts ({})",
+                        schedule.last_at, schedule.first_at
+                    ),
+                ),
+            });
         }
         // An existing schedule counts as created and keeps its progress.
         self.lock()

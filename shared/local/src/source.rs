@@ -7,6 +7,7 @@
 //! (on Unix) inode, so rewriting or replacing a file changes it.
 
 use async_trait::async_trait;
+use espbridge_core::ports::BackendError;
 use espbridge_core::ports::source::{AudienceSource, ByteStream, SourceError};
 use std::io;
 use std::path::{Path, PathBuf};
@@ -108,10 +109,7 @@ fn io_error(key: &str, e: io::Error) -> SourceError {
             key: key.to_owned(),
         }
     } else {
-        SourceError::Io {
-            key: key.to_owned(),
-            detail: e.to_string(),
-        }
+        SourceError::backend(key, BackendError::io("read", e))
     }
 }
 

@@ -11,6 +11,7 @@
 use async_trait::async_trait;
 use espbridge_core::campaign::{Campaign, MetricSnapshot, RunRecord, State};
 use espbridge_core::ids::{AccountId, CampaignId, EspKind};
+use espbridge_core::ports::BackendError;
 use espbridge_core::ports::esp::SenderHeaders;
 use espbridge_core::ports::source::ObjectRef;
 use espbridge_core::ports::store::{CampaignStore, Created, StoreError};
@@ -152,12 +153,28 @@ impl SqliteStore {
             f(&mut guard)
         })
         .await
-        .map_err(|e| StoreError::Unavailable(format!("store task failed: {e}")))?
+        .map_err(|e| {
+            StoreError::Backend(
+                BackendError::transient("sqlite", "the store task stopped").with_source(e),
+            )
+        })?
     }
 }
 
+/// SQLite's busy and locked answers are worth another try; every other one is not.
 fn db(e: rusqlite::Error) -> StoreError {
-    StoreError::Unavailable(e.to_string())
+    let code = e.sqlite_error_code();
+    let retryable = matches!(
+        code,
+        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+    );
+    StoreError::Backend(BackendError {
+        operation: "sqlite",
+        code: code.map(|c| format!("{c:?}")),
+        detail: e.to_string(),
+        retryable,
+        source: Some(Box::new(e)),
+    })
 }
 
 fn encode<T: serde::Serialize>(v: &T) -> Result<String, StoreError> {

@@ -1,4 +1,5 @@
 //! Every Silverpop fixture read by the adapter's wire types.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a panic in a test is a failed test
 
 use espbridge_silverpop::metrics;
 use espbridge_silverpop::wire::{

@@ -1,4 +1,5 @@
 //! The adapter against the Silverpop simulator.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a panic in a test is a failed test
 
 use espbridge_core::ports::esp::object_name;
 use espbridge_core::ports::{AudienceBatch, Contact, Esp, EspIds, SendRequest};

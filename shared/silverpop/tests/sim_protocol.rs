@@ -1,4 +1,5 @@
 //! Raw-protocol tests of the Silverpop simulator: XML over HTTP with reqwest, both encodings.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a panic in a test is a failed test
 
 use espbridge_core::ManualClock;
 use espbridge_silverpop::sim::{QueryCriterion, SilverpopSim, SilverpopSimConfig};

@@ -1,4 +1,5 @@
 //! Every recorded payload in `fixtures/` (this crate's recorded payloads) read by the adapter's wire types.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a panic in a test is a failed test
 
 use espbridge_smartfocus::wire::{
     self, Answer, Element, MessageInfo, NamedObject, Snapshot, UploadState, UploadStatus,

@@ -1,4 +1,5 @@
 //! End to end against the SmartFocus simulator: real HTTP, real XML, injected faults.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a panic in a test is a failed test
 
 use espbridge_core::ports::{AudienceBatch, Contact, Esp, EspError, EspIds, SendRequest};
 use espbridge_core::{AccountId, CampaignId, ManualClock};

@@ -30,7 +30,7 @@ async fn ab_campaign_with_holdout_and_conversions_reports_winner_and_uplift() ->
     let Some(mut h) = Harness::start("ab", HarnessOptions::default()).await? else {
         return Ok(());
     };
-    h.services.upload.max_batches_per_run = Some(1);
+    h.upload.settings.max_batches_per_run = Some(1);
     let id = "ab-spring";
     let (ta, tb) = two_templates(&h).await?;
     let mut drop = Drop::default();
@@ -99,7 +99,7 @@ async fn ab_campaign_with_holdout_and_conversions_reports_winner_and_uplift() ->
     h.poll_seven_days(id, send_at.timestamp()).await?;
     let c = h.campaign(id).await?;
     assert_eq!(c.state, State::Completed, "failure: {:?}", c.failure);
-    let snaps = h.services.store.snapshots(&c.id).await?;
+    let snaps = h.store().snapshots(&c.id).await?;
     assert!(snaps.iter().all(|s| s.by_variant.len() == 2), "{snaps:?}");
 
     // Conversions beside the campaign: variant B converts more, the control least.
@@ -182,8 +182,8 @@ async fn ab_campaign_with_holdout_and_conversions_reports_winner_and_uplift() ->
     let resp = h
         .api("GET", &format!("/campaigns/{id}/report.html"), "")
         .await?;
-    assert_eq!(resp.status_code, 200);
-    let html = espbridge_tests::harness::body_text(&resp);
+    assert_eq!(resp.status, 200);
+    let html = resp.body.clone();
     assert_eq!(html.matches("<svg").count(), 3, "three charts");
     assert!(!html.contains("http://") && !html.contains("https://"));
     Ok(())

@@ -182,7 +182,7 @@ async fn bronto_drop_becomes_a_completed_campaign_and_its_list_is_removed_later(
 
     // A redelivered schedule message adds no second delivery.
     assert_eq!(
-        h.services.schedule_send(&c.id, false).await?,
+        h.schedule.schedule_send(&c.id, false).await?,
         espbridge_core::service::schedule::ScheduleOutcome::Skipped(c.id.clone(), State::Scheduled)
     );
     assert_eq!(br.deliveries().len(), 1);
@@ -191,7 +191,7 @@ async fn bronto_drop_becomes_a_completed_campaign_and_its_list_is_removed_later(
     h.poll_seven_days(id, send_at.timestamp()).await?;
     let c = h.campaign(id).await?;
     assert_eq!(c.state, State::Completed, "failure: {:?}", c.failure);
-    let snaps = h.services.store.snapshots(&c.id).await?;
+    let snaps = h.store().snapshots(&c.id).await?;
     assert_eq!(snaps.len(), 7);
     let day7 = snaps[6].counts;
     assert!(day7.sent > 0 && day7.delivered <= day7.sent, "{day7:?}");
@@ -224,14 +224,14 @@ async fn bronto_drop_becomes_a_completed_campaign_and_its_list_is_removed_later(
     // The one-off schedule fires at the due time: the list is deleted, and only it.
     let input = h.schedule_input(&cleanup).await?;
     h.clock.set(due);
-    let out = poll_metrics::handle(&h.services, input.clone()).await?;
+    let out = poll_metrics::handle(&h.poll, input.clone()).await?;
     assert_eq!(out["campaign_id"], id, "{out}");
     assert!(br.lists().is_empty(), "{:?}", br.lists());
     let c = h.campaign(id).await?;
     assert_eq!(c.cleaned_up_at, Some(due));
     assert_eq!(h.schedule_expression(&cleanup).await, None, "deleted");
     // A late duplicate of the trigger changes nothing.
-    poll_metrics::handle(&h.services, input).await?;
+    poll_metrics::handle(&h.poll, input).await?;
     assert_eq!(h.campaign(id).await?.cleaned_up_at, Some(due));
     Ok(())
 }
@@ -260,7 +260,7 @@ async fn two_hundred_thousand_contacts_are_paced_across_continuations() -> anyho
     let Some(mut h) = Harness::start("br_paced", opts).await? else {
         return Ok(());
     };
-    h.services.upload.max_batches_per_run = Some(10);
+    h.upload.settings.max_batches_per_run = Some(10);
     let template = first_template(&h, "bronto").await?;
     let id = "br-paced";
     let drop = mail_drop(id, 200_000)?;
@@ -383,7 +383,7 @@ async fn refused_addresses_are_counted_per_row_and_a_lost_answer_sends_once() ->
         if c.state == State::Scheduled {
             break;
         }
-        h.services.schedule_send(&c.id, false).await.ok();
+        h.schedule.schedule_send(&c.id, false).await.ok();
         c = h.campaign(id).await?;
     }
     assert_eq!(c.state, State::Scheduled, "failure: {:?}", c.failure);

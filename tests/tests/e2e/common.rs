@@ -118,7 +118,7 @@ pub async fn poll_week_to_completed(
         c.state,
         c.failure
     );
-    let snaps = h.services.store.snapshots(&c.id).await?;
+    let snaps = h.store().snapshots(&c.id).await?;
     let days: Vec<u32> = snaps.iter().map(|s| s.day).collect();
     anyhow::ensure!(days == (1..=7).collect::<Vec<u32>>(), "days {days:?}");
     let unsubs: Vec<u64> = snaps.iter().map(|s| s.counts.unsubscribes).collect();

@@ -11,7 +11,7 @@ async fn continuations_carry_the_upload_to_the_end() -> anyhow::Result<()> {
     let Some(mut h) = Harness::start("continuation", HarnessOptions::default()).await? else {
         return Ok(());
     };
-    h.services.upload.max_batches_per_run = Some(1);
+    h.upload.settings.max_batches_per_run = Some(1);
     let id = "continued-upload";
     let (drop, body) = standard_drop(&h, id, 28_500).await?;
 
@@ -45,7 +45,7 @@ async fn continuations_carry_the_upload_to_the_end() -> anyhow::Result<()> {
     assert_eq!(c.audience.uploaded, drop.valid_ids.len() as u64);
     assert!(h.receive(&h.upload_queue_url).await?.is_empty());
 
-    let runs = h.services.store.runs(&c.id).await?;
+    let runs = h.store().runs(&c.id).await?;
     let outcomes: Vec<&str> = runs
         .iter()
         .filter(|r| r.step == "upload")

@@ -3,7 +3,6 @@
 use espbridge_core::State;
 use espbridge_core::ports::scheduler::PollEvent;
 use espbridge_tests::audience::sim_knows;
-use espbridge_tests::harness::body_text;
 use espbridge_tests::{Bad, Drop, Harness, HarnessOptions};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -158,7 +157,7 @@ async fn a_drop_becomes_a_completed_campaign() -> anyhow::Result<()> {
     for k in 1..=7i64 {
         h.clock
             .set(send_at.timestamp() + jiff::SignedDuration::from_hours(24 * k));
-        let out = poll_metrics::handle(&h.services, input.clone()).await?;
+        let out = poll_metrics::handle(&h.poll, input.clone()).await?;
         assert_eq!(out["campaign_id"], campaign_id, "{out}");
     }
     let c = h.campaign(campaign_id).await?;
@@ -231,12 +230,8 @@ async fn a_drop_becomes_a_completed_campaign() -> anyhow::Result<()> {
             "format=html",
         )
         .await?;
-    assert_eq!(preview.status_code, 200);
-    assert!(
-        body_text(&preview).contains("<html"),
-        "{}",
-        body_text(&preview)
-    );
+    assert_eq!(preview.status, 200);
+    assert!(preview.body.contains("<html"), "{}", preview.body);
     let (status, v) = h.api_json("GET", "/nope", "").await?;
     assert_eq!(status, 404);
     assert_eq!(v["error"]["code"], "not_found");

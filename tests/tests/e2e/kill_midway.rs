@@ -49,8 +49,8 @@ async fn a_killed_upload_resumes_without_loss_or_duplicates() -> anyhow::Result<
     let (drop, body) = standard_drop(&h, id, 30_000).await?;
     let valid = drop.valid_ids.len();
 
-    let mut services = h.services.clone();
-    services.upload.observer = Some(Arc::new(HangSecondBatch { sim: h.emarsys()? }));
+    let mut services = h.upload.clone();
+    services.settings.observer = Some(Arc::new(HangSecondBatch { sim: h.emarsys()? }));
     let record = SqsRecord {
         message_id: "first-delivery".into(),
         receipt_handle: "rh-1".into(),

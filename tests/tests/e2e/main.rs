@@ -1,5 +1,6 @@
 //! End-to-end tests: the real Lambda handlers against moto and the Emarsys, SmartFocus,
 //! Silverpop and Bronto simulators.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a panic in a test is a failed test
 
 mod ab;
 mod bronto;

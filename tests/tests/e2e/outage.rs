@@ -72,7 +72,7 @@ async fn schedule_send_survives_an_esp_outage() -> anyhow::Result<()> {
     assert_eq!(copies, 1);
     assert_eq!(h.emarsys()?.launch_count(), 1);
     assert_eq!(copy_calls().iter().filter(|s| **s == 200).count(), 1);
-    let runs = h.services.store.runs(&c.id).await?;
+    let runs = h.store().runs(&c.id).await?;
     assert!(
         runs.iter()
             .any(|r| r.step == "schedule" && r.outcome == "retry")

@@ -38,7 +38,7 @@ async fn a_repeated_s3_event_changes_nothing() -> anyhow::Result<()> {
 
     let c = h.campaign(id).await?;
     assert_eq!(c.state, State::Scheduled);
-    let records = h.services.store.list_by_state(State::Scheduled, 10).await?;
+    let records = h.store().list_by_state(State::Scheduled, 10).await?;
     assert_eq!(records.len(), 1);
     for s in [
         State::Received,
@@ -46,10 +46,7 @@ async fn a_repeated_s3_event_changes_nothing() -> anyhow::Result<()> {
         State::AudienceReady,
         State::Failed,
     ] {
-        assert!(
-            h.services.store.list_by_state(s, 10).await?.is_empty(),
-            "{s}"
-        );
+        assert!(h.store().list_by_state(s, 10).await?.is_empty(), "{s}");
     }
     let lists = h.emarsys()?.contact_lists();
     assert_eq!(lists.len(), 1);

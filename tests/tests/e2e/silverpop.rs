@@ -273,7 +273,7 @@ async fn silverpop_session_expiry_mid_upload_loses_nothing() -> anyhow::Result<(
     let Some(mut h) = Harness::start("sp_session_expiry", options()).await? else {
         return Ok(());
     };
-    h.services.upload.max_batches_per_run = Some(1);
+    h.upload.settings.max_batches_per_run = Some(1);
     let id = "sp-expiry";
     let drop = lists_drop(id)?;
     let (send_at, body) = sp_drop(&h, id, &drop, None).await?;

@@ -186,7 +186,7 @@ async fn smartfocus_expired_token_mid_upload_loses_nothing() -> anyhow::Result<(
     let Some(mut h) = Harness::start("sf_expired_token", opts).await? else {
         return Ok(());
     };
-    h.services.upload.max_batches_per_run = Some(1);
+    h.upload.settings.max_batches_per_run = Some(1);
     let id = "sf-expired-token";
     let (drop, _, _, body) = sf_drop(&h, id).await?;
 

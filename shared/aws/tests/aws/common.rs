@@ -1,3 +1,5 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a panic in a test is a failed test
+
 use aws_config::SdkConfig;
 use std::sync::atomic::{AtomicU32, Ordering};
 

@@ -1,3 +1,5 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a panic in a test is a failed test
+
 use crate::common::{emulator, unique};
 use espbridge_aws::SqsQueue;
 use espbridge_core::CampaignId;
@@ -65,6 +67,14 @@ async fn missing_queue_is_an_error_naming_the_item() {
         campaign_id: CampaignId::parse("c-err").expect("id"),
     };
     let err = queue.enqueue(&item).await.expect_err("no such queue");
-    assert!(err.item.contains("c-err"), "{err}");
-    assert!(err.detail.starts_with("SendMessage: "), "{err}");
+    assert_eq!(err.item, "schedule_send c-err");
+    assert_eq!(err.source.operation, "SendMessage");
+    assert!(
+        err.source.code.is_some(),
+        "the service's error code: {err:?}"
+    );
+    assert!(
+        !err.is_retryable(),
+        "a queue that does not exist stays missing"
+    );
 }

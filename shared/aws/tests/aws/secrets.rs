@@ -1,3 +1,5 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a panic in a test is a failed test
+
 use crate::common::{emulator, unique};
 use espbridge_aws::{SecretsError, SecretsReader};
 use serde::Deserialize;

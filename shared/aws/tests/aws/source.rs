@@ -1,3 +1,5 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a panic in a test is a failed test
+
 use crate::common::{emulator, unique};
 use espbridge_aws::{S3Source, s3_client};
 use espbridge_core::ports::source::{AudienceSource, SourceError};
@@ -102,7 +104,10 @@ async fn put_file_round_trips() {
         .put_file(&bucket, key, &dir.path().join("missing.csv"))
         .await
     {
-        Err(SourceError::Io { key: k, .. }) => assert_eq!(k, key),
-        other => panic!("a missing local file must be Io, got {other:?}"),
+        Err(SourceError::Backend { key: k, source }) => {
+            assert_eq!(k, key);
+            assert!(!source.retryable, "a missing local file stays missing");
+        }
+        other => panic!("a missing local file must be a backend error, got {other:?}"),
     }
 }

@@ -1,3 +1,5 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a panic in a test is a failed test
+
 use crate::common::{emulator, unique};
 use aws_sdk_dynamodb::types::{KeyType, ProjectionType};
 use espbridge_aws::{DynamoStore, create_table};
@@ -115,8 +117,8 @@ async fn campaign_item_layout_and_list_limit() {
 }
 
 #[tokio::test]
-async fn missing_table_is_unavailable_not_a_panic() {
-    let Some(conf) = emulator("missing_table_is_unavailable").await else {
+async fn a_missing_table_is_a_permanent_backend_error_with_its_code() {
+    let Some(conf) = emulator("missing_table_is_a_permanent_error").await else {
         return;
     };
     let store = DynamoStore::new(
@@ -125,13 +127,16 @@ async fn missing_table_is_unavailable_not_a_panic() {
     );
     let c = sample_campaign("missing-table");
     match store.get(&c.id).await {
-        Err(StoreError::Unavailable(msg)) => {
-            assert!(
-                msg.starts_with("GetItem: ResourceNotFoundException"),
-                "{msg}"
-            );
+        Err(e @ StoreError::Backend(_)) => {
+            let StoreError::Backend(b) = &e else {
+                unreachable!()
+            };
+            assert_eq!(b.operation, "GetItem");
+            assert!(b.has_code("ResourceNotFoundException"), "{b:?}");
+            // A table that does not exist will not appear by retrying for hours.
+            assert!(!e.is_retryable(), "{e}");
         }
-        other => panic!("a missing table must be Unavailable, got {other:?}"),
+        other => panic!("a missing table must be a backend error, got {other:?}"),
     }
 }
 

@@ -1,6 +1,7 @@
 //! Work handed from one step to the next (SQS in AWS, an in-process queue locally).
 
 use crate::ids::CampaignId;
+use crate::ports::backend::BackendError;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
@@ -14,11 +15,38 @@ pub enum WorkItem {
     ScheduleSend { campaign_id: CampaignId },
 }
 
+/// Why a work item could not be handed on.
 #[derive(Debug, thiserror::Error)]
-#[error("could not enqueue {item}: {detail}")]
+#[error("could not enqueue {item}")]
 pub struct QueueError {
+    /// The item, e.g. `schedule_send c-42`.
     pub item: String,
-    pub detail: String,
+    #[source]
+    pub source: BackendError,
+}
+
+impl QueueError {
+    pub fn is_retryable(&self) -> bool {
+        self.source.retryable
+    }
+}
+
+impl WorkItem {
+    /// A short label for logs and errors: the kind and the campaign id.
+    pub fn label(&self) -> String {
+        match self {
+            WorkItem::ContinueUpload { campaign_id } => format!("continue_upload {campaign_id}"),
+            WorkItem::ScheduleSend { campaign_id } => format!("schedule_send {campaign_id}"),
+        }
+    }
+
+    pub fn campaign_id(&self) -> &CampaignId {
+        match self {
+            WorkItem::ContinueUpload { campaign_id } | WorkItem::ScheduleSend { campaign_id } => {
+                campaign_id
+            }
+        }
+    }
 }
 
 #[async_trait]

@@ -1,6 +1,7 @@
 //! Timers (EventBridge Scheduler in AWS, an in-process timer locally).
 
 use crate::ids::CampaignId;
+use crate::ports::backend::BackendError;
 use async_trait::async_trait;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
@@ -49,9 +50,20 @@ pub struct PollEvent {
     pub campaign_id: CampaignId,
 }
 
+/// Why a schedule could not be created or deleted.
 #[derive(Debug, thiserror::Error)]
-#[error("scheduler: {0}")]
-pub struct SchedulerError(pub String);
+#[error("schedule {name}")]
+pub struct SchedulerError {
+    pub name: String,
+    #[source]
+    pub source: BackendError,
+}
+
+impl SchedulerError {
+    pub fn is_retryable(&self) -> bool {
+        self.source.retryable
+    }
+}
 
 #[async_trait]
 pub trait Scheduler: Send + Sync {

@@ -1,5 +1,6 @@
 //! Where drops live (S3 in AWS, a folder locally).
 
+use crate::ports::backend::BackendError;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -21,13 +22,25 @@ pub enum SourceError {
     NotFound { key: String },
     #[error("{key}: the object changed since the drop was received (expected version {etag})")]
     Changed { key: String, etag: String },
-    #[error("{key}: {detail}")]
-    Io { key: String, detail: String },
+    /// The store behind the source failed the call (it says whether a retry may help).
+    #[error("{key}: {source}")]
+    Backend {
+        key: String,
+        #[source]
+        source: BackendError,
+    },
 }
 
 impl SourceError {
     pub fn is_retryable(&self) -> bool {
-        matches!(self, SourceError::Io { .. })
+        matches!(self, SourceError::Backend { source, .. } if source.retryable)
+    }
+
+    pub fn backend(key: &str, source: BackendError) -> Self {
+        SourceError::Backend {
+            key: key.to_owned(),
+            source,
+        }
     }
 }
 

@@ -2,6 +2,7 @@
 
 use crate::campaign::{Campaign, MetricSnapshot, RunRecord, State};
 use crate::ids::{AccountId, CampaignId, EspKind};
+use crate::ports::backend::BackendError;
 use crate::ports::esp::SenderHeaders;
 use crate::ports::source::ObjectRef;
 use async_trait::async_trait;
@@ -31,15 +32,17 @@ pub enum StoreError {
     },
     #[error("campaign {0} not found")]
     NotFound(CampaignId),
-    #[error("campaign store unavailable: {0}")]
-    Unavailable(String),
+    /// The store's backend failed the call (it says whether a retry may help).
+    #[error("campaign store: {0}")]
+    Backend(#[from] BackendError),
     #[error("campaign store returned a record it cannot read: {0}")]
     Corrupt(String),
 }
 
 impl StoreError {
+    /// Only a backend failure it calls transient; a conflict is the caller's to re-read.
     pub fn is_retryable(&self) -> bool {
-        matches!(self, StoreError::Unavailable(_))
+        matches!(self, StoreError::Backend(e) if e.retryable)
     }
 }
 

@@ -1,125 +1,105 @@
-//! The HTTP API (API Gateway HTTP API in AWS, a loopback server locally), as plain
-//! request-in/response-out so both front ends share every route and error.
-//!
-//! Routes: `GET /templates?esp=&account=&prefix=`, `GET /templates/{esp}/{id}/preview?account=`,
-//! `GET|PUT /templates/{esp}/{id}/headers?account=` (sender headers, for ESPs that take them per
-//! send: Bronto), `GET /campaigns/{id}`, `GET /campaigns/{id}/report?metric=` (JSON) and
-//! `GET /campaigns/{id}/report.html?metric=` (a self-contained page). Errors are `{"error": {"code", "message"}}` with the
-//! matching status.
+//! What the HTTP API answers, as typed use cases: the templates a marketer may choose, a
+//! preview, sender headers (for ESPs that take them per send: Bronto), a campaign's document.
+//! Paths, query strings, bodies and status codes are the router's (`espbridge-api`); nothing
+//! here knows HTTP.
 
-use super::context::Services;
+use super::accounts::{AccountChoiceError, EspRegistry};
+use super::common::chain;
 use crate::ids::{AccountId, CampaignId, EspKind};
-use crate::ports::{Esp, EspError, SenderHeaders, Template};
-use espbridge_analysis::{Metric, render_html};
+use crate::ports::{CampaignStore, Esp, EspError, Preview, SenderHeaders, StoreError, Template};
+use serde::Serialize;
 use serde_json::{Value, json};
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
-#[derive(Debug, Clone, Default)]
-pub struct ApiRequest {
-    pub method: String,
-    /// Path without stage prefix or query, e.g. `/campaigns/abc`.
-    pub path: String,
-    pub query: BTreeMap<String, String>,
-    pub body: Option<Vec<u8>>,
+/// The API's use cases and the ports they need: the campaign store and the ESP accounts.
+#[derive(Clone)]
+pub struct ApiService {
+    pub store: Arc<dyn CampaignStore>,
+    pub esps: EspRegistry,
 }
 
-#[derive(Debug, Clone, PartialEq)]
-pub struct ApiResponse {
-    pub status: u16,
-    pub content_type: &'static str,
-    pub body: String,
+/// Which templates to list.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TemplateQuery {
+    pub esp: Option<EspKind>,
+    pub account: Option<AccountId>,
+    /// Keeps templates whose display name or full name starts with it.
+    pub prefix: Option<String>,
 }
 
-impl ApiResponse {
-    pub fn json(status: u16, v: &Value) -> Self {
-        Self {
-            status,
-            content_type: "application/json",
-            body: v.to_string(),
-        }
-    }
-    pub fn error(status: u16, code: &str, message: impl Into<String>) -> Self {
-        Self::json(
-            status,
-            &json!({"error": {"code": code, "message": message.into()}}),
-        )
-    }
+/// An account whose listing failed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AccountFailure {
+    pub esp: EspKind,
+    pub account: AccountId,
+    pub error: String,
 }
 
-fn esp_error(e: &EspError) -> ApiResponse {
-    match e {
-        EspError::NotFound { .. } => ApiResponse::error(404, "not_found", e.to_string()),
-        e if e.is_retryable() => ApiResponse::error(503, "esp_unavailable", e.to_string()),
-        _ => ApiResponse::error(502, "esp_error", e.to_string()),
-    }
+/// The templates of every matching account, and the accounts that could not be listed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TemplateList {
+    pub templates: Vec<Template>,
+    pub errors: Vec<AccountFailure>,
 }
 
-impl Services {
-    pub async fn api(&self, req: &ApiRequest) -> ApiResponse {
-        let parts: Vec<&str> = req.path.trim_matches('/').split('/').collect();
-        let get = req.method.eq_ignore_ascii_case("GET");
-        let put = req.method.eq_ignore_ascii_case("PUT");
-        match parts.as_slice() {
-            ["templates"] if get => self.templates(req).await,
-            ["templates", esp, id, "preview"] if get => self.preview(esp, id, req).await,
-            ["templates", esp, id, "headers"] if get || put => {
-                self.template_headers(esp, id, req, put).await
-            }
-            ["campaigns", id] if get => self.campaign_view(id).await,
-            ["campaigns", id, "report"] if get => self.report_view(id, req, false).await,
-            ["campaigns", id, "report.html"] if get => self.report_view(id, req, true).await,
-            ["templates"]
-            | ["templates", _, _, "preview" | "headers"]
-            | ["campaigns", _]
-            | ["campaigns", _, "report" | "report.html"] => ApiResponse::error(
-                405,
-                "method_not_allowed",
-                format!("{} is not allowed on {}", req.method, req.path),
-            ),
-            _ => ApiResponse::error(404, "not_found", format!("no route {}", req.path)),
-        }
-    }
+/// Whose sender headers a send of a template goes out with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HeadersSource {
+    Template,
+    AccountDefault,
+}
 
-    fn accounts_for(&self, req: &ApiRequest) -> Result<Vec<Arc<dyn Esp>>, ApiResponse> {
-        let esp = match req.query.get("esp") {
-            Some(s) => Some(
-                EspKind::parse(s)
-                    .map_err(|e| ApiResponse::error(400, "bad_request", format!("esp: {e}")))?,
-            ),
-            None => None,
-        };
-        let account = match req.query.get("account") {
-            Some(s) => Some(
-                AccountId::parse(s)
-                    .map_err(|e| ApiResponse::error(400, "bad_request", format!("account: {e}")))?,
-            ),
-            None => None,
-        };
-        Ok(self
+/// The sender headers of a template.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HeadersView {
+    pub esp: EspKind,
+    pub account: AccountId,
+    pub template_id: String,
+    pub headers: SenderHeaders,
+    pub source: HeadersSource,
+}
+
+/// Why the API could not answer.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("no configured account matches esp/account")]
+    NoMatchingAccount,
+    #[error(transparent)]
+    Account(#[from] AccountChoiceError),
+    #[error("every account failed")]
+    AllAccountsFailed(Vec<AccountFailure>),
+    #[error(transparent)]
+    Esp(#[from] EspError),
+    #[error("{0} keeps sender headers in the message; there are none to manage here")]
+    NoSenderHeaders(EspKind),
+    /// Each problem named by its field.
+    #[error("{}", .0.iter().map(|(f, p)| format!("{f}: {p}")).collect::<Vec<_>>().join("; "))]
+    InvalidHeaders(Vec<(String, String)>),
+    #[error("no campaign {0}")]
+    CampaignNotFound(CampaignId),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl ApiService {
+    /// The templates of every account matching `q`, after each ESP's visibility rules, sorted by
+    /// ESP, account and display name. An account that cannot be listed is reported beside the
+    /// others' templates; only when all fail is it an error.
+    pub async fn templates(&self, q: &TemplateQuery) -> Result<TemplateList, ApiError> {
+        let accounts: Vec<Arc<dyn Esp>> = self
             .esps
             .all()
             .iter()
-            .filter(|a| esp.is_none_or(|k| a.kind() == k))
-            .filter(|a| account.as_ref().is_none_or(|x| a.account() == x))
+            .filter(|a| q.esp.is_none_or(|k| a.kind() == k))
+            .filter(|a| q.account.as_ref().is_none_or(|x| a.account() == x))
             .cloned()
-            .collect())
-    }
-
-    async fn templates(&self, req: &ApiRequest) -> ApiResponse {
-        let accounts = match self.accounts_for(req) {
-            Ok(a) => a,
-            Err(r) => return r,
-        };
+            .collect();
         if accounts.is_empty() {
-            return ApiResponse::error(
-                404,
-                "not_found",
-                "no configured account matches esp/account",
-            );
+            return Err(ApiError::NoMatchingAccount);
         }
-        let prefix = req.query.get("prefix").map(String::as_str).unwrap_or("");
-        let results = futures_join(accounts.iter().map(|a| {
+        let prefix = q.prefix.as_deref().unwrap_or("");
+        let results = join_all(accounts.iter().map(|a| {
             let a = Arc::clone(a);
             async move { (a.kind(), a.account().clone(), a.list_templates().await) }
         }))
@@ -134,176 +114,102 @@ impl Services {
                     }))
                 }
                 Err(e) => {
-                    tracing::warn!(%esp, %account, error = %e, "listing templates failed");
-                    errors.push(json!({"esp": esp, "account": account, "error": e.to_string()}));
+                    let error = chain(&e);
+                    tracing::warn!(%esp, %account, error = %error, "listing templates failed");
+                    errors.push(AccountFailure {
+                        esp,
+                        account,
+                        error,
+                    });
                 }
             }
         }
         if templates.is_empty() && !errors.is_empty() && errors.len() == accounts.len() {
-            return ApiResponse::json(
-                502,
-                &json!({"error": {"code": "esp_error", "message": "every account failed"}, "errors": errors}),
-            );
+            return Err(ApiError::AllAccountsFailed(errors));
         }
         templates.sort_by(|a, b| {
             (a.esp, &a.account, &a.display_name).cmp(&(b.esp, &b.account, &b.display_name))
         });
-        ApiResponse::json(200, &json!({"templates": templates, "errors": errors}))
+        Ok(TemplateList { templates, errors })
     }
 
-    /// The account a `/templates/{esp}/...` route addresses: `?account=`, or the only one.
-    fn template_account(&self, esp: &str, req: &ApiRequest) -> Result<Arc<dyn Esp>, ApiResponse> {
-        let esp =
-            EspKind::parse(esp).map_err(|e| ApiResponse::error(404, "not_found", e.to_string()))?;
-        let account = req
-            .query
-            .get("account")
-            .map(|s| AccountId::parse(s))
-            .transpose()
-            .map_err(|e| ApiResponse::error(400, "bad_request", format!("account: {e}")))?;
-        self.esps
-            .choose(esp, account.as_ref(), None)
-            .map_err(|e| ApiResponse::error(400, "bad_request", e))
-    }
-
-    async fn preview(&self, esp: &str, id: &str, req: &ApiRequest) -> ApiResponse {
-        let client = match self.template_account(esp, req) {
-            Ok(c) => c,
-            Err(r) => return r,
-        };
-        match client.preview(id).await {
-            Ok(p) if req.query.get("format").map(String::as_str) == Some("html") => ApiResponse {
-                status: 200,
-                content_type: "text/html; charset=utf-8",
-                body: p.body,
-            },
-            Ok(p) => ApiResponse::json(200, &json!(p)),
-            Err(e) => esp_error(&e),
-        }
-    }
-
-    /// GET: the headers a send of this template goes out with (`source` says whether they are
-    /// the template's override or the account's defaults). PUT: validates and stores an
-    /// override; the template must exist at the ESP.
-    async fn template_headers(
+    /// The account a template route addresses: the named one, or the ESP's only one.
+    fn template_account(
         &self,
-        esp: &str,
-        id: &str,
-        req: &ApiRequest,
-        put: bool,
-    ) -> ApiResponse {
-        let client = match self.template_account(esp, req) {
-            Ok(c) => c,
-            Err(r) => return r,
-        };
-        let Some(defaults) = client.default_headers() else {
-            return ApiResponse::error(
-                404,
-                "not_found",
-                format!(
-                    "{} keeps sender headers in the message; there are none to manage here",
-                    client.kind()
-                ),
-            );
-        };
-        let (kind, account) = (client.kind(), client.account().clone());
-        let view = |headers: &SenderHeaders, source: &str| {
-            json!({"esp": kind, "account": account, "template_id": id,
-                "headers": headers, "source": source})
-        };
-        if put {
-            let headers: SenderHeaders = match req
-                .body
-                .as_deref()
-                .map(serde_json::from_slice::<SenderHeaders>)
-            {
-                Some(Ok(h)) => h,
-                Some(Err(e)) => {
-                    return ApiResponse::error(400, "bad_request", format!("body: {e}"));
-                }
-                None => {
-                    return ApiResponse::error(
-                        400,
-                        "bad_request",
-                        "body: a JSON object with from_email, from_name and optional reply_to",
-                    );
-                }
-            };
-            if let Err(errors) = headers.validate() {
-                let message = errors
-                    .iter()
-                    .map(|(field, problem)| format!("{field}: {problem}"))
-                    .collect::<Vec<_>>()
-                    .join("; ");
-                return ApiResponse::json(
-                    400,
-                    &json!({"error": {"code": "invalid_headers", "message": message,
-                        "fields": errors.iter().map(|(f, p)| json!({"field": f, "problem": p})).collect::<Vec<_>>()}}),
-                );
-            }
-            if let Err(e) = client.preview(id).await {
-                return esp_error(&e);
-            }
-            return match self
-                .store
-                .put_template_headers(kind, &account, id, &headers)
-                .await
-            {
-                Ok(()) => ApiResponse::json(200, &view(&headers, "template")),
-                Err(e) => ApiResponse::error(503, "store_unavailable", e.to_string()),
-            };
-        }
-        match self.store.template_headers(kind, &account, id).await {
-            Ok(Some(h)) => ApiResponse::json(200, &view(&h, "template")),
-            Ok(None) => ApiResponse::json(200, &view(&defaults, "account_default")),
-            Err(e) => ApiResponse::error(503, "store_unavailable", e.to_string()),
-        }
+        esp: EspKind,
+        account: Option<&AccountId>,
+    ) -> Result<Arc<dyn Esp>, ApiError> {
+        Ok(self.esps.choose(esp, account, None)?)
     }
 
-    async fn report_view(&self, id: &str, req: &ApiRequest, html: bool) -> ApiResponse {
-        let id = match CampaignId::parse(id) {
-            Ok(i) => i,
-            Err(e) => return ApiResponse::error(400, "bad_request", e.to_string()),
-        };
-        let metric = match req
-            .query
-            .get("metric")
-            .map(|m| Metric::parse(m))
-            .transpose()
-        {
-            Ok(m) => m,
-            Err(e) => return ApiResponse::error(400, "bad_request", format!("metric: {e}")),
-        };
-        match self.campaign_report(&id, metric).await {
-            Ok(Some(report)) if html => ApiResponse {
-                status: 200,
-                content_type: "text/html; charset=utf-8",
-                body: render_html(&report),
-            },
-            Ok(Some(report)) => ApiResponse::json(200, &json!(report)),
-            Ok(None) => ApiResponse::error(404, "not_found", format!("no campaign {id}")),
-            Err(e) => ApiResponse::error(503, "store_unavailable", e.to_string()),
-        }
+    pub async fn preview(
+        &self,
+        esp: EspKind,
+        account: Option<&AccountId>,
+        template_id: &str,
+    ) -> Result<Preview, ApiError> {
+        let client = self.template_account(esp, account)?;
+        Ok(client.preview(template_id).await?)
     }
 
-    async fn campaign_view(&self, id: &str) -> ApiResponse {
-        let id = match CampaignId::parse(id) {
-            Ok(i) => i,
-            Err(e) => return ApiResponse::error(400, "bad_request", e.to_string()),
+    /// The headers a send of this template goes out with: its override, or the account's
+    /// defaults.
+    pub async fn sender_headers(
+        &self,
+        esp: EspKind,
+        account: Option<&AccountId>,
+        template_id: &str,
+    ) -> Result<HeadersView, ApiError> {
+        let client = self.template_account(esp, account)?;
+        let defaults = client
+            .default_headers()
+            .ok_or(ApiError::NoSenderHeaders(client.kind()))?;
+        let stored = self
+            .store
+            .template_headers(client.kind(), client.account(), template_id)
+            .await?;
+        let (headers, source) = match stored {
+            Some(h) => (h, HeadersSource::Template),
+            None => (defaults, HeadersSource::AccountDefault),
         };
-        match self.campaign_document(&id).await {
-            Ok(Some(v)) => ApiResponse::json(200, &v),
-            Ok(None) => ApiResponse::error(404, "not_found", format!("no campaign {id}")),
-            Err(e) => ApiResponse::error(503, "store_unavailable", e.to_string()),
+        Ok(view(client.as_ref(), template_id, headers, source))
+    }
+
+    /// Validates and stores a template's override; the template must exist at the ESP.
+    pub async fn set_sender_headers(
+        &self,
+        esp: EspKind,
+        account: Option<&AccountId>,
+        template_id: &str,
+        headers: SenderHeaders,
+    ) -> Result<HeadersView, ApiError> {
+        let client = self.template_account(esp, account)?;
+        if client.default_headers().is_none() {
+            return Err(ApiError::NoSenderHeaders(client.kind()));
         }
+        headers.validate().map_err(ApiError::InvalidHeaders)?;
+        client.preview(template_id).await?;
+        self.store
+            .put_template_headers(client.kind(), client.account(), template_id, &headers)
+            .await?;
+        Ok(view(
+            client.as_ref(),
+            template_id,
+            headers,
+            HeadersSource::Template,
+        ))
     }
 
     /// The campaign as the API and the demo report show it: the record, its run history, the
     /// rejected-row counts and the daily metrics.
-    pub async fn campaign_document(
-        &self,
-        id: &CampaignId,
-    ) -> Result<Option<Value>, crate::ports::StoreError> {
+    pub async fn campaign(&self, id: &CampaignId) -> Result<Value, ApiError> {
+        self.campaign_document(id)
+            .await?
+            .ok_or_else(|| ApiError::CampaignNotFound(id.clone()))
+    }
+
+    /// [`campaign`](Self::campaign), `None` when there is no such campaign.
+    pub async fn campaign_document(&self, id: &CampaignId) -> Result<Option<Value>, StoreError> {
         let Some(c) = self.store.get(id).await? else {
             return Ok(None);
         };
@@ -360,8 +266,23 @@ impl Services {
     }
 }
 
+fn view(
+    client: &dyn Esp,
+    template_id: &str,
+    headers: SenderHeaders,
+    source: HeadersSource,
+) -> HeadersView {
+    HeadersView {
+        esp: client.kind(),
+        account: client.account().clone(),
+        template_id: template_id.to_owned(),
+        headers,
+        source,
+    }
+}
+
 /// Runs the futures concurrently (one per account; a handful at most).
-async fn futures_join<F, T>(futs: impl Iterator<Item = F>) -> Vec<T>
+async fn join_all<F, T>(futs: impl Iterator<Item = F>) -> Vec<T>
 where
     F: std::future::Future<Output = T> + Send + 'static,
     T: Send + 'static,

@@ -17,7 +17,7 @@
 //!    with rows in the window is a converter even when their amounts sum to 0.
 //! 3. The campaign's valid audience rows are re-read (the pinned file versions, skipping the
 //!    lines its rejects report lists) and each is assigned with the upload's own rule
-//!    ([`Services::assigner`]): the group is the variant's name (`all` without variants) or
+//!    (the upload's [`Assigner`]): the group is the variant's name (`all` without variants) or
 //!    `control` for the held-out. No id is stored: the groups are recomputed every time.
 //!    Control-group FILE ids that are not in the audience are control customers too.
 //! 4. Per group: customers, converters, revenue and the sum of squared per-customer revenue,
@@ -32,21 +32,25 @@
 //! longer exists is dropped from the sources with a sample saying so. Sources are read from the
 //! bucket the event names (the drop bucket), recorded ones from the campaign's drop bucket.
 
-use super::context::{Deadline, ServiceError, Services};
-use super::upload::UploadOutcome;
+use super::common::{ServiceError, chain, load, stored_manifest};
+use super::drop_files::DropFiles;
 use crate::audience::assign::{Assigner, Group};
 use crate::audience::read::{Event, Flow};
 use crate::audience::scan::{CsvScanner, Step};
 use crate::campaign::{Campaign, ConversionStats, GroupConversionTotals, RejectSample, State};
+use crate::clock::Clock;
 use crate::conversions::{
     CONVERSIONS_WINDOW_DAYS, ConversionsHeader, ConversionsPath, in_window, parse_row,
     sent_in_date_window,
 };
 use crate::ids::CampaignId;
-use crate::manifest::{DropPath, Manifest};
-use crate::ports::{ObjectRef, SourceError, StoreError};
+use crate::manifest::DropPath;
+use crate::ports::{
+    AudienceSource, BackendError, CampaignStore, ObjectRef, SourceError, StoreError,
+};
 use jiff::Timestamp;
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
 use tokio::io::AsyncReadExt;
 
 /// Rejected rows kept in the record as samples.
@@ -78,32 +82,16 @@ pub enum ConversionOutcome {
     Ignored(String),
 }
 
-/// What an object event in the drop bucket led to.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ObjectOutcome {
-    Upload(UploadOutcome),
-    Conversions(ConversionOutcome),
+/// The conversions attribution and the ports it needs: the campaign store, the drop bucket and
+/// the clock (no ESP: conversions come from the segmentation engine).
+#[derive(Clone)]
+pub struct ConversionsService {
+    pub store: Arc<dyn CampaignStore>,
+    pub source: Arc<dyn AudienceSource>,
+    pub clock: Arc<dyn Clock>,
 }
 
-impl Services {
-    /// Routes an object event of the drop bucket: conversions files to
-    /// [`attribute_conversions`](Self::attribute_conversions), anything else to
-    /// [`handle_drop`](Self::handle_drop) (which ignores what is not a manifest).
-    pub async fn handle_object(
-        &self,
-        obj: &ObjectRef,
-        deadline: Deadline,
-    ) -> Result<ObjectOutcome, ServiceError> {
-        if ConversionsPath::parse(&obj.key).is_some() {
-            return Ok(ObjectOutcome::Conversions(
-                self.attribute_conversions(obj).await?,
-            ));
-        }
-        Ok(ObjectOutcome::Upload(
-            self.handle_drop(obj, deadline).await?,
-        ))
-    }
-
+impl ConversionsService {
     /// Attributes a conversions file to the campaigns it concerns.
     pub async fn attribute_conversions(
         &self,
@@ -131,7 +119,7 @@ impl Services {
                 Ok(false) => unchanged.push(id),
                 // A retry (the redelivered event) would fail the same way: acknowledge.
                 Err(e) if !e.is_retryable() => {
-                    tracing::error!(campaign_id = %id, key = %obj.key, error = %e, "conversions not attributed");
+                    tracing::error!(campaign_id = %id, key = %obj.key, error = %chain(&e), "conversions not attributed");
                     failed.push(id);
                 }
                 Err(e) => return Err(e),
@@ -196,7 +184,7 @@ impl Services {
     async fn attribute_to(&self, id: &CampaignId, obj: &ObjectRef) -> Result<bool, ServiceError> {
         let source = source_entry(&obj.key, &obj.etag);
         for _ in 0..SAVE_ATTEMPTS {
-            let mut c = self.load(id).await?;
+            let mut c = load(self.store.as_ref(), id).await?;
             let recorded = c
                 .conversions
                 .as_ref()
@@ -223,9 +211,7 @@ impl Services {
                 Err(e) => return Err(e.into()),
             }
         }
-        Err(ServiceError::Config(format!(
-            "could not record conversions of campaign {id}: the record kept changing"
-        )))
+        Err(ServiceError::Contended(id.clone()))
     }
 
     /// Reads every source, then the audience, into the campaign's totals.
@@ -237,7 +223,7 @@ impl Services {
     ) -> Result<ConversionStats, ServiceError> {
         let send_at = c
             .send_at
-            .ok_or_else(|| ServiceError::Config(format!("campaign {} has no send time", c.id)))?;
+            .ok_or_else(|| ServiceError::NoSendTime(c.id.clone()))?;
         let mut read = SourceRead::new(send_at);
         let mut sources = Vec::new();
         for key in keys {
@@ -277,10 +263,7 @@ impl Services {
         let mut header: Option<ConversionsHeader> = None;
         let mut buf = vec![0u8; READ_CHUNK];
         let io = |e: std::io::Error| {
-            ServiceError::Source(SourceError::Io {
-                key: key.to_owned(),
-                detail: e.to_string(),
-            })
+            ServiceError::Source(SourceError::backend(key, BackendError::io("read", e)))
         };
         loop {
             loop {
@@ -336,13 +319,13 @@ impl Services {
         c: &Campaign,
         by_customer: &HashMap<u64, f64>,
     ) -> Result<BTreeMap<String, GroupConversionTotals>, ServiceError> {
-        let m: Manifest = serde_json::from_value(c.manifest.clone())
-            .map_err(|e| ServiceError::Config(format!("stored manifest unreadable: {e}")))?;
+        let m = stored_manifest(c)?;
+        // The record was made from this key, so it parses; the manifest's own folder otherwise.
         let prefix = DropPath::parse(&c.drop.key)
             .ok()
             .flatten()
             .map(|p| p.prefix)
-            .ok_or_else(|| ServiceError::Config(format!("{}: not a drop key", c.drop.key)))?;
+            .unwrap_or_else(|| super::drop_files::drop_prefix(&c.drop.key));
         let names: Vec<String> = if c.variants.is_empty() {
             vec![ALL_GROUP.to_owned()]
         } else {
@@ -355,16 +338,20 @@ impl Services {
         if c.control.is_some() {
             groups.insert(CONTROL_GROUP.to_owned(), Default::default());
         }
-        let assigner = self.assigner(c, &m).await?;
+        let files = DropFiles {
+            source: self.source.as_ref(),
+        };
+        let assigner = files.assigner(c, &m).await?;
         let control_file = m.control_group.as_ref().and_then(|g| g.file.as_deref());
         let mut control_ids = match control_file {
             Some(file) => {
-                self.control_ids(c, file, &m.audience.columns.customer_id)
+                files
+                    .control_ids(c, file, &m.audience.columns.customer_id)
                     .await?
             }
             None => HashSet::new(),
         };
-        let mut scan = self.valid_rows(c, &m, &prefix).await?;
+        let mut scan = files.valid_rows(c, &m, &prefix).await?;
         scan.run(&mut |ev| {
             if let Event::Row(r) = ev {
                 let hash = Assigner::control_key(r.customer_id);

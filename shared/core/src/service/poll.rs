@@ -9,15 +9,17 @@
 //! completion, and every later trigger re-creates the one-off schedule until the clean-up is
 //! done, so a crash between the two writes loses nothing.
 
-use super::context::{ServiceError, Services};
+use super::accounts::EspRegistry;
+use super::common::{ServiceError, chain, load, record_run, run_record};
 use super::schedule::POLL_DAYS;
-use crate::campaign::{MetricSnapshot, RunRecord, State};
+use crate::campaign::{MetricSnapshot, State};
+use crate::clock::Clock;
 use crate::ids::CampaignId;
-use crate::ports::MetricCounts;
-use crate::ports::StoreError;
 use crate::ports::scheduler::PollSchedule;
+use crate::ports::{CampaignStore, MetricCounts, Scheduler, StoreError};
 use jiff::SignedDuration;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 /// A trigger may fire a little early or late; it still counts for the nearest day.
 const SLACK: SignedDuration = SignedDuration::from_hours(2);
@@ -43,10 +45,20 @@ pub enum PollOutcome {
     Skipped(State),
 }
 
-impl Services {
+/// The poll-metrics use case and the ports it needs: the campaign store, the ESP accounts, the
+/// scheduler (to remove a finished schedule, to come back for a clean-up) and the clock.
+#[derive(Clone)]
+pub struct PollService {
+    pub store: Arc<dyn CampaignStore>,
+    pub esps: EspRegistry,
+    pub scheduler: Arc<dyn Scheduler>,
+    pub clock: Arc<dyn Clock>,
+}
+
+impl PollService {
     pub async fn poll_metrics(&self, id: &CampaignId) -> Result<PollOutcome, ServiceError> {
         let started = self.clock.now();
-        let mut c = self.load(id).await?;
+        let mut c = load(self.store.as_ref(), id).await?;
         if c.state == State::Completed && c.cleaned_up_at.is_none() {
             return self.cleanup_completed(c).await;
         }
@@ -91,13 +103,11 @@ impl Services {
             opens = counts.opens, clicks = counts.clicks, unsubscribes = counts.unsubscribes, new, "metrics snapshot");
         let before = c.state;
         if c.state == State::Scheduled {
-            c.transition(State::Collecting, now)
-                .map_err(|e| ServiceError::Config(e.to_string()))?;
+            c.transition(State::Collecting, now)?;
         }
         let last = i64::from(day) >= POLL_DAYS;
         if last {
-            c.transition(State::Completed, now)
-                .map_err(|e| ServiceError::Config(e.to_string()))?;
+            c.transition(State::Completed, now)?;
             c.cleanup_due_at = Some(
                 esp.cleanup_after()
                     .and_then(|d| now.checked_add(d).ok())
@@ -120,7 +130,7 @@ impl Services {
                 && let Err(e) = self.cleanup_completed(c.clone()).await
             {
                 // The snapshot stands; a one-off schedule comes back for the clean-up.
-                tracing::warn!(campaign_id = %c.id, error = %e, "clean-up left for later");
+                tracing::warn!(campaign_id = %c.id, error = %chain(&e), "clean-up left for later");
             }
             self.poll_run(&c.id, started, "completed", day).await;
             return Ok(PollOutcome::Completed { day });
@@ -151,7 +161,7 @@ impl Services {
         }
         if let Err(e) = result {
             // The one-off schedule (or the next trigger) comes back; retry an hour later.
-            tracing::warn!(campaign_id = %c.id, error = %e, "ESP clean-up failed; will retry");
+            tracing::warn!(campaign_id = %c.id, error = %chain(&e), "ESP clean-up failed; will retry");
             let later = PollSchedule::cleanup_at(
                 &c.id,
                 now.checked_add(SignedDuration::from_hours(1))
@@ -172,16 +182,15 @@ impl Services {
     }
 
     async fn poll_run(&self, id: &CampaignId, started: jiff::Timestamp, outcome: &str, day: u32) {
-        let run = RunRecord {
-            step: "poll".into(),
-            started_at: started,
-            finished_at: self.clock.now(),
-            outcome: outcome.into(),
-            rows_uploaded: 0,
-            batches: 0,
-            detail: Some(format!("day {day}")),
-        };
-        self.record_run(id, run).await;
+        let run = run_record(
+            "poll",
+            started,
+            self.clock.now(),
+            outcome,
+            None,
+            Some(format!("day {day}")),
+        );
+        record_run(self.store.as_ref(), id, run).await;
     }
 }
 

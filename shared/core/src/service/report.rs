@@ -10,7 +10,7 @@
 //!   was attributed; the control group is compared only then;
 //! - the A/B metric: the `metric` asked for, else the manifest's `ab_metric`, else click rate.
 
-use super::context::Services;
+use super::api::ApiService;
 use crate::campaign::{Campaign, GroupConversionTotals, MetricSnapshot};
 use crate::ids::CampaignId;
 use crate::ports::{MetricCounts, StoreError};
@@ -24,7 +24,7 @@ pub const CONVERSION_WINDOW_DAYS: u32 = 7;
 /// The name of the one series of a campaign without variants.
 pub const SINGLE_VARIANT: &str = "all";
 
-impl Services {
+impl ApiService {
     /// The campaign's report, or `None` when there is no such campaign.
     pub async fn campaign_report(
         &self,

@@ -2,12 +2,15 @@
 //! set up the daily metric polls. Every step is idempotent at the ESP (deterministic names,
 //! "already launched" recognised), so a retry after a crash never sends twice.
 
-use super::context::{ServiceError, Services};
-use crate::campaign::{RunRecord, State};
+use super::accounts::EspRegistry;
+use super::common::{ServiceError, chain, fail_campaign, load, record_run, run_record};
+use crate::campaign::State;
+use crate::clock::Clock;
 use crate::ids::CampaignId;
-use crate::ports::StoreError;
 use crate::ports::esp::SendRequest;
 use crate::ports::scheduler::PollSchedule;
+use crate::ports::{CampaignStore, Scheduler, StoreError};
+use std::sync::Arc;
 
 /// Days of metric polling after the send.
 pub const POLL_DAYS: i64 = 7;
@@ -19,14 +22,24 @@ pub enum ScheduleOutcome {
     Failed(CampaignId),
 }
 
-impl Services {
+/// The schedule-send use case and the ports it needs: the campaign store, the ESP accounts, the
+/// scheduler of the metric polls and the clock.
+#[derive(Clone)]
+pub struct ScheduleService {
+    pub store: Arc<dyn CampaignStore>,
+    pub esps: EspRegistry,
+    pub scheduler: Arc<dyn Scheduler>,
+    pub clock: Arc<dyn Clock>,
+}
+
+impl ScheduleService {
     pub async fn schedule_send(
         &self,
         id: &CampaignId,
         final_attempt: bool,
     ) -> Result<ScheduleOutcome, ServiceError> {
         let started = self.clock.now();
-        let mut c = self.load(id).await?;
+        let mut c = load(self.store.as_ref(), id).await?;
         if c.state != State::AudienceReady {
             return Ok(ScheduleOutcome::Skipped(c.id, c.state));
         }
@@ -34,7 +47,7 @@ impl Services {
             let esp = self.esps.for_campaign(&c)?;
             let send_at = c
                 .send_at
-                .ok_or_else(|| ServiceError::Config("campaign has no send time".into()))?;
+                .ok_or_else(|| ServiceError::NoSendTime(c.id.clone()))?;
             let options = c
                 .manifest
                 .get("esp_options")
@@ -86,8 +99,7 @@ impl Services {
             let schedule = PollSchedule::daily_after(&c.id, send_at, POLL_DAYS);
             self.scheduler.create(&schedule).await?;
             c.schedule_name = Some(schedule.name);
-            c.transition(State::Scheduled, self.clock.now())
-                .map_err(|e| ServiceError::Config(e.to_string()))?;
+            c.transition(State::Scheduled, self.clock.now())?;
             c = self.store.save(&c).await?;
             Ok(())
         }
@@ -103,14 +115,21 @@ impl Services {
                 None,
             ),
             Err(e) if e.is_retryable() && !final_attempt => {
-                tracing::warn!(campaign_id = %c.id, error = %e, "schedule-send interrupted; will retry");
-                self.record(&c.id, started, "retry", Some(e.to_string()))
-                    .await;
+                let reason = chain(&e);
+                tracing::warn!(campaign_id = %c.id, error = %reason, "schedule-send interrupted; will retry");
+                self.record(&c.id, started, "retry", Some(reason)).await;
                 return Err(e);
             }
             Err(e) => {
-                let reason = e.to_string();
-                self.fail_campaign(&c.id, "schedule", &reason).await?;
+                let reason = chain(&e);
+                fail_campaign(
+                    self.store.as_ref(),
+                    self.clock.as_ref(),
+                    &c.id,
+                    "schedule",
+                    &reason,
+                )
+                .await?;
                 (
                     ScheduleOutcome::Failed(c.id.clone()),
                     "failed",
@@ -129,15 +148,7 @@ impl Services {
         outcome: &str,
         detail: Option<String>,
     ) {
-        let run = RunRecord {
-            step: "schedule".into(),
-            started_at: started,
-            finished_at: self.clock.now(),
-            outcome: outcome.into(),
-            rows_uploaded: 0,
-            batches: 0,
-            detail,
-        };
-        self.record_run(id, run).await;
+        let run = run_record("schedule", started, self.clock.now(), outcome, None, detail);
+        record_run(self.store.as_ref(), id, run).await;
     }
 }

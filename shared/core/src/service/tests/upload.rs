@@ -1,0 +1,243 @@
+//! Intake, validation, upload and continuations; refusals; control-group files.
+
+use super::*;
+use crate::campaign::State;
+use crate::service::poll::PollOutcome;
+use crate::service::upload::UploadOutcome;
+use jiff::Timestamp;
+
+#[tokio::test]
+async fn drop_to_completed_with_continuations() {
+    let mut w = world();
+    w.services.upload_settings.max_batches_per_run = Some(2);
+    let drop = drop_files(&w, 450, serde_json::json!({}));
+    let out = w
+        .services
+        .upload()
+        .handle_drop(&drop, Deadline::none())
+        .await
+        .unwrap();
+    assert_eq!(out, UploadOutcome::Continued(id()));
+    // Feed continuations back until the audience is ready.
+    let rounds = 1 + drain_to_scheduled(&w).await;
+    assert_eq!(
+        rounds, 3,
+        "450 rows in batches of 100, two per run: three runs"
+    );
+    let c = w.services.store.get(&id()).await.unwrap().unwrap();
+    assert_eq!(c.state, State::Scheduled);
+    assert_eq!(
+        (
+            c.audience.rows,
+            c.audience.valid,
+            c.audience.rejected,
+            c.audience.uploaded
+        ),
+        (452, 450, 2, 450)
+    );
+    assert_eq!(c.audience.rejected_by_reason["duplicate_customer_id"], 1);
+    let rejects = String::from_utf8(w.src.get(&format!("{PREFIX}rejects.csv")).unwrap()).unwrap();
+    assert_eq!(rejects.lines().count(), 3, "{rejects}");
+    assert!(rejects.contains("a.csv,453,"), "{rejects}");
+    assert_eq!(w.esp.lists.lock().unwrap()["espbridge_c1"].len(), 450);
+    assert_eq!(*w.esp.ids_sent.lock().unwrap(), 450, "no batch sent twice");
+    assert_eq!(w.scheduler.0.lock().unwrap().len(), 1);
+
+    // Polls: too early, then days 1..7, then the schedule is gone.
+    assert_eq!(
+        w.services.poll().poll_metrics(&id()).await.unwrap(),
+        PollOutcome::TooEarly
+    );
+    let send_at: Timestamp = "2026-11-25T08:00:00Z".parse().unwrap();
+    for day in 1..=7 {
+        w.clock
+            .set(send_at + SignedDuration::from_hours(24 * day) + SignedDuration::from_mins(1));
+        let out = w.services.poll().poll_metrics(&id()).await.unwrap();
+        if day < 7 {
+            assert_eq!(
+                out,
+                PollOutcome::Stored {
+                    day: day as u32,
+                    new: true
+                }
+            );
+        } else {
+            assert_eq!(out, PollOutcome::Completed { day: 7 });
+        }
+    }
+    let c = w.services.store.get(&id()).await.unwrap().unwrap();
+    assert_eq!(c.state, State::Completed);
+    assert_eq!(w.services.store.snapshots(&id()).await.unwrap().len(), 7);
+    assert!(
+        w.scheduler.0.lock().unwrap().is_empty(),
+        "schedule deleted after day 7"
+    );
+    let doc = w
+        .services
+        .api()
+        .campaign_document(&id())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(doc["daily_metrics"].as_array().unwrap().len(), 7);
+}
+
+#[tokio::test]
+async fn a_redelivered_drop_and_a_failed_batch_resume_without_duplicates() {
+    let w = world();
+    let drop = drop_files(&w, 350, serde_json::json!({}));
+    // Two batches in the first run, then the third batch fails transiently: the call errors
+    // (SQS will redeliver) and the checkpoint stands.
+    let mut svc = w.services.clone();
+    svc.upload_settings.max_batches_per_run = Some(2);
+    assert_eq!(
+        svc.upload()
+            .handle_drop(&drop, Deadline::none())
+            .await
+            .unwrap(),
+        UploadOutcome::Continued(id())
+    );
+    *w.esp.fail_next_uploads.lock().unwrap() = 1;
+    let err = w
+        .services
+        .upload()
+        .handle_drop(&drop, Deadline::none())
+        .await
+        .unwrap_err();
+    assert!(err.is_retryable(), "{err}");
+    let c = w.services.store.get(&id()).await.unwrap().unwrap();
+    assert_eq!((c.state, c.audience.uploaded), (State::Uploading, 200));
+    // Redelivery of the same S3 event finishes the job.
+    let out = w
+        .services
+        .upload()
+        .handle_drop(&drop, Deadline::none())
+        .await
+        .unwrap();
+    assert_eq!(out, UploadOutcome::AudienceReady(id()));
+    assert_eq!(*w.esp.ids_sent.lock().unwrap(), 350);
+    assert_eq!(w.esp.lists.lock().unwrap()["espbridge_c1"].len(), 350);
+    // And once more: nothing is uploaded again; schedule-send is (re)queued, and runs once.
+    let again = w
+        .services
+        .upload()
+        .handle_drop(&drop, Deadline::none())
+        .await
+        .unwrap();
+    assert_eq!(again, UploadOutcome::AudienceReady(id()));
+    assert_eq!(*w.esp.ids_sent.lock().unwrap(), 350);
+    assert_eq!(
+        w.services
+            .schedule()
+            .schedule_send(&id(), false)
+            .await
+            .unwrap(),
+        ScheduleOutcome::Scheduled(id())
+    );
+    let second = w
+        .services
+        .schedule()
+        .schedule_send(&id(), false)
+        .await
+        .unwrap();
+    assert_eq!(second, ScheduleOutcome::Skipped(id(), State::Scheduled));
+    assert_eq!(w.esp.launches.lock().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn bad_manifests_and_refusals_fail_the_campaign_with_their_reason() {
+    let w = world();
+    let drop = drop_files(
+        &w,
+        5,
+        serde_json::json!({"send_at": "tomorrow", "account": "nope"}),
+    );
+    let out = w
+        .services
+        .upload()
+        .handle_drop(&drop, Deadline::none())
+        .await
+        .unwrap();
+    assert_eq!(out, UploadOutcome::Failed(id()));
+    let c = w.services.store.get(&id()).await.unwrap().unwrap();
+    let f = c.failure.unwrap();
+    assert_eq!(f.step, "manifest");
+    assert!(f.reason.contains("/send_at"), "{}", f.reason);
+    assert!(
+        w.src.get(&format!("{PREFIX}a.csv")).is_some(),
+        "the drop is kept"
+    );
+    assert!(
+        w.esp.lists.lock().unwrap().is_empty(),
+        "nothing reached the ESP"
+    );
+
+    let w = world();
+    let drop = drop_files(&w, 5, serde_json::json!({"account": "nope"}));
+    w.services
+        .upload()
+        .handle_drop(&drop, Deadline::none())
+        .await
+        .unwrap();
+    let c = w.services.store.get(&id()).await.unwrap().unwrap();
+    assert!(
+        c.failure
+            .unwrap()
+            .reason
+            .contains("no emarsys account named")
+    );
+
+    let w = world();
+    let drop = drop_files(&w, 5, serde_json::json!({}));
+    w.services
+        .upload()
+        .handle_drop(&drop, Deadline::none())
+        .await
+        .unwrap();
+    *w.esp.refuse_send.lock().unwrap() = true;
+    assert_eq!(
+        w.services
+            .schedule()
+            .schedule_send(&id(), false)
+            .await
+            .unwrap(),
+        ScheduleOutcome::Failed(id())
+    );
+    let c = w.services.store.get(&id()).await.unwrap().unwrap();
+    assert_eq!(c.state, State::Failed);
+    assert!(c.failure.unwrap().reason.contains("6032"));
+}
+
+#[tokio::test]
+async fn a_control_group_file_holds_its_customers_out() {
+    let w = control_file_campaign(&["X-not-in-audience"]).await;
+    let c = w.services.store.get(&id()).await.unwrap().unwrap();
+    assert_eq!(c.control.as_ref().unwrap().file_ids, 4);
+    assert_eq!(
+        c.audience.held_out, 3,
+        "the file's customers found in the audience"
+    );
+    let list = w.esp.lists.lock().unwrap()["espbridge_c1"].clone();
+    assert_eq!(list.len(), 47);
+    assert!(!list.contains("C1") && !list.contains("C2") && !list.contains("C3"));
+}
+
+#[tokio::test]
+async fn a_missing_control_group_file_fails_the_campaign_naming_it() {
+    let w = world();
+    let drop = drop_files(
+        &w,
+        5,
+        serde_json::json!({"control_group": {"file": "absent.csv"}}),
+    );
+    w.services
+        .upload()
+        .handle_drop(&drop, Deadline::none())
+        .await
+        .ok();
+    let c = w.services.store.get(&id()).await.unwrap().unwrap();
+    assert_eq!(c.state, State::Failed);
+    let reason = c.failure.unwrap().reason;
+    assert!(reason.contains("absent.csv"), "{reason}");
+    assert!(w.esp.lists.lock().unwrap().is_empty(), "nothing sent");
+}
