@@ -3,99 +3,45 @@
 //! key goes to [`UploadService::handle_object`], which sends conversions files
 //! ([`ConversionsPath`](espbridge_core::conversions::ConversionsPath)) to the conversions
 //! attribution and everything else to the drop handling (which ignores what is not a manifest).
-//! Retryable failures are reported as SQS partial batch failures so only those messages come
-//! back; the last allowed receive fails the campaign instead of leaving it to the dead-letter
-//! queue silently. A failure no retry can fix (access denied, a record that cannot be read) is
-//! logged and the message acknowledged: redelivering it for hours would change nothing.
+//! The SQS batch protocol (partial batch failures, the last allowed receive, failures no retry
+//! can fix acknowledged) is [`sqs_batch`]'s.
 
-use aws_lambda_events::event::s3::S3Event;
-use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
-use espbridge_core::ports::{ObjectRef, WorkItem};
-use espbridge_core::service::{Deadline, ServiceError, UploadService, chain};
-
-/// Must match the queue's redrive `maxReceiveCount` (infra/template.yaml).
-pub const MAX_RECEIVES: u32 = 5;
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
+use espbridge_app::lambda::{Message, s3_objects, sqs_batch};
+use espbridge_core::ports::WorkItem;
+use espbridge_core::service::{Deadline, ServiceError, UploadService};
 
 pub async fn handle(
-    services: &UploadService,
+    upload: &UploadService,
     event: SqsEvent,
     deadline: Deadline,
 ) -> SqsBatchResponse {
-    let mut failures = Vec::new();
-    for msg in event.records {
-        match handle_message(services, &msg, deadline).await {
-            Ok(()) => {}
-            Err(e) if e.is_retryable() => {
-                tracing::warn!(message_id = ?msg.message_id, error = %chain(&e), "message will be retried");
-                let mut f = BatchItemFailure::default();
-                f.item_identifier = msg.message_id.clone().unwrap_or_default();
-                failures.push(f);
-            }
-            Err(e) => {
-                tracing::error!(message_id = ?msg.message_id, error = %chain(&e),
-                    "message failed for good; acknowledged");
-            }
-        }
-    }
-    let mut resp = SqsBatchResponse::default();
-    resp.batch_item_failures = failures;
-    resp
+    sqs_batch(&event, |msg| handle_message(upload, msg, deadline)).await
 }
 
 async fn handle_message(
-    services: &UploadService,
-    msg: &SqsMessage,
+    upload: &UploadService,
+    msg: Message,
     deadline: Deadline,
 ) -> Result<(), ServiceError> {
-    let body = msg.body.as_deref().unwrap_or("");
-    let receives: u32 = msg
-        .attributes
-        .get("ApproximateReceiveCount")
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(1);
-    let final_attempt = receives >= MAX_RECEIVES;
-    if let Ok(item) = serde_json::from_str::<WorkItem>(body) {
-        return match item {
-            WorkItem::ContinueUpload { campaign_id } => {
-                let out = services
-                    .continue_upload(&campaign_id, deadline, final_attempt)
-                    .await?;
-                tracing::info!(outcome = ?out, "continuation handled");
-                Ok(())
-            }
-            WorkItem::ScheduleSend { campaign_id } => {
-                tracing::error!(%campaign_id, "schedule-send message on the upload queue: ignored");
-                Ok(())
-            }
+    if let Ok(item) = serde_json::from_str::<WorkItem>(&msg.body) {
+        let WorkItem::ContinueUpload { campaign_id } = item else {
+            tracing::error!(item = %item.label(), "not an upload-queue item: ignored");
+            return Ok(());
         };
-    }
-    let Ok(s3) = serde_json::from_str::<S3Event>(body) else {
-        // Not ours (e.g. the s3:TestEvent S3 sends when the notification is configured).
-        tracing::info!(message_id = ?msg.message_id, "message is neither an S3 event nor a work item; dropped");
+        let out = upload
+            .continue_upload(&campaign_id, deadline, msg.final_attempt)
+            .await?;
+        tracing::info!(outcome = ?out, "continuation handled");
         return Ok(());
-    };
-    for rec in s3.records {
-        let (Some(bucket), Some(key)) = (rec.s3.bucket.name.clone(), rec.s3.object.key.as_deref())
-        else {
-            continue;
-        };
-        let drop = ObjectRef {
-            bucket,
-            key: decode_key(key),
-            etag: rec.s3.object.e_tag.clone().unwrap_or_default(),
-        };
-        let out = services.handle_object(&drop, deadline).await?;
+    }
+    // Anything else that is not an S3 event is not ours (e.g. the s3:TestEvent S3 sends when
+    // the notification is configured).
+    for object in s3_objects(&msg.body).unwrap_or_default() {
+        let out = upload.handle_object(&object, deadline).await?;
         tracing::info!(outcome = ?out, "object handled");
     }
     Ok(())
-}
-
-/// S3 notifications carry keys form-encoded (`+` for space, `%xx`).
-pub fn decode_key(key: &str) -> String {
-    let plus = key.replace('+', " ");
-    percent_encoding::percent_decode_str(&plus)
-        .decode_utf8_lossy()
-        .into_owned()
 }
 
 #[cfg(test)]
@@ -110,14 +56,6 @@ mod tests {
     use espbridge_local::{LocalQueue, SqliteStore};
     use serde_json::json;
     use std::sync::Arc;
-
-    #[test]
-    fn keys_are_decoded() {
-        assert_eq!(
-            super::decode_key("campaigns/2026-11-24/a%2Bb+c/manifest.json"),
-            "campaigns/2026-11-24/a+b c/manifest.json"
-        );
-    }
 
     /// One SQS message whose body is an S3 `ObjectCreated:Put` notification for `key`.
     fn s3_message(bucket: &str, key: &str, etag: &str) -> SqsEvent {

@@ -24,9 +24,9 @@
 //! (never by content). A header lacking a required column makes the whole file unreadable; that
 //! is reported as [`HeaderError`], naming the file's columns that are missing.
 //!
-//! UNCERTAIN: a name starting with `conversions` in a campaign folder is always a conversions
-//! file, so an audience file may not be called that (the README reserves the name). By-date
-//! files use UTC calendar days for "the 7 days before the file's date".
+//! UNCERTAIN: a name ending in `conversions.csv` or `conversions.csv.gz` in a campaign folder is
+//! always a conversions file, so an audience file may not be named so (the README reserves such
+//! names). By-date files use UTC calendar days for "the 7 days before the file's date".
 
 use crate::audience::rows::check_customer_id;
 use crate::audience::scan::{BadRecord, RecordView};
