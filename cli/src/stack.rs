@@ -8,7 +8,7 @@ use espbridge_core::ports::{PollSchedule, WorkItem};
 use espbridge_core::service::poll::PollOutcome;
 use espbridge_core::service::{Deadline, Services, UploadSettings};
 use espbridge_core::{CampaignId, Clock};
-use espbridge_esp_kit::{SimSetup, SimulatedAccount};
+use espbridge_esp_kit::{BuildContext, SimSetup, SimulatedAccount};
 use espbridge_local::{FolderSource, LocalQueue, LocalScheduler, SqliteStore};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -96,7 +96,9 @@ impl Stack {
                 simulators.iter().map(|s| s.entry.clone()).collect()
             }
         };
-        let esps = build_registry(&accounts, None, Arc::clone(&opts.clock))
+        // One process: the account limits live in its memory, shared by every worker.
+        let ctx = BuildContext::in_memory(Arc::clone(&opts.clock));
+        let esps = build_registry(&accounts, None, &ctx)
             .await
             .context("building the ESP accounts")?;
         let (queue, rx) = LocalQueue::new();

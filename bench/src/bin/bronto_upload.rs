@@ -18,7 +18,7 @@ use espbridge_bronto::sim::{BrontoSim, BrontoSimConfig};
 use espbridge_bronto::{BrontoConfig, BrontoCredentials, BrontoEsp};
 use espbridge_core::ports::Esp;
 use espbridge_core::{AccountId, Clock, SystemClock};
-use espbridge_esp_kit::BaseUrl;
+use espbridge_esp_kit::{BaseUrl, BuildContext};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -52,7 +52,11 @@ async fn main() -> anyhow::Result<()> {
     config.from_name = "Brand".into();
     config.addresses_per_minute = args.allowance;
     config.rate_window_ms = args.window_ms;
-    let esp = BrontoEsp::new(config, BrontoCredentials::new(token))?;
+    let esp = BrontoEsp::new(
+        config,
+        BrontoCredentials::new(token),
+        &BuildContext::in_memory(Arc::clone(&clock)),
+    )?;
     let template = esp
         .list_templates()
         .await?

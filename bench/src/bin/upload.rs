@@ -13,7 +13,7 @@ use espbridge_core::ports::Esp;
 use espbridge_core::{AccountId, Clock, SystemClock};
 use espbridge_emarsys::sim::{EmarsysSim, EmarsysSimConfig};
 use espbridge_emarsys::{EmarsysConfig, EmarsysCredentials, EmarsysEsp};
-use espbridge_esp_kit::BaseUrl;
+use espbridge_esp_kit::{BaseUrl, BuildContext};
 use std::sync::Arc;
 
 #[derive(Parser)]
@@ -44,7 +44,7 @@ async fn main() -> anyhow::Result<()> {
     let esp = EmarsysEsp::new(
         config,
         EmarsysCredentials::new("espbridge", "sim-secret"),
-        Arc::clone(&clock),
+        &BuildContext::in_memory(Arc::clone(&clock)),
     )?;
     let template = esp
         .list_templates()

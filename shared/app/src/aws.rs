@@ -7,12 +7,14 @@
 use crate::config::{ConfigError, build_registry, parse_accounts};
 use async_trait::async_trait;
 use espbridge_aws::secrets::SecretsError;
-use espbridge_aws::{DynamoStore, EventBridgeScheduler, S3Source, SecretsReader, SqsQueue};
+use espbridge_aws::{
+    DynamoLimits, DynamoStore, EventBridgeScheduler, S3Source, SecretsReader, SqsQueue,
+};
 use espbridge_core::service::{
     ApiService, EspRegistry, PollService, ScheduleService, UploadService, UploadSettings,
 };
 use espbridge_core::{Clock, SystemClock};
-use espbridge_esp_kit::{SecretError, SecretSource};
+use espbridge_esp_kit::{BuildContext, SecretError, SecretSource};
 use std::sync::Arc;
 
 /// The campaign table.
@@ -139,7 +141,14 @@ impl Bootstrap {
         let secrets = SecretsManager(SecretsReader::new(aws_sdk_secretsmanager::Client::new(
             &self.sdk,
         )));
-        build_registry(&accounts, Some(&secrets), Arc::clone(&self.clock)).await
+        let ctx = BuildContext {
+            clock: Arc::clone(&self.clock),
+            limits: Arc::new(DynamoLimits::new(
+                aws_sdk_dynamodb::Client::new(&self.sdk),
+                self.env.require(TABLE)?,
+            )),
+        };
+        build_registry(&accounts, Some(&secrets), &ctx).await
     }
 
     /// upload-audience: store, drop bucket, both queues, ESPs.

@@ -5,10 +5,9 @@
 
 use crate::registry;
 use espbridge_core::service::EspRegistry;
-use espbridge_core::{AccountId, Clock, EspKind};
-use espbridge_esp_kit::{AccountEntry, AccountError, SecretSource};
+use espbridge_core::{AccountId, EspKind};
+use espbridge_esp_kit::{AccountEntry, AccountError, BuildContext, SecretSource};
 use serde_json::Value;
-use std::sync::Arc;
 
 /// One ESP account's configuration entry.
 pub type AccountConfig = AccountEntry;
@@ -95,7 +94,7 @@ pub fn parse_accounts(text: &str, origin: &str) -> Result<Vec<AccountConfig>, Co
 pub async fn build_registry(
     accounts: &[AccountConfig],
     secrets: Option<&dyn SecretSource>,
-    clock: Arc<dyn Clock>,
+    ctx: &BuildContext,
 ) -> Result<EspRegistry, ConfigError> {
     let mut built = Vec::with_capacity(accounts.len());
     for entry in accounts {
@@ -103,7 +102,7 @@ pub async fn build_registry(
             esp: entry.esp,
             known: registry::names(),
         })?;
-        built.push(driver.connect(entry, secrets, Arc::clone(&clock)).await?);
+        built.push(driver.connect(entry, secrets, ctx).await?);
     }
     Ok(EspRegistry::new(built))
 }
@@ -114,6 +113,10 @@ mod tests {
     use async_trait::async_trait;
     use espbridge_core::SystemClock;
     use espbridge_esp_kit::SecretError;
+
+    fn local_ctx() -> BuildContext {
+        BuildContext::in_memory(std::sync::Arc::new(SystemClock))
+    }
 
     struct OneSecret;
     #[async_trait]
@@ -147,9 +150,7 @@ mod tests {
         let toml = "[[accounts]]\nesp = \"bronto\"\naccount = \"eu\"\nfrom_email = \"news@brand.example\"\nfrom_name = \"Brand\"\n[accounts.credentials]\napi_token = \"t0ken\"\n";
         let a = parse_accounts(toml, "espbridge.toml").unwrap();
         assert_eq!(a[0].esp, EspKind::Bronto);
-        let reg = build_registry(&a, None, Arc::new(SystemClock))
-            .await
-            .unwrap();
+        let reg = build_registry(&a, None, &local_ctx()).await.unwrap();
         let esp = reg.choose(EspKind::Bronto, None, None).unwrap();
         assert!(esp.needs_email());
         assert_eq!(
@@ -159,7 +160,7 @@ mod tests {
         // A bad default address is named at start, before any campaign uses it.
         let bad = toml.replace("news@brand.example", "not-an-address");
         let a = parse_accounts(&bad, "espbridge.toml").unwrap();
-        let e = build_registry(&a, None, Arc::new(SystemClock))
+        let e = build_registry(&a, None, &local_ctx())
             .await
             .err()
             .unwrap()
@@ -197,7 +198,7 @@ mod tests {
             "t",
         )
         .unwrap();
-        let e = build_registry(&a, None, Arc::new(SystemClock))
+        let e = build_registry(&a, None, &local_ctx())
             .await
             .err()
             .unwrap()
@@ -215,7 +216,7 @@ mod tests {
             "t",
         )
         .unwrap();
-        let reg = build_registry(&ok, Some(&OneSecret), Arc::new(SystemClock))
+        let reg = build_registry(&ok, Some(&OneSecret), &local_ctx())
             .await
             .unwrap();
         assert_eq!(reg.all().len(), 1);
@@ -224,14 +225,14 @@ mod tests {
             "t",
         )
         .unwrap();
-        let e = build_registry(&bad, Some(&OneSecret), Arc::new(SystemClock))
+        let e = build_registry(&bad, Some(&OneSecret), &local_ctx())
             .await
             .err()
             .unwrap();
         assert!(e.to_string().contains("espbridge/emarsys/bad"), "{e}");
         assert!(!e.to_string().contains("s3cr3t"), "{e}");
         let none = parse_accounts(r#"[{"esp":"emarsys","account":"eu"}]"#, "t").unwrap();
-        let e = build_registry(&none, None, Arc::new(SystemClock))
+        let e = build_registry(&none, None, &local_ctx())
             .await
             .err()
             .unwrap();

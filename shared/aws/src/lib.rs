@@ -24,6 +24,7 @@
 
 pub mod config;
 pub mod error;
+pub mod limits;
 pub mod queue;
 pub mod scheduler;
 pub mod secrets;
@@ -32,6 +33,7 @@ pub mod store;
 
 pub use config::{s3_client, sdk_config};
 pub use error::AwsError;
+pub use limits::DynamoLimits;
 pub use queue::SqsQueue;
 pub use scheduler::{EventBridgeScheduler, schedule_input};
 pub use secrets::{SecretsError, SecretsReader};

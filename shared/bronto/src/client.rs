@@ -1,20 +1,26 @@
 //! The Bronto side of a call: `POST {base}v4` SOAP envelopes, one session per adapter (logged
-//! in lazily and single-flight, again on Fault 103), and the address pacer in front of every
+//! in lazily and single-flight, again on Fault 103), and the account's address allowance (shared
+//! by the whole deployment) in front of every
 //! `addToList` attempt. Retries and back-off are the shared HTTP layer's.
 
 use crate::config::{BrontoConfig, BrontoCredentials};
-use crate::pacer::Pacer;
 use crate::wire::{self, Element, Fault, Node, Response};
 use espbridge_core::EspKind;
+use espbridge_core::ports::AccountLimits;
 use espbridge_core::ports::EspError;
+use espbridge_esp_kit::RateGate;
 use espbridge_esp_kit::{
     AdapterError, EspHttp, ExposeSecret, Idempotency, Retryable, SessionSlot, Step,
     http::is_transient_status,
 };
+use std::sync::Arc;
 use std::time::Duration;
 use url::Url;
 
 const ESP: EspKind = EspKind::Bronto;
+/// Share of the address allowance the gate aims at: evenly spaced calls at 97% never put more
+/// than the allowance in any window, even when one call arrives late.
+const TARGET_SHARE: f64 = 0.97;
 /// Longest wait for another call's login.
 const LOGIN_WAIT: Duration = Duration::from_secs(120);
 
@@ -73,7 +79,7 @@ pub(crate) struct Call {
     pub op: &'static str,
     pub body: Node,
     pub retry: Retry,
-    /// Addresses the call carries, for the pacer (`addToList`); 0 = not paced.
+    /// Addresses the call carries, for the address allowance (`addToList`); 0 = not paced.
     pub addresses: u64,
 }
 
@@ -99,13 +105,14 @@ pub(crate) struct Client {
     endpoint: Url,
     credentials: BrontoCredentials,
     session: SessionSlot<String>,
-    pacer: Pacer,
+    addresses: RateGate,
 }
 
 impl Client {
     pub(crate) fn new(
         config: &BrontoConfig,
         credentials: BrontoCredentials,
+        limits: Arc<dyn AccountLimits>,
     ) -> Result<Self, AdapterError> {
         let settings = config.http_settings()?;
         let http = EspHttp::new(ESP, &settings)?;
@@ -122,7 +129,12 @@ impl Client {
             endpoint,
             credentials,
             session: SessionSlot::new(ESP, LOGIN_WAIT),
-            pacer: Pacer::new(u64::from(config.addresses_per_minute), config.rate_window()),
+            addresses: RateGate::new(
+                ESP,
+                limits,
+                format!("bronto/{}/addresses", config.account),
+                config.addresses_per_real_minute() * TARGET_SHARE,
+            ),
         })
     }
 
@@ -230,13 +242,12 @@ impl Client {
                 Ok(b) => b,
                 Err(e) => return Step::Fail(protocol(e.to_string())),
             };
-            let exchange = {
-                let _permit = match call.addresses {
-                    0 => None,
-                    n => Some(self.pacer.admit(n).await),
-                };
-                self.exchange(call.op, &body).await
-            };
+            if call.addresses > 0
+                && let Err(e) = self.addresses.acquire(call.addresses).await
+            {
+                return Step::Fail(e);
+            }
+            let exchange = self.exchange(call.op, &body).await;
             match exchange {
                 Step::Done(Exchange::Answer(r)) => return Step::Done(r),
                 Step::Done(Exchange::Fault(status, f)) if f.code == Some(SESSION_INVALID) => {

@@ -103,6 +103,11 @@ impl BrontoConfig {
         Duration::from_millis(self.rate_window_ms)
     }
 
+    /// The allowance per real minute (`addresses_per_minute` per `rate_window_ms`).
+    pub fn addresses_per_real_minute(&self) -> f64 {
+        f64::from(self.addresses_per_minute) * 60_000.0 / self.rate_window_ms.max(1) as f64
+    }
+
     /// Refuses settings the adapter cannot work with, naming the field.
     pub fn validate(&self) -> Result<(), AdapterError> {
         let bad = |field: &'static str, detail: &str| {

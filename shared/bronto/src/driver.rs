@@ -1,9 +1,8 @@
 //! Bronto in the ESP registry: [`DRIVER`] (see `espbridge_app::registry`).
 
 use crate::{BrontoConfig, BrontoCredentials, BrontoEsp};
-use espbridge_core::{Clock, EspKind};
-use espbridge_esp_kit::{Adapter, AdapterError, Driver};
-use std::sync::Arc;
+use espbridge_core::EspKind;
+use espbridge_esp_kit::{Adapter, AdapterError, BuildContext, Driver};
 
 /// The registry entry.
 pub static DRIVER: Driver<BrontoEsp> = Driver::new();
@@ -16,9 +15,9 @@ impl Adapter for BrontoEsp {
     fn build(
         config: BrontoConfig,
         credentials: BrontoCredentials,
-        _clock: Arc<dyn Clock>,
+        ctx: &BuildContext,
     ) -> Result<Self, AdapterError> {
-        BrontoEsp::new(config, credentials)
+        BrontoEsp::new(config, credentials, ctx)
     }
 
     #[cfg(feature = "simulator")]

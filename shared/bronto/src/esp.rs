@@ -11,11 +11,11 @@ use crate::wire::{
 use async_trait::async_trait;
 use espbridge_core::ports::esp::object_name;
 use espbridge_core::ports::{
-    AudienceBatch, BatchOutcome, Esp, EspError, EspIds, MetricCounts, Preview, RowError,
-    SendRequest, SenderHeaders, Template,
+    AudienceBatch, AudienceRequest, BatchOutcome, Esp, EspError, EspIds, MetricCounts, Preview,
+    RowError, SendRequest, SenderHeaders, Template,
 };
 use espbridge_core::{AccountId, CampaignId, EspKind};
-use espbridge_esp_kit::AdapterError;
+use espbridge_esp_kit::{AdapterError, BuildContext};
 use jiff::{SignedDuration, Timestamp};
 
 const ESP: EspKind = EspKind::Bronto;
@@ -116,10 +116,15 @@ pub fn metrics(c: wire::DeliveryCounts) -> MetricCounts {
 }
 
 impl BrontoEsp {
-    /// Validates `config` (sender headers included) and builds the HTTP client.
-    pub fn new(config: BrontoConfig, credentials: BrontoCredentials) -> Result<Self, AdapterError> {
+    /// Validates `config` (sender headers included) and builds the HTTP client; the address
+    /// allowance is held in `ctx`'s account limits, shared by the deployment.
+    pub fn new(
+        config: BrontoConfig,
+        credentials: BrontoCredentials,
+        ctx: &BuildContext,
+    ) -> Result<Self, AdapterError> {
         config.validate()?;
-        let client = Client::new(&config, credentials)?;
+        let client = Client::new(&config, credentials, std::sync::Arc::clone(&ctx.limits))?;
         Ok(Self { config, client })
     }
 
@@ -342,11 +347,8 @@ impl Esp for BrontoEsp {
         })
     }
 
-    async fn create_audience(
-        &self,
-        campaign_id: &CampaignId,
-        variant: Option<&str>,
-    ) -> Result<EspIds, EspError> {
+    async fn create_audience(&self, req: &AudienceRequest<'_>) -> Result<EspIds, EspError> {
+        let (campaign_id, variant) = (req.campaign_id, req.variant);
         let name = object_name(campaign_id, variant);
         let ids = |id: String| {
             EspIds::default()

@@ -18,9 +18,10 @@
 //!   back-off up to `max_attempts`; Fault 103 logs in again and repeats once; Faults
 //!   102/104/109/111 are authentication errors. 101 still failing after every attempt is
 //!   reported as rate limited.
-//! * Rate limit: the undocumented "50,000 contacts a minute" is enforced client-side as a
-//!   sliding window of `rate_window_ms` over the addresses of addToList calls of this adapter
-//!   instance, in-flight calls counted, completed ones recorded at completion (see `pacer`).
+//! * Rate limit: the undocumented "50,000 contacts a minute" (`addresses_per_minute` per
+//!   `rate_window_ms`) is held for the whole deployment: every addToList reserves its addresses
+//!   from the account's allowance in the shared account limits (DynamoDB in AWS), evenly
+//!   spaced at 97% of it, so any number of function instances together stay under it.
 //! * addToList item 302 (no such contact) counts as "not in ESP", 506 (already on the list: a
 //!   re-sent batch) as accepted; contacts are never created (Bronto's contacts are the
 //!   account's, and addOrUpdateContacts would touch their data). Item error texts are stored
@@ -46,7 +47,6 @@ mod client;
 mod config;
 mod driver;
 mod esp;
-mod pacer;
 #[cfg(feature = "simulator")]
 pub mod sim;
 pub mod wire;

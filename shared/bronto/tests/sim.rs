@@ -6,9 +6,10 @@ use espbridge_bronto::wire::{self, Response};
 use espbridge_bronto::{BrontoConfig, BrontoCredentials, BrontoEsp, keys};
 use espbridge_core::ports::esp::object_name;
 use espbridge_core::ports::{
-    AudienceBatch, Contact, Esp, EspError, EspIds, SendRequest, SenderHeaders,
+    AudienceBatch, AudienceRequest, Contact, Esp, EspError, EspIds, SendRequest, SenderHeaders,
 };
 use espbridge_core::{AccountId, CampaignId, ManualClock};
+use espbridge_esp_kit::BuildContext;
 use espbridge_sim::{Fault, FaultKind};
 use jiff::{SignedDuration, Timestamp};
 use std::sync::Arc;
@@ -43,7 +44,12 @@ async fn rig(
     config.http.request_timeout_secs = Some(espbridge_esp_kit::RequestTimeout::secs(5));
     tweak(&mut config);
     let credentials = BrontoCredentials::new("sim-api-token");
-    let esp = BrontoEsp::new(config, credentials).unwrap();
+    let esp = BrontoEsp::new(
+        config,
+        credentials,
+        &BuildContext::in_memory(Arc::new(clock.clone())),
+    )
+    .unwrap();
     Rig {
         sim,
         esp: Arc::new(esp),
@@ -109,7 +115,11 @@ fn request<'a>(
 
 /// A campaign's list with `n` known contacts on it.
 async fn audience(r: &Rig, c: &CampaignId, n: usize) -> EspIds {
-    let ids = r.esp.create_audience(c, None).await.unwrap();
+    let ids = r
+        .esp
+        .create_audience(&AudienceRequest::new(c, None, send_at()))
+        .await
+        .unwrap();
     let outcome = r
         .esp
         .upload_batch(&ids, &known(emails(0, n)))
@@ -182,8 +192,16 @@ async fn preview_gives_html_and_subject() {
 async fn create_audience_twice_makes_one_list() {
     let r = default_rig().await;
     let c = campaign("881");
-    let a = r.esp.create_audience(&c, Some("A")).await.unwrap();
-    let b = r.esp.create_audience(&c, Some("A")).await.unwrap();
+    let a = r
+        .esp
+        .create_audience(&AudienceRequest::new(&c, Some("A"), send_at()))
+        .await
+        .unwrap();
+    let b = r
+        .esp
+        .create_audience(&AudienceRequest::new(&c, Some("A"), send_at()))
+        .await
+        .unwrap();
     assert_eq!(a, b);
     let name = object_name(&c, Some("A"));
     assert_eq!(a.get(keys::LIST_NAME), Some(name.as_str()));
@@ -197,7 +215,11 @@ async fn create_audience_twice_makes_one_list() {
     assert_eq!(a.get(keys::LIST_ID), Some(lists[0].id.as_str()));
     assert_eq!(lists[0].label, "espbridge 881 A");
     // Another variant is another list.
-    let other = r.esp.create_audience(&c, Some("B")).await.unwrap();
+    let other = r
+        .esp
+        .create_audience(&AudienceRequest::new(&c, Some("B"), send_at()))
+        .await
+        .unwrap();
     assert_ne!(other.get(keys::LIST_ID), a.get(keys::LIST_ID));
 }
 
@@ -205,7 +227,11 @@ async fn create_audience_twice_makes_one_list() {
 async fn upload_counts_unknown_invalid_and_missing_addresses_and_a_resent_batch() {
     let r = rig(|s| s.unknown_email_share = 0.3, |_| {}).await;
     let c = campaign("882");
-    let ids = r.esp.create_audience(&c, None).await.unwrap();
+    let ids = r
+        .esp
+        .create_audience(&AudienceRequest::new(&c, None, send_at()))
+        .await
+        .unwrap();
     let list_id = ids.get(keys::LIST_ID).unwrap().to_owned();
     let valid = emails(0, 200);
     let unknown = valid.iter().filter(|e| !r.sim.is_contact(e)).count() as u64;
@@ -244,7 +270,11 @@ async fn upload_counts_unknown_invalid_and_missing_addresses_and_a_resent_batch(
 async fn an_expired_session_is_renewed_mid_upload_without_loss() {
     let r = rig(|s| s.unknown_email_share = 0.0, |_| {}).await;
     let c = campaign("883");
-    let ids = r.esp.create_audience(&c, None).await.unwrap();
+    let ids = r
+        .esp
+        .create_audience(&AudienceRequest::new(&c, None, send_at()))
+        .await
+        .unwrap();
     let a = r
         .esp
         .upload_batch(&ids, &known(emails(0, 300)))
@@ -292,7 +322,11 @@ async fn the_pacer_keeps_add_to_list_under_the_limit() {
     )
     .await;
     let c = campaign("884");
-    let ids = r.esp.create_audience(&c, None).await.unwrap();
+    let ids = r
+        .esp
+        .create_audience(&AudienceRequest::new(&c, None, send_at()))
+        .await
+        .unwrap();
     let batches: Vec<AudienceBatch> = (0..5).map(|i| known(emails(i * 1000, 1000))).collect();
     let started = Instant::now();
     let (a, b, c3, d, e) = tokio::join!(
@@ -333,7 +367,11 @@ async fn a_batch_larger_than_the_allowance_is_split_to_fit() {
         },
     )
     .await;
-    let ids = r.esp.create_audience(&campaign("893"), None).await.unwrap();
+    let ids = r
+        .esp
+        .create_audience(&AudienceRequest::new(&campaign("893"), None, send_at()))
+        .await
+        .unwrap();
     let o = r
         .esp
         .upload_batch(&ids, &known(emails(0, 1200)))
@@ -348,7 +386,11 @@ async fn a_batch_larger_than_the_allowance_is_split_to_fit() {
 async fn fault_101_is_retried_and_reported_when_it_persists() {
     let r = rig(|s| s.unknown_email_share = 0.0, |_| {}).await;
     let c = campaign("885");
-    let ids = r.esp.create_audience(&c, None).await.unwrap();
+    let ids = r
+        .esp
+        .create_audience(&AudienceRequest::new(&c, None, send_at()))
+        .await
+        .unwrap();
     r.sim
         .inject(Fault::on(FaultKind::RateLimit, "addToList", 2));
     let o = r
@@ -591,7 +633,12 @@ async fn a_wrong_token_is_an_auth_error() {
     config.http.base_url = Some(espbridge_esp_kit::BaseUrl::parse(&sim.base_url()).unwrap());
     config.from_email = "news@brand.example".into();
     config.from_name = "Brand".into();
-    let esp = BrontoEsp::new(config, BrontoCredentials::new("wrong")).unwrap();
+    let esp = BrontoEsp::new(
+        config,
+        BrontoCredentials::new("wrong"),
+        &BuildContext::in_memory(Arc::new(espbridge_core::SystemClock)),
+    )
+    .unwrap();
     let err = esp.list_templates().await.unwrap_err();
     assert!(matches!(err, EspError::Auth { .. }), "{err:?}");
     assert!(!err.to_string().contains("wrong"));

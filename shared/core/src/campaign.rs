@@ -3,9 +3,15 @@
 //! ```text
 //! received → uploading → audience_ready → scheduled → collecting → completed
 //!     └──────────┴─────────────┴──────────────┴────────────┴──→ failed (reason) | cancelled
+//!                               audience_ready → partially_scheduled → scheduled | completed | cancelled
 //! ```
 //! Every change is written conditionally on the version read, so two deliveries of one event
 //! cannot both act: the loser sees a conflict and stops.
+//!
+//! `partially_scheduled`: some of a campaign's sends are booked at the ESP, another could not
+//! be (variant B's template refused after A was booked, say). Mail may go out for what was
+//! booked, so the campaign is never plain `failed` from there: it is polled for what was booked,
+//! shown and alerted on, and can still be scheduled whole (a retry) or cancelled.
 
 use crate::ids::{AccountId, CampaignId, EspKind};
 use crate::ports::esp::{EspIds, MetricCounts};
@@ -26,10 +32,12 @@ pub enum State {
     Completed,
     Failed,
     Cancelled,
+    /// Some sends booked, one not: mail may go out. See the module docs.
+    PartiallyScheduled,
 }
 
 impl State {
-    pub const ALL: [State; 8] = [
+    pub const ALL: [State; 9] = [
         State::Received,
         State::Uploading,
         State::AudienceReady,
@@ -38,6 +46,7 @@ impl State {
         State::Completed,
         State::Failed,
         State::Cancelled,
+        State::PartiallyScheduled,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -50,6 +59,7 @@ impl State {
             State::Completed => "completed",
             State::Failed => "failed",
             State::Cancelled => "cancelled",
+            State::PartiallyScheduled => "partially_scheduled",
         }
     }
 
@@ -61,10 +71,14 @@ impl State {
         matches!(self, State::Completed | State::Failed | State::Cancelled)
     }
 
-    /// The forward path, plus `failed`/`cancelled` from any non-terminal state.
+    /// The forward path, plus `failed`/`cancelled` from any non-terminal state, except that a
+    /// campaign whose mail may go out (`partially_scheduled`) never becomes `failed`.
     pub fn can_become(self, next: State) -> bool {
         use State::*;
         match (self, next) {
+            (PartiallyScheduled, Failed) => false,
+            (PartiallyScheduled, Scheduled | Completed) => true,
+            (AudienceReady, PartiallyScheduled) => true,
             (s, Failed | Cancelled) => !s.is_terminal(),
             (Received, Uploading)
             | (Uploading, AudienceReady)
@@ -90,6 +104,13 @@ pub struct TransitionError {
     pub campaign_id: CampaignId,
     pub from: State,
     pub to: State,
+}
+
+/// Who is booking a campaign's sends, and until when.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SendClaim {
+    pub owner: String,
+    pub until: Timestamp,
 }
 
 /// Why a campaign failed.
@@ -235,6 +256,10 @@ pub struct Campaign {
     pub esp_ids: EspIds,
     #[serde(default)]
     pub schedule_name: Option<String>,
+    /// The invocation booking the sends, until its lease ends: taken with a conditional write
+    /// before the first ESP call of schedule-send, so a message delivered twice books once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub send_claim: Option<SendClaim>,
     /// When the ESP objects of a completed campaign are to be removed (ESPs with a retention,
     /// see `Esp::cleanup_after`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -282,6 +307,7 @@ impl Campaign {
             audience: AudienceStats::default(),
             esp_ids: EspIds::default(),
             schedule_name: None,
+            send_claim: None,
             cleanup_due_at: None,
             cleaned_up_at: None,
             variants: Vec::new(),
@@ -308,7 +334,7 @@ impl Campaign {
 
     /// Marks the campaign failed with its reason (a no-op on a terminal campaign).
     pub fn fail(&mut self, step: &str, reason: impl Into<String>, now: Timestamp) {
-        if self.state.is_terminal() {
+        if !self.state.can_become(State::Failed) {
             return;
         }
         self.failure = Some(Failure {
@@ -377,9 +403,25 @@ mod tests {
     #[test]
     fn failed_and_cancelled_from_any_live_state_only() {
         for s in State::ALL {
-            assert_eq!(s.can_become(Failed), !s.is_terminal(), "{s}");
+            let mail_may_go_out = s == PartiallyScheduled;
+            assert_eq!(
+                s.can_become(Failed),
+                !s.is_terminal() && !mail_may_go_out,
+                "{s}"
+            );
             assert_eq!(s.can_become(Cancelled), !s.is_terminal(), "{s}");
         }
+    }
+
+    #[test]
+    fn a_campaign_whose_mail_may_go_out_is_never_marked_failed() {
+        let mut c = crate::testkit::sample_campaign("partial");
+        c.state = PartiallyScheduled;
+        c.fail("schedule", "variant B refused", c.created_at);
+        assert_eq!(c.state, PartiallyScheduled);
+        assert!(c.failure.is_none());
+        assert!(PartiallyScheduled.can_become(Scheduled));
+        assert!(AudienceReady.can_become(PartiallyScheduled));
     }
 
     #[test]

@@ -1,15 +1,14 @@
-//! The Emarsys side of a call: WSSE on every attempt, the account's pacer in front of it, and
+//! The Emarsys side of a call: WSSE on every attempt, the account's rate gate in front of it, and
 //! the reading of an answer (`replyCode` envelope, rate-limit headers). Retries, back-off and
 //! transport errors are the shared HTTP layer's ([`espbridge_esp_kit::EspHttp`]).
 
 use crate::config::EmarsysCredentials;
-use crate::pacer::Pacer;
 use crate::wire::Envelope;
 use crate::wsse;
 use espbridge_core::Clock;
 use espbridge_core::EspKind;
 use espbridge_core::ports::EspError;
-use espbridge_esp_kit::{EspHttp, ExposeSecret, Idempotency, Retryable, Step};
+use espbridge_esp_kit::{EspHttp, ExposeSecret, Idempotency, RateGate, Retryable, Step};
 use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap};
 use serde::Serialize;
 use serde_json::Value;
@@ -23,13 +22,14 @@ const MAX_RESET_WAIT: Duration = Duration::from_secs(61);
 /// (the reference is uncertain which one Emarsys sends; 10^9 s is 2001, so both fit).
 const EPOCH_THRESHOLD: f64 = 1.0e9;
 
-/// Authenticated JSON client for one API user. Clones share the connection pool and the pacer.
+/// Authenticated JSON client for one API user. Clones share the connection pool; every
+/// instance of the deployment shares the rate gate.
 #[derive(Clone)]
 pub(crate) struct Http {
     http: EspHttp,
     credentials: Arc<EmarsysCredentials>,
     clock: Arc<dyn Clock>,
-    pacer: Pacer,
+    gate: RateGate,
 }
 
 /// What one answer came to.
@@ -138,13 +138,13 @@ impl Http {
         http: EspHttp,
         credentials: EmarsysCredentials,
         clock: Arc<dyn Clock>,
-        pacer: Pacer,
+        gate: RateGate,
     ) -> Self {
         Self {
             http,
             credentials: Arc::new(credentials),
             clock,
-            pacer,
+            gate,
         }
     }
 
@@ -185,7 +185,9 @@ impl Http {
         url: url::Url,
         body: Option<&[u8]>,
     ) -> Step<Value> {
-        self.pacer.acquire().await;
+        if let Err(e) = self.gate.acquire(1).await {
+            return Step::Fail(e);
+        }
         let created = wsse::created(self.clock.now());
         let nonce = wsse::nonce();
         let header = wsse::header(
@@ -211,8 +213,9 @@ impl Http {
         let rate = RateHeaders::from_headers(&ex.headers);
         if rate.remaining == Some(0)
             && let Some(wait) = rate.reset_wait(self.now_epoch())
+            && let Err(e) = self.gate.hold_for(wait).await
         {
-            self.pacer.block_for(wait).await;
+            return Step::Fail(e);
         }
         match classify(ex.status, &ex.body) {
             Verdict::Done(data) => Step::Done(data),
@@ -221,8 +224,10 @@ impl Http {
                 // Everyone sharing this user waits, not only this call; a reset already past
                 // (or none) still waits the layer's minimum throttle back-off.
                 let wait = rate.reset_wait(self.now_epoch());
-                if let Some(w) = wait {
-                    self.pacer.block_for(w).await;
+                if let Some(w) = wait
+                    && let Err(e) = self.gate.hold_for(w).await
+                {
+                    return Step::Fail(e);
                 }
                 Step::Retry(Retryable::throttled(
                     format!("HTTP {}: rate limit", ex.status),

@@ -1,9 +1,8 @@
 //! Emarsys in the ESP registry: [`DRIVER`] (see `espbridge_app::registry`).
 
 use crate::{EmarsysConfig, EmarsysCredentials, EmarsysEsp};
-use espbridge_core::{Clock, EspKind};
-use espbridge_esp_kit::{Adapter, AdapterError, Driver};
-use std::sync::Arc;
+use espbridge_core::EspKind;
+use espbridge_esp_kit::{Adapter, AdapterError, BuildContext, Driver};
 
 /// The registry entry.
 pub static DRIVER: Driver<EmarsysEsp> = Driver::new();
@@ -16,9 +15,9 @@ impl Adapter for EmarsysEsp {
     fn build(
         config: EmarsysConfig,
         credentials: EmarsysCredentials,
-        clock: Arc<dyn Clock>,
+        ctx: &BuildContext,
     ) -> Result<Self, AdapterError> {
-        EmarsysEsp::new(config, credentials, clock)
+        EmarsysEsp::new(config, credentials, ctx)
     }
 
     #[cfg(feature = "simulator")]

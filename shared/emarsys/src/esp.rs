@@ -2,24 +2,25 @@
 
 use crate::client::Http;
 use crate::config::{EmarsysConfig, EmarsysCredentials};
-use crate::pacer::Pacer;
 use crate::schedule;
 use crate::wire::{self, Email};
 use async_trait::async_trait;
 use espbridge_core::ports::esp::object_name;
 use espbridge_core::ports::{
-    AudienceBatch, BatchOutcome, Esp, EspError, EspIds, MetricCounts, Preview, RowError,
-    SendRequest, Template,
+    AudienceBatch, AudienceRequest, BatchOutcome, Esp, EspError, EspIds, MetricCounts, Preview,
+    RowError, SendRequest, Template,
 };
-use espbridge_core::{AccountId, CampaignId, Clock, EspKind};
+use espbridge_core::{AccountId, EspKind};
 use espbridge_esp_kit::AdapterError;
-use espbridge_esp_kit::{EspHttp, ExposeSecret};
+use espbridge_esp_kit::{BuildContext, EspHttp, ExposeSecret, RateGate};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use std::sync::Arc;
 use tokio::sync::OnceCell;
 
 const ESP: EspKind = EspKind::Emarsys;
+/// Share of the documented request limit the gate aims at.
+const TARGET_SHARE: f64 = 0.98;
 /// Emarsys takes at most 10 000 external ids per contact-list call (3002 beyond).
 pub const MAX_BATCH: usize = 10_000;
 /// "No contact found with the external id".
@@ -34,7 +35,7 @@ pub mod keys {
     pub const LAUNCH_TIMEZONE: &str = "launch_timezone";
 }
 
-/// One Emarsys account. Cheap to clone; clones share the HTTP pool, the pacer (so together they
+/// One Emarsys account. Cheap to clone; clones share the HTTP pool, the rate gate (so together they
 /// stay under the account's rate limit) and the cached ExternalID field id.
 #[derive(Clone)]
 pub struct EmarsysEsp {
@@ -57,7 +58,7 @@ impl EmarsysEsp {
     pub fn new(
         config: EmarsysConfig,
         credentials: EmarsysCredentials,
-        clock: Arc<dyn Clock>,
+        ctx: &BuildContext,
     ) -> Result<Self, AdapterError> {
         schedule::zone(&config.timezone).map_err(|e| AdapterError::Config {
             esp: ESP,
@@ -79,8 +80,16 @@ impl EmarsysEsp {
             });
         }
         let http = EspHttp::new(ESP, &config.http_settings()?)?;
-        let pacer = Pacer::new(config.rate_limit_per_minute);
-        let http = Http::new(http, credentials, clock, pacer);
+        // The limit is per API user; an account is one API user. Spaced evenly at 98% of it,
+        // requests can never put more than the limit into any 60-second window, fixed or
+        // sliding, and a saturated upload stays above 95% of it.
+        let gate = RateGate::new(
+            ESP,
+            Arc::clone(&ctx.limits),
+            format!("emarsys/{}/requests", config.account),
+            f64::from(config.rate_limit_per_minute) * TARGET_SHARE,
+        );
+        let http = Http::new(http, credentials, Arc::clone(&ctx.clock), gate);
         Ok(Self {
             config: Arc::new(config),
             http,
@@ -388,11 +397,8 @@ impl Esp for EmarsysEsp {
         })
     }
 
-    async fn create_audience(
-        &self,
-        campaign_id: &CampaignId,
-        variant: Option<&str>,
-    ) -> Result<EspIds, EspError> {
+    async fn create_audience(&self, req: &AudienceRequest<'_>) -> Result<EspIds, EspError> {
+        let (campaign_id, variant) = (req.campaign_id, req.variant);
         let key_id = self.external_id_field_id().await?;
         let name = object_name(campaign_id, variant);
         let body = wire::CreateContactList {
@@ -574,7 +580,7 @@ mod tests {
             secret: "s".into(),
         };
         let clock = Arc::new(ManualClock::new("2026-11-24T00:00:00Z".parse().unwrap()));
-        EmarsysEsp::new(c, creds, clock).unwrap()
+        EmarsysEsp::new(c, creds, &BuildContext::in_memory(clock)).unwrap()
     }
 
     fn email(json: serde_json::Value) -> Email {
@@ -640,7 +646,7 @@ mod tests {
     #[test]
     fn new_refuses_bad_configuration() {
         let creds = || EmarsysCredentials::new("u", "s");
-        let clock: Arc<dyn Clock> = Arc::new(espbridge_core::SystemClock);
+        let ctx = BuildContext::in_memory(Arc::new(espbridge_core::SystemClock));
         let base = EmarsysConfig::new(AccountId::parse("eu").unwrap());
         // A bad base URL never gets this far: the configuration refuses it while it is read.
         let e = serde_json::from_str::<EmarsysConfig>(r#"{"account":"eu","base_url":"not a url"}"#)
@@ -649,7 +655,7 @@ mod tests {
         let mut c = base.clone();
         c.timezone = "Nowhere/City".into();
         assert!(matches!(
-            EmarsysEsp::new(c, creds(), clock.clone()),
+            EmarsysEsp::new(c, creds(), &ctx),
             Err(AdapterError::Config {
                 esp: ESP,
                 field: "timezone",
@@ -658,9 +664,9 @@ mod tests {
         ));
         let mut c = base.clone();
         c.rate_limit_per_minute = 0;
-        assert!(EmarsysEsp::new(c, creds(), clock.clone()).is_err());
+        assert!(EmarsysEsp::new(c, creds(), &ctx).is_err());
         let empty = EmarsysCredentials::new("u", "");
-        assert!(EmarsysEsp::new(base, empty, clock).is_err());
+        assert!(EmarsysEsp::new(base, empty, &ctx).is_err());
     }
 
     fn batch(ids: &[&str]) -> AudienceBatch {

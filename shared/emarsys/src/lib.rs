@@ -13,7 +13,9 @@
 //! * Preview `data` is used when it is a string; otherwise the e-mail's `html_source`.
 //! * The list is attached with `updatesource` when the copy's source is `api`, else `patch`;
 //!   6041/6037/6004 switch to the other call.
-//! * Pacing spaces requests evenly at 98% of `rate_limit_per_minute`, shared by clones.
+//! * Pacing spaces requests evenly at 98% of `rate_limit_per_minute`, held for the whole
+//!   deployment by a [`RateGate`](espbridge_esp_kit::RateGate) keyed by account (every instance
+//!   of every function shares the API user's allowance).
 //!
 //! ```no_run
 //! # use std::sync::Arc;
@@ -21,7 +23,8 @@
 //! # fn demo() -> Result<(), espbridge_esp_kit::AdapterError> {
 //! let config = EmarsysConfig::new(espbridge_core::AccountId::parse("eu").expect("valid id"));
 //! let creds = EmarsysCredentials { user: "api_user".into(), secret: "from-secrets".into() };
-//! let esp = EmarsysEsp::new(config, creds, Arc::new(espbridge_core::SystemClock))?;
+//! let ctx = espbridge_esp_kit::BuildContext::in_memory(Arc::new(espbridge_core::SystemClock));
+//! let esp = EmarsysEsp::new(config, creds, &ctx)?;
 //! # let _ = esp; Ok(()) }
 //! ```
 
@@ -29,7 +32,6 @@ mod client;
 mod config;
 mod driver;
 mod esp;
-mod pacer;
 pub mod schedule;
 #[cfg(feature = "simulator")]
 pub mod sim;

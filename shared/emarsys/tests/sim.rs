@@ -2,16 +2,24 @@
 //! over real HTTP, with the faults the simulator can inject.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a panic in a test is a failed test
 
-use espbridge_core::ports::{AudienceBatch, Contact, Esp, EspError, EspIds, SendRequest};
+use espbridge_core::ports::{
+    AudienceBatch, AudienceRequest, Contact, Esp, EspError, EspIds, SendRequest,
+};
 use espbridge_core::{AccountId, CampaignId, Clock, ManualClock};
 use espbridge_emarsys::sim::{EmarsysSim, EmarsysSimConfig};
 use espbridge_emarsys::{EmarsysConfig, EmarsysCredentials, EmarsysEsp, keys};
+use espbridge_esp_kit::BuildContext;
 use espbridge_sim::{Fault, FaultKind};
 use jiff::{SignedDuration, Timestamp};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const START: &str = "2026-11-24T08:00:00Z";
+
+/// A send time a day after the start.
+fn later() -> Timestamp {
+    START.parse::<Timestamp>().unwrap() + SignedDuration::from_hours(24)
+}
 
 struct Rig {
     sim: EmarsysSim,
@@ -29,7 +37,7 @@ async fn rig_with(sim_config: EmarsysSimConfig, tweak: impl FnOnce(&mut EmarsysC
     config.http.request_timeout_secs = Some(espbridge_esp_kit::RequestTimeout::secs(2));
     tweak(&mut config);
     let creds = EmarsysCredentials::new("espbridge", "sim-secret");
-    let esp = EmarsysEsp::new(config, creds, shared).unwrap();
+    let esp = EmarsysEsp::new(config, creds, &BuildContext::in_memory(shared)).unwrap();
     Rig { sim, esp, clock }
 }
 
@@ -67,7 +75,11 @@ async fn template_id(esp: &EmarsysEsp, name: &str) -> String {
 
 /// Audience of `n` ids in one list, ready to send.
 async fn audience(r: &Rig, campaign_id: &CampaignId, n: usize) -> EspIds {
-    let ids = r.esp.create_audience(campaign_id, None).await.unwrap();
+    let ids = r
+        .esp
+        .create_audience(&AudienceRequest::new(campaign_id, None, later()))
+        .await
+        .unwrap();
     let b = batch(0, (0..n).map(|i| format!("CUST{i:06}")));
     r.esp.upload_batch(&ids, &b).await.unwrap();
     ids
@@ -130,8 +142,16 @@ async fn templates_are_filtered_by_rules_and_prefix() {
 async fn creating_an_audience_twice_finds_the_same_list() {
     let r = rig().await;
     let c = campaign("cmp-1");
-    let first = r.esp.create_audience(&c, Some("A")).await.unwrap();
-    let second = r.esp.create_audience(&c, Some("A")).await.unwrap();
+    let first = r
+        .esp
+        .create_audience(&AudienceRequest::new(&c, Some("A"), later()))
+        .await
+        .unwrap();
+    let second = r
+        .esp
+        .create_audience(&AudienceRequest::new(&c, Some("A"), later()))
+        .await
+        .unwrap();
     assert_eq!(first, second);
     assert_eq!(first.get(keys::KEY_ID), Some("4980"));
     let lists = r.sim.contact_lists();
@@ -156,7 +176,11 @@ async fn creating_an_audience_twice_finds_the_same_list() {
 async fn uploads_in_10k_chunks_and_counts_unknown_ids() {
     let r = rig().await;
     let c = campaign("cmp-upload");
-    let ids = r.esp.create_audience(&c, None).await.unwrap();
+    let ids = r
+        .esp
+        .create_audience(&AudienceRequest::new(&c, None, later()))
+        .await
+        .unwrap();
     let total = 25_000usize;
     let all: Vec<String> = (0..total).map(|i| format!("CUST{i:06}")).collect();
     let (mut accepted, mut unknown, mut first_outcome) = (0, 0, None);
@@ -390,7 +414,7 @@ async fn throttling_waits_for_the_reset_and_retries() {
     let started = Instant::now();
     let ids = r
         .esp
-        .create_audience(&campaign("cmp-429"), None)
+        .create_audience(&AudienceRequest::new(&campaign("cmp-429"), None, later()))
         .await
         .unwrap();
     assert!(ids.get(keys::CONTACT_LIST_ID).is_some());
@@ -432,7 +456,7 @@ async fn a_wrong_secret_is_an_auth_error() {
     let bad = EmarsysEsp::new(
         config,
         EmarsysCredentials::new("espbridge", "wrong"),
-        Arc::new(r.clock.clone()),
+        &BuildContext::in_memory(Arc::new(r.clock.clone())),
     )
     .unwrap();
     let err = bad.list_templates().await.unwrap_err();

@@ -6,6 +6,7 @@
 use crate::AdapterError;
 use async_trait::async_trait;
 use espbridge_core::ports::Esp;
+use espbridge_core::ports::limits::AccountLimits;
 use espbridge_core::{AccountId, Clock, EspKind};
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
@@ -284,6 +285,24 @@ pub struct DemoCampaign {
     pub esp_options: Option<Value>,
 }
 
+/// What an account's client is built with besides its own configuration.
+#[derive(Clone)]
+pub struct BuildContext {
+    pub clock: Arc<dyn Clock>,
+    /// The deployment-wide account limits (DynamoDB in AWS, memory locally).
+    pub limits: Arc<dyn AccountLimits>,
+}
+
+impl BuildContext {
+    /// Limits held in this process's memory: the local mode (one process) and tests.
+    pub fn in_memory(clock: Arc<dyn Clock>) -> Self {
+        Self {
+            clock,
+            limits: Arc::new(crate::MemoryLimits::new()),
+        }
+    }
+}
+
 /// One ESP, as the registry lists it. Adapter crates do not implement this directly: they
 /// implement [`Adapter`] on their `Esp` type, and [`Driver`] does the rest.
 #[async_trait]
@@ -296,7 +315,7 @@ pub trait EspDriver: Send + Sync + 'static {
         &self,
         entry: &AccountEntry,
         secrets: Option<&dyn SecretSource>,
-        clock: Arc<dyn Clock>,
+        ctx: &BuildContext,
     ) -> Result<Arc<dyn Esp>, AccountError>;
 
     /// Starts the ESP's simulator on loopback with an account set up for `setup`.
@@ -323,7 +342,7 @@ pub trait Adapter: Esp + Sized + 'static {
     fn build(
         config: Self::Config,
         credentials: Self::Credentials,
-        clock: Arc<dyn Clock>,
+        ctx: &BuildContext,
     ) -> Result<Self, AdapterError>;
 
     /// Starts the ESP's simulator on loopback with an account set up for `setup`.
@@ -365,11 +384,11 @@ impl<A: Adapter> EspDriver for Driver<A> {
         &self,
         entry: &AccountEntry,
         secrets: Option<&dyn SecretSource>,
-        clock: Arc<dyn Clock>,
+        ctx: &BuildContext,
     ) -> Result<Arc<dyn Esp>, AccountError> {
         entry
             .build(secrets, |config, credentials| {
-                A::build(config, credentials, clock)
+                A::build(config, credentials, ctx)
             })
             .await
     }

@@ -6,21 +6,24 @@
 //! - [`settings`]: `base_url` (https, or http to loopback), timeout, attempts and body cap, each
 //!   checked while the account configuration is deserialized;
 //! - [`session`]: a login session shared by an account's calls, renewed single-flight;
+//! - [`limits`]: an account's limits held for the whole deployment ([`RateGate`], [`SlotPool`]);
 //! - [`driver`]: the [`EspDriver`] trait, one per ESP, which the ESP registry lists;
 //! - [`Secret`]: credentials wrapped so they never print (`secrecy`).
 
 pub mod driver;
 mod error;
 pub mod http;
+pub mod limits;
 pub mod session;
 pub mod settings;
 
 pub use driver::{
-    AccountEntry, AccountError, Adapter, BoxError, DemoCampaign, Driver, EspDriver, SecretError,
-    SecretSource, SimSetup, SimulatedAccount,
+    AccountEntry, AccountError, Adapter, BoxError, BuildContext, DemoCampaign, Driver, EspDriver,
+    SecretError, SecretSource, SimSetup, SimulatedAccount,
 };
 pub use error::AdapterError;
 pub use http::{Backoff, EspHttp, Exchange, Idempotency, Retryable, SendError, Step};
+pub use limits::{MemoryLimits, RateGate, SlotGuard, SlotPool};
 pub use secrecy::{ExposeSecret, SecretString as Secret};
 pub use session::SessionSlot;
 pub use settings::{

@@ -6,6 +6,7 @@
 //! | `AudienceSource` | S3 drop bucket | [`FolderSource`] (a folder) |
 //! | `WorkQueue` | SQS | [`LocalQueue`] (in-process channel) |
 //! | `Scheduler` | EventBridge Scheduler | [`LocalScheduler`] (polled with the clock's time) |
+//! | `AccountLimits` | DynamoDB items | [`LocalLimits`] (memory, shared by the process's workers) |
 //! | S3 event on `manifest.json` | S3 notification | [`DropWatcher`] (folder scan) |
 //!
 //! Each keeps the semantics the domain relies on (conditional writes, idempotent drop records,

@@ -1,25 +1,33 @@
 //! The Silverpop side of a call: raw `text/xml` POSTs to `/XMLAPI;jsessionid=…`, one legacy
-//! session per account (logged in lazily, again on errorid 145, single-flight), a semaphore
-//! shared by every request of the account (Silverpop rejects the 11th concurrent one), and the
-//! reading of an answer. Retries and back-off are the shared HTTP layer's.
+//! session per client (logged in lazily, again on errorid 145, single-flight), and the reading
+//! of an answer. Silverpop's org-wide limits are held for the whole deployment: every request
+//! holds one of the org's `max_concurrent` request slots (Silverpop rejects the 11th concurrent
+//! one), every live session one of its `max_sessions` session slots (20 per org). A run of calls
+//! (an upload batch) holds several request slots at once ([`Client::hold_slots`]), so the slots
+//! are leased per batch, not per call. Retries and back-off are the shared HTTP layer's.
 
 use crate::config::{SilverpopConfig, SilverpopCredentials};
 use crate::wire::{self, Answer, Fault, LoginResult};
 use crate::xml::{Element, Node, envelope};
 use espbridge_core::EspKind;
+use espbridge_core::ports::AccountLimits;
 use espbridge_core::ports::EspError;
 use espbridge_esp_kit::{
-    AdapterError, EspHttp, ExposeSecret, Idempotency, Retryable, SessionSlot, Step,
-    http::is_transient_status,
+    AdapterError, EspHttp, ExposeSecret, Idempotency, Retryable, SessionSlot, SlotGuard, SlotPool,
+    Step, http::is_transient_status,
 };
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::Semaphore;
+use tokio::sync::{Mutex, Semaphore};
 use url::Url;
 
 const ESP: EspKind = EspKind::Silverpop;
 /// Longest wait for another call's Login.
 const LOGIN_WAIT: Duration = Duration::from_secs(120);
+/// Longest wait for a free request or session slot of the org.
+const SLOT_WAIT: Duration = Duration::from_secs(300);
+/// A session slot's lease, renewed while the session is used.
+const SESSION_LEASE: Duration = Duration::from_secs(30 * 60);
 
 /// Maps a Fault to the port's error.
 pub(crate) fn fault_error(op: &str, f: &Fault) -> EspError {
@@ -41,6 +49,10 @@ pub(crate) fn fault_error(op: &str, f: &Fault) -> EspError {
     }
 }
 
+/// Login refused because the org's sessions are all in use (the simulator's id; the real one is
+/// undocumented).
+const SESSIONS_EXHAUSTED: u32 = 146;
+
 /// errorid 50 ("Server Error") and 10 (too many concurrent requests, as the simulator answers;
 /// the real id is undocumented) are worth another attempt.
 pub(crate) fn is_retryable_fault(f: &Fault) -> bool {
@@ -54,20 +66,91 @@ fn protocol(detail: String) -> EspError {
 pub(crate) struct Client {
     http: EspHttp,
     credentials: SilverpopCredentials,
-    permits: Arc<Semaphore>,
+    /// The org's concurrent-request slots.
+    requests: SlotPool,
+    /// The org's session slots; `session_lease` is this client's, while it has a session.
+    sessions: SlotPool,
+    session_lease: Mutex<Option<(SlotGuard, tokio::time::Instant)>>,
     session: SessionSlot<String>,
+}
+
+/// Request slots held for a run of calls: the calls of the run share them.
+pub(crate) struct Held {
+    _slots: Vec<SlotGuard>,
+    local: Semaphore,
+}
+
+impl Held {
+    /// How many calls of the run may be in flight at once.
+    pub(crate) fn width(&self) -> usize {
+        self._slots.len().max(1)
+    }
+}
+
+/// Where a call's request slot comes from.
+#[derive(Clone, Copy)]
+enum Slots<'a> {
+    /// One slot of the org's pool, for this call.
+    Pool,
+    /// One of the slots a run holds.
+    Held(&'a Held),
 }
 
 impl Client {
     pub(crate) fn new(
         config: &SilverpopConfig,
         credentials: SilverpopCredentials,
+        limits: Arc<dyn AccountLimits>,
     ) -> Result<Self, AdapterError> {
+        let settings = config.http_settings()?;
+        // A request slot outlives its request only when the holder dies mid-call.
+        let request_lease = settings.timeout.duration() + Duration::from_secs(5);
         Ok(Self {
-            http: EspHttp::new(ESP, &config.http_settings()?)?,
+            http: EspHttp::new(ESP, &settings)?,
             credentials,
-            permits: Arc::new(Semaphore::new(config.max_concurrent)),
+            requests: SlotPool::new(
+                ESP,
+                Arc::clone(&limits),
+                format!("silverpop/{}/requests", config.account),
+                u32::try_from(config.max_concurrent).unwrap_or(u32::MAX),
+                request_lease,
+            ),
+            sessions: SlotPool::new(
+                ESP,
+                limits,
+                format!("silverpop/{}/sessions", config.account),
+                config.max_sessions,
+                SESSION_LEASE,
+            ),
+            session_lease: Mutex::new(None),
             session: SessionSlot::new(ESP, LOGIN_WAIT),
+        })
+    }
+
+    /// Up to `want` of the org's request slots for a run of calls: at least one (waiting for it
+    /// if the org is busy), then as many more as are free now.
+    pub(crate) async fn hold_slots(&self, want: usize) -> Result<Held, EspError> {
+        let first = self
+            .requests
+            .acquire(&self.requests.fresh_owner(), SLOT_WAIT)
+            .await?;
+        let mut slots = vec![first];
+        let until = espbridge_core::ports::limits::epoch_millis_now()
+            + i64::try_from(SLOT_WAIT.as_millis()).unwrap_or(i64::MAX);
+        while slots.len() < want {
+            match self
+                .requests
+                .try_acquire(&self.requests.fresh_owner(), until)
+                .await?
+            {
+                Some(s) => slots.push(s),
+                None => break,
+            }
+        }
+        let n = slots.len();
+        Ok(Held {
+            _slots: slots,
+            local: Semaphore::new(n),
         })
     }
 
@@ -88,13 +171,29 @@ impl Client {
         }
     }
 
-    /// One POST under a permit of the account's semaphore, read into a step: an answer
-    /// (Success or Fault), or a retryable transport / HTTP failure.
-    async fn exchange(&self, url: Url, body: &[u8]) -> Step<Answer> {
-        let _permit = match self.permits.acquire().await {
-            Ok(p) => p,
-            Err(_) => return Step::Fail(protocol("request semaphore closed".into())),
-        };
+    /// One POST under one of the org's request slots, read into a step: an answer (Success
+    /// or Fault), or a retryable transport / HTTP failure.
+    async fn exchange(&self, url: Url, body: &[u8], slots: Slots<'_>) -> Step<Answer> {
+        let _pool_slot;
+        let _held_permit;
+        match slots {
+            Slots::Pool => {
+                _pool_slot = match self
+                    .requests
+                    .acquire(&self.requests.fresh_owner(), SLOT_WAIT)
+                    .await
+                {
+                    Ok(s) => s,
+                    Err(e) => return Step::Fail(e),
+                };
+            }
+            Slots::Held(h) => {
+                _held_permit = match h.local.acquire().await {
+                    Ok(p) => p,
+                    Err(_) => return Step::Fail(protocol("request slots closed".into())),
+                };
+            }
+        }
         let req = self
             .http
             .request(reqwest::Method::POST, url)
@@ -139,12 +238,13 @@ impl Client {
         op: &Node,
         retry_faults: bool,
         idempotency: Idempotency,
+        slots: Slots<'_>,
     ) -> Result<Answer, EspError> {
         let body = envelope(op.clone()).map_err(|e| protocol(e.to_string()))?;
         let url = self.url(session)?;
         self.http
             .retry(op_name, idempotency, |_| async {
-                match self.exchange(url.clone(), &body).await {
+                match self.exchange(url.clone(), &body, slots).await {
                     Step::Done(Answer::Failed(f)) if retry_faults && is_retryable_fault(&f) => {
                         Step::Retry(Retryable {
                             throttled: f.errorid == Some(10),
@@ -164,17 +264,29 @@ impl Client {
     async fn session(&self) -> Result<String, EspError> {
         self.session
             .get(jiff::Timestamp::now(), || async {
+                // A session counts against the org's cap from its Login on.
+                self.take_session_lease().await?;
                 let op = wire::login(
                     self.credentials.username.expose_secret(),
                     self.credentials.password.expose_secret(),
                 );
                 // A refused password stays refused: Faults are not retried here.
                 let result = match self
-                    .send("Login", None, &op, false, Idempotency::Safe)
+                    .send("Login", None, &op, false, Idempotency::Safe, Slots::Pool)
                     .await?
                 {
                     Answer::Success(r) => r,
+                    // Sessions of other tools (or of a crashed instance, until they lapse)
+                    // fill the org's cap: worth another try later, not an auth failure.
+                    Answer::Failed(f) if f.errorid == Some(SESSIONS_EXHAUSTED) => {
+                        self.drop_session_lease().await;
+                        return Err(EspError::Transient {
+                            esp: ESP,
+                            detail: "Login refused: the org's sessions are all in use".into(),
+                        });
+                    }
                     Answer::Failed(f) => {
+                        self.drop_session_lease().await;
                         return Err(EspError::Auth {
                             esp: ESP,
                             detail: format!(
@@ -199,9 +311,57 @@ impl Client {
             .await
     }
 
+    /// Holds one of the org's session slots for this client's session (waiting for one).
+    async fn take_session_lease(&self) -> Result<(), EspError> {
+        let mut lease = self.session_lease.lock().await;
+        if lease.is_none() {
+            let guard = self
+                .sessions
+                .acquire(&self.sessions.fresh_owner(), SLOT_WAIT)
+                .await?;
+            *lease = Some((guard, tokio::time::Instant::now()));
+        }
+        Ok(())
+    }
+
+    /// Frees this client's session slot (after a logout or a refused login).
+    async fn drop_session_lease(&self) {
+        if let Some((guard, _)) = self.session_lease.lock().await.take() {
+            guard.release().await;
+        }
+    }
+
+    /// Renews the session slot's lease once half of it has passed.
+    async fn renew_session_lease(&self) -> Result<(), EspError> {
+        let mut lease = self.session_lease.lock().await;
+        if let Some((guard, since)) = lease.as_mut()
+            && since.elapsed() > SESSION_LEASE / 2
+        {
+            if guard.renew().await? {
+                *since = tokio::time::Instant::now();
+            } else {
+                // Lost (it ran out): the next login takes a slot again.
+                *lease = None;
+            }
+        }
+        Ok(())
+    }
+
     /// Calls `op`; on errorid 145 logs in again and retries once. Returns `RESULT`.
     pub(crate) async fn call(&self, op_name: &str, op: Node) -> Result<Element, EspError> {
-        self.call_with(op_name, op, Idempotency::Safe).await
+        self.call_with(op_name, op, Idempotency::Safe, Slots::Pool)
+            .await
+    }
+
+    /// [`Client::call`] under the request slots of a run ([`Client::hold_slots`]).
+    pub(crate) async fn call_held(
+        &self,
+        held: &Held,
+        op_name: &str,
+        op: Node,
+    ) -> Result<Element, EspError> {
+        self.call_with(op_name, op, Idempotency::Safe, Slots::Held(held))
+            .await
     }
 
     /// Like [`Client::call`] but sends once (bar a refused session or a request that never
@@ -209,7 +369,8 @@ impl Client {
     /// mailing. Errors stay retryable so the caller can look up what the first attempt made
     /// before trying again.
     pub(crate) async fn call_once(&self, op_name: &str, op: Node) -> Result<Element, EspError> {
-        self.call_with(op_name, op, Idempotency::Unsafe).await
+        self.call_with(op_name, op, Idempotency::Unsafe, Slots::Pool)
+            .await
     }
 
     async fn call_with(
@@ -217,14 +378,23 @@ impl Client {
         op_name: &str,
         op: Node,
         idempotency: Idempotency,
+        slots: Slots<'_>,
     ) -> Result<Element, EspError> {
         let _guard = self.session.enter();
+        self.renew_session_lease().await?;
         let retry_faults = idempotency == Idempotency::Safe;
         let mut relogged = false;
         loop {
             let session = self.session().await?;
             match self
-                .send(op_name, Some(&session), &op, retry_faults, idempotency)
+                .send(
+                    op_name,
+                    Some(&session),
+                    &op,
+                    retry_faults,
+                    idempotency,
+                    slots,
+                )
                 .await?
             {
                 Answer::Success(r) => return Ok(r),
@@ -254,11 +424,13 @@ impl Client {
                 &wire::logout(),
                 false,
                 Idempotency::Safe,
+                Slots::Pool,
             )
             .await
         {
             tracing::debug!(esp = "silverpop", error = %e, "logout failed (session will lapse)");
         }
+        self.drop_session_lease().await;
     }
 }
 

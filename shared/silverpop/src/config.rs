@@ -61,9 +61,13 @@ pub struct SilverpopConfig {
     /// The org's zone: SCHEDULED and date ranges are local times in it.
     #[serde(default = "default_timezone")]
     pub timezone: String,
-    /// Requests in flight at once for the account (Silverpop rejects the 11th).
+    /// Requests in flight at once for the org, across the deployment (Silverpop rejects the
+    /// 11th).
     #[serde(default = "default_max_concurrent")]
     pub max_concurrent: usize,
+    /// Live legacy sessions for the org, across the deployment (Silverpop: 20).
+    #[serde(default = "default_max_sessions")]
+    pub max_sessions: u32,
     /// Contacts per `upload_batch` call (`Esp::max_batch`).
     #[serde(default = "default_batch_size")]
     pub batch_size: usize,
@@ -98,6 +102,9 @@ fn default_timezone() -> String {
 fn default_max_concurrent() -> usize {
     10
 }
+fn default_max_sessions() -> u32 {
+    20
+}
 fn default_batch_size() -> usize {
     1000
 }
@@ -119,6 +126,7 @@ impl SilverpopConfig {
             mailing_folder: default_mailing_folder(),
             timezone: default_timezone(),
             max_concurrent: default_max_concurrent(),
+            max_sessions: default_max_sessions(),
             batch_size: default_batch_size(),
             rows_per_call: default_rows_per_call(),
             http: HttpOptions::default(),
@@ -161,6 +169,9 @@ impl SilverpopConfig {
         }
         if self.max_concurrent == 0 || self.max_concurrent > 10 {
             return bad("max_concurrent", "must be between 1 and 10");
+        }
+        if self.max_sessions == 0 {
+            return bad("max_sessions", "must be at least 1");
         }
         if self.batch_size == 0 {
             return bad("batch_size", "must be at least 1");

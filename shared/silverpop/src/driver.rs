@@ -1,9 +1,8 @@
 //! Silverpop in the ESP registry: [`DRIVER`] (see `espbridge_app::registry`).
 
 use crate::{SilverpopConfig, SilverpopCredentials, SilverpopEsp};
-use espbridge_core::{Clock, EspKind};
-use espbridge_esp_kit::{Adapter, AdapterError, DemoCampaign, Driver};
-use std::sync::Arc;
+use espbridge_core::EspKind;
+use espbridge_esp_kit::{Adapter, AdapterError, BuildContext, DemoCampaign, Driver};
 
 /// The registry entry.
 pub static DRIVER: Driver<SilverpopEsp> = Driver::new();
@@ -16,9 +15,9 @@ impl Adapter for SilverpopEsp {
     fn build(
         config: SilverpopConfig,
         credentials: SilverpopCredentials,
-        clock: Arc<dyn Clock>,
+        ctx: &BuildContext,
     ) -> Result<Self, AdapterError> {
-        SilverpopEsp::new(config, credentials, clock)
+        SilverpopEsp::new(config, credentials, ctx)
     }
 
     #[cfg(feature = "simulator")]

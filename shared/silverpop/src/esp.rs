@@ -10,11 +10,11 @@ use crate::wire::{
 use async_trait::async_trait;
 use espbridge_core::ports::esp::object_name;
 use espbridge_core::ports::{
-    AudienceBatch, BatchOutcome, Esp, EspError, EspIds, MetricCounts, Preview, RowError,
-    SendRequest, Template,
+    AudienceBatch, AudienceRequest, BatchOutcome, Esp, EspError, EspIds, FinishedAudience,
+    MetricCounts, Preview, RowError, SendRequest, Template,
 };
 use espbridge_core::{AccountId, CampaignId, Clock, EspKind};
-use espbridge_esp_kit::AdapterError;
+use espbridge_esp_kit::{AdapterError, BuildContext};
 use futures::stream::{self, StreamExt};
 use jiff::tz::TimeZone;
 use jiff::{SignedDuration, Timestamp};
@@ -73,15 +73,16 @@ impl SilverpopEsp {
     pub fn new(
         config: SilverpopConfig,
         credentials: SilverpopCredentials,
-        clock: Arc<dyn Clock>,
+        ctx: &BuildContext,
     ) -> Result<Self, AdapterError> {
+        let clock = Arc::clone(&ctx.clock);
         config.validate()?;
         let tz = TimeZone::get(&config.timezone).map_err(|e| AdapterError::Config {
             esp: ESP,
             field: "timezone",
             detail: e.to_string(),
         })?;
-        let client = Client::new(&config, credentials)?;
+        let client = Client::new(&config, credentials, Arc::clone(&ctx.limits))?;
         Ok(Self {
             config,
             tz,
@@ -100,8 +101,7 @@ impl SilverpopEsp {
         }
     }
 
-    /// [`Esp::create_audience`] in a chosen mode (see [`Esp::create_audience_with`], which the
-    /// upload service calls with the manifest's options).
+    /// [`Esp::create_audience`] in a chosen mode (the manifest's, or the account's).
     pub async fn create_audience_in_mode(
         &self,
         campaign_id: &CampaignId,
@@ -154,12 +154,13 @@ impl SilverpopEsp {
             })
             .collect();
         let client = &self.client;
-        let calls = ops
-            .into_iter()
-            .enumerate()
-            .map(|(index, op)| async move { (index, client.call("AddRecipient", op).await) });
+        let held = client.hold_slots(self.config.max_concurrent).await?;
+        let held = &held;
+        let calls = ops.into_iter().enumerate().map(|(index, op)| async move {
+            (index, client.call_held(held, "AddRecipient", op).await)
+        });
         let results: Vec<_> = stream::iter(calls)
-            .buffer_unordered(self.config.max_concurrent)
+            .buffer_unordered(held.width())
             .collect()
             .await;
         let mut outcome = BatchOutcome::default();
@@ -340,25 +341,11 @@ impl Esp for SilverpopEsp {
         })
     }
 
-    async fn create_audience(
-        &self,
-        campaign_id: &CampaignId,
-        variant: Option<&str>,
-    ) -> Result<EspIds, EspError> {
-        self.create_audience_in_mode(campaign_id, variant, self.config.mode)
-            .await
-    }
-
-    /// The manifest's `esp_options.silverpop.mode` chooses Lists or Relational Tables mode;
-    /// the choice is kept in the returned ids for every later call.
-    async fn create_audience_with(
-        &self,
-        campaign_id: &CampaignId,
-        variant: Option<&str>,
-        options: &serde_json::Value,
-    ) -> Result<EspIds, EspError> {
-        let mode = self.mode_from_options(options)?;
-        self.create_audience_in_mode(campaign_id, variant, mode)
+    /// The manifest's `esp_options.silverpop.mode` chooses Lists or Relational Tables mode
+    /// (else the account's `mode`); the choice is kept in the returned ids for every later call.
+    async fn create_audience(&self, req: &AudienceRequest<'_>) -> Result<EspIds, EspError> {
+        let mode = self.mode_from_options(req.options)?;
+        self.create_audience_in_mode(req.campaign_id, req.variant, mode)
             .await
     }
 
@@ -382,7 +369,7 @@ impl Esp for SilverpopEsp {
         campaign_id: &CampaignId,
         variant: Option<&str>,
         audience: &EspIds,
-    ) -> Result<EspIds, EspError> {
+    ) -> Result<FinishedAudience, EspError> {
         let name = object_name(campaign_id, variant);
         let tag = audience.require(ESP, keys::TAG)?;
         let query_id = match self.find_query(&name).await? {
@@ -414,7 +401,7 @@ impl Esp for SilverpopEsp {
         tracing::info!(esp = "silverpop", campaign = %campaign_id, "audience query ready");
         let mut ids = audience.clone();
         ids.merge(&EspIds::default().with(keys::QUERY_ID, query_id));
-        Ok(ids)
+        Ok(FinishedAudience { ids, members: None })
     }
 
     async fn schedule_send(&self, req: &SendRequest<'_>) -> Result<EspIds, EspError> {

@@ -2,8 +2,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a panic in a test is a failed test
 
 use espbridge_core::ports::esp::object_name;
-use espbridge_core::ports::{AudienceBatch, Contact, Esp, EspIds, SendRequest};
+use espbridge_core::ports::{AudienceBatch, AudienceRequest, Contact, Esp, EspIds, SendRequest};
 use espbridge_core::{AccountId, CampaignId, ManualClock};
+use espbridge_esp_kit::BuildContext;
 use espbridge_silverpop::sim::{SilverpopSim, SilverpopSimConfig};
 use espbridge_silverpop::{
     AudienceMode, SilverpopConfig, SilverpopCredentials, SilverpopEsp, keys,
@@ -33,7 +34,12 @@ async fn rig(tweak: impl FnOnce(&mut SilverpopConfig)) -> Rig {
     config.http.max_attempts = Some(espbridge_esp_kit::Attempts::new(2));
     tweak(&mut config);
     let creds = SilverpopCredentials::new("espbridge", "sim-password");
-    let esp = SilverpopEsp::new(config, creds, Arc::new(clock.clone())).unwrap();
+    let esp = SilverpopEsp::new(
+        config,
+        creds,
+        &BuildContext::in_memory(Arc::new(clock.clone())),
+    )
+    .unwrap();
     Rig {
         sim,
         esp: Arc::new(esp),
@@ -92,7 +98,11 @@ async fn templates_are_shared_only_and_preview_works() {
 async fn lists_mode_end_to_end_and_schedule_is_idempotent() {
     let r = rig(|_| {}).await;
     let campaign = CampaignId::parse("881").unwrap();
-    let ids = r.esp.create_audience(&campaign, None).await.unwrap();
+    let ids = r
+        .esp
+        .create_audience(&AudienceRequest::new(&campaign, None, send_at()))
+        .await
+        .unwrap();
     assert_eq!(ids.get(keys::MODE), Some("lists"));
     let b = batch(0, &[], &[("C-1", &[]), ("C-2", &[]), ("C-3", &[])]);
     let out = r.esp.upload_batch(&ids, &b).await.unwrap();
@@ -104,7 +114,12 @@ async fn lists_mode_end_to_end_and_schedule_is_idempotent() {
     assert_eq!(tagged, ["C-1", "C-2", "C-3"]);
     assert_eq!(r.sim.recipients().len(), 3);
 
-    let ids = r.esp.finish_audience(&campaign, None, &ids).await.unwrap();
+    let ids = r
+        .esp
+        .finish_audience(&campaign, None, &ids)
+        .await
+        .unwrap()
+        .ids;
     let queries = r.sim.queries();
     assert_eq!(queries.len(), 1);
     assert_eq!(queries[0].name, object_name(&campaign, None));
@@ -176,7 +191,12 @@ async fn relational_mode_per_manifest_with_rows_rejected_per_row() {
     assert_eq!(rows[0]["CustomerID"], "C-1");
     assert_eq!(rows[0]["Channel"], tricky);
 
-    let ids = r.esp.finish_audience(&campaign, None, &ids).await.unwrap();
+    let ids = r
+        .esp
+        .finish_audience(&campaign, None, &ids)
+        .await
+        .unwrap()
+        .ids;
     let sent = schedule(&r, &campaign, &ids).await;
     assert_eq!(r.sim.mailings()[0].audience, 2);
     r.clock.advance(SignedDuration::from_hours(48));
@@ -187,7 +207,11 @@ async fn relational_mode_per_manifest_with_rows_rejected_per_row() {
 async fn session_expiry_mid_upload_logs_in_again() {
     let r = rig(|_| {}).await;
     let campaign = CampaignId::parse("7").unwrap();
-    let ids = r.esp.create_audience(&campaign, None).await.unwrap();
+    let ids = r
+        .esp
+        .create_audience(&AudienceRequest::new(&campaign, None, send_at()))
+        .await
+        .unwrap();
     r.esp
         .upload_batch(&ids, &batch(0, &[], &[("C-1", &[])]))
         .await
@@ -240,7 +264,7 @@ async fn bad_password_is_an_auth_error() {
     config.http.base_url = Some(espbridge_esp_kit::BaseUrl::parse(&sim.base_url()).unwrap());
     config.http.max_attempts = Some(espbridge_esp_kit::Attempts::new(1));
     let creds = SilverpopCredentials::new("espbridge", "wrong");
-    let esp = SilverpopEsp::new(config, creds, Arc::new(clock)).unwrap();
+    let esp = SilverpopEsp::new(config, creds, &BuildContext::in_memory(Arc::new(clock))).unwrap();
     let err = esp.list_templates().await.unwrap_err();
     assert!(
         matches!(err, espbridge_core::ports::EspError::Auth { .. }),

@@ -1,9 +1,8 @@
 //! SmartFocus in the ESP registry: [`DRIVER`] (see `espbridge_app::registry`).
 
 use crate::{SmartFocusConfig, SmartFocusCredentials, SmartFocusEsp};
-use espbridge_core::{Clock, EspKind};
-use espbridge_esp_kit::{Adapter, AdapterError, Driver};
-use std::sync::Arc;
+use espbridge_core::EspKind;
+use espbridge_esp_kit::{Adapter, AdapterError, BuildContext, Driver};
 
 /// The registry entry.
 pub static DRIVER: Driver<SmartFocusEsp> = Driver::new();
@@ -16,9 +15,9 @@ impl Adapter for SmartFocusEsp {
     fn build(
         config: SmartFocusConfig,
         credentials: SmartFocusCredentials,
-        clock: Arc<dyn Clock>,
+        ctx: &BuildContext,
     ) -> Result<Self, AdapterError> {
-        SmartFocusEsp::new(config, credentials, clock)
+        SmartFocusEsp::new(config, credentials, ctx)
     }
 
     #[cfg(feature = "simulator")]

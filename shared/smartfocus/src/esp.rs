@@ -6,15 +6,14 @@ use crate::wire::{self, Element, MessageInfo, NamedObject, Snapshot, UploadState
 use async_trait::async_trait;
 use espbridge_core::ports::esp::object_name;
 use espbridge_core::ports::{
-    AudienceBatch, BatchOutcome, Esp, EspError, EspIds, MetricCounts, Preview, RowError,
-    SendRequest, Template,
+    AudienceBatch, AudienceRequest, BatchOutcome, Esp, EspError, EspIds, FinishedAudience,
+    MetricCounts, Preview, RowError, SendRequest, Template,
 };
 use espbridge_core::{AccountId, CampaignId, Clock, EspKind};
 use espbridge_esp_kit::AdapterError;
-use espbridge_esp_kit::EspHttp;
+use espbridge_esp_kit::{BuildContext, EspHttp, SlotPool};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::Semaphore;
 
 const ESP: EspKind = EspKind::Smartfocus;
 /// Bytes one row may take in the upload file (id, tab, tag, newline), used to size batches.
@@ -42,8 +41,8 @@ pub struct SmartFocusEsp {
     config: SmartFocusConfig,
     http: Http,
     clock: Arc<dyn Clock>,
-    /// Uploads this process has pending; the server's `MAX_NB_UPLOADS` covers other processes.
-    pending: Semaphore,
+    /// The account's pending uploads (SmartFocus allows 5), held for the whole deployment.
+    pending: SlotPool,
 }
 
 impl std::fmt::Debug for SmartFocusEsp {
@@ -72,15 +71,22 @@ impl SmartFocusEsp {
     pub fn new(
         config: SmartFocusConfig,
         credentials: SmartFocusCredentials,
-        clock: Arc<dyn Clock>,
+        ctx: &BuildContext,
     ) -> Result<Self, AdapterError> {
         config.validate()?;
+        let clock = Arc::clone(&ctx.clock);
         let http = Http::new(
             EspHttp::new(ESP, &config.http_settings()?)?,
             credentials,
             clock.clone(),
         );
-        let pending = Semaphore::new(config.max_pending_uploads);
+        let pending = SlotPool::new(
+            ESP,
+            Arc::clone(&ctx.limits),
+            format!("smartfocus/{}/uploads", config.account),
+            u32::try_from(config.max_pending_uploads).unwrap_or(u32::MAX),
+            Duration::from_secs(config.upload_timeout_secs),
+        );
         Ok(Self {
             config,
             http,
@@ -391,12 +397,8 @@ impl Esp for SmartFocusEsp {
     }
 
     /// Nothing exists up front: the audience is the set of members carrying the campaign tag.
-    async fn create_audience(
-        &self,
-        campaign_id: &CampaignId,
-        variant: Option<&str>,
-    ) -> Result<EspIds, EspError> {
-        Ok(EspIds::default().with(keys::TAG, object_name(campaign_id, variant)))
+    async fn create_audience(&self, req: &AudienceRequest<'_>) -> Result<EspIds, EspError> {
+        Ok(EspIds::default().with(keys::TAG, object_name(req.campaign_id, req.variant)))
     }
 
     async fn upload_batch(
@@ -433,13 +435,14 @@ impl Esp for SmartFocusEsp {
             content_type: format!("multipart/form-data; boundary={boundary}"),
             bytes: wire::multipart_body(&boundary, "mergeUpload", &config, &file_name, &file),
         };
-        let _permit = self
+        let slot = self
             .pending
-            .acquire()
-            .await
-            .map_err(|_| api("upload limiter closed"))?;
+            .acquire(&self.pending.fresh_owner(), self.upload_timeout())
+            .await?;
         let upload_id = self.start_upload(&body).await?;
-        let with_errors = self.await_upload(&upload_id).await?;
+        let with_errors = self.await_upload(&upload_id).await;
+        slot.release().await;
+        let with_errors = with_errors?;
         tracing::info!(
             tag,
             first = batch.first_ordinal,
@@ -460,7 +463,7 @@ impl Esp for SmartFocusEsp {
         campaign_id: &CampaignId,
         variant: Option<&str>,
         audience: &EspIds,
-    ) -> Result<EspIds, EspError> {
+    ) -> Result<FinishedAudience, EspError> {
         self.http.close(Service::Batch).await;
         let tag = audience.require(ESP, keys::TAG)?.to_owned();
         let name = object_name(campaign_id, variant);
@@ -495,7 +498,7 @@ impl Esp for SmartFocusEsp {
         tracing::info!(campaign = %campaign_id, "smartfocus segment ready");
         let mut ids = audience.clone();
         ids.merge(&EspIds::default().with(keys::SEGMENT, segment_id));
-        Ok(ids)
+        Ok(FinishedAudience { ids, members: None })
     }
 
     async fn schedule_send(&self, req: &SendRequest<'_>) -> Result<EspIds, EspError> {

@@ -40,7 +40,8 @@
 //!     password: "from-secrets".into(),
 //!     key: "manager-key".into(),
 //! };
-//! let esp = SmartFocusEsp::new(config, creds, Arc::new(espbridge_core::SystemClock))?;
+//! let ctx = espbridge_esp_kit::BuildContext::in_memory(Arc::new(espbridge_core::SystemClock));
+//! let esp = SmartFocusEsp::new(config, creds, &ctx)?;
 //! # let _ = esp; Ok(()) }
 //! ```
 

@@ -1,14 +1,22 @@
 //! End to end against the SmartFocus simulator: real HTTP, real XML, injected faults.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a panic in a test is a failed test
 
-use espbridge_core::ports::{AudienceBatch, Contact, Esp, EspError, EspIds, SendRequest};
+use espbridge_core::ports::{
+    AudienceBatch, AudienceRequest, Contact, Esp, EspError, EspIds, SendRequest,
+};
 use espbridge_core::{AccountId, CampaignId, ManualClock};
+use espbridge_esp_kit::BuildContext;
 use espbridge_sim::{Fault, FaultKind};
 use espbridge_smartfocus::sim::{SmartFocusSim, SmartFocusSimConfig};
 use espbridge_smartfocus::{SmartFocusConfig, SmartFocusCredentials, SmartFocusEsp, keys};
 use jiff::{SignedDuration, Timestamp};
 use std::sync::Arc;
 use std::time::Duration;
+
+/// A send time a day after the start.
+fn later() -> Timestamp {
+    start_time() + jiff::SignedDuration::from_hours(24)
+}
 
 fn start_time() -> Timestamp {
     "2026-05-20T08:00:00Z".parse().unwrap()
@@ -35,7 +43,12 @@ async fn rig_with(
     config.upload_timeout_secs = 20;
     tweak(&mut config);
     let creds = SmartFocusCredentials::new("espbridge", "sim-password", "sim-key");
-    let esp = SmartFocusEsp::new(config, creds, Arc::new(clock.clone())).unwrap();
+    let esp = SmartFocusEsp::new(
+        config,
+        creds,
+        &BuildContext::in_memory(Arc::new(clock.clone())),
+    )
+    .unwrap();
     Rig {
         sim,
         esp: Arc::new(esp),
@@ -106,7 +119,11 @@ async fn templates_are_the_prefixed_messages() {
 #[tokio::test]
 async fn upload_reaches_done_and_tags_members() {
     let r = rig().await;
-    let audience = r.esp.create_audience(&cid("c42"), None).await.unwrap();
+    let audience = r
+        .esp
+        .create_audience(&AudienceRequest::new(&cid("c42"), None, later()))
+        .await
+        .unwrap();
     assert_eq!(audience.get(keys::TAG), Some("espbridge_c42"));
     let out = r
         .esp
@@ -143,7 +160,11 @@ async fn expired_sessions_are_reopened_transparently() {
         |_| {},
     )
     .await;
-    let audience = r.esp.create_audience(&cid("c7"), None).await.unwrap();
+    let audience = r
+        .esp
+        .create_audience(&AudienceRequest::new(&cid("c7"), None, later()))
+        .await
+        .unwrap();
     r.esp
         .upload_batch(&audience, &batch(0, &["a1", "a2"]))
         .await
@@ -162,7 +183,11 @@ async fn expired_sessions_are_reopened_transparently() {
 #[tokio::test]
 async fn failed_import_is_an_error_with_its_state() {
     let r = rig().await;
-    let audience = r.esp.create_audience(&cid("c9"), None).await.unwrap();
+    let audience = r
+        .esp
+        .create_audience(&AudienceRequest::new(&cid("c9"), None, later()))
+        .await
+        .unwrap();
     r.sim.fail_next_import();
     let err = r
         .esp
@@ -184,7 +209,11 @@ async fn failed_import_is_an_error_with_its_state() {
 #[tokio::test]
 async fn unknown_tag_field_ends_in_error_state() {
     let r = rig_with(poll_driven(), |c| c.tag_field = "NOT_A_FIELD".into()).await;
-    let audience = r.esp.create_audience(&cid("c10"), None).await.unwrap();
+    let audience = r
+        .esp
+        .create_audience(&AudienceRequest::new(&cid("c10"), None, later()))
+        .await
+        .unwrap();
     let err = r
         .esp
         .upload_batch(&audience, &batch(0, &["a1"]))
@@ -197,7 +226,11 @@ async fn unknown_tag_field_ends_in_error_state() {
 }
 
 async fn upload_many(r: &Rig, n: u64) {
-    let audience = r.esp.create_audience(&cid("many"), None).await.unwrap();
+    let audience = r
+        .esp
+        .create_audience(&AudienceRequest::new(&cid("many"), None, later()))
+        .await
+        .unwrap();
     let mut tasks = Vec::new();
     for i in 0..n {
         let esp = r.esp.clone();
@@ -256,7 +289,11 @@ async fn server_pending_limit_is_waited_out() {
 }
 
 async fn ready_audience(r: &Rig, campaign: &CampaignId) -> EspIds {
-    let audience = r.esp.create_audience(campaign, None).await.unwrap();
+    let audience = r
+        .esp
+        .create_audience(&AudienceRequest::new(campaign, None, later()))
+        .await
+        .unwrap();
     r.esp
         .upload_batch(&audience, &batch(0, &["k1", "k2", "k3"]))
         .await
@@ -265,13 +302,15 @@ async fn ready_audience(r: &Rig, campaign: &CampaignId) -> EspIds {
         .esp
         .finish_audience(campaign, None, &audience)
         .await
-        .unwrap();
+        .unwrap()
+        .ids;
     // A retry finds the segment instead of making a second one.
     let again = r
         .esp
         .finish_audience(campaign, None, &audience)
         .await
-        .unwrap();
+        .unwrap()
+        .ids;
     assert_eq!(done.get(keys::SEGMENT), again.get(keys::SEGMENT));
     assert_eq!(r.sim.segments().len(), 1);
     let seg = &r.sim.segments()[0];
@@ -388,7 +427,11 @@ async fn transient_faults_are_retried_inside_a_call() {
     r.sim
         .inject(Fault::on(FaultKind::Status(502), "/connect/open", 1));
     assert_eq!(r.esp.list_templates().await.unwrap().len(), 3);
-    let audience = r.esp.create_audience(&cid("c11"), None).await.unwrap();
+    let audience = r
+        .esp
+        .create_audience(&AudienceRequest::new(&cid("c11"), None, later()))
+        .await
+        .unwrap();
     r.esp
         .upload_batch(&audience, &batch(0, &["z1"]))
         .await
@@ -448,7 +491,7 @@ async fn wrong_password_is_an_auth_error() {
     let mut config = SmartFocusConfig::new(AccountId::parse("sf").unwrap());
     config.http.base_url = Some(espbridge_esp_kit::BaseUrl::parse(&sim.base_url()).unwrap());
     let creds = SmartFocusCredentials::new("espbridge", "wrong", "sim-key");
-    let esp = SmartFocusEsp::new(config, creds, Arc::new(clock)).unwrap();
+    let esp = SmartFocusEsp::new(config, creds, &BuildContext::in_memory(Arc::new(clock))).unwrap();
     let err = esp.list_templates().await.unwrap_err();
     assert!(matches!(err, EspError::Auth { .. }), "{err:?}");
 }

@@ -7,6 +7,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a panic in a test is a failed test
 
 mod common;
+mod limits;
 mod queue;
 mod scheduler;
 mod secrets;

@@ -116,3 +116,64 @@ async fn delete_is_idempotent() {
         .await
         .expect("deleting a missing schedule is not an error");
 }
+
+/// Campaign ids may be 64 characters; the poll and clean-up schedules of such an id are
+/// created, read back and deleted under names Scheduler accepts, distinct for two ids that
+/// share their first 60 characters.
+#[tokio::test]
+async fn a_64_character_campaign_id_gets_valid_distinct_schedule_names() {
+    let Some(conf) = emulator("a_64_character_campaign_id_gets_valid_schedule_names").await else {
+        return;
+    };
+    let client = aws_sdk_scheduler::Client::new(&conf);
+    let group = unique("polls-long");
+    client
+        .create_schedule_group()
+        .name(&group)
+        .send()
+        .await
+        .expect("create group");
+    let scheduler = EventBridgeScheduler::new(client.clone(), &group, TARGET, ROLE);
+    let stem = unique("long");
+    let pad = |last: char| {
+        let mut s = format!("{stem}{}", "x".repeat(64 - stem.len() - 1));
+        s.push(last);
+        CampaignId::parse(&s).expect("a 64-character id is valid")
+    };
+    let (a, b) = (pad('a'), pad('b'));
+    let send_at: Timestamp = "2030-01-10T08:30:00Z".parse().expect("ts");
+    let mut names = std::collections::BTreeSet::new();
+    for id in [&a, &b] {
+        for schedule in [
+            PollSchedule::daily_after(id, send_at, 7),
+            PollSchedule::cleanup_at(id, send_at),
+        ] {
+            assert!(schedule.name.len() <= 64, "{}", schedule.name);
+            assert!(
+                schedule
+                    .name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)),
+                "{}",
+                schedule.name
+            );
+            scheduler.create(&schedule).await.expect("create");
+            let got = client
+                .get_schedule()
+                .name(&schedule.name)
+                .group_name(&group)
+                .send()
+                .await
+                .expect("get schedule");
+            let event: PollEvent =
+                serde_json::from_str(got.target().and_then(|t| t.input()).expect("input"))
+                    .expect("PollEvent");
+            assert_eq!(&event.campaign_id, id, "the payload keeps the whole id");
+            names.insert(schedule.name.clone());
+        }
+    }
+    assert_eq!(names.len(), 4, "{names:?}");
+    for name in &names {
+        scheduler.delete(name).await.expect("delete");
+    }
+}

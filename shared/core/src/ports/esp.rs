@@ -110,6 +110,50 @@ pub struct BatchOutcome {
     pub row_errors: Vec<RowError>,
 }
 
+/// What `create_audience` needs.
+#[derive(Debug, Clone)]
+pub struct AudienceRequest<'a> {
+    pub campaign_id: &'a CampaignId,
+    /// The A/B variant, when the campaign has several.
+    pub variant: Option<&'a str>,
+    /// When the send goes out: a container an ESP reserves per pending campaign (a SmartFocus
+    /// tag field) is held until then.
+    pub send_at: Timestamp,
+    /// The manifest's `esp_options` object for this ESP (`null` when absent), for ESPs whose
+    /// audience shape a manifest may choose (Silverpop's Lists or Relational Tables mode).
+    pub options: &'a serde_json::Value,
+}
+
+/// `null`: no `esp_options` in the manifest.
+static NO_OPTIONS: serde_json::Value = serde_json::Value::Null;
+
+impl<'a> AudienceRequest<'a> {
+    /// A request without `esp_options`.
+    pub fn new(campaign_id: &'a CampaignId, variant: Option<&'a str>, send_at: Timestamp) -> Self {
+        Self {
+            campaign_id,
+            variant,
+            send_at,
+            options: &NO_OPTIONS,
+        }
+    }
+
+    pub fn with_options(self, options: &'a serde_json::Value) -> Self {
+        Self { options, ..self }
+    }
+}
+
+/// The audience once every batch is in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FinishedAudience {
+    pub ids: EspIds,
+    /// How many contacts the finished container selects now, for ESPs whose batches cannot
+    /// tell which ids they know (a SmartFocus segment, a Silverpop query over a relational
+    /// table): the upload counts the accepted rows it does not select as `not_in_esp`. `None`
+    /// when the batches already counted them.
+    pub members: Option<u64>,
+}
+
 /// What `schedule_send` needs.
 #[derive(Debug, Clone)]
 pub struct SendRequest<'a> {
@@ -216,6 +260,10 @@ pub enum EspError {
     Invalid { esp: EspKind, detail: String },
     #[error("{esp}: unexpected response: {detail}")]
     Protocol { esp: EspKind, detail: String },
+    /// The account cannot take one more pending campaign as it is set up (every tag field of a
+    /// pool reserved, say); the detail names the setting to change.
+    #[error("{esp}: no room for this campaign: {detail}")]
+    Capacity { esp: EspKind, detail: String },
 }
 
 impl EspError {
@@ -226,7 +274,8 @@ impl EspError {
             EspError::Auth { .. }
             | EspError::NotFound { .. }
             | EspError::Invalid { .. }
-            | EspError::Protocol { .. } => false,
+            | EspError::Protocol { .. }
+            | EspError::Capacity { .. } => false,
         }
     }
 }
@@ -266,24 +315,10 @@ pub trait Esp: Send + Sync {
     async fn list_templates(&self) -> Result<Vec<Template>, EspError>;
     async fn preview(&self, template_id: &str) -> Result<Preview, EspError>;
 
-    /// Creates (or finds, on a retry) the campaign's audience container.
-    async fn create_audience(
-        &self,
-        campaign_id: &CampaignId,
-        variant: Option<&str>,
-    ) -> Result<EspIds, EspError>;
-    /// [`create_audience`](Self::create_audience) with the manifest's options for this ESP
-    /// (`esp_options.<esp>`, `null` when absent), for ESPs whose audience shape a manifest may
-    /// choose (Silverpop's Lists or Relational Tables mode). Adapters record what they chose in
-    /// the returned ids, which every later call receives.
-    async fn create_audience_with(
-        &self,
-        campaign_id: &CampaignId,
-        variant: Option<&str>,
-        _options: &serde_json::Value,
-    ) -> Result<EspIds, EspError> {
-        self.create_audience(campaign_id, variant).await
-    }
+    /// Creates (or finds, on a retry) the campaign's audience container: its own, so nothing
+    /// another campaign uploads changes who this one sends to. Adapters record what they chose
+    /// in the returned ids, which every later call receives.
+    async fn create_audience(&self, req: &AudienceRequest<'_>) -> Result<EspIds, EspError>;
     /// Adds one batch. Sending the same batch twice must not add anyone twice.
     async fn upload_batch(
         &self,
@@ -296,8 +331,11 @@ pub trait Esp: Send + Sync {
         _campaign_id: &CampaignId,
         _variant: Option<&str>,
         audience: &EspIds,
-    ) -> Result<EspIds, EspError> {
-        Ok(audience.clone())
+    ) -> Result<FinishedAudience, EspError> {
+        Ok(FinishedAudience {
+            ids: audience.clone(),
+            members: None,
+        })
     }
     /// Clones the template, attaches the audience and schedules the send. Idempotent: a retry
     /// finds the clone and the scheduled send of an earlier attempt.

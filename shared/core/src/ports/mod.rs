@@ -3,6 +3,7 @@
 
 pub mod backend;
 pub mod esp;
+pub mod limits;
 pub mod queue;
 pub mod scheduler;
 pub mod source;
@@ -10,9 +11,10 @@ pub mod store;
 
 pub use backend::{BackendError, BoxError};
 pub use esp::{
-    AudienceBatch, BatchOutcome, Contact, Esp, EspError, EspIds, MetricCounts, Preview, RowError,
-    SendRequest, SenderHeaders, Template,
+    AudienceBatch, AudienceRequest, BatchOutcome, Contact, Esp, EspError, EspIds, FinishedAudience,
+    MetricCounts, Preview, RowError, SendRequest, SenderHeaders, Template,
 };
+pub use limits::{AccountLimits, LimitError};
 pub use queue::{QueueError, WorkItem, WorkQueue};
 pub use scheduler::{PollSchedule, Scheduler, SchedulerError};
 pub use source::{AudienceSource, ObjectRef, SourceError};

@@ -80,6 +80,9 @@ pub enum ServiceError {
     /// Other invocations kept changing the record; the message comes back.
     #[error("campaign {0}: the record kept changing")]
     Contended(CampaignId),
+    /// Another invocation holds the campaign's send claim; the message comes back after it.
+    #[error("campaign {0}: another invocation is booking its sends")]
+    Claimed(CampaignId),
 }
 
 impl From<AudienceError> for ServiceError {
@@ -99,7 +102,7 @@ impl ServiceError {
             ServiceError::Scheduler(e) => e.is_retryable(),
             // A local disk that is full or busy may be free on the next delivery.
             ServiceError::Report { source, .. } => source.is_some(),
-            ServiceError::Contended(_) => true,
+            ServiceError::Contended(_) | ServiceError::Claimed(_) => true,
             ServiceError::Transition(_)
             | ServiceError::AccountMissing { .. }
             | ServiceError::NoAccount(_)

@@ -62,7 +62,10 @@ impl PollService {
         if c.state == State::Completed && c.cleaned_up_at.is_none() {
             return self.cleanup_completed(c).await;
         }
-        if !matches!(c.state, State::Scheduled | State::Collecting) {
+        if !matches!(
+            c.state,
+            State::Scheduled | State::Collecting | State::PartiallyScheduled
+        ) {
             if c.state.is_terminal()
                 && let Some(name) = &c.schedule_name
             {
@@ -209,7 +212,13 @@ async fn fetch_counts(
     let mut total = MetricCounts::default();
     let mut by_variant = BTreeMap::new();
     let mut any = false;
-    for v in &c.variants {
+    // A partially scheduled campaign has figures only for the sends that were booked.
+    let partial = c.state == State::PartiallyScheduled;
+    for v in c
+        .variants
+        .iter()
+        .filter(|v| !partial || v.esp_ids.get(super::schedule::SENT_KEY).is_some())
+    {
         let m = esp.fetch_metrics(&v.esp_ids).await?;
         any |= m.is_some();
         let m = m.unwrap_or_default();

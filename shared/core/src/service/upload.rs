@@ -27,7 +27,7 @@ use crate::audience::read::{Event, Flow, ScanEnd};
 use crate::campaign::{Campaign, State};
 use crate::clock::Clock;
 use crate::ids::CampaignId;
-use crate::ports::esp::{AudienceBatch, Contact, EspIds};
+use crate::ports::esp::{AudienceBatch, AudienceRequest, Contact, EspIds};
 use crate::ports::{AudienceSource, CampaignStore, StoreError, WorkItem, WorkQueue};
 use std::sync::Arc;
 use std::time::Duration;
@@ -195,8 +195,18 @@ impl UploadService {
         let esp = self.esps.for_campaign(c)?;
         let m = stored_manifest(c)?;
         let options = m.esp_options();
+        let send_at = c
+            .send_at
+            .ok_or_else(|| ServiceError::NoSendTime(c.id.clone()))?;
+        let campaign_id = c.id.clone();
         if c.variants.is_empty() && c.esp_ids.0.is_empty() {
-            let ids = esp.create_audience_with(&c.id, None, &options).await?;
+            let req = AudienceRequest {
+                campaign_id: &campaign_id,
+                variant: None,
+                send_at,
+                options: &options,
+            };
+            let ids = esp.create_audience(&req).await?;
             c.esp_ids.merge(&ids);
             *c = self.store.save(c).await?;
             tracing::info!(campaign_id = %c.id, esp = %esp.kind(), "audience created at the ESP");
@@ -204,9 +214,13 @@ impl UploadService {
         for i in 0..c.variants.len() {
             if c.variants[i].esp_ids.0.is_empty() {
                 let name = c.variants[i].name.clone();
-                let ids = esp
-                    .create_audience_with(&c.id, Some(&name), &options)
-                    .await?;
+                let req = AudienceRequest {
+                    campaign_id: &campaign_id,
+                    variant: Some(&name),
+                    send_at,
+                    options: &options,
+                };
+                let ids = esp.create_audience(&req).await?;
                 c.variants[i].esp_ids.merge(&ids);
                 *c = self.store.save(c).await?;
                 tracing::info!(campaign_id = %c.id, variant = %name, "variant audience created at the ESP");
@@ -316,15 +330,23 @@ impl UploadService {
             });
         }
         if c.variants.is_empty() {
-            let ids = esp.finish_audience(&c.id, None, &c.esp_ids).await?;
-            c.esp_ids.merge(&ids);
+            let done = esp.finish_audience(&c.id, None, &c.esp_ids).await?;
+            c.esp_ids.merge(&done.ids);
+            let a = &c.audience;
+            let sent = a.uploaded - a.held_out.min(a.uploaded);
+            let unknown = unselected(sent, a.not_in_esp + a.esp_rejected, done.members);
+            c.audience.not_in_esp += unknown;
         }
         for i in 0..c.variants.len() {
             let name = c.variants[i].name.clone();
-            let ids = esp
+            let done = esp
                 .finish_audience(&c.id, Some(&name), &c.variants[i].esp_ids)
                 .await?;
-            c.variants[i].esp_ids.merge(&ids);
+            let v = &mut c.variants[i];
+            v.esp_ids.merge(&done.ids);
+            let unknown = unselected(v.assigned, v.not_in_esp + v.esp_rejected, done.members);
+            v.not_in_esp += unknown;
+            c.audience.not_in_esp += unknown;
         }
         c.transition(State::AudienceReady, self.clock.now())?;
         *c = self.store.save(c).await?;
@@ -336,4 +358,11 @@ impl UploadService {
         tracing::info!(campaign_id = %c.id, uploaded = c.audience.uploaded, rejected = c.audience.rejected, "audience ready");
         Ok(UploadOutcome::AudienceReady(c.id.clone()))
     }
+}
+
+/// Accepted rows a finished container does not select (ids the ESP does not know, counted by
+/// the container's size where the batches could not tell): `sent` rows went up, `refused` of
+/// them were already counted as unknown or rejected.
+fn unselected(sent: u64, refused: u64, members: Option<u64>) -> u64 {
+    members.map_or(0, |m| sent.saturating_sub(refused).saturating_sub(m))
 }

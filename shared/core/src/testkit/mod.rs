@@ -1,16 +1,21 @@
 //! What tests of the domain and of the adapters share:
 //! - the store contract: one suite every [`CampaignStore`] adapter runs in its own tests, so the
-//!   DynamoDB table and the embedded SQLite store behave the same;
+//!   DynamoDB table and the embedded SQLite store behave the same; likewise the account-limits
+//!   contract ([`run_limits_contract`]);
 //! - in-memory ports ([`MemStore`], [`MemSource`], [`MemQueue`], [`MemScheduler`]) and an ESP
 //!   double ([`FakeEsp`]) that the services' tests run on.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod limits;
+
+pub use limits::run_limits_contract;
+
 use crate::campaign::{Campaign, MetricSnapshot, RunRecord, State};
 use crate::ids::{AccountId, CampaignId, EspKind};
 use crate::ports::esp::{
-    self, AudienceBatch, BatchOutcome, Esp, EspError, EspIds, MetricCounts, Preview, SendRequest,
-    SenderHeaders, Template,
+    self, AudienceBatch, AudienceRequest, BatchOutcome, Esp, EspError, EspIds, MetricCounts,
+    Preview, SendRequest, SenderHeaders, Template,
 };
 use crate::ports::queue::{QueueError, WorkItem, WorkQueue};
 use crate::ports::scheduler::{PollSchedule, Scheduler, SchedulerError};
@@ -573,8 +578,8 @@ impl Esp for FakeEsp {
             what: "template".into(),
         })
     }
-    async fn create_audience(&self, c: &CampaignId, v: Option<&str>) -> Result<EspIds, EspError> {
-        let name = esp::object_name(c, v);
+    async fn create_audience(&self, req: &AudienceRequest<'_>) -> Result<EspIds, EspError> {
+        let name = esp::object_name(req.campaign_id, req.variant);
         self.lists.lock().unwrap().entry(name.clone()).or_default();
         Ok(EspIds::default().with("list", name))
     }
