@@ -62,6 +62,7 @@ pub async fn run(args: ReportArgs) -> Result<()> {
             config: args.config.clone(),
             dir: args.dir.clone(),
             port: None,
+            workers: espbridge_local::worker::DEFAULT_WORKERS,
         },
         &local,
     )

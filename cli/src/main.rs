@@ -58,6 +58,9 @@ enum Command {
         dir: Option<PathBuf>,
         #[arg(long)]
         port: Option<u16>,
+        /// Concurrent workers of the local queue (the template's reserved concurrency).
+        #[arg(long, default_value_t = espbridge_local::worker::DEFAULT_WORKERS)]
+        workers: usize,
     },
     /// One campaign's analysis report (per-variant rates, A/B verdict, uplift against the
     /// control group) from the local stack's campaign store; no ESP is contacted.
@@ -129,8 +132,19 @@ fn main() -> ExitCode {
                 })
                 .await
             }
-            Command::Serve { config, dir, port } => {
-                serve::run(serve::ServeArgs { config, dir, port }).await
+            Command::Serve {
+                config,
+                dir,
+                port,
+                workers,
+            } => {
+                serve::run(serve::ServeArgs {
+                    config,
+                    dir,
+                    port,
+                    workers,
+                })
+                .await
             }
             Command::Report(args) => campaign_report::run(args).await,
             Command::Templates {

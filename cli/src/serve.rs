@@ -21,6 +21,8 @@ pub struct ServeArgs {
     pub config: Option<PathBuf>,
     pub dir: Option<PathBuf>,
     pub port: Option<u16>,
+    /// Concurrent workers of the local queue.
+    pub workers: usize,
 }
 
 /// Folders and port: command line first, then the file, then the defaults.
@@ -89,7 +91,11 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     let work = stack
         .take_work()
         .context("the work queue has no receiver")?;
-    let worker = tokio::spawn(stack::run_worker(services.clone(), work));
+    let worker = tokio::spawn(espbridge_local::worker::run_workers(
+        services.clone(),
+        work,
+        args.workers,
+    ));
     let background = tokio::spawn(watch_loop(
         services.clone(),
         stack.scheduler.clone(),
@@ -165,6 +171,7 @@ mod tests {
             config: None,
             dir: None,
             port: None,
+            workers: 1,
         };
         let r = resolve(&none, &file);
         assert_eq!(r.drop_dir, PathBuf::from("/srv/drops"));
@@ -174,6 +181,7 @@ mod tests {
             config: None,
             dir: Some("/tmp/x".into()),
             port: Some(1),
+            workers: 1,
         };
         let r = resolve(&cli, &file);
         assert_eq!(r.drop_dir, PathBuf::from("/tmp/x/drops"));

@@ -6,13 +6,12 @@ use anyhow::{Context, Result};
 use espbridge_app::{AccountConfig, build_registry, registry};
 use espbridge_core::ports::{PollSchedule, WorkItem};
 use espbridge_core::service::poll::PollOutcome;
-use espbridge_core::service::{Deadline, Services, UploadSettings};
+use espbridge_core::service::{Services, UploadSettings};
 use espbridge_core::{CampaignId, Clock};
 use espbridge_esp_kit::{BuildContext, SimSetup, SimulatedAccount};
 use espbridge_local::{FolderSource, LocalQueue, LocalScheduler, SqliteStore};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 use tokio::sync::mpsc::UnboundedReceiver;
 
 /// The bucket name the drop folder stands in for.
@@ -24,10 +23,6 @@ pub const STORE_FILE: &str = "espbridge.sqlite3";
 pub const SIM_TEMPLATE_PREFIX: &str = "optimove_";
 /// Zone of the simulated accounts and of the demo's send time.
 pub const SIM_TIMEZONE: &str = "Europe/Berlin";
-
-/// Attempts of one work item before it is handed over with `final_attempt = true`.
-const WORK_ATTEMPTS: u32 = 4;
-const WORK_BACKOFF: Duration = Duration::from_millis(200);
 
 /// Where the campaign store lives.
 pub enum StateLocation {
@@ -56,17 +51,17 @@ pub struct Stack {
     simulators: Vec<SimulatedAccount>,
 }
 
-/// Starts every registered ESP's simulator on `clock`, each with an account pointing at it.
-pub async fn start_simulators(clock: Arc<dyn Clock>) -> Result<Vec<SimulatedAccount>> {
-    let setup = SimSetup {
-        clock,
-        timezone: SIM_TIMEZONE.to_owned(),
-        template_prefix: SIM_TEMPLATE_PREFIX.to_owned(),
-    };
+/// The demo's simulated accounts: the simulators' zone and template prefix, no latency.
+pub fn sim_setup(clock: Arc<dyn Clock>) -> SimSetup {
+    SimSetup::new(clock, SIM_TIMEZONE, SIM_TEMPLATE_PREFIX)
+}
+
+/// Starts every registered ESP's simulator with `setup`, each with an account pointing at it.
+pub async fn start_simulators(setup: &SimSetup) -> Result<Vec<SimulatedAccount>> {
     let mut out = Vec::new();
     for driver in registry::DRIVERS {
         let sim = driver
-            .simulate(&setup)
+            .simulate(setup)
             .await
             .with_context(|| format!("starting the {} simulator", driver.kind()))?;
         out.push(sim);
@@ -92,7 +87,7 @@ impl Stack {
         let accounts: Vec<AccountConfig> = match opts.accounts {
             Some(a) => a,
             None => {
-                simulators = start_simulators(Arc::clone(&opts.clock)).await?;
+                simulators = start_simulators(&sim_setup(Arc::clone(&opts.clock))).await?;
                 simulators.iter().map(|s| s.entry.clone()).collect()
             }
         };
@@ -125,7 +120,7 @@ impl Stack {
         &self.simulators
     }
 
-    /// Hands the queue's receiver to a long-lived worker ([`run_worker`]).
+    /// Hands the queue's receiver to the long-lived workers ([`espbridge_local::worker::run_workers`]).
     pub fn take_work(&mut self) -> Option<UnboundedReceiver<WorkItem>> {
         self.work.take()
     }
@@ -139,7 +134,7 @@ impl Stack {
             .context("the work queue was handed to a worker")?;
         let mut n = 0;
         while let Ok(item) = rx.try_recv() {
-            process(&self.services, &item).await;
+            espbridge_local::worker::process(&self.services, &item).await;
             n += 1;
         }
         Ok(n)
@@ -175,51 +170,4 @@ pub async fn fire_due(
         out.push((event.campaign_id, r));
     }
     out
-}
-
-/// The long-lived worker: runs every queued item until the queue closes.
-pub async fn run_worker(services: Services, mut rx: UnboundedReceiver<WorkItem>) {
-    while let Some(item) = rx.recv().await {
-        process(&services, &item).await;
-    }
-}
-
-/// Runs one work item as the SQS consumer would: a retryable error is retried a few times with a
-/// short back-off, and the last attempt is `final_attempt` so the campaign fails cleanly instead
-/// of waiting for a redelivery that never comes locally.
-pub async fn process(services: &Services, item: &WorkItem) {
-    for attempt in 1..=WORK_ATTEMPTS {
-        let last = attempt == WORK_ATTEMPTS;
-        let result = match item {
-            WorkItem::ContinueUpload { campaign_id } => services
-                .upload()
-                .continue_upload(campaign_id, Deadline::none(), last)
-                .await
-                .map(|o| format!("{o:?}")),
-            WorkItem::ScheduleSend { campaign_id } => services
-                .schedule()
-                .schedule_send(campaign_id, last)
-                .await
-                .map(|o| format!("{o:?}")),
-        };
-        let campaign_id = match item {
-            WorkItem::ContinueUpload { campaign_id } | WorkItem::ScheduleSend { campaign_id } => {
-                campaign_id
-            }
-        };
-        match result {
-            Ok(outcome) => {
-                tracing::debug!(%campaign_id, outcome, "work item done");
-                return;
-            }
-            Err(e) if e.is_retryable() && !last => {
-                tracing::warn!(%campaign_id, attempt, error = %e, "work item failed; retrying");
-                tokio::time::sleep(WORK_BACKOFF * attempt).await;
-            }
-            Err(e) => {
-                tracing::error!(%campaign_id, attempt, error = %e, "work item failed");
-                return;
-            }
-        }
-    }
 }

@@ -150,9 +150,9 @@ impl Drop {
     }
 }
 
-/// Whether the Emarsys simulator knows `id` as a contact (its stable-hash rule, default share).
+/// Whether a simulator knows `id` as a contact (the simulators' stable-hash rule).
 pub fn sim_knows(id: &str, unknown_share: f64) -> bool {
-    (xxhash_rust::xxh3::xxh3_64(id.as_bytes()) as f64 / u64::MAX as f64) >= unknown_share
+    !espbridge_sim::in_share(id, unknown_share)
 }
 
 #[cfg(test)]

@@ -13,7 +13,7 @@ use espbridge_core::ports::CampaignStore;
 use espbridge_core::service::{ApiService, Deadline, PollService, ScheduleService, UploadService};
 use espbridge_core::{Campaign, CampaignId, Clock, EspKind, ManualClock};
 use espbridge_emarsys::sim::EmarsysSim;
-use espbridge_esp_kit::{AccountError, SimSetup, SimulatedAccount};
+use espbridge_esp_kit::{AccountError, SimSetup, SimView, SimulatedAccount};
 use espbridge_silverpop::sim::SilverpopSim;
 use espbridge_smartfocus::sim::SmartFocusSim;
 use std::any::Any;
@@ -100,6 +100,9 @@ pub struct Harness {
     pub upload_queue_url: String,
     pub schedule_queue_url: String,
     pub schedule_group: String,
+    /// Every function's variables and the SDK configuration, to build more instances.
+    env: std::collections::HashMap<&'static str, String>,
+    sdk: aws_config::SdkConfig,
 }
 
 /// A name no other test or earlier run uses, lowercase so it suits every AWS resource.
@@ -158,11 +161,7 @@ impl Harness {
             .context("create schedule group")?;
 
         let clock = ManualClock::new(jiff::Timestamp::now());
-        let setup = SimSetup {
-            clock: Arc::new(clock.clone()),
-            timezone: SIM_TIMEZONE.to_owned(),
-            template_prefix: SIM_TEMPLATE_PREFIX.to_owned(),
-        };
+        let setup = SimSetup::new(Arc::new(clock.clone()), SIM_TIMEZONE, SIM_TEMPLATE_PREFIX);
         let simulated = match opts.simulator {
             Some(start) => start(setup).await,
             None => {
@@ -194,7 +193,7 @@ impl Harness {
             o.remove("credentials");
         }
         let accounts = serde_json::json!([account]);
-        let all: std::collections::HashMap<&str, String> = [
+        let all: std::collections::HashMap<&'static str, String> = [
             (app_aws::TABLE, table),
             (app_aws::ACCOUNTS, accounts.to_string()),
             (app_aws::UPLOAD_QUEUE_URL, upload_queue_url.clone()),
@@ -246,7 +245,35 @@ impl Harness {
             upload_queue_url,
             schedule_queue_url,
             schedule_group,
+            env: all,
+            sdk,
         }))
+    }
+
+    /// Another instance of schedule-send, built from its environment as a second Lambda
+    /// instance would be (its own ESP clients and sessions; the same table and limits).
+    pub async fn schedule_instance(&self) -> anyhow::Result<ScheduleService> {
+        let boot = Bootstrap {
+            env: Box::new(
+                app_aws::SCHEDULE_VARS
+                    .iter()
+                    .map(|v| ((*v).to_owned(), self.env[v].clone()))
+                    .collect::<std::collections::HashMap<String, String>>(),
+            ),
+            sdk: self.sdk.clone(),
+            clock: Arc::new(self.clock.clone()),
+        };
+        boot.schedule().await.context("build schedule-send")
+    }
+
+    /// Runs `schedule` (one instance of schedule-send) on these messages.
+    pub async fn deliver_schedule_to(
+        &self,
+        schedule: &ScheduleService,
+        recs: &[Received],
+    ) -> anyhow::Result<SqsBatchResponse> {
+        let ev = events::sqs_event(&arn_of(&self.schedule_queue_url), recs)?;
+        Ok(schedule_send::handle(schedule, ev).await)
     }
 
     /// The simulator as its own type, or an error naming the ESP this harness deploys.
@@ -258,6 +285,11 @@ impl Harness {
                 std::any::type_name::<T>()
             )
         })
+    }
+
+    /// The simulator, read the same way whatever its ESP (sends at send time, refusals).
+    pub fn sim_view(&self) -> Arc<dyn SimView> {
+        Arc::clone(&self.simulated.view)
     }
 
     /// The Emarsys simulator (the default harness's ESP).

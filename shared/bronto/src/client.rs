@@ -18,8 +18,7 @@ use std::time::Duration;
 use url::Url;
 
 const ESP: EspKind = EspKind::Bronto;
-/// Share of the address allowance the gate aims at: evenly spaced calls at 97% never put more
-/// than the allowance in any window, even when one call arrives late.
+/// Share of the paced allowance the gate aims at, so a call arriving late stays inside it.
 const TARGET_SHARE: f64 = 0.97;
 /// Longest wait for another call's login.
 const LOGIN_WAIT: Duration = Duration::from_secs(120);
@@ -133,7 +132,7 @@ impl Client {
                 ESP,
                 limits,
                 format!("bronto/{}/addresses", config.account),
-                config.addresses_per_real_minute() * TARGET_SHARE,
+                config.address_pace(TARGET_SHARE),
             ),
         })
     }

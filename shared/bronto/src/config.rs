@@ -103,9 +103,24 @@ impl BrontoConfig {
         Duration::from_millis(self.rate_window_ms)
     }
 
-    /// The allowance per real minute (`addresses_per_minute` per `rate_window_ms`).
-    pub fn addresses_per_real_minute(&self) -> f64 {
-        f64::from(self.addresses_per_minute) * 60_000.0 / self.rate_window_ms.max(1) as f64
+    /// Addresses one `addToList` call carries at most: `batch_size`, and a tenth of the
+    /// allowance (see [`Self::address_pace`]).
+    pub fn addresses_per_call(&self) -> usize {
+        self.batch_size
+            .min(self.addresses_per_minute as usize / 10)
+            .max(1)
+    }
+
+    /// The pace of addresses per real minute the account's calls keep together: the allowance
+    /// (`addresses_per_minute` per `rate_window_ms`) less one call's worth, at `share`. A
+    /// window counts a call when it arrives, so calls paced at the whole allowance could put
+    /// one call more than the allowance in some window; one call less never does.
+    pub fn address_pace(&self, share: f64) -> f64 {
+        let room = self
+            .addresses_per_minute
+            .saturating_sub(self.addresses_per_call() as u32)
+            .max(1);
+        f64::from(room) * share * 60_000.0 / self.rate_window_ms.max(1) as f64
     }
 
     /// Refuses settings the adapter cannot work with, naming the field.

@@ -397,12 +397,9 @@ impl Esp for BrontoEsp {
                 }),
             }
         }
-        // A call larger than the whole rate allowance could never pass the limit.
-        let per_call = self
-            .config
-            .batch_size
-            .min(self.config.addresses_per_minute as usize)
-            .max(1);
+        // Calls of at most a tenth of the allowance: paced one call short of it, no window
+        // ever holds more than it.
+        let per_call = self.config.addresses_per_call();
         for chunk in with_email.chunks(per_call) {
             self.add_chunk(list_id, chunk, &mut outcome).await?;
         }

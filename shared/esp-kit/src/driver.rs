@@ -14,6 +14,7 @@ use std::any::Any;
 use std::future::Future;
 use std::marker::PhantomData;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// A boxed error from an adapter or a secret store, kept as the source of ours.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
@@ -73,6 +74,13 @@ impl AccountEntry {
             account,
             fields,
         })
+    }
+
+    /// Names the entry's account `account` (a second simulated account of one ESP, say).
+    pub fn rename(&mut self, account: AccountId) {
+        self.fields
+            .insert("account".into(), Value::String(account.as_str().to_owned()));
+        self.account = account;
     }
 
     /// An entry for `esp`'s `account` with the ESP's own `fields` (a JSON object; anything
@@ -243,6 +251,47 @@ pub struct SimSetup {
     pub timezone: String,
     /// The template-name prefix the account's rules use (the integration guides' `optimove_`).
     pub template_prefix: String,
+    /// Simulated processing time of every request.
+    pub latency: Duration,
+    /// Share of customer ids (e-mails on Bronto) the account does not know, chosen by a stable
+    /// hash.
+    pub unknown_share: f64,
+}
+
+impl SimSetup {
+    /// No latency; 1% unknown customers.
+    pub fn new(clock: Arc<dyn Clock>, timezone: &str, template_prefix: &str) -> Self {
+        Self {
+            clock,
+            timezone: timezone.to_owned(),
+            template_prefix: template_prefix.to_owned(),
+            latency: Duration::ZERO,
+            unknown_share: 0.01,
+        }
+    }
+}
+
+/// One send as a simulated ESP made it: its audience frozen at its send time, as the ESP
+/// evaluates lists, segments and queries then.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SimSend {
+    /// The ESP object's name (`espbridge_<campaign>[_<variant>]`).
+    pub name: String,
+    pub send_at: jiff::Timestamp,
+    /// The keys the send went to (customer ids; e-mail addresses on Bronto), sorted.
+    pub recipients: Vec<String>,
+}
+
+/// What tests and benchmarks read from a simulator, whatever its ESP.
+pub trait SimView: Send + Sync {
+    /// The sends whose time has come on the simulator's clock, each with its audience.
+    fn sends(&self) -> Vec<SimSend>;
+    /// Requests refused for an account limit (rate, concurrency, sessions, pending uploads).
+    fn limit_refusals(&self) -> u64;
+    /// The most requests the simulator had in flight at once.
+    fn peak_in_flight(&self) -> usize;
+    /// Simulated processing time of every request from now on.
+    fn set_latency(&self, latency: Duration);
 }
 
 /// A running simulator and the account entry that points at it (credentials inline).
@@ -252,21 +301,25 @@ pub struct SimulatedAccount {
     /// The ESP's own simulator type (`espbridge_<esp>::sim::…Sim`), for tests that look inside;
     /// it stops when the last reference is dropped.
     pub simulator: Arc<dyn Any + Send + Sync>,
+    /// The same simulator, read the same way for every ESP.
+    pub view: Arc<dyn SimView>,
 }
 
 impl SimulatedAccount {
     /// A simulator of `esp` at `base_url` and the `default` account's `fields` (base URL,
     /// inline credentials, the ESP's settings).
-    pub fn new<T: Any + Send + Sync>(
+    pub fn new<T: SimView + Any>(
         esp: EspKind,
         base_url: String,
         simulator: T,
         fields: Value,
     ) -> Self {
+        let simulator = Arc::new(simulator);
         Self {
             entry: AccountEntry::new(esp, AccountId::default_name(), fields),
             base_url,
-            simulator: Arc::new(simulator),
+            simulator: Arc::clone(&simulator) as Arc<dyn Any + Send + Sync>,
+            view: simulator,
         }
     }
 

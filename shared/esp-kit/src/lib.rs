@@ -19,7 +19,7 @@ pub mod settings;
 
 pub use driver::{
     AccountEntry, AccountError, Adapter, BoxError, BuildContext, DemoCampaign, Driver, EspDriver,
-    SecretError, SecretSource, SimSetup, SimulatedAccount,
+    SecretError, SecretSource, SimSend, SimSetup, SimView, SimulatedAccount,
 };
 pub use error::AdapterError;
 pub use http::{Backoff, EspHttp, Exchange, Idempotency, Retryable, SendError, Step};

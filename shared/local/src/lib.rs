@@ -6,7 +6,8 @@
 //! | `AudienceSource` | S3 drop bucket | [`FolderSource`] (a folder) |
 //! | `WorkQueue` | SQS | [`LocalQueue`] (in-process channel) |
 //! | `Scheduler` | EventBridge Scheduler | [`LocalScheduler`] (polled with the clock's time) |
-//! | `AccountLimits` | DynamoDB items | [`LocalLimits`] (memory, shared by the process's workers) |
+//! | `AccountLimits` | DynamoDB items | `espbridge_esp_kit::MemoryLimits` (memory, shared by the process's workers) |
+//! | SQS consumers (Lambda) | event source mapping, reserved concurrency | [`worker::run_workers`] |
 //! | S3 event on `manifest.json` | S3 notification | [`DropWatcher`] (folder scan) |
 //!
 //! Each keeps the semantics the domain relies on (conditional writes, idempotent drop records,
@@ -18,6 +19,7 @@ pub mod scheduler;
 pub mod source;
 pub mod store;
 pub mod watch;
+pub mod worker;
 
 pub use queue::LocalQueue;
 pub use scheduler::LocalScheduler;

@@ -4,7 +4,10 @@
 //! holds one of the org's `max_concurrent` request slots (Silverpop rejects the 11th concurrent
 //! one), every live session one of its `max_sessions` session slots (20 per org). A run of calls
 //! (an upload batch) holds several request slots at once ([`Client::hold_slots`]), so the slots
-//! are leased per batch, not per call. Retries and back-off are the shared HTTP layer's.
+//! are leased per batch, not per call, and renewed while the batch runs. A run first makes sure
+//! of its session and only then takes request slots, and a login inside a run goes through the
+//! run's own slots: a run never waits for a slot while holding slots another run waits for.
+//! Retries and back-off are the shared HTTP layer's.
 
 use crate::config::{SilverpopConfig, SilverpopCredentials};
 use crate::wire::{self, Answer, Fault, LoginResult};
@@ -12,6 +15,7 @@ use crate::xml::{Element, Node, envelope};
 use espbridge_core::EspKind;
 use espbridge_core::ports::AccountLimits;
 use espbridge_core::ports::EspError;
+use espbridge_esp_kit::session::InFlight;
 use espbridge_esp_kit::{
     AdapterError, EspHttp, ExposeSecret, Idempotency, Retryable, SessionSlot, SlotGuard, SlotPool,
     Step, http::is_transient_status,
@@ -53,10 +57,12 @@ pub(crate) fn fault_error(op: &str, f: &Fault) -> EspError {
 /// undocumented).
 const SESSIONS_EXHAUSTED: u32 = 146;
 
-/// errorid 50 ("Server Error") and 10 (too many concurrent requests, as the simulator answers;
-/// the real id is undocumented) are worth another attempt.
+/// Too many concurrent requests for the org (the simulator's id; the real one is undocumented).
+const TOO_MANY_REQUESTS: u32 = 10;
+
+/// errorid 50 ("Server Error") and 10 (too many concurrent requests) are worth another attempt.
 pub(crate) fn is_retryable_fault(f: &Fault) -> bool {
-    matches!(f.errorid, Some(50) | Some(10))
+    matches!(f.errorid, Some(50) | Some(TOO_MANY_REQUESTS))
 }
 
 fn protocol(detail: String) -> EspError {
@@ -68,22 +74,63 @@ pub(crate) struct Client {
     credentials: SilverpopCredentials,
     /// The org's concurrent-request slots.
     requests: SlotPool,
+    /// How long a request slot stays held without renewal.
+    request_lease: Duration,
     /// The org's session slots; `session_lease` is this client's, while it has a session.
     sessions: SlotPool,
     session_lease: Mutex<Option<(SlotGuard, tokio::time::Instant)>>,
     session: SessionSlot<String>,
 }
 
-/// Request slots held for a run of calls: the calls of the run share them.
-pub(crate) struct Held {
-    _slots: Vec<SlotGuard>,
+/// Request slots held for a run of calls: the calls of the run share them. The run counts as
+/// using the session until it is dropped, so the session is not logged out under it.
+pub(crate) struct Held<'a> {
+    _busy: InFlight<'a>,
+    slots: Mutex<Vec<SlotGuard>>,
+    width: usize,
     local: Semaphore,
+    /// When the slots' leases were last extended.
+    renewed: std::sync::Mutex<tokio::time::Instant>,
+    renew_every: Duration,
 }
 
-impl Held {
+impl Held<'_> {
     /// How many calls of the run may be in flight at once.
     pub(crate) fn width(&self) -> usize {
-        self._slots.len().max(1)
+        self.width.max(1)
+    }
+
+    /// Frees the run's slots now (dropped, they are freed in the background).
+    pub(crate) async fn release(self) {
+        for slot in self.slots.into_inner() {
+            slot.release().await;
+        }
+    }
+
+    /// Extends the slots' leases once a third of a lease has passed, so a long run keeps them
+    /// (one call of the run does it; the others go on). A slot lost meanwhile (its lease ran out
+    /// and another instance took it) ends the run: going on could exceed the org's limit.
+    async fn keep_alive(&self) -> Result<(), EspError> {
+        let due = |at: &tokio::time::Instant| at.elapsed() >= self.renew_every;
+        if !due(&self.renewed.lock().unwrap_or_else(|p| p.into_inner())) {
+            return Ok(());
+        }
+        let Ok(mut slots) = self.slots.try_lock() else {
+            return Ok(());
+        };
+        if !due(&self.renewed.lock().unwrap_or_else(|p| p.into_inner())) {
+            return Ok(());
+        }
+        for slot in slots.iter_mut() {
+            if !slot.renew().await? {
+                return Err(EspError::Transient {
+                    esp: ESP,
+                    detail: "a request slot's lease ran out during the batch".into(),
+                });
+            }
+        }
+        *self.renewed.lock().unwrap_or_else(|p| p.into_inner()) = tokio::time::Instant::now();
+        Ok(())
     }
 }
 
@@ -93,7 +140,7 @@ enum Slots<'a> {
     /// One slot of the org's pool, for this call.
     Pool,
     /// One of the slots a run holds.
-    Held(&'a Held),
+    Held(&'a Held<'a>),
 }
 
 impl Client {
@@ -108,6 +155,7 @@ impl Client {
         Ok(Self {
             http: EspHttp::new(ESP, &settings)?,
             credentials,
+            request_lease,
             requests: SlotPool::new(
                 ESP,
                 Arc::clone(&limits),
@@ -128,15 +176,20 @@ impl Client {
     }
 
     /// Up to `want` of the org's request slots for a run of calls: at least one (waiting for it
-    /// if the org is busy), then as many more as are free now.
-    pub(crate) async fn hold_slots(&self, want: usize) -> Result<Held, EspError> {
+    /// if the org is busy), then as many more as are free now. The session comes first (a
+    /// login, and its session slot, when there is none), so no request slot is held while
+    /// waiting for a session slot.
+    pub(crate) async fn hold_slots(&self, want: usize) -> Result<Held<'_>, EspError> {
+        let busy = self.session.enter();
+        self.renew_session_lease().await?;
+        self.session(Slots::Pool).await?;
         let first = self
             .requests
             .acquire(&self.requests.fresh_owner(), SLOT_WAIT)
             .await?;
         let mut slots = vec![first];
         let until = espbridge_core::ports::limits::epoch_millis_now()
-            + i64::try_from(SLOT_WAIT.as_millis()).unwrap_or(i64::MAX);
+            + i64::try_from(self.request_lease.as_millis()).unwrap_or(i64::MAX);
         while slots.len() < want {
             match self
                 .requests
@@ -149,8 +202,12 @@ impl Client {
         }
         let n = slots.len();
         Ok(Held {
-            _slots: slots,
+            _busy: busy,
+            slots: Mutex::new(slots),
+            width: n,
             local: Semaphore::new(n),
+            renewed: std::sync::Mutex::new(tokio::time::Instant::now()),
+            renew_every: self.request_lease / 3,
         })
     }
 
@@ -174,11 +231,9 @@ impl Client {
     /// One POST under one of the org's request slots, read into a step: an answer (Success
     /// or Fault), or a retryable transport / HTTP failure.
     async fn exchange(&self, url: Url, body: &[u8], slots: Slots<'_>) -> Step<Answer> {
-        let _pool_slot;
-        let _held_permit;
         match slots {
             Slots::Pool => {
-                _pool_slot = match self
+                let slot = match self
                     .requests
                     .acquire(&self.requests.fresh_owner(), SLOT_WAIT)
                     .await
@@ -186,14 +241,22 @@ impl Client {
                     Ok(s) => s,
                     Err(e) => return Step::Fail(e),
                 };
+                let step = self.post(url, body).await;
+                // Freed before the caller goes on, so its next run finds the slot free.
+                slot.release().await;
+                step
             }
             Slots::Held(h) => {
-                _held_permit = match h.local.acquire().await {
-                    Ok(p) => p,
-                    Err(_) => return Step::Fail(protocol("request slots closed".into())),
+                let Ok(_permit) = h.local.acquire().await else {
+                    return Step::Fail(protocol("request slots closed".into()));
                 };
+                self.post(url, body).await
             }
         }
+    }
+
+    /// The POST itself, read into a step.
+    async fn post(&self, url: Url, body: &[u8]) -> Step<Answer> {
         let req = self
             .http
             .request(reqwest::Method::POST, url)
@@ -247,7 +310,7 @@ impl Client {
                 match self.exchange(url.clone(), &body, slots).await {
                     Step::Done(Answer::Failed(f)) if retry_faults && is_retryable_fault(&f) => {
                         Step::Retry(Retryable {
-                            throttled: f.errorid == Some(10),
+                            throttled: f.errorid == Some(TOO_MANY_REQUESTS),
                             ..Retryable::transient(format!(
                                 "Fault errorid {}",
                                 f.errorid.unwrap_or_default()
@@ -260,8 +323,9 @@ impl Client {
             .await
     }
 
-    /// The current session, logging in when there is none (one login at a time).
-    async fn session(&self) -> Result<String, EspError> {
+    /// The current session, logging in when there is none (one login at a time). The login
+    /// goes through `slots`: a run's own request slots inside a run.
+    async fn session(&self, slots: Slots<'_>) -> Result<String, EspError> {
         self.session
             .get(jiff::Timestamp::now(), || async {
                 // A session counts against the org's cap from its Login on.
@@ -272,7 +336,7 @@ impl Client {
                 );
                 // A refused password stays refused: Faults are not retried here.
                 let result = match self
-                    .send("Login", None, &op, false, Idempotency::Safe, Slots::Pool)
+                    .send("Login", None, &op, false, Idempotency::Safe, slots)
                     .await?
                 {
                     Answer::Success(r) => r,
@@ -283,6 +347,14 @@ impl Client {
                         return Err(EspError::Transient {
                             esp: ESP,
                             detail: "Login refused: the org's sessions are all in use".into(),
+                        });
+                    }
+                    // Too many concurrent requests (other tools of the org): not the password.
+                    Answer::Failed(f) if f.errorid == Some(TOO_MANY_REQUESTS) => {
+                        self.drop_session_lease().await;
+                        return Err(EspError::Transient {
+                            esp: ESP,
+                            detail: "Login refused: too many concurrent requests".into(),
                         });
                     }
                     Answer::Failed(f) => {
@@ -353,14 +425,18 @@ impl Client {
             .await
     }
 
-    /// [`Client::call`] under the request slots of a run ([`Client::hold_slots`]).
+    /// [`Client::call`] under the request slots of a run ([`Client::hold_slots`]), with the
+    /// Fault of a refused call handed back as it came (`Ok(Err(fault))`) for the caller to
+    /// classify; session losses, retryable Faults and transport failures are handled as by
+    /// [`Client::call`].
     pub(crate) async fn call_held(
         &self,
-        held: &Held,
+        held: &Held<'_>,
         op_name: &str,
         op: Node,
-    ) -> Result<Element, EspError> {
-        self.call_with(op_name, op, Idempotency::Safe, Slots::Held(held))
+    ) -> Result<Result<Element, Fault>, EspError> {
+        held.keep_alive().await?;
+        self.call_answer(op_name, op, Idempotency::Safe, Slots::Held(held))
             .await
     }
 
@@ -380,12 +456,24 @@ impl Client {
         idempotency: Idempotency,
         slots: Slots<'_>,
     ) -> Result<Element, EspError> {
+        self.call_answer(op_name, op, idempotency, slots)
+            .await?
+            .map_err(|f| fault_error(op_name, &f))
+    }
+
+    async fn call_answer(
+        &self,
+        op_name: &str,
+        op: Node,
+        idempotency: Idempotency,
+        slots: Slots<'_>,
+    ) -> Result<Result<Element, Fault>, EspError> {
         let _guard = self.session.enter();
         self.renew_session_lease().await?;
         let retry_faults = idempotency == Idempotency::Safe;
         let mut relogged = false;
         loop {
-            let session = self.session().await?;
+            let session = self.session(slots).await?;
             match self
                 .send(
                     op_name,
@@ -397,7 +485,7 @@ impl Client {
                 )
                 .await?
             {
-                Answer::Success(r) => return Ok(r),
+                Answer::Success(r) => return Ok(Ok(r)),
                 Answer::Failed(f) if f.is_session_lost() && !relogged => {
                     tracing::info!(
                         esp = "silverpop",
@@ -407,7 +495,8 @@ impl Client {
                     self.session.forget(&session).await;
                     relogged = true;
                 }
-                Answer::Failed(f) => return Err(fault_error(op_name, &f)),
+                Answer::Failed(f) if f.is_session_lost() => return Err(fault_error(op_name, &f)),
+                Answer::Failed(f) => return Ok(Err(f)),
             }
         }
     }

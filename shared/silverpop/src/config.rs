@@ -10,11 +10,12 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AudienceMode {
-    /// The campaign tag is written to `tag_field` of each recipient; a query selects the tag.
+    /// A contact list per campaign (and variant): existing contacts are added to it one by one
+    /// and the mailing goes to the list.
     #[default]
     Lists,
     /// Rows (ActionID, customer id, personalization fields) go to a relational table; a query
-    /// selects the campaign's ActionID.
+    /// selects the campaign's ActionID and the mailing goes to the query.
     RelationalTable,
 }
 
@@ -38,17 +39,30 @@ impl AudienceMode {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct SilverpopConfig {
     pub account: AccountId,
-    /// The database (LIST_ID) the queries are built on.
+    /// The database (LIST_ID) the contact lists and queries are built on.
     #[serde(default)]
     pub database_id: String,
-    /// Database field (and relational-table column) holding the customer id.
+    /// Database key field (and relational-table column) holding the customer id: contacts are
+    /// looked up by it.
     #[serde(default = "default_customer_id_field")]
     pub customer_id_field: String,
-    /// Database field the campaign tag is written to in Lists mode.
-    #[serde(default = "default_tag_field")]
-    pub tag_field: String,
     #[serde(default)]
     pub mode: AudienceMode,
+    /// Folder path (PARENT_FOLDER_PATH) the campaigns' contact lists are created in (Lists mode):
+    /// they cannot be deleted by the API, so they are kept together.
+    #[serde(default = "default_contact_list_folder")]
+    pub contact_list_folder: String,
+    /// Fault errorids of AddContactToContactList that mean "no such contact in the database"
+    /// (counted as not in the ESP). Silverpop documents no id; the default is the simulator's.
+    /// A FaultString saying "not found" or "does not exist" (and naming no list) counts too.
+    #[serde(default = "default_contact_not_found_errorids")]
+    pub contact_not_found_errorids: Vec<u32>,
+    /// Pause between GetJobStatus polls of a query's size calculation (Relational Tables mode).
+    #[serde(default = "default_job_poll_interval_ms")]
+    pub job_poll_interval_ms: u64,
+    /// Longest wait for a query's size calculation before the step is retried later.
+    #[serde(default = "default_job_timeout_secs")]
+    pub job_timeout_secs: u64,
     /// Table the rows go to in Relational Tables mode (joined to the database beforehand).
     #[serde(default)]
     pub relational_table_id: Option<String>,
@@ -75,7 +89,7 @@ pub struct SilverpopConfig {
     #[serde(default = "default_rows_per_call")]
     pub rows_per_call: usize,
     /// `base_url`, timeout, attempts and response cap of the HTTP layer (defaults:
-    /// [`HTTP_DEFAULTS`]).
+    /// `HTTP_DEFAULTS`).
     #[serde(flatten)]
     pub http: HttpOptions,
 }
@@ -90,8 +104,19 @@ pub const HTTP_DEFAULTS: HttpDefaults = HttpDefaults {
 fn default_customer_id_field() -> String {
     "CustomerID".to_owned()
 }
-fn default_tag_field() -> String {
-    "OptimoveCampaign".to_owned()
+fn default_contact_list_folder() -> String {
+    "espbridge".to_owned()
+}
+/// The simulator's "contact not found" errorid (invented: Silverpop documents none).
+pub const SIM_CONTACT_NOT_FOUND: u32 = 129;
+fn default_contact_not_found_errorids() -> Vec<u32> {
+    vec![SIM_CONTACT_NOT_FOUND]
+}
+fn default_job_poll_interval_ms() -> u64 {
+    2_000
+}
+fn default_job_timeout_secs() -> u64 {
+    300
 }
 fn default_mailing_folder() -> String {
     "Optimove".to_owned()
@@ -119,8 +144,11 @@ impl SilverpopConfig {
             account,
             database_id: String::new(),
             customer_id_field: default_customer_id_field(),
-            tag_field: default_tag_field(),
             mode: AudienceMode::default(),
+            contact_list_folder: default_contact_list_folder(),
+            contact_not_found_errorids: default_contact_not_found_errorids(),
+            job_poll_interval_ms: default_job_poll_interval_ms(),
+            job_timeout_secs: default_job_timeout_secs(),
             relational_table_id: None,
             query_folder_id: None,
             mailing_folder: default_mailing_folder(),
@@ -153,16 +181,27 @@ impl SilverpopConfig {
                 detail: detail.to_owned(),
             })
         };
-        for (field, value) in [
-            ("customer_id_field", &self.customer_id_field),
-            ("tag_field", &self.tag_field),
-        ] {
-            if value.trim().is_empty() {
-                return bad(field, "must not be empty");
-            }
+        if self.customer_id_field.trim().is_empty() {
+            return bad("customer_id_field", "must not be empty");
         }
-        if self.customer_id_field == self.tag_field {
-            return bad("tag_field", "must differ from customer_id_field");
+        let folder = self.contact_list_folder.trim();
+        if folder.is_empty() || folder.len() > 256 || folder.chars().any(char::is_control) {
+            return bad(
+                "contact_list_folder",
+                "must be 1 to 256 characters without control characters",
+            );
+        }
+        if self.job_poll_interval_ms == 0 || self.job_poll_interval_ms > 60_000 {
+            return bad("job_poll_interval_ms", "must be between 1 and 60000");
+        }
+        if self.job_timeout_secs == 0 || self.job_timeout_secs > 840 {
+            return bad(
+                "job_timeout_secs",
+                "must be between 1 and 840 (within one function run)",
+            );
+        }
+        if self.job_poll_interval_ms > self.job_timeout_secs.saturating_mul(1000) {
+            return bad("job_poll_interval_ms", "must not exceed job_timeout_secs");
         }
         if self.mode == AudienceMode::RelationalTable && self.relational_table_id.is_none() {
             return bad("relational_table_id", "required in relational_table mode");
@@ -213,7 +252,35 @@ mod tests {
         assert_eq!(c.mailing_folder, "Optimove");
         assert_eq!(c.max_concurrent, 10);
         assert_eq!(c.mode, AudienceMode::Lists);
+        assert_eq!(c.contact_list_folder, "espbridge");
+        assert_eq!(c.contact_not_found_errorids, [SIM_CONTACT_NOT_FOUND]);
+        assert_eq!((c.job_poll_interval_ms, c.job_timeout_secs), (2_000, 300));
         assert!(c.validate().is_ok());
+    }
+
+    #[test]
+    fn new_settings_are_validated_by_name() {
+        let base = SilverpopConfig::new(AccountId::parse("sp").unwrap());
+        let field_of = |c: &SilverpopConfig| c.validate().unwrap_err().field().unwrap();
+        let mut c = base.clone();
+        c.contact_list_folder = "  ".into();
+        assert_eq!(field_of(&c), "contact_list_folder");
+        c.contact_list_folder = "a\nb".into();
+        assert_eq!(field_of(&c), "contact_list_folder");
+        let mut c = base.clone();
+        c.job_poll_interval_ms = 0;
+        assert_eq!(field_of(&c), "job_poll_interval_ms");
+        let mut c = base.clone();
+        c.job_timeout_secs = 0;
+        assert_eq!(field_of(&c), "job_timeout_secs");
+        let mut c = base.clone();
+        c.job_timeout_secs = 1;
+        c.job_poll_interval_ms = 1_001;
+        assert_eq!(field_of(&c), "job_poll_interval_ms");
+        // A removed setting in an old account entry is ignored, not refused.
+        let old: SilverpopConfig =
+            serde_json::from_str(r#"{"account":"sp","tag_field":"OptimoveCampaign"}"#).unwrap();
+        assert!(old.validate().is_ok());
     }
 
     #[test]

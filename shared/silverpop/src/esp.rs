@@ -1,11 +1,12 @@
-//! The [`Esp`] implementation: templates, audience (Lists or Relational Tables mode), the query,
-//! the scheduled mailing and its aggregate tracking.
+//! The [`Esp`] implementation: templates, the campaign's audience (a contact list in Lists mode;
+//! relational rows and a query, counted, in Relational Tables mode), the scheduled mailing and
+//! its aggregate tracking.
 
 use crate::client::Client;
 use crate::config::{AudienceMode, SilverpopConfig, SilverpopCredentials};
 use crate::wire::{
-    self, AggregateTracking, Criteria, ListRow, MailingTemplate, PreviewResult, RowFailure,
-    SentMailing,
+    self, AggregateTracking, Criteria, Fault, JobStatus, ListRow, MailingTemplate, PreviewResult,
+    RowFailure, SentMailing,
 };
 use async_trait::async_trait;
 use espbridge_core::ports::esp::object_name;
@@ -19,6 +20,7 @@ use futures::stream::{self, StreamExt};
 use jiff::tz::TimeZone;
 use jiff::{SignedDuration, Timestamp};
 use std::sync::Arc;
+use std::time::Duration;
 
 const ESP: EspKind = EspKind::Silverpop;
 
@@ -26,9 +28,12 @@ const ESP: EspKind = EspKind::Silverpop;
 pub mod keys {
     /// `lists` or `relational_table`.
     pub const MODE: &str = "silverpop_mode";
-    /// The campaign tag (Lists mode) or ActionID (Relational Tables mode).
+    /// The campaign's ActionID (Relational Tables mode).
     pub const TAG: &str = "silverpop_tag";
+    /// The campaign's contact list (Lists mode).
+    pub const CONTACT_LIST_ID: &str = "silverpop_contact_list_id";
     pub const TABLE_ID: &str = "silverpop_table_id";
+    /// The campaign's query (Relational Tables mode).
     pub const QUERY_ID: &str = "silverpop_query_id";
     pub const MAILING_ID: &str = "silverpop_mailing_id";
     pub const MAILING_NAME: &str = "silverpop_mailing_name";
@@ -101,22 +106,33 @@ impl SilverpopEsp {
         }
     }
 
-    /// [`Esp::create_audience`] in a chosen mode (the manifest's, or the account's).
+    /// [`Esp::create_audience`] in a chosen mode (the manifest's, or the account's). Lists mode
+    /// finds (a retry) or creates the campaign's contact list; Relational Tables mode makes
+    /// nothing yet (the query is built once the rows are in).
     pub async fn create_audience_in_mode(
         &self,
         campaign_id: &CampaignId,
         variant: Option<&str>,
         mode: AudienceMode,
     ) -> Result<EspIds, EspError> {
-        let ids = EspIds::default()
-            .with(keys::MODE, mode.as_str())
-            .with(keys::TAG, action_id(campaign_id, variant));
+        let ids = EspIds::default().with(keys::MODE, mode.as_str());
         match mode {
             AudienceMode::Lists => {
                 if self.config.database_id.is_empty() {
                     return Err(invalid("account has no database_id"));
                 }
-                Ok(ids)
+                let name = object_name(campaign_id, variant);
+                let found = self.find_contact_list(&name).await;
+                let list_id = match found {
+                    Ok(Some(id)) => {
+                        tracing::info!(esp = "silverpop", campaign = %campaign_id, "contact list found");
+                        Ok(id)
+                    }
+                    Ok(None) => self.create_contact_list(&name).await,
+                    Err(e) => Err(e),
+                };
+                self.client.logout_if_idle().await;
+                Ok(ids.with(keys::CONTACT_LIST_ID, list_id?))
             }
             AudienceMode::RelationalTable => {
                 let table = self
@@ -124,7 +140,9 @@ impl SilverpopEsp {
                     .relational_table_id
                     .as_deref()
                     .ok_or_else(|| invalid("account has no relational_table_id"))?;
-                Ok(ids.with(keys::TABLE_ID, table))
+                Ok(ids
+                    .with(keys::TAG, action_id(campaign_id, variant))
+                    .with(keys::TABLE_ID, table))
             }
         }
     }
@@ -134,50 +152,155 @@ impl SilverpopEsp {
         AudienceMode::parse(m).ok_or_else(|| invalid(format!("unknown audience mode {m:?}")))
     }
 
-    /// Lists mode: writes the tag to each recipient (AddRecipient, update if found), at most
-    /// `max_concurrent` at once; a refused contact is a row error.
+    /// The shared contact list named `name`, if GetLists (LIST_TYPE 18) shows one.
+    async fn find_contact_list(&self, name: &str) -> Result<Option<String>, EspError> {
+        let r = self
+            .client
+            .call("GetLists", wire::get_contact_lists())
+            .await?;
+        Ok(ListRow::list(&r)
+            .into_iter()
+            .find(|l| l.name == name)
+            .map(|l| l.id))
+    }
+
+    async fn create_contact_list(&self, name: &str) -> Result<String, EspError> {
+        let op = wire::create_contact_list(
+            &self.config.database_id,
+            name,
+            &self.config.contact_list_folder,
+        );
+        let r = self.client.call("CreateContactList", op).await?;
+        let id = r
+            .child_text("CONTACT_LIST_ID")
+            .filter(|id| !id.trim().is_empty())
+            .ok_or_else(|| protocol("CreateContactList answer has no CONTACT_LIST_ID"))?;
+        tracing::info!(esp = "silverpop", "contact list created");
+        Ok(id.trim().to_owned())
+    }
+
+    /// Lists mode: adds each contact to the campaign's contact list (AddContactToContactList by
+    /// the customer-id key field: one call per contact, all the API offers), as many at once as
+    /// the request slots held for the batch allow. A contact the database does not have is
+    /// counted as not in the ESP (nothing is created); another refusal is a row error.
     async fn upload_lists(
         &self,
-        tag: &str,
+        list_id: &str,
         batch: &AudienceBatch,
     ) -> Result<BatchOutcome, EspError> {
+        let key = self.config.customer_id_field.as_str();
+        let client = &self.client;
+        let run = client.hold_slots(self.config.max_concurrent).await?;
+        let held = &run;
         let ops: Vec<_> = batch
             .contacts
             .iter()
-            .map(|c| {
-                wire::add_recipient(
-                    &self.config.database_id,
-                    &self.config.customer_id_field,
-                    &c.customer_id,
-                    &[(self.config.tag_field.as_str(), tag)],
-                )
-            })
+            .map(|c| wire::add_contact_to_contact_list(list_id, key, &c.customer_id))
             .collect();
-        let client = &self.client;
-        let held = client.hold_slots(self.config.max_concurrent).await?;
-        let held = &held;
         let calls = ops.into_iter().enumerate().map(|(index, op)| async move {
-            (index, client.call_held(held, "AddRecipient", op).await)
+            (
+                index,
+                client.call_held(held, "AddContactToContactList", op).await,
+            )
         });
         let results: Vec<_> = stream::iter(calls)
             .buffer_unordered(held.width())
             .collect()
             .await;
+        run.release().await;
         let mut outcome = BatchOutcome::default();
         for (index, r) in results {
             match r {
-                Ok(_) => outcome.accepted += 1,
-                Err(e) if e.is_retryable() || matches!(e, EspError::Auth { .. }) => return Err(e),
-                Err(EspError::Api { code, text, .. }) => outcome.row_errors.push(RowError {
-                    index,
-                    code,
-                    reason: text,
-                }),
+                Ok(Ok(_)) => outcome.accepted += 1,
+                Ok(Err(f)) if contact_not_found(&self.config.contact_not_found_errorids, &f) => {
+                    outcome.not_in_esp += 1
+                }
+                Ok(Err(f)) => {
+                    let code = f
+                        .errorid
+                        .map_or_else(|| "none".to_owned(), |id| id.to_string());
+                    outcome.row_errors.push(RowError {
+                        index,
+                        code,
+                        reason: redact(&f.text, batch.contacts.get(index)),
+                    });
+                }
                 Err(e) => return Err(e),
             }
         }
         outcome.row_errors.sort_by_key(|r| r.index);
+        tracing::info!(
+            esp = "silverpop",
+            contacts = batch.contacts.len(),
+            not_in_esp = outcome.not_in_esp,
+            rejected = outcome.row_errors.len(),
+            "contacts added to the contact list"
+        );
         Ok(outcome)
+    }
+
+    /// How many contacts the query selects now: CalculateQuery, GetJobStatus until the job is
+    /// COMPLETE, then the query's SIZE from GetListMetaData. `None` when Silverpop refuses the
+    /// calculation (it allows one per query every 12 hours, so a retried step may be refused):
+    /// the unknown ids then go uncounted rather than the campaign failing.
+    async fn query_size(&self, query_id: &str) -> Result<Option<u64>, EspError> {
+        let job = match self
+            .client
+            .call("CalculateQuery", wire::calculate_query(query_id))
+            .await
+        {
+            Ok(r) => r
+                .child_text("JOB_ID")
+                .map(|j| j.trim().to_owned())
+                .filter(|j| !j.is_empty())
+                .ok_or_else(|| protocol("CalculateQuery answer has no JOB_ID"))?,
+            Err(EspError::Api {
+                code,
+                retryable: false,
+                ..
+            }) => {
+                tracing::warn!(esp = "silverpop", errorid = %code, "CalculateQuery refused; ids unknown to the database go uncounted");
+                return Ok(None);
+            }
+            Err(e) => return Err(e),
+        };
+        let interval = Duration::from_millis(self.config.job_poll_interval_ms);
+        let deadline =
+            tokio::time::Instant::now() + Duration::from_secs(self.config.job_timeout_secs);
+        loop {
+            let r = self
+                .client
+                .call("GetJobStatus", wire::get_job_status(&job))
+                .await?;
+            match JobStatus::from_result(&r) {
+                Some(JobStatus::Complete) => break,
+                Some(s @ (JobStatus::Error | JobStatus::Canceled)) => {
+                    return Err(EspError::Transient {
+                        esp: ESP,
+                        detail: format!("the query's size calculation ended {s:?}"),
+                    });
+                }
+                // WAITING, RUNNING, or a status the reference does not list.
+                _ => {}
+            }
+            if tokio::time::Instant::now() + interval > deadline {
+                return Err(EspError::Transient {
+                    esp: ESP,
+                    detail: format!(
+                        "the query's size calculation still runs after {} s",
+                        self.config.job_timeout_secs
+                    ),
+                });
+            }
+            tokio::time::sleep(interval).await;
+        }
+        let r = self
+            .client
+            .call("GetListMetaData", wire::get_list_meta_data(query_id))
+            .await?;
+        wire::list_size(&r)
+            .map(Some)
+            .ok_or_else(|| protocol("GetListMetaData answer has no SIZE"))
     }
 
     /// Relational Tables mode: rows of (ActionID, customer id, fields) in calls of
@@ -244,6 +367,43 @@ impl SilverpopEsp {
             "relational rows written"
         );
         Ok(outcome)
+    }
+
+    /// Relational Tables mode's [`Esp::finish_audience`]: the query, then its size.
+    async fn finish_query(
+        &self,
+        campaign_id: &CampaignId,
+        variant: Option<&str>,
+        audience: &EspIds,
+    ) -> Result<FinishedAudience, EspError> {
+        let name = object_name(campaign_id, variant);
+        let tag = audience.require(ESP, keys::TAG)?;
+        let table_id = audience.require(ESP, keys::TABLE_ID)?;
+        let query_id = match self.find_query(&name).await? {
+            Some(id) => id,
+            None => {
+                let criteria = Criteria::Relational {
+                    table_id,
+                    column: ACTION_ID_COLUMN,
+                    value: tag,
+                };
+                let op = wire::create_query(
+                    &name,
+                    &self.config.database_id,
+                    self.config.query_folder_id.as_deref(),
+                    criteria,
+                );
+                let r = self.client.call("CreateQuery", op).await?;
+                r.child_text("ListId")
+                    .ok_or_else(|| protocol("CreateQuery answer has no ListId"))?
+                    .to_owned()
+            }
+        };
+        let members = self.query_size(&query_id).await?;
+        tracing::info!(esp = "silverpop", campaign = %campaign_id, ?members, "audience query ready");
+        let mut ids = audience.clone();
+        ids.merge(&EspIds::default().with(keys::QUERY_ID, query_id));
+        Ok(FinishedAudience { ids, members })
     }
 
     fn local(&self, t: Timestamp, tz: &TimeZone, fmt: &str) -> String {
@@ -354,58 +514,58 @@ impl Esp for SilverpopEsp {
         audience: &EspIds,
         batch: &AudienceBatch,
     ) -> Result<BatchOutcome, EspError> {
-        let tag = audience.require(ESP, keys::TAG)?;
-        match Self::mode_of(audience)? {
-            AudienceMode::Lists => self.upload_lists(tag, batch).await,
+        let outcome = match Self::mode_of(audience)? {
+            AudienceMode::Lists => {
+                let list = audience.require(ESP, keys::CONTACT_LIST_ID)?;
+                self.upload_lists(list, batch).await
+            }
             AudienceMode::RelationalTable => {
+                let tag = audience.require(ESP, keys::TAG)?;
                 let table = audience.require(ESP, keys::TABLE_ID)?;
                 self.upload_relational(table, tag, batch).await
             }
-        }
+        };
+        // The session goes back to the org's pool between batches (20 per org, shared by
+        // every instance).
+        self.client.logout_if_idle().await;
+        outcome
     }
 
+    /// Lists mode: the contact list is the audience; nothing to build, and the batches counted
+    /// the unknown ids. Relational Tables mode: finds or creates the query selecting the
+    /// campaign's ActionID, then counts it (rows whose customer id matches no contact never
+    /// join the query, so `members` lets the upload count them as not in the ESP).
     async fn finish_audience(
         &self,
         campaign_id: &CampaignId,
         variant: Option<&str>,
         audience: &EspIds,
     ) -> Result<FinishedAudience, EspError> {
-        let name = object_name(campaign_id, variant);
-        let tag = audience.require(ESP, keys::TAG)?;
-        let query_id = match self.find_query(&name).await? {
-            Some(id) => id,
-            None => {
-                let criteria = match Self::mode_of(audience)? {
-                    AudienceMode::Lists => Criteria::Profile {
-                        column: &self.config.tag_field,
-                        value: tag,
-                    },
-                    AudienceMode::RelationalTable => Criteria::Relational {
-                        table_id: audience.require(ESP, keys::TABLE_ID)?,
-                        column: ACTION_ID_COLUMN,
-                        value: tag,
-                    },
-                };
-                let op = wire::create_query(
-                    &name,
-                    &self.config.database_id,
-                    self.config.query_folder_id.as_deref(),
-                    criteria,
-                );
-                let r = self.client.call("CreateQuery", op).await?;
-                r.child_text("ListId")
-                    .ok_or_else(|| protocol("CreateQuery answer has no ListId"))?
-                    .to_owned()
-            }
-        };
-        tracing::info!(esp = "silverpop", campaign = %campaign_id, "audience query ready");
-        let mut ids = audience.clone();
-        ids.merge(&EspIds::default().with(keys::QUERY_ID, query_id));
-        Ok(FinishedAudience { ids, members: None })
+        if Self::mode_of(audience)? == AudienceMode::Lists {
+            audience.require(ESP, keys::CONTACT_LIST_ID)?;
+            return Ok(FinishedAudience {
+                ids: audience.clone(),
+                members: None,
+            });
+        }
+        let result = self.finish_query(campaign_id, variant, audience).await;
+        self.client.logout_if_idle().await;
+        result
     }
 
     async fn schedule_send(&self, req: &SendRequest<'_>) -> Result<EspIds, EspError> {
-        let query_id = req.audience.require(ESP, keys::QUERY_ID)?;
+        let list_id = match Self::mode_of(req.audience)? {
+            // An audience finished before contact lists (a query over a tag field) still sends
+            // to its query.
+            AudienceMode::Lists => req
+                .audience
+                .get(keys::CONTACT_LIST_ID)
+                .or_else(|| req.audience.get(keys::QUERY_ID))
+                .ok_or_else(|| {
+                    invalid(format!("campaign record has no {}", keys::CONTACT_LIST_ID))
+                })?,
+            AudienceMode::RelationalTable => req.audience.require(ESP, keys::QUERY_ID)?,
+        };
         let name = object_name(req.campaign_id, req.variant);
         let tz = match req.timezone {
             Some(z) => TimeZone::get(z).map_err(|_| invalid(format!("unknown zone {z:?}")))?,
@@ -427,7 +587,7 @@ impl Esp for SilverpopEsp {
             }
             let op = wire::schedule_mailing(
                 req.template_id,
-                query_id,
+                list_id,
                 &name,
                 &self.config.mailing_folder,
                 &scheduled,
@@ -488,6 +648,26 @@ impl Esp for SilverpopEsp {
     }
 }
 
+/// Whether a refused AddContactToContactList means "no such contact in the database": one of
+/// the account's `contact_not_found_errorids`, or a FaultString saying "not found" / "does not
+/// exist" that names no list (an unknown contact list is the list's fault, not the contact's).
+fn contact_not_found(errorids: &[u32], f: &Fault) -> bool {
+    if f.errorid.is_some_and(|id| errorids.contains(&id)) {
+        return true;
+    }
+    let text = f.text.to_ascii_lowercase();
+    (text.contains("not found") || text.contains("does not exist")) && !text.contains("list")
+}
+
+/// A refusal's text without the contact's customer id (a server may echo the key it was given;
+/// customer ids stay out of stored errors).
+fn redact(text: &str, contact: Option<&espbridge_core::ports::Contact>) -> String {
+    match contact {
+        Some(c) if !c.customer_id.is_empty() => text.replace(c.customer_id.as_str(), "<id>"),
+        _ => text.to_owned(),
+    }
+}
+
 /// delivered = sent − bounces (Silverpop has no delivered counter); opens and clicks unique.
 pub fn metrics(a: AggregateTracking) -> MetricCounts {
     let bounces = a.bounce_hard.saturating_add(a.bounce_soft);
@@ -499,5 +679,65 @@ pub fn metrics(a: AggregateTracking) -> MetricCounts {
         unsubscribes: a.unsubscribes,
         bounces,
         complaints: a.abuse,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use espbridge_core::ports::Contact;
+
+    fn fault(errorid: Option<u32>, text: &str) -> Fault {
+        Fault {
+            errorid,
+            class: Some("SP.Recipients".into()),
+            text: text.into(),
+        }
+    }
+
+    #[test]
+    fn a_missing_contact_is_told_by_errorid_or_by_its_fault_string() {
+        let ids = [129, 500];
+        assert!(contact_not_found(&ids, &fault(Some(129), "whatever")));
+        assert!(contact_not_found(&ids, &fault(Some(500), "")));
+        assert!(contact_not_found(
+            &ids,
+            &fault(Some(7), "Contact Not Found.")
+        ));
+        assert!(contact_not_found(
+            &ids,
+            &fault(None, "The recipient does not exist")
+        ));
+        // An unknown list, or another refusal, is not a missing contact.
+        assert!(!contact_not_found(
+            &ids,
+            &fault(Some(51), "Contact list 5 not found")
+        ));
+        assert!(!contact_not_found(
+            &ids,
+            &fault(Some(51), "List does not exist")
+        ));
+        assert!(!contact_not_found(
+            &ids,
+            &fault(Some(51), "Invalid XML Request")
+        ));
+        assert!(!contact_not_found(
+            &[],
+            &fault(Some(129), "Duplicate match")
+        ));
+    }
+
+    #[test]
+    fn row_errors_leave_the_customer_id_out() {
+        let c = Contact {
+            customer_id: "C-77".into(),
+            email: None,
+            fields: Vec::new(),
+        };
+        assert_eq!(
+            redact("Contact C-77 is ambiguous (C-77)", Some(&c)),
+            "Contact <id> is ambiguous (<id>)"
+        );
+        assert_eq!(redact("Refused", None), "Refused");
     }
 }

@@ -2,30 +2,114 @@
 //! [`Esp`](espbridge_core::ports::Esp) port over the XML API with a legacy session
 //! (reference `docs/esp/silverpop-bronto.md`, Part A).
 //!
-//! Flow per campaign. Lists mode: the tag (campaign id, `_variant` appended) is written to
-//! `tag_field` of each recipient by AddRecipient (update if found, matched on
-//! `customer_id_field`); Relational Tables mode: InsertUpdateRelationalTable rows of
-//! (`ActionID`, customer id, personalization fields), FAILURES reported per row. Then
-//! `finish_audience` finds or creates the query `object_name(campaign)` in `query_folder_id`,
-//! and `schedule_send` finds (GetSentMailingsForOrg, scheduled included) or schedules the
-//! mailing of that name into `mailing_folder`. Metrics: GetAggregateTrackingForMailing.
+//! # One audience per campaign
 //!
-//! Choices where the reference is uncertain:
+//! Every campaign (every A/B variant) gets a container of its own, so nothing a later campaign
+//! uploads changes who an earlier, still pending one sends to. (Lists mode used to write each
+//! campaign's tag into one profile field with AddRecipient and select the tag with a query: a
+//! customer in two pending campaigns kept only the later tag, so the earlier query lost them at
+//! send time; and AddRecipient created a contact for every id the database did not have.)
+//! The manifest's `esp_options.silverpop.mode` chooses the mode, else the account's `mode`.
+//!
+//! ## Lists mode (default): a contact list per campaign
+//!
+//! * `create_audience`: GetLists (VISIBILITY 1, LIST_TYPE 18) finds the contact list named
+//!   `object_name(campaign, variant)` (a retry), else CreateContactList (DATABASE_ID,
+//!   CONTACT_LIST_NAME, VISIBILITY 1, PARENT_FOLDER_PATH = `contact_list_folder`). Its
+//!   CONTACT_LIST_ID goes into the ids.
+//! * `upload_batch`: AddContactToContactList per contact (CONTACT_LIST_ID and the key COLUMN
+//!   `customer_id_field` = the customer id). A refusal meaning "no such contact" is counted as
+//!   not in the ESP (`contact_not_found_errorids`, or a FaultString saying "not found" / "does
+//!   not exist" that names no list); any other refusal is a row error (its text without the
+//!   customer id).
+//! * `finish_audience`: nothing to build; the batches already counted the unknown ids
+//!   (`members: None`).
+//! * `schedule_send`: ScheduleMailing with LIST_ID = the contact list.
+//!
+//! Why a contact list:
+//! * It is static: Acoustic's help says a contact list "is not updated when values in fields or
+//!   behaviors for the contact change", and contacts stay in it until removed. At send time it
+//!   holds exactly what espbridge put in it.
+//! * ScheduleMailing takes it as is: LIST_ID is "the ID of database, query, or contact list".
+//! * AddContactToContactList adds existing contacts only and never creates one ("If the contact
+//!   is not found, an error message returns"); a contact already in the list "is not added", so
+//!   a retried batch adds nobody twice. espbridge creates no contacts (no AddRecipient).
+//!
+//! The cost: one call per contact, the only form the API offers short of ImportList over SFTP.
+//! The calls are bounded by the org's 10 concurrent requests, shared by every function instance:
+//! a batch holds as many of the org's request slots as are free (at least one) and runs that
+//! many calls at once. At 100 ms a call an org adds at most about 100 contacts a second,
+//! whatever the number of campaigns uploading.
+//!
+//! Contact lists accumulate: the API documents no way to delete one (the docs FAQ says it is
+//! not possible; UNCERTAIN whether DeleteList accepts contact lists today), so espbridge leaves
+//! them in one folder, `contact_list_folder` (default `espbridge`), for the marketer to purge
+//! now and then (Acoustic notes that very many lists slow an org down).
+//!
+//! The marketer's setup: a database whose key field `customer_id_field` (default `CustomerID`)
+//! holds the customer id, with the customers already in it (espbridge adds none; the ids it does
+//! not find are reported as not in the ESP); its id as `database_id`; the folder
+//! `contact_list_folder` made beforehand (UNCERTAIN whether CreateContactList makes a missing
+//! folder path).
+//!
+//! ## Relational Tables mode: rows per campaign, a query per campaign
+//!
+//! * `upload_batch`: InsertUpdateRelationalTable rows of (`ActionID` = the campaign id,
+//!   `_variant` appended; the customer id; the personalization fields) into
+//!   `relational_table_id`, `rows_per_call` at a time; FAILURES are row errors.
+//! * `finish_audience`: finds or creates the query `object_name(campaign, variant)` in
+//!   `query_folder_id`, selecting the database's contacts with a row of the campaign's ActionID
+//!   (an `rt_profile` criterion); then counts it: CalculateQuery → JOB_ID, GetJobStatus every
+//!   `job_poll_interval_ms` until COMPLETE (WAITING / RUNNING wait; ERROR, CANCELED or more than
+//!   `job_timeout_secs` is a retryable error), and GetListMetaData SIZE → `members`.
+//! * `schedule_send`: ScheduleMailing with LIST_ID = the query.
+//!
+//! It is per campaign because each campaign's rows carry its own ActionID and its query selects
+//! that ActionID: a later campaign adds rows beside the earlier ones. **This requires the
+//! table's key to include ActionID**: keyed by the customer id alone, InsertUpdateRelationalTable
+//! would replace a customer's row and the earlier campaign's query would lose them. Rows never
+//! create contacts: a row whose customer id matches no contact never joins the query, so the
+//! query's size is what the campaign sends to, and the upload counts the accepted rows beyond it
+//! as not in the ESP.
+//!
+//! The marketer's setup: a relational table keyed by both `ActionID` (TEXT; a NUMERIC column
+//! takes only numeric campaign ids without variants) and the customer-id column, plus one column
+//! per personalization field, joined to the database on the customer id (JoinTable); its id as
+//! `relational_table_id`, and optionally a query folder as `query_folder_id`.
+//!
+//! # Sessions and the org's limits
+//!
+//! Silverpop refuses an org's 11th concurrent request and allows 20 live sessions per org. Both
+//! are held deployment-wide (`max_concurrent` request slots, `max_sessions` session slots in the
+//! account limits): a request holds a request slot, a session its session slot from Login to
+//! Logout. A step (creating the audience, one batch, finishing it, scheduling, a metrics poll)
+//! logs its session out when no call of it is left, so the org's sessions go round the
+//! instances. A batch makes sure of its session before it takes request slots, and a login
+//! inside a batch goes through the batch's own slots, so no instance waits for a slot while
+//! holding one another waits for.
+//!
+//! # Choices where the reference is uncertain
+//!
 //! * One request form: raw `text/xml;charset=UTF-8` bodies (no `xml=` form field); values are
 //!   entity-escaped by quick-xml rather than CDATA-wrapped.
-//! * Any Fault of Login is an authentication error (not retried); errorid 50 and 10 (the
-//!   simulator's "too many concurrent requests") are retried elsewhere, as are transport errors,
-//!   5xx and 429 — except ScheduleMailing, which is sent once per attempt and preceded by a
+//! * Any Fault of Login is an authentication error (not retried), except errorid 146 (the
+//!   simulator's "sessions all in use") and 10 (its "too many concurrent requests"), which are
+//!   retryable. errorid 50 and 10 are retried elsewhere, as are transport errors, 5xx and 429 —
+//!   except ScheduleMailing, which is sent once per attempt and preceded by a
 //!   GetSentMailingsForOrg lookup of its name, so a lost answer never schedules twice.
+//! * The errorid of "contact not found" is undocumented: `contact_not_found_errorids` defaults to
+//!   the simulator's (129), and the FaultString test backs it up.
 //! * The query is looked up by name with GetLists (LIST_TYPE 1, `query_folder_id`); a server
-//!   that refuses GetLists with errorid 51 (the simulator) gets a CreateQuery.
-//! * ActionID is the campaign id (`_variant` appended): a NUMERIC ActionID column takes only
-//!   numeric campaign ids without variants.
+//!   that refuses GetLists with errorid 51 gets a CreateQuery. Contact lists are looked up with
+//!   GetLists LIST_TYPE 18 over every shared contact list (they accumulate: the answer grows).
+//! * CalculateQuery is allowed once per query every 12 hours: a retried `finish_audience` may be
+//!   refused it, and then reports `members: None` (the unknown ids go uncounted) rather than
+//!   failing the campaign.
+//! * An audience finished by an earlier version in Lists mode (a query over the tag field, no
+//!   contact list) is still scheduled to its query.
 //! * SCHEDULED and date ranges are local times in `timezone` (the request's zone if given).
 //! * The report is found by GetSentMailingsForOrg within a day of the send time; `None` until
 //!   the mailing has a `SentTS` and `ReportId`. delivered = NumSent − hard − soft bounces.
-//! * The session is logged out after `schedule_send` and `fetch_metrics` when no call is in
-//!   flight; otherwise it lapses.
 
 mod client;
 mod config;

@@ -191,6 +191,37 @@ impl ListRow {
     }
 }
 
+/// `JOB_STATUS` of GetJobStatus.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JobStatus {
+    Waiting,
+    Running,
+    Complete,
+    Error,
+    Canceled,
+    /// A value the reference does not list (the vendor client maps these to "unknown").
+    Unknown(String),
+}
+
+impl JobStatus {
+    pub fn from_result(r: &Element) -> Option<Self> {
+        let s = r.child_text("JOB_STATUS")?.trim();
+        Some(match s.to_ascii_uppercase().as_str() {
+            "WAITING" => Self::Waiting,
+            "RUNNING" => Self::Running,
+            "COMPLETE" => Self::Complete,
+            "ERROR" => Self::Error,
+            "CANCELED" | "CANCELLED" => Self::Canceled,
+            _ => Self::Unknown(s.to_owned()),
+        })
+    }
+}
+
+/// `SIZE` of GetListMetaData (or of a GetLists row).
+pub fn list_size(r: &Element) -> Option<u64> {
+    r.child_text("SIZE")?.trim().parse().ok()
+}
+
 /// One `Mailing` of GetSentMailingsForOrg.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SentMailing {
@@ -275,33 +306,6 @@ pub fn preview_mailing(mailing_id: &str) -> Node {
     Node::new("PreviewMailing").child(Node::text("MailingId", mailing_id))
 }
 
-/// Creates or updates one recipient (matched on the customer id) with the given columns.
-pub fn add_recipient(
-    database_id: &str,
-    key_field: &str,
-    key: &str,
-    columns: &[(&str, &str)],
-) -> Node {
-    let column = |name: &str, value: &str| {
-        Node::new("COLUMN")
-            .child(Node::text("NAME", name))
-            .child(Node::text("VALUE", value))
-    };
-    Node::new("AddRecipient")
-        .child(Node::text("LIST_ID", database_id))
-        .child(Node::text("CREATED_FROM", "1"))
-        .child(Node::text("UPDATE_IF_FOUND", "TRUE"))
-        .child(
-            Node::new("SYNC_FIELDS").child(
-                Node::new("SYNC_FIELD")
-                    .child(Node::text("NAME", key_field))
-                    .child(Node::text("VALUE", key)),
-            ),
-        )
-        .child(column(key_field, key))
-        .children(columns.iter().map(|(n, v)| column(n, v)))
-}
-
 /// One row of InsertUpdateRelationalTable: column names as attributes.
 pub fn relational_row(columns: &[(&str, &str)]) -> Node {
     Node::new("ROW").children(
@@ -317,6 +321,47 @@ pub fn insert_update_relational_table(table_id: &str, rows: Vec<Node>) -> Node {
         .child(Node::new("ROWS").children(rows))
 }
 
+/// Shared contact lists (LIST_TYPE 18).
+pub fn get_contact_lists() -> Node {
+    Node::new("GetLists")
+        .child(Node::text("VISIBILITY", "1"))
+        .child(Node::text("LIST_TYPE", "18"))
+}
+
+/// A shared contact list of the database, in the folder at `folder_path`.
+pub fn create_contact_list(database_id: &str, name: &str, folder_path: &str) -> Node {
+    Node::new("CreateContactList")
+        .child(Node::text("DATABASE_ID", database_id))
+        .child(Node::text("CONTACT_LIST_NAME", name))
+        .child(Node::text("VISIBILITY", "1"))
+        .child(Node::text("PARENT_FOLDER_PATH", folder_path))
+}
+
+/// Adds the existing contact whose key field holds `key` to a contact list (never creates one).
+pub fn add_contact_to_contact_list(list_id: &str, key_field: &str, key: &str) -> Node {
+    Node::new("AddContactToContactList")
+        .child(Node::text("CONTACT_LIST_ID", list_id))
+        .child(
+            Node::new("COLUMN")
+                .child(Node::text("NAME", key_field))
+                .child(Node::text("VALUE", key)),
+        )
+}
+
+/// Starts the data job that counts a query's contacts.
+pub fn calculate_query(query_id: &str) -> Node {
+    Node::new("CalculateQuery").child(Node::text("QUERY_ID", query_id))
+}
+
+pub fn get_job_status(job_id: &str) -> Node {
+    Node::new("GetJobStatus").child(Node::text("JOB_ID", job_id))
+}
+
+/// A database's, query's or contact list's attributes (SIZE among them).
+pub fn get_list_meta_data(list_id: &str) -> Node {
+    Node::new("GetListMetaData").child(Node::text("LIST_ID", list_id))
+}
+
 /// Shared queries (LIST_TYPE 1), optionally in one folder.
 pub fn get_queries(folder_id: Option<&str>) -> Node {
     let mut n = Node::new("GetLists")
@@ -328,12 +373,10 @@ pub fn get_queries(folder_id: Option<&str>) -> Node {
     n
 }
 
-/// What a campaign query selects.
+/// What a campaign query selects: contacts with a row of the relational table whose column
+/// equals the value.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Criteria<'a> {
-    /// Database field equals the tag.
-    Profile { column: &'a str, value: &'a str },
-    /// A row of the relational table whose column equals the value.
     Relational {
         table_id: &'a str,
         column: &'a str,
@@ -356,7 +399,6 @@ pub fn create_query(
             .child(Node::text("VALUE", value))
     };
     let expression = match criteria {
-        Criteria::Profile { column, value } => equals(column, value, "profile"),
         Criteria::Relational {
             table_id,
             column,

@@ -3,10 +3,10 @@
 
 use espbridge_silverpop::metrics;
 use espbridge_silverpop::wire::{
-    AggregateTracking, Answer, ListRow, LoginResult, MailingTemplate, RowFailure, SentMailing,
-    read_answer,
+    self, AggregateTracking, Answer, JobStatus, ListRow, LoginResult, MailingTemplate, RowFailure,
+    SentMailing, list_size, read_answer,
 };
-use espbridge_silverpop::xml::parse;
+use espbridge_silverpop::xml::{envelope, parse};
 use std::path::PathBuf;
 
 fn fixture(name: &str) -> Vec<u8> {
@@ -205,4 +205,54 @@ fn request_fixtures_are_well_formed() {
     let r = parse(&fixture("InsertUpdateRelationalTable.request.xml")).unwrap();
     let rows = &r.child("Body").unwrap().children[0];
     assert!(rows.child("ROWS").is_some());
+}
+
+#[test]
+fn contact_list_query_size_and_job_results() {
+    assert_eq!(
+        success("CreateContactList.response.xml").child_text("CONTACT_LIST_ID"),
+        Some("12345")
+    );
+    assert_eq!(
+        list_size(&success("GetListMetaData.response.xml")),
+        Some(12)
+    );
+    assert_eq!(
+        success("CalculateQuery.response.xml").child_text("JOB_ID"),
+        Some("499600")
+    );
+    for (text, want) in [
+        ("WAITING", JobStatus::Waiting),
+        ("RUNNING", JobStatus::Running),
+        ("COMPLETE", JobStatus::Complete),
+        ("ERROR", JobStatus::Error),
+        ("CANCELED", JobStatus::Canceled),
+        ("PAUSED", JobStatus::Unknown("PAUSED".into())),
+    ] {
+        let body = format!(
+            "<Envelope><Body><RESULT><SUCCESS>TRUE</SUCCESS><JOB_ID>1</JOB_ID>\
+             <JOB_STATUS>{text}</JOB_STATUS></RESULT></Body></Envelope>"
+        );
+        let Answer::Success(r) = read_answer(body.as_bytes()).unwrap() else {
+            panic!("{text}")
+        };
+        assert_eq!(JobStatus::from_result(&r), Some(want));
+    }
+}
+
+#[test]
+fn create_contact_list_is_built_as_the_fixture_sends_it() {
+    let shape = |doc: &[u8]| -> Vec<(String, String)> {
+        let root = parse(doc).unwrap();
+        root.child("Body").unwrap().children[0]
+            .children
+            .iter()
+            .map(|c| (c.name.clone(), c.text.clone()))
+            .collect()
+    };
+    let ours = envelope(wire::create_contact_list("12345", "my-group", "")).unwrap();
+    assert_eq!(
+        shape(&ours),
+        shape(&fixture("CreateContactList.request.decoded.xml"))
+    );
 }

@@ -2,9 +2,12 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a panic in a test is a failed test
 
 use espbridge_core::ports::esp::object_name;
-use espbridge_core::ports::{AudienceBatch, AudienceRequest, Contact, Esp, EspIds, SendRequest};
+use espbridge_core::ports::limits::AccountLimits;
+use espbridge_core::ports::{
+    AudienceBatch, AudienceRequest, BatchOutcome, Contact, Esp, EspIds, SendRequest,
+};
 use espbridge_core::{AccountId, CampaignId, ManualClock};
-use espbridge_esp_kit::BuildContext;
+use espbridge_esp_kit::{BuildContext, MemoryLimits, SimView};
 use espbridge_silverpop::sim::{SilverpopSim, SilverpopSimConfig};
 use espbridge_silverpop::{
     AudienceMode, SilverpopConfig, SilverpopCredentials, SilverpopEsp, keys,
@@ -12,8 +15,12 @@ use espbridge_silverpop::{
 use espbridge_sim::{Fault, FaultKind};
 use jiff::{SignedDuration, Timestamp};
 use std::sync::Arc;
+use std::time::Duration;
 
 const TABLE: i64 = 348449;
+/// A regression of the run's slots (a login waiting for a slot the run holds) shows up as a
+/// minute-long stall: fail instead.
+const STEP_LIMIT: Duration = Duration::from_secs(20);
 
 struct Rig {
     sim: SilverpopSim,
@@ -21,30 +28,40 @@ struct Rig {
     clock: ManualClock,
 }
 
-async fn rig(tweak: impl FnOnce(&mut SilverpopConfig)) -> Rig {
-    let clock = ManualClock::new("2026-06-15T08:00:00Z".parse().unwrap());
-    let sim = SilverpopSim::start(SilverpopSimConfig::default(), Arc::new(clock.clone()))
-        .await
-        .unwrap();
+fn start() -> Timestamp {
+    "2026-06-15T08:00:00Z".parse().unwrap()
+}
+
+/// The adapter's account settings for `sim` (quick job polls, two attempts).
+fn esp_config(sim: &SilverpopSim) -> SilverpopConfig {
     let mut config = SilverpopConfig::new(AccountId::parse("sp").unwrap());
     config.http.base_url = Some(espbridge_esp_kit::BaseUrl::parse(&sim.base_url()).unwrap());
     config.database_id = "2740754".into();
     config.relational_table_id = Some(TABLE.to_string());
     config.query_folder_id = Some("77120".into());
     config.http.max_attempts = Some(espbridge_esp_kit::Attempts::new(2));
-    tweak(&mut config);
+    config.job_poll_interval_ms = 5;
+    config
+}
+
+fn build(config: SilverpopConfig, ctx: &BuildContext) -> Arc<SilverpopEsp> {
     let creds = SilverpopCredentials::new("espbridge", "sim-password");
-    let esp = SilverpopEsp::new(
-        config,
-        creds,
-        &BuildContext::in_memory(Arc::new(clock.clone())),
-    )
-    .unwrap();
-    Rig {
-        sim,
-        esp: Arc::new(esp),
-        clock,
-    }
+    Arc::new(SilverpopEsp::new(config, creds, ctx).unwrap())
+}
+
+async fn rig_with(sim_config: SilverpopSimConfig, tweak: impl FnOnce(&mut SilverpopConfig)) -> Rig {
+    let clock = ManualClock::new(start());
+    let sim = SilverpopSim::start(sim_config, Arc::new(clock.clone()))
+        .await
+        .unwrap();
+    let mut config = esp_config(&sim);
+    tweak(&mut config);
+    let esp = build(config, &BuildContext::in_memory(Arc::new(clock.clone())));
+    Rig { sim, esp, clock }
+}
+
+async fn rig(tweak: impl FnOnce(&mut SilverpopConfig)) -> Rig {
+    rig_with(SilverpopSimConfig::default(), tweak).await
 }
 
 fn batch(first: u64, fields: &[&str], rows: &[(&str, &[&str])]) -> AudienceBatch {
@@ -62,23 +79,94 @@ fn batch(first: u64, fields: &[&str], rows: &[(&str, &[&str])]) -> AudienceBatch
     }
 }
 
+/// Customer ids `cust-<from>` … `cust-<to - 1>`.
+fn customers(from: usize, to: usize) -> Vec<String> {
+    (from..to).map(|i| format!("cust-{i:04}")).collect()
+}
+
+/// Uploads `ids` in batches of `per_batch` (no personalization fields); the summed outcome.
+async fn upload_all(
+    esp: &SilverpopEsp,
+    audience: &EspIds,
+    ids: &[String],
+    per_batch: usize,
+) -> BatchOutcome {
+    let mut total = BatchOutcome::default();
+    for (n, chunk) in ids.chunks(per_batch).enumerate() {
+        let b = AudienceBatch {
+            first_ordinal: (n * per_batch) as u64,
+            field_names: Arc::from(Vec::<String>::new()),
+            contacts: chunk
+                .iter()
+                .map(|id| Contact {
+                    customer_id: id.clone(),
+                    email: None,
+                    fields: Vec::new(),
+                })
+                .collect(),
+        };
+        let out = tokio::time::timeout(STEP_LIMIT, esp.upload_batch(audience, &b))
+            .await
+            .expect("a batch stalled")
+            .unwrap();
+        total.accepted += out.accepted;
+        total.not_in_esp += out.not_in_esp;
+        total.row_errors.extend(out.row_errors);
+    }
+    total
+}
+
+/// The ids of `ids` the simulator's database has, sorted.
+fn known(sim: &SilverpopSim, ids: &[String]) -> Vec<String> {
+    let mut k: Vec<String> = ids.iter().filter(|id| sim.knows(id)).cloned().collect();
+    k.sort();
+    k
+}
+
 fn send_at() -> Timestamp {
     "2026-06-15T09:30:00Z".parse().unwrap()
 }
 
-async fn schedule(r: &Rig, campaign: &CampaignId, audience: &EspIds) -> EspIds {
+async fn schedule_at(
+    esp: &SilverpopEsp,
+    campaign: &CampaignId,
+    audience: &EspIds,
+    at: Timestamp,
+) -> EspIds {
     let options = serde_json::Value::Null;
     let req = SendRequest {
         campaign_id: campaign,
         variant: None,
         template_id: "410233",
-        send_at: send_at(),
+        send_at: at,
         timezone: None,
         audience,
         options: &options,
         headers: None,
     };
-    r.esp.schedule_send(&req).await.unwrap()
+    esp.schedule_send(&req).await.unwrap()
+}
+
+async fn schedule(r: &Rig, campaign: &CampaignId, audience: &EspIds) -> EspIds {
+    schedule_at(&r.esp, campaign, audience, send_at()).await
+}
+
+/// Request bodies the simulator received that carry `operation`.
+fn calls(sim: &SilverpopSim, operation: &str) -> usize {
+    let tag = format!("<{operation}>");
+    sim.requests()
+        .iter()
+        .filter(|q| {
+            q.body
+                .as_ref()
+                .and_then(|b| b.as_str())
+                .is_some_and(|b| b.contains(&tag))
+        })
+        .count()
+}
+
+fn relational() -> serde_json::Value {
+    serde_json::json!({"mode": "relational_table"})
 }
 
 #[tokio::test]
@@ -104,36 +192,37 @@ async fn lists_mode_end_to_end_and_schedule_is_idempotent() {
         .await
         .unwrap();
     assert_eq!(ids.get(keys::MODE), Some("lists"));
+    let list = r.sim.contact_list(&object_name(&campaign, None)).unwrap();
+    assert_eq!(
+        ids.get(keys::CONTACT_LIST_ID),
+        Some(list.id.to_string().as_str())
+    );
+    assert_eq!(list.folder_path.as_deref(), Some("espbridge"));
+    assert_eq!(list.database_id, 2740754);
+
     let b = batch(0, &[], &[("C-1", &[]), ("C-2", &[]), ("C-3", &[])]);
-    let out = r.esp.upload_batch(&ids, &b).await.unwrap();
+    let out = tokio::time::timeout(STEP_LIMIT, r.esp.upload_batch(&ids, &b))
+        .await
+        .expect("the batch stalled")
+        .unwrap();
     assert_eq!(out.accepted, 3);
     // The same batch again adds nobody twice.
-    r.esp.upload_batch(&ids, &b).await.unwrap();
-    let mut tagged = r.sim.recipients_with_tag("881");
-    tagged.sort();
-    assert_eq!(tagged, ["C-1", "C-2", "C-3"]);
-    assert_eq!(r.sim.recipients().len(), 3);
+    let again = r.esp.upload_batch(&ids, &b).await.unwrap();
+    assert_eq!(again.accepted, 3);
+    assert_eq!(r.sim.contact_lists()[0].members, ["C-1", "C-2", "C-3"]);
+    assert!(r.sim.recipients().is_empty(), "no profile field written");
+    assert_eq!(calls(&r.sim, "AddRecipient"), 0);
 
-    let ids = r
-        .esp
-        .finish_audience(&campaign, None, &ids)
-        .await
-        .unwrap()
-        .ids;
-    let queries = r.sim.queries();
-    assert_eq!(queries.len(), 1);
-    assert_eq!(queries[0].name, object_name(&campaign, None));
-    assert_eq!(queries[0].folder_id, 77120);
-    assert_eq!(
-        ids.get(keys::QUERY_ID),
-        Some(queries[0].id.to_string().as_str())
-    );
+    let done = r.esp.finish_audience(&campaign, None, &ids).await.unwrap();
+    assert_eq!(done.members, None, "the batches counted the unknown ids");
+    assert!(r.sim.queries().is_empty(), "no query in Lists mode");
 
-    let sent = schedule(&r, &campaign, &ids).await;
-    let again = schedule(&r, &campaign, &ids).await;
+    let sent = schedule(&r, &campaign, &done.ids).await;
+    let again = schedule(&r, &campaign, &done.ids).await;
     assert_eq!(r.sim.schedule_count(), 1);
     assert_eq!(sent.get(keys::MAILING_ID), again.get(keys::MAILING_ID));
     let m = &r.sim.mailings()[0];
+    assert_eq!(m.list_id, list.id, "the mailing goes to the contact list");
     assert_eq!(m.scheduled_at, send_at());
     assert_eq!(m.folder_path.as_deref(), Some("Optimove"));
     assert_eq!(m.audience, 3);
@@ -148,6 +237,226 @@ async fn lists_mode_end_to_end_and_schedule_is_idempotent() {
         .expect("metrics after the send");
     assert!(metrics.sent > 0 && metrics.sent <= 3, "{metrics:?}");
     assert_eq!(metrics.delivered, metrics.sent - metrics.bounces);
+    let sends = r.sim.sends();
+    assert_eq!(sends.len(), 1);
+    assert_eq!(sends[0].recipients, ["C-1", "C-2", "C-3"]);
+}
+
+/// Two pending campaigns of 200 ids sharing 100, uploaded and scheduled before either sends:
+/// each send goes to its own known ids (a shared tag field gave the earlier one only the ids
+/// the later one did not overwrite).
+async fn overlapping_campaigns_send_to_their_own_ids(options: serde_json::Value) {
+    let r = rig(|_| {}).await;
+    let a = CampaignId::parse("501").unwrap();
+    let b = CampaignId::parse("502").unwrap();
+    let ids_a = customers(0, 200);
+    let ids_b = customers(100, 300);
+    let at_a: Timestamp = "2026-06-15T09:30:00Z".parse().unwrap();
+    let at_b: Timestamp = "2026-06-15T11:00:00Z".parse().unwrap();
+    let mut finished = Vec::new();
+    for (campaign, ids, at) in [(&a, &ids_a, at_a), (&b, &ids_b, at_b)] {
+        let req = AudienceRequest::new(campaign, None, at).with_options(&options);
+        let audience = r.esp.create_audience(&req).await.unwrap();
+        let out = upload_all(&r.esp, &audience, ids, 64).await;
+        assert!(out.row_errors.is_empty(), "{:?}", out.row_errors);
+        let done = r
+            .esp
+            .finish_audience(campaign, None, &audience)
+            .await
+            .unwrap();
+        let known_ids = known(&r.sim, ids).len() as u64;
+        match done.members {
+            // Lists mode: the batches counted the unknown ids.
+            None => assert_eq!((out.accepted, out.not_in_esp), (known_ids, 200 - known_ids)),
+            // Relational Tables mode: every row went in; the query counts the known ones.
+            Some(members) => {
+                assert_eq!((out.accepted, members), (200, known_ids));
+            }
+        }
+        finished.push((campaign, done.ids, at));
+    }
+    for (campaign, audience, at) in &finished {
+        schedule_at(&r.esp, campaign, audience, *at).await;
+    }
+    let (want_a, want_b) = (known(&r.sim, &ids_a), known(&r.sim, &ids_b));
+    let shared = want_a.iter().filter(|id| want_b.contains(id)).count();
+    assert!(shared > 90, "the campaigns overlap ({shared})");
+
+    assert!(r.sim.sends().is_empty(), "nothing sent before its time");
+    r.clock.set(at_a + SignedDuration::from_mins(1));
+    let sends = r.sim.sends();
+    assert_eq!(sends.len(), 1);
+    assert_eq!(sends[0].name, object_name(&a, None));
+    assert_eq!(sends[0].send_at, at_a);
+    assert_eq!(sends[0].recipients, want_a);
+
+    r.clock.set(at_b + SignedDuration::from_mins(1));
+    let sends = r.sim.sends();
+    assert_eq!(sends.len(), 2);
+    let send_b = sends
+        .iter()
+        .find(|s| s.name == object_name(&b, None))
+        .unwrap();
+    assert_eq!(send_b.send_at, at_b);
+    assert_eq!(send_b.recipients, want_b);
+    let send_a = sends
+        .iter()
+        .find(|s| s.name == object_name(&a, None))
+        .unwrap();
+    assert_eq!(send_a.recipients, want_a, "a sent audience stays as it was");
+    assert!(r.sim.created_contacts().is_empty());
+}
+
+#[tokio::test]
+async fn lists_mode_overlapping_campaigns_each_send_to_their_own_ids() {
+    overlapping_campaigns_send_to_their_own_ids(serde_json::Value::Null).await;
+}
+
+#[tokio::test]
+async fn relational_mode_overlapping_campaigns_each_send_to_their_own_ids() {
+    overlapping_campaigns_send_to_their_own_ids(relational()).await;
+}
+
+#[tokio::test]
+async fn unknown_ids_are_counted_as_not_in_esp_and_never_created() {
+    let sim_config = SilverpopSimConfig {
+        unknown_id_share: 0.3,
+        ..SilverpopSimConfig::default()
+    };
+    let r = rig_with(sim_config, |_| {}).await;
+    let ids = customers(0, 100);
+    let want = known(&r.sim, &ids);
+    let unknown = (ids.len() - want.len()) as u64;
+    assert!(unknown >= 10, "a useful share is unknown ({unknown})");
+
+    // Lists mode: each refused AddContactToContactList is counted in the batch outcome.
+    let lists = CampaignId::parse("601").unwrap();
+    let audience = r
+        .esp
+        .create_audience(&AudienceRequest::new(&lists, None, send_at()))
+        .await
+        .unwrap();
+    let out = upload_all(&r.esp, &audience, &ids, 40).await;
+    assert_eq!(out.not_in_esp, unknown);
+    assert_eq!(out.accepted, want.len() as u64);
+    assert!(out.row_errors.is_empty(), "{:?}", out.row_errors);
+    assert_eq!(r.sim.contact_list("espbridge_601").unwrap().members, want);
+
+    // Relational Tables mode: every row is taken; the query's size tells the known ones.
+    let rt = CampaignId::parse("602").unwrap();
+    let options = relational();
+    let audience = r
+        .esp
+        .create_audience(&AudienceRequest::new(&rt, None, send_at()).with_options(&options))
+        .await
+        .unwrap();
+    let out = upload_all(&r.esp, &audience, &ids, 40).await;
+    assert_eq!((out.accepted, out.not_in_esp), (100, 0));
+    let done = r.esp.finish_audience(&rt, None, &audience).await.unwrap();
+    assert_eq!(done.members, Some(want.len() as u64));
+    assert_eq!(calls(&r.sim, "CalculateQuery"), 1);
+    assert!(calls(&r.sim, "GetJobStatus") >= 3, "polled until COMPLETE");
+
+    // The database gained no contact.
+    assert!(r.sim.created_contacts().is_empty());
+    assert!(r.sim.recipients().is_empty());
+    assert_eq!(calls(&r.sim, "AddRecipient"), 0);
+    assert!(
+        ids.iter()
+            .filter(|id| !want.contains(id))
+            .all(|id| !r.sim.knows(id))
+    );
+}
+
+#[tokio::test]
+async fn a_retried_create_audience_finds_its_contact_list() {
+    let r = rig(|c| c.contact_list_folder = "espbridge/lists".into()).await;
+    let campaign = CampaignId::parse("9").unwrap();
+    let req = AudienceRequest::new(&campaign, None, send_at());
+    let first = r.esp.create_audience(&req).await.unwrap();
+    let again = r.esp.create_audience(&req).await.unwrap();
+    assert_eq!(first, again);
+    assert_eq!(calls(&r.sim, "CreateContactList"), 1);
+    assert_eq!(calls(&r.sim, "GetLists"), 2);
+    // A variant is a campaign of its own.
+    let variant = r
+        .esp
+        .create_audience(&AudienceRequest::new(&campaign, Some("B"), send_at()))
+        .await
+        .unwrap();
+    assert_ne!(
+        variant.get(keys::CONTACT_LIST_ID),
+        first.get(keys::CONTACT_LIST_ID)
+    );
+    let names: Vec<_> = r.sim.contact_lists().into_iter().map(|l| l.name).collect();
+    assert_eq!(names, ["espbridge_9", "espbridge_9_B"]);
+    assert_eq!(
+        r.sim.contact_lists()[0].folder_path.as_deref(),
+        Some("espbridge/lists")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn five_instances_of_one_org_stay_within_its_request_and_session_limits() {
+    let clock = ManualClock::new(start());
+    let sim_config = SilverpopSimConfig {
+        max_sessions: 3,
+        ..SilverpopSimConfig::default()
+    };
+    let sim = Arc::new(
+        SilverpopSim::start(sim_config, Arc::new(clock.clone()))
+            .await
+            .unwrap(),
+    );
+    sim.set_latency(Duration::from_millis(20));
+    // One org's limits, as the deployment's limit table holds them for every instance.
+    let limits: Arc<dyn AccountLimits> = Arc::new(MemoryLimits::new());
+    let ctx = BuildContext {
+        clock: Arc::new(clock.clone()),
+        limits,
+    };
+    let tasks: Vec<_> = (0..5)
+        .map(|n| {
+            let mut config = esp_config(&sim);
+            config.max_sessions = 3;
+            let esp = build(config, &ctx);
+            let sim = Arc::clone(&sim);
+            tokio::spawn(async move {
+                let campaign = CampaignId::parse(&format!("70{n}")).unwrap();
+                let ids = customers(n * 100, n * 100 + 120);
+                let at = send_at() + SignedDuration::from_mins(n as i64);
+                let audience = esp
+                    .create_audience(&AudienceRequest::new(&campaign, None, at))
+                    .await
+                    .unwrap();
+                let out = upload_all(&esp, &audience, &ids, 30).await;
+                assert!(out.row_errors.is_empty(), "{:?}", out.row_errors);
+                let done = esp
+                    .finish_audience(&campaign, None, &audience)
+                    .await
+                    .unwrap();
+                schedule_at(&esp, &campaign, &done.ids, at).await;
+                (campaign, known(&sim, &ids), out)
+            })
+        })
+        .collect();
+    for t in tasks {
+        let (campaign, want, out) = t.await.unwrap();
+        assert_eq!(out.accepted, want.len() as u64);
+        let list = sim.contact_list(&object_name(&campaign, None)).unwrap();
+        assert_eq!(list.members, want);
+    }
+    assert_eq!(sim.schedule_count(), 5);
+    assert_eq!(sim.limit_refusals(), 0, "no request or login refused");
+    let peak = sim.peak_in_flight();
+    assert!(peak <= 10, "{peak} requests in flight at once");
+    assert!(peak >= 5, "the instances ran concurrently (peak {peak})");
+    assert!(
+        sim.peak_sessions() <= 3,
+        "{} sessions live at once",
+        sim.peak_sessions()
+    );
+    assert!(sim.logins() >= 5, "sessions went round the instances");
 }
 
 #[tokio::test]
@@ -155,16 +464,14 @@ async fn relational_mode_per_manifest_with_rows_rejected_per_row() {
     // Two rows per call: the rejected third row is reported at its batch index, not the call's.
     let r = rig(|c| c.rows_per_call = 2).await;
     let campaign = CampaignId::parse("42").unwrap();
-    let mode = r
-        .esp
-        .mode_from_options(&serde_json::json!({"mode": "relational_table"}))
-        .unwrap();
+    let mode = r.esp.mode_from_options(&relational()).unwrap();
     assert_eq!(mode, AudienceMode::RelationalTable);
     let ids = r
         .esp
         .create_audience_in_mode(&campaign, None, mode)
         .await
         .unwrap();
+    assert!(r.sim.contact_lists().is_empty(), "no contact list");
     let tricky = r#"<b>Tom & "Jerry"</b> it's"#;
     let b = batch(
         0,
@@ -191,41 +498,79 @@ async fn relational_mode_per_manifest_with_rows_rejected_per_row() {
     assert_eq!(rows[0]["CustomerID"], "C-1");
     assert_eq!(rows[0]["Channel"], tricky);
 
-    let ids = r
-        .esp
-        .finish_audience(&campaign, None, &ids)
-        .await
-        .unwrap()
-        .ids;
-    let sent = schedule(&r, &campaign, &ids).await;
+    let done = r.esp.finish_audience(&campaign, None, &ids).await.unwrap();
+    assert_eq!(done.members, Some(2));
+    let query = &r.sim.queries()[0];
+    assert_eq!(
+        done.ids.get(keys::QUERY_ID),
+        Some(query.id.to_string().as_str())
+    );
+    assert_eq!(query.calculated_size, Some(2));
+    let sent = schedule(&r, &campaign, &done.ids).await;
+    assert_eq!(r.sim.mailings()[0].list_id, query.id);
     assert_eq!(r.sim.mailings()[0].audience, 2);
     r.clock.advance(SignedDuration::from_hours(48));
     assert!(r.esp.fetch_metrics(&sent).await.unwrap().is_some());
 }
 
 #[tokio::test]
-async fn session_expiry_mid_upload_logs_in_again() {
-    let r = rig(|_| {}).await;
-    let campaign = CampaignId::parse("7").unwrap();
+async fn a_query_size_calculation_that_never_completes_times_out_as_retryable() {
+    let r = rig(|c| {
+        c.job_timeout_secs = 1;
+        c.job_poll_interval_ms = 600;
+    })
+    .await;
+    let campaign = CampaignId::parse("43").unwrap();
+    let options = relational();
     let ids = r
         .esp
-        .create_audience(&AudienceRequest::new(&campaign, None, send_at()))
+        .create_audience(&AudienceRequest::new(&campaign, None, send_at()).with_options(&options))
         .await
         .unwrap();
     r.esp
         .upload_batch(&ids, &batch(0, &[], &[("C-1", &[])]))
         .await
         .unwrap();
-    let logins = r.sim.logins();
-    r.sim.expire_sessions();
-    let out = r
+    // Two polls within a second: WAITING, RUNNING; the third would have said COMPLETE.
+    let err = r
         .esp
-        .upload_batch(&ids, &batch(1, &[], &[("C-2", &[]), ("C-3", &[])]))
+        .finish_audience(&campaign, None, &ids)
+        .await
+        .unwrap_err();
+    assert!(err.is_retryable(), "{err:?}");
+    assert_eq!(calls(&r.sim, "GetJobStatus"), 2);
+    assert_eq!(calls(&r.sim, "GetListMetaData"), 0);
+}
+
+#[tokio::test]
+async fn session_expiry_mid_batch_logs_in_again_once() {
+    let r = rig(|_| {}).await;
+    r.sim.set_latency(Duration::from_millis(10));
+    let campaign = CampaignId::parse("7").unwrap();
+    let ids = r
+        .esp
+        .create_audience(&AudienceRequest::new(&campaign, None, send_at()))
         .await
         .unwrap();
-    assert_eq!(out.accepted, 2);
-    assert_eq!(r.sim.logins(), logins + 1);
-    assert_eq!(r.sim.recipients_with_tag("7").len(), 3);
+    let logins = r.sim.logins();
+    let ids_in = customers(0, 60);
+    // Sessions end once a few contacts are in: the rest of the batch needs a new one.
+    let sim = &r.sim;
+    let expire = async {
+        while calls(sim, "AddContactToContactList") < 5 {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        sim.expire_sessions();
+    };
+    let (out, ()) = tokio::join!(upload_all(&r.esp, &ids, &ids_in, 60), expire);
+    assert_eq!(out.accepted + out.not_in_esp, 60);
+    assert!(out.row_errors.is_empty(), "{:?}", out.row_errors);
+    // One login for the batch, one after the expiry (shared by every call that met it).
+    assert_eq!(r.sim.logins(), logins + 2);
+    assert_eq!(
+        r.sim.contact_list("espbridge_7").unwrap().members,
+        known(&r.sim, &ids_in)
+    );
 }
 
 #[tokio::test]
@@ -245,18 +590,13 @@ async fn thirty_concurrent_calls_stay_within_the_limit() {
     for c in calls {
         assert_eq!(c.await.unwrap().unwrap().len(), 2);
     }
-    let refused = r
-        .sim
-        .requests()
-        .iter()
-        .filter(|q| q.reply_code == Some(10))
-        .count();
-    assert_eq!(refused, 0);
+    assert_eq!(r.sim.limit_refusals(), 0);
+    assert!(r.sim.peak_in_flight() <= 10);
 }
 
 #[tokio::test]
 async fn bad_password_is_an_auth_error() {
-    let clock = ManualClock::new("2026-06-15T08:00:00Z".parse().unwrap());
+    let clock = ManualClock::new(start());
     let sim = SilverpopSim::start(SilverpopSimConfig::default(), Arc::new(clock.clone()))
         .await
         .unwrap();
@@ -270,4 +610,16 @@ async fn bad_password_is_an_auth_error() {
         matches!(err, espbridge_core::ports::EspError::Auth { .. }),
         "{err:?}"
     );
+}
+
+#[tokio::test]
+async fn a_login_refused_for_concurrency_is_retryable_not_an_auth_failure() {
+    let r = rig(|c| c.http.max_attempts = Some(espbridge_esp_kit::Attempts::new(1))).await;
+    r.sim.inject(Fault::any(FaultKind::RateLimit, 1));
+    let err = r.esp.list_templates().await.unwrap_err();
+    assert!(
+        err.is_retryable() && !matches!(err, espbridge_core::ports::EspError::Auth { .. }),
+        "{err:?}"
+    );
+    assert_eq!(r.esp.list_templates().await.unwrap().len(), 2);
 }

@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a panic in a test is a failed test
 
 use espbridge_core::ManualClock;
+use espbridge_esp_kit::SimView;
 use espbridge_silverpop::sim::{QueryCriterion, SilverpopSim, SilverpopSimConfig};
 use espbridge_sim::{Fault, FaultKind};
 use jiff::SignedDuration;
@@ -253,6 +254,49 @@ impl Env {
         reply.ok().all("Mailing").into_iter().cloned().collect()
     }
 
+    /// `polls` GetJobStatus answers for `job`.
+    async fn job_statuses(&self, s: &str, job: &str, polls: usize) -> Vec<String> {
+        let mut out = Vec::new();
+        for _ in 0..polls {
+            let reply = self
+                .raw(
+                    Some(s),
+                    &format!("<GetJobStatus><JOB_ID>{job}</JOB_ID></GetJobStatus>"),
+                )
+                .await;
+            out.push(reply.ok().text_at("JOB_STATUS"));
+        }
+        out
+    }
+
+    /// CreateContactList in the Optimove database; the new list's id.
+    async fn contact_list(&self, s: &str, name: &str, folder: &str) -> String {
+        let reply = self
+            .raw(
+                Some(s),
+                &format!(
+                    "<CreateContactList><DATABASE_ID>2740754</DATABASE_ID>\
+                     <CONTACT_LIST_NAME>{name}</CONTACT_LIST_NAME><VISIBILITY>1</VISIBILITY>\
+                     <PARENT_FOLDER_PATH>{folder}</PARENT_FOLDER_PATH></CreateContactList>"
+                ),
+            )
+            .await;
+        reply.ok().text_at("CONTACT_LIST_ID")
+    }
+
+    /// AddContactToContactList by the CustomerID key column.
+    async fn add_to_list(&self, s: &str, list: &str, customer: &str) -> Reply {
+        self.raw(
+            Some(s),
+            &format!(
+                "<AddContactToContactList><CONTACT_LIST_ID>{list}</CONTACT_LIST_ID>\
+                 <COLUMN><NAME>CustomerID</NAME><VALUE><![CDATA[{customer}]]></VALUE></COLUMN>\
+                 </AddContactToContactList>"
+            ),
+        )
+        .await
+    }
+
     async fn tracking(&self, s: &str, mailing: &str) -> El {
         let reply = self
             .raw(
@@ -361,6 +405,45 @@ async fn the_eleventh_concurrent_request_is_refused() {
         h.await.unwrap().ok();
     }
     env.raw(Some(&s), TEMPLATES).await.ok();
+    assert_eq!(env.sim.limit_refusals(), 1);
+    assert_eq!(env.sim.peak_in_flight(), 11);
+}
+
+#[tokio::test]
+async fn requests_waiting_out_the_latency_count_against_the_cap() {
+    let env = Arc::new(Env::new().await);
+    let s = env.login().await;
+    env.sim.set_latency(Duration::from_millis(300));
+    let burst = |n: usize| {
+        let tasks: Vec<_> = (0..n)
+            .map(|_| {
+                let (env, s) = (env.clone(), s.clone());
+                tokio::spawn(async move { env.raw(Some(&s), TEMPLATES).await.errorid() })
+            })
+            .collect();
+        async move {
+            let mut refused = 0u64;
+            for t in tasks {
+                match t.await.unwrap() {
+                    None => {}
+                    Some(10) => refused += 1,
+                    Some(other) => panic!("errorid {other}"),
+                }
+            }
+            refused
+        }
+    };
+    // Ten at once fit; every one of them waited 300 ms in flight.
+    let started = std::time::Instant::now();
+    assert_eq!(burst(10).await, 0);
+    assert!(started.elapsed() >= Duration::from_millis(300));
+    assert_eq!(env.sim.peak_in_flight(), 10);
+    assert_eq!(env.sim.limit_refusals(), 0);
+    // Eleven at once: the cap sees all eleven while they wait, and refuses.
+    let refused = burst(11).await;
+    assert!(refused >= 1, "none of eleven refused");
+    assert_eq!(env.sim.limit_refusals(), refused);
+    assert_eq!(env.sim.peak_in_flight(), 11);
 }
 
 #[tokio::test]
@@ -376,8 +459,15 @@ async fn at_most_twenty_sessions_live_at_once() {
     )
     .await
     .fault(146);
+    assert_eq!(
+        env.sim.limit_refusals(),
+        1,
+        "a refused Login is a limit refusal"
+    );
+    assert_eq!(env.sim.peak_sessions(), 20);
     env.raw(Some(&sessions[0]), "<Logout/>").await.ok();
     env.login().await;
+    assert_eq!(env.sim.peak_sessions(), 20);
 }
 
 #[tokio::test]
@@ -401,6 +491,17 @@ async fn request_fixtures_are_understood_verbatim() {
     reply.fault(51);
     let fault = reply.root.child("Body").unwrap().child("Fault").unwrap();
     assert_eq!(fault.text_at("FaultString"), "Mailing 5 not found");
+
+    // The fixture's contact list is in database 12345, which this org does not have.
+    let form = std::fs::read_to_string(format!(
+        "{FIXTURES}/CreateContactList.request.form-urlencoded.txt"
+    ))
+    .unwrap();
+    let reply = env.form_body(Some(&s), form.trim().to_owned()).await;
+    reply.fault(51);
+    let fault = reply.root.child("Body").unwrap().child("Fault").unwrap();
+    assert_eq!(fault.text_at("FaultString"), "Database 12345 not found");
+    assert!(env.sim.contact_lists().is_empty());
 }
 
 // ----- templates -----
@@ -455,8 +556,13 @@ async fn templates_are_listed_by_visibility_and_previewed() {
 // ----- audiences -----
 
 #[tokio::test]
-async fn lists_mode_tags_recipients_and_a_query_selects_them() {
-    let env = Env::new().await;
+async fn recipients_are_added_and_a_profile_query_selects_them() {
+    // An empty database beforehand: every id is unknown until AddRecipient creates it.
+    let env = Env::with(SilverpopSimConfig {
+        unknown_id_share: 1.0,
+        ..SilverpopSimConfig::default()
+    })
+    .await;
     let s = env.login().await;
     for (customer, tag) in [
         ("C-1", "881"),
@@ -476,10 +582,11 @@ async fn lists_mode_tags_recipients_and_a_query_selects_them() {
     )
     .await
     .ok();
-    let mut tagged = env.sim.recipients_with_tag("881");
+    let mut tagged = env.sim.recipients_with("OptimoveCampaign", "881");
     tagged.sort();
     assert_eq!(tagged, ["C-2", "C-3", "C-4"]);
-    assert_eq!(env.sim.recipients_with_tag("900"), ["C-1"]);
+    assert_eq!(env.sim.recipients_with("OptimoveCampaign", "900"), ["C-1"]);
+    assert_eq!(env.sim.created_contacts(), ["C-1", "C-2", "C-3", "C-4"]);
 
     let lists = |reply: &Reply| -> Vec<(String, String)> {
         reply
@@ -520,13 +627,15 @@ async fn lists_mode_tags_recipients_and_a_query_selects_them() {
         )
         .await;
     let job = job.ok().text_at("JOB_ID");
-    let status = env
-        .raw(
-            Some(&s),
-            &format!("<GetJobStatus><JOB_ID>{job}</JOB_ID></GetJobStatus>"),
-        )
-        .await;
-    assert_eq!(status.ok().text_at("JOB_STATUS"), "COMPLETE");
+    assert_eq!(
+        env.sim.queries()[0].calculated_size,
+        None,
+        "not before the job ends"
+    );
+    assert_eq!(
+        env.job_statuses(&s, &job, 3).await,
+        ["WAITING", "RUNNING", "COMPLETE"]
+    );
     let queries = env.sim.queries();
     assert_eq!(queries.len(), 1);
     assert_eq!(queries[0].id.to_string(), query_id);
@@ -553,6 +662,189 @@ async fn lists_mode_tags_recipients_and_a_query_selects_them() {
         "OptimoveCampaign"
     );
     env.add(&s, "", "881", true).await.fault(51);
+}
+
+/// A customer id the default database (1% unknown) does not have.
+fn unknown_id() -> String {
+    (0..)
+        .map(|i| format!("U-{i}"))
+        .find(|id| espbridge_sim::in_share(id, 0.01))
+        .unwrap()
+}
+
+#[tokio::test]
+async fn contact_lists_take_existing_contacts_once_and_create_none() {
+    let env = Env::new().await;
+    let s = env.login().await;
+    let list = env.contact_list(&s, "espbridge_881", "espbridge").await;
+    // Same name in the same folder: refused.
+    env.raw(
+        Some(&s),
+        "<CreateContactList><DATABASE_ID>2740754</DATABASE_ID><CONTACT_LIST_NAME>espbridge_881\
+         </CONTACT_LIST_NAME><VISIBILITY>1</VISIBILITY><PARENT_FOLDER_PATH>espbridge\
+         </PARENT_FOLDER_PATH></CreateContactList>",
+    )
+    .await
+    .fault(51);
+    let other = env.contact_list(&s, "espbridge_882", "/espbridge/").await;
+    let lists = env.sim.contact_lists();
+    assert_eq!(lists.len(), 2);
+    assert_eq!(
+        lists[0].folder_id, lists[1].folder_id,
+        "one folder per path"
+    );
+    assert_eq!(lists[0].folder_path.as_deref(), Some("espbridge"));
+
+    env.add_to_list(&s, &list, "C-1").await.ok();
+    env.add_to_list(&s, &list, "C-2").await.ok();
+    env.add_to_list(&s, &list, "C-1").await.ok();
+    env.add_to_list(&s, &other, "C-2").await.ok();
+    let unknown = unknown_id();
+    let reply = env.add_to_list(&s, &list, &unknown).await;
+    reply.fault(129);
+    assert_eq!(
+        reply
+            .root
+            .child("Body")
+            .unwrap()
+            .child("Fault")
+            .unwrap()
+            .text_at("FaultString"),
+        "Contact not found in the database"
+    );
+    env.add_to_list(&s, "999", "C-1").await.fault(51);
+    env.raw(
+        Some(&s),
+        &format!(
+            "<AddContactToContactList><CONTACT_LIST_ID>{list}</CONTACT_LIST_ID>\
+             </AddContactToContactList>"
+        ),
+    )
+    .await
+    .fault(51);
+    // By CONTACT_ID (a recipient id the API answered with); COLUMN elements are then ignored.
+    let recipient = env
+        .raw(
+            Some(&s),
+            "<AddRecipient><LIST_ID>2740754</LIST_ID><CREATED_FROM>1</CREATED_FROM>\
+             <UPDATE_IF_FOUND>TRUE</UPDATE_IF_FOUND><COLUMN><NAME>CustomerID</NAME>\
+             <VALUE>C-3</VALUE></COLUMN></AddRecipient>",
+        )
+        .await
+        .ok()
+        .text_at("RecipientId");
+    env.raw(
+        Some(&s),
+        &format!(
+            "<AddContactToContactList><CONTACT_LIST_ID>{other}</CONTACT_LIST_ID>\
+             <CONTACT_ID>{recipient}</CONTACT_ID><COLUMN><NAME>CustomerID</NAME>\
+             <VALUE>{unknown}</VALUE></COLUMN></AddContactToContactList>"
+        ),
+    )
+    .await
+    .ok();
+
+    let lists = env.sim.contact_lists();
+    assert_eq!(lists[0].members, ["C-1", "C-2"]);
+    assert_eq!(lists[1].members, ["C-2", "C-3"]);
+    assert!(
+        env.sim.created_contacts().is_empty(),
+        "C-3 was updated, not created"
+    );
+    assert!(!env.sim.knows(&unknown));
+
+    let listed = env
+        .raw(
+            Some(&s),
+            "<GetLists><VISIBILITY>1</VISIBILITY><LIST_TYPE>18</LIST_TYPE></GetLists>",
+        )
+        .await;
+    let rows: Vec<(String, String, String, String)> = listed
+        .ok()
+        .all("LIST")
+        .iter()
+        .map(|l| {
+            (
+                l.text_at("ID"),
+                l.text_at("NAME"),
+                l.text_at("TYPE"),
+                l.text_at("SIZE"),
+            )
+        })
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            (
+                list.clone(),
+                "espbridge_881".into(),
+                "18".into(),
+                "2".into()
+            ),
+            (
+                other.clone(),
+                "espbridge_882".into(),
+                "18".into(),
+                "2".into()
+            ),
+        ]
+    );
+    let meta = env
+        .raw(
+            Some(&s),
+            &format!("<GetListMetaData><LIST_ID>{list}</LIST_ID></GetListMetaData>"),
+        )
+        .await;
+    assert_eq!(meta.ok().text_at("SIZE"), "2");
+    assert_eq!(meta.ok().text_at("TYPE"), "18");
+}
+
+#[tokio::test]
+async fn a_mailing_goes_to_its_contact_list_as_it_is_at_the_scheduled_time() {
+    let env = Env::new().await;
+    let s = env.login().await;
+    let list = env.contact_list(&s, "espbridge_77", "espbridge").await;
+    env.add_to_list(&s, &list, "C-1").await.ok();
+    let when = "03/02/2026 09:00:00 AM";
+    env.schedule(&s, list.parse().unwrap(), "espbridge_77", when)
+        .await
+        .ok();
+    // Still before the send: a member added now is in it.
+    env.add_to_list(&s, &list, "C-2").await.ok();
+    assert!(env.sim.sends().is_empty(), "not sent before its time");
+    env.clock.set("2026-03-02T09:00:01Z".parse().unwrap());
+    // After the send: a member added now is not.
+    let s = env.login().await;
+    env.add_to_list(&s, &list, "C-3").await.ok();
+    let sends = env.sim.sends();
+    assert_eq!(sends.len(), 1);
+    assert_eq!(sends[0].name, "espbridge_77");
+    assert_eq!(sends[0].send_at.to_string(), "2026-03-02T09:00:00Z");
+    assert_eq!(sends[0].recipients, ["C-1", "C-2"]);
+    assert_eq!(env.sim.contact_lists()[0].members, ["C-1", "C-2", "C-3"]);
+    assert_eq!(env.sim.mailings()[0].size(), 2);
+}
+
+#[tokio::test]
+async fn a_relational_query_sends_to_the_known_contacts_of_its_rows_at_send_time() {
+    let env = Env::new().await;
+    let s = env.login().await;
+    let unknown = unknown_id();
+    env.insert_rows(&s, &[("881", "C-1"), ("881", &unknown), ("882", "C-2")])
+        .await
+        .ok();
+    let query = env.rt_query(&s, "opt-rt-881", "881").await;
+    env.schedule(&s, query, "opt-881", "03/02/2026 09:00:00 AM")
+        .await
+        .ok();
+    env.insert_rows(&s, &[("881", "C-3")]).await.ok();
+    env.clock.set("2026-03-02T09:00:00Z".parse().unwrap());
+    let s = env.login().await;
+    env.insert_rows(&s, &[("881", "C-4")]).await.ok();
+    let sends = env.sim.sends();
+    assert_eq!(sends.len(), 1);
+    assert_eq!(sends[0].recipients, ["C-1", "C-3"]);
+    assert!(env.sim.created_contacts().is_empty());
 }
 
 #[tokio::test]
@@ -598,12 +890,17 @@ async fn relational_inserts_report_rejected_rows_and_feed_a_query() {
     assert_eq!(env.sim.table_rows(348449).len(), 3);
 
     let query = env.rt_query(&s, "opt-rt-881", "881").await;
-    env.raw(
-        Some(&s),
-        &format!("<CalculateQuery><QUERY_ID>{query}</QUERY_ID></CalculateQuery>"),
-    )
-    .await
-    .ok();
+    let job = env
+        .raw(
+            Some(&s),
+            &format!("<CalculateQuery><QUERY_ID>{query}</QUERY_ID></CalculateQuery>"),
+        )
+        .await
+        .ok()
+        .text_at("JOB_ID");
+    // Ten seconds of clock time complete a job without polls.
+    env.clock.advance(SignedDuration::from_secs(10));
+    assert_eq!(env.job_statuses(&s, &job, 1).await, ["COMPLETE"]);
     assert_eq!(env.sim.queries()[0].calculated_size, Some(2));
 
     let created = env
@@ -895,6 +1192,22 @@ async fn responses_carry_every_element_of_the_fixtures() {
         )
         .await;
     covers("GetLists.response.xml", &lists, true);
+    let created = env
+        .raw(
+            Some(&s),
+            "<CreateContactList><DATABASE_ID>2740754</DATABASE_ID><CONTACT_LIST_NAME>c\
+             </CONTACT_LIST_NAME><VISIBILITY>1</VISIBILITY><PARENT_FOLDER_PATH>f\
+             </PARENT_FOLDER_PATH></CreateContactList>",
+        )
+        .await;
+    covers("CreateContactList.response.xml", &created, true);
+    let meta = env
+        .raw(
+            Some(&s),
+            &format!("<GetListMetaData><LIST_ID>{query}</LIST_ID></GetListMetaData>"),
+        )
+        .await;
+    covers("GetListMetaData.response.xml", &meta, true);
     let scheduled = env.schedule(&s, query, "m", "03/02/2026 08:30:00 AM").await;
     covers("ScheduleMailing.response.xml", &scheduled, true);
     let mailing = scheduled.ok().text_at("MAILING_ID");

@@ -18,8 +18,8 @@ use tokio::net::TcpListener;
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 
-/// Largest request body read (Emarsys documents 10 MB).
-const MAX_BODY: usize = 10 * 1024 * 1024;
+/// Largest request body read unless the simulator says otherwise (Emarsys documents 10 MB).
+pub const DEFAULT_MAX_BODY: usize = 10 * 1024 * 1024;
 
 /// A request with its body read in full.
 pub struct SimRequest {
@@ -27,7 +27,7 @@ pub struct SimRequest {
     pub path: String,
     pub query: Option<String>,
     pub headers: HeaderMap,
-    /// `None` when the body could not be read or exceeded [`MAX_BODY`].
+    /// `None` when the body could not be read or exceeded the server's limit.
     pub body: Option<Bytes>,
 }
 
@@ -62,12 +62,21 @@ impl Drop for ServerHandle {
     }
 }
 
-/// Binds `127.0.0.1:0` and serves `handler` until the handle is dropped.
+/// Binds `127.0.0.1:0` and serves `handler` until the handle is dropped; bodies over
+/// [`DEFAULT_MAX_BODY`] arrive as `None`.
 pub async fn spawn(handler: Handler) -> std::io::Result<ServerHandle> {
+    spawn_with_body_limit(handler, DEFAULT_MAX_BODY).await
+}
+
+/// [`spawn`] with another body limit (an ESP that takes bigger uploads).
+pub async fn spawn_with_body_limit(
+    handler: Handler,
+    max_body: usize,
+) -> std::io::Result<ServerHandle> {
     let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
     let addr = listener.local_addr()?;
     let (shutdown, stop) = watch::channel(false);
-    let accept = tokio::spawn(accept_loop(listener, handler, stop));
+    let accept = tokio::spawn(accept_loop(listener, handler, stop, max_body));
     Ok(ServerHandle {
         addr,
         shutdown,
@@ -75,7 +84,12 @@ pub async fn spawn(handler: Handler) -> std::io::Result<ServerHandle> {
     })
 }
 
-async fn accept_loop(listener: TcpListener, handler: Handler, stop: watch::Receiver<bool>) {
+async fn accept_loop(
+    listener: TcpListener,
+    handler: Handler,
+    stop: watch::Receiver<bool>,
+    max_body: usize,
+) {
     loop {
         let (stream, _) = match listener.accept().await {
             Ok(conn) => conn,
@@ -84,7 +98,12 @@ async fn accept_loop(listener: TcpListener, handler: Handler, stop: watch::Recei
                 continue;
             }
         };
-        tokio::spawn(serve_connection(stream, handler.clone(), stop.clone()));
+        tokio::spawn(serve_connection(
+            stream,
+            handler.clone(),
+            stop.clone(),
+            max_body,
+        ));
     }
 }
 
@@ -92,6 +111,7 @@ async fn serve_connection(
     stream: tokio::net::TcpStream,
     handler: Handler,
     mut stop: watch::Receiver<bool>,
+    max_body: usize,
 ) {
     let drop_now = Arc::new(Notify::new());
     let drop_signal = drop_now.clone();
@@ -99,7 +119,7 @@ async fn serve_connection(
         let handler = handler.clone();
         let drop_signal = drop_signal.clone();
         async move {
-            let request = read_request(req).await;
+            let request = read_request(req, max_body).await;
             match handler(request).await {
                 Reply::Respond(response) => Ok::<_, Infallible>(response),
                 Reply::Drop => {
@@ -122,9 +142,9 @@ async fn serve_connection(
     }
 }
 
-async fn read_request(req: Request<Incoming>) -> SimRequest {
+async fn read_request(req: Request<Incoming>, max_body: usize) -> SimRequest {
     let (parts, body) = req.into_parts();
-    let body = Limited::new(body, MAX_BODY)
+    let body = Limited::new(body, max_body)
         .collect()
         .await
         .ok()

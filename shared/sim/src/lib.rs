@@ -5,8 +5,8 @@
 //! server on `127.0.0.1` (any free port) that speaks its ESP's wire format — authentication,
 //! envelopes, error codes, batch and rate limits — and keeps what it was sent so tests can assert
 //! on it. This crate holds the parts they share: the loopback server ([`http`]), [`Fault`]
-//! injection (5xx, throttling, held responses, dropped connections) and the [`RecordedRequest`]
-//! log.
+//! injection (5xx, throttling, held responses, dropped connections), the [`RecordedRequest`]
+//! log, and the [`Traffic`] (simulated latency, requests in flight, limit refusals).
 //!
 //! ```ignore
 //! use espbridge_emarsys::sim::{EmarsysSim, EmarsysSimConfig};
@@ -19,9 +19,11 @@
 pub mod faults;
 pub mod http;
 pub mod record;
+pub mod traffic;
 
 pub use faults::{Fault, FaultKind};
 pub use record::RecordedRequest;
+pub use traffic::{Traffic, in_share, paced};
 
 // The simulators build their answers with these; re-exported so each adapter's `simulator`
 // feature needs no HTTP crates of its own.

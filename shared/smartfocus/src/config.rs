@@ -32,9 +32,28 @@ pub struct SmartFocusConfig {
     /// Type of that field. Only `text` is accepted: numeric ids lose leading zeros and overflow.
     #[serde(default = "default_text")]
     pub customer_id_field_type: String,
-    /// Text field the campaign tag is written to; the segment selects on it.
-    #[serde(default = "default_tag_field")]
-    pub tag_field: String,
+    /// The pool of text member fields campaign tags are written to (default `CAMPAIGN_TAG_1` …
+    /// `CAMPAIGN_TAG_10`). Each pending campaign (or A/B variant) holds one of them from its
+    /// audience upload until `tag_hold_after_send_mins` after its send time: SmartFocus evaluates
+    /// a segment when the campaign sends, so a field shared by two pending campaigns would select
+    /// only the later one's customers. The number of fields is the number of campaigns the
+    /// account can have pending at once; one more fails with a capacity error naming this
+    /// setting. The marketer creates the fields (text) in the member table.
+    #[serde(default = "default_tag_fields")]
+    pub tag_fields: Vec<String>,
+    /// How long after its send time a campaign keeps its tag field (default 120: the segment is
+    /// evaluated when the send starts and a send runs up to an hour).
+    #[serde(default = "default_tag_hold")]
+    pub tag_hold_after_send_mins: u64,
+    /// Member field holding the e-mail address (default `EMAIL`). Segments require it to be
+    /// non-empty, which leaves out the members a merge created for customer ids SmartFocus did
+    /// not know (they have no address).
+    #[serde(default = "default_email_field")]
+    pub email_field: String,
+    /// The retired single-field setting: refused with a pointer to `tag_fields`, so an old
+    /// configuration is not silently run on fields the account lacks.
+    #[serde(default, rename = "tag_field")]
+    retired_tag_field: Option<String>,
     /// Uploads an account may have pending at once (SmartFocus: 5).
     #[serde(default = "default_max_pending")]
     pub max_pending_uploads: usize,
@@ -57,6 +76,11 @@ pub struct SmartFocusConfig {
     /// REST path (under `apiccmd/services/rest/`) of the campaign snapshot report.
     #[serde(default = "default_snapshot_path")]
     pub snapshot_path: String,
+    /// REST path (under `apiccmd/services/rest/`) of the segment count (SOAP
+    /// `segmentationCount`, whose REST spelling the reference does not give), with `{token}` and
+    /// `{id}` placeholders. HTTP 404 on it leaves `not_in_esp` uncounted (with a warning).
+    #[serde(default = "default_segment_count_path")]
+    pub segment_count_path: String,
     /// `base_url`, timeout, attempts and response cap of the HTTP layer (defaults:
     /// [`HTTP_DEFAULTS`]).
     #[serde(flatten)]
@@ -79,8 +103,14 @@ fn default_customer_id_field() -> String {
 fn default_text() -> String {
     "text".to_owned()
 }
-fn default_tag_field() -> String {
-    "CAMPAIGN_TAG".to_owned()
+fn default_tag_fields() -> Vec<String> {
+    (1..=10).map(|i| format!("CAMPAIGN_TAG_{i}")).collect()
+}
+fn default_tag_hold() -> u64 {
+    120
+}
+fn default_email_field() -> String {
+    "EMAIL".to_owned()
 }
 fn default_max_pending() -> usize {
     5
@@ -103,6 +133,16 @@ fn default_list_limit() -> u32 {
 fn default_snapshot_path() -> String {
     "campaign/getCampaignSnapshotReport".to_owned()
 }
+fn default_segment_count_path() -> String {
+    "segmentationservice/{token}/segment/{id}/count".to_owned()
+}
+
+/// Whether `name` can be a member-table field name.
+fn is_field_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
 
 impl SmartFocusConfig {
     /// The defaults for `account`.
@@ -112,7 +152,10 @@ impl SmartFocusConfig {
             message_prefix: default_message_prefix(),
             customer_id_field: default_customer_id_field(),
             customer_id_field_type: default_text(),
-            tag_field: default_tag_field(),
+            tag_fields: default_tag_fields(),
+            tag_hold_after_send_mins: default_tag_hold(),
+            email_field: default_email_field(),
+            retired_tag_field: None,
             max_pending_uploads: default_max_pending(),
             max_upload_bytes: default_max_upload_bytes(),
             upload_poll_interval_ms: default_poll_ms(),
@@ -121,6 +164,7 @@ impl SmartFocusConfig {
             send_date_format: SendDateFormat::default(),
             list_limit: default_list_limit(),
             snapshot_path: default_snapshot_path(),
+            segment_count_path: default_segment_count_path(),
             http: HttpOptions::default(),
         }
     }
@@ -155,16 +199,70 @@ impl SmartFocusConfig {
                 ),
             );
         }
+        if self.retired_tag_field.is_some() {
+            return bad(
+                "tag_field",
+                "replaced by tag_fields: list one text member field per campaign the account may \
+                 have pending at once (e.g. [\"CAMPAIGN_TAG_1\", ..., \"CAMPAIGN_TAG_10\"])"
+                    .to_owned(),
+            );
+        }
         for (field, value) in [
             ("customer_id_field", &self.customer_id_field),
-            ("tag_field", &self.tag_field),
+            ("email_field", &self.email_field),
         ] {
-            if value.is_empty() || !value.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            if !is_field_name(value) {
                 return bad(field, format!("{value:?} is not a member-table field name"));
             }
         }
-        if self.customer_id_field == self.tag_field {
-            return bad("tag_field", "must differ from customer_id_field".to_owned());
+        if self
+            .email_field
+            .eq_ignore_ascii_case(&self.customer_id_field)
+        {
+            return bad(
+                "email_field",
+                "must differ from customer_id_field".to_owned(),
+            );
+        }
+        if self.tag_fields.is_empty() {
+            return bad(
+                "tag_fields",
+                "must list at least one text member field (one per campaign pending at once)"
+                    .to_owned(),
+            );
+        }
+        for (i, name) in self.tag_fields.iter().enumerate() {
+            if !is_field_name(name) {
+                return bad(
+                    "tag_fields",
+                    format!("{name:?} is not a member-table field name"),
+                );
+            }
+            for other in [&self.customer_id_field, &self.email_field] {
+                if name.eq_ignore_ascii_case(other) {
+                    return bad(
+                        "tag_fields",
+                        format!("{name:?} is also the customer id or e-mail field"),
+                    );
+                }
+            }
+            if self.tag_fields[..i]
+                .iter()
+                .any(|earlier| earlier.eq_ignore_ascii_case(name))
+            {
+                return bad("tag_fields", format!("{name:?} is listed twice"));
+            }
+        }
+        if u32::try_from(self.tag_fields.len()).is_err() {
+            return bad("tag_fields", "too many fields".to_owned());
+        }
+        if !(self.segment_count_path.contains("{token}")
+            && self.segment_count_path.contains("{id}"))
+        {
+            return bad(
+                "segment_count_path",
+                "must hold the {token} and {id} placeholders".to_owned(),
+            );
         }
         if self.max_pending_uploads == 0 {
             return bad("max_pending_uploads", "must be at least 1".to_owned());
@@ -214,7 +312,15 @@ mod tests {
         assert_eq!(c, SmartFocusConfig::new(AccountId::parse("sf").unwrap()));
         assert_eq!(c.message_prefix, "optimove_");
         assert_eq!(c.customer_id_field, "CUSTOMER_ID");
-        assert_eq!(c.tag_field, "CAMPAIGN_TAG");
+        assert_eq!(c.tag_fields.len(), 10);
+        assert_eq!(c.tag_fields[0], "CAMPAIGN_TAG_1");
+        assert_eq!(c.tag_fields[9], "CAMPAIGN_TAG_10");
+        assert_eq!(c.tag_hold_after_send_mins, 120);
+        assert_eq!(c.email_field, "EMAIL");
+        assert_eq!(
+            c.segment_count_path,
+            "segmentationservice/{token}/segment/{id}/count"
+        );
         assert_eq!(c.max_pending_uploads, 5);
         assert_eq!(c.send_date_format, SendDateFormat::IsoLocal);
         assert!(c.validate().is_ok());
@@ -231,9 +337,50 @@ mod tests {
 
     #[test]
     fn bad_fields_are_named() {
-        let mut c = SmartFocusConfig::new(AccountId::parse("sf").unwrap());
-        c.tag_field = "a b".into();
-        assert!(c.validate().unwrap_err().to_string().contains("tag_field"));
+        let sf = || SmartFocusConfig::new(AccountId::parse("sf").unwrap());
+        let refused = |c: SmartFocusConfig| c.validate().unwrap_err().to_string();
+        let mut c = sf();
+        c.tag_fields = vec!["TAG_A".into(), "a b".into()];
+        let err = refused(c);
+        assert!(
+            err.contains("tag_fields") && err.contains("\"a b\""),
+            "{err}"
+        );
+        let mut c = sf();
+        c.tag_fields = Vec::new();
+        assert!(refused(c).contains("tag_fields"));
+        let mut c = sf();
+        c.tag_fields = vec!["TAG_A".into(), "TAG_B".into(), "tag_a".into()];
+        let err = refused(c);
+        assert!(
+            err.contains("tag_fields") && err.contains("listed twice"),
+            "{err}"
+        );
+        assert!(err.contains("\"tag_a\""), "{err}");
+        let mut c = sf();
+        c.tag_fields = vec!["TAG_A".into(), "customer_id".into()];
+        assert!(refused(c).contains("tag_fields"));
+        let mut c = sf();
+        c.email_field = "E MAIL".into();
+        assert!(refused(c).contains("email_field"));
+        let mut c = sf();
+        c.segment_count_path = "segmentationservice/segment/count".into();
+        assert!(refused(c).contains("segment_count_path"));
+        // The retired single field is refused with a pointer to its replacement.
+        let c: SmartFocusConfig =
+            serde_json::from_str(r#"{"account":"sf","tag_field":"CAMPAIGN_TAG"}"#).unwrap();
+        let err = refused(c);
+        assert!(
+            err.contains("tag_field") && err.contains("tag_fields"),
+            "{err}"
+        );
+        let c: SmartFocusConfig = serde_json::from_str(
+            r#"{"account":"sf","tag_fields":["T1","T2"],"tag_hold_after_send_mins":30}"#,
+        )
+        .unwrap();
+        assert_eq!(c.tag_fields, ["T1", "T2"]);
+        assert_eq!(c.tag_hold_after_send_mins, 30);
+        assert!(c.validate().is_ok());
         let mut c = SmartFocusConfig::new(AccountId::parse("sf").unwrap());
         c.timezone = "Mars/Olympus".into();
         assert!(c.validate().unwrap_err().to_string().contains("timezone"));

@@ -5,6 +5,7 @@ use crate::config::{SendDateFormat, SmartFocusConfig, SmartFocusCredentials};
 use crate::wire::{self, Element, MessageInfo, NamedObject, Snapshot, UploadState, UploadStatus};
 use async_trait::async_trait;
 use espbridge_core::ports::esp::object_name;
+use espbridge_core::ports::limits::AccountLimits;
 use espbridge_core::ports::{
     AudienceBatch, AudienceRequest, BatchOutcome, Esp, EspError, EspIds, FinishedAudience,
     MetricCounts, Preview, RowError, SendRequest, Template,
@@ -12,6 +13,7 @@ use espbridge_core::ports::{
 use espbridge_core::{AccountId, CampaignId, Clock, EspKind};
 use espbridge_esp_kit::AdapterError;
 use espbridge_esp_kit::{BuildContext, EspHttp, SlotPool};
+use jiff::Timestamp;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -29,6 +31,9 @@ const MAX_ID_LEN: usize = 160;
 pub mod keys {
     /// The campaign tag written to the tag field of every uploaded member.
     pub const TAG: &str = "tag";
+    /// The member field (one of `tag_fields`) reserved for the campaign: uploads write the tag
+    /// into it and the segment selects on it.
+    pub const TAG_FIELD: &str = "tag_field";
     pub const SEGMENT: &str = "segment_id";
     pub const MESSAGE: &str = "message_id";
     pub const CAMPAIGN: &str = "campaign_id";
@@ -43,6 +48,12 @@ pub struct SmartFocusEsp {
     clock: Arc<dyn Clock>,
     /// The account's pending uploads (SmartFocus allows 5), held for the whole deployment.
     pending: SlotPool,
+    /// The account's tag fields: slot `i` is `tag_fields[i]`, held by a campaign's object name
+    /// until its send time plus `tag_hold_after_send_mins`, for the whole deployment.
+    tags: SlotPool,
+    /// The limits behind `tags`, read for the capacity error.
+    limits: Arc<dyn AccountLimits>,
+    tags_key: String,
 }
 
 impl std::fmt::Debug for SmartFocusEsp {
@@ -87,12 +98,114 @@ impl SmartFocusEsp {
             u32::try_from(config.max_pending_uploads).unwrap_or(u32::MAX),
             Duration::from_secs(config.upload_timeout_secs),
         );
+        let tags_key = format!("smartfocus/{}/tag-fields", config.account);
+        let tags = SlotPool::new(
+            ESP,
+            Arc::clone(&ctx.limits),
+            tags_key.clone(),
+            u32::try_from(config.tag_fields.len()).unwrap_or(u32::MAX),
+            Duration::from_secs(config.tag_hold_after_send_mins.saturating_mul(60)),
+        );
         Ok(Self {
             config,
             http,
             clock,
             pending,
+            tags,
+            limits: Arc::clone(&ctx.limits),
+            tags_key,
         })
+    }
+
+    /// Reserves a tag field for `owner` (the campaign's object name) until `send_at` plus the
+    /// hold, judged on the injected clock; a retry for the same owner gets its field back.
+    async fn reserve_tag_field(&self, owner: &str, send_at: Timestamp) -> Result<String, EspError> {
+        let now = self.clock.now().as_millisecond();
+        let hold = i64::try_from(self.config.tag_hold_after_send_mins)
+            .unwrap_or(i64::MAX)
+            .saturating_mul(60_000);
+        // A send time already past is evaluated about now: hold from now then.
+        let until = send_at.as_millisecond().max(now).saturating_add(hold);
+        let Some(guard) = self.tags.try_acquire_at(owner, until, now).await? else {
+            return Err(self.no_tag_field(now).await);
+        };
+        let slot = guard.keep();
+        let index = usize::try_from(slot.index).unwrap_or(usize::MAX);
+        let field = self
+            .config
+            .tag_fields
+            .get(index)
+            .ok_or_else(|| EspError::Invalid {
+                esp: ESP,
+                detail: format!(
+                    "tag field slot {} has no entry in tag_fields (the list was shortened while \
+                 campaigns were pending)",
+                    slot.index
+                ),
+            })?;
+        tracing::info!(tag = owner, field = %field, "smartfocus tag field reserved");
+        Ok(field.clone())
+    }
+
+    /// The capacity error when every tag field is reserved, with the earliest time one frees.
+    async fn no_tag_field(&self, now: i64) -> EspError {
+        let n = self.config.tag_fields.len();
+        let account = &self.config.account;
+        let earliest = match self.limits.holders(&self.tags_key, now).await {
+            Ok(holders) => holders
+                .iter()
+                .map(|s| s.until)
+                .min()
+                .and_then(|ms| Timestamp::from_millisecond(ms).ok()),
+            Err(e) => {
+                tracing::debug!(error = %e, "smartfocus tag field holders unavailable");
+                None
+            }
+        };
+        let until = earliest.map(|t| format!(" until {t}")).unwrap_or_default();
+        tracing::warn!(fields = n, "smartfocus account has no free tag field");
+        EspError::Capacity {
+            esp: ESP,
+            detail: format!(
+                "all {n} tag fields of account {account} (tag_fields) are reserved by pending \
+                 campaigns{until}; add text fields to the member table and list them in tag_fields"
+            ),
+        }
+    }
+
+    /// How many members the segment selects now; `None` when the count path answers 404 (its
+    /// REST spelling is uncertain).
+    async fn segment_count(&self, segment_id: &str) -> Result<Option<u64>, EspError> {
+        let id = enc(segment_id);
+        let template = self.config.segment_count_path.trim_matches('/').to_owned();
+        let res = self
+            .ccmd_get(&|t| template.replace("{token}", t).replace("{id}", &id))
+            .await;
+        match res {
+            Ok(p) => {
+                let text = wire::scalar(&p).map(str::trim).unwrap_or_default();
+                let n = text
+                    .parse::<u64>()
+                    .ok()
+                    .or_else(|| {
+                        text.parse::<f64>()
+                            .ok()
+                            .filter(|f| f.is_finite() && *f >= 0.0)
+                            .map(|f| f as u64)
+                    })
+                    .ok_or_else(|| api("segment count returned no number"))?;
+                Ok(Some(n))
+            }
+            Err(EspError::Api { status: 404, .. }) => {
+                tracing::warn!(
+                    path = %template,
+                    "smartfocus segment count not found at segment_count_path; ids unknown to \
+                     SmartFocus are not counted as not_in_esp"
+                );
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
     }
 
     async fn ccmd(
@@ -396,9 +509,15 @@ impl Esp for SmartFocusEsp {
         })
     }
 
-    /// Nothing exists up front: the audience is the set of members carrying the campaign tag.
+    /// Reserves one of the account's tag fields for the campaign until its send time has
+    /// passed (before anything is uploaded); the audience is then the members carrying the
+    /// campaign tag in that field. No free field is [`EspError::Capacity`].
     async fn create_audience(&self, req: &AudienceRequest<'_>) -> Result<EspIds, EspError> {
-        Ok(EspIds::default().with(keys::TAG, object_name(req.campaign_id, req.variant)))
+        let tag = object_name(req.campaign_id, req.variant);
+        let field = self.reserve_tag_field(&tag, req.send_at).await?;
+        Ok(EspIds::default()
+            .with(keys::TAG, tag)
+            .with(keys::TAG_FIELD, field))
     }
 
     async fn upload_batch(
@@ -407,6 +526,7 @@ impl Esp for SmartFocusEsp {
         batch: &AudienceBatch,
     ) -> Result<BatchOutcome, EspError> {
         let tag = audience.require(ESP, keys::TAG)?;
+        let tag_field = audience.require(ESP, keys::TAG_FIELD)?;
         let (file, rows, row_errors) = self.batch_file(tag, batch);
         if rows == 0 {
             return Ok(BatchOutcome {
@@ -425,11 +545,7 @@ impl Esp for SmartFocusEsp {
             });
         }
         let file_name = format!("{tag}_{}.csv", batch.first_ordinal);
-        let config = wire::merge_upload_xml(
-            &file_name,
-            &self.config.customer_id_field,
-            &self.config.tag_field,
-        );
+        let config = wire::merge_upload_xml(&file_name, &self.config.customer_id_field, tag_field);
         let boundary = format!("espbridge-{:016x}", rand::random::<u64>());
         let body = Body {
             content_type: format!("multipart/form-data; boundary={boundary}"),
@@ -457,7 +573,9 @@ impl Esp for SmartFocusEsp {
         })
     }
 
-    /// Creates (or finds) the segment `tag EQUALS <tag>` under the campaign's object name.
+    /// Creates (or finds) the segment `<tag field> EQUALS <tag>` and `<email field>
+    /// IS_NOT_EMPTY` under the campaign's object name, and counts it: the members a merge
+    /// created for ids SmartFocus did not know have no e-mail, so the count is the known ids.
     async fn finish_audience(
         &self,
         campaign_id: &CampaignId,
@@ -466,6 +584,7 @@ impl Esp for SmartFocusEsp {
     ) -> Result<FinishedAudience, EspError> {
         self.http.close(Service::Batch).await;
         let tag = audience.require(ESP, keys::TAG)?.to_owned();
+        let tag_field = audience.require(ESP, keys::TAG_FIELD)?.to_owned();
         let name = object_name(campaign_id, variant);
         let segment_id = match audience.get(keys::SEGMENT) {
             Some(id) => id.to_owned(),
@@ -485,20 +604,26 @@ impl Esp for SmartFocusEsp {
                 }
             },
         };
-        // Adding the same EQUALS criterion again on a retry selects the same members.
-        let body = xml_body(wire::string_criterion_xml(&self.config.tag_field, &tag));
+        // Criteria are AND-ed: adding the same ones again on a retry selects the same members.
         let sid = enc(&segment_id);
-        self.ccmd(
-            Method::Put,
-            Repeat::Safe,
-            &|t| format!("segmentationservice/{t}/segment/{sid}/criteria/addStringDemographic"),
-            Some(&body),
-        )
-        .await?;
-        tracing::info!(campaign = %campaign_id, "smartfocus segment ready");
+        for criterion in [
+            wire::string_criterion_xml(&tag_field, &tag),
+            wire::not_empty_criterion_xml(&self.config.email_field),
+        ] {
+            let body = xml_body(criterion);
+            self.ccmd(
+                Method::Put,
+                Repeat::Safe,
+                &|t| format!("segmentationservice/{t}/segment/{sid}/criteria/addStringDemographic"),
+                Some(&body),
+            )
+            .await?;
+        }
+        let members = self.segment_count(&segment_id).await?;
+        tracing::info!(campaign = %campaign_id, members, "smartfocus segment ready");
         let mut ids = audience.clone();
         ids.merge(&EspIds::default().with(keys::SEGMENT, segment_id));
-        Ok(FinishedAudience { ids, members: None })
+        Ok(FinishedAudience { ids, members })
     }
 
     async fn schedule_send(&self, req: &SendRequest<'_>) -> Result<EspIds, EspError> {

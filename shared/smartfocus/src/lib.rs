@@ -2,14 +2,51 @@
 //! [`Esp`](espbridge_core::ports::Esp) port over the REST services with XML answers and
 //! per-service session tokens (reference `docs/esp/emarsys-smartfocus.md`, Part B).
 //!
-//! Flow per campaign: the audience is tagged in the member table by merge uploads of
-//! `CUSTOMER_ID<TAB>tag` files (tag = `object_name(campaign)`), each followed through
-//! `getUploadStatus` to `DONE`, at most `max_pending_uploads` at a time; a segment of that name
-//! selects `tag_field EQUALS tag`; the template is cloned under the same name, a campaign of that
-//! name is created on the segment and posted. Each create first looks for an object of that
-//! name, so a retry finds what an earlier attempt made and never posts twice.
+//! Flow per campaign (and A/B variant): `create_audience` reserves one of the account's tag
+//! fields; the audience is tagged in the member table by merge uploads of
+//! `CUSTOMER_ID<TAB>tag` files into that field (tag = `object_name(campaign)`), each followed
+//! through `getUploadStatus` to `DONE`, at most `max_pending_uploads` at a time; a segment of
+//! that name selects `<tag field> EQUALS tag` and `<email_field> IS_NOT_EMPTY` and is counted;
+//! the template is cloned under the same name, a campaign of that name is created on the segment
+//! and posted. Each create first looks for an object of that name, so a retry finds what an
+//! earlier attempt made and never posts twice.
 //!
-//! Choices where the reference is uncertain (Part C):
+//! # Why a pool of tag fields
+//!
+//! * The REST API has no static list of ids: a campaign targets a segment, a rule over the
+//!   member table, so a campaign's audience has to be written into the member table.
+//! * A segment is evaluated when the campaign sends, not when it is created or posted. With one
+//!   tag field, the next campaign's upload overwrites the field of every customer the two share
+//!   before the first one sends, and the first sends only to the customers the second lacks
+//!   (issue: two campaigns of 2,000 customers sharing 1,000, the first sent to 1,000).
+//! * So each pending campaign holds its own field (`tag_fields`, default `CAMPAIGN_TAG_1` …
+//!   `CAMPAIGN_TAG_10`) from `create_audience` until `tag_hold_after_send_mins` (120) after its
+//!   send time. The reservation is a deployment-wide slot (`smartfocus/<account>/tag-fields`,
+//!   owner = the campaign's object name, so a retry gets the same field back) judged on the
+//!   injected clock. A field freed and reused keeps stale tags of earlier campaigns, which never
+//!   match: every tag is unique.
+//! * Capacity: as many campaigns as there are fields may be pending on an account at once. One
+//!   more fails before anything is uploaded with [`EspError::Capacity`](espbridge_core::ports::EspError)
+//!   naming `tag_fields` and when the first field frees.
+//!
+//! # Ids SmartFocus does not know
+//!
+//! `mergeUpload` has no update-only option and `insertUpload` inserts, so an id missing from the
+//! member table cannot be kept out: the merge (as we read the reference) creates a member with
+//! only the customer id and the tag, and no e-mail. The segment's `<email_field> IS_NOT_EMPTY`
+//! criterion leaves those members out of the send, and `finish_audience` returns the segment's
+//! count as `members`, so the upload service counts accepted − members as `not_in_esp`. The
+//! count's REST path is `segment_count_path`; a 404 there leaves `not_in_esp` uncounted.
+//!
+//! # What the marketer sets up
+//!
+//! Create N text fields in the member table (e.g. `CAMPAIGN_TAG_1` … `CAMPAIGN_TAG_10`) and list
+//! them in `tag_fields`, N at least the most campaigns (counting each A/B variant) the account
+//! has pending at once (uploaded and waiting for their send time); plus the textual customer-id
+//! field (`customer_id_field`) and the e-mail field (`email_field`, `EMAIL`).
+//!
+//! # Choices where the reference is uncertain (Part C)
+//!
 //! * Paths: PI style everywhere; `connect/open` in QS style (keeps the password out of the
 //!   path); `message/getEmailMessagesByField/{t}/name/{name}/{limit}`, falling back to the
 //!   singular `getEmailMessageByField` on HTTP 404; `campaign/getCampaign/{t}/{id}` and
@@ -21,8 +58,15 @@
 //!   default (`send_date_format: space_local` for `YYYY-MM-DD HH:MM:SS`), percent-encoded.
 //! * `getMessage`'s wrapper element: the first element holding `id` and `name` is read.
 //! * Id lists: repeated `<result>` elements, or one `<result>` with id children.
-//! * Merge uploads are assumed to insert unknown ids; the criterion is one `<values>`.
-//!   `DONE WITH ERRORS` counts every row as accepted (the bad-line file is not read).
+//! * Merge uploads are assumed to insert unknown ids (as members without e-mail); the EQUALS
+//!   criterion is one `<values>`, `IS_NOT_EMPTY` has none; the criteria of one segment are
+//!   assumed AND-ed. `DONE WITH ERRORS` counts every row as accepted (the bad-line file is not
+//!   read).
+//! * Segment count at `segment_count_path` (default
+//!   `segmentationservice/{token}/segment/{id}/count`, SOAP `segmentationCount`), a number in
+//!   `<result>`; HTTP 404 logs a warning and reports no count.
+//! * A segment is evaluated at send time: tag fields are held until the send time plus
+//!   `tag_hold_after_send_mins`.
 //! * Metrics: sent = `nbSelected - nbFiltered`; opens/clicks are the unique counts; `None`
 //!   before the recorded send time and while nothing is delivered or bounced.
 //! * Sessions: the batch session is closed by `finish_audience`, the apiccmd one after

@@ -294,7 +294,7 @@ impl Doc {
 }
 
 /// The `mergeUpload` configuration for a two-column, tab-separated file: the customer id (merge
-/// key) and the campaign tag (overwritten).
+/// key) and the campaign tag, written (overwritten) into the campaign's reserved tag field.
 pub fn merge_upload_xml(file_name: &str, id_field: &str, tag_field: &str) -> String {
     let mut d = Doc::new();
     d.open("mergeUpload");
@@ -336,6 +336,17 @@ pub fn string_criterion_xml(column: &str, value: &str) -> String {
     d.leaf("columnName", column);
     d.leaf("operator", "EQUALS");
     d.leaf("values", value);
+    d.close("stringDemographicCriteria");
+    d.finish()
+}
+
+/// `column IS_NOT_EMPTY`: the operator takes no value, so no `<values>` element is sent (the
+/// read-back fixture shows such a criterion with a nil `values`).
+pub fn not_empty_criterion_xml(column: &str) -> String {
+    let mut d = Doc::new();
+    d.open("stringDemographicCriteria");
+    d.leaf("columnName", column);
+    d.leaf("operator", "IS_NOT_EMPTY");
     d.close("stringDemographicCriteria");
     d.finish()
 }
@@ -396,6 +407,11 @@ mod tests {
         assert_eq!(crit.child_text("columnName"), Some("CAMPAIGN_TAG"));
         assert_eq!(crit.child_text("operator"), Some("EQUALS"));
         assert_eq!(crit.child_text("values"), Some("espbridge_<x>"));
+
+        let email = parse(not_empty_criterion_xml("EMAIL").as_bytes()).unwrap();
+        assert_eq!(email.child_text("columnName"), Some("EMAIL"));
+        assert_eq!(email.child_text("operator"), Some("IS_NOT_EMPTY"));
+        assert!(email.child("values").is_none());
     }
 
     #[test]

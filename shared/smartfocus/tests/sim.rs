@@ -5,7 +5,7 @@ use espbridge_core::ports::{
     AudienceBatch, AudienceRequest, Contact, Esp, EspError, EspIds, SendRequest,
 };
 use espbridge_core::{AccountId, CampaignId, ManualClock};
-use espbridge_esp_kit::BuildContext;
+use espbridge_esp_kit::{BuildContext, MemoryLimits, SimSend, SimView};
 use espbridge_sim::{Fault, FaultKind};
 use espbridge_smartfocus::sim::{SmartFocusSim, SmartFocusSimConfig};
 use espbridge_smartfocus::{SmartFocusConfig, SmartFocusCredentials, SmartFocusEsp, keys};
@@ -18,14 +18,32 @@ fn later() -> Timestamp {
     start_time() + jiff::SignedDuration::from_hours(24)
 }
 
+/// Months before the machines' wall clock, so a lease judged on wall time would look expired:
+/// tag fields must be judged on the injected clock.
 fn start_time() -> Timestamp {
-    "2026-05-20T08:00:00Z".parse().unwrap()
+    "2026-06-10T08:00:00Z".parse().unwrap()
 }
 
 struct Rig {
     sim: SmartFocusSim,
     esp: Arc<SmartFocusEsp>,
     clock: ManualClock,
+}
+
+/// A client of the simulator's account built on `ctx` (one function instance).
+fn client(
+    sim: &SmartFocusSim,
+    ctx: &BuildContext,
+    tweak: impl FnOnce(&mut SmartFocusConfig),
+) -> Arc<SmartFocusEsp> {
+    let mut config = SmartFocusConfig::new(AccountId::parse("sf").unwrap());
+    config.http.base_url = Some(espbridge_esp_kit::BaseUrl::parse(&sim.base_url()).unwrap());
+    config.timezone = "Europe/Paris".into();
+    config.upload_poll_interval_ms = 5;
+    config.upload_timeout_secs = 20;
+    tweak(&mut config);
+    let creds = SmartFocusCredentials::new("espbridge", "sim-password", "sim-key");
+    Arc::new(SmartFocusEsp::new(config, creds, ctx).unwrap())
 }
 
 async fn rig_with(
@@ -36,24 +54,12 @@ async fn rig_with(
     let sim = SmartFocusSim::start(sim_config, Arc::new(clock.clone()))
         .await
         .unwrap();
-    let mut config = SmartFocusConfig::new(AccountId::parse("sf").unwrap());
-    config.http.base_url = Some(espbridge_esp_kit::BaseUrl::parse(&sim.base_url()).unwrap());
-    config.timezone = "Europe/Paris".into();
-    config.upload_poll_interval_ms = 5;
-    config.upload_timeout_secs = 20;
-    tweak(&mut config);
-    let creds = SmartFocusCredentials::new("espbridge", "sim-password", "sim-key");
-    let esp = SmartFocusEsp::new(
-        config,
-        creds,
+    let esp = client(
+        &sim,
         &BuildContext::in_memory(Arc::new(clock.clone())),
-    )
-    .unwrap();
-    Rig {
-        sim,
-        esp: Arc::new(esp),
-        clock,
-    }
+        tweak,
+    );
+    Rig { sim, esp, clock }
 }
 
 async fn rig() -> Rig {
@@ -125,6 +131,7 @@ async fn upload_reaches_done_and_tags_members() {
         .await
         .unwrap();
     assert_eq!(audience.get(keys::TAG), Some("espbridge_c42"));
+    assert_eq!(audience.get(keys::TAG_FIELD), Some("CAMPAIGN_TAG_1"));
     let out = r
         .esp
         .upload_batch(&audience, &batch(0, &["007", "c-2", "x y", "bad\tid"]))
@@ -208,7 +215,7 @@ async fn failed_import_is_an_error_with_its_state() {
 
 #[tokio::test]
 async fn unknown_tag_field_ends_in_error_state() {
-    let r = rig_with(poll_driven(), |c| c.tag_field = "NOT_A_FIELD".into()).await;
+    let r = rig_with(poll_driven(), |c| c.tag_fields = vec!["NOT_A_FIELD".into()]).await;
     let audience = r
         .esp
         .create_audience(&AudienceRequest::new(&cid("c10"), None, later()))
@@ -298,12 +305,17 @@ async fn ready_audience(r: &Rig, campaign: &CampaignId) -> EspIds {
         .upload_batch(&audience, &batch(0, &["k1", "k2", "k3"]))
         .await
         .unwrap();
-    let done = r
+    let finished = r
         .esp
         .finish_audience(campaign, None, &audience)
         .await
-        .unwrap()
-        .ids;
+        .unwrap();
+    let known = ["k1", "k2", "k3"]
+        .iter()
+        .filter(|id| r.sim.knows(id))
+        .count() as u64;
+    assert_eq!(finished.members, Some(known));
+    let done = finished.ids;
     // A retry finds the segment instead of making a second one.
     let again = r
         .esp
@@ -315,8 +327,12 @@ async fn ready_audience(r: &Rig, campaign: &CampaignId) -> EspIds {
     assert_eq!(r.sim.segments().len(), 1);
     let seg = &r.sim.segments()[0];
     assert_eq!(seg.name, "espbridge_c50");
-    assert_eq!(seg.criteria[0].column, "CAMPAIGN_TAG");
+    assert_eq!(seg.criteria[0].column, "CAMPAIGN_TAG_1");
+    assert_eq!(seg.criteria[0].operator, "EQUALS");
     assert_eq!(seg.criteria[0].values, ["espbridge_c50"]);
+    assert_eq!(seg.criteria[1].column, "EMAIL");
+    assert_eq!(seg.criteria[1].operator, "IS_NOT_EMPTY");
+    assert!(seg.criteria[1].values.is_empty());
     done
 }
 
@@ -494,4 +510,331 @@ async fn wrong_password_is_an_auth_error() {
     let esp = SmartFocusEsp::new(config, creds, &BuildContext::in_memory(Arc::new(clock))).unwrap();
     let err = esp.list_templates().await.unwrap_err();
     assert!(matches!(err, EspError::Auth { .. }), "{err:?}");
+}
+
+// ----- tag fields, send-time audiences, unknown ids, shared limits -----
+
+fn customers(range: std::ops::Range<u32>) -> Vec<String> {
+    range.map(|i| format!("cust-{i:05}")).collect()
+}
+
+fn batch_of(first: u64, ids: &[String]) -> AudienceBatch {
+    let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+    batch(first, &refs)
+}
+
+/// Uploads `ids` in batches of `size`, one after the other.
+async fn upload_all(esp: &SmartFocusEsp, audience: &EspIds, ids: &[String], size: usize) {
+    for (i, chunk) in ids.chunks(size).enumerate() {
+        let out = esp
+            .upload_batch(audience, &batch_of((i * size) as u64, chunk))
+            .await
+            .unwrap();
+        assert_eq!(out.accepted, chunk.len() as u64);
+    }
+}
+
+async fn create(r: &Rig, campaign: &str, send_at: Timestamp) -> Result<EspIds, EspError> {
+    r.esp
+        .create_audience(&AudienceRequest::new(&cid(campaign), None, send_at))
+        .await
+}
+
+/// Clones the first template and posts a campaign on the finished audience.
+async fn post(r: &Rig, campaign: &str, audience: &EspIds, send_at: Timestamp) -> EspIds {
+    let template = r.esp.list_templates().await.unwrap().remove(0);
+    let options = serde_json::Value::Null;
+    let campaign = cid(campaign);
+    r.esp
+        .schedule_send(&SendRequest {
+            campaign_id: &campaign,
+            variant: None,
+            template_id: &template.id,
+            send_at,
+            timezone: None,
+            audience,
+            options: &options,
+            headers: None,
+        })
+        .await
+        .unwrap()
+}
+
+fn send_named<'a>(sends: &'a [SimSend], name: &str) -> &'a SimSend {
+    sends.iter().find(|s| s.name == name).unwrap_or_else(|| {
+        panic!(
+            "no send named {name} in {:?}",
+            sends.iter().map(|s| &s.name).collect::<Vec<_>>()
+        )
+    })
+}
+
+#[tokio::test]
+async fn overlapping_pending_campaigns_each_send_to_their_own_audience() {
+    // The issue: A and B share 1,000 of their 2,000 customers, both are uploaded and posted
+    // before either sends. With one tag field B overwrote A's tag on the shared customers.
+    let r = rig().await;
+    let (a_ids, b_ids) = (customers(0..2_000), customers(1_000..3_000));
+    let known = |ids: &[String]| -> Vec<String> {
+        let mut k: Vec<String> = ids.iter().filter(|id| r.sim.knows(id)).cloned().collect();
+        k.sort();
+        k
+    };
+    let (a_known, b_known) = (known(&a_ids), known(&b_ids));
+    assert!(
+        a_known.len() < 2_000 && b_known.len() < 2_000,
+        "some ids are unknown"
+    );
+    let send_a = start_time() + SignedDuration::from_hours(2);
+    let send_b = start_time() + SignedDuration::from_hours(3);
+
+    let audience_a = create(&r, "camp-a", send_a).await.unwrap();
+    upload_all(&r.esp, &audience_a, &a_ids, 500).await;
+    let audience_b = create(&r, "camp-b", send_b).await.unwrap();
+    upload_all(&r.esp, &audience_b, &b_ids, 500).await;
+    assert_ne!(
+        audience_a.get(keys::TAG_FIELD),
+        audience_b.get(keys::TAG_FIELD)
+    );
+
+    let a = r
+        .esp
+        .finish_audience(&cid("camp-a"), None, &audience_a)
+        .await
+        .unwrap();
+    let b = r
+        .esp
+        .finish_audience(&cid("camp-b"), None, &audience_b)
+        .await
+        .unwrap();
+    assert_eq!(a.members, Some(a_known.len() as u64));
+    assert_eq!(b.members, Some(b_known.len() as u64));
+    post(&r, "camp-a", &a.ids, send_a).await;
+    post(&r, "camp-b", &b.ids, send_b).await;
+    assert!(r.sim.sends().is_empty(), "nothing is sent before its time");
+
+    r.clock.set(send_a + SignedDuration::from_mins(1));
+    let sends = r.sim.sends();
+    assert_eq!(sends.len(), 1);
+    let sent_a = send_named(&sends, "espbridge_camp-a");
+    assert_eq!(sent_a.send_at, send_a);
+    assert_eq!(sent_a.recipients, a_known);
+
+    r.clock.set(send_b + SignedDuration::from_mins(1));
+    let sends = r.sim.sends();
+    assert_eq!(sends.len(), 2);
+    assert_eq!(send_named(&sends, "espbridge_camp-a").recipients, a_known);
+    assert_eq!(send_named(&sends, "espbridge_camp-b").recipients, b_known);
+    // The snapshot's nbSelected follows the frozen audience.
+    let selected: Vec<u64> = r.sim.campaigns().iter().map(|c| c.selected).collect();
+    assert_eq!(selected, [a_known.len() as u64, b_known.len() as u64]);
+}
+
+#[tokio::test]
+async fn a_pending_campaign_beyond_the_tag_fields_is_refused_until_one_frees() {
+    let r = rig_with(poll_driven(), |c| {
+        c.tag_fields = vec!["CAMPAIGN_TAG_1".into(), "CAMPAIGN_TAG_2".into()];
+    })
+    .await;
+    let first_send = start_time() + SignedDuration::from_hours(1);
+    let first = create(&r, "p1", first_send).await.unwrap();
+    let second = create(&r, "p2", start_time() + SignedDuration::from_hours(2))
+        .await
+        .unwrap();
+    let fields = [first.get(keys::TAG_FIELD), second.get(keys::TAG_FIELD)];
+    assert_eq!(
+        fields
+            .iter()
+            .copied()
+            .collect::<std::collections::BTreeSet<_>>(),
+        [Some("CAMPAIGN_TAG_1"), Some("CAMPAIGN_TAG_2")].into()
+    );
+
+    let requests_before = r.sim.requests().len();
+    let third_send = start_time() + SignedDuration::from_hours(3);
+    let err = create(&r, "p3", third_send).await.unwrap_err();
+    match &err {
+        EspError::Capacity { detail, .. } => {
+            assert!(detail.contains("(tag_fields)"), "{detail}");
+            assert!(
+                detail.contains("all 2 tag fields of account sf"),
+                "{detail}"
+            );
+            // The first field frees 120 minutes after the first send.
+            assert!(detail.contains("until 2026-06-10T11:00:00Z"), "{detail}");
+        }
+        other => panic!("expected a capacity error, got {other:?}"),
+    }
+    assert!(!err.is_retryable());
+    assert_eq!(
+        r.sim.requests().len(),
+        requests_before,
+        "nothing reached SmartFocus"
+    );
+    assert!(r.sim.uploads().is_empty());
+
+    // Sent, but within the hold (the send may still be evaluating its segment): still full.
+    r.clock.set(first_send + SignedDuration::from_mins(119));
+    assert!(matches!(
+        create(&r, "p3", third_send).await,
+        Err(EspError::Capacity { .. })
+    ));
+    // Past the hold: the first campaign's field is free for the next one.
+    r.clock.set(first_send + SignedDuration::from_mins(121));
+    let third = create(&r, "p3", third_send).await.unwrap();
+    assert_eq!(third.get(keys::TAG_FIELD), first.get(keys::TAG_FIELD));
+    // The second campaign still holds its own.
+    let again = create(&r, "p2", start_time() + SignedDuration::from_hours(2))
+        .await
+        .unwrap();
+    assert_eq!(again.get(keys::TAG_FIELD), second.get(keys::TAG_FIELD));
+}
+
+#[tokio::test]
+async fn a_retried_create_audience_gets_the_same_field() {
+    let r = rig().await;
+    let send = later();
+    let first = create(&r, "c70", send).await.unwrap();
+    let other = create(&r, "c71", send).await.unwrap();
+    let retry = create(&r, "c70", send).await.unwrap();
+    assert_eq!(retry, first);
+    assert_ne!(other.get(keys::TAG_FIELD), first.get(keys::TAG_FIELD));
+    // A variant is a campaign of its own: its own tag and field.
+    let variant = r
+        .esp
+        .create_audience(&AudienceRequest::new(&cid("c70"), Some("B"), send))
+        .await
+        .unwrap();
+    assert_eq!(variant.get(keys::TAG), Some("espbridge_c70_B"));
+    let taken = [first.get(keys::TAG_FIELD), other.get(keys::TAG_FIELD)];
+    assert!(
+        !taken.contains(&variant.get(keys::TAG_FIELD)),
+        "{variant:?}"
+    );
+}
+
+#[tokio::test]
+async fn ids_unknown_to_smartfocus_are_counted_and_not_sent_to() {
+    let r = rig_with(
+        SmartFocusSimConfig {
+            unknown_id_share: 0.3,
+            ..poll_driven()
+        },
+        |_| {},
+    )
+    .await;
+    let ids = customers(0..200);
+    let (known, unknown): (Vec<String>, Vec<String>) =
+        ids.iter().cloned().partition(|id| r.sim.knows(id));
+    assert!(!known.is_empty() && unknown.len() > 20, "{}", unknown.len());
+    let send_at = start_time() + SignedDuration::from_hours(1);
+    let audience = create(&r, "c80", send_at).await.unwrap();
+    upload_all(&r.esp, &audience, &ids, 64).await;
+    // The merge added every unknown id as a member, without e-mail.
+    assert_eq!(r.sim.members_with_tag("espbridge_c80"), ids);
+    assert_eq!(r.sim.members_without_email(), unknown);
+
+    let finished = r
+        .esp
+        .finish_audience(&cid("c80"), None, &audience)
+        .await
+        .unwrap();
+    assert_eq!(finished.members, Some(known.len() as u64));
+    post(&r, "c80", &finished.ids, send_at).await;
+    r.clock.set(send_at + SignedDuration::from_mins(5));
+    let sends = r.sim.sends();
+    let sent = send_named(&sends, "espbridge_c80");
+    assert_eq!(sent.recipients, known);
+    assert!(sent.recipients.iter().all(|id| !unknown.contains(id)));
+}
+
+#[tokio::test]
+async fn a_count_path_the_server_lacks_leaves_members_uncounted() {
+    let r = rig_with(poll_driven(), |c| {
+        c.segment_count_path = "segmentationservice/{token}/segment/{id}/segmentationCount".into();
+    })
+    .await;
+    let audience = create(&r, "c81", later()).await.unwrap();
+    upload_all(&r.esp, &audience, &customers(0..10), 10).await;
+    let finished = r
+        .esp
+        .finish_audience(&cid("c81"), None, &audience)
+        .await
+        .unwrap();
+    assert_eq!(finished.members, None);
+    assert!(finished.ids.get(keys::SEGMENT).is_some());
+    assert!(
+        r.sim
+            .requests()
+            .iter()
+            .any(|q| q.path.ends_with("/segmentationCount") && q.status == 404)
+    );
+}
+
+#[tokio::test]
+async fn five_instances_uploading_at_once_stay_within_the_account_limits() {
+    // Five campaigns of one account, each uploaded by its own function instance (its own
+    // client) with three batches in flight; the instances share the deployment's limits.
+    let clock = ManualClock::new(start_time());
+    let sim = SmartFocusSim::start(
+        SmartFocusSimConfig {
+            max_pending_uploads: 5,
+            ..poll_driven()
+        },
+        Arc::new(clock.clone()),
+    )
+    .await
+    .unwrap();
+    sim.set_latency(Duration::from_millis(20));
+    let ctx = BuildContext {
+        clock: Arc::new(clock.clone()),
+        limits: Arc::new(MemoryLimits::new()),
+    };
+    let mut tasks = Vec::new();
+    for i in 0..5u32 {
+        let esp = client(&sim, &ctx, |c| c.max_pending_uploads = 5);
+        tasks.push(tokio::spawn(async move {
+            let campaign = cid(&format!("par{i}"));
+            let send_at = start_time() + SignedDuration::from_hours(i64::from(i) + 1);
+            let audience = esp
+                .create_audience(&AudienceRequest::new(&campaign, None, send_at))
+                .await
+                .unwrap();
+            let ids = customers(i * 1_000..i * 1_000 + 150);
+            let mut batches = Vec::new();
+            for (n, chunk) in ids.chunks(50).enumerate() {
+                let (esp, audience, batch) = (
+                    esp.clone(),
+                    audience.clone(),
+                    batch_of(n as u64 * 50, chunk),
+                );
+                batches.push(tokio::spawn(async move {
+                    esp.upload_batch(&audience, &batch).await
+                }));
+            }
+            for b in batches {
+                assert_eq!(b.await.unwrap().unwrap().accepted, 50);
+            }
+            audience
+        }));
+    }
+    let mut fields = std::collections::BTreeSet::new();
+    for t in tasks {
+        let audience = t.await.unwrap();
+        let tag = audience.get(keys::TAG).unwrap();
+        assert_eq!(sim.members_with_tag(tag).len(), 150, "{tag}");
+        fields.insert(audience.get(keys::TAG_FIELD).unwrap().to_owned());
+    }
+    assert_eq!(
+        fields.len(),
+        5,
+        "each pending campaign has its own field: {fields:?}"
+    );
+    assert_eq!(sim.uploads().len(), 15);
+    assert_eq!(sim.limit_refusals(), 0);
+    assert!(
+        sim.peak_in_flight() >= 5,
+        "uploads overlapped: {}",
+        sim.peak_in_flight()
+    );
 }

@@ -282,7 +282,7 @@ fn multipart(part: &str, xml: &str, file: &[u8]) -> (String, Vec<u8>) {
 
 fn merge_xml(tag: &str) -> String {
     format!(
-        "<?xml version=\"1.0\" encoding=\"UTF-8\"?><mergeUpload><fileName>{tag}.csv</fileName><fileEncoding>UTF-8</fileEncoding><separator>tab</separator><skipFirstLine>false</skipFirstLine><criteria>CUSTOMER_ID</criteria><mapping><column><colNum>1</colNum><fieldName>CUSTOMER_ID</fieldName></column><column><colNum>2</colNum><fieldName>CAMPAIGN_TAG</fieldName><toReplace>true</toReplace></column></mapping></mergeUpload>"
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?><mergeUpload><fileName>{tag}.csv</fileName><fileEncoding>UTF-8</fileEncoding><separator>tab</separator><skipFirstLine>false</skipFirstLine><criteria>CUSTOMER_ID</criteria><mapping><column><colNum>1</colNum><fieldName>CUSTOMER_ID</fieldName></column><column><colNum>2</colNum><fieldName>CAMPAIGN_TAG_1</fieldName><toReplace>true</toReplace></column></mapping></mergeUpload>"
     )
 }
 
@@ -672,7 +672,7 @@ async fn failing_uploads_report_their_state_and_reason() {
     let b = e.open("apibatchmember").await;
     // Validation error: a field the member table lacks.
     let bad = merge_xml("t").replace(
-        "<fieldName>CAMPAIGN_TAG</fieldName>",
+        "<fieldName>CAMPAIGN_TAG_1</fieldName>",
         "<fieldName>NO_SUCH</fieldName>",
     );
     let id = e.upload(&b, &bad, &csv(&["x"], "t")).await.result();
@@ -783,7 +783,7 @@ async fn tagged_segment(e: &Env, a: &str, b: &str, tag: &str, ids: &[&str]) -> S
     let added = e
         .put_xml(
             &format!("segmentationservice/{a}/segment/{seg}/criteria/addStringDemographic"),
-            &format!("<stringDemographicCriteria><columnName>CAMPAIGN_TAG</columnName><operator>EQUALS</operator><values>{tag}</values></stringDemographicCriteria>"),
+            &format!("<stringDemographicCriteria><columnName>CAMPAIGN_TAG_1</columnName><operator>EQUALS</operator><values>{tag}</values></stringDemographicCriteria>"),
         )
         .await
         .result();
@@ -815,7 +815,7 @@ async fn a_segment_with_a_tag_criterion_counts_the_tagged_members() {
         .results();
     assert_eq!(list, vec![seg.clone()]);
     let held = e.sim.segments();
-    assert_eq!(held[0].criteria[0].column, "CAMPAIGN_TAG");
+    assert_eq!(held[0].criteria[0].column, "CAMPAIGN_TAG_1");
     assert_eq!(held[0].criteria[0].values, ["c42"]);
     // Update via POST with the fixture body.
     let update = std::fs::read_to_string(format!(
@@ -837,7 +837,7 @@ async fn a_segment_with_a_tag_criterion_counts_the_tagged_members() {
     let bad = e
         .put_xml(
             &format!("segmentationservice/{a}/segment/{seg}/criteria/addStringDemographic"),
-            "<stringDemographicCriteria><columnName>CAMPAIGN_TAG</columnName><operator>LIKE</operator><values>x</values></stringDemographicCriteria>",
+            "<stringDemographicCriteria><columnName>CAMPAIGN_TAG_1</columnName><operator>LIKE</operator><values>x</values></stringDemographicCriteria>",
         )
         .await;
     assert_eq!(bad.failed().1, "INVALID_PARAMETERS");
@@ -1267,7 +1267,7 @@ async fn responses_are_shaped_like_every_simulated_fixture() {
         "{FIXTURES}/segmentationservice_criteria_addStringDemographic.request.xml"
     ))
     .unwrap()
-    .replace("SOURCE", "CAMPAIGN_TAG")
+    .replace("SOURCE", "CAMPAIGN_TAG_1")
     .replace("123", "f");
     let seg_add = e
         .put_xml(

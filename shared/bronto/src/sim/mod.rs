@@ -79,7 +79,8 @@ mod soap;
 mod state;
 
 use espbridge_core::{Clock, EspKind};
-use espbridge_esp_kit::{AccountError, SimSetup, SimulatedAccount};
+use espbridge_esp_kit::{AccountError, SimSend, SimSetup, SimView, SimulatedAccount};
+use espbridge_sim::Traffic;
 use espbridge_sim::faults::{Fault, FaultBook};
 use espbridge_sim::http::ServerHandle;
 use espbridge_sim::record::{RecordedRequest, Recorder};
@@ -209,6 +210,9 @@ pub struct SimDelivery {
     pub recipients: Vec<SimRecipient>,
     /// Distinct addresses selected when the delivery was added.
     pub audience: usize,
+    /// The (lower-cased) addresses it went to, taken from its lists at its `start`; `None`
+    /// before.
+    pub sent_to: Option<Vec<String>>,
 }
 
 /// A running simulator; stops when dropped.
@@ -221,14 +225,16 @@ pub struct BrontoSim {
 /// Starts a simulator with `config` and returns it with the account entry that points at it:
 /// the token inline and sender defaults (Bronto keeps no sender in the message).
 pub async fn account(
-    config: BrontoSimConfig,
+    mut config: BrontoSimConfig,
     setup: &SimSetup,
 ) -> Result<SimulatedAccount, AccountError> {
     let esp = EspKind::Bronto;
+    config.unknown_email_share = setup.unknown_share;
     let credentials = serde_json::json!({"api_token": config.api_token});
     let sim = BrontoSim::start(config, Arc::clone(&setup.clock))
         .await
         .map_err(|source| AccountError::Simulator { esp, source })?;
+    sim.set_latency(setup.latency);
     let base_url = sim.base_url();
     let fields = serde_json::json!({
         "base_url": base_url,
@@ -249,8 +255,10 @@ impl BrontoSim {
             state: Mutex::new(state::State::new(config)),
             faults: FaultBook::default(),
             recorder: Recorder::default(),
+            traffic: Arc::new(Traffic::default()),
         });
-        let server = espbridge_sim::http::spawn(server::handler(shared.clone())).await?;
+        let handler = espbridge_sim::paced(server::handler(shared.clone()), shared.traffic.clone());
+        let server = espbridge_sim::http::spawn(handler).await?;
         tracing::info!(port = server.addr().port(), "bronto simulator listening");
         Ok(Self {
             server,
@@ -315,5 +323,24 @@ impl BrontoSim {
     /// Whether the account has a contact with this address.
     pub fn is_contact(&self, email: &str) -> bool {
         self.shared.state().is_contact(email)
+    }
+}
+
+impl SimView for BrontoSim {
+    /// One send per delivery whose start has come, named after its (first) list.
+    fn sends(&self) -> Vec<SimSend> {
+        let now = self.shared.clock.now();
+        let mut state = self.shared.state();
+        state.tick(now);
+        state.sim_sends()
+    }
+    fn limit_refusals(&self) -> u64 {
+        self.shared.state().rate_refusals as u64
+    }
+    fn peak_in_flight(&self) -> usize {
+        self.shared.traffic.peak()
+    }
+    fn set_latency(&self, latency: Duration) {
+        self.shared.traffic.set_latency(latency);
     }
 }

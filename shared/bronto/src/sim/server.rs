@@ -23,6 +23,7 @@ pub(crate) struct Shared {
     pub state: Mutex<State>,
     pub faults: FaultBook,
     pub recorder: Recorder,
+    pub traffic: Arc<espbridge_sim::Traffic>,
 }
 
 impl Shared {
@@ -163,6 +164,7 @@ fn dispatch(
         return Err(ApiFault::soap_request());
     }
     let mut state = shared.state();
+    state.tick(now);
     if op.name == "login" {
         return state.login(op, now);
     }

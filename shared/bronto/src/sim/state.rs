@@ -95,8 +95,7 @@ impl State {
     /// Whether the account holds a contact with this address (a stable hash of the lower-cased
     /// address leaves `unknown_email_share` of addresses out).
     pub fn is_contact(&self, email: &str) -> bool {
-        let bucket = xxh3_64(email.to_lowercase().as_bytes()) % 1_000_000;
-        (bucket as f64) >= self.config.unknown_email_share * 1_000_000.0
+        !espbridge_sim::in_share(&email.to_lowercase(), self.config.unknown_email_share)
     }
 
     // ---- sessions ----
@@ -430,6 +429,7 @@ impl State {
             reply_email: reply_email.map(str::to_owned),
             recipients,
             audience,
+            sent_to: None,
         })
     }
 
@@ -464,8 +464,46 @@ impl State {
         Ok(recipients)
     }
 
-    /// Distinct addresses of the selected lists not on an excluded list, plus contacts.
-    fn audience(&self, recipients: &[SimRecipient]) -> usize {
+    /// Sends the deliveries whose start has come: each takes its lists' members as they are
+    /// now. Called before every operation changes anything, so a delivery sees its lists as
+    /// they stood at its start, as Bronto evaluates them when it sends.
+    pub fn tick(&mut self, now: Timestamp) {
+        let due: Vec<usize> = (0..self.deliveries.len())
+            .filter(|&i| self.deliveries[i].sent_to.is_none() && self.deliveries[i].start <= now)
+            .collect();
+        for i in due {
+            let mut to: Vec<String> = self
+                .selected(&self.deliveries[i].recipients)
+                .into_iter()
+                .collect();
+            to.sort_unstable();
+            self.deliveries[i].sent_to = Some(to);
+        }
+    }
+
+    /// The deliveries sent so far, each named after its first selected list.
+    pub fn sim_sends(&self) -> Vec<espbridge_esp_kit::SimSend> {
+        self.deliveries
+            .iter()
+            .filter_map(|d| {
+                let list = d
+                    .recipients
+                    .iter()
+                    .find(|r| r.kind == "list" && r.delivery_type != "ineligible")
+                    .and_then(|r| self.list_by_id(&r.id))
+                    .map(|i| self.lists[i].name.clone())
+                    .unwrap_or_default();
+                Some(espbridge_esp_kit::SimSend {
+                    name: list,
+                    send_at: d.start,
+                    recipients: d.sent_to.clone()?,
+                })
+            })
+            .collect()
+    }
+
+    /// Distinct (lower-cased) addresses of the selected lists not on an excluded list.
+    fn selected(&self, recipients: &[SimRecipient]) -> HashSet<String> {
         let members = |r: &SimRecipient| {
             self.list_by_id(&r.id)
                 .map(|i| self.lists[i].keys.iter().cloned().collect::<Vec<_>>())
@@ -476,17 +514,21 @@ impl State {
             .filter(|r| r.kind == "list" && r.delivery_type == "ineligible")
             .flat_map(members)
             .collect();
-        let included: HashSet<String> = recipients
+        recipients
             .iter()
             .filter(|r| r.kind == "list" && r.delivery_type != "ineligible")
             .flat_map(members)
             .filter(|m| !excluded.contains(m))
-            .collect();
+            .collect()
+    }
+
+    /// Distinct addresses of the selected lists not on an excluded list, plus contacts.
+    fn audience(&self, recipients: &[SimRecipient]) -> usize {
         let contacts = recipients
             .iter()
             .filter(|r| r.kind == "contact" && r.delivery_type != "ineligible")
             .count();
-        included.len() + contacts
+        self.selected(recipients).len() + contacts
     }
 
     pub fn read_deliveries(&self, op: &Element, now: Timestamp) -> OpResult {

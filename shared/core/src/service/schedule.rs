@@ -255,7 +255,9 @@ impl ScheduleService {
             });
             match self.store.save(&c).await {
                 Ok(_) => {
-                    tracing::error!(campaign_id = %id, reason, "campaign partially scheduled: mail may go out");
+                    // `alert` is what the template's metric filter and alarm match.
+                    tracing::error!(campaign_id = %id, reason, alert = "partially_scheduled",
+                        "campaign partially scheduled: mail may go out");
                     return Ok(());
                 }
                 Err(StoreError::Conflict { .. }) => continue,

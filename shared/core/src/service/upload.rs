@@ -39,6 +39,11 @@ pub struct UploadSettings {
     pub stop_margin: Duration,
     /// Stop after this many batches in one invocation (tests and demos of continuation).
     pub max_batches_per_run: Option<u64>,
+    /// Stop after uploading this long and enqueue a continuation, even with time left: with
+    /// more campaigns than workers, each holds a worker for one slice at a time, so a
+    /// 5,000-row campaign queued behind a 5-million-row one of the same night starts within a
+    /// slice instead of after the big one (their account's allowance is shared call by call).
+    pub slice: Option<Duration>,
     /// Rejected rows kept in the record as samples (all are in the rejects report).
     pub reject_samples: usize,
     pub observer: Option<Arc<dyn UploadObserver>>,
@@ -49,6 +54,7 @@ impl Default for UploadSettings {
         Self {
             stop_margin: Duration::from_secs(90),
             max_batches_per_run: None,
+            slice: Some(Duration::from_secs(120)),
             reject_samples: 50,
             observer: None,
         }
@@ -235,6 +241,7 @@ impl UploadService {
         let assigner = files.assigner(c, &m).await?;
         let mut scan = files.valid_rows(c, &m, &prefix).await?;
         let mut batches_this_run = 0u64;
+        let slice_started = std::time::Instant::now();
         loop {
             let skip = c.audience.uploaded;
             // One buffer per variant (one without variants), with its first row's ordinal.
@@ -313,7 +320,11 @@ impl UploadService {
                 .settings
                 .max_batches_per_run
                 .is_some_and(|m| batches_this_run >= m);
-            if deadline.remaining() < self.settings.stop_margin || out_of_batches {
+            let out_of_slice = self
+                .settings
+                .slice
+                .is_some_and(|s| slice_started.elapsed() >= s);
+            if deadline.remaining() < self.settings.stop_margin || out_of_batches || out_of_slice {
                 self.queue
                     .enqueue(&WorkItem::ContinueUpload {
                         campaign_id: c.id.clone(),

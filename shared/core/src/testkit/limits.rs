@@ -24,22 +24,28 @@ async fn slots_are_leased_to_one_owner_at_a_time_and_expire(l: &dyn AccountLimit
     let again = l.acquire(k, 2, "a", 2_000, 10).await.unwrap().unwrap();
     assert_eq!((again.index, again.until), (a.index, 2_000));
     l.release(k, &b).await.unwrap();
-    assert!(l.acquire(k, 2, "c", 1_000, 10).await.unwrap().is_some());
+    let c = l.acquire(k, 2, "c", 10_000, 10).await.unwrap().unwrap();
+    assert_eq!(c.index, b.index, "b's slot, freed");
     // Releasing a slot someone else holds now changes nothing.
     l.release(k, &b).await.unwrap();
     assert_eq!(l.holders(k, 10).await.unwrap().len(), 2);
-    // After a's lease ends, d takes it; a can no longer renew it.
+    // After a's lease ends (c's runs on), d takes a's slot; a can no longer renew it.
     let d = l.acquire(k, 2, "d", 5_000, 3_000).await.unwrap().unwrap();
     assert_eq!(d.index, a.index);
     assert!(!l.renew(k, &a, 9_000).await.unwrap());
     assert!(l.renew(k, &d, 9_000).await.unwrap());
-    let holders = l.holders(k, 3_000).await.unwrap();
-    assert_eq!(
-        holders.len(),
-        1,
-        "only d's lease runs past 3 000: {holders:?}"
-    );
-    assert_eq!(holders[0].owner, "d");
+    let mut owners: Vec<String> = l
+        .holders(k, 3_000)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| s.owner)
+        .collect();
+    owners.sort();
+    assert_eq!(owners, ["c", "d"]);
+    let late = l.holders(k, 9_500).await.unwrap();
+    assert_eq!(late.len(), 1, "only c's lease runs past 9 500: {late:?}");
+    assert_eq!(late[0].owner, "c");
 }
 
 async fn reservations_share_one_allowance(l: &dyn AccountLimits, k: &str) {

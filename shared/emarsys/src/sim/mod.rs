@@ -11,6 +11,7 @@
 //! * **Envelope**: `{"replyCode": 0, "replyText": "OK", "data": ...}`. Ids and counters in list and
 //!   get responses are strings; create responses use integers. Some errors (2004 wrong key field)
 //!   arrive on HTTP 200.
+//! * **Latency**: every request is held [`SimView::set_latency`] before it is answered.
 //! * **Rate limit**: `rate_limit_per_minute` requests per API user per real-time minute; every
 //!   response carries `X-RateLimit-Limit`, `X-Ratelimit-Remaining` and `X-RateLimit-Reset` (unix
 //!   seconds, on the injected clock, of the window's end); beyond it 429 / 7003.
@@ -30,7 +31,8 @@
 //! * `status` flips 1 → 3 when the send time passes (`status_launched_at_send`, default) or at
 //!   the launch call; `api_status` goes 0 → 2 at the launch call. A schedule in the past sends at
 //!   the call. `time_zone` is accepted beside `timezone`; without one the account zone applies.
-//! * A launch's `planned` count is the list's membership at the launch call.
+//! * A launch's `planned` count is the list's membership at the launch call; the launch is sent
+//!   to the list's members as they are at its send time (see [`SimView::sends`]).
 //! * `responsesummary` ignores `start_date`/`end_date`; its counters are deterministic per
 //!   e-mail, cumulative over the days after the send, and 400 / 6003 before the send time.
 //! * An injected [`FaultKind::Timeout`] processes the request and then holds the response.
@@ -42,12 +44,14 @@ mod state;
 pub mod wsse;
 
 use espbridge_core::{Clock, EspKind};
-use espbridge_esp_kit::{AccountError, SimSetup, SimulatedAccount};
+use espbridge_esp_kit::{AccountError, SimSend, SimSetup, SimView, SimulatedAccount};
+use espbridge_sim::Traffic;
 use espbridge_sim::faults::{Fault, FaultBook};
 use espbridge_sim::http::ServerHandle;
 use espbridge_sim::record::{RecordedRequest, Recorder};
 use jiff::Timestamp;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 #[cfg(doc)]
 use espbridge_sim::faults::FaultKind;
@@ -63,6 +67,9 @@ pub struct EmarsysSimConfig {
     pub external_id_field_name: String,
     /// Requests per API user per real-time minute.
     pub rate_limit_per_minute: u32,
+    /// The window the rate is counted over: a minute, as Emarsys does; tests shorten it (same
+    /// rate, a proportional budget) to meet the limit in seconds instead of minutes.
+    pub rate_window: Duration,
     /// Largest `external_ids` array per contact-list call (400 / 3002 beyond).
     pub max_ids_per_call: usize,
     /// Share of external ids, chosen by a stable hash, that match no contact (2008).
@@ -84,6 +91,7 @@ impl Default for EmarsysSimConfig {
             external_id_field_id: "4980".into(),
             external_id_field_name: "ExternalID".into(),
             rate_limit_per_minute: 1000,
+            rate_window: Duration::from_secs(60),
             max_ids_per_call: 10_000,
             unknown_id_share: 0.01,
             status_launched_at_send: true,
@@ -226,14 +234,16 @@ pub struct EmarsysSim {
 /// Starts a simulator with `config` and returns it with the account entry that points at it
 /// (credentials inline, the setup's template prefix and zone).
 pub async fn account(
-    config: EmarsysSimConfig,
+    mut config: EmarsysSimConfig,
     setup: &SimSetup,
 ) -> Result<SimulatedAccount, AccountError> {
     let esp = EspKind::Emarsys;
+    config.unknown_id_share = setup.unknown_share;
     let credentials = serde_json::json!({"user": config.user, "secret": config.secret});
     let sim = EmarsysSim::start(config, Arc::clone(&setup.clock))
         .await
         .map_err(|source| AccountError::Simulator { esp, source })?;
+    sim.set_latency(setup.latency);
     let base_url = sim.base_url();
     let fields = serde_json::json!({
         "base_url": base_url,
@@ -256,7 +266,10 @@ impl EmarsysSim {
         })?;
         let state = state::State::new(&config, zone.clone(), clock.now());
         let shared = Arc::new(server::Shared {
-            limiter: Mutex::new(ratelimit::RateLimiter::new(config.rate_limit_per_minute)),
+            limiter: Mutex::new(ratelimit::RateLimiter::new(
+                config.rate_limit_per_minute,
+                config.rate_window,
+            )),
             config,
             zone,
             clock,
@@ -264,8 +277,10 @@ impl EmarsysSim {
             nonces: Mutex::new(wsse::NonceCache::default()),
             faults: FaultBook::default(),
             recorder: Recorder::default(),
+            traffic: Arc::new(Traffic::default()),
         });
-        let server = espbridge_sim::http::spawn(server::handler(shared.clone())).await?;
+        let handler = espbridge_sim::paced(server::handler(shared.clone()), shared.traffic.clone());
+        let server = espbridge_sim::http::spawn(handler).await?;
         tracing::info!(port = server.addr().port(), "emarsys simulator listening");
         Ok(Self {
             server,
@@ -294,6 +309,11 @@ impl EmarsysSim {
         self.shared.faults.inject(fault);
     }
 
+    /// The traffic so far (peak concurrency, refusals of the rate limit).
+    pub fn traffic(&self) -> &Traffic {
+        &self.shared.traffic
+    }
+
     pub fn contact_lists(&self) -> Vec<SimContactList> {
         self.shared.state().sim_lists()
     }
@@ -318,5 +338,23 @@ impl EmarsysSim {
     /// Stops the server; open connections close.
     pub fn shutdown(self) {
         drop(self);
+    }
+}
+
+impl SimView for EmarsysSim {
+    fn sends(&self) -> Vec<SimSend> {
+        let now = self.shared.clock.now();
+        let mut state = self.shared.state();
+        state.tick(now);
+        state.sim_sends()
+    }
+    fn limit_refusals(&self) -> u64 {
+        self.shared.traffic.refusals()
+    }
+    fn peak_in_flight(&self) -> usize {
+        self.shared.traffic.peak()
+    }
+    fn set_latency(&self, latency: Duration) {
+        self.shared.traffic.set_latency(latency);
     }
 }

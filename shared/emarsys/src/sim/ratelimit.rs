@@ -1,4 +1,5 @@
-//! Per-API-user request budget over a fixed one-minute window on the monotonic clock.
+//! Per-API-user request budget over a fixed window (a minute, as Emarsys counts; tests may
+//! shorten it) on the monotonic clock.
 //!
 //! Real time, not the injected business clock: a test that fast-forwards days must not refill
 //! the budget, and a client's pacing is measured in real seconds.
@@ -7,7 +8,8 @@ use std::collections::HashMap;
 use std::time::Duration;
 use tokio::time::Instant;
 
-const WINDOW: Duration = Duration::from_secs(60);
+/// Emarsys's window.
+pub(crate) const MINUTE: Duration = Duration::from_secs(60);
 
 /// Where a user stands in the current window, for the `X-RateLimit-*` headers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,13 +31,18 @@ struct Window {
 #[derive(Debug)]
 pub(crate) struct RateLimiter {
     limit: u32,
+    window: Duration,
     windows: HashMap<String, Window>,
 }
 
 impl RateLimiter {
-    pub fn new(limit: u32) -> Self {
+    /// `per_minute` requests a minute, counted over windows of `window` (the same rate: a
+    /// window of a second allows a sixtieth of it).
+    pub fn new(per_minute: u32, window: Duration) -> Self {
+        let share = window.as_secs_f64() / MINUTE.as_secs_f64();
         Self {
-            limit,
+            limit: ((f64::from(per_minute) * share).round() as u32).max(1),
+            window,
             windows: HashMap::new(),
         }
     }
@@ -55,7 +62,7 @@ impl RateLimiter {
             start: now,
             used: 0,
         });
-        if now.duration_since(window.start) >= WINDOW {
+        if now.duration_since(window.start) >= self.window {
             *window = Window {
                 start: now,
                 used: 0,
@@ -68,7 +75,7 @@ impl RateLimiter {
         RateStatus {
             limit: self.limit,
             remaining: self.limit.saturating_sub(window.used),
-            reset_in: WINDOW.saturating_sub(now.duration_since(window.start)),
+            reset_in: self.window.saturating_sub(now.duration_since(window.start)),
             exceeded,
         }
     }
@@ -80,7 +87,7 @@ mod tests {
 
     #[test]
     fn budget_is_per_user_and_refills_after_a_minute() {
-        let mut limiter = RateLimiter::new(2);
+        let mut limiter = RateLimiter::new(2, MINUTE);
         let t0 = Instant::now();
         assert_eq!(limiter.hit("a", t0).remaining, 1);
         assert!(!limiter.hit("a", t0).exceeded);
@@ -89,6 +96,17 @@ mod tests {
         assert_eq!(over.remaining, 0);
         assert_eq!(over.reset_in, Duration::from_secs(50));
         assert!(!limiter.hit("b", t0).exceeded);
-        assert!(!limiter.hit("a", t0 + WINDOW).exceeded);
+        assert!(!limiter.hit("a", t0 + MINUTE).exceeded);
+    }
+
+    #[test]
+    fn a_shorter_window_keeps_the_rate() {
+        let mut limiter = RateLimiter::new(600, Duration::from_secs(1));
+        let t0 = Instant::now();
+        for _ in 0..10 {
+            assert!(!limiter.hit("a", t0).exceeded);
+        }
+        assert!(limiter.hit("a", t0).exceeded);
+        assert!(!limiter.hit("a", t0 + Duration::from_secs(1)).exceeded);
     }
 }

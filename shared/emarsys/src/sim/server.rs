@@ -5,6 +5,7 @@ use super::ratelimit::{RateLimiter, RateStatus};
 use super::state::{ApiError, State};
 use super::wsse::{self, NonceCache};
 use espbridge_core::Clock;
+use espbridge_sim::Traffic;
 use espbridge_sim::bytes::Bytes;
 use espbridge_sim::faults::{FaultBook, FaultKind};
 use espbridge_sim::http::{Handler, Reply, SimRequest};
@@ -28,6 +29,7 @@ pub(crate) struct Shared {
     pub limiter: Mutex<RateLimiter>,
     pub faults: FaultBook,
     pub recorder: Recorder,
+    pub traffic: Arc<Traffic>,
 }
 
 impl Shared {
@@ -190,6 +192,7 @@ fn authenticated(
     }
     let status = lock(&shared.limiter).hit(&shared.config.user, instant);
     if status.exceeded {
+        shared.traffic.refused();
         return (rate_limited(), status);
     }
     let answer = match route(shared, req, now) {
@@ -236,6 +239,7 @@ fn route(shared: &Shared, req: &SimRequest, now: Timestamp) -> Result<Value, Api
     };
     let method = &req.method;
     let mut state = shared.state();
+    state.tick(now);
     match (method, segments.as_slice()) {
         (&Method::GET, ["field"] | ["field", "translate", _]) => Ok(state.fields()),
         (&Method::GET, ["email"]) => state.list_emails(&query, now),

@@ -65,6 +65,8 @@ struct LaunchRec {
     timezone: String,
     send_at: Timestamp,
     planned: u64,
+    /// The list's members when the send time came ([`State::tick`]); `None` before.
+    recipients: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone)]
@@ -165,7 +167,7 @@ impl State {
     /// Whether an external id belongs to an existing contact: a stable hash puts a configured
     /// share of ids outside the database.
     fn is_known(&self, external_id: &str) -> bool {
-        (xxh3_64(external_id.as_bytes()) as f64 / u64::MAX as f64) >= self.unknown_share
+        !espbridge_sim::in_share(external_id, self.unknown_share)
     }
 
     fn email_json(&self, e: &EmailRec, now: Timestamp) -> Value {
@@ -526,6 +528,7 @@ impl State {
                 .unwrap_or_else(|| self.zone.iana_name().unwrap_or("UTC").to_owned()),
             send_at,
             planned,
+            recipients: None,
         };
         self.next_launch += 1;
         self.launch_count += 1;
@@ -779,6 +782,41 @@ impl State {
                 name: l.name.clone(),
                 description: l.description.clone(),
                 members: l.members.clone(),
+            })
+            .collect()
+    }
+
+    /// Sends the launches whose time has come: each takes its list's members as they are now.
+    /// Called before every request changes anything, so a launch sees its list as it stood at
+    /// its send time, as Emarsys evaluates the list when it sends.
+    pub fn tick(&mut self, now: Timestamp) {
+        let lists = &self.lists;
+        for e in self.emails.values_mut() {
+            for l in e.launches.iter_mut() {
+                if l.recipients.is_none() && l.send_at <= now {
+                    let mut members = lists
+                        .get(&e.contactlist)
+                        .map(|list| list.members.clone())
+                        .unwrap_or_default();
+                    members.sort_unstable();
+                    l.recipients = Some(members);
+                }
+            }
+        }
+    }
+
+    /// Every launch sent so far, under its e-mail's name.
+    pub fn sim_sends(&self) -> Vec<espbridge_esp_kit::SimSend> {
+        self.emails
+            .values()
+            .flat_map(|e| {
+                e.launches.iter().filter_map(|l| {
+                    Some(espbridge_esp_kit::SimSend {
+                        name: e.name.clone(),
+                        send_at: l.send_at,
+                        recipients: l.recipients.clone()?,
+                    })
+                })
             })
             .collect()
     }

@@ -137,7 +137,17 @@ impl SlotPool {
         owner: &str,
         until: EpochMillis,
     ) -> Result<Option<SlotGuard>, EspError> {
-        let now = epoch_millis_now();
+        self.try_acquire_at(owner, until, epoch_millis_now()).await
+    }
+
+    /// [`try_acquire`](Self::try_acquire) judged at `now` rather than the wall clock: for leases
+    /// that follow the deployment's clock (a tag field held until a send time has passed).
+    pub async fn try_acquire_at(
+        &self,
+        owner: &str,
+        until: EpochMillis,
+        now: EpochMillis,
+    ) -> Result<Option<SlotGuard>, EspError> {
         let slot = self
             .limits
             .acquire(&self.key, self.max, owner, until, now)

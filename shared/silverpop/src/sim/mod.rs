@@ -7,28 +7,55 @@
 //! `Fault` (FaultString, `detail/error/errorid`), always on HTTP 200 — only injected
 //! [`FaultKind::Status`](espbridge_sim::FaultKind::Status) faults use another status.
 //!
-//! Supported operations: `Login`, `Logout`, `GetLists`, `GetMailingTemplates`, `PreviewMailing`,
-//! `AddRecipient`, `UpdateRecipient`, `CreateQuery`, `CalculateQuery`, `GetQuery`,
-//! `GetJobStatus`, `CreateTable`, `InsertUpdateRelationalTable`, `ScheduleMailing`,
-//! `GetSentMailingsForOrg`, `GetAggregateTrackingForMailing`. Anything else, a mis-cased tag or
-//! XML that does not parse is Fault 51 "Invalid XML Request" (reference A.1, A.8.3).
+//! Supported operations: `Login`, `Logout`, `GetLists`, `GetListMetaData`, `GetMailingTemplates`,
+//! `PreviewMailing`, `AddRecipient`, `UpdateRecipient`, `CreateContactList`,
+//! `AddContactToContactList`, `CreateQuery`, `CalculateQuery`, `GetQuery`, `GetJobStatus`,
+//! `CreateTable`, `InsertUpdateRelationalTable`, `ScheduleMailing`, `GetSentMailingsForOrg`,
+//! `GetAggregateTrackingForMailing`. Anything else, a mis-cased tag or XML that does not parse
+//! is Fault 51 "Invalid XML Request" (reference A.1, A.8.3).
 //!
-//! Audience modes:
-//! - *Lists mode*: one database keyed by a customer-id field with a campaign-tag field; the
-//!   reference's batch path (`ImportList`) needs SFTP, which is out of scope (A.6.3 option 4), so
-//!   tags are set per contact with `AddRecipient` (`UPDATE_IF_FOUND`) / `UpdateRecipient`, then a
-//!   `CreateQuery` with a profile criterion `COLUMN is equal to VALUE` selects the campaign.
-//! - *Relational mode*: a table (seeded, or made with `CreateTable`) filled with
-//!   `InsertUpdateRelationalTable`; a `CreateQuery` with an `rt_profile` (or `relational_table`)
-//!   criterion on the table selects the distinct customer ids of matching rows.
+//! The org:
+//! - *The database* exists before espbridge: every customer id is a contact unless
+//!   [`espbridge_sim::in_share`]`(id, unknown_id_share)` (default 1%; [`account`] takes the
+//!   setup's `unknown_share`). Those contacts have no fields and are not enumerable (a mailing
+//!   to the database itself goes to the contacts the API touched). `AddRecipient` /
+//!   `UpdateRecipient` store fields on a contact, creating it when the database does not have
+//!   it ([`SilverpopSim::created_contacts`]).
+//! - *Contact lists* (`CreateContactList`, listed by `GetLists` LIST_TYPE 18 and 2): static
+//!   lists of contacts. `AddContactToContactList` adds an existing contact, by `CONTACT_ID` (a
+//!   recipient id the API answered with; `COLUMN`s are then ignored) or by the key `COLUMN`
+//!   (`customer_id_field`); a member already there stays once; it never creates a contact.
+//! - *Relational tables* (seeded, or made with `CreateTable`) filled with
+//!   `InsertUpdateRelationalTable`.
+//! - *Queries* (`CreateQuery`): a profile criterion (`COLUMN is equal to VALUE` over the stored
+//!   fields, or the key field of any contact), or an `rt_profile` (or `relational_table`)
+//!   criterion selecting the distinct customer ids of the table's matching rows that are
+//!   contacts (a row matching no contact never joins). `CalculateQuery` starts a data job that
+//!   counts the query as it is then; `GetJobStatus` answers WAITING, RUNNING, then COMPLETE (on
+//!   the third poll, or 10 s of clock time after the start); the count becomes the query's SIZE
+//!   (`GetListMetaData`, `GetLists`) when the job completes.
+//! - *Mailings* (`ScheduleMailing`, LIST_ID a database, a contact list or a query) go to their
+//!   list as it is at their SCHEDULED time: before every request the state is brought up to the
+//!   clock ([`SimView::sends`] too), freezing the recipients of each mailing whose time has come.
+//!   [`SimView::sends`] gives one send per such mailing (MAILING_NAME, time, customer ids).
+//! - *Traffic*: every request waits out the latency ([`SimView::set_latency`]; [`account`] takes
+//!   the setup's) as in flight, so the concurrency cap sees the requests waiting too. Refusals
+//!   of the cap and of the session cap count as [`SimView::limit_refusals`].
 //!
 //! UNCERTAIN choices (reference A.9 and gaps), each a guess to revisit against a live pod:
-//! - Idle session timeout: configurable, default 20 minutes. More than 20 live sessions → Login
-//!   Fault errorid 146 "Maximum number of sessions reached" (id invented).
+//! - Idle session timeout: configurable, default 20 minutes. More than `max_sessions` (20) live
+//!   sessions → Login Fault errorid 146 "Maximum number of sessions reached" (id invented).
 //! - Bad credentials → Fault errorid 50 "Server Error", class SP.API (the vendor fixture).
 //! - The 11th concurrent request → HTTP 200 Fault errorid 10 class SP.API "Too many concurrent
 //!   requests" (no id documented); injected [`FaultKind::RateLimit`](espbridge_sim::FaultKind::RateLimit)
-//!   answers the same.
+//!   answers the same (not counted as a limit refusal).
+//! - `AddContactToContactList` of a contact the database does not have → Fault errorid 129 class
+//!   SP.Recipients "Contact not found in the database" (id and text invented; the reference says
+//!   only that "an error message returns"). An unknown contact list → Fault 51 "Contact list N
+//!   not found".
+//! - `CreateContactList` of a name already used in the same folder and visibility → Fault 51; a
+//!   PARENT_FOLDER_PATH that does not exist is made (one folder id per path); without a folder
+//!   the list is at the top (PARENT_FOLDER_ID 0).
 //! - Unknown template/list/query/table ids, bad dates and missing required elements → Fault 51
 //!   with a descriptive FaultString (the reference says to use 51 for unclassified errors).
 //! - Template `VISIBILITY` answered as `0/1`; reporting `Visibility` as `Private/Shared`; the spam
@@ -37,17 +64,19 @@
 //!   org time zone (default UTC); a missing `SCHEDULED` means now. `TIMEZONE` in the request, if
 //!   given, must be an IANA name and overrides it.
 //! - A mailing gets its `ReportId` when scheduled; while scheduled it shows `<SentTS/>` and
-//!   `NumSent` 0, afterwards it counts as sent.
+//!   `NumSent` 0, afterwards it counts as sent, its counters growing from the size of the
+//!   audience it went to.
 //! - A second `ScheduleMailing` with the same name is allowed (the reference does not forbid
 //!   it); [`SilverpopSim::schedule_count`] lets tests assert a client did not schedule twice.
 //! - `GetSentMailingsForOrg` with none of `SENT`/`SENDING`/`SCHEDULED` returns every mailing;
 //!   `DATE_START`/`DATE_END` filter on the scheduled time.
-//! - `AddRecipient` of an existing key without `UPDATE_IF_FOUND` → Fault 122 (id invented).
+//! - `AddRecipient` of an existing key without `UPDATE_IF_FOUND` → Fault 122 (id invented);
+//!   `UpdateRecipient` of a key the database does not have → Fault 128 (id invented).
 //! - `FAILURE` elements of `InsertUpdateRelationalTable` list the failed row's key columns in
 //!   request order (no row index is documented); a row missing a key column lists what it has.
-//! - A relational query counts distinct customer ids among matching rows (no JoinTable needed).
-//! - `CalculateQuery` completes at once (`GetJobStatus` → COMPLETE); the 12 h cadence is not
-//!   enforced. `GetLists` lists the database as "Optimove Database", folder 0. OAuth (`/oauth/token`, Bearer) is not simulated: only legacy sessions.
+//! - The 12 h cadence of `CalculateQuery` is not enforced. `GetLists` lists the database as
+//!   "Optimove Database", folder 0, its SIZE the contacts with stored fields. OAuth
+//!   (`/oauth/token`, Bearer) is not simulated: only legacy sessions.
 
 mod metrics;
 mod server;
@@ -55,13 +84,15 @@ mod state;
 mod xml;
 
 use espbridge_core::{Clock, EspKind};
-use espbridge_esp_kit::{AccountError, SimSetup, SimulatedAccount};
+use espbridge_esp_kit::{AccountError, SimSend, SimSetup, SimView, SimulatedAccount};
+use espbridge_sim::Traffic;
 use espbridge_sim::faults::{Fault, FaultBook};
 use espbridge_sim::http::ServerHandle;
 use espbridge_sim::record::{RecordedRequest, Recorder};
 use jiff::{SignedDuration, Timestamp};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 pub use metrics::Metrics;
 
@@ -130,8 +161,9 @@ pub struct SilverpopSimConfig {
     pub database_id: i64,
     /// Key field of the database.
     pub customer_id_field: String,
-    /// Field holding the campaign tag.
-    pub tag_field: String,
+    /// Share (0..=1) of customer ids the database does not have, chosen by
+    /// [`espbridge_sim::in_share`]; every other id is a contact from the start.
+    pub unknown_id_share: f64,
     /// Default folder for queries created without PARENT_FOLDER_ID.
     pub query_folder_id: i64,
     /// Folder path expected for mailings (informational; any path is accepted and stored).
@@ -158,7 +190,7 @@ impl Default for SilverpopSimConfig {
             ],
             database_id: 2740754,
             customer_id_field: "CustomerID".into(),
-            tag_field: "OptimoveCampaign".into(),
+            unknown_id_share: 0.01,
             query_folder_id: 77120,
             mailing_folder: "Optimove".into(),
             relational_table: SimTable {
@@ -179,7 +211,8 @@ impl Default for SilverpopSimConfig {
     }
 }
 
-/// A contact of the database.
+/// A contact of the database with stored fields (made or updated by AddRecipient or
+/// UpdateRecipient; the contacts the database had before have none).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SimRecipient {
     pub recipient_id: i64,
@@ -214,6 +247,20 @@ pub struct SimQuery {
     pub calculated_size: Option<usize>,
 }
 
+/// A contact list created by `CreateContactList`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SimContactList {
+    pub id: i64,
+    pub name: String,
+    pub database_id: i64,
+    pub visibility: i64,
+    pub folder_id: i64,
+    /// The PARENT_FOLDER_PATH it was created with, if any.
+    pub folder_path: Option<String>,
+    /// Customer ids of its members, sorted.
+    pub members: Vec<String>,
+}
+
 /// A mailing created by `ScheduleMailing`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SimMailing {
@@ -230,6 +277,15 @@ pub struct SimMailing {
     pub shared: bool,
     /// Audience size when scheduled.
     pub audience: usize,
+    /// The customer ids it went to, frozen when its scheduled time came; `None` before.
+    pub recipients: Option<Vec<String>>,
+}
+
+impl SimMailing {
+    /// Its audience's size: the recipients once sent, the size when scheduled before.
+    pub fn size(&self) -> usize {
+        self.recipients.as_ref().map_or(self.audience, Vec::len)
+    }
 }
 
 /// A running simulator; stops when dropped.
@@ -239,15 +295,17 @@ pub struct SilverpopSim {
     config: SilverpopSimConfig,
 }
 
-/// Starts a simulator with `config` (its zone set to the setup's) and returns it with the
-/// account entry that points at it: the database, the relational table and the query folder
-/// of the simulated org, credentials inline.
+/// Starts a simulator with `config` (its zone, unknown share and latency set to the setup's) and
+/// returns it with the account entry that points at it: the database, the relational table and
+/// the query folder of the simulated org, credentials inline, and a quick poll of data jobs
+/// (the simulator's complete within three polls).
 pub async fn account(
     mut config: SilverpopSimConfig,
     setup: &SimSetup,
 ) -> Result<SimulatedAccount, AccountError> {
     let esp = EspKind::Silverpop;
     config.org_timezone = setup.timezone.clone();
+    config.unknown_id_share = setup.unknown_share;
     let credentials = serde_json::json!({"username": config.username, "password": config.password});
     let (database, table, folder) = (
         config.database_id,
@@ -257,6 +315,7 @@ pub async fn account(
     let sim = SilverpopSim::start(config, Arc::clone(&setup.clock))
         .await
         .map_err(|source| AccountError::Simulator { esp, source })?;
+    sim.set_latency(setup.latency);
     let base_url = sim.base_url();
     let fields = serde_json::json!({
         "base_url": base_url,
@@ -264,6 +323,7 @@ pub async fn account(
         "relational_table_id": table.to_string(),
         "query_folder_id": folder.to_string(),
         "timezone": setup.timezone,
+        "job_poll_interval_ms": 20,
         "credentials": credentials,
     });
     Ok(SimulatedAccount::new(esp, base_url, sim, fields))
@@ -300,10 +360,11 @@ impl SilverpopSim {
             state: Mutex::new(state::State::new(config, zone)),
             faults: FaultBook::default(),
             recorder: Recorder::default(),
-            in_flight: std::sync::atomic::AtomicUsize::new(0),
+            traffic: Arc::new(Traffic::default()),
             max_concurrent,
         });
-        let server = espbridge_sim::http::spawn(server::handler(shared.clone())).await?;
+        let handler = espbridge_sim::paced(server::handler(shared.clone()), shared.traffic.clone());
+        let server = espbridge_sim::http::spawn(handler).await?;
         tracing::info!(port = server.addr().port(), "silverpop simulator listening");
         Ok(Self {
             server,
@@ -317,12 +378,12 @@ impl SilverpopSim {
         format!("http://{}/XMLAPI", self.server.addr())
     }
 
-    /// `http://127.0.0.1:PORT/`
     /// The configuration it was started with.
     pub fn config(&self) -> &SilverpopSimConfig {
         &self.config
     }
 
+    /// `http://127.0.0.1:PORT/`
     pub fn base_url(&self) -> String {
         format!("http://{}/", self.server.addr())
     }
@@ -340,13 +401,44 @@ impl SilverpopSim {
         self.shared.state().sessions.clear();
     }
 
-    /// Customer ids of database contacts whose tag field equals `tag`.
-    pub fn recipients_with_tag(&self, tag: &str) -> Vec<String> {
-        self.shared.state().recipients_with_tag(tag)
+    /// The traffic so far (requests in flight and their peak, limit refusals, latency).
+    pub fn traffic(&self) -> &Traffic {
+        &self.shared.traffic
     }
 
+    /// Whether the database has a contact with this customer id (it had it from the start, or
+    /// the API created it).
+    pub fn knows(&self, customer_id: &str) -> bool {
+        self.shared.state().is_contact(customer_id)
+    }
+
+    /// Customer ids of the contacts with stored fields whose `field` equals `value`.
+    pub fn recipients_with(&self, field: &str, value: &str) -> Vec<String> {
+        self.shared.state().recipients_with(field, value)
+    }
+
+    /// The contacts with stored fields (AddRecipient / UpdateRecipient).
     pub fn recipients(&self) -> Vec<SimRecipient> {
         self.shared.state().recipients.values().cloned().collect()
+    }
+
+    /// Customer ids of the contacts the API created (the database did not have them), sorted.
+    pub fn created_contacts(&self) -> Vec<String> {
+        self.shared.state().created.iter().cloned().collect()
+    }
+
+    pub fn contact_lists(&self) -> Vec<SimContactList> {
+        self.shared.state().contact_lists.clone()
+    }
+
+    /// The contact list of that name, if any.
+    pub fn contact_list(&self, name: &str) -> Option<SimContactList> {
+        self.shared
+            .state()
+            .contact_lists
+            .iter()
+            .find(|l| l.name == name)
+            .cloned()
     }
 
     /// Rows of the table with this id, in insertion order (column name → value).
@@ -367,8 +459,12 @@ impl SilverpopSim {
         self.shared.state().queries.clone()
     }
 
+    /// The mailings, each with its recipients once its scheduled time has come.
     pub fn mailings(&self) -> Vec<SimMailing> {
-        self.shared.state().mailings.clone()
+        let now = self.shared.clock.now();
+        let mut state = self.shared.state();
+        state.tick(now);
+        state.mailings.clone()
     }
 
     /// Successful ScheduleMailing calls.
@@ -379,5 +475,28 @@ impl SilverpopSim {
     /// Successful Login calls.
     pub fn logins(&self) -> usize {
         self.shared.state().logins
+    }
+
+    /// The most sessions that were ever live at once.
+    pub fn peak_sessions(&self) -> usize {
+        self.shared.state().peak_sessions
+    }
+}
+
+impl SimView for SilverpopSim {
+    fn sends(&self) -> Vec<SimSend> {
+        let now = self.shared.clock.now();
+        let mut state = self.shared.state();
+        state.tick(now);
+        state.sim_sends()
+    }
+    fn limit_refusals(&self) -> u64 {
+        self.shared.traffic.refusals()
+    }
+    fn peak_in_flight(&self) -> usize {
+        self.shared.traffic.peak()
+    }
+    fn set_latency(&self, latency: Duration) {
+        self.shared.traffic.set_latency(latency);
     }
 }

@@ -1,8 +1,11 @@
 //! Request handling: faults, the concurrency cap, both request encodings, sessions, dispatch.
+//! The handler runs behind [`espbridge_sim::paced`]: a request counts as in flight from its
+//! arrival, through the simulated latency, until it is answered.
 
 use super::state::{OpResult, SpFault, State};
 use super::xml::{self, Node};
 use espbridge_core::Clock;
+use espbridge_sim::Traffic;
 use espbridge_sim::bytes::Bytes;
 use espbridge_sim::faults::{FaultBook, FaultKind};
 use espbridge_sim::http::{Handler, Reply, SimRequest};
@@ -10,7 +13,6 @@ use espbridge_sim::http_body_util::Full;
 use espbridge_sim::hyper::{Method, Response, StatusCode};
 use espbridge_sim::record::{RecordedRequest, Recorder};
 use jiff::Timestamp;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 /// Everything the handler shares with [`super::SilverpopSim`].
@@ -19,8 +21,9 @@ pub(crate) struct Shared {
     pub state: Mutex<State>,
     pub faults: FaultBook,
     pub recorder: Recorder,
-    /// Requests being handled right now (including held responses).
-    pub in_flight: AtomicUsize,
+    /// Latency, requests in flight (held responses and requests waiting out the latency
+    /// included), limit refusals.
+    pub traffic: Arc<Traffic>,
     pub max_concurrent: usize,
 }
 
@@ -28,15 +31,6 @@ impl Shared {
     pub fn state(&self) -> MutexGuard<'_, State> {
         // Every mutation completes before unlock, so a poisoned lock still guards valid data.
         self.state.lock().unwrap_or_else(|p| p.into_inner())
-    }
-}
-
-/// Counts a request as in flight until dropped.
-struct InFlight<'a>(&'a AtomicUsize);
-
-impl Drop for InFlight<'_> {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -85,8 +79,6 @@ fn respond(status: u16, body: String, content_type: &'static str) -> Response<Fu
 
 async fn handle(shared: &Shared, req: SimRequest) -> Reply {
     let now = shared.clock.now();
-    let _guard = InFlight(&shared.in_flight);
-    let before = shared.in_flight.fetch_add(1, Ordering::SeqCst);
     let text = envelope_text(&req);
     let mut record = RecordedRequest {
         method: req.method.to_string(),
@@ -105,7 +97,9 @@ async fn handle(shared: &Shared, req: SimRequest) -> Reply {
     }
     let mut hold = None;
     let mut status = 200;
-    let answer = if before >= shared.max_concurrent {
+    // The org's cap counts this request too: the 11th in flight is refused, not queued.
+    let answer = if shared.traffic.in_flight() > shared.max_concurrent {
+        shared.traffic.refused();
         Err(SpFault::too_many_concurrent())
     } else {
         match shared.faults.take(&req.path) {
@@ -153,8 +147,15 @@ fn dispatch(
         .ok_or_else(SpFault::invalid_request)?;
     let op = operation(&root).ok_or_else(SpFault::invalid_request)?;
     let mut state = shared.state();
+    state.tick(now);
     match op.name.as_str() {
-        "Login" => return state.login(op, now),
+        "Login" => {
+            let answer = state.login(op, now);
+            if answer.as_ref().is_err_and(|f| f.errorid == 146) {
+                shared.traffic.refused();
+            }
+            return answer;
+        }
         "Logout" => {
             state.touch_session(session, now)?;
             return state.logout(session);
@@ -171,10 +172,13 @@ fn dispatch(
         "PreviewMailing" => state.preview(op),
         "AddRecipient" => state.add_recipient(op, false),
         "UpdateRecipient" => state.add_recipient(op, true),
+        "CreateContactList" => state.create_contact_list(op),
+        "AddContactToContactList" => state.add_contact_to_contact_list(op),
+        "GetListMetaData" => state.list_meta_data(op),
         "CreateQuery" => state.create_query(op),
-        "CalculateQuery" => state.calculate_query(op),
+        "CalculateQuery" => state.calculate_query(op, now),
         "GetQuery" => state.get_query(op),
-        "GetJobStatus" => state.job_status(op),
+        "GetJobStatus" => state.job_status(op, now),
         "CreateTable" => state.create_table(op),
         "InsertUpdateRelationalTable" => state.insert_update_table(op),
         "ScheduleMailing" => state.schedule(op, now),
@@ -188,12 +192,15 @@ fn dispatch(
 }
 
 /// Operations that need a session (Login and Logout are handled before).
-const KNOWN: [&str; 14] = [
+const KNOWN: [&str; 17] = [
     "GetLists",
     "GetMailingTemplates",
     "PreviewMailing",
     "AddRecipient",
     "UpdateRecipient",
+    "CreateContactList",
+    "AddContactToContactList",
+    "GetListMetaData",
     "CreateQuery",
     "CalculateQuery",
     "GetQuery",

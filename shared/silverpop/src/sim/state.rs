@@ -3,12 +3,25 @@
 
 use super::metrics::metrics_at;
 use super::xml::{Node, NodeExt, cdata, el, esc};
-use super::{QueryCriterion, SilverpopSimConfig, SimMailing, SimQuery, SimRecipient, SimTable};
-use jiff::Timestamp;
+use super::{
+    QueryCriterion, SilverpopSimConfig, SimContactList, SimMailing, SimQuery, SimRecipient,
+    SimTable,
+};
+use espbridge_esp_kit::SimSend;
 use jiff::civil::DateTime;
 use jiff::tz::TimeZone;
-use std::collections::{BTreeMap, HashMap};
+use jiff::{SignedDuration, Timestamp};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use xxhash_rust::xxh3::xxh3_64;
+
+/// AddContactToContactList of a contact the database does not have (id invented: Silverpop
+/// documents none). The adapter's default `contact_not_found_errorids` is this id.
+pub(crate) const CONTACT_NOT_FOUND: i64 = 129;
+
+/// Polls after which a data job is COMPLETE (WAITING, RUNNING, then COMPLETE)...
+const JOB_POLLS: u32 = 3;
+/// ...or the clock time after which it is, polled or not.
+const JOB_DURATION: SignedDuration = SignedDuration::from_secs(10);
 
 /// A Fault answer: errorid, class, FaultString.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,6 +60,22 @@ impl SpFault {
         }
     }
 
+    pub fn sessions_exhausted() -> Self {
+        Self {
+            errorid: 146,
+            class: "SP.Admin",
+            message: "Maximum number of sessions reached".into(),
+        }
+    }
+
+    pub fn contact_not_found() -> Self {
+        Self {
+            errorid: CONTACT_NOT_FOUND,
+            class: "SP.Recipients",
+            message: "Contact not found in the database".into(),
+        }
+    }
+
     pub fn too_many_concurrent() -> Self {
         Self {
             errorid: 10,
@@ -61,6 +90,31 @@ pub(crate) type OpResult = Result<String, SpFault>;
 pub(crate) struct TableState {
     pub table: SimTable,
     pub rows: Vec<BTreeMap<String, String>>,
+    /// A row's key-column values → its index in `rows` (an upsert finds its row at once,
+    /// however big the table).
+    pub by_key: HashMap<Vec<String>, usize>,
+}
+
+/// A data job (CalculateQuery): the query's size when it was started, applied to the query
+/// when the job completes.
+struct Job {
+    query_id: i64,
+    size: usize,
+    started: Timestamp,
+    polls: u32,
+    done: bool,
+}
+
+impl Job {
+    fn status(&self, now: Timestamp) -> &'static str {
+        if self.done || self.polls >= JOB_POLLS || now >= self.started + JOB_DURATION {
+            "COMPLETE"
+        } else if self.polls + 1 >= JOB_POLLS {
+            "RUNNING"
+        } else {
+            "WAITING"
+        }
+    }
 }
 
 pub(crate) struct State {
@@ -69,11 +123,22 @@ pub(crate) struct State {
     /// Session id → last use.
     pub sessions: HashMap<String, Timestamp>,
     pub logins: usize,
+    /// The most sessions ever live at once.
+    pub peak_sessions: usize,
     next_id: i64,
-    /// Customer id → contact.
+    /// Contacts with stored fields (AddRecipient/UpdateRecipient), by customer id. Every other
+    /// customer id outside the unknown share is a contact too, without fields.
     pub recipients: BTreeMap<String, SimRecipient>,
+    /// Customer ids of the contacts AddRecipient created (not in the database before).
+    pub created: BTreeSet<String>,
+    /// Recipient ids the API has answered with, for AddContactToContactList by CONTACT_ID.
+    revealed: HashMap<i64, String>,
+    pub contact_lists: Vec<SimContactList>,
+    /// Folder path → id (made on demand by CreateContactList).
+    folders: BTreeMap<String, i64>,
     pub tables: Vec<TableState>,
     pub queries: Vec<SimQuery>,
+    jobs: BTreeMap<i64, Job>,
     pub mailings: Vec<SimMailing>,
 }
 
@@ -101,18 +166,89 @@ impl State {
         let tables = vec![TableState {
             table: config.relational_table.clone(),
             rows: Vec::new(),
+            by_key: HashMap::new(),
         }];
         Self {
             config,
             zone,
             sessions: HashMap::new(),
             logins: 0,
+            peak_sessions: 0,
             next_id: 3_310_000,
             recipients: BTreeMap::new(),
+            created: BTreeSet::new(),
+            revealed: HashMap::new(),
+            contact_lists: Vec::new(),
+            folders: BTreeMap::new(),
             tables,
             queries: Vec::new(),
+            jobs: BTreeMap::new(),
             mailings: Vec::new(),
         }
+    }
+
+    /// Whether the database has a contact with this customer id: one the API created or
+    /// updated, or any id outside the configured unknown share (the database espbridge finds).
+    pub fn is_contact(&self, customer_id: &str) -> bool {
+        !customer_id.is_empty()
+            && (self.recipients.contains_key(customer_id)
+                || !espbridge_sim::in_share(customer_id, self.config.unknown_id_share))
+    }
+
+    /// A contact's recipient id: the stored one, or a stable one derived from the customer id
+    /// for the contacts the database had before.
+    fn recipient_id(&self, customer_id: &str) -> i64 {
+        self.recipients.get(customer_id).map_or_else(
+            || 100_000_000 + (xxh3_64(customer_id.as_bytes()) % 800_000_000) as i64,
+            |r| r.recipient_id,
+        )
+    }
+
+    /// Freezes the audience of every mailing whose scheduled time has come (its list's members
+    /// as they are now) and completes the data jobs whose time has come. Called before every
+    /// request changes anything, so a mailing goes to its list as it stood at its send time.
+    pub fn tick(&mut self, now: Timestamp) {
+        for i in 0..self.mailings.len() {
+            let m = &self.mailings[i];
+            if m.recipients.is_none() && m.scheduled_at <= now {
+                let members = self.members_of(m.list_id).unwrap_or_default();
+                self.mailings[i].recipients = Some(members);
+            }
+        }
+        let due: Vec<i64> = self
+            .jobs
+            .iter()
+            .filter(|(_, j)| !j.done && j.status(now) == "COMPLETE")
+            .map(|(id, _)| *id)
+            .collect();
+        for id in due {
+            self.complete_job(id);
+        }
+    }
+
+    fn complete_job(&mut self, job_id: i64) {
+        let Some(job) = self.jobs.get_mut(&job_id) else {
+            return;
+        };
+        job.done = true;
+        let (query_id, size) = (job.query_id, job.size);
+        if let Some(q) = self.queries.iter_mut().find(|q| q.id == query_id) {
+            q.calculated_size = Some(size);
+        }
+    }
+
+    /// Every mailing sent so far, with the customer ids it went to.
+    pub fn sim_sends(&self) -> Vec<SimSend> {
+        self.mailings
+            .iter()
+            .filter_map(|m| {
+                Some(SimSend {
+                    name: m.name.clone(),
+                    send_at: m.scheduled_at,
+                    recipients: m.recipients.clone()?,
+                })
+            })
+            .collect()
     }
 
     fn id(&mut self) -> i64 {
@@ -146,11 +282,7 @@ impl State {
         let idle = self.config.session_idle;
         self.sessions.retain(|_, last| now - *last <= idle);
         if self.sessions.len() >= self.config.max_sessions {
-            return Err(SpFault {
-                errorid: 146,
-                class: "SP.Admin",
-                message: "Maximum number of sessions reached".into(),
-            });
+            return Err(SpFault::sessions_exhausted());
         }
         self.logins += 1;
         let seed = format!("{}/{}", self.logins, now.as_nanosecond());
@@ -160,6 +292,7 @@ impl State {
             xxh3_64(format!("{seed}/2").as_bytes())
         );
         self.sessions.insert(session.clone(), now);
+        self.peak_sessions = self.peak_sessions.max(self.sessions.len());
         Ok(format!(
             "{}{}{}",
             el("SESSIONID", &session),
@@ -256,47 +389,158 @@ impl State {
                 ))
             })?;
         let update_if_found = update || op.flag("UPDATE_IF_FOUND");
-        let recipient_id = match self.recipients.get_mut(&key) {
-            Some(_) if !update_if_found => {
+        let recipient_id = if self.is_contact(&key) {
+            if !update_if_found {
                 return Err(SpFault {
                     errorid: 122,
                     class: "SP.Recipients",
                     message: "Recipient is already a member of the list".into(),
                 });
             }
-            Some(existing) => {
-                existing.fields.extend(fields);
-                existing.recipient_id
-            }
-            None if update => {
-                return Err(SpFault {
-                    errorid: 128,
-                    class: "SP.Recipients",
-                    message: "Recipient is not a member of the list".into(),
-                });
-            }
-            None => {
-                let recipient_id = self.id();
-                self.recipients.insert(
-                    key,
-                    SimRecipient {
-                        recipient_id,
-                        fields,
-                    },
-                );
-                recipient_id
-            }
+            let recipient_id = self.recipient_id(&key);
+            self.recipients
+                .entry(key.clone())
+                .or_insert_with(|| SimRecipient {
+                    recipient_id,
+                    fields: BTreeMap::new(),
+                })
+                .fields
+                .extend(fields);
+            recipient_id
+        } else if update {
+            return Err(SpFault {
+                errorid: 128,
+                class: "SP.Recipients",
+                message: "Recipient is not a member of the list".into(),
+            });
+        } else {
+            let recipient_id = self.id();
+            self.recipients.insert(
+                key.clone(),
+                SimRecipient {
+                    recipient_id,
+                    fields,
+                },
+            );
+            self.created.insert(key.clone());
+            recipient_id
         };
+        self.revealed.insert(recipient_id, key);
         Ok(el("RecipientId", recipient_id))
     }
 
-    pub fn recipients_with_tag(&self, tag: &str) -> Vec<String> {
-        let field = &self.config.tag_field;
+    /// Customer ids of the contacts with stored fields whose `field` equals `value`.
+    pub fn recipients_with(&self, field: &str, value: &str) -> Vec<String> {
         self.recipients
             .iter()
-            .filter(|(_, r)| r.fields.get(field).is_some_and(|v| v == tag))
+            .filter(|(_, r)| r.fields.get(field).is_some_and(|v| v == value))
             .map(|(k, _)| k.clone())
             .collect()
+    }
+
+    /// CreateContactList: a static list of contacts of the database, in a folder (given by id,
+    /// or by path, made on demand). A second list of the same name, visibility and folder is
+    /// refused.
+    pub fn create_contact_list(&mut self, op: &Node) -> OpResult {
+        let database = need_id(op, "DATABASE_ID")?;
+        if database != self.config.database_id {
+            return Err(SpFault::invalid(format!("Database {database} not found")));
+        }
+        let name = need(op, "CONTACT_LIST_NAME")?.to_owned();
+        let visibility = match need(op, "VISIBILITY")? {
+            "0" => 0,
+            "1" => 1,
+            _ => return Err(SpFault::invalid("VISIBILITY must be 0 or 1")),
+        };
+        let path = op
+            .text_of("PARENT_FOLDER_PATH")
+            .map(|p| p.trim().trim_matches('/').to_owned())
+            .filter(|p| !p.is_empty());
+        let folder_id = match (
+            op.text_of("PARENT_FOLDER_ID").filter(|f| !f.is_empty()),
+            &path,
+        ) {
+            (Some(f), _) => f
+                .parse()
+                .map_err(|_| SpFault::invalid("PARENT_FOLDER_ID must be numeric"))?,
+            (None, Some(p)) => match self.folders.get(p) {
+                Some(id) => *id,
+                None => {
+                    let id = self.id();
+                    self.folders.insert(p.clone(), id);
+                    id
+                }
+            },
+            (None, None) => 0,
+        };
+        if self
+            .contact_lists
+            .iter()
+            .any(|l| l.name == name && l.visibility == visibility && l.folder_id == folder_id)
+        {
+            return Err(SpFault::invalid(format!(
+                "A contact list named {name} already exists in this folder"
+            )));
+        }
+        let id = self.id();
+        self.contact_lists.push(SimContactList {
+            id,
+            name,
+            database_id: database,
+            visibility,
+            folder_id,
+            folder_path: path,
+            members: Vec::new(),
+        });
+        Ok(format!(
+            "{}{}",
+            el("CONTACT_LIST_ID", id),
+            el("PARENT_FOLDER_ID", folder_id)
+        ))
+    }
+
+    /// AddContactToContactList: adds an existing contact (by CONTACT_ID, else by the key
+    /// COLUMN) to a contact list, once; never creates a contact.
+    pub fn add_contact_to_contact_list(&mut self, op: &Node) -> OpResult {
+        let list_id = need_id(op, "CONTACT_LIST_ID")?;
+        if !self.contact_lists.iter().any(|l| l.id == list_id) {
+            return Err(SpFault::invalid(format!(
+                "Contact list {list_id} not found"
+            )));
+        }
+        let customer = match op.text_of("CONTACT_ID").filter(|c| !c.is_empty()) {
+            // With a CONTACT_ID, COLUMN elements are ignored.
+            Some(c) => {
+                let id: i64 = c
+                    .parse()
+                    .map_err(|_| SpFault::invalid("CONTACT_ID must be numeric"))?;
+                self.revealed
+                    .get(&id)
+                    .cloned()
+                    .ok_or_else(SpFault::contact_not_found)?
+            }
+            None => {
+                let key = &self.config.customer_id_field;
+                op.children_named("COLUMN")
+                    .find(|c| {
+                        c.text_of("NAME")
+                            .is_some_and(|n| n.eq_ignore_ascii_case(key))
+                    })
+                    .and_then(|c| c.text_of("VALUE"))
+                    .filter(|v| !v.is_empty())
+                    .map(str::to_owned)
+                    .ok_or_else(|| SpFault::invalid(format!("Key column {key} is required")))?
+            }
+        };
+        if !self.is_contact(&customer) {
+            return Err(SpFault::contact_not_found());
+        }
+        if let Some(list) = self.contact_lists.iter_mut().find(|l| l.id == list_id)
+            && let Err(at) = list.members.binary_search(&customer)
+        {
+            list.members.insert(at, customer);
+        }
+        Ok(String::new())
     }
 
     pub fn table_rows(&self, table_id: i64) -> Vec<BTreeMap<String, String>> {
@@ -384,37 +628,50 @@ impl State {
         Ok(el("ListId", id))
     }
 
-    /// Contacts a list id selects now: the database or a query.
-    fn audience(&self, list_id: i64) -> Option<usize> {
+    /// Customer ids (sorted) a list id selects now: the database (its contacts with stored
+    /// fields: the ones it had before are not enumerable), a contact list (its members) or a
+    /// query (evaluated now). `None` for an unknown id.
+    pub fn members_of(&self, list_id: i64) -> Option<Vec<String>> {
         if list_id == self.config.database_id {
-            return Some(self.recipients.len());
+            return Some(self.recipients.keys().cloned().collect());
+        }
+        if let Some(list) = self.contact_lists.iter().find(|l| l.id == list_id) {
+            return Some(list.members.clone());
         }
         let query = self.queries.iter().find(|q| q.id == list_id)?;
-        Some(match &query.criterion {
-            QueryCriterion::Profile { column, value } => self
-                .recipients
-                .values()
-                .filter(|r| r.fields.get(column) == Some(value))
-                .count(),
+        let mut ids: Vec<String> = match &query.criterion {
+            QueryCriterion::Profile { column, value } => {
+                let mut ids: Vec<String> = self.recipients_with(column, value);
+                // The key field of a contact the database had before.
+                if *column == self.config.customer_id_field
+                    && !self.recipients.contains_key(value)
+                    && self.is_contact(value)
+                {
+                    ids.push(value.clone());
+                }
+                ids
+            }
             QueryCriterion::Relational {
                 table_id,
                 column,
                 value,
             } => {
                 let customer = &self.config.customer_id_field;
-                let mut ids: Vec<&String> = self
-                    .tables
+                self.tables
                     .iter()
                     .filter(|t| t.table.id == *table_id)
                     .flat_map(|t| t.rows.iter())
                     .filter(|row| row.get(column) == Some(value))
                     .filter_map(|row| row.get(customer))
-                    .collect();
-                ids.sort();
-                ids.dedup();
-                ids.len()
+                    // A row whose customer id matches no contact never joins.
+                    .filter(|id| self.is_contact(id))
+                    .cloned()
+                    .collect()
             }
-        })
+        };
+        ids.sort();
+        ids.dedup();
+        Some(ids)
     }
 
     /// GetLists: databases (type 0), queries (1), both (2) or relational tables (15), by
@@ -445,6 +702,18 @@ impl State {
             for q in &self.queries {
                 let size = q.calculated_size.unwrap_or(0);
                 rows.push((q.id, q.name.clone(), 1, size, q.visibility, q.folder_id));
+            }
+        }
+        if matches!(list_type, 2 | 18) {
+            for l in &self.contact_lists {
+                rows.push((
+                    l.id,
+                    l.name.clone(),
+                    18,
+                    l.members.len(),
+                    l.visibility,
+                    l.folder_id,
+                ));
             }
         }
         if list_type == 15 {
@@ -478,29 +747,103 @@ impl State {
         Ok(out)
     }
 
-    pub fn calculate_query(&mut self, op: &Node) -> OpResult {
+    /// CalculateQuery: a data job that counts the query's contacts as they are now; the count
+    /// becomes the query's SIZE when the job completes.
+    pub fn calculate_query(&mut self, op: &Node, now: Timestamp) -> OpResult {
         let id = need_id(op, "QUERY_ID")?;
         let size = self
-            .audience(id)
-            .filter(|_| self.queries.iter().any(|q| q.id == id))
-            .ok_or_else(|| SpFault::invalid(format!("Query {id} not found")))?;
-        if let Some(q) = self.queries.iter_mut().find(|q| q.id == id) {
-            q.calculated_size = Some(size);
-        }
+            .queries
+            .iter()
+            .any(|q| q.id == id)
+            .then(|| self.members_of(id))
+            .flatten()
+            .ok_or_else(|| SpFault::invalid(format!("Query {id} not found")))?
+            .len();
         let job = self.id();
+        self.jobs.insert(
+            job,
+            Job {
+                query_id: id,
+                size,
+                started: now,
+                polls: 0,
+                done: false,
+            },
+        );
         Ok(el("JOB_ID", job))
     }
 
-    pub fn job_status(&self, op: &Node) -> OpResult {
-        let job = need_id(op, "JOB_ID")?;
-        if job > self.next_id {
-            return Err(SpFault::invalid(format!("Job {job} not found")));
+    /// GetJobStatus: WAITING, RUNNING, then COMPLETE (after [`JOB_POLLS`] polls or
+    /// [`JOB_DURATION`] of clock time).
+    pub fn job_status(&mut self, op: &Node, now: Timestamp) -> OpResult {
+        let id = need_id(op, "JOB_ID")?;
+        let job = self
+            .jobs
+            .get_mut(&id)
+            .ok_or_else(|| SpFault::invalid(format!("Job {id} not found")))?;
+        job.polls += 1;
+        let status = job.status(now);
+        let query_id = job.query_id;
+        if status == "COMPLETE" {
+            self.complete_job(id);
         }
         Ok(format!(
-            "{}{}{}",
-            el("JOB_ID", job),
-            el("JOB_STATUS", "COMPLETE"),
-            el("JOB_DESCRIPTION", "Simulated data job")
+            "{}{}{}<PARAMETERS><PARAMETER>{}{}</PARAMETER></PARAMETERS>",
+            el("JOB_ID", id),
+            el("JOB_STATUS", status),
+            el("JOB_DESCRIPTION", "Calculate query"),
+            el("NAME", "QUERY_ID"),
+            el("VALUE", query_id)
+        ))
+    }
+
+    /// GetListMetaData of the database, a query (SIZE as of its last completed calculation)
+    /// or a contact list.
+    pub fn list_meta_data(&self, op: &Node) -> OpResult {
+        let id = need_id(op, "LIST_ID")?;
+        let (name, kind, size, visibility) = if id == self.config.database_id {
+            ("Optimove Database".to_owned(), 0, self.recipients.len(), 1)
+        } else if let Some(q) = self.queries.iter().find(|q| q.id == id) {
+            (
+                q.name.clone(),
+                1,
+                q.calculated_size.unwrap_or(0),
+                q.visibility,
+            )
+        } else if let Some(l) = self.contact_lists.iter().find(|l| l.id == id) {
+            (l.name.clone(), 18, l.members.len(), l.visibility)
+        } else {
+            return Err(SpFault::invalid(format!("List {id} not found")));
+        };
+        let when = "03/02/26 08:00 AM";
+        let column = |name: &str| format!("<COLUMN>{}</COLUMN>", el("NAME", name));
+        Ok(format!(
+            "{}{}{}{}{}{}{}{}{}{}{}{}{}{}{}{}{}<COLUMNS>{}{}{}<COLUMN>{}<DEFAULT_VALUE/>{}</COLUMN></COLUMNS>",
+            el("ID", id),
+            el("NAME", &name),
+            el("TYPE", kind),
+            el("SIZE", size),
+            el("NUM_OPT_OUTS", 0),
+            el("NUM_UNDELIVERABLE", 0),
+            el("LAST_MODIFIED", when),
+            el("LAST_CONFIGURED", when),
+            el("CREATED", when),
+            el("VISIBILITY", visibility),
+            el(
+                "USER_ID",
+                "2f31c0-18f0a1b2c3d-5e6f7a8b9c0d1e2f3a4b5c6d7e8f9a0b"
+            ),
+            el("ORGANIZATION_ID", &self.config.organization_id),
+            el("OPT_IN_FORM_DEFINED", "false"),
+            el("OPT_OUT_FORM_DEFINED", "false"),
+            el("PROFILE_FORM_DEFINED", "false"),
+            el("OPT_IN_AUTOREPLY_DEFINED", "false"),
+            el("PROFILE_AUTOREPLY_DEFINED", "false"),
+            column("RECIPIENT_ID"),
+            column("EMAIL"),
+            column("LIST_ID"),
+            el("NAME", &self.config.customer_id_field),
+            el("TYPE", 0),
         ))
     }
 
@@ -550,6 +893,7 @@ impl State {
         self.tables.push(TableState {
             table: SimTable { id, name, columns },
             rows: Vec::new(),
+            by_key: HashMap::new(),
         });
         Ok(el("TABLE_ID", id))
     }
@@ -574,19 +918,19 @@ impl State {
             }
             match validate_row(&table.table, &values) {
                 Ok(()) => {
-                    let keys: Vec<&str> = table
+                    let key: Vec<String> = table
                         .table
                         .columns
                         .iter()
                         .filter(|c| c.key)
-                        .map(|c| c.name.as_str())
+                        .map(|c| values.get(&c.name).cloned().unwrap_or_default())
                         .collect();
-                    let same = |r: &BTreeMap<String, String>| {
-                        keys.iter().all(|k| r.get(*k) == values.get(*k))
-                    };
-                    match table.rows.iter_mut().find(|r| same(r)) {
-                        Some(existing) => existing.extend(values),
-                        None => table.rows.push(values),
+                    match table.by_key.get(&key) {
+                        Some(&i) => table.rows[i].extend(values),
+                        None => {
+                            table.by_key.insert(key, table.rows.len());
+                            table.rows.push(values);
+                        }
                     }
                 }
                 Err(description) => {
@@ -625,8 +969,9 @@ impl State {
             .ok_or_else(|| SpFault::invalid(format!("Template {template_id} not found")))?;
         let list_id = need_id(op, "LIST_ID")?;
         let audience = self
-            .audience(list_id)
-            .ok_or_else(|| SpFault::invalid(format!("List {list_id} not found")))?;
+            .members_of(list_id)
+            .ok_or_else(|| SpFault::invalid(format!("List {list_id} not found")))?
+            .len();
         let name = need(op, "MAILING_NAME")?.to_owned();
         let visibility = need(op, "VISIBILITY")?;
         let zone = match op.text_of("TIMEZONE") {
@@ -663,15 +1008,20 @@ impl State {
             send_text,
             shared: visibility == "1",
             audience,
+            recipients: None,
         });
+        // A mailing scheduled for now (or the past) goes to its list as it is now.
+        self.tick(now);
         Ok(el("MAILING_ID", mailing_id))
     }
 
     fn list_name(&self, list_id: i64) -> String {
-        self.queries
-            .iter()
-            .find(|q| q.id == list_id)
-            .map_or_else(|| "Optimove Database".to_owned(), |q| q.name.clone())
+        let query = self.queries.iter().find(|q| q.id == list_id);
+        let list = self.contact_lists.iter().find(|l| l.id == list_id);
+        query
+            .map(|q| q.name.clone())
+            .or_else(|| list.map(|l| l.name.clone()))
+            .unwrap_or_else(|| "Optimove Database".to_owned())
     }
 
     pub fn sent_mailings(&self, op: &Node, now: Timestamp) -> OpResult {
@@ -708,7 +1058,7 @@ impl State {
             .filter(|m| any_visibility || (m.shared && want_shared) || (!m.shared && want_private))
             .filter(|m| {
                 !op.flag("EXCLUDE_ZERO_SENT")
-                    || metrics_at(m.mailing_id, m.audience, m.scheduled_at, now).sent > 0
+                    || metrics_at(m.mailing_id, m.size(), m.scheduled_at, now).sent > 0
             })
             .collect();
         if op.flag("MAILING_COUNT_ONLY") {
@@ -723,7 +1073,7 @@ impl State {
                 "<SentTS/>".to_owned()
             };
             let num_sent = if sent {
-                metrics_at(m.mailing_id, m.audience, m.scheduled_at, now).sent
+                metrics_at(m.mailing_id, m.size(), m.scheduled_at, now).sent
             } else {
                 0
             };
@@ -759,7 +1109,7 @@ impl State {
         {
             return Err(SpFault::invalid(format!("Report {report} not found")));
         }
-        let x = metrics_at(m.mailing_id, m.audience, m.scheduled_at, now);
+        let x = metrics_at(m.mailing_id, m.size(), m.scheduled_at, now);
         let sent_at = if m.scheduled_at <= now {
             el("SentDateTime", report_ts(m.scheduled_at, &self.zone))
         } else {
@@ -884,6 +1234,34 @@ fn validate_row(table: &SimTable, values: &BTreeMap<String, String>) -> Result<(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_adapter_counts_this_simulator_s_missing_contacts_by_default() {
+        let ids = crate::SilverpopConfig::new(espbridge_core::AccountId::default_name())
+            .contact_not_found_errorids;
+        assert!(ids.contains(&u32::try_from(CONTACT_NOT_FOUND).unwrap()));
+    }
+
+    #[test]
+    fn jobs_wait_then_run_then_complete_by_polls_or_by_time() {
+        let t0: Timestamp = "2026-03-02T08:00:00Z".parse().unwrap();
+        let mut job = Job {
+            query_id: 1,
+            size: 3,
+            started: t0,
+            polls: 0,
+            done: false,
+        };
+        let mut seen = Vec::new();
+        for _ in 0..3 {
+            job.polls += 1;
+            seen.push(job.status(t0));
+        }
+        assert_eq!(seen, ["WAITING", "RUNNING", "COMPLETE"]);
+        job.polls = 0;
+        assert_eq!(job.status(t0 + SignedDuration::from_secs(9)), "WAITING");
+        assert_eq!(job.status(t0 + JOB_DURATION), "COMPLETE");
+    }
 
     #[test]
     fn scheduled_dates_use_the_12_hour_clock_in_the_zone() {

@@ -36,7 +36,22 @@
 //!   (also `getLastUploads`; the last 20 uploads).
 //!   Uploads move STORAGE → VALIDATED → QUEUED → IMPORTING → DONE, one step per
 //!   `upload_step_delay` of clock time or per `upload_polls_per_step` status polls, whichever
-//!   is faster; members change when the upload reaches DONE.
+//!   is faster; members change when the upload reaches DONE. At most `max_pending_uploads` are
+//!   not final at once; one more is refused with `MAX_NB_UPLOADS` and counted as a limit
+//!   refusal ([`SimView::limit_refusals`]).
+//! * **Latency**: every request is counted in flight from its arrival and held
+//!   [`SimView::set_latency`] (the setup's `latency`) before it is answered.
+//! * **Member table**: it exists before espbridge. Every customer id is a member with an e-mail
+//!   address (`email_field`, synthesized as `<id>@members.example`) unless
+//!   [`espbridge_sim::in_share`]`(id, unknown_id_share)` (the setup's `unknown_share`). Only the
+//!   members an upload touched are held, so memory follows the uploads, not the account. The
+//!   fields are `customer_id_field`, `email_field`, the `tag_fields` (`CAMPAIGN_TAG_1` …
+//!   `CAMPAIGN_TAG_10`) and `other_member_fields`; uploads and criteria may use any of them.
+//! * **Sends**: a posted campaign is sent at its `sendDate` to the members its segment selects
+//!   then, and that audience is frozen ([`SimView::sends`]). Time is let pass before every
+//!   request: what came due since the last one (imports completing, send dates) is processed
+//!   in time order, so an import that completed before a send date is in that send and one
+//!   that completed after is not.
 //!
 //! # Choices where the reference is UNCERTAIN
 //!
@@ -54,9 +69,16 @@
 //! * `sendDate` accepts `YYYY-MM-DDTHH:MM:SS` or `YYYY-MM-DD HH:MM:SS` (optional fraction and
 //!   offset); without an offset it is read in `account_timezone`. It must not be earlier than
 //!   now + `min_send_lead`.
-//! * A campaign's `nbSelected` is its segment's count at post time; counters are zero before the
-//!   send date and grow after it (see [`metrics`]).
-//! * A merge inserts members whose key is unknown. The merge `criteria` must be the customer-id
+//! * A campaign's `nbSelected` is its segment's count at post time until the send date, then
+//!   the number of members the send went to; counters are zero before the send date and grow
+//!   after it (see [`metrics`]).
+//! * The segment is evaluated at the send date (not at post). The send goes to whatever it
+//!   selects: the simulator drops no member by itself, so a segment without an e-mail criterion
+//!   shows members without e-mail among the recipients.
+//! * A merge on an id the member table lacks inserts a member with the file's fields only, so
+//!   without e-mail (whether the real `mergeUpload` inserts unknown keys is UNCERTAIN; nothing
+//!   offers an update-only merge). A merge on a known id updates the `toReplace` fields; an
+//!   insert on an existing member leaves it alone. The merge `criteria` must be the customer-id
 //!   field itself (SQL functions like `LOWER(EMAIL)` are not simulated): anything else, or a
 //!   mapped field the member table lacks, ends the upload in `ERROR` with the reason in
 //!   `<details>`. Lines without a key end it in `DONE WITH ERRORS`. [`SmartFocusSim::fail_next_import`]
@@ -64,7 +86,10 @@
 //! * Segment criteria are AND-ed; the `values` of one criterion are OR-ed; string comparisons
 //!   ignore case unless the operator ends in `_CASE_SENSITIVE`.
 //! * Reading one segment (`GET .../segment/{id}`) answers the `segmentationGetSegmentById` fields.
-//! * Segment count is `segmentationservice/{token}/segment/{id}/count` (REST path unknown).
+//! * Segment count is `segmentationservice/{token}/segment/{id}/count` (REST path unknown; the
+//!   adapter's `segment_count_path`). Counts (and sends) cover the members held: untouched
+//!   members carry no tag, so this only differs from a real account for segments without a
+//!   value criterion.
 //! * Finding a campaign by name is `campaign/getCampaignsByField` (by analogy with messages).
 //! * An injected [`FaultKind::RateLimit`] answers the call-quota error (500) without ending the
 //!   session (the API documents no HTTP rate limit); [`FaultKind::Status`] answers that status
@@ -78,12 +103,14 @@ mod upload;
 mod xml;
 
 use espbridge_core::{Clock, EspKind};
-use espbridge_esp_kit::{AccountError, SimSetup, SimulatedAccount};
+use espbridge_esp_kit::{AccountError, SimSend, SimSetup, SimView, SimulatedAccount};
+use espbridge_sim::Traffic;
 use espbridge_sim::faults::{Fault, FaultBook};
 use espbridge_sim::http::ServerHandle;
 use espbridge_sim::record::{RecordedRequest, Recorder};
 use jiff::{SignedDuration, Timestamp};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 #[cfg(doc)]
 use espbridge_sim::faults::FaultKind;
@@ -99,10 +126,16 @@ pub struct SmartFocusSimConfig {
     pub key: String,
     /// Textual member field holding customer ids (the merge key).
     pub customer_id_field: String,
-    /// Textual member field holding the per-campaign tag.
-    pub tag_field: String,
+    /// Textual member fields campaign tags are written to (the adapter's `tag_fields`); every
+    /// one is a member field for uploads and segment criteria.
+    pub tag_fields: Vec<String>,
+    /// Member field holding the e-mail address.
+    pub email_field: String,
     /// Other fields of the member table (uploads mapping unknown fields fail in `ERROR`).
     pub other_member_fields: Vec<String>,
+    /// Share of customer ids the member table does not hold (chosen by
+    /// [`espbridge_sim::in_share`]); every other id is a member with an e-mail address.
+    pub unknown_id_share: f64,
     /// Messages present at start.
     pub messages: Vec<SeedMessage>,
     pub token_lifetime: SignedDuration,
@@ -129,8 +162,10 @@ impl Default for SmartFocusSimConfig {
             password: "sim-password".into(),
             key: "sim-key".into(),
             customer_id_field: "CUSTOMER_ID".into(),
-            tag_field: "CAMPAIGN_TAG".into(),
-            other_member_fields: vec!["EMAIL".into(), "FIRSTNAME".into(), "DATEOFBIRTH".into()],
+            tag_fields: (1..=10).map(|i| format!("CAMPAIGN_TAG_{i}")).collect(),
+            email_field: "EMAIL".into(),
+            other_member_fields: vec!["FIRSTNAME".into(), "DATEOFBIRTH".into()],
+            unknown_id_share: 0.01,
             messages: SeedMessage::defaults(),
             token_lifetime: SignedDuration::from_mins(60),
             calls_per_session: None,
@@ -234,8 +269,12 @@ pub struct SimCampaign {
     pub segment_id: u64,
     /// Enum form as of now: `EDITABLE`, `QUEUED`, `RUNNING`, `COMPLETED`.
     pub status: String,
-    /// Segment count at post time (0 until posted).
+    /// Segment count at post time (0 until posted); from the send date on, the members the
+    /// send went to.
     pub selected: u64,
+    /// The customer ids the send went to, frozen at the send date (`None` before it or
+    /// unposted), sorted.
+    pub recipients: Option<Vec<String>>,
 }
 
 /// A running simulator. Dropping it stops the server.
@@ -245,25 +284,30 @@ pub struct SmartFocusSim {
     config: SmartFocusSimConfig,
 }
 
-/// Starts a simulator with `config` (its zone set to the setup's) and returns it with the
-/// account entry that points at it (credentials inline, the setup's message prefix).
+/// Starts a simulator with `config` (its zone, unknown share and latency set to the setup's)
+/// and returns it with the account entry that points at it (credentials inline, the setup's
+/// message prefix, the simulator's tag fields).
 pub async fn account(
     mut config: SmartFocusSimConfig,
     setup: &SimSetup,
 ) -> Result<SimulatedAccount, AccountError> {
     let esp = EspKind::Smartfocus;
     config.account_timezone = setup.timezone.clone();
+    config.unknown_id_share = setup.unknown_share;
     let credentials = serde_json::json!({
         "login": config.login, "password": config.password, "key": config.key,
     });
     let sim = SmartFocusSim::start(config, Arc::clone(&setup.clock))
         .await
         .map_err(|source| AccountError::Simulator { esp, source })?;
+    sim.set_latency(setup.latency);
     let base_url = sim.base_url();
     let fields = serde_json::json!({
         "base_url": base_url,
         "message_prefix": setup.template_prefix,
         "timezone": setup.timezone,
+        "tag_fields": sim.config().tag_fields,
+        "email_field": sim.config().email_field,
         // The simulator's import steps take seconds of a fast-forward clock, not minutes.
         "upload_poll_interval_ms": 50,
         "credentials": credentials,
@@ -285,13 +329,17 @@ impl SmartFocusSim {
             )
         })?;
         let state = state::State::new(&config, zone, clock.now());
+        // A file of `max_file_bytes`, base64-encoded, in its multipart envelope.
+        let max_body = config.max_file_bytes.saturating_mul(4) / 3 + 1024 * 1024;
         let shared = Arc::new(server::Shared {
             clock,
             state: Mutex::new(state),
             faults: FaultBook::default(),
             recorder: Recorder::default(),
+            traffic: Arc::new(Traffic::default()),
         });
-        let server = espbridge_sim::http::spawn(server::handler(shared.clone())).await?;
+        let handler = espbridge_sim::paced(server::handler(shared.clone()), shared.traffic.clone());
+        let server = espbridge_sim::http::spawn_with_body_limit(handler, max_body).await?;
         tracing::info!(
             port = server.addr().port(),
             "smartfocus simulator listening"
@@ -303,12 +351,12 @@ impl SmartFocusSim {
         })
     }
 
-    /// `http://127.0.0.1:PORT/`
     /// The configuration it was started with.
     pub fn config(&self) -> &SmartFocusSimConfig {
         &self.config
     }
 
+    /// `http://127.0.0.1:PORT/`
     pub fn base_url(&self) -> String {
         format!("http://{}/", self.server.addr())
     }
@@ -321,6 +369,11 @@ impl SmartFocusSim {
     /// Queues a fault; see [`Fault`].
     pub fn inject(&self, fault: Fault) {
         self.shared.faults.inject(fault);
+    }
+
+    /// The traffic so far (latency, peak concurrency, `MAX_NB_UPLOADS` refusals).
+    pub fn traffic(&self) -> &Traffic {
+        &self.shared.traffic
     }
 
     /// Ends every open session as if its 60 minutes had passed.
@@ -346,15 +399,31 @@ impl SmartFocusSim {
         self.shared.state().sim_segments()
     }
 
+    /// The campaigns as of now (sends whose date came are frozen first).
     pub fn campaigns(&self) -> Vec<SimCampaign> {
         let now = self.shared.clock.now();
-        self.shared.state().sim_campaigns(now)
+        let mut state = self.shared.state();
+        state.tick(now);
+        state.sim_campaigns(now)
     }
 
-    /// Customer ids whose tag field equals `tag` (uploads count once DONE), sorted.
+    /// Customer ids with `tag` in one of the tag fields (uploads count once DONE), sorted;
+    /// members without e-mail included.
     pub fn members_with_tag(&self, tag: &str) -> Vec<String> {
         let now = self.shared.clock.now();
         self.shared.state().members_with_tag(tag, now)
+    }
+
+    /// Customer ids the member table holds without an e-mail address (created by merges of ids
+    /// it did not know), sorted.
+    pub fn members_without_email(&self) -> Vec<String> {
+        let now = self.shared.clock.now();
+        self.shared.state().members_without_email(now)
+    }
+
+    /// Whether the account's member table knows `customer_id` (before any upload).
+    pub fn knows(&self, customer_id: &str) -> bool {
+        !espbridge_sim::in_share(customer_id, self.config.unknown_id_share)
     }
 
     /// Successful `campaign/post` calls.
@@ -365,5 +434,25 @@ impl SmartFocusSim {
     /// Sessions opened so far, on either service.
     pub fn sessions_opened(&self) -> usize {
         self.shared.state().sessions_opened()
+    }
+}
+
+impl SimView for SmartFocusSim {
+    /// One send per posted campaign whose send date has come, to the members its segment
+    /// selected then.
+    fn sends(&self) -> Vec<SimSend> {
+        let now = self.shared.clock.now();
+        let mut state = self.shared.state();
+        state.tick(now);
+        state.sim_sends()
+    }
+    fn limit_refusals(&self) -> u64 {
+        self.shared.traffic.refusals()
+    }
+    fn peak_in_flight(&self) -> usize {
+        self.shared.traffic.peak()
+    }
+    fn set_latency(&self, latency: Duration) {
+        self.shared.traffic.set_latency(latency);
     }
 }

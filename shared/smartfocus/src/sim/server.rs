@@ -4,6 +4,7 @@ use super::state::{Answer, Failure, Service, State, quota_reached};
 use super::upload::{self, UploadRequestError};
 use super::xml;
 use espbridge_core::Clock;
+use espbridge_sim::Traffic;
 use espbridge_sim::bytes::Bytes;
 use espbridge_sim::faults::{FaultBook, FaultKind};
 use espbridge_sim::http::{Handler, Reply, SimRequest};
@@ -20,6 +21,7 @@ pub(crate) struct Shared {
     pub state: Mutex<State>,
     pub faults: FaultBook,
     pub recorder: Recorder,
+    pub traffic: Arc<Traffic>,
 }
 
 impl Shared {
@@ -182,6 +184,9 @@ fn route(shared: &Shared, req: &SimRequest, now: Timestamp) -> Answer {
     };
     let rest: Vec<&str> = rest.iter().map(String::as_str).collect();
     let mut state = shared.state();
+    // Whatever came due since the last request (imports completing, sends freezing their
+    // audience) happens first, in time order.
+    state.tick(now);
     if let ["connect", op, params @ ..] = rest.as_slice() {
         let positional: Vec<String> = params.iter().map(|s| (*s).to_owned()).collect();
         let args = Args {
@@ -346,7 +351,11 @@ fn route(shared: &Shared, req: &SimRequest, now: Timestamp) -> Answer {
                             |e: UploadRequestError| Failure::new(e.to_string(), "", e.status()),
                         ),
                     };
-                    state.upload(parsed, now)
+                    let answer = state.upload(parsed, now);
+                    if matches!(&answer, Err(f) if f.status == "MAX_NB_UPLOADS") {
+                        shared.traffic.refused();
+                    }
+                    answer
                 }
             }
         }

@@ -276,7 +276,7 @@ mod tests {
         .into_bytes()
     }
 
-    const MERGE: &str = "<mergeUpload><fileName>a.csv</fileName><separator>tab</separator><criteria>CUSTOMER_ID</criteria><mapping><column><colNum>1</colNum><fieldName>CUSTOMER_ID</fieldName></column><column><fieldName>CAMPAIGN_TAG</fieldName><defaultValue>c1</defaultValue><toReplace>true</toReplace></column></mapping></mergeUpload>";
+    const MERGE: &str = "<mergeUpload><fileName>a.csv</fileName><separator>tab</separator><criteria>CUSTOMER_ID</criteria><mapping><column><colNum>1</colNum><fieldName>CUSTOMER_ID</fieldName></column><column><fieldName>CAMPAIGN_TAG_1</fieldName><defaultValue>c1</defaultValue><toReplace>true</toReplace></column></mapping></mergeUpload>";
 
     #[test]
     fn parses_a_merge_upload_with_base64_file() {

@@ -241,3 +241,69 @@ async fn a_missing_control_group_file_fails_the_campaign_naming_it() {
     assert!(reason.contains("absent.csv"), "{reason}");
     assert!(w.esp.lists.lock().unwrap().is_empty(), "nothing sent");
 }
+
+/// A drop of `rows` rows for campaign `id` under its own prefix.
+fn named_drop(w: &World, id: &str, rows: usize) -> ObjectRef {
+    let prefix = format!("campaigns/2026-11-24/{id}/");
+    let mut body = String::from("customer_id\n");
+    for i in 0..rows {
+        body.push_str(&format!("{id}-{i}\n"));
+    }
+    w.src.put(&format!("{prefix}a.csv"), body);
+    let m = serde_json::json!({
+        "schema_version": "1", "campaign_id": id, "esp": "emarsys", "template_id": "t1",
+        "send_at": "2026-11-25T09:00:00+01:00",
+        "audience": {"files": ["a.csv"], "columns": {"customer_id": "customer_id"}}
+    });
+    w.src.put(&format!("{prefix}manifest.json"), m.to_string());
+    ObjectRef {
+        bucket: "b".into(),
+        key: format!("{prefix}manifest.json"),
+        etag: format!("e-{id}"),
+    }
+}
+
+/// With a time slice, a big campaign yields its worker after each slice (a continuation at the
+/// back of the queue), so a small campaign of the same account dropped after it is ready long
+/// before the big one: one worker serves both in turns.
+#[tokio::test]
+async fn a_small_campaign_behind_a_big_one_is_ready_first() {
+    let mut w = world();
+    w.services.upload_settings.slice = Some(std::time::Duration::ZERO);
+    let upload = w.services.upload();
+    let big = named_drop(&w, "big", 2_000);
+    let small = named_drop(&w, "small", 150);
+    upload.handle_drop(&big, Deadline::none()).await.unwrap();
+    upload.handle_drop(&small, Deadline::none()).await.unwrap();
+    let state = |id: &str| {
+        let store = Arc::clone(&w.services.store);
+        let id = CampaignId::parse(id).unwrap();
+        async move { store.get(&id).await.unwrap().unwrap().state }
+    };
+    // One worker takes the queue in order, as SQS hands it out.
+    let mut small_ready_at = None;
+    for step in 1..=100 {
+        let Some(item) = w.queue.0.lock().unwrap().pop_front() else {
+            break;
+        };
+        match item {
+            WorkItem::ContinueUpload { campaign_id } => {
+                upload
+                    .continue_upload(&campaign_id, Deadline::none(), false)
+                    .await
+                    .unwrap();
+            }
+            WorkItem::ScheduleSend { .. } => {}
+        }
+        if small_ready_at.is_none() && state("small").await == State::AudienceReady {
+            small_ready_at = Some(step);
+            assert_eq!(
+                state("big").await,
+                State::Uploading,
+                "the big one is not done"
+            );
+        }
+    }
+    assert!(small_ready_at.is_some_and(|s| s <= 3), "{small_ready_at:?}");
+    assert_eq!(state("big").await, State::AudienceReady);
+}

@@ -14,7 +14,20 @@ pub(super) struct Campaign {
     pub(super) post_click_tracking: bool,
     pub(super) dedup: bool,
     pub(super) posted: bool,
+    /// The segment's count at post time.
     pub(super) selected: u64,
+    /// The customer ids the send went to: the segment's selection at the send date, frozen by
+    /// [`State::tick`]; `None` before it.
+    pub(super) recipients: Option<Vec<String>>,
+}
+
+impl Campaign {
+    /// `nbSelected`: the count at post time until the send, then the members the send went to.
+    fn selected_now(&self) -> u64 {
+        self.recipients
+            .as_ref()
+            .map_or(self.selected, |r| r.len() as u64)
+    }
 }
 
 impl State {
@@ -69,6 +82,7 @@ impl State {
             dedup: flag(dedup, "emaildedupflg")?,
             posted: false,
             selected: 0,
+            recipients: None,
         };
         self.next_campaign_id += 1;
         let id = campaign.id;
@@ -84,7 +98,7 @@ impl State {
     }
 
     pub fn post_campaign(&mut self, id: &str, now: Timestamp) -> Answer {
-        self.refresh(now);
+        self.tick(now);
         let campaign = self.campaign(id)?;
         if campaign.posted {
             return Err(Failure::new(
@@ -185,7 +199,7 @@ impl State {
         } else {
             -1.0
         };
-        let s = Snapshot::at(c.id, c.selected, elapsed);
+        let s = Snapshot::at(c.id, c.selected_now(), elapsed);
         let end = if now > c.send_at { now } else { c.send_at };
         let fields = [
             ("beginDate", self.date(c.send_at)),
@@ -222,7 +236,40 @@ impl State {
                 message_id: c.message_id,
                 segment_id: c.segment_id,
                 status: Self::status_of(c, now).into(),
-                selected: c.selected,
+                selected: c.selected_now(),
+                recipients: c.recipients.clone(),
+            })
+            .collect()
+    }
+
+    /// Freezes a posted campaign's audience at its send date: the members its segment selects
+    /// then (none when the segment is gone). The simulator sends to whatever the segment
+    /// selects; it drops no member by itself (a segment without an e-mail criterion sends to
+    /// members without e-mail too, which is how a missing criterion shows).
+    pub(super) fn freeze_send(&mut self, id: u64) {
+        let Some(segment_id) = self.campaigns.get(&id).map(|c| c.segment_id) else {
+            return;
+        };
+        let recipients = self
+            .segments
+            .get(&segment_id)
+            .map(|s| self.selection(s))
+            .unwrap_or_default();
+        if let Some(c) = self.campaigns.get_mut(&id) {
+            c.recipients = Some(recipients);
+        }
+    }
+
+    /// One send per campaign whose send date has come (see [`State::tick`]).
+    pub fn sim_sends(&self) -> Vec<espbridge_esp_kit::SimSend> {
+        self.campaigns
+            .values()
+            .filter_map(|c| {
+                Some(espbridge_esp_kit::SimSend {
+                    name: c.name.clone(),
+                    send_at: c.send_at,
+                    recipients: c.recipients.clone()?,
+                })
             })
             .collect()
     }

@@ -79,7 +79,8 @@ pub(crate) struct State {
     uploads: BTreeMap<u64, Upload>,
     next_upload_id: u64,
     fail_next_import: bool,
-    /// Customer id → field → value.
+    /// Customer id → field → value, for the members an upload touched (the rest of the member
+    /// table is implied by `unknown_id_share`; see [`uploads`]).
     members: BTreeMap<String, BTreeMap<String, String>>,
     segments: BTreeMap<u64, Segment>,
     next_segment_id: u64,
@@ -141,7 +142,43 @@ impl State {
             .to_string()
     }
 
-    // ----- sessions -----
+    /// Lets time pass up to `now`: imports that completed and sends whose date came, in time
+    /// order (an import completing at or before a send date is in that send; one completing
+    /// after it is not). Runs before every request and every read of the state.
+    pub fn tick(&mut self, now: Timestamp) {
+        /// Imports before sends at the same instant; then creation order.
+        #[derive(PartialEq, Eq, PartialOrd, Ord)]
+        enum Due {
+            Import(u64),
+            Send(u64),
+        }
+        let mut due: Vec<(Timestamp, Due)> = Vec::new();
+        for u in self.uploads.values() {
+            let complete = matches!(
+                u.outcome,
+                uploads::Outcome::Done | uploads::Outcome::DoneWithErrors(_)
+            );
+            if !u.applied
+                && complete
+                && let Some(at) = self.final_at(u)
+                && at <= now
+            {
+                due.push((at, Due::Import(u.id)));
+            }
+        }
+        for c in self.campaigns.values() {
+            if c.posted && c.recipients.is_none() && c.send_at <= now {
+                due.push((c.send_at, Due::Send(c.id)));
+            }
+        }
+        due.sort();
+        for (_, event) in due {
+            match event {
+                Due::Import(id) => self.apply_upload(id),
+                Due::Send(id) => self.freeze_send(id),
+            }
+        }
+    }
 }
 
 /// `t + d`, saturating: dates come from requests and must not overflow.
@@ -241,6 +278,137 @@ mod tests {
             ("<b>x</b>", "x")
         );
         assert_eq!(split_body("[EMV HTMLPART]<b>x</b>"), ("<b>x</b>", ""));
+    }
+
+    /// A merge of `CUSTOMER_ID<TAB>tag` lines into `CAMPAIGN_TAG_1`.
+    fn merge(ids: &[&str], tag: &str) -> Result<UploadRequest, Failure> {
+        use super::super::upload::Column;
+        let column = |n: usize, field: &str, to_replace: bool| Column {
+            col_num: Some(n),
+            field: field.into(),
+            to_replace,
+            default_value: None,
+        };
+        Ok(UploadRequest {
+            description: Description {
+                mode: UploadMode::Merge,
+                file_name: format!("{tag}.csv"),
+                separator: '\t',
+                skip_first_line: false,
+                criteria: Some("CUSTOMER_ID".into()),
+                columns: vec![
+                    column(1, "CUSTOMER_ID", false),
+                    column(2, "CAMPAIGN_TAG_1", true),
+                ],
+            },
+            file: ids
+                .iter()
+                .map(|id| format!("{id}\t{tag}\n"))
+                .collect::<String>()
+                .into_bytes(),
+        })
+    }
+
+    fn t(offset_secs: i64) -> Timestamp {
+        let start: Timestamp = "2026-06-10T08:00:00Z".parse().unwrap();
+        plus(start, SignedDuration::from_secs(offset_secs))
+    }
+
+    #[test]
+    fn a_send_takes_the_imports_completed_before_its_date_and_not_the_later_ones() {
+        let config = SmartFocusSimConfig {
+            upload_step_delay: Some(SignedDuration::from_secs(10)),
+            upload_polls_per_step: 0,
+            unknown_id_share: 0.0,
+            ..SmartFocusSimConfig::default()
+        };
+        let mut state = State::new(&config, zone(), t(0));
+        state
+            .create_segment(
+                "<segmentation><name>espbridge_c1</name></segmentation>",
+                t(0),
+            )
+            .unwrap();
+        let segment = *state.segments.keys().next().unwrap();
+        state
+            .add_string_criterion(
+                &segment.to_string(),
+                "<stringDemographicCriteria><columnName>CAMPAIGN_TAG_1</columnName>\
+                 <operator>EQUALS</operator><values>t1</values></stringDemographicCriteria>",
+                t(0),
+            )
+            .unwrap();
+        // Four states of 10 s: this import completes at +40 s, before the send at +60 s.
+        state.upload(merge(&["a", "b"], "t1"), t(0)).unwrap();
+        let message = state.messages.keys().next().unwrap().to_string();
+        let send_date = t(60).to_string();
+        state
+            .create_campaign(
+                [
+                    Some("espbridge_c1"),
+                    None,
+                    Some(&send_date),
+                    Some(&message),
+                    Some(&segment.to_string()),
+                    None,
+                    None,
+                    None,
+                ],
+                t(0),
+            )
+            .unwrap();
+        let campaign = *state.campaigns.keys().next().unwrap();
+        state.post_campaign(&campaign.to_string(), t(1)).unwrap();
+        // This one completes at +70 s, after the send.
+        state.upload(merge(&["c"], "t1"), t(30)).unwrap();
+        assert!(state.sim_sends().is_empty());
+
+        // One late tick processes both imports and the send in time order.
+        state.tick(t(120));
+        let sends = state.sim_sends();
+        assert_eq!(sends.len(), 1);
+        assert_eq!(sends[0].name, "espbridge_c1");
+        assert_eq!(sends[0].send_at, t(60));
+        assert_eq!(sends[0].recipients, ["a", "b"]);
+        assert_eq!(state.members_with_tag("t1", t(120)), ["a", "b", "c"]);
+        // nbSelected was 0 at post (nothing imported yet); it is the send's audience now.
+        assert_eq!(state.sim_campaigns(t(120))[0].selected, 2);
+        assert_eq!(
+            state.sim_campaigns(t(120))[0].recipients.as_deref(),
+            Some(["a".to_owned(), "b".to_owned()].as_slice())
+        );
+    }
+
+    #[test]
+    fn merges_complete_known_members_and_add_unknown_ones_without_email() {
+        let config = SmartFocusSimConfig {
+            upload_step_delay: Some(SignedDuration::ZERO),
+            unknown_id_share: 0.5,
+            ..SmartFocusSimConfig::default()
+        };
+        let ids: Vec<String> = (0..40).map(|i| format!("id{i}")).collect();
+        let (known, unknown): (Vec<&str>, Vec<&str>) = ids
+            .iter()
+            .map(String::as_str)
+            .partition(|id| !espbridge_sim::in_share(id, 0.5));
+        assert!(!known.is_empty() && !unknown.is_empty());
+        let mut state = State::new(&config, zone(), t(0));
+        assert!(state.members.is_empty(), "nothing is held before an upload");
+        state
+            .upload(merge(&[known[0], unknown[0]], "t1"), t(0))
+            .unwrap();
+        state.tick(t(1));
+        assert_eq!(state.members.len(), 2);
+        let k = &state.members[known[0]];
+        assert_eq!(
+            k.get("EMAIL"),
+            Some(&format!("{}@members.example", known[0]))
+        );
+        assert_eq!(k.get("CAMPAIGN_TAG_1").map(String::as_str), Some("t1"));
+        let u = &state.members[unknown[0]];
+        assert_eq!(u.get("EMAIL"), None);
+        assert_eq!(u.get("CAMPAIGN_TAG_1").map(String::as_str), Some("t1"));
+        assert_eq!(state.members_without_email(t(1)), [unknown[0]]);
     }
 
     #[test]

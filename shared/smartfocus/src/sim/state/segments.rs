@@ -206,15 +206,28 @@ impl State {
         Ok(xml::result("xs:boolean", "true"))
     }
 
-    pub(super) fn count_of(&self, segment: &Segment) -> u64 {
+    /// Members the segment selects now (of those held: members no upload touched carry no
+    /// tag, so they only matter to segments without a value criterion).
+    fn selects<'a>(
+        &'a self,
+        segment: &'a Segment,
+    ) -> impl Iterator<Item = (&'a String, &'a BTreeMap<String, String>)> + 'a {
         self.members
-            .values()
-            .filter(|m| segment.criteria.iter().all(|c| criterion_matches(c, m)))
-            .count() as u64
+            .iter()
+            .filter(|(_, m)| segment.criteria.iter().all(|c| criterion_matches(c, m)))
+    }
+
+    pub(super) fn count_of(&self, segment: &Segment) -> u64 {
+        self.selects(segment).count() as u64
+    }
+
+    /// Customer ids the segment selects now, sorted.
+    pub(super) fn selection(&self, segment: &Segment) -> Vec<String> {
+        self.selects(segment).map(|(id, _)| id.clone()).collect()
     }
 
     pub fn count_segment(&mut self, id: &str, now: Timestamp) -> Answer {
-        self.refresh(now);
+        self.tick(now);
         let id = parse_id(id, "segmentId")?;
         let segment = self
             .segments

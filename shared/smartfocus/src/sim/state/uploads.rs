@@ -1,4 +1,11 @@
 //! Batch member uploads: the import states, the file checks, and the member table they feed.
+//!
+//! The member table exists before espbridge: every customer id is a member with an e-mail
+//! address unless [`espbridge_sim::in_share`] puts it in `unknown_id_share`. Only members an
+//! upload touched are held ([`State::members`]): a merge on a known id materializes it (customer
+//! id and a synthesized e-mail) and then applies the row; a merge on an unknown id inserts a
+//! member with the file's fields only, so without e-mail (the simulator's reading of an
+//! UNCERTAIN point: the reference does not say whether a merge inserts unknown keys).
 
 use super::*;
 
@@ -26,6 +33,8 @@ pub(super) struct Upload {
     pub(super) outcome: Outcome,
     pub(super) rows: Vec<Row>,
     pub(super) applied: bool,
+    /// When status polls (`upload_polls_per_step`) took it to its final state.
+    pub(super) polled_final_at: Option<Timestamp>,
 }
 
 impl State {
@@ -65,42 +74,69 @@ impl State {
         }
     }
 
-    /// Applies uploads that reached DONE (or DONE WITH ERRORS) to the member table, in order.
-    pub fn refresh(&mut self, now: Timestamp) {
-        let ready: Vec<u64> = self
-            .uploads
-            .values()
-            .filter(|u| !u.applied)
-            .filter(|u| matches!(self.upload_status(u, now).0, "DONE" | "DONE WITH ERRORS"))
-            .map(|u| u.id)
-            .collect();
+    /// When the import reached its final state, if it has by `now`'s bookkeeping: by clock
+    /// (`upload_step_delay` per state) or by status polls, whichever came first.
+    pub(super) fn final_at(&self, upload: &Upload) -> Option<Timestamp> {
+        let steps = i32::try_from(UPLOAD_STATES.len()).unwrap_or(i32::MAX);
+        let by_clock = match self.config.upload_step_delay {
+            Some(step) if step.is_positive() => Some(
+                step.checked_mul(steps)
+                    .map_or(Timestamp::MAX, |d| plus(upload.created_at, d)),
+            ),
+            Some(_) => Some(upload.created_at),
+            None => None,
+        };
+        by_clock.into_iter().chain(upload.polled_final_at).min()
+    }
+
+    /// Whether `customer_id` is in the account's member table from the start.
+    pub(super) fn known_id(&self, customer_id: &str) -> bool {
+        !espbridge_sim::in_share(customer_id, self.config.unknown_id_share)
+    }
+
+    /// Applies a completed import to the member table, row by row.
+    pub(super) fn apply_upload(&mut self, id: u64) {
+        let Some(upload) = self.uploads.get_mut(&id) else {
+            return;
+        };
+        if upload.applied {
+            return;
+        }
+        upload.applied = true;
+        let mode = upload.mode;
+        let rows = std::mem::take(&mut upload.rows);
         let key_field = self.config.customer_id_field.clone();
-        for id in ready {
-            let Some(upload) = self.uploads.get_mut(&id) else {
+        for row in rows {
+            let Some(key) = row
+                .iter()
+                .find(|(f, _, _)| *f == key_field)
+                .map(|r| r.1.clone())
+            else {
                 continue;
             };
-            upload.applied = true;
-            for row in std::mem::take(&mut upload.rows) {
-                let Some(key) = row
-                    .iter()
-                    .find(|(f, _, _)| *f == key_field)
-                    .map(|r| r.1.clone())
-                else {
-                    continue;
-                };
-                match self.members.get_mut(&key) {
-                    Some(member) if upload.mode == UploadMode::Merge => {
-                        for (field, value, replace) in row {
-                            if replace && field != key_field {
-                                member.insert(field, value);
-                            }
+            if !self.members.contains_key(&key) && self.known_id(&key) {
+                let member = BTreeMap::from([
+                    (key_field.clone(), key.clone()),
+                    (
+                        self.config.email_field.clone(),
+                        format!("{key}@members.example"),
+                    ),
+                ]);
+                self.members.insert(key.clone(), member);
+            }
+            match self.members.get_mut(&key) {
+                Some(member) if mode == UploadMode::Merge => {
+                    for (field, value, replace) in row {
+                        if replace && field != key_field {
+                            member.insert(field, value);
                         }
                     }
-                    Some(_) => {}
-                    None => {
-                        let fields = row.into_iter().map(|(f, v, _)| (f, v)).collect();
-                        self.members.insert(key, fields);
-                    }
+                }
+                // An insert leaves an existing member alone.
+                Some(_) => {}
+                None => {
+                    let fields = row.into_iter().map(|(f, v, _)| (f, v)).collect();
+                    self.members.insert(key, fields);
                 }
             }
         }
@@ -125,7 +161,7 @@ impl State {
                 "INVALID_FILE",
             ));
         }
-        self.refresh(now);
+        self.tick(now);
         let pending = self
             .uploads
             .values()
@@ -160,26 +196,27 @@ impl State {
                 outcome,
                 rows,
                 applied: false,
+                polled_final_at: None,
             },
         );
         Ok(xml::result("xs:long", &id.to_string()))
     }
 
+    /// The member table's fields: customer id, e-mail, tag fields, the others.
+    fn member_fields(&self) -> impl Iterator<Item = &String> {
+        [&self.config.customer_id_field, &self.config.email_field]
+            .into_iter()
+            .chain(self.config.tag_fields.iter())
+            .chain(self.config.other_member_fields.iter())
+    }
+
     pub(super) fn known_field(&self, field: &str) -> bool {
-        field.eq_ignore_ascii_case(&self.config.customer_id_field)
-            || field.eq_ignore_ascii_case(&self.config.tag_field)
-            || self
-                .config
-                .other_member_fields
-                .iter()
-                .any(|f| f.eq_ignore_ascii_case(field))
+        self.member_fields().any(|f| f.eq_ignore_ascii_case(field))
     }
 
     /// Canonical spelling of a known field.
     pub(super) fn field_name(&self, field: &str) -> String {
-        std::iter::once(&self.config.customer_id_field)
-            .chain(std::iter::once(&self.config.tag_field))
-            .chain(self.config.other_member_fields.iter())
+        self.member_fields()
             .find(|f| f.eq_ignore_ascii_case(field))
             .cloned()
             .unwrap_or_else(|| field.to_owned())
@@ -248,9 +285,16 @@ impl State {
     pub fn upload_status_answer(&mut self, id: &str, now: Timestamp) -> Answer {
         let missing = || Failure::new("No flatUpload found!", id, "GET_FLATUPLOAD_FAILED");
         let id: u64 = id.parse().map_err(|_| missing())?;
+        let per_step = self.config.upload_polls_per_step;
         let upload = self.uploads.get_mut(&id).ok_or_else(missing)?;
         upload.polls = upload.polls.saturating_add(1);
-        self.refresh(now);
+        if per_step > 0
+            && (upload.polls / per_step) as usize >= UPLOAD_STATES.len()
+            && upload.polled_final_at.is_none()
+        {
+            upload.polled_final_at = Some(now);
+        }
+        self.tick(now);
         let upload = self.uploads.get(&id).ok_or_else(missing)?;
         let (status, details) = self.upload_status(upload, now);
         let mut inner = format!("<uploadStatus><status>{status}</status>");
@@ -282,7 +326,7 @@ impl State {
     }
 
     pub fn sim_uploads(&mut self, now: Timestamp) -> Vec<SimUpload> {
-        self.refresh(now);
+        self.tick(now);
         self.uploads
             .values()
             .map(|u| {
@@ -301,11 +345,21 @@ impl State {
     }
 
     pub fn members_with_tag(&mut self, tag: &str, now: Timestamp) -> Vec<String> {
-        self.refresh(now);
-        let field = &self.config.tag_field;
+        self.tick(now);
+        let fields = &self.config.tag_fields;
         self.members
             .iter()
-            .filter(|(_, m)| m.get(field).is_some_and(|v| v == tag))
+            .filter(|(_, m)| fields.iter().any(|f| m.get(f).is_some_and(|v| v == tag)))
+            .map(|(id, _)| id.clone())
+            .collect()
+    }
+
+    pub fn members_without_email(&mut self, now: Timestamp) -> Vec<String> {
+        self.tick(now);
+        let field = &self.config.email_field;
+        self.members
+            .iter()
+            .filter(|(_, m)| m.get(field).is_none_or(String::is_empty))
             .map(|(id, _)| id.clone())
             .collect()
     }
