@@ -8,6 +8,7 @@ mod common;
 mod continuation;
 mod happy_path;
 mod kill_midway;
+mod night;
 mod outage;
 mod redelivery;
 mod refusals;

@@ -1,5 +1,6 @@
 //! Silverpop end to end: the same handlers and events as the Emarsys suite, with the Silverpop
-//! account and simulator (tagged recipients or relational rows, a query, a scheduled mailing).
+//! account and simulator (a contact list per campaign, or relational rows and a query; a
+//! scheduled mailing).
 
 use crate::common::{
     first_template, listed_template_ids, poll_week_to_completed, prefix, upload_with,
@@ -12,7 +13,7 @@ use espbridge_tests::{Bad, Drop, Harness, HarnessOptions};
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-/// Lists mode makes one AddRecipient call per contact, so the drops stay small.
+/// Lists mode makes one AddContactToContactList call per contact, so the drops stay small.
 const ROWS: usize = 1_500;
 
 fn options() -> HarnessOptions {
@@ -61,14 +62,24 @@ fn relational() -> serde_json::Value {
     serde_json::json!({"silverpop": {"mode": "relational_table"}})
 }
 
-/// Customer ids the simulator holds with the campaign's tag.
-async fn tagged(h: &Harness, campaign_id: &str) -> anyhow::Result<BTreeSet<String>> {
-    let c = h.campaign(campaign_id).await?;
-    let tag = c
-        .esp_ids
-        .get(keys::TAG)
-        .ok_or_else(|| anyhow::anyhow!("no tag in the record: {:?}", c.esp_ids))?;
-    Ok(h.sp()?.recipients_with_tag(tag).into_iter().collect())
+/// Customer ids on the campaign's contact list in the simulator.
+fn on_list(h: &Harness, campaign_id: &str) -> anyhow::Result<BTreeSet<String>> {
+    let list = h
+        .sp()?
+        .contact_list(&format!("espbridge_{campaign_id}"))
+        .ok_or_else(|| anyhow::anyhow!("no contact list for {campaign_id}"))?;
+    Ok(list.members.into_iter().collect())
+}
+
+/// The drop's valid ids the simulated database holds (the others are counted, not created).
+fn known(h: &Harness, drop: &Drop) -> anyhow::Result<BTreeSet<String>> {
+    let sp = h.sp()?;
+    Ok(drop
+        .valid_ids
+        .iter()
+        .filter(|id| sp.knows(id))
+        .cloned()
+        .collect())
 }
 
 async fn upload(h: &Harness, id: &str, body: &str) -> anyhow::Result<usize> {
@@ -92,9 +103,16 @@ async fn schedule_and_poll(
     assert_eq!(mailings.len(), 1);
     assert_eq!(mailings[0].scheduled_at, send_at.timestamp());
     assert_eq!(mailings[0].folder_path.as_deref(), Some("Optimove"));
-    let queries = sp.queries();
-    assert_eq!(queries.len(), 1);
-    assert_eq!(mailings[0].list_id, queries[0].id);
+    // Lists mode sends to the campaign's contact list, Relational Tables mode to its query.
+    let target = match c.esp_ids.get(keys::CONTACT_LIST_ID) {
+        Some(list) => list.to_owned(),
+        None => {
+            let queries = sp.queries();
+            assert_eq!(queries.len(), 1);
+            queries[0].id.to_string()
+        }
+    };
+    assert_eq!(mailings[0].list_id.to_string(), target);
 
     poll_week_to_completed(h, id, send_at.timestamp()).await?;
     Ok(())
@@ -130,11 +148,24 @@ async fn silverpop_lists_drop_becomes_a_completed_campaign() -> anyhow::Result<(
     assert_eq!(c.audience.rows, drop.data_rows);
     assert_eq!(c.audience.uploaded, drop.valid_ids.len() as u64);
     assert_eq!(c.audience.rejected, drop.rejects.len() as u64);
-    assert_eq!(tagged(&h, id).await?, drop.valid_set());
+    let known = known(&h, &drop)?;
+    assert!(known.len() < drop.valid_ids.len(), "some ids are unknown");
+    assert_eq!(on_list(&h, id)?, known);
+    assert_eq!(
+        c.audience.not_in_esp,
+        (drop.valid_ids.len() - known.len()) as u64
+    );
+    assert!(sp.created_contacts().is_empty(), "no contact created");
+    assert!(sp.queries().is_empty(), "Lists mode needs no query");
 
     schedule_and_poll(&h, id, &send_at).await?;
-    let queries = h.sp()?.queries();
-    assert_eq!(queries[0].folder_id, sp_config.query_folder_id);
+    // At the send time the mailing goes to the known customers of the campaign.
+    let sends = h.sim_view().sends();
+    assert_eq!(sends.len(), 1);
+    assert_eq!(
+        sends[0].recipients.iter().cloned().collect::<BTreeSet<_>>(),
+        known
+    );
     Ok(())
 }
 
@@ -208,7 +239,8 @@ async fn silverpop_relational_rows_round_trip_xml_specials() -> anyhow::Result<(
         .map(|i| (id.to_owned(), format!("{id}-{i}"), tricky_name(i)))
         .collect();
     assert_eq!(rows, want);
-    assert!(sp.recipients_with_tag(id).is_empty(), "no Lists-mode tags");
+    assert!(sp.contact_lists().is_empty(), "no Lists-mode list");
+    assert!(sp.created_contacts().is_empty(), "rows create no contact");
 
     schedule_and_poll(&h, id, &send_at).await?;
     Ok(())
@@ -296,7 +328,7 @@ async fn silverpop_session_expiry_mid_upload_loses_nothing() -> anyhow::Result<(
         h.sp()?.logins() > at_expiry.load(Ordering::SeqCst),
         "a new login after expiry"
     );
-    assert_eq!(tagged(&h, id).await?, drop.valid_set());
+    assert_eq!(on_list(&h, id)?, known(&h, &drop)?);
     schedule_and_poll(&h, id, &send_at).await?;
     Ok(())
 }
@@ -323,9 +355,9 @@ async fn silverpop_repeated_events_change_nothing() -> anyhow::Result<()> {
     }
     let c = h.campaign(id).await?;
     assert_eq!(c.state, State::Scheduled, "failure: {:?}", c.failure);
-    assert_eq!(sp.queries().len(), 1);
+    assert_eq!(sp.contact_lists().len(), 1);
     assert_eq!(sp.mailings().len(), 1);
     assert_eq!(sp.schedule_count(), 1);
-    assert_eq!(tagged(&h, id).await?, drop.valid_set());
+    assert_eq!(on_list(&h, id)?, known(&h, &drop)?);
     Ok(())
 }
