@@ -91,7 +91,11 @@ pub async fn upload_generated_drop(
         queue: Arc::new(queue),
         esps: EspRegistry::new(vec![esp]),
         clock,
-        settings: UploadSettings::default(),
+        // One invocation, however long: the bench times the whole upload.
+        settings: UploadSettings {
+            slice: None,
+            ..UploadSettings::default()
+        },
     };
     let drop = ObjectRef {
         bucket: "local".into(),
