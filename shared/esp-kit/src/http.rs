@@ -5,7 +5,10 @@
 //!   headers to another host), response bodies read up to a cap;
 //! - the retry loop: bounded attempts, exponential back-off with full jitter for transient
 //!   failures, and for throttling a wait of at least one second that grows per attempt, or the
-//!   server's own `Retry-After` / reset time when it is longer;
+//!   server's own `Retry-After` / reset time when it is longer. Throttling answers do not spend
+//!   the account's attempts: being told to slow down is no reason to give up, so a throttled
+//!   call keeps waiting until a patience runs out (then [`EspError::RateLimited`], which the
+//!   upload answers by continuing later, not by failing);
 //! - transport errors described by kind (`timeout`, `connect`, …), never with the URL, which may
 //!   hold a session id, nor with any header or body.
 //!
@@ -165,6 +168,9 @@ pub struct Backoff {
     /// Shortest wait after a throttling answer; doubles per attempt up to `throttle_cap`.
     pub throttle_min: Duration,
     pub throttle_cap: Duration,
+    /// Longest time one call spends waiting out throttling answers before it gives up with
+    /// [`EspError::RateLimited`] (an upload then continues in a new invocation).
+    pub throttle_patience: Duration,
 }
 
 impl Default for Backoff {
@@ -174,6 +180,7 @@ impl Default for Backoff {
             cap: Duration::from_secs(10),
             throttle_min: Duration::from_secs(1),
             throttle_cap: Duration::from_secs(60),
+            throttle_patience: crate::settings::DEFAULT_THROTTLE_PATIENCE,
         }
     }
 }
@@ -227,7 +234,10 @@ impl EspHttp {
             base: settings.base_url.clone(),
             attempts: settings.attempts.get(),
             max_response: settings.max_response.get(),
-            backoff: Backoff::default(),
+            backoff: Backoff {
+                throttle_patience: settings.throttle_patience,
+                ..Backoff::default()
+            },
         })
     }
 
@@ -315,36 +325,43 @@ impl EspHttp {
         F: FnMut(u32) -> Fut,
         Fut: Future<Output = Step<T>>,
     {
-        let mut n = 1;
+        // Attempts spent on failures, and throttling answers (which spend none) with the time
+        // waited on them.
+        let (mut n, mut throttles, mut waited) = (1, 0u32, Duration::ZERO);
         loop {
-            let r = match attempt(n).await {
+            let r = match attempt(n + throttles).await {
                 Step::Done(v) => return Ok(v),
                 Step::Fail(e) => return Err(e),
                 Step::Retry(r) => r,
             };
             let may_repeat = idempotency == Idempotency::Safe || !r.reached;
-            if !may_repeat || n >= self.attempts {
-                return Err(self.give_up(what, n, &r, may_repeat));
-            }
-            let wait = if r.throttled {
-                self.backoff.throttled(n, r.wait)
+            let wait = if r.throttled && may_repeat {
+                throttles += 1;
+                let wait = self.backoff.throttled(throttles, r.wait);
+                if waited + wait > self.backoff.throttle_patience {
+                    return Err(EspError::RateLimited {
+                        esp: self.esp,
+                        attempts: n + throttles - 1,
+                        waited_secs: waited.as_secs(),
+                    });
+                }
+                waited += wait;
+                wait
             } else {
-                r.wait.unwrap_or_else(|| self.backoff.transient(n))
+                if !may_repeat || n >= self.attempts {
+                    return Err(self.give_up(what, n, &r, may_repeat));
+                }
+                n += 1;
+                r.wait.unwrap_or_else(|| self.backoff.transient(n - 1))
             };
-            tracing::warn!(esp = %self.esp, call = what, attempt = n, wait_ms = wait.as_millis() as u64,
+            tracing::warn!(esp = %self.esp, call = what, attempt = n + throttles - 1, wait_ms = wait.as_millis() as u64,
                 throttled = r.throttled, detail = %r.detail, "ESP call failed; retrying");
             tokio::time::sleep(wait).await;
-            n += 1;
         }
     }
 
     fn give_up(&self, what: &str, attempts: u32, r: &Retryable, may_repeat: bool) -> EspError {
-        if r.throttled && may_repeat {
-            EspError::RateLimited {
-                esp: self.esp,
-                attempts,
-            }
-        } else if !may_repeat {
+        if !may_repeat {
             EspError::Transient {
                 esp: self.esp,
                 detail: format!(
@@ -378,6 +395,7 @@ mod tests {
             timeout: crate::settings::RequestTimeout::secs(5),
             attempts: crate::settings::Attempts::new(attempts),
             max_response: crate::settings::BodyLimit::DEFAULT,
+            throttle_patience: Duration::from_secs(1),
         };
         EspHttp::new(EspKind::Emarsys, &settings)
             .unwrap()
@@ -386,6 +404,7 @@ mod tests {
                 cap: Duration::from_millis(2),
                 throttle_min: Duration::from_millis(3),
                 throttle_cap: Duration::from_millis(5),
+                throttle_patience: Duration::from_millis(40),
             })
     }
 
@@ -411,19 +430,59 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn gives_up_after_the_attempts_with_a_typed_error() {
-        let throttled = client(3)
-            .retry("x", Idempotency::Safe, |_| async {
-                Step::<()>::Retry(Retryable::throttled("HTTP 429", None))
+    async fn throttling_spends_no_attempts_and_ends_only_when_the_patience_is_spent() {
+        // Two attempts allowed, yet five throttling answers in a row (at most 34.5 ms of
+        // waits) are waited out.
+        let calls = Arc::new(AtomicU32::new(0));
+        let c = Arc::clone(&calls);
+        let out = client(2)
+            .retry("x", Idempotency::Safe, move |n| {
+                let c = Arc::clone(&c);
+                async move {
+                    c.fetch_add(1, Ordering::SeqCst);
+                    if n <= 5 {
+                        Step::Retry(Retryable::throttled("HTTP 429", Some(Duration::ZERO)))
+                    } else {
+                        Step::Done(n)
+                    }
+                }
             })
             .await;
-        assert_eq!(
-            throttled,
-            Err(EspError::RateLimited {
-                esp: EspKind::Emarsys,
-                attempts: 3
+        assert_eq!(out, Ok(6));
+        assert_eq!(calls.load(Ordering::SeqCst), 6);
+
+        // Throttled for good: the patience (40 ms of waits of 3 to 7.5 ms) ends it, typed and
+        // retryable, after more answers than the two attempts.
+        let calls = Arc::new(AtomicU32::new(0));
+        let c = Arc::clone(&calls);
+        let err = client(2)
+            .retry("x", Idempotency::Safe, move |_| {
+                let c = Arc::clone(&c);
+                async move {
+                    c.fetch_add(1, Ordering::SeqCst);
+                    Step::<()>::Retry(Retryable::throttled("HTTP 429", None))
+                }
             })
-        );
+            .await
+            .unwrap_err();
+        let n = calls.load(Ordering::SeqCst);
+        assert!(n > 2, "throttling spent the attempts: {n} calls");
+        match err {
+            EspError::RateLimited {
+                esp,
+                attempts,
+                waited_secs,
+            } => {
+                assert_eq!(esp, EspKind::Emarsys);
+                assert_eq!(attempts, n, "every throttled answer is counted");
+                assert_eq!(waited_secs, 0);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn gives_up_after_the_attempts_with_a_typed_error() {
         let transient = client(2)
             .retry("launch", Idempotency::Safe, |_| async {
                 Step::<()>::Retry(Retryable::transient("HTTP 502"))

@@ -6,7 +6,8 @@
 //! - [`settings`]: `base_url` (https, or http to loopback), timeout, attempts and body cap, each
 //!   checked while the account configuration is deserialized;
 //! - [`session`]: a login session shared by an account's calls, renewed single-flight;
-//! - [`limits`]: an account's limits held for the whole deployment ([`RateGate`], [`SlotPool`]);
+//! - [`limits`]: an account's limits held for the whole deployment ([`RateGate`], [`SlotPool`]),
+//!   and paces learned from an ESP's refusals ([`Aimd`]);
 //! - [`driver`]: the [`EspDriver`] trait, one per ESP, which the ESP registry lists;
 //! - [`Secret`]: credentials wrapped so they never print (`secrecy`).
 
@@ -23,9 +24,10 @@ pub use driver::{
 };
 pub use error::AdapterError;
 pub use http::{Backoff, EspHttp, Exchange, Idempotency, Retryable, SendError, Step};
-pub use limits::{MemoryLimits, RateGate, SlotGuard, SlotPool};
+pub use limits::{Aimd, MemoryLimits, RateGate, SlotGuard, SlotPool};
 pub use secrecy::{ExposeSecret, SecretString as Secret};
 pub use session::SessionSlot;
 pub use settings::{
-    Attempts, BaseUrl, BodyLimit, HttpDefaults, HttpOptions, HttpSettings, RequestTimeout,
+    Attempts, BaseUrl, BodyLimit, DEFAULT_THROTTLE_PATIENCE, HttpDefaults, HttpOptions,
+    HttpSettings, RequestTimeout,
 };

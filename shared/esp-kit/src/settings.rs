@@ -196,7 +196,14 @@ pub struct HttpOptions {
     pub max_attempts: Option<Attempts>,
     #[serde(default)]
     pub max_response_bytes: Option<BodyLimit>,
+    /// How long one call waits out throttling answers (which spend no attempts) before it
+    /// gives up and the upload continues in a new invocation; default 180 s.
+    #[serde(default)]
+    pub throttle_patience_secs: Option<u64>,
 }
+
+/// [`HttpOptions::throttle_patience_secs`] when unset.
+pub const DEFAULT_THROTTLE_PATIENCE: Duration = Duration::from_secs(180);
 
 /// An ESP's own defaults for [`HttpOptions`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -219,6 +226,9 @@ impl HttpOptions {
             timeout: self.request_timeout_secs.unwrap_or(defaults.timeout),
             attempts: self.max_attempts.unwrap_or(defaults.attempts),
             max_response: self.max_response_bytes.unwrap_or_default(),
+            throttle_patience: self
+                .throttle_patience_secs
+                .map_or(DEFAULT_THROTTLE_PATIENCE, Duration::from_secs),
         })
     }
 
@@ -236,6 +246,7 @@ pub struct HttpSettings {
     pub timeout: RequestTimeout,
     pub attempts: Attempts,
     pub max_response: BodyLimit,
+    pub throttle_patience: Duration,
 }
 
 #[cfg(test)]

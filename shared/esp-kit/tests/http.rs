@@ -71,6 +71,7 @@ fn client(base: &str, max_response: usize, attempts: u32) -> EspHttp {
             timeout: RequestTimeout::secs(5),
             attempts: Attempts::new(attempts),
             max_response: BodyLimit::bytes(max_response),
+            throttle_patience: std::time::Duration::from_secs(5),
         },
     )
     .expect("client")

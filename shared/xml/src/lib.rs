@@ -17,8 +17,11 @@ use std::io::Cursor;
 #[error("malformed XML: {0}")]
 pub struct XmlError(pub String);
 
+/// Deepest element nesting accepted (ESP answers nest a dozen levels).
+pub const MAX_DEPTH: usize = 256;
+
 fn xml_err(e: impl std::fmt::Display) -> XmlError {
-    XmlError(e.to_string())
+    XmlError(e.to_string().chars().take(200).collect())
 }
 
 /// One parsed element: name, attributes, text (entities and CDATA resolved, trimmed), children.
@@ -102,7 +105,16 @@ pub fn parse(body: &[u8]) -> Result<Element, XmlError> {
     loop {
         let (ns, event) = reader.read_resolved_event().map_err(xml_err)?;
         match event {
-            Event::Start(e) => stack.push((open(ns, &e)?, String::new())),
+            Event::Start(e) => {
+                // The tree is dropped, cloned and searched by recursion: a document nested
+                // deeper than any ESP answer must be refused, not overflow the stack.
+                if stack.len() >= MAX_DEPTH {
+                    return Err(XmlError(format!(
+                        "elements nested deeper than {MAX_DEPTH} levels"
+                    )));
+                }
+                stack.push((open(ns, &e)?, String::new()))
+            }
             Event::Empty(e) => {
                 let el = open(ns, &e)?;
                 match stack.last_mut() {

@@ -3,8 +3,10 @@
 //! (concurrent requests, sessions, pending uploads, tag fields). Whatever the number of function
 //! instances, together they stay within the account's limits.
 
+mod aimd;
 mod memory;
 
+pub use aimd::{Aimd, Change};
 pub use memory::MemoryLimits;
 
 use espbridge_core::EspKind;
@@ -27,6 +29,9 @@ fn unavailable(esp: EspKind, e: LimitError) -> EspError {
 fn plus(now: EpochMillis, d: Duration) -> EpochMillis {
     now.saturating_add(i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
+
+/// Longest wait for a turn of a [`RateGate`].
+pub const MAX_TURN_WAIT: Duration = Duration::from_secs(300);
 
 /// A per-minute allowance of one account, shared by the deployment. Reservations are granted in
 /// order of arrival, so concurrent campaigns of one account take turns call by call.
@@ -63,13 +68,24 @@ impl RateGate {
             .store(per_minute.max(1.0).to_bits(), Ordering::Relaxed);
     }
 
-    /// Waits until `cost` units may be used.
+    /// Waits until `cost` units may be used; a turn further off than [`MAX_TURN_WAIT`] ends the
+    /// call with a retryable error instead (no wait without a deadline).
     pub async fn acquire(&self, cost: u64) -> Result<(), EspError> {
         let wait = self
             .limits
             .reserve(&self.key, self.per_minute(), cost, epoch_millis_now())
             .await
             .map_err(|e| unavailable(self.esp, e))?;
+        if wait > MAX_TURN_WAIT {
+            return Err(EspError::Transient {
+                esp: self.esp,
+                detail: format!(
+                    "{}: the allowance is booked {} s ahead",
+                    self.key,
+                    wait.as_secs()
+                ),
+            });
+        }
         if !wait.is_zero() {
             tokio::time::sleep(wait).await;
         }
