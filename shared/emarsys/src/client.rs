@@ -41,9 +41,14 @@ pub(crate) enum Verdict {
     RetryTransient(String),
 }
 
+/// Share of the request limit the gate aims at.
+pub(crate) const TARGET_SHARE: f64 = 0.98;
+
 /// The rate-limit headers Emarsys sends on every response (names matched case-insensitively).
 #[derive(Debug, Default, Clone, Copy, PartialEq)]
 pub(crate) struct RateHeaders {
+    /// Requests a minute the API user may make.
+    pub limit: Option<u64>,
     pub remaining: Option<u64>,
     pub reset: Option<f64>,
 }
@@ -57,6 +62,7 @@ impl RateHeaders {
                 .filter(|f| f.is_finite() && *f >= 0.0)
         };
         Self {
+            limit: num("x-ratelimit-limit").map(|f| f as u64),
             remaining: num("x-ratelimit-remaining").map(|f| f as u64),
             reset: num("x-ratelimit-reset"),
         }
@@ -82,7 +88,7 @@ pub(crate) fn classify(status: u16, body: &[u8]) -> Verdict {
     let text = envelope
         .as_ref()
         .ok()
-        .map(|e| e.reply_text.clone())
+        .map(|e| espbridge_core::text::reason(&e.reply_text))
         .unwrap_or_default();
     if status == 429 || code == Some(7003) {
         return Verdict::RetryRateLimited;
@@ -106,7 +112,9 @@ pub(crate) fn classify(status: u16, body: &[u8]) -> Verdict {
         Err(err) if (200..300).contains(&status) => {
             return Verdict::Fail(EspError::Protocol {
                 esp: ESP,
-                detail: format!("response is not a JSON envelope: {err}"),
+                detail: espbridge_core::text::reason(&format!(
+                    "response is not a JSON envelope: {err}"
+                )),
             });
         }
         Err(_) => {
@@ -126,7 +134,7 @@ pub(crate) fn classify(status: u16, body: &[u8]) -> Verdict {
             esp: ESP,
             status,
             code: envelope.reply_code.to_string(),
-            text: envelope.reply_text,
+            text: espbridge_core::text::reason(&envelope.reply_text),
             retryable,
         });
     }
@@ -211,6 +219,9 @@ impl Http {
             Err(e) => return e.into(),
         };
         let rate = RateHeaders::from_headers(&ex.headers);
+        if let Some(limit) = rate.limit {
+            self.follow_reported(limit);
+        }
         if rate.remaining == Some(0)
             && let Some(wait) = rate.reset_wait(self.now_epoch())
             && let Err(e) = self.gate.hold_for(wait).await
@@ -239,6 +250,26 @@ impl Http {
                 ..Retryable::transient(detail)
             }),
         }
+    }
+
+    /// An account on a smaller plan announces a lower limit than configured: pace to the
+    /// announced one (a looser one changes nothing: the configuration is the ceiling).
+    fn follow_reported(&self, limit: u64) {
+        let pace = limit.max(1) as f64 * TARGET_SHARE;
+        if pace < self.gate.per_minute() {
+            self.gate.set_per_minute(pace);
+            tracing::info!(
+                esp = "emarsys",
+                reported_limit = limit,
+                requests_per_minute = pace,
+                "pacing to the limit the ESP reports"
+            );
+        }
+    }
+
+    /// The pace (requests a minute) this client keeps now.
+    pub(crate) fn pace(&self) -> f64 {
+        self.gate.per_minute()
     }
 
     fn now_epoch(&self) -> f64 {
@@ -350,12 +381,15 @@ mod tests {
         let mut h = HeaderMap::new();
         h.insert("X-Ratelimit-Remaining", HeaderValue::from_static("0"));
         h.insert("x-RATELIMIT-reset", HeaderValue::from_static("1764000030"));
+        h.insert("X-RateLimit-Limit", HeaderValue::from_static("12"));
         let r = RateHeaders::from_headers(&h);
         assert_eq!(r.remaining, Some(0));
+        assert_eq!(r.limit, Some(12));
         assert_eq!(r.reset_wait(1_764_000_000.0), Some(Duration::from_secs(30)));
         // Past reset: no wait.
         assert_eq!(r.reset_wait(1_764_000_100.0), Some(Duration::ZERO));
         let rel = RateHeaders {
+            limit: None,
             remaining: None,
             reset: Some(12.0),
         };
@@ -364,6 +398,7 @@ mod tests {
             Some(Duration::from_secs(12))
         );
         let far = RateHeaders {
+            limit: None,
             remaining: None,
             reset: Some(1_764_099_999.0),
         };

@@ -1,6 +1,6 @@
 //! [`EmarsysEsp`]: the `Esp` port over Emarsys Suite API v2.
 
-use crate::client::Http;
+use crate::client::{Http, TARGET_SHARE};
 use crate::config::{EmarsysConfig, EmarsysCredentials};
 use crate::schedule;
 use crate::wire::{self, Email};
@@ -19,8 +19,6 @@ use std::sync::Arc;
 use tokio::sync::OnceCell;
 
 const ESP: EspKind = EspKind::Emarsys;
-/// Share of the documented request limit the gate aims at.
-const TARGET_SHARE: f64 = 0.98;
 /// Emarsys takes at most 10 000 external ids per contact-list call (3002 beyond).
 pub const MAX_BATCH: usize = 10_000;
 /// "No contact found with the external id".
@@ -95,6 +93,12 @@ impl EmarsysEsp {
             http,
             key_id: Arc::new(OnceCell::new()),
         })
+    }
+
+    /// The pace (requests a minute) the adapter keeps now: the configured limit's, or the
+    /// lower one the ESP announced in `X-RateLimit-Limit`.
+    pub fn pace(&self) -> f64 {
+        self.http.pace()
     }
 
     pub fn config(&self) -> &EmarsysConfig {

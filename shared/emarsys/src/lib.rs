@@ -42,6 +42,23 @@ pub use config::{EmarsysConfig, EmarsysCredentials};
 pub use driver::DRIVER;
 pub use esp::{EmarsysEsp, MAX_BATCH, keys};
 
+/// Entry points for the property tests and fuzz targets only: no API.
+#[doc(hidden)]
+pub mod fuzzing {
+    use crate::client::{Verdict, classify};
+
+    /// What the client makes of one HTTP answer: its data (`None` for a throttling signal), or
+    /// the text of the error it becomes.
+    pub fn classify_answer(status: u16, body: &[u8]) -> Result<Option<serde_json::Value>, String> {
+        match classify(status, body) {
+            Verdict::Done(data) => Ok(Some(data)),
+            Verdict::RetryRateLimited => Ok(None),
+            Verdict::RetryTransient(detail) => Err(detail),
+            Verdict::Fail(e) => Err(e.to_string()),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests_support {
     use std::path::PathBuf;

@@ -588,3 +588,43 @@ async fn overlapping_pending_campaigns_each_send_to_their_whole_audience() {
         assert_eq!(sent.recipients, want, "{name}");
     }
 }
+
+/// An account on a smaller plan: the simulator allows 600 a minute and says so in
+/// `X-RateLimit-Limit`, while the account is configured for ten times that. The client paces to
+/// the announced limit from the first answer on: thirty calls in a row meet no refusal (at the
+/// configured pace they would meet about twenty).
+#[tokio::test]
+async fn a_stricter_account_announces_its_limit_and_the_client_paces_to_it() {
+    let sim_config = EmarsysSimConfig {
+        rate_limit_per_minute: 600,
+        rate_window: Duration::from_secs(1),
+        ..EmarsysSimConfig::default()
+    };
+    let r = rig_with(sim_config, |c| c.rate_limit_per_minute = 6_000).await;
+    assert!(r.esp.pace() > 5_000.0);
+    for _ in 0..30 {
+        r.esp.list_templates().await.unwrap();
+    }
+    assert_eq!(r.sim.limit_refusals(), 0);
+    assert!(r.sim.requests().iter().all(|q| q.status != 429));
+    assert_eq!(r.esp.pace(), 600.0 * 0.98);
+}
+
+/// Throttling spends none of the account's attempts: with one attempt allowed, two 429s in a
+/// row are waited out (for the announced reset, at least a second each) and the call succeeds.
+#[tokio::test]
+async fn throttling_answers_are_waited_out_however_few_attempts_remain() {
+    let r = rig_with(EmarsysSimConfig::default(), |c| {
+        c.http.max_attempts = Some(espbridge_esp_kit::Attempts::new(1))
+    })
+    .await;
+    r.sim.inject(Fault::any(FaultKind::RateLimit, 2));
+    let templates = tokio::time::timeout(Duration::from_secs(60), r.esp.list_templates())
+        .await
+        .expect("a throttled call does not hang")
+        .unwrap();
+    assert!(!templates.is_empty());
+    let statuses: Vec<u16> = r.sim.requests().iter().map(|q| q.status).collect();
+    assert_eq!(statuses[..3], [429, 429, 200]);
+    assert!(statuses[2..].iter().all(|s| *s == 200), "{statuses:?}");
+}

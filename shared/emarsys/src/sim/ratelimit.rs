@@ -14,6 +14,7 @@ pub(crate) const MINUTE: Duration = Duration::from_secs(60);
 /// Where a user stands in the current window, for the `X-RateLimit-*` headers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct RateStatus {
+    /// Requests a minute, as Emarsys announces its limit (whatever the window counted over).
     pub limit: u32,
     pub remaining: u32,
     /// Time until the window resets.
@@ -30,6 +31,8 @@ struct Window {
 
 #[derive(Debug)]
 pub(crate) struct RateLimiter {
+    per_minute: u32,
+    /// Requests a window.
     limit: u32,
     window: Duration,
     windows: HashMap<String, Window>,
@@ -41,6 +44,7 @@ impl RateLimiter {
     pub fn new(per_minute: u32, window: Duration) -> Self {
         let share = window.as_secs_f64() / MINUTE.as_secs_f64();
         Self {
+            per_minute,
             limit: ((f64::from(per_minute) * share).round() as u32).max(1),
             window,
             windows: HashMap::new(),
@@ -73,7 +77,7 @@ impl RateLimiter {
             window.used += 1;
         }
         RateStatus {
-            limit: self.limit,
+            limit: self.per_minute,
             remaining: self.limit.saturating_sub(window.used),
             reset_in: self.window.saturating_sub(now.duration_since(window.start)),
             exceeded,
