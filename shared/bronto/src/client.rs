@@ -1,18 +1,26 @@
 //! The Bronto side of a call: `POST {base}v4` SOAP envelopes, one session per adapter (logged
-//! in lazily and single-flight, again on Fault 103), and the account's address allowance (shared
+//! in lazily and single-flight — the calls in flight wait, with a deadline, for the one login —
+//! again on Fault 103 for as long as the account's sessions serve calls), and the account's address allowance (shared
 //! by the whole deployment) in front of every
 //! `addToList` attempt. Retries and back-off are the shared HTTP layer's.
+//!
+//! Bronto never says how many addresses a minute an account takes; it only refuses (Fault 101)
+//! beyond it. The configured figure is therefore a ceiling: a refusal halves the pace, and calls
+//! that go through raise it again by a twentieth every few calls ([`Aimd`]), so an account
+//! stricter than configured slows the upload down instead of ending it.
 
 use crate::config::{BrontoConfig, BrontoCredentials};
 use crate::wire::{self, Element, Fault, Node, Response};
 use espbridge_core::EspKind;
 use espbridge_core::ports::AccountLimits;
 use espbridge_core::ports::EspError;
-use espbridge_esp_kit::RateGate;
+use espbridge_esp_kit::limits::Change;
+use espbridge_esp_kit::session::Renewals;
 use espbridge_esp_kit::{
     AdapterError, EspHttp, ExposeSecret, Idempotency, Retryable, SessionSlot, Step,
     http::is_transient_status,
 };
+use espbridge_esp_kit::{Aimd, RateGate};
 use std::sync::Arc;
 use std::time::Duration;
 use url::Url;
@@ -20,6 +28,8 @@ use url::Url;
 const ESP: EspKind = EspKind::Bronto;
 /// Share of the paced allowance the gate aims at, so a call arriving late stays inside it.
 const TARGET_SHARE: f64 = 0.97;
+/// `addToList` calls in a row that raise the learned pace by one step.
+const RAISE_EVERY: u32 = 5;
 /// Longest wait for another call's login.
 const LOGIN_WAIT: Duration = Duration::from_secs(120);
 
@@ -105,6 +115,8 @@ pub(crate) struct Client {
     credentials: BrontoCredentials,
     session: SessionSlot<String>,
     addresses: RateGate,
+    /// The address pace learned from refusals; the gate follows it.
+    pace: Aimd,
 }
 
 impl Client {
@@ -123,6 +135,7 @@ impl Client {
                 field: "base_url",
                 detail: e.to_string(),
             })?;
+        let ceiling = config.address_pace(TARGET_SHARE);
         Ok(Self {
             http,
             endpoint,
@@ -132,9 +145,38 @@ impl Client {
                 ESP,
                 limits,
                 format!("bronto/{}/addresses", config.account),
-                config.address_pace(TARGET_SHARE),
+                ceiling,
             ),
+            pace: Aimd::new(ceiling, config.addresses_per_call() as f64, RAISE_EVERY),
         })
+    }
+
+    /// The address pace (per real minute) the client keeps now, and the refusals that taught it.
+    pub(crate) fn address_pace(&self) -> (f64, u64) {
+        (self.pace.current(), self.pace.refusals())
+    }
+
+    /// Moves the gate to what the last `addToList` taught.
+    fn learn(&self, change: Change) {
+        match change {
+            Change::Lowered(p) => {
+                self.addresses.set_per_minute(p);
+                tracing::info!(
+                    esp = "bronto",
+                    addresses_per_minute = p as u64,
+                    "address pace lowered after a refusal"
+                );
+            }
+            Change::Raised(p) => {
+                self.addresses.set_per_minute(p);
+                tracing::debug!(
+                    esp = "bronto",
+                    addresses_per_minute = p as u64,
+                    "address pace raised"
+                );
+            }
+            Change::Same => {}
+        }
     }
 
     /// Attempts per call the account allows.
@@ -214,24 +256,31 @@ impl Client {
             .await
     }
 
-    /// Sends `call`; on Fault 103 logs in again and repeats once. Returns `<op>Response`.
+    /// Sends `call`; on Fault 103 logs in again (single-flight) and repeats it, as long as the
+    /// account's sessions serve calls ([`Renewals`]). Returns `<op>Response`.
     pub(crate) async fn call(&self, call: Call) -> Result<Element, EspError> {
         let idempotency = match call.retry {
             Retry::Transient => Idempotency::Safe,
             Retry::Once => Idempotency::Unsafe,
         };
         let _busy = self.session.enter();
-        // Fault 101 is read as throttling: still there after every attempt, it ends as
-        // `RateLimited`.
+        let renewals = std::sync::Mutex::new(self.session.renewals());
+        // Fault 101 is read as throttling: waited out (and, on addToList, the pace lowered)
+        // until the layer's patience ends it as `RateLimited`.
         self.http
-            .retry(call.op, idempotency, |_| self.attempt(&call))
+            .retry(call.op, idempotency, |_| self.attempt(&call, &renewals))
             .await
     }
 
-    /// One attempt; a refused session is renewed and the request repeated once within it (the
-    /// server refused it before acting, so it is not an attempt).
-    async fn attempt(&self, call: &Call) -> Step<Element> {
-        let mut relogged = false;
+    /// One attempt; a refused session is renewed and the request repeated within it (the
+    /// server refused it before acting, so it is not an attempt, and its addresses were not
+    /// counted: the repeat spends no more of the allowance), as long as `renewals` allows.
+    async fn attempt(
+        &self,
+        call: &Call,
+        renewals: &std::sync::Mutex<Renewals<'_, String>>,
+    ) -> Step<Element> {
+        let mut paced = false;
         loop {
             let session = match self.session().await {
                 Ok(s) => s,
@@ -242,25 +291,45 @@ impl Client {
                 Err(e) => return Step::Fail(protocol(e.to_string())),
             };
             if call.addresses > 0
+                && !paced
                 && let Err(e) = self.addresses.acquire(call.addresses).await
             {
                 return Step::Fail(e);
             }
+            paced = true;
             let exchange = self.exchange(call.op, &body).await;
+            if let Step::Done(Exchange::Answer(_)) = &exchange {
+                self.session.served();
+            } else if let Step::Done(Exchange::Fault(_, f)) = &exchange
+                && f.code != Some(SESSION_INVALID)
+            {
+                self.session.served();
+            }
+            if call.addresses > 0 {
+                match &exchange {
+                    Step::Done(Exchange::Answer(_)) => self.learn(self.pace.succeeded()),
+                    Step::Done(Exchange::Fault(_, f)) if f.code == Some(RATE_OR_UNKNOWN) => {
+                        self.learn(self.pace.refused())
+                    }
+                    _ => {}
+                }
+            }
             match exchange {
                 Step::Done(Exchange::Answer(r)) => return Step::Done(r),
-                Step::Done(Exchange::Fault(status, f)) if f.code == Some(SESSION_INVALID) => {
+                Step::Done(Exchange::Fault(_, f)) if f.code == Some(SESSION_INVALID) => {
                     self.session.forget(&session).await;
-                    if relogged {
-                        // Refused again right after a login: give up for now (retryable).
-                        return Step::Fail(fault_error(call.op, status, &f));
+                    let mut r = renewals.lock().unwrap_or_else(|p| p.into_inner());
+                    if !r.again() {
+                        // Fresh sessions refused with nothing served: give up for now
+                        // (retryable).
+                        return Step::Fail(r.exhausted(call.op));
                     }
-                    tracing::info!(
+                    tracing::debug!(
                         esp = "bronto",
                         op = call.op,
+                        renewals = r.count(),
                         "session invalid; logging in again"
                     );
-                    relogged = true;
                 }
                 Step::Done(Exchange::Fault(status, f)) if is_retryable_fault(f.code) => {
                     return Step::Retry(Retryable {

@@ -132,6 +132,13 @@ impl BrontoEsp {
         &self.config
     }
 
+    /// The `addToList` pace (addresses per real minute) the adapter keeps now, lowered from
+    /// the configured one by each refusal and raised slowly after calls that go through; and
+    /// the refusals so far.
+    pub fn address_pace(&self) -> (f64, u64) {
+        self.client.address_pace()
+    }
+
     /// Every page of a read until an empty one (or Fault 116, "end of result set").
     async fn read_all<T>(
         &self,
@@ -404,9 +411,12 @@ impl Esp for BrontoEsp {
             self.add_chunk(list_id, chunk, &mut outcome).await?;
         }
         outcome.row_errors.sort_by_key(|r| r.index);
+        let (pace, refusals) = self.client.address_pace();
         tracing::info!(
             esp = "bronto",
             contacts = batch.contacts.len(),
+            addresses_per_minute = pace as u64,
+            rate_refusals = refusals,
             accepted = outcome.accepted,
             not_in_esp = outcome.not_in_esp,
             rejected = outcome.row_errors.len(),

@@ -15,7 +15,11 @@
 //!   Header, children unqualified), `SOAPAction: ""`; Faults are read at any HTTP status, the
 //!   code from `detail/ApiException/errorCode`, else the numeric prefix of `faultstring`.
 //! * Retries: transport errors, 5xx/429 without a Fault and Faults 101/108/113 with exponential
-//!   back-off up to `max_attempts`; Fault 103 logs in again and repeats once; Faults
+//!   back-off up to `max_attempts`; Fault 103 logs in again (one login for all the calls in
+//!   flight, which wait for it with a deadline) and repeats the call, for as long as the
+//!   account's sessions serve calls — an account whose sessions end after a few calls costs a
+//!   login per used-up session, not the upload — but not after a few fresh sessions in a row
+//!   refused before serving any call (a retryable error then); Faults
 //!   102/104/109/111 are authentication errors. 101 still failing after every attempt is
 //!   reported as rate limited.
 //! * Rate limit: the undocumented "50,000 contacts a minute" (`addresses_per_minute` per

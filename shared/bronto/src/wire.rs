@@ -85,7 +85,7 @@ pub fn parse_response(body: &[u8], op: &str) -> Result<Response, WireError> {
     if first.name != expected || first.namespace.as_deref() != Some(NS) {
         return Err(WireError::UnexpectedOperation {
             expected,
-            got: first.name.clone(),
+            got: espbridge_core::text::bounded(&first.name, 64),
         });
     }
     Ok(Response::Ok(first.clone()))

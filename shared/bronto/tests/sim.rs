@@ -478,17 +478,28 @@ async fn a_batch_larger_than_the_allowance_is_split_to_fit() {
     assert_eq!(r.sim.rate_refusals(), 0);
 }
 
+/// Fault 101 (Bronto's answer when an account is over its rate) is throttling: waited out
+/// without spending attempts, and the address pace halved; when it persists beyond the call's
+/// patience the call ends as `RateLimited` (retryable: the upload continues later).
 #[tokio::test]
-async fn fault_101_is_retried_and_reported_when_it_persists() {
-    let r = rig(|s| s.unknown_email_share = 0.0, |_| {}).await;
+async fn fault_101_is_waited_out_and_reported_when_it_persists() {
+    let r = rig(
+        |s| s.unknown_email_share = 0.0,
+        |c| {
+            c.http.max_attempts = Some(espbridge_esp_kit::Attempts::new(1));
+            c.http.throttle_patience_secs = Some(4);
+        },
+    )
+    .await;
     let c = campaign("885");
     let ids = r
         .esp
         .create_audience(&AudienceRequest::new(&c, None, send_at()))
         .await
         .unwrap();
+    let (configured, _) = r.esp.address_pace();
     r.sim
-        .inject(Fault::on(FaultKind::RateLimit, "addToList", 2));
+        .inject(Fault::on(FaultKind::RateLimit, "addToList", 1));
     let o = r
         .esp
         .upload_batch(&ids, &known(emails(0, 10)))
@@ -500,17 +511,24 @@ async fn fault_101_is_retried_and_reported_when_it_persists() {
         .filter(|(op, _)| op == "addToList")
         .map(|(_, code)| code)
         .collect();
-    assert_eq!(calls, [Some(101), Some(101), None]);
+    assert_eq!(
+        calls,
+        [Some(101), None],
+        "one attempt allowed, yet waited out"
+    );
+    let (lowered, refusals) = r.esp.address_pace();
+    assert_eq!(refusals, 1);
+    assert_eq!(lowered, configured / 2.0);
 
     r.sim
-        .inject(Fault::on(FaultKind::RateLimit, "addToList", 3));
+        .inject(Fault::on(FaultKind::RateLimit, "addToList", 100));
     let err = r
         .esp
         .upload_batch(&ids, &known(emails(10, 10)))
         .await
         .unwrap_err();
     assert!(
-        matches!(err, EspError::RateLimited { attempts: 3, .. }),
+        matches!(err, EspError::RateLimited { attempts, .. } if attempts >= 2),
         "{err:?}"
     );
     assert!(err.is_retryable());
@@ -738,4 +756,133 @@ async fn a_wrong_token_is_an_auth_error() {
     let err = esp.list_templates().await.unwrap_err();
     assert!(matches!(err, EspError::Auth { .. }), "{err:?}");
     assert!(!err.to_string().contains("wrong"));
+}
+
+/// An account that takes a fifth of the configured addresses a minute (200 per 200 ms window
+/// against 1,000 configured): Bronto only refuses (Fault 101), so the client halves its pace
+/// on each refusal and climbs back slowly; the upload completes with every address, and the
+/// pace it settled on is below the configured one.
+#[tokio::test]
+async fn an_account_stricter_than_configured_slows_the_upload_down_instead_of_ending_it() {
+    let r = rig(
+        |s| {
+            s.unknown_email_share = 0.0;
+            s.addresses_per_minute = Some(200);
+            s.rate_window = Duration::from_millis(200);
+        },
+        |c| {
+            c.addresses_per_minute = 1_000;
+            c.rate_window_ms = 200;
+            c.http.max_attempts = Some(espbridge_esp_kit::Attempts::new(2));
+        },
+    )
+    .await;
+    let ids = r
+        .esp
+        .create_audience(&AudienceRequest::new(&campaign("894"), None, send_at()))
+        .await
+        .unwrap();
+    let (configured, _) = r.esp.address_pace();
+    let o = tokio::time::timeout(
+        Duration::from_secs(120),
+        r.esp.upload_batch(&ids, &known(emails(0, 3_000))),
+    )
+    .await
+    .expect("a throttled upload does not hang")
+    .unwrap();
+    assert_eq!(o.accepted, 3_000);
+    let (settled, refusals) = r.esp.address_pace();
+    assert!(
+        refusals >= 1,
+        "the account refused nothing: the test is void"
+    );
+    assert_eq!(refusals as usize, r.sim.rate_refusals());
+    assert!(settled < configured, "{settled} vs {configured}");
+    // Every address arrived once: refused calls applied nothing.
+    assert_eq!(count_op(&r.sim, "addToList") - refusals as usize, 30);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_expiring_every_3_calls_with_10_in_flight_and_a_cap_of_4_complete() {
+    // Sessions end after three calls; ten workers' batches in flight at once. Bronto documents
+    // no session cap (several sessions per token are allowed), so the cap of 4 is asserted on
+    // what the simulator saw live at once.
+    let r = rig(
+        |s| {
+            s.session_max_calls = Some(3);
+            s.addresses_per_minute = None;
+            s.unknown_email_share = 0.0;
+        },
+        |c| c.addresses_per_minute = 1_000_000,
+    )
+    .await;
+    r.sim.set_latency(Duration::from_millis(2));
+    let c = campaign("890");
+    let all = emails(0, 3000);
+    let scenario = async {
+        let ids = r
+            .esp
+            .create_audience(&AudienceRequest::new(&c, None, send_at()))
+            .await
+            .unwrap();
+        let tasks: Vec<_> = (0..10)
+            .map(|w| {
+                let esp = Arc::clone(&r.esp);
+                let ids = ids.clone();
+                let mine: Vec<(usize, Vec<String>)> = all
+                    .chunks(30)
+                    .enumerate()
+                    .skip(w)
+                    .step_by(10)
+                    .map(|(i, chunk)| (i * 30, chunk.to_vec()))
+                    .collect();
+                tokio::spawn(async move {
+                    let mut accepted = 0;
+                    for (first, chunk) in mine {
+                        let b = batch(
+                            first as u64,
+                            &chunk.into_iter().map(Some).collect::<Vec<_>>(),
+                        );
+                        accepted += esp.upload_batch(&ids, &b).await.unwrap().accepted;
+                    }
+                    accepted
+                })
+            })
+            .collect();
+        let mut accepted = 0;
+        for t in tasks {
+            accepted += t.await.unwrap();
+        }
+        schedule(&r, &c, &ids).await;
+        (ids, accepted)
+    };
+    let (ids, accepted) = tokio::time::timeout(Duration::from_secs(300), scenario)
+        .await
+        .expect("the upload hung");
+    assert_eq!(accepted, 3000);
+    let mut members = r.sim.list_members(ids.get(keys::LIST_ID).unwrap());
+    members.sort();
+    let mut want = all.clone();
+    want.sort();
+    assert_eq!(members, want, "the whole audience arrived");
+    assert_eq!(r.sim.deliveries().len(), 1);
+    let (logins, served) = (r.sim.logins(), r.sim.calls_served());
+    // One login per three calls carried, plus one per call in flight and a little slack:
+    // never one per refused call.
+    let bound = served / 3 + 10 + 5;
+    assert!(
+        logins <= bound,
+        "{logins} logins for {served} calls (bound {bound})"
+    );
+    assert!(
+        r.sim.peak_sessions() <= 4,
+        "{} sessions live at once",
+        r.sim.peak_sessions()
+    );
+    assert!(r.sim.peak_in_flight() >= 5, "calls ran concurrently");
+    eprintln!(
+        "bronto: {served} calls, {logins} logins, peak {} sessions, peak {} in flight",
+        r.sim.peak_sessions(),
+        r.sim.peak_in_flight()
+    );
 }

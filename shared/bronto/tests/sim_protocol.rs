@@ -249,6 +249,30 @@ async fn missing_unknown_and_idle_sessions_are_103() {
 }
 
 #[tokio::test]
+async fn a_stricter_account_ends_sessions_after_their_calls_with_103() {
+    let h = harness_with(BrontoSimConfig {
+        session_max_calls: Some(3),
+        ..BrontoSimConfig::default()
+    })
+    .await;
+    let a = h.login().await;
+    for _ in 0..3 {
+        assert_eq!(h.call(&a, "readLists", "").await.fault_code(), None);
+    }
+    let used_up = h.call(&a, "readLists", "").await;
+    assert_eq!(used_up.fault_code(), Some(103));
+    assert_eq!(
+        used_up.body.child_text("faultstring"),
+        Some("103: Your session is invalid. Please log in again.")
+    );
+    // Another session is unaffected, and a used-up one is no longer live.
+    let b = h.login().await;
+    assert_eq!(h.call(&b, "readLists", "").await.fault_code(), None);
+    assert_eq!(h.sim.peak_sessions(), 1);
+    assert_eq!((h.sim.logins(), h.sim.calls_served()), (2, 4));
+}
+
+#[tokio::test]
 async fn wrong_or_missing_namespace_and_garbage_are_107() {
     let h = harness().await;
     let session = h.login().await;

@@ -11,7 +11,12 @@
 //! Operations:
 //! - `login(apiToken)` → session id (UUID-shaped). Wrong token → 102. Every other call needs
 //!   `Header/sessionHeader/sessionId`; missing, unknown or idle longer than
-//!   [`BrontoSimConfig::session_idle`] on the injected clock (sliding) → 103.
+//!   [`BrontoSimConfig::session_idle`] on the injected clock (sliding) → 103 "Your session is
+//!   invalid. Please log in again.". A stricter account
+//!   ([`BrontoSimConfig::session_max_calls`]) ends a session after that many calls: the next
+//!   call with it answers the same 103. There is no cap on sessions: Bronto allows several per
+//!   token and recommends one per thread, and documents no number (a cap would be invented);
+//!   [`BrontoSim::peak_sessions`] tells how many a client kept live at once.
 //! - `readMessageFolders` (filter `id`, `name` stringValue), `readMessages` (filter `id`,
 //!   `name`, `status`, `messageFolderId`; `includeContent` adds html and text `content`),
 //!   `readLists` (filter `id`, `name`), `readDeliveries` (filter `id`, `messageId`, `status`,
@@ -127,6 +132,9 @@ pub struct BrontoSimConfig {
     pub unknown_email_share: f64,
     /// Idle time after which a session answers Fault 103, on the injected clock.
     pub session_idle: SignedDuration,
+    /// A stricter account: a session ends after this many calls (login not counted), and the
+    /// next call with it answers Fault 103 like an expired one. `None`: no limit.
+    pub session_max_calls: Option<u32>,
     /// Most items per write call (read pages hold at most 5000 objects whatever this is).
     pub max_per_call: usize,
     /// addToList addresses allowed per [`Self::rate_window`]; `None` = unlimited.
@@ -168,6 +176,7 @@ impl Default for BrontoSimConfig {
             ],
             unknown_email_share: 0.01,
             session_idle: SignedDuration::from_mins(20),
+            session_max_calls: None,
             max_per_call: 5000,
             addresses_per_minute: Some(50_000),
             rate_window: Duration::from_secs(60),
@@ -300,6 +309,16 @@ impl BrontoSim {
     /// Successful logins.
     pub fn logins(&self) -> usize {
         self.shared.state().logins
+    }
+
+    /// The most sessions live at once (idle-expired and used-up ones no longer count).
+    pub fn peak_sessions(&self) -> usize {
+        self.shared.state().peak_sessions
+    }
+
+    /// Calls a session carried (its header accepted), whatever their outcome.
+    pub fn calls_served(&self) -> usize {
+        self.shared.state().calls_served
     }
 
     pub fn lists(&self) -> Vec<SimList> {

@@ -42,9 +42,13 @@ impl ListState {
 
 pub(crate) struct State {
     pub config: BrontoSimConfig,
-    /// Session id → last use on the clock.
-    pub sessions: HashMap<String, Timestamp>,
+    /// Live sessions: id → (last use, calls made with it).
+    pub sessions: HashMap<String, (Timestamp, u32)>,
     pub logins: usize,
+    /// The most sessions live at once (idle-expired and used-up ones no longer count).
+    pub peak_sessions: usize,
+    /// Calls a session carried (its header accepted), whatever their outcome.
+    pub calls_served: usize,
     pub lists: Vec<ListState>,
     pub deliveries: Vec<SimDelivery>,
     /// addToList calls accepted within the rate window: (arrival, addresses).
@@ -78,6 +82,8 @@ impl State {
             config,
             sessions: HashMap::new(),
             logins: 0,
+            peak_sessions: 0,
+            calls_served: 0,
             lists: Vec::new(),
             deliveries: Vec::new(),
             rate: VecDeque::new(),
@@ -107,7 +113,7 @@ impl State {
         // Forget sessions that can no longer be used, so the map does not grow without end.
         let idle = self.config.session_idle;
         self.sessions
-            .retain(|_, last| now.duration_since(*last) <= idle);
+            .retain(|_, (last, _)| now.duration_since(*last) <= idle);
         self.logins += 1;
         let seed = xxh3_64(format!("{}/{}", self.logins, now.as_nanosecond()).as_bytes());
         let salt = xxh3_64(&seed.to_le_bytes());
@@ -119,19 +125,27 @@ impl State {
             0x8000 | (salt >> 48 & 0x3fff),
             salt & 0xffff_ffff_ffff
         );
-        self.sessions.insert(id.clone(), now);
+        self.sessions.insert(id.clone(), (now, 0));
+        self.peak_sessions = self.peak_sessions.max(self.sessions.len());
         Ok(vec![Node::text("return", id)])
     }
 
-    /// Checks and slides a session: idle longer than `session_idle` → gone (Fault 103).
+    /// Checks and slides a session: idle longer than `session_idle` → gone (Fault 103). A call
+    /// that is the session's `session_max_calls`-th ends it: the next one answers Fault 103.
     pub fn touch_session(&mut self, id: Option<&str>, now: Timestamp) -> Result<(), ApiFault> {
         let id = id.ok_or_else(ApiFault::session)?;
-        let last = *self.sessions.get(id).ok_or_else(ApiFault::session)?;
+        let (last, calls) = *self.sessions.get(id).ok_or_else(ApiFault::session)?;
         if now.duration_since(last) > self.config.session_idle {
             self.sessions.remove(id);
             return Err(ApiFault::session());
         }
-        self.sessions.insert(id.to_owned(), now);
+        let calls = calls + 1;
+        if self.config.session_max_calls.is_some_and(|m| calls >= m) {
+            self.sessions.remove(id);
+        } else {
+            self.sessions.insert(id.to_owned(), (now, calls));
+        }
+        self.calls_served += 1;
         Ok(())
     }
 
