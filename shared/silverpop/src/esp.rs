@@ -96,6 +96,17 @@ impl SilverpopEsp {
         })
     }
 
+    /// The number of requests in flight this adapter settled on: `max_concurrent`, or less
+    /// after Silverpop refused concurrent requests (see the crate docs).
+    pub fn concurrency(&self) -> usize {
+        self.client.settled_concurrency()
+    }
+
+    /// Logins this adapter made so far.
+    pub fn logins(&self) -> u64 {
+        self.client.logins()
+    }
+
     /// The mode a manifest asks for in `esp_options.silverpop.mode`, or the account default.
     pub fn mode_from_options(&self, options: &serde_json::Value) -> Result<AudienceMode, EspError> {
         match options.get("mode") {
@@ -203,13 +214,10 @@ impl SilverpopEsp {
                 client.call_held(held, "AddContactToContactList", op).await,
             )
         });
-        let results: Vec<_> = stream::iter(calls)
-            .buffer_unordered(held.width())
-            .collect()
-            .await;
-        run.release().await;
+        let mut results = stream::iter(calls).buffer_unordered(held.width());
         let mut outcome = BatchOutcome::default();
-        for (index, r) in results {
+        let mut failed = None;
+        while let Some((index, r)) = results.next().await {
             match r {
                 Ok(Ok(_)) => outcome.accepted += 1,
                 Ok(Err(f)) if contact_not_found(&self.config.contact_not_found_errorids, &f) => {
@@ -225,8 +233,19 @@ impl SilverpopEsp {
                         reason: redact(&f.text, batch.contacts.get(index)),
                     });
                 }
-                Err(e) => return Err(e),
+                // The first call that could not be made ends the batch (the calls still in
+                // flight are dropped; the batch is sent again whole, and a list adds nobody
+                // twice): the rest would only meet the same wait.
+                Err(e) => {
+                    failed = Some(e);
+                    break;
+                }
             }
+        }
+        drop(results);
+        run.release().await;
+        if let Some(e) = failed {
+            return Err(e);
         }
         outcome.row_errors.sort_by_key(|r| r.index);
         tracing::info!(
@@ -234,6 +253,9 @@ impl SilverpopEsp {
             contacts = batch.contacts.len(),
             not_in_esp = outcome.not_in_esp,
             rejected = outcome.row_errors.len(),
+            concurrency = client.settled_concurrency(),
+            concurrency_refusals = client.concurrency_refusals(),
+            logins = client.logins(),
             "contacts added to the contact list"
         );
         Ok(outcome)
@@ -364,6 +386,9 @@ impl SilverpopEsp {
             esp = "silverpop",
             rows = batch.contacts.len(),
             rejected = outcome.row_errors.len(),
+            concurrency = self.client.settled_concurrency(),
+            concurrency_refusals = self.client.concurrency_refusals(),
+            logins = self.client.logins(),
             "relational rows written"
         );
         Ok(outcome)
@@ -459,6 +484,31 @@ impl Esp for SilverpopEsp {
     }
     fn max_batch(&self) -> usize {
         self.config.batch_size
+    }
+    /// One option: `mode` (`lists` or `relational_table`).
+    fn check_options(&self, options: &serde_json::Value) -> Result<(), String> {
+        if let Some(key) = options
+            .as_object()
+            .and_then(|m| m.keys().find(|k| k.as_str() != "mode"))
+        {
+            return Err(format!(
+                "unknown option {:?} (silverpop reads only \"mode\")",
+                espbridge_core::text::bounded(key, 64)
+            ));
+        }
+        self.mode_from_options(options)
+            .map(|_| ())
+            .map_err(|e| match e {
+                EspError::Invalid { detail, .. } => espbridge_core::text::bounded(&detail, 160),
+                other => other.to_string(),
+            })
+    }
+    /// Relational Tables mode stores the fields as table columns; a contact list holds ids.
+    fn carries_fields(&self, options: &serde_json::Value) -> bool {
+        matches!(
+            self.mode_from_options(options),
+            Ok(AudienceMode::RelationalTable)
+        )
     }
 
     async fn list_templates(&self) -> Result<Vec<Template>, EspError> {

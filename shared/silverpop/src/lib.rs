@@ -83,18 +83,44 @@
 //! are held deployment-wide (`max_concurrent` request slots, `max_sessions` session slots in the
 //! account limits): a request holds a request slot, a session its session slot from Login to
 //! Logout. A step (creating the audience, one batch, finishing it, scheduling, a metrics poll)
-//! logs its session out when no call of it is left, so the org's sessions go round the
-//! instances. A batch makes sure of its session before it takes request slots, and a login
-//! inside a batch goes through the batch's own slots, so no instance waits for a slot while
-//! holding one another waits for.
+//! logs its session out when no call of it is left, and frees its session slot then even if
+//! Silverpop had already ended the session, so the org's sessions go round the instances.
 //!
+//! No call can hang: every wait has a deadline that ends in a retryable error naming what was
+//! waited for (another call's Login, 120 s; a request or session slot of the org, 120 s; one of
+//! the batch's slots or of the client's in-flight permits, 180 s; a query's size, `job_timeout_secs`),
+//! and no wait closes a circle: a batch (a single call is a batch of one) takes its session slot
+//! first, then its request slots, and logs in only through its own request slots; a Login never
+//! waits for a request slot, and inside a batch never for a session slot. The first call of a
+//! batch that cannot be made ends the batch (the batch is sent again whole later; a contact
+//! list adds nobody twice).
+//!
+//! **Sessions that end early.** A session Silverpop ends (Fault 145: idle, or an org that ends
+//! sessions after a few calls) is renewed single-flight: the calls in flight that meet the
+//! refusal wait for one Login and repeat on its session. A call repeats for as long as the
+//! org's sessions serve calls; only a few fresh sessions in a row refused before serving any
+//! call end it (retryably). An org whose sessions end every 3 calls therefore costs one Login
+//! per 3 calls, never the upload.
+//!
+//! **Concurrency learned from refusals.** Another tool of the org can use its ten requests, and
+//! an org can allow fewer: Silverpop then refuses ("too many concurrent requests", Fault 10)
+//! without saying how many it takes. `max_concurrent` is therefore a ceiling: a refusal halves
+//! this client's in-flight limit (at least 1; the other refusals of that moment change nothing
+//! more), and the refused request goes again under the lower limit without spending an attempt;
+//! a run of answers while the limit is reached raises it by one, up to `max_concurrent`
+//! (additive increase, multiplicative decrease). A decrease is logged, and each batch logs the
+//! concurrency the client settled on, its refusals and its logins. Refusals lasting longer than
+//! two minutes for one request become the HTTP layer's throttling waits, which end (after its
+//! patience) in `RateLimited`: retryable, so the upload goes on in a later invocation.
+
 //! # Choices where the reference is uncertain
 //!
 //! * One request form: raw `text/xml;charset=UTF-8` bodies (no `xml=` form field); values are
 //!   entity-escaped by quick-xml rather than CDATA-wrapped.
 //! * Any Fault of Login is an authentication error (not retried), except errorid 146 (the
 //!   simulator's "sessions all in use") and 10 (its "too many concurrent requests"), which are
-//!   retryable. errorid 50 and 10 are retried elsewhere, as are transport errors, 5xx and 429 —
+//!   retryable. errorid 10 is read as the org's concurrency refusal (see above; the real id is
+//!   undocumented). errorid 50 is retried, as are transport errors, 5xx and 429 —
 //!   except ScheduleMailing, which is sent once per attempt and preceded by a
 //!   GetSentMailingsForOrg lookup of its name, so a lost answer never schedules twice.
 //! * The errorid of "contact not found" is undocumented: `contact_not_found_errorids` defaults to
@@ -112,6 +138,7 @@
 //!   the mailing has a `SentTS` and `ReportId`. delivered = NumSent − hard − soft bounces.
 
 mod client;
+mod concurrency;
 mod config;
 mod driver;
 mod esp;

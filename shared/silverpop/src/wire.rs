@@ -39,7 +39,8 @@ pub fn is_success(text: &str) -> bool {
 pub fn read_answer(body: &[u8]) -> Result<Answer, XmlError> {
     let root = parse(body)?;
     if root.name != "Envelope" {
-        return Err(XmlError(format!("root is <{}>, not <Envelope>", root.name)));
+        let root = espbridge_core::text::bounded(&root.name, 64);
+        return Err(XmlError(format!("root is <{root}>, not <Envelope>")));
     }
     let body = root
         .child("Body")

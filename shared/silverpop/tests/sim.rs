@@ -613,13 +613,434 @@ async fn bad_password_is_an_auth_error() {
 }
 
 #[tokio::test]
-async fn a_login_refused_for_concurrency_is_retryable_not_an_auth_failure() {
+async fn a_login_refused_for_concurrency_is_waited_out_not_an_auth_failure() {
     let r = rig(|c| c.http.max_attempts = Some(espbridge_esp_kit::Attempts::new(1))).await;
     r.sim.inject(Fault::any(FaultKind::RateLimit, 1));
-    let err = r.esp.list_templates().await.unwrap_err();
-    assert!(
-        err.is_retryable() && !matches!(err, espbridge_core::ports::EspError::Auth { .. }),
-        "{err:?}"
-    );
+    // The refusal spends no attempt: the Login goes again under a lower limit.
     assert_eq!(r.esp.list_templates().await.unwrap().len(), 2);
+    assert_eq!(r.sim.logins(), 1);
+    assert_eq!(r.esp.concurrency(), 5, "the refusal halved the concurrency");
+}
+
+// ----- stricter orgs: short sessions, a small session cap, a lower concurrency limit -----
+
+/// Bounds a whole strict-org scenario: a hang fails the test instead of blocking it.
+const SCENARIO_LIMIT: Duration = Duration::from_secs(300);
+
+/// An org whose sessions end after 3 calls and that allows 4 sessions at once.
+fn strict_org() -> SilverpopSimConfig {
+    SilverpopSimConfig {
+        session_max_calls: Some(3),
+        max_sessions: 4,
+        ..SilverpopSimConfig::default()
+    }
+}
+
+/// Calls the org's sessions carried: every request but Login and Logout that was not refused
+/// for its session (Fault 145) or for concurrency (Fault 10).
+fn session_calls(sim: &SilverpopSim) -> usize {
+    sim.requests()
+        .iter()
+        .filter(|q| !matches!(q.reply_code, Some(145 | 10)))
+        .filter(|q| {
+            q.body
+                .as_ref()
+                .and_then(|b| b.as_str())
+                .is_some_and(|b| !b.contains("<Login>") && !b.contains("<Logout"))
+        })
+        .count()
+}
+
+/// Logins are bounded by the calls the sessions carried (3 each), plus one per step that
+/// logged its session out before it was used up, one per call in flight (each may meet a
+/// used-up session) and a little slack — never one per refused call; the org's session cap was
+/// never exceeded.
+fn assert_sessions_bounded(sim: &SilverpopSim, steps: usize, in_flight: usize, cap: usize) {
+    let (logins, calls) = (sim.logins(), session_calls(sim));
+    let bound = calls / 3 + steps + in_flight + 5;
+    assert!(
+        logins <= bound,
+        "{logins} logins for {calls} calls (bound {bound})"
+    );
+    assert!(
+        sim.peak_sessions() <= cap,
+        "{} sessions live at once (cap {cap})",
+        sim.peak_sessions()
+    );
+    eprintln!(
+        "silverpop: {calls} calls, {logins} logins, peak {} sessions, peak {} in flight",
+        sim.peak_sessions(),
+        sim.peak_in_flight()
+    );
+}
+
+/// Uploads `ids` as `per_batch` batches, one after the other, with no limit per batch (the
+/// caller bounds the whole scenario).
+async fn upload_each(
+    esp: &SilverpopEsp,
+    audience: &EspIds,
+    ids: &[String],
+    per_batch: usize,
+) -> BatchOutcome {
+    let mut total = BatchOutcome::default();
+    for (n, chunk) in ids.chunks(per_batch).enumerate() {
+        let contacts = chunk
+            .iter()
+            .map(|id| Contact {
+                customer_id: id.clone(),
+                email: None,
+                fields: Vec::new(),
+            })
+            .collect();
+        let b = AudienceBatch {
+            first_ordinal: (n * per_batch) as u64,
+            field_names: Arc::from(Vec::<String>::new()),
+            contacts,
+        };
+        let out = esp.upload_batch(audience, &b).await.unwrap();
+        total.accepted += out.accepted;
+        total.not_in_esp += out.not_in_esp;
+        total.row_errors.extend(out.row_errors);
+    }
+    total
+}
+
+/// Uploads `ids` as `per_batch` batches, `workers` of them at once (as that many workers of
+/// one account would), through one adapter.
+async fn upload_concurrently(
+    esp: &Arc<SilverpopEsp>,
+    audience: &EspIds,
+    ids: &[String],
+    per_batch: usize,
+    workers: usize,
+) -> BatchOutcome {
+    use futures::stream::{self, StreamExt};
+    let batches: Vec<AudienceBatch> = ids
+        .chunks(per_batch)
+        .enumerate()
+        .map(|(n, chunk)| AudienceBatch {
+            first_ordinal: (n * per_batch) as u64,
+            field_names: Arc::from(Vec::<String>::new()),
+            contacts: chunk
+                .iter()
+                .map(|id| Contact {
+                    customer_id: id.clone(),
+                    email: None,
+                    fields: Vec::new(),
+                })
+                .collect(),
+        })
+        .collect();
+    let outcomes: Vec<_> = stream::iter(batches.iter())
+        .map(|b| esp.upload_batch(audience, b))
+        .buffer_unordered(workers)
+        .collect()
+        .await;
+    let mut total = BatchOutcome::default();
+    for out in outcomes {
+        let out = out.unwrap();
+        total.accepted += out.accepted;
+        total.not_in_esp += out.not_in_esp;
+        total.row_errors.extend(out.row_errors);
+    }
+    total
+}
+
+/// A strict-org rig: the simulator as `sim_config`, the adapter with 10 requests in flight
+/// and the org's 4 sessions, three attempts a call, 20 relational rows a call.
+async fn strict_rig(sim_config: SilverpopSimConfig) -> Rig {
+    let r = rig_with(sim_config, |c| {
+        c.max_concurrent = 10;
+        c.max_sessions = 4;
+        c.rows_per_call = 20;
+        c.http.max_attempts = Some(espbridge_esp_kit::Attempts::new(3));
+    })
+    .await;
+    r.sim.set_latency(Duration::from_millis(2));
+    r
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lists_mode_sessions_expiring_every_3_calls_with_10_in_flight_and_a_cap_of_4_complete() {
+    let r = strict_rig(strict_org()).await;
+    let campaign = CampaignId::parse("801").unwrap();
+    let ids = customers(0, 3000);
+    let scenario = async {
+        let audience = r
+            .esp
+            .create_audience(&AudienceRequest::new(&campaign, None, send_at()))
+            .await
+            .unwrap();
+        let out = upload_concurrently(&r.esp, &audience, &ids, 1000, 1).await;
+        let done = r
+            .esp
+            .finish_audience(&campaign, None, &audience)
+            .await
+            .unwrap();
+        schedule(&r, &campaign, &done.ids).await;
+        out
+    };
+    let out = tokio::time::timeout(SCENARIO_LIMIT, scenario)
+        .await
+        .expect("the upload hung");
+    let want = known(&r.sim, &ids);
+    assert!(out.row_errors.is_empty(), "{:?}", out.row_errors);
+    assert_eq!(out.accepted, want.len() as u64);
+    assert_eq!(out.accepted + out.not_in_esp, 3000);
+    assert_eq!(
+        r.sim
+            .contact_list(&object_name(&campaign, None))
+            .unwrap()
+            .members,
+        want,
+        "the whole audience arrived"
+    );
+    assert_eq!(r.sim.schedule_count(), 1);
+    assert!(r.sim.peak_in_flight() >= 5, "calls ran concurrently");
+    // Steps: create, three batches, finish, schedule.
+    assert_sessions_bounded(&r.sim, 6, 10, 4);
+    eprintln!(
+        "silverpop lists: settled on {} in flight",
+        r.esp.concurrency()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn relational_mode_sessions_expiring_every_3_calls_with_10_in_flight_and_a_cap_of_4_complete()
+{
+    let r = strict_rig(strict_org()).await;
+    let campaign = CampaignId::parse("802").unwrap();
+    let ids = customers(0, 3000);
+    let options = relational();
+    let scenario = async {
+        let audience = r
+            .esp
+            .create_audience(
+                &AudienceRequest::new(&campaign, None, send_at()).with_options(&options),
+            )
+            .await
+            .unwrap();
+        // Ten workers' batches at once, 20 rows a call: ten calls in flight.
+        let out = upload_concurrently(&r.esp, &audience, &ids, 100, 10).await;
+        let done = r
+            .esp
+            .finish_audience(&campaign, None, &audience)
+            .await
+            .unwrap();
+        schedule(&r, &campaign, &done.ids).await;
+        (out, done)
+    };
+    let (out, done) = tokio::time::timeout(SCENARIO_LIMIT, scenario)
+        .await
+        .expect("the upload hung");
+    assert!(out.row_errors.is_empty(), "{:?}", out.row_errors);
+    assert_eq!(out.accepted, 3000);
+    let rows = r.sim.table_rows(TABLE);
+    let mut arrived: Vec<String> = rows
+        .iter()
+        .filter(|row| row["ActionID"] == "802")
+        .map(|row| row["CustomerID"].clone())
+        .collect();
+    arrived.sort();
+    assert_eq!(arrived, ids, "the whole audience arrived");
+    assert_eq!(done.members, Some(known(&r.sim, &ids).len() as u64));
+    assert_eq!(r.sim.schedule_count(), 1);
+    assert!(r.sim.peak_in_flight() >= 5, "calls ran concurrently");
+    // Steps: create, thirty batches, finish, schedule.
+    assert_sessions_bounded(&r.sim, 33, 10, 4);
+    eprintln!(
+        "silverpop relational: settled on {} in flight",
+        r.esp.concurrency()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn both_modes_at_once_on_a_strict_org_complete() {
+    let r = strict_rig(strict_org()).await;
+    let (lists, rt) = (
+        CampaignId::parse("811").unwrap(),
+        CampaignId::parse("812").unwrap(),
+    );
+    let ids = customers(0, 2000);
+    let options = relational();
+    let lists_upload = async {
+        let audience = r
+            .esp
+            .create_audience(&AudienceRequest::new(&lists, None, send_at()))
+            .await
+            .unwrap();
+        upload_concurrently(&r.esp, &audience, &ids, 500, 2).await
+    };
+    let rt_upload = async {
+        let audience = r
+            .esp
+            .create_audience(&AudienceRequest::new(&rt, None, send_at()).with_options(&options))
+            .await
+            .unwrap();
+        let out = upload_concurrently(&r.esp, &audience, &ids, 100, 4).await;
+        r.esp.finish_audience(&rt, None, &audience).await.unwrap();
+        out
+    };
+    let (a, b) = tokio::time::timeout(SCENARIO_LIMIT, async {
+        tokio::join!(lists_upload, rt_upload)
+    })
+    .await
+    .expect("the uploads hung");
+    assert_eq!(a.accepted, known(&r.sim, &ids).len() as u64);
+    assert_eq!(b.accepted, 2000);
+    assert_eq!(
+        r.sim
+            .contact_list(&object_name(&lists, None))
+            .unwrap()
+            .members,
+        known(&r.sim, &ids)
+    );
+    // Steps: two creates, 4 + 20 batches, finish.
+    assert_sessions_bounded(&r.sim, 27, 10, 4);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_org_allowing_fewer_requests_than_configured_settles_the_client_below_it() {
+    let sim_config = SilverpopSimConfig {
+        max_concurrent: 3,
+        ..SilverpopSimConfig::default()
+    };
+    let r = strict_rig(sim_config).await;
+    r.sim.set_latency(Duration::from_millis(5));
+    let campaign = CampaignId::parse("803").unwrap();
+    let ids = customers(0, 2000);
+    let scenario = async {
+        let audience = r
+            .esp
+            .create_audience(&AudienceRequest::new(&campaign, None, send_at()))
+            .await
+            .unwrap();
+        upload_concurrently(&r.esp, &audience, &ids, 1000, 1).await
+    };
+    let out = tokio::time::timeout(SCENARIO_LIMIT, scenario)
+        .await
+        .expect("the upload hung");
+    assert!(out.row_errors.is_empty(), "{:?}", out.row_errors);
+    assert_eq!(
+        r.sim
+            .contact_list(&object_name(&campaign, None))
+            .unwrap()
+            .members,
+        known(&r.sim, &ids),
+        "the whole audience arrived"
+    );
+    let settled = r.esp.concurrency();
+    assert!(settled <= 3, "settled on {settled} in flight");
+    assert!(
+        r.sim.limit_refusals() > 0,
+        "the org refused the client's 10"
+    );
+    eprintln!(
+        "silverpop sim 3 / client 10: settled on {settled}, {} refusals",
+        r.sim.limit_refusals()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn five_instances_of_a_strict_org_share_its_4_sessions_and_complete() {
+    let clock = ManualClock::new(start());
+    let sim = Arc::new(
+        SilverpopSim::start(strict_org(), Arc::new(clock.clone()))
+            .await
+            .unwrap(),
+    );
+    sim.set_latency(Duration::from_millis(2));
+    // One org's limits, as the deployment's limit table holds them for every instance.
+    let limits: Arc<dyn AccountLimits> = Arc::new(MemoryLimits::new());
+    let ctx = BuildContext {
+        clock: Arc::new(clock.clone()),
+        limits,
+    };
+    let tasks: Vec<_> = (0..5)
+        .map(|n| {
+            let mut config = esp_config(&sim);
+            config.max_sessions = 4;
+            config.http.max_attempts = Some(espbridge_esp_kit::Attempts::new(3));
+            let esp = build(config, &ctx);
+            let sim = Arc::clone(&sim);
+            tokio::spawn(async move {
+                let campaign = CampaignId::parse(&format!("82{n}")).unwrap();
+                let ids = customers(n * 1000, n * 1000 + 400);
+                let audience = esp
+                    .create_audience(&AudienceRequest::new(&campaign, None, send_at()))
+                    .await
+                    .unwrap();
+                let out = upload_each(&esp, &audience, &ids, 100).await;
+                (campaign, known(&sim, &ids), out)
+            })
+        })
+        .collect();
+    let all = tokio::time::timeout(SCENARIO_LIMIT, futures::future::join_all(tasks))
+        .await
+        .expect("the uploads hung");
+    for t in all {
+        let (campaign, want, out) = t.unwrap();
+        assert!(out.row_errors.is_empty(), "{:?}", out.row_errors);
+        assert_eq!(out.accepted, want.len() as u64);
+        let list = sim.contact_list(&object_name(&campaign, None)).unwrap();
+        assert_eq!(list.members, want, "the whole audience arrived");
+    }
+    assert_eq!(sim.limit_refusals(), 0, "no request or login refused");
+    assert!(sim.peak_in_flight() <= 10);
+    // Steps: five creates, 5 × 4 batches.
+    assert_sessions_bounded(&sim, 25, 10, 4);
+}
+
+/// Single calls (each logging in when it finds no session) while a batch holds every request
+/// slot of the org and its sessions end every 3 calls: a single call's Login used to wait for
+/// a request slot while holding the session, and the batch's calls waited for the session.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn single_calls_during_a_batch_holding_every_slot_on_a_strict_org_complete() {
+    let r = strict_rig(strict_org()).await;
+    r.sim.set_latency(Duration::from_millis(5));
+    let campaign = CampaignId::parse("804").unwrap();
+    let ids = customers(0, 3000);
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let lists = async {
+        let audience = r
+            .esp
+            .create_audience(&AudienceRequest::new(&campaign, None, send_at()))
+            .await
+            .unwrap();
+        let out = upload_concurrently(&r.esp, &audience, &ids, 1000, 1).await;
+        stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        out
+    };
+    let single_calls = || async {
+        let mut n = 0;
+        while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+            assert_eq!(r.esp.list_templates().await.unwrap().len(), 2);
+            n += 1;
+        }
+        n
+    };
+    let (out, n) = tokio::time::timeout(SCENARIO_LIMIT, async {
+        tokio::join!(lists, async {
+            let (a, b, c) = tokio::join!(single_calls(), single_calls(), single_calls());
+            a + b + c
+        })
+    })
+    .await
+    .expect("the calls hung");
+    assert_eq!(out.accepted + out.not_in_esp, 3000);
+    assert_eq!(
+        r.sim
+            .contact_list(&object_name(&campaign, None))
+            .unwrap()
+            .members,
+        known(&r.sim, &ids),
+        "the whole audience arrived"
+    );
+    assert!(n >= 3, "the single calls went through ({n})");
+    // Steps that log out: create and three batches; three single calls in flight besides.
+    assert_sessions_bounded(&r.sim, 4, 13, 4);
+    eprintln!(
+        "silverpop single calls beside a batch: {n} calls, {} logins",
+        r.sim.logins()
+    );
 }

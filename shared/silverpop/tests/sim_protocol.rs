@@ -471,6 +471,47 @@ async fn at_most_twenty_sessions_live_at_once() {
 }
 
 #[tokio::test]
+async fn a_strict_org_ends_sessions_after_their_calls_and_caps_them_lower() {
+    let env = Env::with(SilverpopSimConfig {
+        session_max_calls: Some(3),
+        max_sessions: 2,
+        ..SilverpopSimConfig::default()
+    })
+    .await;
+    let a = env.login().await;
+    for _ in 0..3 {
+        env.raw(Some(&a), TEMPLATES).await.ok();
+    }
+    // The fourth call meets the real session-lost Fault, as an expired session does.
+    let used_up = env.raw(Some(&a), TEMPLATES).await;
+    used_up.fault(145);
+    assert!(
+        used_up.raw.contains("Session has expired or is invalid")
+            && used_up.raw.contains("SP.Admin"),
+        "{}",
+        used_up.raw
+    );
+    // A used-up session no longer counts against the cap; a Logout is no call.
+    let b = env.login().await;
+    let c = env.login().await;
+    env.form(
+        None,
+        "<Login><USERNAME>espbridge</USERNAME><PASSWORD>sim-password</PASSWORD></Login>",
+    )
+    .await
+    .fault(146);
+    assert_eq!(env.sim.peak_sessions(), 2);
+    env.raw(Some(&b), TEMPLATES).await.ok();
+    env.raw(Some(&b), "<Logout/>").await.ok();
+    env.raw(Some(&b), TEMPLATES).await.fault(145);
+    for _ in 0..3 {
+        env.raw(Some(&c), TEMPLATES).await.ok();
+    }
+    env.raw(Some(&c), "<Logout/>").await.fault(145);
+    assert_eq!(env.sim.logins(), 3);
+}
+
+#[tokio::test]
 async fn request_fixtures_are_understood_verbatim() {
     let env = Env::new().await;
     let s = env.login().await;

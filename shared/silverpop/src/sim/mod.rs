@@ -42,9 +42,17 @@
 //!   the setup's) as in flight, so the concurrency cap sees the requests waiting too. Refusals
 //!   of the cap and of the session cap count as [`SimView::limit_refusals`].
 //!
+//! - *Stricter orgs*: [`SilverpopSimConfig`] can make the org harder than the documented one,
+//!   so the client is tested against what a busy or restricted org does: `session_max_calls`
+//!   ends a session after that many calls (the next call with it answers the real session-lost
+//!   Fault, errorid 145 class SP.Admin "Session has expired or is invalid"), `max_sessions`
+//!   lowers the org's session cap (20) and `max_concurrent` its request cap (10).
+//!   [`SilverpopSim::logins`] and [`SilverpopSim::peak_sessions`] tell how a client coped.
+//!
 //! UNCERTAIN choices (reference A.9 and gaps), each a guess to revisit against a live pod:
 //! - Idle session timeout: configurable, default 20 minutes. More than `max_sessions` (20) live
 //!   sessions → Login Fault errorid 146 "Maximum number of sessions reached" (id invented).
+//!   A session that ran out of calls (`session_max_calls`) or was logged out no longer counts.
 //! - Bad credentials → Fault errorid 50 "Server Error", class SP.API (the vendor fixture).
 //! - The 11th concurrent request → HTTP 200 Fault errorid 10 class SP.API "Too many concurrent
 //!   requests" (no id documented); injected [`FaultKind::RateLimit`](espbridge_sim::FaultKind::RateLimit)
@@ -171,7 +179,12 @@ pub struct SilverpopSimConfig {
     pub relational_table: SimTable,
     /// Idle time after which a session answers Fault 145.
     pub session_idle: SignedDuration,
+    /// A stricter org: a session ends after this many calls (Login and Logout not counted),
+    /// and the next call with it answers Fault 145 like an expired one. `None`: no limit.
+    pub session_max_calls: Option<u32>,
+    /// Live sessions the org allows at once; a Login beyond answers Fault 146.
     pub max_sessions: usize,
+    /// Requests in flight the org allows at once; one more answers Fault 10.
     pub max_concurrent: usize,
     /// IANA zone of SCHEDULED and of returned timestamps.
     pub org_timezone: String,
@@ -204,6 +217,7 @@ impl Default for SilverpopSimConfig {
                 ],
             },
             session_idle: SignedDuration::from_mins(20),
+            session_max_calls: None,
             max_sessions: 20,
             max_concurrent: 10,
             org_timezone: "UTC".into(),

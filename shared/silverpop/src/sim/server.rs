@@ -157,7 +157,7 @@ fn dispatch(
             return answer;
         }
         "Logout" => {
-            state.touch_session(session, now)?;
+            state.check_session(session, now)?;
             return state.logout(session);
         }
         _ => {}

@@ -87,6 +87,14 @@ impl SpFault {
 
 pub(crate) type OpResult = Result<String, SpFault>;
 
+/// A live legacy session.
+pub(crate) struct LiveSession {
+    /// Its last use (Login, or a call with it).
+    pub last: Timestamp,
+    /// Calls made with it so far (Login and Logout not counted).
+    pub calls: u32,
+}
+
 pub(crate) struct TableState {
     pub table: SimTable,
     pub rows: Vec<BTreeMap<String, String>>,
@@ -120,8 +128,8 @@ impl Job {
 pub(crate) struct State {
     pub config: SilverpopSimConfig,
     pub zone: TimeZone,
-    /// Session id → last use.
-    pub sessions: HashMap<String, Timestamp>,
+    /// Live sessions by id.
+    pub sessions: HashMap<String, LiveSession>,
     pub logins: usize,
     /// The most sessions ever live at once.
     pub peak_sessions: usize,
@@ -256,15 +264,29 @@ impl State {
         self.next_id
     }
 
-    /// Refreshes a live session or reports it lost (unknown or idle too long).
+    /// Refreshes a live session and counts a call against it, or reports it lost (unknown or
+    /// idle too long). A session whose `session_max_calls`-th call this is ends with it: the
+    /// next call with it answers Fault 145.
     pub fn touch_session(&mut self, id: Option<&str>, now: Timestamp) -> Result<(), SpFault> {
+        self.check_session(id, now)?;
+        let id = id.unwrap_or_default();
+        let max_calls = self.config.session_max_calls;
+        if let Some(s) = self.sessions.get_mut(id) {
+            s.last = now;
+            s.calls += 1;
+            if max_calls.is_some_and(|m| s.calls >= m) {
+                self.sessions.remove(id);
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether a session is live, without counting a call (Logout); an idle one ends.
+    pub fn check_session(&mut self, id: Option<&str>, now: Timestamp) -> Result<(), SpFault> {
         let idle = self.config.session_idle;
         let id = id.ok_or_else(SpFault::session_lost)?;
-        match self.sessions.get_mut(id) {
-            Some(last) if now - *last <= idle => {
-                *last = now;
-                Ok(())
-            }
+        match self.sessions.get(id) {
+            Some(s) if now - s.last <= idle => Ok(()),
             Some(_) => {
                 self.sessions.remove(id);
                 Err(SpFault::session_lost())
@@ -280,7 +302,7 @@ impl State {
             return Err(SpFault::server_error());
         }
         let idle = self.config.session_idle;
-        self.sessions.retain(|_, last| now - *last <= idle);
+        self.sessions.retain(|_, s| now - s.last <= idle);
         if self.sessions.len() >= self.config.max_sessions {
             return Err(SpFault::sessions_exhausted());
         }
@@ -291,7 +313,13 @@ impl State {
             xxh3_64(seed.as_bytes()),
             xxh3_64(format!("{seed}/2").as_bytes())
         );
-        self.sessions.insert(session.clone(), now);
+        self.sessions.insert(
+            session.clone(),
+            LiveSession {
+                last: now,
+                calls: 0,
+            },
+        );
         self.peak_sessions = self.peak_sessions.max(self.sessions.len());
         Ok(format!(
             "{}{}{}",
