@@ -1,8 +1,12 @@
 //! The SmartFocus side of a call: per-service session tokens and the reading of an answer.
 //!
-//! A token belongs to one service (`apiccmd`, `apibatchmember`). It is opened on first use,
-//! reused for 55 minutes (the server's limit is 60), and re-opened when a call answers with a
-//! session error (expired, call quota reached, unknown token); that call is then repeated once.
+//! A token belongs to one service (`apiccmd`, `apibatchmember`). It is opened on first use
+//! (single-flight: calls in flight wait, with a deadline, for the one `connect/open`), reused for
+//! 55 minutes (the server's limit is 60), and re-opened when a call answers with a session error
+//! (expired, call quota reached, unknown token); that call is then repeated with the new token,
+//! and again as long as the account's sessions serve calls (a manager's quota of a few calls per
+//! session costs a `connect/open` per used-up session, not the call), but not after a few fresh
+//! tokens in a row that served nothing ([`Renewals`]).
 //! Retries of transport failures and transient `failed` statuses are the shared HTTP layer's,
 //! and happen only for calls that are safe to repeat: a create whose answer was lost is left to
 //! the caller, which looks the object up by its deterministic name.
@@ -12,6 +16,7 @@ use crate::wire::{Answer, Element, Failure};
 use espbridge_core::Clock;
 use espbridge_core::EspKind;
 use espbridge_core::ports::EspError;
+use espbridge_esp_kit::session::Renewals;
 use espbridge_esp_kit::{EspHttp, ExposeSecret, Idempotency, Retryable, SessionSlot, Step};
 use jiff::SignedDuration;
 use std::sync::Arc;
@@ -310,7 +315,9 @@ impl Http {
         path: &(dyn Fn(&str) -> String + Sync),
         body: Option<&Body>,
     ) -> Result<Element, EspError> {
-        let _busy = self.slot(service).enter();
+        let slot = self.slot(service);
+        let _busy = slot.enter();
+        let renewals = std::sync::Mutex::new(slot.renewals());
         let idempotency = match repeat {
             Repeat::Safe => Idempotency::Safe,
             Repeat::Once => Idempotency::Unsafe,
@@ -318,21 +325,23 @@ impl Http {
         let what = format!("{}/{}", service.root(), call_name(&path("TOKEN")));
         self.http
             .retry(&what, idempotency, |_| {
-                self.attempt(service, method, path, body)
+                self.attempt(service, method, path, body, &renewals, &what)
             })
             .await
     }
 
-    /// One attempt; a lost session is re-opened and the request repeated once within it (the
-    /// server refused it before acting).
+    /// One attempt; a lost session is re-opened and the request repeated within it (the server
+    /// refused it before acting), for as long as `renewals` allows.
     async fn attempt(
         &self,
         service: Service,
         method: Method,
         path: &(dyn Fn(&str) -> String + Sync),
         body: Option<&Body>,
+        renewals: &std::sync::Mutex<Renewals<'_, String>>,
+        what: &str,
     ) -> Step<Element> {
-        let mut reopened = false;
+        let slot = self.slot(service);
         loop {
             let token = match self.token(service).await {
                 Ok(t) => t,
@@ -352,22 +361,23 @@ impl Http {
                 Ok(ex) => ex,
                 Err(e) => return e.into(),
             };
-            match classify(ex.status, &ex.body) {
+            let verdict = classify(ex.status, &ex.body);
+            if verdict != Verdict::SessionLost {
+                slot.served();
+            }
+            match verdict {
                 Verdict::Done(payload) => return Step::Done(payload),
-                Verdict::SessionLost if !reopened => {
+                Verdict::SessionLost => {
+                    slot.forget(&token).await;
+                    let mut r = renewals.lock().unwrap_or_else(|p| p.into_inner());
+                    if !r.again() {
+                        return Step::Fail(r.exhausted(what));
+                    }
                     tracing::debug!(
                         service = service.root(),
+                        renewals = r.count(),
                         "smartfocus session lost; re-opening"
                     );
-                    self.slot(service).forget(&token).await;
-                    reopened = true;
-                }
-                Verdict::SessionLost => {
-                    // Another call may have closed the fresh session; a later retry will do.
-                    return Step::Fail(EspError::Transient {
-                        esp: ESP,
-                        detail: "session lost twice in one call".to_owned(),
-                    });
                 }
                 // Too many pending uploads is the caller's to wait out (it knows the deadline).
                 Verdict::Fail(

@@ -70,7 +70,13 @@
 //! * Metrics: sent = `nbSelected - nbFiltered`; opens/clicks are the unique counts; `None`
 //!   before the recorded send time and while nothing is delivered or bounced.
 //! * Sessions: the batch session is closed by `finish_audience`, the apiccmd one after
-//!   `schedule_send` and `fetch_metrics`, each only when no other call is using it.
+//!   `schedule_send` and `fetch_metrics`, each only when no other call is using it. A session
+//!   error (expired, the manager's call quota reached) re-opens the service's session once for
+//!   all the calls in flight (they wait for it, with a deadline) and repeats the call, for as
+//!   long as the account's sessions serve calls: a quota of a few calls per session costs a
+//!   `connect/open` per used-up session, not the upload. The manager's cap on open sessions
+//!   ("No available connection for manager …" on `connect/open`) is retried like a transient
+//!   failure; the client keeps at most one session per service.
 //! * `SendRequest::timezone` is not sent: `campaign/create` takes no zone, so `sendDate` is the
 //!   instant written in the account's zone (`timezone`).
 //!

@@ -58,7 +58,8 @@ impl Answer {
         } else if root.name == "response" {
             root
         } else {
-            return Err(XmlError(format!("unexpected root element <{}>", root.name)));
+            let root = espbridge_core::text::bounded(&root.name, 64);
+            return Err(XmlError(format!("unexpected root element <{root}>")));
         };
         if payload.attr("responseStatus") == Some("failed") {
             return Ok(Answer::Failed(Failure {

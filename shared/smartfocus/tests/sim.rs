@@ -161,7 +161,7 @@ async fn expired_sessions_are_reopened_transparently() {
     // A two-call quota ends the batch session in the middle of every upload's polling.
     let r = rig_with(
         SmartFocusSimConfig {
-            calls_per_session: Some(2),
+            session_max_calls: Some(2),
             ..poll_driven()
         },
         |_| {},
@@ -836,5 +836,104 @@ async fn five_instances_uploading_at_once_stay_within_the_account_limits() {
         sim.peak_in_flight() >= 5,
         "uploads overlapped: {}",
         sim.peak_in_flight()
+    );
+}
+
+/// Uploads `ids` in batches of `size` with `workers` workers at once (as that many workers of
+/// one account would), each taking every `workers`-th batch.
+async fn upload_with_workers(
+    esp: &Arc<SmartFocusEsp>,
+    audience: &EspIds,
+    ids: &[String],
+    size: usize,
+    workers: usize,
+) {
+    let batches: Vec<(u64, Vec<String>)> = ids
+        .chunks(size)
+        .enumerate()
+        .map(|(i, chunk)| ((i * size) as u64, chunk.to_vec()))
+        .collect();
+    let tasks: Vec<_> = (0..workers)
+        .map(|w| {
+            let esp = Arc::clone(esp);
+            let audience = audience.clone();
+            let mine: Vec<_> = batches.iter().skip(w).step_by(workers).cloned().collect();
+            tokio::spawn(async move {
+                for (first, chunk) in mine {
+                    let out = esp
+                        .upload_batch(&audience, &batch_of(first, &chunk))
+                        .await
+                        .unwrap();
+                    assert_eq!(out.accepted, chunk.len() as u64);
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_expiring_every_3_calls_with_10_in_flight_and_a_cap_of_4_complete() {
+    // A manager quota of 3 calls per session, 4 sessions at most; ten uploads in flight.
+    let r = rig_with(
+        SmartFocusSimConfig {
+            session_max_calls: Some(3),
+            max_sessions: Some(4),
+            max_pending_uploads: 10,
+            ..poll_driven()
+        },
+        |c| {
+            c.max_pending_uploads = 10;
+            c.http.max_attempts = Some(espbridge_esp_kit::Attempts::new(3));
+        },
+    )
+    .await;
+    r.sim.set_latency(Duration::from_millis(2));
+    let ids = customers(0..3000);
+    let send_at = later();
+    let scenario = async {
+        let audience = create(&r, "c90", send_at).await.unwrap();
+        upload_with_workers(&r.esp, &audience, &ids, 100, 10).await;
+        let finished = r
+            .esp
+            .finish_audience(&cid("c90"), None, &audience)
+            .await
+            .unwrap();
+        post(&r, "c90", &finished.ids, send_at).await;
+        finished
+    };
+    let finished = tokio::time::timeout(Duration::from_secs(300), scenario)
+        .await
+        .expect("the upload hung");
+    assert_eq!(
+        r.sim.members_with_tag("espbridge_c90"),
+        ids,
+        "the whole audience arrived"
+    );
+    let known = ids.iter().filter(|id| r.sim.knows(id)).count() as u64;
+    assert_eq!(finished.members, Some(known));
+    assert_eq!(r.sim.post_count(), 1);
+    assert!(r.sim.uploads().iter().all(|u| u.status == "DONE"));
+    let (opened, served) = (r.sim.sessions_opened(), r.sim.calls_served());
+    // One session per three calls carried, plus one per call in flight and a little slack
+    // (each service's token is opened on its own): never one per refused call.
+    let bound = served / 3 + 10 + 10;
+    assert!(
+        opened <= bound,
+        "{opened} sessions opened for {served} calls (bound {bound})"
+    );
+    assert!(
+        r.sim.peak_sessions() <= 4,
+        "{} sessions open at once",
+        r.sim.peak_sessions()
+    );
+    assert_eq!(r.sim.limit_refusals(), 0, "no connect/open refused");
+    assert!(r.sim.peak_in_flight() >= 5, "uploads ran concurrently");
+    eprintln!(
+        "smartfocus: {served} calls, {opened} sessions opened, peak {} open, peak {} in flight",
+        r.sim.peak_sessions(),
+        r.sim.peak_in_flight()
     );
 }

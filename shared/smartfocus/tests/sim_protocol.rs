@@ -415,9 +415,53 @@ async fn tokens_open_close_expire_and_belong_to_one_service() {
 }
 
 #[tokio::test]
+async fn a_stricter_manager_caps_open_sessions_and_used_up_ones_free_their_place() {
+    let e = env(SmartFocusSimConfig {
+        session_max_calls: Some(1),
+        max_sessions: Some(2),
+        ..SmartFocusSimConfig::default()
+    })
+    .await;
+    let a = e.open("apiccmd").await;
+    let b = e.open("apibatchmember").await;
+    // Both services count: a third session is refused with the documented text.
+    let (text, status) = e
+        .ccmd("connect/open/espbridge/sim-password/sim-key")
+        .await
+        .failed();
+    assert_eq!(
+        (text.as_str(), status.as_str()),
+        (
+            "No available connection for manager espbridge.",
+            "CONNECTION_FAILED"
+        )
+    );
+    assert_eq!(e.sim.traffic().refusals(), 1);
+    // A session that made its one call no longer holds a place; a closed one neither.
+    e.ccmd(&format!("message/getLastEmailMessages/{a}/1"))
+        .await
+        .ok();
+    let c = e.open("apiccmd").await;
+    e.get("apibatchmember", &format!("connect/close/{b}"))
+        .await
+        .ok();
+    e.open("apiccmd").await;
+    assert_eq!(
+        e.ccmd(&format!("message/getLastEmailMessages/{a}/1"))
+            .await
+            .failed()
+            .0,
+        "The maximum number of connection allowed per session has been reached"
+    );
+    assert_ne!(a, c);
+    assert_eq!(e.sim.peak_sessions(), 2);
+    assert_eq!((e.sim.sessions_opened(), e.sim.calls_served()), (4, 1));
+}
+
+#[tokio::test]
 async fn bad_credentials_and_call_quota_are_refused() {
     let e = env(SmartFocusSimConfig {
-        calls_per_session: Some(2),
+        session_max_calls: Some(2),
         ..SmartFocusSimConfig::default()
     })
     .await;

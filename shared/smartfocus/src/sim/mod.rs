@@ -13,7 +13,14 @@
 //!   500 with `<response responseStatus="failed"><description/><fields/><status/></response>`.
 //! * **Sessions**: `connect/open/{login}/{password}/{key}` or `connect/open?login=&password=&key=`
 //!   gives a token valid for **its service only**, for `token_lifetime` (60 min) on the injected
-//!   clock and `calls_per_session` calls (if set); `connect/close/{token}` (or `?token=`) ends it.
+//!   clock and `session_max_calls` calls (the manager's call quota, if set);
+//!   `connect/close/{token}` (or `?token=`) ends it. `max_sessions` (if set) caps the sessions
+//!   open at once, both services together: one more `connect/open` answers the documented
+//!   "No available connection for manager {login}.".
+//! * **Stricter accounts**: `session_max_calls` and `max_sessions` make the account as strict
+//!   as a manager may set it (a few calls per session, few sessions), so the client is tested
+//!   against it; [`SmartFocusSim::sessions_opened`], [`SmartFocusSim::peak_sessions`] and
+//!   [`SmartFocusSim::calls_served`] tell how it coped.
 //! * **apiccmd**: `message/getLastEmailMessages/{token}/{limit}`,
 //!   `message/getEmailMessagesByField/{token}/{field}/{value}/{limit}` (also the singular
 //!   `getEmailMessageByField`; this is how a message is found by name: field `name`),
@@ -139,8 +146,14 @@ pub struct SmartFocusSimConfig {
     /// Messages present at start.
     pub messages: Vec<SeedMessage>,
     pub token_lifetime: SignedDuration,
-    /// Calls allowed per session after `connect/open`; `None` for no quota.
-    pub calls_per_session: Option<u32>,
+    /// The call quota per session the manager sets (a stricter account: a session ends after
+    /// this many calls, and the next call with its token answers "The maximum number of
+    /// connection allowed per session has been reached"); `None` for no quota.
+    pub session_max_calls: Option<u32>,
+    /// Sessions the manager may have open at once (closed, expired and used-up ones do not
+    /// count); one more `connect/open` answers "No available connection for manager {login}."
+    /// and counts as a limit refusal. `None`: no cap (the reference gives no number).
+    pub max_sessions: Option<usize>,
     /// Clock time per upload state; `None` to advance only by polls.
     pub upload_step_delay: Option<SignedDuration>,
     /// Status polls per upload state; 0 to advance only by clock.
@@ -168,7 +181,8 @@ impl Default for SmartFocusSimConfig {
             unknown_id_share: 0.01,
             messages: SeedMessage::defaults(),
             token_lifetime: SignedDuration::from_mins(60),
-            calls_per_session: None,
+            session_max_calls: None,
+            max_sessions: None,
             upload_step_delay: Some(SignedDuration::from_secs(2)),
             upload_polls_per_step: 1,
             max_pending_uploads: 5,
@@ -434,6 +448,16 @@ impl SmartFocusSim {
     /// Sessions opened so far, on either service.
     pub fn sessions_opened(&self) -> usize {
         self.shared.state().sessions_opened()
+    }
+
+    /// The most sessions that were open at once, both services together.
+    pub fn peak_sessions(&self) -> usize {
+        self.shared.state().peak_sessions()
+    }
+
+    /// Calls a session carried (its token accepted), whatever their outcome.
+    pub fn calls_served(&self) -> usize {
+        self.shared.state().calls_served()
     }
 }
 

@@ -194,13 +194,22 @@ fn route(shared: &Shared, req: &SimRequest, now: Timestamp) -> Answer {
             query: &query,
         };
         return match *op {
-            "open" => state.open(
-                service,
-                args.get(0, "login"),
-                args.get(1, "password"),
-                args.get(2, "key"),
-                now,
-            ),
+            "open" => {
+                let opened = state.open(
+                    service,
+                    args.get(0, "login"),
+                    args.get(1, "password"),
+                    args.get(2, "key"),
+                    now,
+                );
+                if opened
+                    .as_ref()
+                    .is_err_and(|f| f.description.starts_with("No available connection"))
+                {
+                    shared.traffic.refused();
+                }
+                opened
+            }
             "close" => state.close(service, args.get(0, "token"), now),
             _ => Err(not_found()),
         };

@@ -74,6 +74,8 @@ pub(crate) struct State {
     zone: TimeZone,
     sessions: HashMap<String, Session>,
     sessions_opened: usize,
+    peak_sessions: usize,
+    calls_served: usize,
     messages: BTreeMap<u64, SimMessage>,
     next_message_id: u64,
     uploads: BTreeMap<u64, Upload>,
@@ -122,6 +124,8 @@ impl State {
             zone,
             sessions: HashMap::new(),
             sessions_opened: 0,
+            peak_sessions: 0,
+            calls_served: 0,
             messages,
             next_message_id,
             uploads: BTreeMap::new(),
@@ -188,6 +192,16 @@ pub(super) fn plus(t: Timestamp, d: SignedDuration) -> Timestamp {
     } else {
         Timestamp::MAX
     })
+}
+
+/// `connect/open` beyond the manager's open sessions (`max_sessions`): the documented
+/// "No available connection for manager {0}." (status invented).
+pub(crate) fn no_connection_for_manager(login: &str) -> Failure {
+    Failure::new(
+        format!("No available connection for manager {login}."),
+        "login",
+        "CONNECTION_FAILED",
+    )
 }
 
 pub(crate) fn quota_reached() -> Failure {

@@ -1,4 +1,5 @@
-//! Sessions: `connect/open` and `close`, token lifetime and per-session call quotas.
+//! Sessions: `connect/open` and `close`, token lifetime, per-session call quotas and the
+//! manager's cap on open sessions.
 
 use super::*;
 
@@ -39,7 +40,12 @@ impl State {
                 "CONNECTION_FAILED",
             ));
         }
+        let live = self.live_sessions(now);
+        if self.config.max_sessions.is_some_and(|cap| live >= cap) {
+            return Err(no_connection_for_manager(login));
+        }
         self.sessions_opened += 1;
+        self.peak_sessions = self.peak_sessions.max(live + 1);
         let counter = self.sessions_opened as u64;
         let token = format!(
             "{:016x}{:016x}",
@@ -84,7 +90,7 @@ impl State {
         now: Timestamp,
     ) -> Result<(), Failure> {
         let lifetime = self.config.token_lifetime;
-        let quota = self.config.calls_per_session;
+        let quota = self.config.session_max_calls;
         let session = self
             .sessions
             .get_mut(token)
@@ -99,7 +105,20 @@ impl State {
             session.ended = true;
             return Err(quota_reached());
         }
+        self.calls_served += 1;
         Ok(())
+    }
+
+    /// Sessions open now: neither closed, nor past their lifetime, nor out of calls.
+    pub fn live_sessions(&self, now: Timestamp) -> usize {
+        let lifetime = self.config.token_lifetime;
+        let quota = self.config.session_max_calls;
+        self.sessions
+            .values()
+            .filter(|s| {
+                !s.ended && now < plus(s.opened_at, lifetime) && quota.is_none_or(|q| s.calls < q)
+            })
+            .count()
     }
 
     pub fn expire_tokens(&mut self) {
@@ -110,6 +129,16 @@ impl State {
 
     pub fn sessions_opened(&self) -> usize {
         self.sessions_opened
+    }
+
+    /// The most sessions that were open at once.
+    pub fn peak_sessions(&self) -> usize {
+        self.peak_sessions
+    }
+
+    /// Calls a session carried (its token accepted), whatever their outcome.
+    pub fn calls_served(&self) -> usize {
+        self.calls_served
     }
 
     // ----- messages -----
