@@ -4,12 +4,14 @@
 use aws_lambda_events::event::s3::S3Event;
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 use espbridge_core::ports::ObjectRef;
+use espbridge_core::ports::queue::is_final_receive;
 use espbridge_core::service::{Deadline, ServiceError, chain};
 use std::future::Future;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-/// Must match the queues' redrive `maxReceiveCount` (infra/template.yaml).
-pub const MAX_RECEIVES: u32 = 5;
+/// The queues' redrive `maxReceiveCount` (infra/template.yaml); defined in the core, where the
+/// local queue uses the same limit, and checked against the template there.
+pub use espbridge_core::ports::queue::MAX_RECEIVES;
 
 /// The invocation's deadline (epoch milliseconds in the context) as a monotonic instant.
 pub fn deadline(ctx: &lambda_runtime::Context) -> Deadline {
@@ -37,7 +39,7 @@ impl Message {
             .unwrap_or(1);
         Self {
             body: msg.body.clone().unwrap_or_default(),
-            final_attempt: receives >= MAX_RECEIVES,
+            final_attempt: is_final_receive(receives),
         }
     }
 }

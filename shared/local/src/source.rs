@@ -8,7 +8,7 @@
 
 use async_trait::async_trait;
 use espbridge_core::ports::BackendError;
-use espbridge_core::ports::source::{AudienceSource, ByteStream, SourceError};
+use espbridge_core::ports::source::{AudienceSource, ByteStream, SMALL_OBJECT_LIMIT, SourceError};
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -54,10 +54,24 @@ impl FolderSource {
     fn checked_path(&self, bucket: &str, key: &str) -> Result<PathBuf, SourceError> {
         // The port has no "invalid key" variant; a refused key names no object this bucket
         // can hold, and NotFound is the non-retryable answer closest to that.
-        self.path_of(bucket, key)
+        let path = self
+            .path_of(bucket, key)
             .map_err(|e| SourceError::NotFound {
                 key: format!("{key} ({e})"),
-            })
+            })?;
+        // No component below the root may be a symbolic link: S3 has none, and locally one
+        // would let a drop read any file of the machine into an ESP.
+        let mut at = self.root.clone();
+        for part in path.strip_prefix(&self.root).unwrap_or(&path).components() {
+            at.push(part);
+            if std::fs::symlink_metadata(&at).is_ok_and(|m| m.file_type().is_symlink()) {
+                return Err(SourceError::NotAFile {
+                    key: key.to_owned(),
+                    reason: "a symbolic link (local mode reads only regular files inside the drop folder)",
+                });
+            }
+        }
+        Ok(path)
     }
 }
 
@@ -131,11 +145,18 @@ async fn open_tagged(path: &Path, key: &str) -> Result<(tokio::fs::File, String)
 impl AudienceSource for FolderSource {
     async fn read_small(&self, bucket: &str, key: &str) -> Result<(Vec<u8>, String), SourceError> {
         let path = self.checked_path(bucket, key)?;
-        let (mut file, etag) = open_tagged(&path, key).await?;
+        let (file, etag) = open_tagged(&path, key).await?;
         let mut bytes = Vec::new();
-        file.read_to_end(&mut bytes)
+        file.take(SMALL_OBJECT_LIMIT as u64 + 1)
+            .read_to_end(&mut bytes)
             .await
             .map_err(|e| io_error(key, e))?;
+        if bytes.len() > SMALL_OBJECT_LIMIT {
+            return Err(SourceError::TooLarge {
+                key: key.to_owned(),
+                limit: SMALL_OBJECT_LIMIT,
+            });
+        }
         Ok((bytes, etag))
     }
 
@@ -210,6 +231,41 @@ mod tests {
         let mut v = Vec::new();
         s.read_to_end(&mut v).await.unwrap();
         v
+    }
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn a_symbolic_link_is_refused_whatever_it_points_at() {
+        let (dir, src) = source_with(b"customer_id\n1\n");
+        let secret = dir.path().join("outside.csv");
+        std::fs::write(&secret, b"customer_id\nSECRET\n").unwrap();
+        let link = "campaigns/2026-11-24/c1/link.csv";
+        std::os::unix::fs::symlink(&secret, dir.path().join(link)).unwrap();
+        for result in [
+            src.open("drops", link, None).await.map(|_| ()),
+            src.read_small("drops", link).await.map(|_| ()),
+        ] {
+            match result {
+                Err(e @ SourceError::NotAFile { .. }) => assert_eq!(
+                    e.to_string(),
+                    "campaigns/2026-11-24/c1/link.csv: a symbolic link (local mode reads only regular files inside the drop folder)"
+                ),
+                other => panic!("{:?}", other.map_err(|e| e.to_string())),
+            }
+        }
+        // A linked folder too.
+        std::fs::create_dir(dir.path().join("elsewhere")).unwrap();
+        std::fs::write(dir.path().join("elsewhere/a.csv"), b"customer_id\n1\n").unwrap();
+        std::os::unix::fs::symlink(
+            dir.path().join("elsewhere"),
+            dir.path().join("campaigns/2026-11-24/c2"),
+        )
+        .unwrap();
+        assert!(matches!(
+            src.open("drops", "campaigns/2026-11-24/c2/a.csv", None)
+                .await,
+            Err(SourceError::NotAFile { .. })
+        ));
     }
 
     #[tokio::test]
