@@ -11,8 +11,9 @@ use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::operation::get_object::{GetObjectError, GetObjectOutput};
 use aws_sdk_s3::primitives::ByteStream as S3ByteStream;
 use espbridge_core::ports::BackendError;
-use espbridge_core::ports::source::{AudienceSource, ByteStream, SourceError};
+use espbridge_core::ports::source::{AudienceSource, ByteStream, SMALL_OBJECT_LIMIT, SourceError};
 use std::path::Path;
+use tokio::io::AsyncReadExt;
 
 /// [`AudienceSource`] over S3. Build the client with [`crate::s3_client`] so emulator endpoints
 /// get path-style addressing.
@@ -55,13 +56,35 @@ impl S3Source {
 impl AudienceSource for S3Source {
     async fn read_small(&self, bucket: &str, key: &str) -> Result<(Vec<u8>, String), SourceError> {
         let (out, etag) = self.get(bucket, key, None).await?;
-        let bytes = out.body.collect().await.map_err(|e| {
-            SourceError::backend(
-                key,
-                BackendError::transient("GetObject", "the body could not be read").with_source(e),
-            )
-        })?;
-        Ok((bytes.into_bytes().to_vec(), etag))
+        if out
+            .content_length()
+            .is_some_and(|n| n > SMALL_OBJECT_LIMIT as i64)
+        {
+            return Err(SourceError::TooLarge {
+                key: key.to_owned(),
+                limit: SMALL_OBJECT_LIMIT,
+            });
+        }
+        let mut bytes = Vec::new();
+        out.body
+            .into_async_read()
+            .take(SMALL_OBJECT_LIMIT as u64 + 1)
+            .read_to_end(&mut bytes)
+            .await
+            .map_err(|e| {
+                SourceError::backend(
+                    key,
+                    BackendError::transient("GetObject", "the body could not be read")
+                        .with_source(e),
+                )
+            })?;
+        if bytes.len() > SMALL_OBJECT_LIMIT {
+            return Err(SourceError::TooLarge {
+                key: key.to_owned(),
+                limit: SMALL_OBJECT_LIMIT,
+            });
+        }
+        Ok((bytes, etag))
     }
 
     async fn open(

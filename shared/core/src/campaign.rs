@@ -337,9 +337,10 @@ impl Campaign {
         if !self.state.can_become(State::Failed) {
             return;
         }
+        // Bounded whatever the cause: the record must fit one DynamoDB item.
         self.failure = Some(Failure {
-            step: step.to_owned(),
-            reason: reason.into(),
+            step: crate::text::bounded(step, 64),
+            reason: crate::text::reason(&reason.into()),
             at: now,
         });
         self.state = State::Failed;

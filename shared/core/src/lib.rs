@@ -12,6 +12,7 @@ pub mod ports;
 pub mod service;
 #[cfg(any(test, feature = "testkit"))]
 pub mod testkit;
+pub mod text;
 
 pub use campaign::{Campaign, State};
 pub use clock::{Clock, ManualClock, SystemClock};

@@ -132,10 +132,12 @@ pub struct FieldError {
 }
 
 impl FieldError {
+    /// Both parts cut to a bounded length: a schema message quotes the offending value, which
+    /// may be megabytes long.
     pub fn new(field: impl Into<String>, reason: impl Into<String>) -> Self {
         Self {
-            field: field.into(),
-            reason: reason.into(),
+            field: crate::text::bounded(&field.into(), 64),
+            reason: crate::text::bounded(&reason.into(), 160),
         }
     }
 }
@@ -156,12 +158,17 @@ pub struct ManifestError {
 
 impl fmt::Display for ManifestError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The first problems: with the file name the message must stay one bounded reason.
+        const SHOWN: usize = 2;
         write!(f, "{} rejected: ", self.file)?;
-        for (i, e) in self.errors.iter().enumerate() {
+        for (i, e) in self.errors.iter().take(SHOWN).enumerate() {
             if i > 0 {
                 f.write_str("; ")?;
             }
             write!(f, "{e}")?;
+        }
+        if self.errors.len() > SHOWN {
+            write!(f, "; and {} more", self.errors.len() - SHOWN)?;
         }
         Ok(())
     }
@@ -176,6 +183,69 @@ fn validator() -> Result<&'static jsonschema::Validator, String> {
     })
     .as_ref()
     .map_err(Clone::clone)
+}
+
+/// A JSON error without the position serde_json appends (the caller says it once).
+fn json_problem(e: &serde_json::Error) -> String {
+    let text = e.to_string();
+    match text.rfind(" at line ") {
+        Some(i) => text[..i].to_owned(),
+        None => text,
+    }
+}
+
+/// A JSON document read only to find a key that appears twice in one object.
+struct NoDuplicateKeys;
+
+impl<'de> Deserialize<'de> for NoDuplicateKeys {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(NoDuplicateKeysVisitor)
+    }
+}
+
+struct NoDuplicateKeysVisitor;
+
+impl<'de> serde::de::Visitor<'de> for NoDuplicateKeysVisitor {
+    type Value = NoDuplicateKeys;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut seen = std::collections::HashSet::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if !seen.insert(key.clone()) {
+                return Err(serde::de::Error::custom(format!(
+                    "key {:?} appears twice in one object",
+                    crate::text::bounded(&key, 64)
+                )));
+            }
+            map.next_value::<NoDuplicateKeys>()?;
+        }
+        Ok(NoDuplicateKeys)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        while seq.next_element::<NoDuplicateKeys>()?.is_some() {}
+        Ok(NoDuplicateKeys)
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(NoDuplicateKeys)
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+        Ok(NoDuplicateKeys)
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+        Ok(NoDuplicateKeys)
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+        Ok(NoDuplicateKeys)
+    }
+    fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
+        Ok(NoDuplicateKeys)
+    }
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(NoDuplicateKeys)
+    }
 }
 
 /// Parses and validates a manifest found at `drop`.
@@ -194,15 +264,30 @@ pub fn parse(bytes: &[u8], file: &str, drop: &DropPath) -> Result<Manifest, Mani
         fail(vec![FieldError::new(
             "(document)",
             format!(
-                "not valid JSON at line {}, column {}: {e}",
+                "not valid JSON at line {}, column {}: {}",
                 e.line(),
-                e.column()
+                e.column(),
+                json_problem(&e)
             ),
         )])
     })?;
+    // Parsed into a value, a repeated key keeps its last value silently: refuse it instead.
+    if let Err(e) = serde_json::from_str::<NoDuplicateKeys>(text) {
+        return Err(fail(vec![FieldError::new(
+            "(document)",
+            format!(
+                "{} (line {}, column {})",
+                json_problem(&e),
+                e.line(),
+                e.column()
+            ),
+        )]));
+    }
     let v = validator().map_err(|e| fail(vec![FieldError::new("(schema)", e)]))?;
+    // A bounded number: an array of a million bad items is one problem, said a few times.
     let mut errors: Vec<FieldError> = v
         .iter_errors(&value)
+        .take(20)
         .map(|e| {
             let path = e.instance_path().as_str().to_owned();
             FieldError::new(if path.is_empty() { "/" } else { &path }, e.to_string())
@@ -415,10 +500,37 @@ mod tests {
     }
 
     #[test]
-    fn esp_options_are_per_esp() {
+    fn esp_options_are_per_esp_and_only_known_ones() {
         let mut v = good();
-        v["esp_options"] = serde_json::json!({"emarsys": {"x": 1}, "bronto": {"y": 2}});
+        v["esp"] = "silverpop".into();
+        v["esp_options"] = serde_json::json!({"silverpop": {"mode": "relational_table"}});
         let m = parse_value(&v).unwrap();
-        assert_eq!(m.esp_options(), serde_json::json!({"x": 1}));
+        assert_eq!(
+            m.esp_options(),
+            serde_json::json!({"mode": "relational_table"})
+        );
+        for bad in [
+            serde_json::json!({"emarsys": {"x": 1}}),
+            serde_json::json!({"bronto": {"from_email": "news@brand.example"}}),
+            serde_json::json!({"silverpop": {"mode": "segments"}}),
+            serde_json::json!({"silverpop": {"mode": "lists", "tag": "x"}}),
+        ] {
+            v["esp_options"] = bad.clone();
+            let e = parse_value(&v).unwrap_err();
+            assert!(e.to_string().contains("/esp_options/"), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn a_key_given_twice_is_refused_not_overwritten() {
+        let text = r#"{"schema_version": "1", "template_id": "a", "template_id": "b"}"#;
+        let drop = DropPath::parse("campaigns/2026-11-24/spring-sale/manifest.json")
+            .unwrap()
+            .unwrap();
+        let e = parse(text.as_bytes(), "m.json", &drop).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "m.json rejected: (document): key \"template_id\" appears twice in one object (line 1, column 57)"
+        );
     }
 }

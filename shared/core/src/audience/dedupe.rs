@@ -36,6 +36,11 @@ impl IdSet {
         self.len == 0
     }
 
+    /// Ids the table holds without passing its maximum load.
+    pub fn capacity(&self) -> usize {
+        self.slots.len() * MAX_LOAD_NUM / MAX_LOAD_DEN
+    }
+
     /// Bytes held by the table.
     pub fn memory_bytes(&self) -> usize {
         self.slots.len() * std::mem::size_of::<u64>()

@@ -8,10 +8,59 @@ use crate::manifest::Columns;
 use crate::ports::source::{AudienceSource, ByteStream, SourceError};
 use async_compression::tokio::bufread::GzipDecoder;
 use std::collections::VecDeque;
-use tokio::io::{AsyncRead, AsyncReadExt, BufReader};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll};
+use tokio::io::{AsyncRead, AsyncReadExt, BufReader, ReadBuf};
 
 /// Read size: large enough to amortise per-call costs, small against the memory budget.
 const CHUNK: usize = 256 * 1024;
+
+/// What a drop may make the audience passes do. Every one bounds something an input could
+/// otherwise grow without end: memory (line length, rows), time and disk (decompressed bytes,
+/// the compression ratio, rejected rows and so the rejects report).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AudienceLimits {
+    /// Longest line, in bytes: a longer row is rejected and the scan goes on.
+    pub max_line_bytes: usize,
+    /// Most bytes one file may hold once decompressed.
+    pub max_file_bytes: u64,
+    /// Most decompressed bytes per compressed byte of a `.gz` file (checked once the output
+    /// passes [`RATIO_GRACE`]: a tiny file may compress very well).
+    pub max_gzip_ratio: u64,
+    /// Most data rows in a drop.
+    pub max_rows: u64,
+    /// Most rejected rows: beyond, the files are not what the manifest describes, and the
+    /// campaign fails (the rejects report holds the first ones).
+    pub max_rejects: u64,
+}
+
+/// Decompressed bytes before the ratio is checked.
+pub const RATIO_GRACE: u64 = 64 << 20;
+
+impl Default for AudienceLimits {
+    fn default() -> Self {
+        Self {
+            max_line_bytes: super::scan::DEFAULT_MAX_RECORD,
+            max_file_bytes: 8 << 30,
+            max_gzip_ratio: 100,
+            max_rows: 200_000_000,
+            max_rejects: 100_000,
+        }
+    }
+}
+
+/// A cap a file went past (carried inside an `io::Error` out of the decoding reader).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CapExceeded {
+    #[error("larger than {limit} bytes once decompressed (the limit for one file)")]
+    Bytes { limit: u64 },
+    #[error(
+        "expands more than {ratio} times when decompressed (a compression bomb, or not an audience file)"
+    )]
+    Ratio { ratio: u64 },
+}
 
 /// A file-level problem: the campaign cannot go on with this drop.
 #[derive(Debug, thiserror::Error)]
@@ -30,6 +79,10 @@ pub enum AudienceError {
     Read { file: String, detail: String },
     #[error("{file}: {detail}")]
     Changed { file: String, detail: String },
+    #[error("{file}: {cap}")]
+    TooLarge { file: String, cap: CapExceeded },
+    #[error("{file}: more than {limit} rows")]
+    TooManyRows { file: String, limit: u64 },
 }
 
 impl AudienceError {
@@ -187,6 +240,7 @@ pub struct AudienceScan<'a> {
     buf: Vec<u8>,
     valid: u64,
     rows: u64,
+    limits: AudienceLimits,
 }
 
 impl<'a> AudienceScan<'a> {
@@ -202,8 +256,11 @@ impl<'a> AudienceScan<'a> {
     ) -> Self {
         let mode = match mode {
             ScanMode::Validate { expected_rows } => ModeState::Validate {
+                // Never more than the rows a drop may hold: a file of newlines must not size
+                // a table of billions.
                 ids: IdSet::with_capacity(
-                    usize::try_from(expected_rows).unwrap_or(usize::MAX / 16),
+                    usize::try_from(expected_rows.min(AudienceLimits::default().max_rows))
+                        .unwrap_or(usize::MAX / 16),
                 ),
                 pending: VecDeque::with_capacity(PIPELINE + 1),
             },
@@ -226,7 +283,15 @@ impl<'a> AudienceScan<'a> {
             buf: vec![0; CHUNK],
             valid: 0,
             rows: 0,
+            limits: AudienceLimits::default(),
         }
+    }
+
+    /// Other limits than the defaults (the duplicate table stays sized by the defaults'
+    /// `max_rows` at most; a scan with a higher one fails past it).
+    pub fn with_limits(mut self, limits: AudienceLimits) -> Self {
+        self.limits = limits;
+        self
     }
 
     /// Data rows seen so far (valid and rejected).
@@ -296,11 +361,17 @@ impl<'a> AudienceScan<'a> {
                                 detail: format!("unreadable header: {}", reason.as_str()),
                             });
                         }
-                        self.rows += 1;
+                        count_row(&mut self.rows, &self.limits, &self.mode, file_name)?;
                         let reason = match reason {
                             BadRecord::InvalidUtf8 => RejectReason::InvalidUtf8,
                             BadRecord::StrayQuote => RejectReason::MalformedQuoting,
                             BadRecord::UnterminatedQuote => RejectReason::UnterminatedQuote,
+                            BadRecord::TooLong => RejectReason::LineTooLong {
+                                max: self.limits.max_line_bytes,
+                            },
+                            BadRecord::BareCr => RejectReason::BareCr,
+                            // Only ever on line 1, which is the header.
+                            BadRecord::Utf16 | BadRecord::Utf32 => RejectReason::InvalidUtf8,
                         };
                         match &mut self.mode {
                             ModeState::Validate { .. } => {
@@ -333,7 +404,7 @@ impl<'a> AudienceScan<'a> {
                             f.header = Some(h);
                             continue;
                         };
-                        self.rows += 1;
+                        count_row(&mut self.rows, &self.limits, &self.mode, file_name)?;
                         let line = rec.line;
                         let checked = classify(&rec, header);
                         let event = match (&mut self.mode, checked) {
@@ -419,12 +490,34 @@ impl<'a> AudienceScan<'a> {
             })?;
         self.etags.push(etag);
         Ok(OpenFile {
-            stream: decoded(name, stream),
-            scanner: CsvScanner::new(),
+            stream: decoded(name, stream, &self.limits),
+            scanner: CsvScanner::new().with_max_record(self.limits.max_line_bytes),
             header: None,
             eof: false,
         })
     }
+}
+
+/// Counts one more data row; past the limit (or what the duplicate table holds without
+/// growing) the scan ends.
+fn count_row(
+    rows: &mut u64,
+    limits: &AudienceLimits,
+    mode: &ModeState,
+    file: &str,
+) -> Result<(), AudienceError> {
+    *rows += 1;
+    let table = match mode {
+        ModeState::Validate { ids, .. } => ids.capacity() as u64,
+        ModeState::Upload { .. } => u64::MAX,
+    };
+    if *rows > limits.max_rows.min(table) {
+        return Err(AudienceError::TooManyRows {
+            file: file.to_owned(),
+            limit: limits.max_rows,
+        });
+    }
+    Ok(())
 }
 
 /// The duplicate decision for a row that passed every other rule.
@@ -467,18 +560,103 @@ fn changed(file: &str, line: u64, reason: &RejectReason) -> AudienceError {
     }
 }
 
-/// Wraps `.gz` files in a (multi-member) gzip decoder.
-pub(crate) fn decoded(name: &str, stream: ByteStream) -> Box<dyn AsyncRead + Send + Unpin> {
+/// Wraps `.gz` files in a (multi-member) gzip decoder; every file's output is capped by
+/// `limits` (decompressed bytes, and for `.gz` the ratio to the compressed bytes read).
+pub(crate) fn decoded(
+    name: &str,
+    stream: ByteStream,
+    limits: &AudienceLimits,
+) -> Box<dyn AsyncRead + Send + Unpin> {
     if name.ends_with(".gz") {
-        let mut d = GzipDecoder::new(BufReader::with_capacity(CHUNK, stream));
+        let read_in = Arc::new(AtomicU64::new(0));
+        let counted = Counted {
+            inner: stream,
+            count: Arc::clone(&read_in),
+        };
+        let mut d = GzipDecoder::new(BufReader::with_capacity(CHUNK, counted));
         d.multiple_members(true);
-        Box::new(d)
+        Box::new(Capped {
+            inner: d,
+            out: 0,
+            read_in: Some(read_in),
+            limits: *limits,
+        })
     } else {
-        stream
+        Box::new(Capped {
+            inner: stream,
+            out: 0,
+            read_in: None,
+            limits: *limits,
+        })
+    }
+}
+
+/// Counts the bytes read through it.
+struct Counted<R> {
+    inner: R,
+    count: Arc<AtomicU64>,
+}
+
+impl<R: AsyncRead + Unpin> AsyncRead for Counted<R> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let r = Pin::new(&mut self.inner).poll_read(cx, buf);
+        let n = (buf.filled().len() - before) as u64;
+        self.count.fetch_add(n, Ordering::Relaxed);
+        r
+    }
+}
+
+/// Fails the read once the output passes the limits.
+struct Capped<R> {
+    inner: R,
+    out: u64,
+    /// Compressed bytes read so far (for `.gz`).
+    read_in: Option<Arc<AtomicU64>>,
+    limits: AudienceLimits,
+}
+
+impl<R: AsyncRead + Unpin> AsyncRead for Capped<R> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let r = Pin::new(&mut self.inner).poll_read(cx, buf);
+        self.out += (buf.filled().len() - before) as u64;
+        let cap = if self.out > self.limits.max_file_bytes {
+            Some(CapExceeded::Bytes {
+                limit: self.limits.max_file_bytes,
+            })
+        } else {
+            self.read_in.as_ref().and_then(|n| {
+                let read_in = n.load(Ordering::Relaxed).max(1);
+                (self.out > RATIO_GRACE && self.out / read_in > self.limits.max_gzip_ratio).then(
+                    || CapExceeded::Ratio {
+                        ratio: self.limits.max_gzip_ratio,
+                    },
+                )
+            })
+        };
+        match cap {
+            Some(cap) => Poll::Ready(Err(std::io::Error::other(cap))),
+            None => r,
+        }
     }
 }
 
 fn read_error(file: &str, e: &std::io::Error) -> AudienceError {
+    if let Some(cap) = e.get_ref().and_then(|i| i.downcast_ref::<CapExceeded>()) {
+        return AudienceError::TooLarge {
+            file: file.to_owned(),
+            cap: cap.clone(),
+        };
+    }
     AudienceError::Read {
         file: file.to_owned(),
         detail: if e.kind() == std::io::ErrorKind::InvalidData {
@@ -525,6 +703,7 @@ pub async fn count_lines(
     bucket: &str,
     prefix: &str,
     files: &[String],
+    limits: &AudienceLimits,
 ) -> Result<(u64, Vec<String>), AudienceError> {
     let mut total = 0u64;
     let mut etags = Vec::new();
@@ -540,7 +719,7 @@ pub async fn count_lines(
                     source,
                 })?;
         etags.push(etag);
-        let mut s = decoded(name, stream);
+        let mut s = decoded(name, stream, limits);
         loop {
             let n = s.read(&mut buf).await.map_err(|e| read_error(name, &e))?;
             if n == 0 {
@@ -585,7 +764,7 @@ mod tests {
         email: bool,
     ) -> Result<Vec<Seen>, AudienceError> {
         let files: Vec<String> = files.iter().map(|s| s.to_string()).collect();
-        let (n, etags) = count_lines(src, "b", "p/", &files).await?;
+        let (n, etags) = count_lines(src, "b", "p/", &files, &AudienceLimits::default()).await?;
         // Validation pass: every decision, rejects with their lines.
         let validate = ScanMode::Validate { expected_rows: n };
         let mut scan = AudienceScan::new(
@@ -702,7 +881,7 @@ mod tests {
         let e = scan_all(&src, &["a.csv"], false).await.unwrap_err();
         assert_eq!(
             e.to_string(),
-            "a.csv line 1: header lacks column(s) \"customer_id\" (found: id, first_name)"
+            "a.csv line 1: header lacks column(s) \"customer_id\" (2 columns)"
         );
         let e = scan_all(&src, &["empty.csv"], false).await.unwrap_err();
         assert_eq!(e.to_string(), "empty.csv: empty file (no header row)");
@@ -763,7 +942,9 @@ mod tests {
             .collect();
         src.put("p/a.csv", body.clone());
         let files = vec!["a.csv".to_string()];
-        let (_, etags) = count_lines(&src, "b", "p/", &files).await.unwrap();
+        let (_, etags) = count_lines(&src, "b", "p/", &files, &AudienceLimits::default())
+            .await
+            .unwrap();
         let upload = || ScanMode::Upload {
             rejected: RejectedLines::default(),
         };

@@ -10,6 +10,8 @@ pub enum RejectReason {
     InvalidUtf8,
     MalformedQuoting,
     UnterminatedQuote,
+    LineTooLong { max: usize },
+    BareCr,
     ColumnCount { expected: usize, found: usize },
     EmptyCustomerId,
     InvalidCustomerId(&'static str),
@@ -25,6 +27,8 @@ impl RejectReason {
             RejectReason::InvalidUtf8 => "invalid_utf8",
             RejectReason::MalformedQuoting => "malformed_quoting",
             RejectReason::UnterminatedQuote => "unterminated_quote",
+            RejectReason::LineTooLong { .. } => "line_too_long",
+            RejectReason::BareCr => "bare_cr",
             RejectReason::ColumnCount { .. } => "column_count",
             RejectReason::EmptyCustomerId => "empty_customer_id",
             RejectReason::InvalidCustomerId(_) => "invalid_customer_id",
@@ -42,6 +46,8 @@ impl fmt::Display for RejectReason {
             RejectReason::InvalidUtf8 => f.write_str("invalid UTF-8"),
             RejectReason::MalformedQuoting => f.write_str("malformed quoting"),
             RejectReason::UnterminatedQuote => f.write_str("unterminated quoted field"),
+            RejectReason::LineTooLong { max } => write!(f, "line longer than {max} bytes"),
+            RejectReason::BareCr => f.write_str("carriage return without line feed"),
             RejectReason::ColumnCount { expected, found } => {
                 write!(f, "expected {expected} columns, found {found}")
             }
@@ -66,32 +72,63 @@ pub struct HeaderMap {
 }
 
 impl HeaderMap {
-    /// Maps `columns` onto a header row; the error names every missing column and what was found.
+    /// Maps `columns` onto a header row. The error names the missing columns (the manifest's
+    /// names) and positions, never a cell of the row: a file without a header has customer data
+    /// on line 1.
     pub fn new(header: &[&str], columns: &Columns) -> Result<Self, String> {
-        let find = |name: &str| header.iter().position(|h| h.trim() == name);
-        let mut missing = Vec::new();
-        let mut need = |name: &str| {
-            let i = find(name);
-            if i.is_none() {
-                missing.push(format!("{name:?}"));
-            }
-            i.unwrap_or(0)
-        };
-        let customer_id = need(&columns.customer_id);
-        let email = columns.email.as_deref().map(&mut need);
-        let fields = columns.fields.iter().map(|f| need(f)).collect();
-        if !missing.is_empty() {
+        // A second byte-order mark (a file saved twice) is no part of the first name.
+        let clean = |h: &str| h.trim().trim_start_matches('\u{feff}').trim().to_owned();
+        let names: Vec<String> = header.iter().map(|h| clean(h)).collect();
+        let find = |name: &str| names.iter().position(|h| h == name);
+        let wanted: Vec<&str> = std::iter::once(columns.customer_id.as_str())
+            .chain(columns.email.as_deref())
+            .chain(columns.fields.iter().map(String::as_str))
+            .collect();
+        let missing: Vec<&str> = wanted
+            .iter()
+            .copied()
+            .filter(|n| find(n).is_none())
+            .collect();
+        if missing.len() == wanted.len() {
             return Err(format!(
-                "header lacks column(s) {} (found: {})",
-                missing.join(", "),
-                header.join(", ")
+                "does not look like a header ({} fields; expected a column named {})",
+                header.len(),
+                crate::text::bounded(&format!("{:?}", columns.customer_id), 128)
             ));
         }
+        if !missing.is_empty() {
+            let names: Vec<String> = missing.iter().map(|n| format!("{n:?}")).collect();
+            return Err(crate::text::bounded(
+                &format!(
+                    "header lacks column(s) {} ({} columns)",
+                    names.join(", "),
+                    header.len()
+                ),
+                crate::text::MAX_REASON,
+            ));
+        }
+        for name in &wanted {
+            let at: Vec<String> = (0..names.len())
+                .filter(|&i| names[i] == *name)
+                .map(|i| (i + 1).to_string())
+                .collect();
+            if at.len() > 1 {
+                return Err(crate::text::bounded(
+                    &format!(
+                        "column {name:?} appears {} times in the header (columns {})",
+                        at.len(),
+                        at.join(", ")
+                    ),
+                    crate::text::MAX_REASON,
+                ));
+            }
+        }
+        let at = |name: &str| find(name).unwrap_or(0);
         Ok(Self {
             width: header.len(),
-            customer_id,
-            email,
-            fields,
+            customer_id: at(&columns.customer_id),
+            email: columns.email.as_deref().map(at),
+            fields: columns.fields.iter().map(|f| at(f)).collect(),
         })
     }
 }
@@ -170,12 +207,26 @@ mod tests {
     }
 
     #[test]
-    fn missing_columns_are_all_named() {
-        let e = HeaderMap::new(&["id", "mail"], &cols(true)).unwrap_err();
-        assert!(e.contains("\"customer_id\""), "{e}");
-        assert!(e.contains("\"email\""), "{e}");
-        assert!(e.contains("\"first_name\""), "{e}");
-        assert!(e.contains("found: id, mail"), "{e}");
+    fn missing_columns_are_all_named_and_no_cell_is_echoed() {
+        let e = HeaderMap::new(&["customer_id", "mail"], &cols(true)).unwrap_err();
+        assert_eq!(
+            e,
+            "header lacks column(s) \"email\", \"first_name\" (2 columns)"
+        );
+        // A file without a header: line 1 is a customer's data.
+        let e = HeaderMap::new(&["C1", "jane.doe@example.com"], &cols(true)).unwrap_err();
+        assert_eq!(
+            e,
+            "does not look like a header (2 fields; expected a column named \"customer_id\")"
+        );
+        let e = HeaderMap::new(&["customer_id", "first_name", "customer_id"], &cols(false))
+            .unwrap_err();
+        assert_eq!(
+            e,
+            "column \"customer_id\" appears 2 times in the header (columns 1, 3)"
+        );
+        // A doubled byte-order mark is not part of the name.
+        assert!(HeaderMap::new(&["\u{feff}customer_id", "first_name"], &cols(false)).is_ok());
     }
 
     #[test]
@@ -210,6 +261,8 @@ mod tests {
             RejectReason::InvalidUtf8,
             RejectReason::MalformedQuoting,
             RejectReason::UnterminatedQuote,
+            RejectReason::LineTooLong { max: 1 },
+            RejectReason::BareCr,
             RejectReason::ColumnCount {
                 expected: 2,
                 found: 1,

@@ -8,7 +8,11 @@
 //! Handled here: UTF-8 BOM (stripped), CRLF and LF endings, quoted fields with `""` escapes and
 //! embedded separators or newlines, a last row without a newline. Reported as bad rows, with
 //! their line number: invalid UTF-8, a quote in an unquoted field, text after a closing quote, an
-//! unterminated quoted field at end of input.
+//! unterminated quoted field at end of input, a carriage return outside quotes that ends no line
+//! (a file with CR-only line ends, as old Mac exports have, is refused on its first line rather
+//! than read as one huge row), and a record longer than the maximum (64 KiB by default): its bytes
+//! are skipped up to the next line feed without being kept, so the buffer stays bounded whatever
+//! the input.
 
 use memchr::{memchr, memchr_iter, memchr2};
 
@@ -31,6 +35,14 @@ pub enum BadRecord {
     InvalidUtf8,
     StrayQuote,
     UnterminatedQuote,
+    /// Longer than the scanner's maximum record length.
+    TooLong,
+    /// A carriage return that ends no line, outside quotes: CR-only line ends.
+    BareCr,
+    /// The input starts with a UTF-16 byte-order mark.
+    Utf16,
+    /// The input starts with a UTF-32 byte-order mark.
+    Utf32,
 }
 
 impl BadRecord {
@@ -39,9 +51,19 @@ impl BadRecord {
             BadRecord::InvalidUtf8 => "invalid UTF-8",
             BadRecord::StrayQuote => "malformed quoting",
             BadRecord::UnterminatedQuote => "unterminated quoted field",
+            BadRecord::TooLong => "line longer than the maximum line length",
+            BadRecord::Utf16 => "encoded as UTF-16 (byte-order mark): save the file as UTF-8",
+            BadRecord::Utf32 => "encoded as UTF-32 (byte-order mark): save the file as UTF-8",
+            BadRecord::BareCr => {
+                "carriage return without line feed (CR-only line ends, as old Mac exports \
+                 have: save the file with LF or CRLF line ends)"
+            }
         }
     }
 }
+
+/// Longest record by default, in bytes.
+pub const DEFAULT_MAX_RECORD: usize = 64 * 1024;
 
 /// A record's fields, borrowed from the scanner.
 #[derive(Debug)]
@@ -72,7 +94,7 @@ impl<'a> RecordView<'a> {
 }
 
 /// The scanner. Feed it with [`push`](Self::push), drain it with [`next`](Self::next).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct CsvScanner {
     buf: Vec<u8>,
     pos: usize,
@@ -82,14 +104,71 @@ pub struct CsvScanner {
     started: bool,
     bounds: Vec<(u32, u32)>,
     scratch: Vec<u8>,
+    max_record: usize,
+    /// A record too long to keep: its line and why, while its bytes are dropped up to the next
+    /// line feed.
+    skipping: Option<(u64, BadRecord)>,
+    /// A byte-order mark of another encoding: reported once, then the input is dropped.
+    foreign: Option<BadRecord>,
+}
+
+impl Default for CsvScanner {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl CsvScanner {
     pub fn new() -> Self {
         Self {
+            buf: Vec::new(),
+            pos: 0,
             line: 1,
-            ..Default::default()
+            eof: false,
+            started: false,
+            bounds: Vec::new(),
+            scratch: Vec::new(),
+            max_record: DEFAULT_MAX_RECORD,
+            skipping: None,
+            foreign: None,
         }
+    }
+
+    /// Records longer than `max` bytes are reported [`BadRecord::TooLong`] and skipped.
+    pub fn with_max_record(mut self, max: usize) -> Self {
+        self.max_record = max.max(1);
+        self
+    }
+
+    /// Starts dropping the record at `pos`: it is longer than the maximum.
+    fn start_skipping(&mut self) -> Step<'_> {
+        let window = &self.buf[self.pos..(self.pos + self.max_record).min(self.buf.len())];
+        let bare_cr = memchr_iter(b'\r', window).any(|i| window.get(i + 1) != Some(&b'\n'));
+        let reason = if bare_cr {
+            BadRecord::BareCr
+        } else {
+            BadRecord::TooLong
+        };
+        self.skipping = Some((self.line, reason));
+        self.skip()
+    }
+
+    /// Drops the skipped record's bytes up to and including the next line feed.
+    fn skip(&mut self) -> Step<'_> {
+        let Some((line, reason)) = self.skipping else {
+            return Step::NeedMore;
+        };
+        match memchr(b'\n', &self.buf[self.pos..]) {
+            Some(i) => self.pos += i + 1,
+            None if self.eof => self.pos = self.buf.len(),
+            None => {
+                self.pos = self.buf.len();
+                return Step::NeedMore;
+            }
+        }
+        self.skipping = None;
+        self.line = line + 1;
+        Step::Bad { line, reason }
     }
 
     /// Appends input. Consumed bytes are dropped first, so the buffer holds at most one
@@ -100,11 +179,22 @@ impl CsvScanner {
             self.pos = 0;
         }
         self.buf.extend_from_slice(data);
-        if !self.started && (self.buf.len() >= 3 || self.eof) {
-            self.started = true;
-            if self.buf.starts_with(b"\xEF\xBB\xBF") {
-                self.pos = 3;
-            }
+        if !self.started && (self.buf.len() >= 4 || self.eof) {
+            self.start();
+        }
+    }
+
+    /// At the first bytes: strips a UTF-8 byte-order mark, notes a UTF-16 or UTF-32 one (the
+    /// input is then refused on its first line: read as UTF-8 it would be NULs and garbage).
+    fn start(&mut self) {
+        self.started = true;
+        let b = &self.buf;
+        if b.starts_with(b"\xEF\xBB\xBF") {
+            self.pos = 3;
+        } else if b.starts_with(b"\xFF\xFE\x00\x00") || b.starts_with(b"\x00\x00\xFE\xFF") {
+            self.foreign = Some(BadRecord::Utf32);
+        } else if b.starts_with(b"\xFF\xFE") || b.starts_with(b"\xFE\xFF") {
+            self.foreign = Some(BadRecord::Utf16);
         }
     }
 
@@ -112,10 +202,7 @@ impl CsvScanner {
     pub fn finish(&mut self) {
         self.eof = true;
         if !self.started {
-            self.started = true;
-            if self.buf.starts_with(b"\xEF\xBB\xBF") {
-                self.pos = 3;
-            }
+            self.start();
         }
     }
 
@@ -128,17 +215,30 @@ impl CsvScanner {
         if !self.started {
             return if self.eof { Step::End } else { Step::NeedMore };
         }
+        if self.skipping.is_some() {
+            return self.skip();
+        }
+        if let Some(reason) = self.foreign {
+            self.pos = self.buf.len();
+            if self.line == 1 {
+                self.line = 2;
+                return Step::Bad { line: 1, reason };
+            }
+            return if self.eof { Step::End } else { Step::NeedMore };
+        }
         let rest = &self.buf[self.pos..];
         if rest.is_empty() {
             return if self.eof { Step::End } else { Step::NeedMore };
         }
         // Fast path: find the line end; if a quote comes first the record needs the slow path.
         match memchr2(b'\n', b'"', rest) {
+            Some(i) if rest[i] == b'\n' && i > self.max_record => self.start_skipping(),
             Some(i) if rest[i] == b'\n' => {
                 let start = self.pos;
                 self.pos += i + 1;
                 self.fast_record(start, start + i)
             }
+            None if rest.len() > self.max_record => self.start_skipping(),
             None if self.eof => {
                 let start = self.pos;
                 self.pos = self.buf.len();
@@ -149,6 +249,16 @@ impl CsvScanner {
         }
     }
 
+    /// A record that has not ended yet: wait for more input, or drop it once it is longer than
+    /// the maximum.
+    fn need_more(&mut self) -> Step<'_> {
+        if self.buf.len() - self.pos > self.max_record {
+            self.start_skipping()
+        } else {
+            Step::NeedMore
+        }
+    }
+
     fn fast_record(&mut self, start: usize, mut end: usize) -> Step<'_> {
         let line = self.line;
         self.line += 1;
@@ -156,6 +266,12 @@ impl CsvScanner {
             end -= 1;
         }
         let bytes = &self.buf[start..end];
+        if memchr(b'\r', bytes).is_some() {
+            return Step::Bad {
+                line,
+                reason: BadRecord::BareCr,
+            };
+        }
         if std::str::from_utf8(bytes).is_err() {
             return Step::Bad {
                 line,
@@ -205,7 +321,7 @@ impl CsvScanner {
                                 reason: BadRecord::UnterminatedQuote,
                             };
                         }
-                        return Step::NeedMore;
+                        return self.need_more();
                     };
                     newlines += memchr_iter(b'\n', &buf[i..i + q]).count() as u64;
                     self.scratch.extend_from_slice(&buf[i..i + q]);
@@ -216,7 +332,7 @@ impl CsvScanner {
                         continue;
                     }
                     if i >= buf.len() && !self.eof {
-                        return Step::NeedMore;
+                        return self.need_more();
                     }
                     break;
                 }
@@ -237,7 +353,7 @@ impl CsvScanner {
                         end_of_record = i + 2;
                         break;
                     }
-                    Some(b'\r') if i + 1 >= buf.len() && !self.eof => return Step::NeedMore,
+                    Some(b'\r') if i + 1 >= buf.len() && !self.eof => return self.need_more(),
                     None => {
                         end_of_record = i;
                         break;
@@ -254,7 +370,7 @@ impl CsvScanner {
                                 end_of_record = buf.len();
                                 break;
                             }
-                            None => return Step::NeedMore,
+                            None => return self.need_more(),
                         }
                     }
                 }
@@ -265,7 +381,7 @@ impl CsvScanner {
                 let (field_end, after) = match stop {
                     Some(n) => (i + n, Some(rest[n])),
                     None if self.eof => (buf.len(), None),
-                    None => return Step::NeedMore,
+                    None => return self.need_more(),
                 };
                 let mut f = &buf[i..field_end];
                 if after != Some(b',') && f.last() == Some(&b'\r') {
@@ -273,6 +389,9 @@ impl CsvScanner {
                 }
                 if memchr(b'"', f).is_some() {
                     bad.get_or_insert(BadRecord::StrayQuote);
+                }
+                if memchr(b'\r', f).is_some() {
+                    bad.get_or_insert(BadRecord::BareCr);
                 }
                 self.scratch.extend_from_slice(f);
                 match after {
@@ -293,6 +412,11 @@ impl CsvScanner {
                 }
             }
         }
+        if end_of_record - start > self.max_record {
+            // Dropped exactly as when the record arrives in pieces (up to the first line feed
+            // after its start), so every pass reads the same rows whatever its read sizes.
+            return self.start_skipping();
+        }
         self.bounds
             .push((field_start as u32, self.scratch.len() as u32));
         let line = self.line;
@@ -301,7 +425,14 @@ impl CsvScanner {
         if let Some(reason) = bad {
             return Step::Bad { line, reason };
         }
-        if std::str::from_utf8(&self.scratch).is_err() {
+        // Field by field: the scratch holds the fields without separators, so a character
+        // split across two fields would pass a check of the whole.
+        let scratch = &self.scratch;
+        if self
+            .bounds
+            .iter()
+            .any(|&(s, e)| std::str::from_utf8(&scratch[s as usize..e as usize]).is_err())
+        {
             return Step::Bad {
                 line,
                 reason: BadRecord::InvalidUtf8,
@@ -409,6 +540,90 @@ mod tests {
             }
         }
         assert_eq!(blanks, [(1, false), (2, true), (3, false)]);
+    }
+
+    #[test]
+    fn a_record_longer_than_the_maximum_is_skipped_without_being_kept() {
+        let mut input = b"id\n1\n".to_vec();
+        input.extend(std::iter::repeat_n(b'x', 100));
+        input.extend(b"\n\"".iter().chain(std::iter::repeat_n(&b'y', 100)));
+        input.extend(b"\"\n2\n");
+        for chunk in [1, 7, 64, 1000] {
+            let mut sc = CsvScanner::new().with_max_record(32);
+            let mut out = Vec::new();
+            let mut chunks = input.chunks(chunk);
+            loop {
+                match sc.next_step() {
+                    Step::Record(r) => out.push(format!("{}:{}", r.line, r.field(0).unwrap())),
+                    Step::Bad { line, reason } => out.push(format!("{line}!{reason:?}")),
+                    Step::NeedMore => match chunks.next() {
+                        Some(c) => sc.push(c),
+                        None => sc.finish(),
+                    },
+                    Step::End => break,
+                }
+                assert!(
+                    sc.pending() <= 32 + chunk + 1,
+                    "buffer grew: {}",
+                    sc.pending()
+                );
+            }
+            assert_eq!(
+                out,
+                ["1:id", "2:1", "3!TooLong", "4!TooLong", "5:2"],
+                "chunk {chunk}"
+            );
+        }
+    }
+
+    #[test]
+    fn cr_only_line_ends_are_refused_on_the_first_line() {
+        // Short file: one physical line holding every row.
+        let out = all_chunkings(b"id,email\rC1,a@b.example\rC2,c@d.example\r");
+        assert_eq!(
+            out,
+            [
+                "1!carriage return without line feed (CR-only line ends, as old Mac exports have: save the file with LF or CRLF line ends)"
+            ]
+        );
+        // Long file: past the maximum, the same reason, not "too long".
+        let big: Vec<u8> = b"id\r"
+            .iter()
+            .chain(b"C1\r".repeat(50_000).iter())
+            .copied()
+            .collect();
+        let mut sc = CsvScanner::new();
+        sc.push(&big);
+        sc.finish();
+        assert!(matches!(
+            sc.next_step(),
+            Step::Bad {
+                line: 1,
+                reason: BadRecord::BareCr
+            }
+        ));
+    }
+
+    #[test]
+    fn utf16_and_utf32_inputs_are_refused_on_their_first_line() {
+        let utf16: Vec<u8> = b"\xFF\xFE"
+            .iter()
+            .copied()
+            .chain("id\n1\n".encode_utf16().flat_map(|u| u.to_le_bytes()))
+            .collect();
+        assert_eq!(
+            all_chunkings(&utf16),
+            ["1!encoded as UTF-16 (byte-order mark): save the file as UTF-8"]
+        );
+        let utf32: Vec<u8> = b"\xFF\xFE\x00\x00"
+            .iter()
+            .copied()
+            .chain("id\n1\n".chars().flat_map(|c| (c as u32).to_le_bytes()))
+            .collect();
+        assert_eq!(
+            all_chunkings(&utf32),
+            ["1!encoded as UTF-32 (byte-order mark): save the file as UTF-8"]
+        );
     }
 
     #[test]

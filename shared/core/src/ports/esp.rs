@@ -236,17 +236,28 @@ impl std::ops::AddAssign for MetricCounts {
     }
 }
 
+/// An ESP's own text (a fault string, a reply text) as an error shows it: cut, since an ESP may
+/// put anything there, request content included, and errors go to logs and records.
+fn bounded(text: &str) -> String {
+    crate::text::bounded(text, 300)
+}
+
 /// Errors an ESP adapter reports. `is_retryable` decides between "try again later" and "fail the
 /// campaign with this reason".
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum EspError {
-    #[error("{esp} refused the credentials: {detail}")]
+    #[error("{esp} refused the credentials: {}", bounded(.detail))]
     Auth { esp: EspKind, detail: String },
-    #[error("{esp} rate limit still exceeded after {attempts} attempts")]
-    RateLimited { esp: EspKind, attempts: u32 },
-    #[error("{esp} transient failure: {detail}")]
+    /// The ESP kept throttling for longer than a call waits; the work goes on later.
+    #[error("{esp} still throttling after {attempts} attempts over {waited_secs} s")]
+    RateLimited {
+        esp: EspKind,
+        attempts: u32,
+        waited_secs: u64,
+    },
+    #[error("{esp} transient failure: {}", bounded(.detail))]
     Transient { esp: EspKind, detail: String },
-    #[error("{esp} API error (HTTP {status}, code {code}): {text}")]
+    #[error("{esp} API error (HTTP {status}, code {}): {}", bounded(.code), bounded(.text))]
     Api {
         esp: EspKind,
         status: u16,
@@ -254,15 +265,15 @@ pub enum EspError {
         text: String,
         retryable: bool,
     },
-    #[error("{esp}: {what} not found")]
+    #[error("{esp}: {} not found", bounded(.what))]
     NotFound { esp: EspKind, what: String },
-    #[error("{esp}: invalid request: {detail}")]
+    #[error("{esp}: invalid request: {}", bounded(.detail))]
     Invalid { esp: EspKind, detail: String },
-    #[error("{esp}: unexpected response: {detail}")]
+    #[error("{esp}: unexpected response: {}", bounded(.detail))]
     Protocol { esp: EspKind, detail: String },
     /// The account cannot take one more pending campaign as it is set up (every tag field of a
     /// pool reserved, say); the detail names the setting to change.
-    #[error("{esp}: no room for this campaign: {detail}")]
+    #[error("{esp}: no room for this campaign: {}", bounded(.detail))]
     Capacity { esp: EspKind, detail: String },
 }
 
@@ -289,6 +300,18 @@ pub fn object_name(campaign_id: &CampaignId, variant: Option<&str>) -> String {
     }
 }
 
+/// The default [`Esp::check_options`]: no key at all.
+pub fn no_options(options: &serde_json::Value) -> Result<(), String> {
+    match options {
+        serde_json::Value::Null => Ok(()),
+        serde_json::Value::Object(m) => match m.keys().next() {
+            None => Ok(()),
+            Some(k) => Err(format!("unknown option {:?}", crate::text::bounded(k, 64))),
+        },
+        _ => Err("must be an object".to_owned()),
+    }
+}
+
 /// One ESP account.
 #[async_trait]
 pub trait Esp: Send + Sync {
@@ -303,6 +326,17 @@ pub trait Esp: Send + Sync {
     }
     /// Whether uploads need an e-mail column (Bronto matches contacts by e-mail).
     fn needs_email(&self) -> bool {
+        false
+    }
+    /// Checks the manifest's `esp_options` object for this ESP (`null` when absent): every key
+    /// must be one the adapter reads, with a value it accepts. The error names the key and the
+    /// problem (the manifest's own text, bounded by the caller). By default an ESP reads none.
+    fn check_options(&self, options: &serde_json::Value) -> Result<(), String> {
+        no_options(options)
+    }
+    /// Whether the audience's personalization `fields` reach the ESP with these options (the
+    /// campaign is refused when a manifest names fields that would be dropped).
+    fn carries_fields(&self, _options: &serde_json::Value) -> bool {
         false
     }
     /// The account's default sender headers, for ESPs that take them per send (Bronto);

@@ -22,6 +22,13 @@ pub enum SourceError {
     NotFound { key: String },
     #[error("{key}: the object changed since the drop was received (expected version {etag})")]
     Changed { key: String, etag: String },
+    /// Not a regular object of the bucket (locally: a symbolic link, which could reach any
+    /// file of the machine).
+    #[error("{key}: {reason}")]
+    NotAFile { key: String, reason: &'static str },
+    /// A small object (a manifest) larger than [`SMALL_OBJECT_LIMIT`]; only that much was read.
+    #[error("{key}: larger than {limit} bytes")]
+    TooLarge { key: String, limit: usize },
     /// The store behind the source failed the call (it says whether a retry may help).
     #[error("{key}: {source}")]
     Backend {
@@ -46,9 +53,14 @@ impl SourceError {
 
 pub type ByteStream = Box<dyn AsyncRead + Send + Unpin>;
 
+/// Most bytes [`AudienceSource::read_small`] reads: a manifest is a few kilobytes; anything
+/// past 256 KiB is refused without being read further.
+pub const SMALL_OBJECT_LIMIT: usize = 256 * 1024;
+
 #[async_trait]
 pub trait AudienceSource: Send + Sync {
-    /// Reads a small object whole (the manifest), with its current version tag.
+    /// Reads a small object whole (the manifest), with its current version tag; one larger than
+    /// [`SMALL_OBJECT_LIMIT`] is [`SourceError::TooLarge`], read no further than that.
     async fn read_small(&self, bucket: &str, key: &str) -> Result<(Vec<u8>, String), SourceError>;
     /// Streams an object's raw bytes (still compressed for `.gz`). With `etag`, fails with
     /// [`SourceError::Changed`] if the object is no longer that version.

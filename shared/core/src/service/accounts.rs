@@ -15,7 +15,7 @@ pub struct EspRegistry {
 /// Why no account was chosen for a manifest.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AccountChoiceError {
-    #[error("no {esp} account named {account:?} is configured")]
+    #[error("no {esp} account named \"{account}\" is configured")]
     Unknown { esp: EspKind, account: AccountId },
     #[error("no {esp} account is configured")]
     None { esp: EspKind },

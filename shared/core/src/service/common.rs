@@ -83,6 +83,26 @@ pub enum ServiceError {
     /// Another invocation holds the campaign's send claim; the message comes back after it.
     #[error("campaign {0}: another invocation is booking its sends")]
     Claimed(CampaignId),
+    /// The send time passed before the send could be booked.
+    #[error("the send time {send_at} passed before the send could be booked; nothing was booked")]
+    SendTimePassed { send_at: jiff::Timestamp },
+    /// The campaign's template is not one the account lists as eligible (`GET /templates`).
+    #[error(
+        "template {template_id:?} is not among the {esp} account's eligible templates (see GET /templates)"
+    )]
+    TemplateNotListed { esp: EspKind, template_id: String },
+    /// The ESP throttled the upload so long that the rest of the audience can no longer reach
+    /// it before the send time (less the time schedule-send needs).
+    #[error(
+        "the send time {send_at} can no longer be met: {uploaded} of {valid} valid rows uploaded"
+    )]
+    SendTimeMissed {
+        send_at: jiff::Timestamp,
+        uploaded: u64,
+        valid: u64,
+        #[source]
+        source: EspError,
+    },
 }
 
 impl From<AudienceError> for ServiceError {
@@ -108,7 +128,10 @@ impl ServiceError {
             | ServiceError::NoAccount(_)
             | ServiceError::NoSendTime(_)
             | ServiceError::StoredManifest { .. }
-            | ServiceError::AudienceChanged { .. } => false,
+            | ServiceError::AudienceChanged { .. }
+            | ServiceError::SendTimeMissed { .. }
+            | ServiceError::TemplateNotListed { .. }
+            | ServiceError::SendTimePassed { .. } => false,
         }
     }
 
@@ -119,11 +142,14 @@ impl ServiceError {
 }
 
 /// An error and its sources, joined by `: `; a source whose text the message already holds is
-/// not repeated.
+/// not repeated. At most [`MAX_REASON`](crate::text::MAX_REASON) bytes, whatever the input put
+/// into an error (it goes to logs and records).
 pub fn chain(e: &(dyn std::error::Error + 'static)) -> String {
     let mut out = e.to_string();
     let mut next = e.source();
-    while let Some(s) = next {
+    while let Some(s) = next
+        && out.len() <= crate::text::MAX_REASON
+    {
         let text = s.to_string();
         if !text.is_empty() && !out.contains(&text) {
             out.push_str(": ");
@@ -131,7 +157,7 @@ pub fn chain(e: &(dyn std::error::Error + 'static)) -> String {
         }
         next = s.source();
     }
-    out
+    crate::text::reason(&out)
 }
 
 /// The campaign, or `NotFound`.
@@ -179,6 +205,7 @@ pub(crate) async fn fail_campaign(
         c.fail(step, reason, clock.now());
         match store.save(&c).await {
             Ok(_) => {
+                let reason = c.failure.as_ref().map_or("", |f| f.reason.as_str());
                 tracing::warn!(campaign_id = %id, step, reason, "campaign failed");
                 return Ok(());
             }
@@ -205,7 +232,7 @@ pub(crate) fn run_record(
         outcome: outcome.into(),
         rows_uploaded: c.map_or(0, |c| c.audience.uploaded),
         batches: c.map_or(0, |c| c.audience.batches),
-        detail,
+        detail: detail.map(|d| crate::text::reason(&d)),
     }
 }
 

@@ -258,7 +258,11 @@ impl ConversionsService {
         read: &mut SourceRead,
     ) -> Result<String, ServiceError> {
         let (stream, etag) = self.source.open(bucket, key, None).await?;
-        let mut stream = crate::audience::read::decoded(key, stream);
+        let mut stream = crate::audience::read::decoded(
+            key,
+            stream,
+            &crate::audience::read::AudienceLimits::default(),
+        );
         let mut scanner = CsvScanner::new();
         let mut header: Option<ConversionsHeader> = None;
         let mut buf = vec![0u8; READ_CHUNK];
@@ -338,8 +342,11 @@ impl ConversionsService {
         if c.control.is_some() {
             groups.insert(CONTROL_GROUP.to_owned(), Default::default());
         }
+        // The drop passed validation with the deployment's limits; the defaults are at least as
+        // wide for every file that did.
         let files = DropFiles {
             source: self.source.as_ref(),
+            limits: crate::audience::read::AudienceLimits::default(),
         };
         let assigner = files.assigner(c, &m).await?;
         let control_file = m.control_group.as_ref().and_then(|g| g.file.as_deref());

@@ -4,7 +4,7 @@
 
 use super::common::ServiceError;
 use crate::audience::assign::Assigner;
-use crate::audience::read::{AudienceScan, Event, Flow, RejectedLines, ScanMode};
+use crate::audience::read::{AudienceLimits, AudienceScan, Event, Flow, RejectedLines, ScanMode};
 use crate::campaign::Campaign;
 use crate::manifest::{self, Columns, Manifest};
 use crate::ports::AudienceSource;
@@ -22,6 +22,7 @@ pub(crate) fn drop_prefix(manifest_key: &str) -> String {
 /// A campaign's drop, read through the source.
 pub(crate) struct DropFiles<'a> {
     pub source: &'a dyn AudienceSource,
+    pub limits: AudienceLimits,
 }
 
 impl<'a> DropFiles<'a> {
@@ -42,7 +43,8 @@ impl<'a> DropFiles<'a> {
             &m.audience.columns,
             ScanMode::Upload { rejected },
             c.audience.file_etags.clone(),
-        ))
+        )
+        .with_limits(self.limits))
     }
 
     /// The campaign's assignment rule, with the control-group file's ids when there is one.
@@ -91,7 +93,8 @@ impl<'a> DropFiles<'a> {
                 rejected: RejectedLines::default(),
             },
             Vec::new(),
-        );
+        )
+        .with_limits(self.limits);
         let mut ids = HashSet::new();
         scan.run(&mut |ev| {
             if let Event::Row(r) = ev {

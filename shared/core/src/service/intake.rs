@@ -15,6 +15,7 @@ use crate::conversions::ConversionsPath;
 use crate::ids::{AccountId, EspKind};
 use crate::manifest::{self, DropPath, Manifest};
 use crate::ports::esp::EspIds;
+use crate::ports::source::SourceError;
 use crate::ports::{Created, ObjectRef, StoreError};
 
 /// What an object event in the drop bucket led to.
@@ -27,11 +28,12 @@ pub enum ObjectOutcome {
 impl UploadService {
     /// Routes an object event of the drop bucket: conversions files to the attribution,
     /// anything else to [`handle_drop`](Self::handle_drop) (which ignores what is not a
-    /// manifest).
+    /// manifest). `final_attempt` is the event's last allowed delivery.
     pub async fn handle_object(
         &self,
         obj: &ObjectRef,
         deadline: Deadline,
+        final_attempt: bool,
     ) -> Result<ObjectOutcome, ServiceError> {
         if ConversionsPath::parse(&obj.key).is_some() {
             return Ok(ObjectOutcome::Conversions(
@@ -39,15 +41,18 @@ impl UploadService {
             ));
         }
         Ok(ObjectOutcome::Upload(
-            self.handle_drop(obj, deadline).await?,
+            self.handle_drop(obj, deadline, final_attempt).await?,
         ))
     }
 
-    /// Handles an S3 ObjectCreated for `drop`.
+    /// Handles an S3 ObjectCreated for `drop`. On its last allowed delivery (`final_attempt`)
+    /// a retryable error fails the campaign with its reason, as for a continuation: otherwise
+    /// the event would go to the dead-letter queue and leave the campaign `uploading`.
     pub async fn handle_drop(
         &self,
         drop: &ObjectRef,
         deadline: Deadline,
+        final_attempt: bool,
     ) -> Result<UploadOutcome, ServiceError> {
         let path = match DropPath::parse(&drop.key) {
             Ok(Some(p)) => p,
@@ -58,9 +63,24 @@ impl UploadService {
                 return Ok(UploadOutcome::Ignored(e.reason));
             }
         };
-        let (bytes, _) = self.source.read_small(&drop.bucket, &drop.key).await?;
         let now = self.clock.now();
-        let parsed = manifest::parse(&bytes, &drop.key, &path).map_err(|e| e.to_string());
+        let (bytes, parsed) = match self.source.read_small(&drop.bucket, &drop.key).await {
+            Ok((bytes, _)) => {
+                let parsed = manifest::parse(&bytes, &drop.key, &path).map_err(|e| e.to_string());
+                (bytes, parsed)
+            }
+            // Refused unread: the record says why, the drop stays in the bucket.
+            Err(SourceError::TooLarge { key, limit }) => (
+                Vec::new(),
+                Err(format!(
+                    "{key} rejected: larger than {limit} bytes (a manifest is a few kilobytes)"
+                )),
+            ),
+            Err(SourceError::NotAFile { key, reason }) => {
+                (Vec::new(), Err(format!("{key} rejected: {reason}")))
+            }
+            Err(e) => return Err(e.into()),
+        };
         let parsed = parsed.and_then(|m| self.check_against_accounts(m, &drop.key));
         let candidate = match &parsed {
             Ok((m, account)) => new_campaign(drop, &path, m, account.clone(), now),
@@ -98,27 +118,81 @@ impl UploadService {
             }
             return Ok(UploadOutcome::Failed(campaign.id));
         }
-        self.run_upload(campaign, deadline, false).await
+        self.run_upload(campaign, deadline, final_attempt).await
     }
 
-    /// The manifest's account exists, and its columns suit the ESP. Errors read like the
-    /// manifest's own: the file (the manifest's key), the field, the problem.
+    /// The manifest's account exists, and the rest suits it: columns, options, the send time.
+    /// Errors read like the manifest's own: the file (the manifest's key), the field, the
+    /// problem. Nothing here calls the ESP.
     fn check_against_accounts(
         &self,
         m: Manifest,
         file: &str,
     ) -> Result<(Manifest, AccountId), String> {
+        let reject = |field: &str, problem: String| format!("{file} rejected: {field}: {problem}");
         let esp = self
             .esps
             .choose(m.esp, m.account.as_ref(), m.template_name.as_deref())
-            .map_err(|e| format!("{file} rejected: /account: {}", chain(&e)))?;
+            .map_err(|e| reject("/account", chain(&e)))?;
         if esp.needs_email() && m.audience.columns.email.is_none() {
-            return Err(format!(
-                "{file} rejected: /audience/columns/email: {} matches contacts by e-mail, so an e-mail column is required",
-                m.esp
+            return Err(reject(
+                "/audience/columns/email",
+                format!(
+                    "{} matches contacts by e-mail, so an e-mail column is required",
+                    m.esp
+                ),
             ));
         }
+        if let Some(other) = m.esp_options.keys().find(|k| k.as_str() != m.esp.as_str()) {
+            return Err(reject(
+                &format!("/esp_options/{other}"),
+                format!("options for another ESP than the campaign's ({})", m.esp),
+            ));
+        }
+        let options = m.esp_options();
+        esp.check_options(&options)
+            .map_err(|p| reject(&format!("/esp_options/{}", m.esp), p))?;
+        if !m.audience.columns.fields.is_empty() && !esp.carries_fields(&options) {
+            return Err(reject(
+                "/audience/columns/fields",
+                format!(
+                    "{} cannot carry personalization fields{}; remove them, or they would be dropped",
+                    m.esp,
+                    if m.esp == EspKind::Silverpop {
+                        " in Lists mode (Relational Tables mode carries them)"
+                    } else {
+                        ""
+                    }
+                ),
+            ));
+        }
+        self.check_send_window(m.send_at)
+            .map_err(|p| reject("/send_at", p))?;
         Ok((m, esp.account().clone()))
+    }
+
+    /// The send time lies in the window the deployment accepts: at most the grace in the past
+    /// (a drop that arrives a little late still sends at once), at most the horizon ahead (the
+    /// drop bucket deletes the files the analysis re-reads).
+    pub(crate) fn check_send_window(&self, send_at: jiff::Timestamp) -> Result<(), String> {
+        let now = self.clock.now();
+        let grace = jiff::SignedDuration::try_from(self.settings.send_grace).unwrap_or_default();
+        let horizon =
+            jiff::SignedDuration::try_from(self.settings.send_horizon).unwrap_or_default();
+        if send_at < now.checked_sub(grace).unwrap_or(now) {
+            return Err(format!(
+                "{send_at} is more than {} minutes in the past",
+                grace.as_mins()
+            ));
+        }
+        if send_at > now.checked_add(horizon).unwrap_or(now) {
+            return Err(format!(
+                "{send_at} is more than {} days ahead (the drop bucket keeps a drop's files {} days)",
+                horizon.as_hours() / 24,
+                horizon.as_hours() / 24
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -170,11 +244,13 @@ fn rejected_campaign(
         .get("esp")
         .and_then(|v| v.as_str())
         .and_then(|s| EspKind::parse(s).ok());
-    c.template_id = raw
-        .get("template_id")
-        .and_then(|v| v.as_str())
-        .unwrap_or_default()
-        .to_owned();
-    c.manifest = raw;
+    c.template_id = crate::text::bounded(
+        raw.get("template_id")
+            .and_then(|v| v.as_str())
+            .unwrap_or_default(),
+        128,
+    );
+    // The refused manifest stays in the drop; the record keeps none of it (it may be anything
+    // up to 256 KiB, and the record must fit one DynamoDB item).
     c
 }

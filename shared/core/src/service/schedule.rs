@@ -163,6 +163,14 @@ impl ScheduleService {
         let send_at = c
             .send_at
             .ok_or_else(|| ServiceError::NoSendTime(c.id.clone()))?;
+        // Checked again now the audience is up: an upload that outlived the send time books
+        // nothing (a send at the ESP in the past would go at once, hours late).
+        let grace =
+            jiff::SignedDuration::try_from(super::upload::DEFAULT_SEND_GRACE).unwrap_or_default();
+        let now = self.clock.now();
+        if booked(c) == 0 && send_at < now.checked_sub(grace).unwrap_or(now) {
+            return Err(ServiceError::SendTimePassed { send_at });
+        }
         let schedule = PollSchedule::daily_after(&c.id, send_at, POLL_DAYS);
         self.scheduler.create(&schedule).await?;
         if c.schedule_name.is_none() {

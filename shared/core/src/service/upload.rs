@@ -23,14 +23,17 @@ use super::common::{
 use super::conversions::ConversionsService;
 use super::drop_files::{DropFiles, drop_prefix};
 use crate::audience::assign::Group;
-use crate::audience::read::{Event, Flow, ScanEnd};
+use crate::audience::read::{AudienceLimits, Event, Flow, ScanEnd};
 use crate::campaign::{Campaign, State};
 use crate::clock::Clock;
 use crate::ids::CampaignId;
-use crate::ports::esp::{AudienceBatch, AudienceRequest, Contact, EspIds};
+use crate::ports::esp::{AudienceBatch, AudienceRequest, Contact, Esp, EspError, EspIds};
 use crate::ports::{AudienceSource, CampaignStore, StoreError, WorkItem, WorkQueue};
 use std::sync::Arc;
 use std::time::Duration;
+
+/// How far in the past a send time may be and still send (at once).
+pub const DEFAULT_SEND_GRACE: Duration = Duration::from_secs(15 * 60);
 
 /// Tuning of the upload loop.
 #[derive(Clone)]
@@ -44,8 +47,19 @@ pub struct UploadSettings {
     /// 5,000-row campaign queued behind a 5-million-row one of the same night starts within a
     /// slice instead of after the big one (their account's allowance is shared call by call).
     pub slice: Option<Duration>,
+    /// How far in the past a send time may lie when the drop arrives (it then sends at once).
+    pub send_grace: Duration,
+    /// How far ahead a send time may lie: never beyond the drop bucket's lifecycle, which
+    /// deletes the files the analysis re-reads.
+    pub send_horizon: Duration,
+    /// Time schedule-send needs before the send time. An upload the ESP keeps throttling
+    /// continues in a new invocation as long as the rest can still arrive before
+    /// `send_at - send_lead`; after that the campaign fails with that reason.
+    pub send_lead: Duration,
     /// Rejected rows kept in the record as samples (all are in the rejects report).
     pub reject_samples: usize,
+    /// What a drop may make the audience passes read, hold and write.
+    pub audience_limits: AudienceLimits,
     pub observer: Option<Arc<dyn UploadObserver>>,
 }
 
@@ -55,7 +69,11 @@ impl Default for UploadSettings {
             stop_margin: Duration::from_secs(90),
             max_batches_per_run: None,
             slice: Some(Duration::from_secs(120)),
+            send_lead: Duration::from_secs(300),
+            send_grace: DEFAULT_SEND_GRACE,
+            send_horizon: Duration::from_secs(30 * 24 * 3600),
             reject_samples: 50,
+            audience_limits: AudienceLimits::default(),
             observer: None,
         }
     }
@@ -182,7 +200,7 @@ impl UploadService {
         deadline: Deadline,
     ) -> Result<UploadOutcome, ServiceError> {
         match c.state {
-            State::Received => self.validate(c).await?,
+            State::Received => self.validate(c, deadline).await?,
             State::Uploading => {}
             State::AudienceReady => {
                 // Uploaded before but the hand-off may have been lost: hand off again (idempotent).
@@ -205,6 +223,11 @@ impl UploadService {
             .send_at
             .ok_or_else(|| ServiceError::NoSendTime(c.id.clone()))?;
         let campaign_id = c.id.clone();
+        if c.esp_ids.0.is_empty() && c.variants.iter().all(|v| v.esp_ids.0.is_empty()) {
+            // Before anything is written at the ESP: a template it does not list (or lists as
+            // not eligible) would be found only at schedule time, after the whole upload.
+            self.check_templates(esp.as_ref(), c).await?;
+        }
         if c.variants.is_empty() && c.esp_ids.0.is_empty() {
             let req = AudienceRequest {
                 campaign_id: &campaign_id,
@@ -237,6 +260,7 @@ impl UploadService {
         let field_names: Arc<[String]> = m.audience.columns.fields.clone().into();
         let files = DropFiles {
             source: self.source.as_ref(),
+            limits: self.settings.audience_limits,
         };
         let assigner = files.assigner(c, &m).await?;
         let mut scan = files.valid_rows(c, &m, &prefix).await?;
@@ -290,7 +314,13 @@ impl UploadService {
                         Some(v) => &v.esp_ids,
                         None => &c.esp_ids,
                     };
-                    let out = esp.upload_batch(audience, &batch).await?;
+                    let out = match esp.upload_batch(audience, &batch).await {
+                        Ok(out) => out,
+                        Err(e @ EspError::RateLimited { .. }) => {
+                            return self.still_throttled(c, send_at, e).await;
+                        }
+                        Err(e) => return Err(e.into()),
+                    };
                     c.audience.not_in_esp += out.not_in_esp;
                     c.audience.esp_rejected += out.row_errors.len() as u64;
                     c.audience.batches += 1;
@@ -368,6 +398,58 @@ impl UploadService {
             .await?;
         tracing::info!(campaign_id = %c.id, uploaded = c.audience.uploaded, rejected = c.audience.rejected, "audience ready");
         Ok(UploadOutcome::AudienceReady(c.id.clone()))
+    }
+
+    /// Every template the campaign sends (its own, each variant's) is one the account lists,
+    /// by the same rules as `GET /templates`.
+    async fn check_templates(&self, esp: &dyn Esp, c: &Campaign) -> Result<(), ServiceError> {
+        let listed: std::collections::HashSet<String> = esp
+            .list_templates()
+            .await?
+            .into_iter()
+            .map(|t| t.id)
+            .collect();
+        let wanted =
+            std::iter::once(&c.template_id).chain(c.variants.iter().map(|v| &v.template_id));
+        for id in wanted {
+            if !listed.contains(id) {
+                return Err(ServiceError::TemplateNotListed {
+                    esp: esp.kind(),
+                    template_id: crate::text::bounded(id, 128),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// The ESP kept throttling past a call's patience. Throttling is no reason to give up: the
+    /// upload goes on in a new invocation (from the last checkpoint: batches are sets) while
+    /// the send time leaves room, and fails only when it does not.
+    async fn still_throttled(
+        &self,
+        c: &Campaign,
+        send_at: jiff::Timestamp,
+        e: EspError,
+    ) -> Result<UploadOutcome, ServiceError> {
+        let lead = jiff::SignedDuration::try_from(self.settings.send_lead)
+            .unwrap_or(jiff::SignedDuration::MAX);
+        let last_useful = send_at.checked_sub(lead).unwrap_or(send_at);
+        if self.clock.now() >= last_useful {
+            return Err(ServiceError::SendTimeMissed {
+                send_at,
+                uploaded: c.audience.uploaded,
+                valid: c.audience.valid,
+                source: e,
+            });
+        }
+        self.queue
+            .enqueue(&WorkItem::ContinueUpload {
+                campaign_id: c.id.clone(),
+            })
+            .await?;
+        tracing::warn!(campaign_id = %c.id, uploaded = c.audience.uploaded, error = %chain(&e),
+            "the ESP is still throttling; continuing in a new invocation");
+        Ok(UploadOutcome::Continued(c.id.clone()))
     }
 }
 

@@ -3,10 +3,10 @@
 //! counts in the record, and the file versions are pinned for every later pass. A campaign with
 //! no usable row fails here; otherwise it becomes `uploading`.
 
-use super::common::{ServiceError, stored_manifest};
+use super::common::{Deadline, ServiceError, stored_manifest};
 use super::drop_files::{DropFiles, drop_prefix};
 use super::upload::UploadService;
-use crate::audience::read::{AudienceScan, Event, Flow, ScanMode, count_lines};
+use crate::audience::read::{AudienceScan, Event, Flow, ScanEnd, ScanMode, count_lines};
 use crate::campaign::{Campaign, RejectSample, State};
 use std::io::Write;
 
@@ -16,14 +16,20 @@ pub const REJECTS_FILE: &str = "rejects.csv";
 impl UploadService {
     /// The validation pass: counts, rejects report, pinned versions; then `uploading` (or
     /// `failed` when no row is usable).
-    pub(crate) async fn validate(&self, c: &mut Campaign) -> Result<(), ServiceError> {
+    pub(crate) async fn validate(
+        &self,
+        c: &mut Campaign,
+        deadline: Deadline,
+    ) -> Result<(), ServiceError> {
         let m = stored_manifest(c)?;
         let prefix = drop_prefix(&c.drop.key);
+        let limits = self.settings.audience_limits;
         // The control-group file is read first: a missing one fails the campaign before any
         // audience work.
         if let Some(file) = m.control_group.as_ref().and_then(|g| g.file.as_deref()) {
             let files = DropFiles {
                 source: self.source.as_ref(),
+                limits,
             };
             let ids = files
                 .control_ids(c, file, &m.audience.columns.customer_id)
@@ -38,6 +44,7 @@ impl UploadService {
             &c.drop.bucket,
             &prefix,
             &m.audience.files,
+            &limits,
         )
         .await?;
         let mut scan = AudienceScan::new(
@@ -50,7 +57,8 @@ impl UploadService {
                 expected_rows: lines,
             },
             etags,
-        );
+        )
+        .with_limits(limits);
         let key = format!("{prefix}{REJECTS_FILE}");
         let report_error = |problem: &str, e: std::io::Error| ServiceError::Report {
             key: key.clone(),
@@ -66,13 +74,33 @@ impl UploadService {
         *stats = Default::default();
         let sample_cap = self.settings.reject_samples;
         let files = m.audience.files.clone();
-        scan.run(&mut |ev| {
+        // Why the pass stopped before the end, if it did.
+        let mut stopped: Option<String> = None;
+        let mut events = 0u64;
+        let stop_margin = self.settings.stop_margin;
+        let end = scan.run(&mut |ev| {
+            events += 1;
+            // The invocation's time: checked every 64 Ki rows (the clock is not free).
+            if events.is_multiple_of(65_536) && deadline.remaining() < stop_margin {
+                stopped = Some(format!(
+                    "validation did not finish within the invocation's time ({events} rows read)"
+                ));
+                return Flow::Pause;
+            }
             if let Event::Reject {
                 file_index,
                 line,
                 reason,
             } = ev
             {
+                if stats.rejected >= limits.max_rejects {
+                    stopped = Some(format!(
+                        "more than {} rows rejected: is this the file the manifest describes? \
+                         (the first ones are in {key})",
+                        limits.max_rejects
+                    ));
+                    return Flow::Pause;
+                }
                 stats.rejected += 1;
                 *stats
                     .rejected_by_reason
@@ -84,7 +112,7 @@ impl UploadService {
                 }
                 if stats.reject_samples.len() < sample_cap {
                     stats.reject_samples.push(RejectSample {
-                        file,
+                        file: crate::text::bounded(&file, 256),
                         line,
                         reason: reason.to_string(),
                     });
@@ -93,6 +121,11 @@ impl UploadService {
             Flow::Continue
         })
         .await?;
+        let stopped = if end == ScanEnd::Paused {
+            stopped.or_else(|| Some("validation stopped early".to_owned()))
+        } else {
+            None
+        };
         stats.rows = scan.rows();
         stats.valid = scan.valid();
         stats.file_etags = scan.etags().to_vec();
@@ -113,7 +146,15 @@ impl UploadService {
             o.validated(&c.id, stats.rows, stats.valid);
         }
         let now = self.clock.now();
-        if stats.valid == 0 {
+        if let Some(reason) = stopped {
+            c.fail("audience", reason, now);
+        } else if stats.rows == 0 {
+            c.fail(
+                "audience",
+                "no data rows: the audience files hold a header only",
+                now,
+            );
+        } else if stats.valid == 0 {
             let reason = format!(
                 "no valid rows: all {} rows rejected (see {})",
                 stats.rows,

@@ -306,6 +306,12 @@ impl crate::ports::AudienceSource for MemSource {
             .ok_or_else(|| crate::ports::SourceError::NotFound {
                 key: key.to_owned(),
             })?;
+        if body.len() > crate::ports::source::SMALL_OBJECT_LIMIT {
+            return Err(crate::ports::SourceError::TooLarge {
+                key: key.to_owned(),
+                limit: crate::ports::source::SMALL_OBJECT_LIMIT,
+            });
+        }
         let etag = Self::etag(&body);
         Ok((body, etag))
     }
@@ -514,6 +520,8 @@ pub struct FakeEsp {
     pub ids_sent: Mutex<u64>,
     pub launches: Mutex<BTreeSet<String>>,
     pub fail_next_uploads: Mutex<u32>,
+    /// The next uploads end as the HTTP layer ends a call the ESP kept throttling.
+    pub throttle_next_uploads: Mutex<u32>,
     pub refuse_send: Mutex<bool>,
     pub account: Option<AccountId>,
     pub prefix: Option<String>,
@@ -523,6 +531,8 @@ pub struct FakeEsp {
     pub sent_headers: Mutex<Vec<Option<SenderHeaders>>>,
     pub cleanups: Mutex<u32>,
     pub fail_cleanups: Mutex<u32>,
+    /// Acts as an ESP (or mode) that cannot carry personalization fields.
+    pub drops_fields: bool,
 }
 
 #[async_trait]
@@ -539,6 +549,9 @@ impl Esp for FakeEsp {
     }
     fn cleanup_after(&self) -> Option<SignedDuration> {
         self.retention
+    }
+    fn carries_fields(&self, _options: &serde_json::Value) -> bool {
+        !self.drops_fields
     }
     async fn cleanup(&self, _ids: &EspIds) -> Result<(), EspError> {
         let mut fail = self.fail_cleanups.lock().unwrap();
@@ -561,8 +574,21 @@ impl Esp for FakeEsp {
     fn claims_template_name(&self, name: &str) -> bool {
         self.prefix.as_deref().is_some_and(|p| name.starts_with(p))
     }
+    /// `t1` and `t2` (the ids the service tests' manifests name).
     async fn list_templates(&self) -> Result<Vec<Template>, EspError> {
-        Ok(vec![])
+        Ok(["t1", "t2"]
+            .into_iter()
+            .map(|id| Template {
+                esp: self.kind(),
+                account: self.account().clone(),
+                id: id.into(),
+                name: id.into(),
+                display_name: id.into(),
+                subject: None,
+                kind: None,
+                created: None,
+            })
+            .collect())
     }
     async fn preview(&self, t: &str) -> Result<Preview, EspError> {
         if t == "t1" {
@@ -591,6 +617,15 @@ impl Esp for FakeEsp {
                 return Err(EspError::Transient {
                     esp: EspKind::Emarsys,
                     detail: "HTTP 503".into(),
+                });
+            }
+            let mut t = self.throttle_next_uploads.lock().unwrap();
+            if *t > 0 {
+                *t -= 1;
+                return Err(EspError::RateLimited {
+                    esp: EspKind::Emarsys,
+                    attempts: 9,
+                    waited_secs: 180,
                 });
             }
         }

@@ -339,7 +339,7 @@ async fn control_file_ids_outside_the_audience_count_as_control() {
     let out = w
         .services
         .upload()
-        .handle_object(&file, Deadline::none())
+        .handle_object(&file, Deadline::none(), false)
         .await
         .unwrap();
     assert!(matches!(

@@ -9,6 +9,7 @@ mod ab;
 mod accounts;
 mod api;
 mod conversions;
+mod hostile;
 mod poll;
 mod upload;
 
@@ -116,7 +117,7 @@ pub(super) async fn upload_and_schedule(w: &World) {
 pub(super) async fn run_to_scheduled(w: &World, drop: &ObjectRef) {
     w.services
         .upload()
-        .handle_drop(drop, Deadline::none())
+        .handle_drop(drop, Deadline::none(), false)
         .await
         .unwrap();
     drain_to_scheduled(w).await;

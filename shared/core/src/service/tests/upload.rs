@@ -14,7 +14,7 @@ async fn drop_to_completed_with_continuations() {
     let out = w
         .services
         .upload()
-        .handle_drop(&drop, Deadline::none())
+        .handle_drop(&drop, Deadline::none(), false)
         .await
         .unwrap();
     assert_eq!(out, UploadOutcome::Continued(id()));
@@ -92,7 +92,7 @@ async fn a_redelivered_drop_and_a_failed_batch_resume_without_duplicates() {
     svc.upload_settings.max_batches_per_run = Some(2);
     assert_eq!(
         svc.upload()
-            .handle_drop(&drop, Deadline::none())
+            .handle_drop(&drop, Deadline::none(), false)
             .await
             .unwrap(),
         UploadOutcome::Continued(id())
@@ -101,7 +101,7 @@ async fn a_redelivered_drop_and_a_failed_batch_resume_without_duplicates() {
     let err = w
         .services
         .upload()
-        .handle_drop(&drop, Deadline::none())
+        .handle_drop(&drop, Deadline::none(), false)
         .await
         .unwrap_err();
     assert!(err.is_retryable(), "{err}");
@@ -111,7 +111,7 @@ async fn a_redelivered_drop_and_a_failed_batch_resume_without_duplicates() {
     let out = w
         .services
         .upload()
-        .handle_drop(&drop, Deadline::none())
+        .handle_drop(&drop, Deadline::none(), false)
         .await
         .unwrap();
     assert_eq!(out, UploadOutcome::AudienceReady(id()));
@@ -121,7 +121,7 @@ async fn a_redelivered_drop_and_a_failed_batch_resume_without_duplicates() {
     let again = w
         .services
         .upload()
-        .handle_drop(&drop, Deadline::none())
+        .handle_drop(&drop, Deadline::none(), false)
         .await
         .unwrap();
     assert_eq!(again, UploadOutcome::AudienceReady(id()));
@@ -145,6 +145,37 @@ async fn a_redelivered_drop_and_a_failed_batch_resume_without_duplicates() {
 }
 
 #[tokio::test]
+async fn a_drop_interrupted_on_its_final_delivery_fails_the_campaign_with_its_reason() {
+    let w = world();
+    let drop = drop_files(&w, 50, serde_json::json!({}));
+    *w.esp.fail_next_uploads.lock().unwrap() = 2;
+    // Not the last delivery: the error is left for the redelivery, the campaign waits for it.
+    let err = w
+        .services
+        .upload()
+        .handle_drop(&drop, Deadline::none(), false)
+        .await
+        .unwrap_err();
+    assert!(err.is_retryable(), "{err}");
+    let c = w.services.store.get(&id()).await.unwrap().unwrap();
+    assert_eq!(c.state, State::Uploading);
+    // The last delivery: the campaign fails with the cause instead of staying `uploading`.
+    let out = w
+        .services
+        .upload()
+        .handle_drop(&drop, Deadline::none(), true)
+        .await
+        .unwrap();
+    assert_eq!(out, UploadOutcome::Failed(id()));
+    let c = w.services.store.get(&id()).await.unwrap().unwrap();
+    assert_eq!(c.state, State::Failed);
+    let f = c.failure.unwrap();
+    assert_eq!(f.step, "upload");
+    assert!(f.reason.contains("HTTP 503"), "{}", f.reason);
+    assert!(w.queue.0.lock().unwrap().is_empty(), "nothing handed on");
+}
+
+#[tokio::test]
 async fn bad_manifests_and_refusals_fail_the_campaign_with_their_reason() {
     let w = world();
     let drop = drop_files(
@@ -155,7 +186,7 @@ async fn bad_manifests_and_refusals_fail_the_campaign_with_their_reason() {
     let out = w
         .services
         .upload()
-        .handle_drop(&drop, Deadline::none())
+        .handle_drop(&drop, Deadline::none(), false)
         .await
         .unwrap();
     assert_eq!(out, UploadOutcome::Failed(id()));
@@ -176,7 +207,7 @@ async fn bad_manifests_and_refusals_fail_the_campaign_with_their_reason() {
     let drop = drop_files(&w, 5, serde_json::json!({"account": "nope"}));
     w.services
         .upload()
-        .handle_drop(&drop, Deadline::none())
+        .handle_drop(&drop, Deadline::none(), false)
         .await
         .unwrap();
     let c = w.services.store.get(&id()).await.unwrap().unwrap();
@@ -191,7 +222,7 @@ async fn bad_manifests_and_refusals_fail_the_campaign_with_their_reason() {
     let drop = drop_files(&w, 5, serde_json::json!({}));
     w.services
         .upload()
-        .handle_drop(&drop, Deadline::none())
+        .handle_drop(&drop, Deadline::none(), false)
         .await
         .unwrap();
     *w.esp.refuse_send.lock().unwrap() = true;
@@ -232,7 +263,7 @@ async fn a_missing_control_group_file_fails_the_campaign_naming_it() {
     );
     w.services
         .upload()
-        .handle_drop(&drop, Deadline::none())
+        .handle_drop(&drop, Deadline::none(), false)
         .await
         .ok();
     let c = w.services.store.get(&id()).await.unwrap().unwrap();
@@ -273,8 +304,14 @@ async fn a_small_campaign_behind_a_big_one_is_ready_first() {
     let upload = w.services.upload();
     let big = named_drop(&w, "big", 2_000);
     let small = named_drop(&w, "small", 150);
-    upload.handle_drop(&big, Deadline::none()).await.unwrap();
-    upload.handle_drop(&small, Deadline::none()).await.unwrap();
+    upload
+        .handle_drop(&big, Deadline::none(), false)
+        .await
+        .unwrap();
+    upload
+        .handle_drop(&small, Deadline::none(), false)
+        .await
+        .unwrap();
     let state = |id: &str| {
         let store = Arc::clone(&w.services.store);
         let id = CampaignId::parse(id).unwrap();
@@ -306,4 +343,54 @@ async fn a_small_campaign_behind_a_big_one_is_ready_first() {
     }
     assert!(small_ready_at.is_some_and(|s| s <= 3), "{small_ready_at:?}");
     assert_eq!(state("big").await, State::AudienceReady);
+}
+
+/// An ESP that keeps throttling past a call's patience is no reason to give up: while the
+/// send time leaves room the upload continues in a new invocation, from its checkpoint, and
+/// finishes; nothing is uploaded twice.
+#[tokio::test]
+async fn a_throttled_upload_continues_while_the_send_time_leaves_room() {
+    let w = world();
+    let drop = drop_files(&w, 250, serde_json::json!({}));
+    *w.esp.throttle_next_uploads.lock().unwrap() = 2;
+    let out = w
+        .services
+        .upload()
+        .handle_drop(&drop, Deadline::none(), false)
+        .await
+        .unwrap();
+    assert_eq!(out, UploadOutcome::Continued(id()));
+    let c = w.services.store.get(&id()).await.unwrap().unwrap();
+    assert_eq!(c.state, State::Uploading);
+    let rounds = drain_to_scheduled(&w).await;
+    assert!(rounds >= 2, "each throttled round continues: {rounds}");
+    let c = w.services.store.get(&id()).await.unwrap().unwrap();
+    assert_eq!(c.state, State::Scheduled);
+    assert_eq!(*w.esp.ids_sent.lock().unwrap(), 250);
+}
+
+/// Throttled when the rest can no longer arrive before the send time (less schedule-send's
+/// lead): the campaign fails, with that reason, instead of continuing into the past.
+#[tokio::test]
+async fn a_throttled_upload_fails_when_the_send_time_can_no_longer_be_met() {
+    let w = world();
+    let drop = drop_files(&w, 250, serde_json::json!({}));
+    // Four minutes before the 08:00 send: inside the five-minute lead.
+    w.clock.set("2026-11-25T07:56:00Z".parse().unwrap());
+    *w.esp.throttle_next_uploads.lock().unwrap() = 1;
+    let out = w
+        .services
+        .upload()
+        .handle_drop(&drop, Deadline::none(), false)
+        .await
+        .unwrap();
+    assert_eq!(out, UploadOutcome::Failed(id()));
+    let c = w.services.store.get(&id()).await.unwrap().unwrap();
+    assert_eq!(c.state, State::Failed);
+    let reason = c.failure.unwrap().reason;
+    assert!(
+        reason.contains("can no longer be met") && reason.contains("still throttling"),
+        "{reason}"
+    );
+    assert!(w.queue.0.lock().unwrap().is_empty(), "no continuation");
 }
