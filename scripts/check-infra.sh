@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Checks the SAM template offline, with no AWS credentials:
 #   1. cfn-lint on infra/template.yaml;
-#   2. the real SAM transform, an IAM-action check and cfn-lint on the transformed template
-#      (infra/checks/verify_sam.py says why cfn-lint alone is not enough);
+#   2. the real SAM transform, an IAM-action check, each function's environment and drop-bucket
+#      grants against what its code does, and cfn-lint on the transformed template
+#      (infra/checks/verify_sam.py says why cfn-lint alone is not enough), after the tests of
+#      those checks (infra/checks/test_*.py);
 #   3. with --checkov, checkov with the skip list below.
 # Usage: scripts/check-infra.sh [--checkov]
 # Tools live in a private venv (ESPBRIDGE_TOOLS_DIR, default target/tools) and are installed
@@ -22,7 +24,7 @@ run_checkov=0
 for arg in "$@"; do
   case "$arg" in
     --checkov) run_checkov=1 ;;
-    -h|--help) sed -n '2,9p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
     *) echo "unknown argument: $arg (usage: $0 [--checkov])" >&2; exit 2 ;;
   esac
 done
@@ -50,7 +52,9 @@ echo "== cfn-lint $CFN_LINT_VERSION: $TEMPLATE"
 "$VENV/bin/cfn-lint" "$TEMPLATE"
 echo "cfn-lint: no errors, no warnings"
 
-echo "== SAM transform ($SAM_TRANSLATOR_VERSION) and IAM actions"
+echo "== tests of the checks (infra/checks/test_*.py)"
+PYTHONDONTWRITEBYTECODE=1 "$VENV/bin/python" -m unittest discover --start-directory infra/checks --pattern 'test_*.py'
+echo "== SAM transform ($SAM_TRANSLATOR_VERSION), IAM actions, environments, drop-bucket grants"
 translated="$(mktemp "${TMPDIR:-/tmp}/espbridge-template.XXXXXX.json")"
 trap 'rm -f "$translated"' EXIT
 AWS_DEFAULT_REGION="${AWS_DEFAULT_REGION:-us-east-1}" \

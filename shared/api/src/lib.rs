@@ -15,10 +15,20 @@
 //! Errors are `{"error": {"code", "message"}}` with the matching status: 400 a bad parameter or
 //! body, 404 an unknown route, ESP, template or campaign, 405 a method a route does not take,
 //! 502 an ESP error, 503 an ESP or the store unavailable.
+//!
+//! Every answer carries `X-Content-Type-Options: nosniff`; the previews (ESP template HTML, or
+//! JSON holding it) also `Content-Security-Policy: sandbox`: a template opened from the API's
+//! own origin runs no script, submits no form and gets an opaque origin of its own.
+//! The loopback server adds [`LocalGuard`] (loopback hosts only, the optional token).
+
+mod local;
+
+pub use local::{LocalGuard, MAX_TOKEN_LEN, MIN_TOKEN_LEN, Token, TokenError};
 
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
-use axum::http::{StatusCode, Uri, header};
+use axum::http::{HeaderValue, StatusCode, Uri, header};
+use axum::middleware::map_response;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use espbridge_analysis::{Metric, render_html};
@@ -43,7 +53,10 @@ type Params = Query<HashMap<String, String>>;
 pub fn router(api: ApiService) -> Router {
     Router::new()
         .route("/templates", get(templates))
-        .route("/templates/{esp}/{id}/preview", get(preview))
+        .route(
+            "/templates/{esp}/{id}/preview",
+            get(preview).layer(map_response(sandboxed)),
+        )
         .route(
             "/templates/{esp}/{id}/headers",
             get(get_headers).put(put_headers),
@@ -53,7 +66,31 @@ pub fn router(api: ApiService) -> Router {
         .route("/campaigns/{id}/report.html", get(report_html))
         .fallback(no_route)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(map_response(nosniff))
         .with_state(api)
+}
+
+/// The API's routes over `api` behind the loopback server's [`LocalGuard`].
+pub fn local_router(api: ApiService, guard: LocalGuard) -> Router {
+    guard.protect(router(api))
+}
+
+/// ESP content (a template's HTML) is not ours: a browser opening it runs it sandboxed.
+async fn sandboxed(mut resp: Response) -> Response {
+    resp.headers_mut().insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("sandbox"),
+    );
+    resp
+}
+
+/// Browsers take every answer as its declared type.
+async fn nosniff(mut resp: Response) -> Response {
+    resp.headers_mut().insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    resp
 }
 
 /// An error answer.
