@@ -63,6 +63,7 @@ pub async fn run(args: ReportArgs) -> Result<()> {
             dir: args.dir.clone(),
             port: None,
             workers: espbridge_local::worker::DEFAULT_WORKERS,
+            redeliver_after: espbridge_local::Redelivery::default().first,
         },
         &local,
     )

@@ -12,6 +12,8 @@ pub struct LocalSettings {
     pub drop_dir: Option<PathBuf>,
     pub state_dir: Option<PathBuf>,
     pub port: Option<u16>,
+    /// The token `serve` requires on every request (`--token` and `ESPBRIDGE_TOKEN` win).
+    pub token: Option<espbridge_api::Token>,
 }
 
 /// A parsed configuration file.
@@ -83,6 +85,16 @@ mod tests {
         let local = load_local(&path).unwrap();
         assert_eq!(local.state_dir, Some(dir.path().join("data/state")));
         assert!(load(&path).is_err(), "serve still needs accounts");
+    }
+
+    #[test]
+    fn the_token_is_read_and_never_shown() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("serve.toml");
+        std::fs::write(&path, "token = \"0123456789abcdef-from-file\"\n").unwrap();
+        let local = load_local(&path).unwrap();
+        assert_eq!(local.token, Some("0123456789abcdef-from-file".into()));
+        assert!(!format!("{local:?}").contains("from-file"));
     }
 
     #[test]

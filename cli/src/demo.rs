@@ -25,11 +25,11 @@ use crate::stack::{
 use anyhow::{Context, Result, bail};
 use espbridge_app::registry;
 use espbridge_core::ports::ObjectRef;
+use espbridge_core::service::UploadSettings;
 use espbridge_core::service::conversions::ConversionOutcome;
 use espbridge_core::service::poll::PollOutcome;
-use espbridge_core::service::{Deadline, UploadSettings};
 use espbridge_core::{CampaignId, Clock, EspKind, ManualClock};
-use espbridge_local::DropWatcher;
+use espbridge_local::{DropWatcher, Message};
 use jiff::{SignedDuration, Timestamp, ZonedDateTime, tz::TimeZone};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
@@ -93,6 +93,7 @@ pub async fn run(args: DemoArgs) -> Result<()> {
             observer: Some(Arc::new(Progress::new(interactive()))),
             ..Default::default()
         },
+        redelivery: Default::default(),
     })
     .await?;
 
@@ -146,6 +147,19 @@ pub async fn run(args: DemoArgs) -> Result<()> {
         drop_gen::write_files(&dir, &generated)
             .with_context(|| format!("writing audience files in {}", dir.display()))?;
         let mut manifest = manifest(&campaign_id, esp, &template, &send_at, &generated);
+        let options = kind.esp_options.clone().unwrap_or(Value::Null);
+        // Personalization fields only where the ESP (or mode) carries them: elsewhere the
+        // manifest would be refused rather than the fields dropped.
+        let carries = stack
+            .services
+            .esps
+            .choose(esp, None, Some(&template.1))
+            .is_ok_and(|e| e.carries_fields(options.get(esp.as_str()).unwrap_or(&Value::Null)));
+        if !carries {
+            manifest["audience"]["columns"]
+                .as_object_mut()
+                .map(|c| c.remove("fields"));
+        }
         if let Some(o) = kind.esp_options {
             manifest["esp_options"] = o;
         }
@@ -167,7 +181,8 @@ pub async fn run(args: DemoArgs) -> Result<()> {
         });
     }
 
-    // The drop watcher stands in for the S3 notification, as in `serve`.
+    // The drop watcher stands in for the S3 notification and the drops go to the queue, as in
+    // `serve`: an interrupted upload is redelivered as SQS would.
     let mut watcher = DropWatcher::new(&drop_dir, DROP_BUCKET);
     let found = watcher
         .scan()
@@ -178,13 +193,10 @@ pub async fn run(args: DemoArgs) -> Result<()> {
         let Some(drop) = found.iter().find(|d| d.key == manifest_key) else {
             bail!("the drop watcher did not report {manifest_key}");
         };
-        let outcome = stack
-            .services
-            .upload()
-            .handle_drop(drop, Deadline::none())
-            .await
-            .with_context(|| format!("handling drop of campaign {}", p.campaign_id))?;
-        tracing::info!(campaign_id = %p.campaign_id, outcome = ?outcome, "drop handled");
+        stack
+            .queue
+            .send(Message::Object(drop.clone()))
+            .with_context(|| format!("queueing the drop of campaign {}", p.campaign_id))?;
     }
     stack.drain().await?;
 

@@ -49,7 +49,7 @@ enum Command {
     /// Runs the local stack: watches the drop folder, uploads, schedules, polls metrics, and
     /// serves the HTTP API on 127.0.0.1.
     Serve {
-        /// TOML file with `[[accounts]]` and optional `drop_dir`, `state_dir`, `port`
+        /// TOML file with `[[accounts]]` and optional `drop_dir`, `state_dir`, `port`, `token`
         /// (default: one simulator per supported ESP).
         #[arg(long)]
         config: Option<PathBuf>,
@@ -61,6 +61,22 @@ enum Command {
         /// Concurrent workers of the local queue (the template's reserved concurrency).
         #[arg(long, default_value_t = espbridge_local::worker::DEFAULT_WORKERS)]
         workers: usize,
+        /// Seconds before a step interrupted by a retryable error (an ESP's 503, say) gets its
+        /// message again, doubling per receive up to a minute, with jitter: SQS's visibility
+        /// timeout. The 5th receive is the last: interrupted too, it fails the campaign with the
+        /// reason.
+        #[arg(long, value_name = "SECS", default_value_t = espbridge_local::Redelivery::default().first.as_secs())]
+        redeliver_after: u64,
+        /// Token every API request must bear (`Authorization: Bearer TOKEN`), 16 to 1024
+        /// visible ASCII characters; without one the API only reads (PUT is refused). Prefer
+        /// ESPBRIDGE_TOKEN or `token` in the file: a command line is visible to other users.
+        #[arg(
+            long,
+            value_name = "TOKEN",
+            env = "ESPBRIDGE_TOKEN",
+            hide_env_values = true
+        )]
+        token: Option<String>,
     },
     /// One campaign's analysis report (per-variant rates, A/B verdict, uplift against the
     /// control group) from the local stack's campaign store; no ESP is contacted.
@@ -137,13 +153,19 @@ fn main() -> ExitCode {
                 dir,
                 port,
                 workers,
+                redeliver_after,
+                token,
             } => {
-                serve::run(serve::ServeArgs {
-                    config,
-                    dir,
-                    port,
-                    workers,
-                })
+                serve::run(
+                    serve::ServeArgs {
+                        config,
+                        dir,
+                        port,
+                        workers,
+                        redeliver_after: std::time::Duration::from_secs(redeliver_after),
+                    },
+                    token.map(espbridge_api::Token::from),
+                )
                 .await
             }
             Command::Report(args) => campaign_report::run(args).await,

@@ -1,14 +1,18 @@
 //! `espbridge serve`: the local stack, long-lived, on the system clock. Polls the drop folder
-//! every two seconds (the S3 notification's stand-in), runs queued work, fires due metric polls,
-//! and serves the HTTP API on 127.0.0.1 until Ctrl-C.
+//! every two seconds (the S3 notification's stand-in) and queues what it finds, runs the queue
+//! with its workers (an interrupted step's message is redelivered, as SQS would), fires due
+//! metric polls, and serves the HTTP API on 127.0.0.1 until Ctrl-C: only to loopback host
+//! names, and with a token (`--token`, `ESPBRIDGE_TOKEN` or `token` in the file) only to
+//! requests bearing it; without one it answers reads only ([`espbridge_api::LocalGuard`]).
 
 use crate::config;
 use crate::progress::Progress;
 use crate::stack::{self, DROP_BUCKET, Stack, StackOptions, StateLocation};
-use anyhow::{Context, Result};
-use espbridge_core::service::{Deadline, Services, UploadSettings, chain};
+use anyhow::{Context, Result, anyhow};
+use espbridge_api::{LocalGuard, Token};
+use espbridge_core::service::{Services, UploadSettings};
 use espbridge_core::{Clock, SystemClock};
-use espbridge_local::{DropWatcher, LocalScheduler};
+use espbridge_local::{DropWatcher, LocalQueue, LocalScheduler, Message, Redelivery};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,6 +27,19 @@ pub struct ServeArgs {
     pub port: Option<u16>,
     /// Concurrent workers of the local queue.
     pub workers: usize,
+    /// Before an interrupted step's first redelivery (doubling per receive).
+    pub redeliver_after: Duration,
+}
+
+/// The longest redelivery back-off, unless `--redeliver-after` is longer.
+const REDELIVER_MAX: Duration = Duration::from_secs(60);
+
+/// The queue's back-off: `--redeliver-after`, doubling per receive up to a minute.
+pub fn redelivery(args: &ServeArgs) -> Redelivery {
+    Redelivery {
+        first: args.redeliver_after,
+        max: REDELIVER_MAX.max(args.redeliver_after),
+    }
 }
 
 /// Folders and port: command line first, then the file, then the defaults.
@@ -48,7 +65,20 @@ pub fn resolve(args: &ServeArgs, local: &config::LocalSettings) -> Resolved {
     }
 }
 
-pub async fn run(args: ServeArgs) -> Result<()> {
+/// The API token: the command line's (or `ESPBRIDGE_TOKEN`'s), else the file's. A bad one is
+/// named by where it came from, never by its value.
+pub fn api_token(cli: Option<Token>, local: &config::LocalSettings) -> Result<Option<Token>> {
+    let (token, from) = match (cli, &local.token) {
+        (Some(t), _) => (t, "--token (or ESPBRIDGE_TOKEN)"),
+        (None, Some(t)) => (t.clone(), "token in the configuration file"),
+        (None, None) => return Ok(None),
+    };
+    token.check().map_err(|e| anyhow!("{from}: {e}"))?;
+    Ok(Some(token))
+}
+
+/// `token`: the command line's `--token` (or `ESPBRIDGE_TOKEN`).
+pub async fn run(args: ServeArgs, token: Option<Token>) -> Result<()> {
     let (accounts, local) = match &args.config {
         Some(p) => {
             let c = config::load(p)?;
@@ -57,6 +87,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         None => (None, config::LocalSettings::default()),
     };
     let r = resolve(&args, &local);
+    let token = api_token(token, &local)?;
     std::fs::create_dir_all(r.drop_dir.join("campaigns"))
         .with_context(|| format!("creating drop folder {}", r.drop_dir.display()))?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
@@ -69,12 +100,14 @@ pub async fn run(args: ServeArgs) -> Result<()> {
             observer: Some(Arc::new(Progress::new(false))),
             ..Default::default()
         },
+        redelivery: redelivery(&args),
     })
     .await?;
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", r.port))
         .await
         .with_context(|| format!("listening on 127.0.0.1:{}", r.port))?;
     let addr = listener.local_addr().context("reading the bound address")?;
+    let guard = LocalGuard::new(Some(addr), token).context("the API token")?;
     let simulated: Vec<String> = stack
         .simulators()
         .iter()
@@ -86,23 +119,30 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     if !simulated.is_empty() {
         println!("  ESP simulators: {}", simulated.join(", "));
     }
+    if guard.has_token() {
+        println!("  API token: required on every request (Authorization: Bearer <token>)");
+    } else {
+        println!("  API token: none, so reads only (PUT needs --token or ESPBRIDGE_TOKEN)");
+    }
 
     let services = stack.services.clone();
     let work = stack
         .take_work()
         .context("the work queue has no receiver")?;
     let worker = tokio::spawn(espbridge_local::worker::run_workers(
-        services.clone(),
+        Arc::new(services.clone()),
+        stack.queue.clone(),
         work,
         args.workers,
     ));
     let background = tokio::spawn(watch_loop(
         services.clone(),
+        stack.queue.clone(),
         stack.scheduler.clone(),
         r.drop_dir.clone(),
         clock,
     ));
-    let server = axum::serve(listener, espbridge_api::router(services.api()))
+    let server = axum::serve(listener, espbridge_api::local_router(services.api(), guard))
         .with_graceful_shutdown(async {
             // If the signal handler cannot be installed, the server runs until killed.
             if tokio::signal::ctrl_c().await.is_err() {
@@ -116,11 +156,12 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     result
 }
 
-/// Every [`SCAN_EVERY`]: new manifests and conversions files go to `handle_object` (each in its
-/// own task, so a long upload does not hold up the others or the metric polls), then due polls
-/// fire.
+/// Every [`SCAN_EVERY`]: new manifests and conversions files are queued, as S3 notifies SQS in
+/// AWS (the workers take them, so a long upload does not hold up the metric polls, and an
+/// interrupted one is redelivered), then due polls fire.
 async fn watch_loop(
     services: Services,
+    queue: LocalQueue,
     scheduler: LocalScheduler,
     drop_dir: PathBuf,
     clock: Arc<dyn Clock>,
@@ -133,21 +174,11 @@ async fn watch_loop(
         match watcher.scan().await {
             Ok(drops) => {
                 for drop in drops {
-                    let services = services.clone();
-                    tokio::spawn(async move {
-                        match services
-                            .upload()
-                            .handle_object(&drop, Deadline::none())
-                            .await
-                        {
-                            Ok(outcome) => {
-                                tracing::info!(key = %drop.key, outcome = ?outcome, "object handled")
-                            }
-                            Err(e) => {
-                                tracing::error!(key = %drop.key, error = %chain(&e), "drop failed")
-                            }
-                        }
-                    });
+                    let key = drop.key.clone();
+                    match queue.send(Message::Object(drop)) {
+                        Ok(()) => tracing::info!(%key, "object queued"),
+                        Err(e) => tracing::error!(%key, error = %e, "queueing the object failed"),
+                    }
                 }
             }
             Err(e) => tracing::warn!(error = %e, "scanning the drop folder failed"),
@@ -166,12 +197,14 @@ mod tests {
             drop_dir: Some("/srv/drops".into()),
             state_dir: None,
             port: Some(9000),
+            token: None,
         };
         let none = ServeArgs {
             config: None,
             dir: None,
             port: None,
             workers: 1,
+            redeliver_after: Duration::from_secs(5),
         };
         let r = resolve(&none, &file);
         assert_eq!(r.drop_dir, PathBuf::from("/srv/drops"));
@@ -182,9 +215,60 @@ mod tests {
             dir: Some("/tmp/x".into()),
             port: Some(1),
             workers: 1,
+            redeliver_after: Duration::from_secs(90),
         };
         let r = resolve(&cli, &file);
         assert_eq!(r.drop_dir, PathBuf::from("/tmp/x/drops"));
         assert_eq!(r.port, 1);
+    }
+
+    #[test]
+    fn the_command_line_token_wins_and_a_bad_one_is_not_shown() {
+        let file = config::LocalSettings {
+            token: Some(Token::from("file-token-0123456789")),
+            ..Default::default()
+        };
+        let cli = Some(Token::from("cli-token-0123456789"));
+        assert_eq!(
+            api_token(cli, &file).unwrap(),
+            Some("cli-token-0123456789".into())
+        );
+        assert_eq!(
+            api_token(None, &file).unwrap(),
+            Some("file-token-0123456789".into())
+        );
+        assert_eq!(
+            api_token(None, &config::LocalSettings::default()).unwrap(),
+            None
+        );
+        let e = format!("{:#}", api_token(Some("secret".into()), &file).unwrap_err());
+        assert!(e.starts_with("--token") && !e.contains("secret"), "{e}");
+        let short = config::LocalSettings {
+            token: Some(Token::from("hunter2")),
+            ..Default::default()
+        };
+        let e = format!("{:#}", api_token(None, &short).unwrap_err());
+        assert!(
+            e.contains("configuration file") && !e.contains("hunter2"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn redelivery_doubles_from_the_flag_up_to_a_minute_or_the_flag() {
+        let args = |secs| ServeArgs {
+            config: None,
+            dir: None,
+            port: None,
+            workers: 1,
+            redeliver_after: Duration::from_secs(secs),
+        };
+        let r = redelivery(&args(5));
+        assert_eq!((r.first, r.max), (Duration::from_secs(5), REDELIVER_MAX));
+        let r = redelivery(&args(90));
+        assert_eq!(
+            (r.first, r.max),
+            (Duration::from_secs(90), Duration::from_secs(90))
+        );
     }
 }

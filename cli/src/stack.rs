@@ -4,15 +4,15 @@
 
 use anyhow::{Context, Result};
 use espbridge_app::{AccountConfig, build_registry, registry};
-use espbridge_core::ports::{PollSchedule, WorkItem};
+use espbridge_core::ports::PollSchedule;
 use espbridge_core::service::poll::PollOutcome;
 use espbridge_core::service::{Services, UploadSettings};
 use espbridge_core::{CampaignId, Clock};
 use espbridge_esp_kit::{BuildContext, SimSetup, SimulatedAccount};
-use espbridge_local::{FolderSource, LocalQueue, LocalScheduler, SqliteStore};
+use espbridge_local::{FolderSource, Inbox, LocalQueue, LocalScheduler, Redelivery, SqliteStore};
 use std::path::PathBuf;
 use std::sync::Arc;
-use tokio::sync::mpsc::UnboundedReceiver;
+use tokio::sync::mpsc::error::TryRecvError;
 
 /// The bucket name the drop folder stands in for.
 pub const DROP_BUCKET: &str = "local-drops";
@@ -40,14 +40,18 @@ pub struct StackOptions {
     pub accounts: Option<Vec<AccountConfig>>,
     pub clock: Arc<dyn Clock>,
     pub upload: UploadSettings,
+    /// How long an interrupted step's message stays away before it is redelivered.
+    pub redelivery: Redelivery,
 }
 
-/// The running stack. The work queue's receiver is taken by [`Stack::take_work`] (the server's
-/// worker task) or drained in place ([`Stack::drain`], the demo).
+/// The running stack. The queue's inbox is taken by [`Stack::take_work`] (the server's workers)
+/// or drained in place ([`Stack::drain`], the demo).
 pub struct Stack {
     pub services: Services,
     pub scheduler: LocalScheduler,
-    work: Option<UnboundedReceiver<WorkItem>>,
+    /// The queue the services hand work on through; drops are sent to it as messages too.
+    pub queue: LocalQueue,
+    work: Option<Inbox>,
     simulators: Vec<SimulatedAccount>,
 }
 
@@ -96,12 +100,12 @@ impl Stack {
         let esps = build_registry(&accounts, None, &ctx)
             .await
             .context("building the ESP accounts")?;
-        let (queue, rx) = LocalQueue::new();
+        let (queue, rx) = LocalQueue::with_redelivery(opts.redelivery);
         let scheduler = LocalScheduler::new();
         let services = Services {
             store: Arc::new(store),
             source: Arc::new(FolderSource::new(opts.drop_dir)),
-            queue: Arc::new(queue),
+            queue: Arc::new(queue.clone()),
             scheduler: Arc::new(scheduler.clone()),
             esps,
             clock: opts.clock,
@@ -110,6 +114,7 @@ impl Stack {
         Ok(Stack {
             services,
             scheduler,
+            queue,
             work: Some(rx),
             simulators,
         })
@@ -120,21 +125,31 @@ impl Stack {
         &self.simulators
     }
 
-    /// Hands the queue's receiver to the long-lived workers ([`espbridge_local::worker::run_workers`]).
-    pub fn take_work(&mut self) -> Option<UnboundedReceiver<WorkItem>> {
+    /// Hands the queue's inbox to the long-lived workers ([`espbridge_local::worker::run_workers`]).
+    pub fn take_work(&mut self) -> Option<Inbox> {
         self.work.take()
     }
 
-    /// Processes queued work until the queue is empty (items enqueued while draining included).
-    /// Returns how many items ran.
+    /// Processes queued messages one at a time until none is left: those sent while draining
+    /// and those waiting to be redelivered included (it waits for their back-off). Returns how
+    /// many receives ran.
     pub async fn drain(&mut self) -> Result<usize> {
         let rx = self
             .work
             .as_mut()
             .context("the work queue was handed to a worker")?;
         let mut n = 0;
-        while let Ok(item) = rx.try_recv() {
-            espbridge_local::worker::process(&self.services, &item).await;
+        loop {
+            let delivery = match rx.try_recv() {
+                Ok(d) => d,
+                // Nothing queued, nothing in process: only redeliveries can be outstanding.
+                Err(TryRecvError::Empty) if self.queue.outstanding() > 0 => match rx.recv().await {
+                    Some(d) => d,
+                    None => break,
+                },
+                Err(_) => break,
+            };
+            espbridge_local::worker::process(&self.services, &self.queue, delivery).await;
             n += 1;
         }
         Ok(n)

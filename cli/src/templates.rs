@@ -51,6 +51,7 @@ pub async fn run(args: TemplatesArgs) -> Result<()> {
         accounts,
         clock: Arc::new(SystemClock),
         upload: UploadSettings::default(),
+        redelivery: Default::default(),
     })
     .await?;
     let uri = request_uri(args.esp, args.account.as_deref(), args.prefix.as_deref());

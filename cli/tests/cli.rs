@@ -423,12 +423,26 @@ impl Drop for Server {
 
 /// A minimal HTTP/1.1 GET: status and body.
 fn get(port: u16, path: &str) -> std::io::Result<(u16, String)> {
+    request(port, "GET", path, "127.0.0.1", &[], "")
+}
+
+/// A minimal HTTP/1.1 request for `host` with extra header lines: status and body.
+fn request(
+    port: u16,
+    method: &str,
+    path: &str,
+    host: &str,
+    headers: &[&str],
+    body: &str,
+) -> std::io::Result<(u16, String)> {
     let mut s = TcpStream::connect(("127.0.0.1", port))?;
     s.set_read_timeout(Some(Duration::from_secs(20)))?;
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
-    )?;
+    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n");
+    for h in headers {
+        head.push_str(h);
+        head.push_str("\r\n");
+    }
+    write!(s, "{head}Content-Length: {}\r\n\r\n{body}", body.len())?;
     let mut raw = String::new();
     s.read_to_string(&mut raw)?;
     let status = raw
@@ -440,31 +454,42 @@ fn get(port: u16, path: &str) -> std::io::Result<(u16, String)> {
     Ok((status, body.to_owned()))
 }
 
-#[test]
-fn serve_answers_the_api_on_loopback() {
-    let port = TcpListener::bind("127.0.0.1:0")
+/// A free loopback port.
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
-        .port();
+        .port()
+}
+
+/// Waits for the server's first answer to `attempt`.
+fn first_answer(port: u16, attempt: impl Fn() -> std::io::Result<(u16, String)>) -> (u16, String) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        match attempt() {
+            Ok(r) => break r,
+            Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(100)),
+            Err(e) => panic!("serve did not answer on port {port}: {e}"),
+        }
+    }
+}
+
+#[test]
+fn serve_answers_the_api_on_loopback() {
+    let port = free_port();
     let dir = tempfile::tempdir().unwrap();
     let _server = Server(
         Command::new(BIN)
             .args(["serve", "--port", &port.to_string(), "--dir"])
             .arg(dir.path())
+            .env_remove("ESPBRIDGE_TOKEN")
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .unwrap(),
     );
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let (status, body) = loop {
-        match get(port, "/templates") {
-            Ok(r) => break r,
-            Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(100)),
-            Err(e) => panic!("serve did not answer on port {port}: {e}"),
-        }
-    };
+    let (status, body) = first_answer(port, || get(port, "/templates"));
     assert_eq!(status, 200, "{body}");
     let v: Value = serde_json::from_str(&body).unwrap();
     assert!(!v["templates"].as_array().unwrap().is_empty());
@@ -474,4 +499,81 @@ fn serve_answers_the_api_on_loopback() {
     let v: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(v["error"]["code"], "not_found");
     assert!(dir.path().join("drops/campaigns").is_dir());
+
+    // A page whose DNS name was rebound to 127.0.0.1 reaches the socket, not the API.
+    let (status, body) = request(port, "GET", "/templates", "rebound.example", &[], "").unwrap();
+    assert_eq!(status, 403, "{body}");
+    assert!(!body.contains("rebound.example"), "{body}");
+    let (status, _) = get(port, "/templates").unwrap();
+    assert_eq!(status, 200);
+    // Without a token the API only reads.
+    let good = r#"{"from_email": "sale@brand.example", "from_name": "Brand Sale"}"#;
+    let (status, body) = request(
+        port,
+        "PUT",
+        "/templates/bronto/t1/headers",
+        "localhost",
+        &[],
+        good,
+    )
+    .unwrap();
+    assert_eq!(status, 403, "{body}");
+    assert!(
+        body.contains("PUT needs a token: start serve with --token"),
+        "{body}"
+    );
+}
+
+#[test]
+fn serve_with_a_token_answers_only_requests_bearing_it() {
+    const TOKEN: &str = "cli-test-token-0123456789abcdef";
+    let port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("stdout");
+    let _server = Server(
+        Command::new(BIN)
+            .args(["serve", "--port", &port.to_string(), "--dir"])
+            .arg(dir.path())
+            .env("ESPBRIDGE_TOKEN", TOKEN)
+            .env("RUST_LOG", "debug")
+            .stdout(std::fs::File::create(&out).unwrap())
+            .stderr(std::fs::File::create(dir.path().join("stderr")).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    let (status, body) = first_answer(port, || get(port, "/templates"));
+    assert_eq!(status, 401, "no token: {body}");
+    let auth = format!("Authorization: Bearer {TOKEN}");
+    let wrong = format!("Authorization: Bearer {TOKEN}x");
+    let (status, _) = request(port, "GET", "/templates", "localhost", &[&wrong], "").unwrap();
+    assert_eq!(status, 401, "a wrong token");
+    let (status, body) = request(port, "GET", "/templates", "localhost", &[&auth], "").unwrap();
+    assert_eq!(status, 200, "{body}");
+    let v: Value = serde_json::from_str(&body).unwrap();
+    let bronto = v["templates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["esp"] == "bronto")
+        .expect("a Bronto template from the simulator");
+    let path = format!(
+        "/templates/bronto/{}/headers",
+        bronto["id"].as_str().unwrap()
+    );
+    let good = r#"{"from_email": "sale@brand.example", "from_name": "Brand Sale"}"#;
+    let (status, body) = request(port, "PUT", &path, "[::1]:1", &[&auth], good).unwrap();
+    assert_eq!(status, 200, "PUT with the token: {body}");
+    let (status, _) = request(port, "PUT", &path, "localhost", &[], good).unwrap();
+    assert_eq!(status, 401, "PUT without it");
+    let (status, _) = request(port, "GET", &path, "rebound.example", &[&auth], "").unwrap();
+    assert_eq!(status, 403, "the host is checked even with the token");
+    for file in ["stdout", "stderr"] {
+        let text = std::fs::read_to_string(dir.path().join(file)).unwrap();
+        assert!(!text.contains(TOKEN), "the token is not in {file}: {text}");
+    }
+    assert!(
+        std::fs::read_to_string(&out)
+            .unwrap()
+            .contains("API token: required")
+    );
 }

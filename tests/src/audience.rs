@@ -46,6 +46,9 @@ pub struct Drop {
     pub data_rows: u64,
     /// Write an `email` column (`<id>@example.org`) and name it in the manifest (Bronto).
     pub emails: bool,
+    /// Personalization fields the manifest names (only ESPs and modes that carry them take
+    /// them: Silverpop's Relational Tables mode).
+    pub fields: Vec<String>,
 }
 
 /// The e-mail the generator writes for `id` when [`Drop::emails`] is set.
@@ -131,7 +134,10 @@ impl Drop {
 
     /// A manifest v1 for this drop.
     pub fn manifest(&self, campaign_id: &str, template_id: &str, send_at: &str) -> Value {
-        let mut columns = json!({"customer_id": "customer_id", "fields": ["first_name"]});
+        let mut columns = json!({"customer_id": "customer_id"});
+        if !self.fields.is_empty() {
+            columns["fields"] = json!(self.fields);
+        }
         if self.emails {
             columns["email"] = "email".into();
         }

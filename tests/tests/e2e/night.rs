@@ -117,6 +117,17 @@ async fn a_refused_variant_after_a_booked_one_leaves_a_partially_scheduled_campa
     };
     let id = "ab-partial";
     let template = h.pick_template().await?;
+    // Variant B's e-mail exists when the drop is checked, and is deleted at the ESP before the
+    // send is booked: Emarsys then refuses to copy it.
+    let (_, listed) = h.api_json("GET", "/templates", "esp=emarsys").await?;
+    let other = listed["templates"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|t| t["id"].as_str())
+        .find(|t| *t != template)
+        .ok_or_else(|| anyhow::anyhow!("a second template: {listed}"))?
+        .to_owned();
     let mut drop = Drop::default();
     drop.add_file("audience.csv", "p-", 2_000, &[])?;
     let send_at = h.send_at_tomorrow_9()?;
@@ -124,11 +135,14 @@ async fn a_refused_variant_after_a_booked_one_leaves_a_partially_scheduled_campa
     let mut manifest = drop.manifest(id, &template, &send_text);
     manifest["variants"] = serde_json::json!([
         {"name": "A", "template_id": template, "share": 0.5},
-        // An e-mail the account does not have: Emarsys refuses to copy it (6004).
-        {"name": "B", "template_id": "999999999", "share": 0.5}
+        {"name": "B", "template_id": other, "share": 0.5}
     ]);
     let body = h.drop_campaign(&prefix(id), &drop, &manifest).await?;
     upload_with(&h, id, &body, |_| {}).await?;
+    assert!(
+        h.emarsys()?.delete_email(other.parse()?),
+        "B's e-mail deleted"
+    );
 
     let msgs = h.receive(&h.schedule_queue_url).await?;
     let resp = h.deliver_schedule(&msgs).await?;

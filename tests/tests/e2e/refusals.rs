@@ -46,7 +46,9 @@ async fn an_audience_without_the_id_column_fails_the_campaign() -> anyhow::Resul
     let template = h.pick_template().await?;
     let mut drop = Drop::default();
     drop.add_raw("members.csv", "id,first_name\nc1,Ann\nc2,Bob\n");
-    let manifest = drop.manifest(id, &template, "2030-01-10T09:00:00+01:00");
+    let send_at = h.send_at_tomorrow_9()?;
+    let send_text = send_at.strftime("%Y-%m-%dT%H:%M:%S%:z").to_string();
+    let manifest = drop.manifest(id, &template, &send_text);
     let body = h.drop_campaign(&prefix(id), &drop, &manifest).await?;
 
     let resp = h.deliver_upload_body(&body).await?;

@@ -195,6 +195,7 @@ fn custom_drop(
         drop.data_rows += 1;
     }
     drop.add_raw("audience.csv", &text);
+    drop.fields = columns.iter().map(|c| (*c).to_owned()).collect();
     drop
 }
 
