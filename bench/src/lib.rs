@@ -76,9 +76,14 @@ pub async fn upload_generated_drop(
     if with_email {
         columns["email"] = "email".into();
     }
+    // Tomorrow: inside the send window the intake checks.
+    let send_at = clock
+        .now()
+        .checked_add(jiff::SignedDuration::from_hours(24))?
+        .round(jiff::Unit::Second)?;
     let manifest = serde_json::json!({
         "schema_version": "1", "campaign_id": id, "esp": esp.kind(),
-        "template_id": template_id, "send_at": "2030-01-01T09:00:00+01:00",
+        "template_id": template_id, "send_at": send_at.to_string(),
         "audience": {"files": ["audience.csv"], "columns": columns}
     });
     let key = format!("{prefix}manifest.json");
@@ -103,7 +108,7 @@ pub async fn upload_generated_drop(
         etag: String::new(),
     };
     let t = std::time::Instant::now();
-    let out = upload.handle_drop(&drop, Deadline::none()).await?;
+    let out = upload.handle_drop(&drop, Deadline::none(), false).await?;
     let secs = t.elapsed().as_secs_f64();
     if !matches!(out, UploadOutcome::AudienceReady(_)) {
         anyhow::bail!("upload ended as {out:?}");

@@ -10,6 +10,12 @@
 //! window's burst over the time from the first to the last `addToList` call, and compared with
 //! the allowance. Also reported: wall time, calls against ⌈rows / 5,000⌉, calls the simulator
 //! refused for the rate limit (Fault 101), and peak RSS.
+//!
+//! A stricter account than configured (issue "when the ESP pushes back"):
+//! `-- --rows 60000 --allowance 10000 --configured 50000 --window-ms 6000` — the simulator takes
+//! 10,000 addresses a window, the client is configured for 50,000; Bronto only refuses, so the
+//! client learns its pace; reported: the pace it settled on and the time against the
+//! limit-bound minimum.
 
 use anyhow::Context;
 use clap::Parser;
@@ -26,9 +32,12 @@ use std::time::Duration;
 struct Args {
     #[arg(long, default_value_t = 200_000)]
     rows: u64,
-    /// Addresses allowed per window (simulator and client alike).
+    /// Addresses the account takes per window (the simulator's).
     #[arg(long, default_value_t = 50_000)]
     allowance: u32,
+    /// Addresses per window the client is configured for (default: `--allowance`).
+    #[arg(long)]
+    configured: Option<u32>,
     /// The window ("minute") in milliseconds.
     #[arg(long, default_value_t = 60_000)]
     window_ms: u64,
@@ -50,7 +59,7 @@ async fn main() -> anyhow::Result<()> {
     config.http.base_url = Some(BaseUrl::parse(&sim.base_url())?);
     config.from_email = "news@brand.example".into();
     config.from_name = "Brand".into();
-    config.addresses_per_minute = args.allowance;
+    config.addresses_per_minute = args.configured.unwrap_or(args.allowance);
     config.rate_window_ms = args.window_ms;
     let esp = BrontoEsp::new(
         config,
@@ -64,8 +73,9 @@ async fn main() -> anyhow::Result<()> {
         .next()
         .context("no template")?;
 
+    let esp = Arc::new(esp);
     let UploadRun { bytes, secs } =
-        upload_generated_drop(Arc::new(esp), &template.id, args.rows, true, clock).await?;
+        upload_generated_drop(esp.clone(), &template.id, args.rows, true, clock).await?;
     // (arrival time, addresses) of every accepted addToList call.
     let calls: Vec<(jiff::Timestamp, u64)> = sim
         .requests()
@@ -107,6 +117,15 @@ async fn main() -> anyhow::Result<()> {
         window.as_secs_f64(),
         args.allowance,
         steady / allowance * 100.0
+    );
+    // The limit-bound minimum: one window's addresses at once, then the allowance's pace.
+    let windows = (args.rows.saturating_sub(u64::from(args.allowance))) as f64 / allowance;
+    let (pace, refusals) = esp.address_pace();
+    println!(
+        "client pace: {:.0} addresses per window (configured {}), {refusals} refusals taught it; upload {secs:.1} s against a limit-bound minimum of {:.1} s",
+        pace * window.as_secs_f64() / 60.0,
+        args.configured.unwrap_or(args.allowance),
+        windows.max(0.0) * window.as_secs_f64()
     );
     println!("peak RSS {:.1} MiB", mib(peak_rss_bytes().unwrap_or(0)));
     Ok(())

@@ -24,10 +24,10 @@ use clap::Parser;
 use espbridge_app::{AccountConfig, build_registry, registry};
 use espbridge_bench::{mib, peak_rss_bytes};
 use espbridge_core::ports::{ObjectRef, WorkItem};
-use espbridge_core::service::{Deadline, Services, UploadSettings};
+use espbridge_core::service::{Services, UploadSettings};
 use espbridge_core::{AccountId, CampaignId, Clock, EspKind, ManualClock, State};
 use espbridge_esp_kit::{BuildContext, SimSetup, SimView, SimulatedAccount};
-use espbridge_local::{FolderSource, LocalQueue, LocalScheduler, SqliteStore};
+use espbridge_local::{Delivery, FolderSource, LocalQueue, LocalScheduler, Message, SqliteStore};
 use jiff::{SignedDuration, Timestamp};
 use std::collections::{BTreeMap, HashMap};
 use std::io::{BufWriter, Write};
@@ -143,32 +143,18 @@ impl Digest {
     }
 }
 
-enum Job {
-    Drop(ObjectRef),
-    Work(WorkItem),
-}
-
-/// One worker of a pool: one job at a time, as one Lambda instance.
-async fn work(services: Services, rx: Arc<Mutex<mpsc::UnboundedReceiver<Job>>>) {
+/// One worker of a pool: one message at a time, as one Lambda instance; an interrupted step's
+/// message goes back to the local queue for redelivery, as SQS would.
+async fn work(
+    services: Services,
+    queue: LocalQueue,
+    rx: Arc<Mutex<mpsc::UnboundedReceiver<Delivery>>>,
+) {
     loop {
-        let job = rx.lock().await.recv().await;
-        match job {
-            Some(Job::Drop(object)) => {
-                if let Err(e) = services
-                    .upload()
-                    .handle_drop(&object, Deadline::none())
-                    .await
-                {
-                    eprintln!(
-                        "drop {}: {}",
-                        object.key,
-                        espbridge_core::service::chain(&e)
-                    );
-                }
-            }
-            Some(Job::Work(item)) => espbridge_local::worker::process(&services, &item).await,
-            None => return,
-        }
+        let Some(delivery) = rx.lock().await.recv().await else {
+            return;
+        };
+        espbridge_local::worker::process(&services, &queue, delivery).await;
     }
 }
 
@@ -302,7 +288,7 @@ async fn main() -> anyhow::Result<()> {
     let services = Services {
         store: Arc::new(SqliteStore::in_memory()?),
         source: Arc::new(FolderSource::new(dir.path())),
-        queue: Arc::new(queue),
+        queue: Arc::new(queue.clone()),
         scheduler: Arc::new(LocalScheduler::new()),
         esps,
         clock: Arc::clone(&clock_dyn),
@@ -325,34 +311,37 @@ async fn main() -> anyhow::Result<()> {
     };
     // Two pools, as the two functions each have their reserved concurrency: upload-audience
     // takes the drops and the continuations, schedule-send the scheduling requests.
-    let (uploads, upload_rx) = mpsc::unbounded_channel::<Job>();
-    let (schedules, schedule_rx) = mpsc::unbounded_channel::<Job>();
-    {
-        let (uploads, schedules) = (uploads.clone(), schedules.clone());
-        tokio::spawn(async move {
-            while let Some(item) = work_rx.recv().await {
-                let to = match item {
-                    WorkItem::ContinueUpload { .. } => &uploads,
-                    WorkItem::ScheduleSend { .. } => &schedules,
-                };
-                if to.send(Job::Work(item)).is_err() {
-                    return;
-                }
+    let (uploads, upload_rx) = mpsc::unbounded_channel::<Delivery>();
+    let (schedules, schedule_rx) = mpsc::unbounded_channel::<Delivery>();
+    tokio::spawn(async move {
+        while let Some(delivery) = work_rx.recv().await {
+            let to = match &delivery.message {
+                Message::Work(WorkItem::ScheduleSend { .. }) => &schedules,
+                Message::Work(WorkItem::ContinueUpload { .. }) | Message::Object(_) => &uploads,
+            };
+            if to.send(delivery).is_err() {
+                return;
             }
-        });
-    }
+        }
+    });
     for (after, object) in objects {
-        let uploads = uploads.clone();
+        let queue = queue.clone();
         tokio::spawn(async move {
             tokio::time::sleep(after).await;
-            let _ = uploads.send(Job::Drop(object));
+            if let Err(e) = queue.send(Message::Object(object)) {
+                eprintln!("{e}");
+            }
         });
     }
     let mut workers = Vec::new();
     for rx in [upload_rx, schedule_rx] {
         let rx = Arc::new(Mutex::new(rx));
         for _ in 0..args.workers.max(1) {
-            workers.push(tokio::spawn(work(services.clone(), Arc::clone(&rx))));
+            workers.push(tokio::spawn(work(
+                services.clone(),
+                queue.clone(),
+                Arc::clone(&rx),
+            )));
         }
     }
 

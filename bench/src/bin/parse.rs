@@ -18,7 +18,7 @@ use clap::Parser;
 use espbridge_bench::{mib, peak_rss_bytes, write_audience};
 use espbridge_core::audience::assign::{Assigner, Group};
 use espbridge_core::audience::read::{
-    AudienceScan, Event, Flow, RejectedLines, ScanMode, count_lines,
+    AudienceLimits, AudienceScan, Event, Flow, RejectedLines, ScanMode, count_lines,
 };
 use espbridge_core::audience::scan::{CsvScanner, Step};
 use espbridge_core::manifest::Columns;
@@ -112,7 +112,8 @@ fn main() -> anyhow::Result<()> {
             };
             let prefix = "campaigns/2026-11-24/bench/";
             let t = Instant::now();
-            let (lines, etags) = count_lines(&source, "local", prefix, &files).await?;
+            let (lines, etags) =
+                count_lines(&source, "local", prefix, &files, &AudienceLimits::default()).await?;
             if args.phase != "upload" {
             let counted = t.elapsed().as_secs_f64();
             let mode = ScanMode::Validate { expected_rows: lines };
