@@ -164,6 +164,21 @@ pub struct AudienceStats {
     /// Upload calls made.
     #[serde(default)]
     pub batches: u64,
+    /// Where an unfinished validation pass stopped (the invocation's time ran out); the next
+    /// invocation resumes from there. `None` once the pass is done.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub validation: Option<ValidationCheckpoint>,
+}
+
+/// An unfinished validation pass: the counts above hold what it found so far, the rejects
+/// report what it rejected, and the drop folder's `validation.state` its duplicate table.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct ValidationCheckpoint {
+    /// The file being read, and its last line done (0: none yet).
+    pub file_index: usize,
+    pub line: u64,
+    /// Invocations the pass took so far.
+    pub runs: u32,
 }
 
 /// One A/B variant: its own audience, clone and send at the ESP under the one campaign.

@@ -36,6 +36,27 @@ impl IdSet {
         self.len == 0
     }
 
+    /// Writes the table (slots as little-endian `u64`s), to carry it to the next invocation.
+    pub fn write_to(&self, w: &mut impl std::io::Write) -> std::io::Result<()> {
+        for s in &self.slots {
+            w.write_all(&s.to_le_bytes())?;
+        }
+        Ok(())
+    }
+
+    /// A table written by [`write_to`](Self::write_to); `None` when the bytes are not one.
+    pub fn from_bytes(bytes: &[u8]) -> Option<Self> {
+        if bytes.is_empty() || !bytes.len().is_multiple_of(8) {
+            return None;
+        }
+        let slots: Vec<u64> = bytes
+            .chunks_exact(8)
+            .map(|c| u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]))
+            .collect();
+        let len = slots.iter().filter(|&&s| s != 0).count();
+        Some(Self { slots, len })
+    }
+
     /// Ids the table holds without passing its maximum load.
     pub fn capacity(&self) -> usize {
         self.slots.len() * MAX_LOAD_NUM / MAX_LOAD_DEN
@@ -152,6 +173,21 @@ fn home(h: u64, cap: usize) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_table_carried_as_bytes_decides_the_same() {
+        let mut a = IdSet::with_capacity(100);
+        for i in 0..50 {
+            assert!(a.insert(format!("C{i}").as_bytes()));
+        }
+        let mut bytes = Vec::new();
+        a.write_to(&mut bytes).unwrap();
+        let mut b = IdSet::from_bytes(&bytes).unwrap();
+        assert_eq!(b.len(), 50);
+        assert!(!b.insert(b"C7"), "seen before the cut");
+        assert!(b.insert(b"C77"));
+        assert!(IdSet::from_bytes(b"short").is_none());
+    }
 
     #[test]
     fn finds_duplicates_and_grows_when_underestimated() {

@@ -1,7 +1,7 @@
 //! Streams a drop's audience files from an [`AudienceSource`] through the scanner and the row
 //! rules, one bounded buffer at a time: memory stays flat whatever the file size.
 
-use super::dedupe::IdSet;
+pub use super::dedupe::IdSet;
 use super::rows::{HeaderMap, RejectReason, check_customer_id, check_email};
 use super::scan::{BadRecord, CsvScanner, RecordView, Step};
 use crate::manifest::Columns;
@@ -241,6 +241,10 @@ pub struct AudienceScan<'a> {
     valid: u64,
     rows: u64,
     limits: AudienceLimits,
+    /// Lines already done by an earlier invocation: (file index, last line done).
+    done_to: Option<(usize, u64)>,
+    /// The last line read from the current file.
+    last_line: u64,
 }
 
 impl<'a> AudienceScan<'a> {
@@ -284,6 +288,52 @@ impl<'a> AudienceScan<'a> {
             valid: 0,
             rows: 0,
             limits: AudienceLimits::default(),
+            done_to: None,
+            last_line: 0,
+        }
+    }
+
+    /// Goes on from where an earlier pass stopped: files before `file_index` are not read, and
+    /// that file's lines up to `line` are skipped (read, not counted or checked again). A
+    /// validation pass takes the earlier pass's duplicate table with it.
+    pub fn resume_after(mut self, file_index: usize, line: u64, ids: Option<IdSet>) -> Self {
+        self.file_index = file_index;
+        self.done_to = Some((file_index, line));
+        if let (Some(table), ModeState::Validate { ids, .. }) = (ids, &mut self.mode) {
+            *ids = table;
+        }
+        self
+    }
+
+    /// Where the scan stands: the current file and its last line read. After [`flush`]
+    /// (Self::flush), every line up to it has had its event.
+    pub fn position(&self) -> (usize, u64) {
+        if self.open.is_some() {
+            (self.file_index, self.last_line)
+        } else {
+            (self.file_index, 0)
+        }
+    }
+
+    /// Decides the rows still in the duplicate pipeline (a validation pass that pauses for
+    /// good: the next invocation starts after them).
+    pub fn flush<F>(&mut self, visit: &mut F)
+    where
+        F: FnMut(Event<'_>) -> Flow,
+    {
+        let file_index = self.file_index;
+        if let ModeState::Validate { ids, pending } = &mut self.mode {
+            while let Some((line, h)) = pending.pop_front() {
+                visit(decide(ids, &mut self.valid, file_index, line, h));
+            }
+        }
+    }
+
+    /// The duplicate table of a validation pass, to carry to the next invocation.
+    pub fn duplicate_table(&self) -> Option<&IdSet> {
+        match &self.mode {
+            ModeState::Validate { ids, .. } => Some(ids),
+            ModeState::Upload { .. } => None,
         }
     }
 
@@ -352,6 +402,7 @@ impl<'a> AudienceScan<'a> {
                         }
                         self.open = None;
                         self.file_index += 1;
+                        self.last_line = 0;
                         break;
                     }
                     Step::Bad { line, reason } => {
@@ -361,7 +412,19 @@ impl<'a> AudienceScan<'a> {
                                 detail: format!("unreadable header: {}", reason.as_str()),
                             });
                         }
-                        count_row(&mut self.rows, &self.limits, &self.mode, file_name)?;
+                        self.last_line = line;
+                        if self
+                            .done_to
+                            .is_some_and(|(i, l)| i == file_index && line <= l)
+                        {
+                            continue;
+                        }
+                        if let Some(limit) = count_row(&mut self.rows, &self.limits, &self.mode) {
+                            return Err(AudienceError::TooManyRows {
+                                file: file_name.clone(),
+                                limit,
+                            });
+                        }
                         let reason = match reason {
                             BadRecord::InvalidUtf8 => RejectReason::InvalidUtf8,
                             BadRecord::StrayQuote => RejectReason::MalformedQuoting,
@@ -402,9 +465,22 @@ impl<'a> AudienceScan<'a> {
                                 }
                             })?;
                             f.header = Some(h);
+                            self.last_line = rec.line;
                             continue;
                         };
-                        count_row(&mut self.rows, &self.limits, &self.mode, file_name)?;
+                        self.last_line = rec.line;
+                        if self
+                            .done_to
+                            .is_some_and(|(i, l)| i == file_index && rec.line <= l)
+                        {
+                            continue;
+                        }
+                        if let Some(limit) = count_row(&mut self.rows, &self.limits, &self.mode) {
+                            return Err(AudienceError::TooManyRows {
+                                file: file_name.clone(),
+                                limit,
+                            });
+                        }
                         let line = rec.line;
                         let checked = classify(&rec, header);
                         let event = match (&mut self.mode, checked) {
@@ -499,25 +575,14 @@ impl<'a> AudienceScan<'a> {
 }
 
 /// Counts one more data row; past the limit (or what the duplicate table holds without
-/// growing) the scan ends.
-fn count_row(
-    rows: &mut u64,
-    limits: &AudienceLimits,
-    mode: &ModeState,
-    file: &str,
-) -> Result<(), AudienceError> {
+/// growing) it says the limit, and the scan ends.
+fn count_row(rows: &mut u64, limits: &AudienceLimits, mode: &ModeState) -> Option<u64> {
     *rows += 1;
     let table = match mode {
         ModeState::Validate { ids, .. } => ids.capacity() as u64,
         ModeState::Upload { .. } => u64::MAX,
     };
-    if *rows > limits.max_rows.min(table) {
-        return Err(AudienceError::TooManyRows {
-            file: file.to_owned(),
-            limit: limits.max_rows,
-        });
-    }
-    Ok(())
+    (*rows > limits.max_rows.min(table)).then_some(limits.max_rows)
 }
 
 /// The duplicate decision for a row that passed every other rule.

@@ -10,6 +10,36 @@ use std::sync::Arc;
 #[derive(Clone, Default)]
 pub struct EspRegistry {
     accounts: Vec<Arc<dyn Esp>>,
+    policies: Vec<((EspKind, AccountId), SendPolicy)>,
+}
+
+/// What an account does with send times, set per account in the configuration
+/// (`send_grace_mins`, `late_send`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SendPolicy {
+    /// How far in the past a send time may lie when the drop arrives, or when the send is
+    /// booked after the upload.
+    pub grace: std::time::Duration,
+    pub late: LateSend,
+}
+
+/// What happens to a send whose time passed (beyond the grace) while its audience uploaded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LateSend {
+    /// Nothing is booked; the campaign fails with that reason (the default: a morning
+    /// campaign sent in the afternoon is usually worse than none).
+    Fail,
+    /// The send is booked for now.
+    AtOnce,
+}
+
+impl Default for SendPolicy {
+    fn default() -> Self {
+        Self {
+            grace: super::upload::DEFAULT_SEND_GRACE,
+            late: LateSend::Fail,
+        }
+    }
 }
 
 /// Why no account was chosen for a manifest.
@@ -27,7 +57,24 @@ pub enum AccountChoiceError {
 
 impl EspRegistry {
     pub fn new(accounts: Vec<Arc<dyn Esp>>) -> Self {
-        Self { accounts }
+        Self {
+            accounts,
+            policies: Vec::new(),
+        }
+    }
+    /// `account`'s send policy, when it is not the default.
+    pub fn with_policy(mut self, esp: EspKind, account: AccountId, policy: SendPolicy) -> Self {
+        self.policies.retain(|(k, _)| *k != (esp, account.clone()));
+        self.policies.push(((esp, account), policy));
+        self
+    }
+    /// The account's send policy (the default unless the configuration sets one).
+    pub fn policy(&self, esp: EspKind, account: &AccountId) -> SendPolicy {
+        self.policies
+            .iter()
+            .find(|((e, a), _)| *e == esp && a == account)
+            .map(|(_, p)| *p)
+            .unwrap_or_default()
     }
     pub fn all(&self) -> &[Arc<dyn Esp>] {
         &self.accounts

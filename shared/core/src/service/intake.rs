@@ -166,17 +166,22 @@ impl UploadService {
                 ),
             ));
         }
-        self.check_send_window(m.send_at)
+        let policy = self.esps.policy(m.esp, esp.account());
+        self.check_send_window(m.send_at, policy.grace)
             .map_err(|p| reject("/send_at", p))?;
         Ok((m, esp.account().clone()))
     }
 
-    /// The send time lies in the window the deployment accepts: at most the grace in the past
-    /// (a drop that arrives a little late still sends at once), at most the horizon ahead (the
-    /// drop bucket deletes the files the analysis re-reads).
-    pub(crate) fn check_send_window(&self, send_at: jiff::Timestamp) -> Result<(), String> {
+    /// The send time lies in the window the deployment accepts: at most the account's grace in
+    /// the past (a drop that arrives a little late still sends at once), at most the horizon
+    /// ahead (the drop bucket deletes the files the analysis re-reads).
+    pub(crate) fn check_send_window(
+        &self,
+        send_at: jiff::Timestamp,
+        grace: std::time::Duration,
+    ) -> Result<(), String> {
         let now = self.clock.now();
-        let grace = jiff::SignedDuration::try_from(self.settings.send_grace).unwrap_or_default();
+        let grace = jiff::SignedDuration::try_from(grace).unwrap_or_default();
         let horizon =
             jiff::SignedDuration::try_from(self.settings.send_horizon).unwrap_or_default();
         if send_at < now.checked_sub(grace).unwrap_or(now) {

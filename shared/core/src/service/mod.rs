@@ -23,7 +23,7 @@ pub mod schedule;
 pub mod upload;
 pub mod validate;
 
-pub use accounts::{AccountChoiceError, EspRegistry};
+pub use accounts::{AccountChoiceError, EspRegistry, LateSend, SendPolicy};
 pub use api::{ApiError, ApiService};
 pub use common::{Deadline, ServiceError, chain};
 pub use conversions::ConversionsService;

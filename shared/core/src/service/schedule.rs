@@ -16,7 +16,7 @@
 //!    one was, the campaign becomes `partially_scheduled` with the reason: it alerts, shows in
 //!    the API, is polled for what was booked, and can be retried or cancelled.
 
-use super::accounts::EspRegistry;
+use super::accounts::{EspRegistry, LateSend};
 use super::common::{ServiceError, chain, fail_campaign, load, record_run, run_record};
 use crate::campaign::{Campaign, Failure, SendClaim, State};
 use crate::clock::Clock;
@@ -29,6 +29,9 @@ use std::sync::Arc;
 
 /// Days of metric polling after the send.
 pub const POLL_DAYS: i64 = 7;
+/// How far ahead a late send is booked when the account sends late campaigns at once.
+const AT_ONCE_LEAD_MINS: i64 = 2;
+
 /// How long a claim holds without its owner finishing: longer than one invocation may run.
 pub const CLAIM_LEASE: SignedDuration = SignedDuration::from_mins(15);
 
@@ -160,16 +163,27 @@ impl ScheduleService {
     /// The poll schedule, then each send, each recorded as soon as the ESP answers.
     async fn book(&self, c: &mut Campaign) -> Result<(), ServiceError> {
         let esp = self.esps.for_campaign(c)?;
-        let send_at = c
+        let mut send_at = c
             .send_at
             .ok_or_else(|| ServiceError::NoSendTime(c.id.clone()))?;
         // Checked again now the audience is up: an upload that outlived the send time books
-        // nothing (a send at the ESP in the past would go at once, hours late).
-        let grace =
-            jiff::SignedDuration::try_from(super::upload::DEFAULT_SEND_GRACE).unwrap_or_default();
+        // nothing, unless the account says to send at once.
+        let policy = self.esps.policy(esp.kind(), esp.account());
+        let grace = SignedDuration::try_from(policy.grace).unwrap_or_default();
         let now = self.clock.now();
         if booked(c) == 0 && send_at < now.checked_sub(grace).unwrap_or(now) {
-            return Err(ServiceError::SendTimePassed { send_at });
+            match policy.late {
+                LateSend::Fail => return Err(ServiceError::SendTimePassed { send_at }),
+                LateSend::AtOnce => {
+                    // A few minutes ahead: ESPs refuse a schedule in the past.
+                    send_at = now
+                        .checked_add(SignedDuration::from_mins(AT_ONCE_LEAD_MINS))
+                        .unwrap_or(now);
+                    tracing::warn!(campaign_id = %c.id, %send_at,
+                        "the send time passed during the upload; sending at once, as the account allows");
+                    c.send_at = Some(send_at);
+                }
+            }
         }
         let schedule = PollSchedule::daily_after(&c.id, send_at, POLL_DAYS);
         self.scheduler.create(&schedule).await?;

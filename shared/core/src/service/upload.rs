@@ -32,7 +32,8 @@ use crate::ports::{AudienceSource, CampaignStore, StoreError, WorkItem, WorkQueu
 use std::sync::Arc;
 use std::time::Duration;
 
-/// How far in the past a send time may be and still send (at once).
+/// How far in the past a send time may be and still send (at once), unless the account's
+/// [`SendPolicy`](super::accounts::SendPolicy) says otherwise.
 pub const DEFAULT_SEND_GRACE: Duration = Duration::from_secs(15 * 60);
 
 /// Tuning of the upload loop.
@@ -42,13 +43,14 @@ pub struct UploadSettings {
     pub stop_margin: Duration,
     /// Stop after this many batches in one invocation (tests and demos of continuation).
     pub max_batches_per_run: Option<u64>,
+    /// Stop validating after this many rows in one invocation, as if its time had run out
+    /// (tests of the validation's continuation).
+    pub validation_slice_rows: Option<u64>,
     /// Stop after uploading this long and enqueue a continuation, even with time left: with
     /// more campaigns than workers, each holds a worker for one slice at a time, so a
     /// 5,000-row campaign queued behind a 5-million-row one of the same night starts within a
     /// slice instead of after the big one (their account's allowance is shared call by call).
     pub slice: Option<Duration>,
-    /// How far in the past a send time may lie when the drop arrives (it then sends at once).
-    pub send_grace: Duration,
     /// How far ahead a send time may lie: never beyond the drop bucket's lifecycle, which
     /// deletes the files the analysis re-reads.
     pub send_horizon: Duration,
@@ -68,9 +70,9 @@ impl Default for UploadSettings {
         Self {
             stop_margin: Duration::from_secs(90),
             max_batches_per_run: None,
+            validation_slice_rows: None,
             slice: Some(Duration::from_secs(120)),
             send_lead: Duration::from_secs(300),
-            send_grace: DEFAULT_SEND_GRACE,
             send_horizon: Duration::from_secs(30 * 24 * 3600),
             reject_samples: 50,
             audience_limits: AudienceLimits::default(),
@@ -200,7 +202,11 @@ impl UploadService {
         deadline: Deadline,
     ) -> Result<UploadOutcome, ServiceError> {
         match c.state {
-            State::Received => self.validate(c, deadline).await?,
+            State::Received => {
+                if self.validate(c, deadline).await? == super::validate::Validation::Continued {
+                    return Ok(UploadOutcome::Continued(c.id.clone()));
+                }
+            }
             State::Uploading => {}
             State::AudienceReady => {
                 // Uploaded before but the hand-off may have been lost: hand off again (idempotent).

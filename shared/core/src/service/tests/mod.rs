@@ -11,6 +11,7 @@ mod api;
 mod conversions;
 mod hostile;
 mod poll;
+mod send_window;
 mod upload;
 
 use super::schedule::ScheduleOutcome;

@@ -394,3 +394,95 @@ async fn a_throttled_upload_fails_when_the_send_time_can_no_longer_be_met() {
     );
     assert!(w.queue.0.lock().unwrap().is_empty(), "no continuation");
 }
+
+/// A validation pass cut short (as near an invocation's deadline) goes on in continuations from
+/// its checkpoint, with its duplicate table and rejects so far: the counts, the report and the
+/// audience are those of a pass in one go.
+#[tokio::test]
+async fn a_validation_pass_cut_short_resumes_where_it_stopped() {
+    // Two files; rejects and a duplicate across them.
+    let setup = |w: &World| {
+        let drop = drop_files(
+            w,
+            0,
+            serde_json::json!({"audience": {"files": ["a.csv", "b.csv"],
+                "columns": {"customer_id": "customer_id"}}}),
+        );
+        w.src.put(
+            &format!("{PREFIX}a.csv"),
+            "customer_id,first_name\nA1,x\n,empty\nA2,x\nA3,x\n\"A4,broken\nA5,x\n",
+        );
+        w.src.put(
+            &format!("{PREFIX}b.csv"),
+            "customer_id,first_name\nB1,x\nA2,dup\nB2,x\nB3,x\n,empty\nB4,x\nB5,x\n",
+        );
+        drop
+    };
+    // In one go.
+    let whole = world();
+    let drop = setup(&whole);
+    assert_eq!(
+        whole
+            .services
+            .upload()
+            .handle_drop(&drop, Deadline::none(), false)
+            .await
+            .unwrap(),
+        UploadOutcome::AudienceReady(id())
+    );
+    let one = whole.services.store.get(&id()).await.unwrap().unwrap();
+
+    // One decided row an invocation (valid rows are decided in batches, so more may go).
+    let mut w = world();
+    w.services.upload_settings.validation_slice_rows = Some(1);
+    let drop = setup(&w);
+    let out = w
+        .services
+        .upload()
+        .handle_drop(&drop, Deadline::none(), false)
+        .await
+        .unwrap();
+    assert_eq!(out, UploadOutcome::Continued(id()));
+    let c = w.services.store.get(&id()).await.unwrap().unwrap();
+    assert_eq!(c.state, State::Received);
+    assert!(c.audience.validation.is_some());
+    assert!(w.src.get(&format!("{PREFIX}validation.state")).is_some());
+    let mut runs = 1;
+    loop {
+        let item = w
+            .queue
+            .0
+            .lock()
+            .unwrap()
+            .pop_front()
+            .expect("a queued item");
+        let WorkItem::ContinueUpload { campaign_id } = item else {
+            break;
+        };
+        runs += 1;
+        w.services
+            .upload()
+            .continue_upload(&campaign_id, Deadline::none(), false)
+            .await
+            .unwrap();
+    }
+    assert!(runs >= 3, "{runs} invocations");
+    let c = w.services.store.get(&id()).await.unwrap().unwrap();
+    assert_eq!(c.state, State::AudienceReady);
+    assert_eq!(c.audience.validation, None);
+    assert_eq!(
+        (c.audience.rows, c.audience.valid, c.audience.rejected),
+        (one.audience.rows, one.audience.valid, one.audience.rejected)
+    );
+    assert_eq!((c.audience.rows, c.audience.valid), (12, 8));
+    assert_eq!(
+        c.audience.rejected_by_reason,
+        one.audience.rejected_by_reason
+    );
+    assert_eq!(c.audience.rejected_by_reason["duplicate_customer_id"], 1);
+    assert_eq!(
+        w.src.get(&format!("{PREFIX}rejects.csv")),
+        whole.src.get(&format!("{PREFIX}rejects.csv"))
+    );
+    assert_eq!(w.esp.lists.lock().unwrap()["espbridge_c1"].len(), 8);
+}
