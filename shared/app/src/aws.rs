@@ -29,8 +29,20 @@ pub const POLL_FUNCTION_ARN: &str = "ESPBRIDGE_POLL_FUNCTION_ARN";
 /// The role EventBridge Scheduler assumes to invoke it.
 pub const SCHEDULER_ROLE_ARN: &str = "ESPBRIDGE_SCHEDULER_ROLE_ARN";
 
+/// Longest audience line, in bytes (a longer row is rejected; default 64 KiB).
+pub const MAX_LINE_BYTES: &str = "ESPBRIDGE_MAX_LINE_BYTES";
+/// Days the drop bucket keeps a drop: no send time may lie further ahead.
+pub const DROP_RETENTION_DAYS: &str = "ESPBRIDGE_DROP_RETENTION_DAYS";
+
 /// The variables each function reads (infra/template.yaml gives each exactly these).
-pub const UPLOAD_VARS: &[&str] = &[TABLE, ACCOUNTS, UPLOAD_QUEUE_URL, SCHEDULE_QUEUE_URL];
+pub const UPLOAD_VARS: &[&str] = &[
+    TABLE,
+    ACCOUNTS,
+    UPLOAD_QUEUE_URL,
+    SCHEDULE_QUEUE_URL,
+    MAX_LINE_BYTES,
+    DROP_RETENTION_DAYS,
+];
 pub const SCHEDULE_VARS: &[&str] = &[
     TABLE,
     ACCOUNTS,
@@ -163,8 +175,37 @@ impl Bootstrap {
             )),
             esps: self.esps().await?,
             clock: Arc::clone(&self.clock),
-            settings: UploadSettings::default(),
+            settings: self.upload_settings()?,
         })
+    }
+
+    /// The upload's settings: the defaults, with the line length and the send horizon the
+    /// deployment sets (both optional; a bad value is named).
+    fn upload_settings(&self) -> Result<UploadSettings, ConfigError> {
+        let number = |name: &str,
+                      range: std::ops::RangeInclusive<u64>|
+         -> Result<Option<u64>, ConfigError> {
+            let Some(v) = self.env.var(name).filter(|v| !v.trim().is_empty()) else {
+                return Ok(None);
+            };
+            match v.trim().parse::<u64>() {
+                Ok(n) if range.contains(&n) => Ok(Some(n)),
+                _ => Err(ConfigError::Env {
+                    name: name.to_owned(),
+                    detail: format!("a whole number from {} to {}", range.start(), range.end()),
+                }),
+            }
+        };
+        let mut s = UploadSettings::default();
+        if let Some(n) = number(MAX_LINE_BYTES, 1024..=16 << 20)? {
+            s.audience_limits.max_line_bytes = n as usize;
+        }
+        if let Some(days) = number(DROP_RETENTION_DAYS, 1..=3650)? {
+            s.send_horizon = s
+                .send_horizon
+                .min(std::time::Duration::from_secs(days * 86_400));
+        }
+        Ok(s)
     }
 
     /// schedule-send: store, ESPs, scheduler.
@@ -211,6 +252,46 @@ mod tests {
         let blank = |_: &str| Some("  ".to_owned());
         assert!(blank.require(TABLE).is_err());
         assert_eq!(env.require(TABLE).unwrap(), "x");
+    }
+
+    fn bootstrap(vars: &[(&str, &str)]) -> Bootstrap {
+        let env: std::collections::HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        Bootstrap {
+            env: Box::new(env),
+            sdk: aws_config::SdkConfig::builder().build(),
+            clock: Arc::new(SystemClock),
+        }
+    }
+
+    #[test]
+    fn the_upload_takes_the_line_length_and_the_retention_from_the_deployment() {
+        let s = bootstrap(&[]).upload_settings().unwrap();
+        let default = UploadSettings::default();
+        assert_eq!(s.audience_limits, default.audience_limits);
+        assert_eq!(s.send_horizon, default.send_horizon);
+        let s = bootstrap(&[(MAX_LINE_BYTES, "131072"), (DROP_RETENTION_DAYS, "14")])
+            .upload_settings()
+            .unwrap();
+        assert_eq!(s.audience_limits.max_line_bytes, 131_072);
+        assert_eq!(s.send_horizon, std::time::Duration::from_secs(14 * 86_400));
+        // A longer retention never widens the 30-day horizon.
+        let s = bootstrap(&[(DROP_RETENTION_DAYS, "90")])
+            .upload_settings()
+            .unwrap();
+        assert_eq!(s.send_horizon, UploadSettings::default().send_horizon);
+        for (name, bad) in [(MAX_LINE_BYTES, "12"), (DROP_RETENTION_DAYS, "soon")] {
+            let Err(e) = bootstrap(&[(name, bad)]).upload_settings() else {
+                panic!("{name}={bad} accepted");
+            };
+            assert!(
+                e.to_string()
+                    .starts_with(&format!("environment variable {name}")),
+                "{e}"
+            );
+        }
     }
 
     /// The template's check (infra/checks/verify_sam.py) reads these lists from

@@ -71,6 +71,11 @@ pub fn parse_accounts(text: &str, origin: &str) -> Result<Vec<AccountConfig>, Co
             index: i + 1,
             detail,
         })?;
+        entry.send_policy().map_err(|detail| ConfigError::Entry {
+            origin: origin.to_owned(),
+            index: i + 1,
+            detail,
+        })?;
         if registry::driver(entry.esp).is_none() {
             return Err(ConfigError::NoDriver {
                 esp: entry.esp,
@@ -97,14 +102,25 @@ pub async fn build_registry(
     ctx: &BuildContext,
 ) -> Result<EspRegistry, ConfigError> {
     let mut built = Vec::with_capacity(accounts.len());
+    let mut policies = Vec::new();
     for entry in accounts {
         let driver = registry::driver(entry.esp).ok_or_else(|| ConfigError::NoDriver {
             esp: entry.esp,
             known: registry::names(),
         })?;
         built.push(driver.connect(entry, secrets, ctx).await?);
+        // Checked when the accounts were parsed.
+        policies.push((
+            entry.esp,
+            entry.account.clone(),
+            entry.send_policy().unwrap_or_default(),
+        ));
     }
-    Ok(EspRegistry::new(built))
+    Ok(policies
+        .into_iter()
+        .fold(EspRegistry::new(built), |r, (esp, account, p)| {
+            r.with_policy(esp, account, p)
+        }))
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@ use crate::AdapterError;
 use async_trait::async_trait;
 use espbridge_core::ports::Esp;
 use espbridge_core::ports::limits::AccountLimits;
+use espbridge_core::service::{LateSend, SendPolicy};
 use espbridge_core::{AccountId, Clock, EspKind};
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
@@ -74,6 +75,26 @@ impl AccountEntry {
             account,
             fields,
         })
+    }
+
+    /// The account's send policy, from the fields every ESP's entry may carry:
+    /// `send_grace_mins` (0 to 1440; default 15) and `late_send` (`"fail"`, the default, or
+    /// `"at_once"`). The error names the field.
+    pub fn send_policy(&self) -> Result<SendPolicy, String> {
+        let mut policy = SendPolicy::default();
+        match self.fields.get("send_grace_mins") {
+            None => {}
+            Some(v) => match v.as_u64() {
+                Some(m) if m <= 1440 => policy.grace = std::time::Duration::from_secs(m * 60),
+                _ => return Err("send_grace_mins: a whole number of minutes, 0 to 1440".into()),
+            },
+        }
+        match self.fields.get("late_send").map(|v| v.as_str()) {
+            None | Some(Some("fail")) => {}
+            Some(Some("at_once")) => policy.late = LateSend::AtOnce,
+            Some(_) => return Err("late_send: \"fail\" or \"at_once\"".into()),
+        }
+        Ok(policy)
     }
 
     /// Names the entry's account `account` (a second simulated account of one ESP, say).
@@ -488,6 +509,28 @@ mod tests {
 
     fn entry(v: Value) -> AccountEntry {
         AccountEntry::from_value(v).unwrap()
+    }
+
+    #[test]
+    fn a_send_policy_is_read_from_any_entry_and_checked() {
+        let entry = |v: Value| AccountEntry::from_value(v).unwrap();
+        let p = entry(serde_json::json!({"esp": "emarsys", "account": "eu"}))
+            .send_policy()
+            .unwrap();
+        assert_eq!(p, SendPolicy::default());
+        let p = entry(serde_json::json!({"esp": "bronto", "account": "b",
+            "send_grace_mins": 60, "late_send": "at_once"}))
+        .send_policy()
+        .unwrap();
+        assert_eq!(p.grace, std::time::Duration::from_secs(3600));
+        assert_eq!(p.late, LateSend::AtOnce);
+        for bad in [
+            serde_json::json!({"esp": "emarsys", "account": "x", "send_grace_mins": -1}),
+            serde_json::json!({"esp": "emarsys", "account": "x", "send_grace_mins": 5000}),
+            serde_json::json!({"esp": "emarsys", "account": "x", "late_send": "later"}),
+        ] {
+            assert!(entry(bad).send_policy().is_err());
+        }
     }
 
     #[test]
