@@ -614,6 +614,8 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Logs {
 
 /// What one case came to, for the figures the issue asks for.
 struct Figures {
+    /// The failure (step: reason), or the rejects by reason.
+    outcome: String,
     record_bytes: usize,
     longest_log_line: usize,
     report_bytes: usize,
@@ -743,7 +745,15 @@ async fn run_case(c: Case) -> Figures {
         c.name,
         record.len()
     );
+    let outcome = match &rec.failure {
+        Some(f) => format!("failed at {}: {}", f.step, f.reason),
+        None => format!(
+            "uploaded: {} valid, rejected {:?}",
+            rec.audience.valid, rec.audience.rejected_by_reason
+        ),
+    };
     Figures {
+        outcome,
         record_bytes: record.len(),
         longest_log_line: logs.lines().map(str::len).max().unwrap_or(0),
         report_bytes: report.len(),
@@ -762,8 +772,12 @@ async fn every_hostile_drop_gives_its_clear_error_and_leaks_nothing() {
         // Each case in its own task, so one failing case does not hide the others.
         match tokio::spawn(run_case(c)).await {
             Ok(f) => table.push(format!(
-                "| {name} | {} | {} | {} | {} ms |",
-                f.record_bytes, f.longest_log_line, f.report_bytes, f.millis
+                "| {name} | {} | {} | {} | {} | {} ms |",
+                f.outcome.replace('|', "\\|"),
+                f.record_bytes,
+                f.longest_log_line,
+                f.report_bytes,
+                f.millis
             )),
             Err(e) => failures.push(match e.try_into_panic() {
                 Ok(p) => p
@@ -776,8 +790,8 @@ async fn every_hostile_drop_gives_its_clear_error_and_leaks_nothing() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
     // The figures of the closing note: `cargo test -p espbridge-core hostile -- --nocapture`.
-    println!("| drop | record bytes | longest log line | rejects report bytes | time |");
-    println!("|---|---|---|---|---|");
+    println!("| drop | result | record bytes | longest log line | rejects report bytes | time |");
+    println!("|---|---|---|---|---|---|");
     for row in table {
         println!("{row}");
     }
