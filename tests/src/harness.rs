@@ -201,6 +201,9 @@ impl Harness {
             (app_aws::SCHEDULE_GROUP, schedule_group.clone()),
             (app_aws::POLL_FUNCTION_ARN, POLL_FUNCTION_ARN.to_owned()),
             (app_aws::SCHEDULER_ROLE_ARN, SCHEDULER_ROLE_ARN.to_owned()),
+            // The template's defaults (MaxLineBytes, DropRetentionDays).
+            (app_aws::MAX_LINE_BYTES, "65536".to_owned()),
+            (app_aws::DROP_RETENTION_DAYS, "30".to_owned()),
         ]
         .into_iter()
         .collect();
