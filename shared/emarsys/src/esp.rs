@@ -1,10 +1,61 @@
 //! [`EmarsysEsp`]: the `Esp` port over Emarsys Suite API v2.
+//!
+//! # Which e-mails are templates
+//!
+//! The marketer's rule (README, "What the marketer sets up in Emarsys"): e-mails In Design whose
+//! name starts with the account's prefix; HTML e-mails whose recipients come from the API or a
+//! contact list, CMS e-mails whose recipients come from the API. `GET /email?status=1` answers
+//! one of two field sets (reference `docs/esp/emarsys-smartfocus.md` A.5.1): the current one,
+//! with `filter`, `source`, `content_type` and `deleted`, and the older one some accounts
+//! still answer, with `segment` in place of `filter` and none of the other three (E4
+//! `emails.json`; fixture `email_list.legacy_fields.response.json`). Eligibility is decided
+//! from what the answer holds, each rule from the reference:
+//!
+//! 1. **Status and name**: `status` 1 ("In design", A.6; also asked for with `?status=1`), not
+//!    deleted (a non-empty `deleted`, A.5.1; absent counts as not deleted: deleted e-mails are
+//!    listed only with `showdeleted=1`, E1 `email_list.rst`), the name starts with the prefix.
+//! 2. **Kind**: `content_type` `html` is HTML, `template` is CMS, `block` (VCE) is never a
+//!    template. **An absent (or empty) `content_type` means an HTML e-mail**: the field is one
+//!    of the newer ones (A.5.1, "newer: … `content_type`"; E2 only) and the older field set
+//!    has none, so such e-mails come from before CMS/VCE content types were reported.
+//! 3. **A non-empty, non-zero `segment` or `filter` means a segment as recipient source**, and
+//!    such an e-mail is never a template: both name the segment (filter) the e-mail is sent to
+//!    (E1 `email_list.rst` "filter = the filter identifier"; A.5.1 "Older accounts return
+//!    `segment` instead of `filter`"), and an e-mail has either a contact list or a filter,
+//!    never both (E1 `email_data.rst`, 10001 "You must select either a contact list or a
+//!    filter"; `updatesource`, A.5.6: exactly one of `filterId` / `contactlistId` is non-zero).
+//!    `0` is "none", as for `contactlist` (A.5.4 "contactlist (0 = none)").
+//! 4. **Recipient source**: `source` `api` ("Using the API") or `userlist` (a list; with no
+//!    segment, per rule 3, a contact list) as the answer says (A.5.1 "`source`
+//!    (`userlist|profile|api`)"); `profile` or anything else is not a template. Without a
+//!    `source`, a non-zero `contactlist` means a contact list as source (same E1/A.5.6 rule).
+//! 5. **Where the source cannot be read from the list answer** (no `source`, no segment, no
+//!    contact list, and the kind still allows a template), **the e-mail's detail is read once**
+//!    (`GET /email/{id}`, whose documented fields include `source`: E1 `email_data.rst`, A.5.2)
+//!    and rules 2–4 are applied to the list answer completed by the detail's fields. The detail
+//!    read is remembered per adapter (clones share it) for [`SOURCE_READ_TTL`], so repeated
+//!    listings do not repeat it (a segment or contact list set meanwhile shows in the list
+//!    answer and decides without it); the reads of one listing run [`DETAIL_READS_IN_FLIGHT`]
+//!    at a time under the account's rate gate. An e-mail whose detail has no readable source
+//!    either is left out (logged with its id); so is one whose detail answers 6004 (deleted
+//!    meanwhile).
+//!
+//! What the older field set cannot tell: without `content_type`, a CMS or VCE e-mail reads as
+//! HTML (rule 2), so such an e-mail with an API or contact-list source is listed, as `html`.
+//!
+//! # Times
+//!
+//! Emarsys answers `created` as the account's wall clock without an offset (A.8); a template's
+//! `created` is handed on as RFC 3339 with the offset of the account's `timezone` at that
+//! moment ([`schedule::account_time`]); unreadable is `None`. The launch schedule kept in the
+//! campaign's ids is RFC 3339 too, with the offset of the launch's zone.
 
 use crate::client::{Http, TARGET_SHARE};
 use crate::config::{EmarsysConfig, EmarsysCredentials};
 use crate::schedule;
 use crate::wire::{self, Email};
 use async_trait::async_trait;
+use espbridge_core::Clock;
 use espbridge_core::ports::esp::object_name;
 use espbridge_core::ports::{
     AudienceBatch, AudienceRequest, BatchOutcome, Esp, EspError, EspIds, MetricCounts, Preview,
@@ -13,9 +64,12 @@ use espbridge_core::ports::{
 use espbridge_core::{AccountId, EspKind};
 use espbridge_esp_kit::AdapterError;
 use espbridge_esp_kit::{BuildContext, EspHttp, ExposeSecret, RateGate};
+use jiff::tz::TimeZone;
+use jiff::{SignedDuration, Timestamp};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::OnceCell;
 
 const ESP: EspKind = EspKind::Emarsys;
@@ -23,12 +77,20 @@ const ESP: EspKind = EspKind::Emarsys;
 pub const MAX_BATCH: usize = 10_000;
 /// "No contact found with the external id".
 const CODE_NO_CONTACT: &str = "2008";
+/// How long a recipient source read from an e-mail's detail is trusted: a marketer who changes
+/// an e-mail's source between "Using the API" and another without a list or segment sees the
+/// listing follow within this time.
+pub const SOURCE_READ_TTL: SignedDuration = SignedDuration::from_mins(10);
+/// Detail reads one listing keeps in flight (the rate gate paces them all the same).
+pub const DETAIL_READS_IN_FLIGHT: usize = 4;
 
 /// Keys of the [`EspIds`] this adapter returns.
 pub mod keys {
     pub const CONTACT_LIST_ID: &str = "contact_list_id";
     pub const KEY_ID: &str = "key_id";
     pub const EMAIL_ID: &str = "email_id";
+    /// The booked minute, RFC 3339 with the offset of the launch's zone
+    /// (`2026-11-25T09:30:00+01:00`); Emarsys was sent its wall clock (`2026-11-25 09:30`).
     pub const LAUNCH_SCHEDULE: &str = "launch_schedule";
     pub const LAUNCH_TIMEZONE: &str = "launch_timezone";
 }
@@ -38,8 +100,104 @@ pub mod keys {
 #[derive(Clone)]
 pub struct EmarsysEsp {
     config: Arc<EmarsysConfig>,
+    /// The account's zone (`config.timezone`), checked when built.
+    zone: TimeZone,
+    clock: Arc<dyn Clock>,
     http: Http,
     key_id: Arc<OnceCell<String>>,
+    /// What e-mail details told about recipient sources the list answer left out (rule 5).
+    details: Arc<Mutex<HashMap<String, DetailRead>>>,
+}
+
+/// One e-mail detail read for the template rules. Only e-mails with neither a segment nor a
+/// contact list in the list answer are read, so a change to either in the list decides the
+/// e-mail without the detail; what the list cannot show (the source) is trusted for
+/// [`SOURCE_READ_TTL`].
+#[derive(Debug, Clone)]
+struct DetailRead {
+    at: Timestamp,
+    /// The detail, without its HTML and text; `None` when Emarsys no longer knew the e-mail
+    /// (6004).
+    email: Option<Email>,
+}
+
+impl DetailRead {
+    fn still_holds(&self, now: Timestamp) -> bool {
+        now >= self.at && now.duration_since(self.at) < SOURCE_READ_TTL
+    }
+}
+
+/// Where an e-mail's recipients come from, as far as one answer tells (rules 3 and 4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Recipients {
+    Api,
+    ContactList,
+    Segment,
+    Other,
+    Unknown,
+}
+
+pub(crate) fn recipients(e: &Email) -> Recipients {
+    if e.segment_id().is_some() {
+        return Recipients::Segment;
+    }
+    match e.source() {
+        Some("api") => Recipients::Api,
+        Some("userlist") => Recipients::ContactList,
+        Some(_) => Recipients::Other,
+        None if e.contactlist.is_some() => Recipients::ContactList,
+        None => Recipients::Unknown,
+    }
+}
+
+/// What the template rules make of one e-mail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Pick {
+    /// A template, of this kind (`html` or `cms`).
+    Take(&'static str),
+    Skip,
+    /// The recipient source decides and this answer does not hold it (rule 5).
+    ReadDetail,
+}
+
+/// Rules 1 to 4 (module docs) on one e-mail as one answer shows it.
+pub(crate) fn pick(e: &Email, prefix: &str) -> Pick {
+    if e.is_deleted() || e.status.is_some_and(|s| s != 1) || !e.name.starts_with(prefix) {
+        return Pick::Skip;
+    }
+    let kind = match e.content_type() {
+        None | Some("html") => "html",
+        Some("template") => "cms",
+        Some(_) => return Pick::Skip,
+    };
+    match (kind, recipients(e)) {
+        ("html", Recipients::Api | Recipients::ContactList) => Pick::Take("html"),
+        ("cms", Recipients::Api) => Pick::Take("cms"),
+        (_, Recipients::Unknown) => Pick::ReadDetail,
+        _ => Pick::Skip,
+    }
+}
+
+/// The list answer's e-mail with what it left out taken from the detail.
+pub(crate) fn completed(listed: &Email, detail: &Email) -> Email {
+    let fill = |a: &Option<String>, b: &Option<String>| {
+        a.clone()
+            .filter(|v| !v.trim().is_empty())
+            .or_else(|| b.clone())
+    };
+    Email {
+        source: fill(&listed.source, &detail.source),
+        content_type: fill(&listed.content_type, &detail.content_type),
+        contactlist: fill(&listed.contactlist, &detail.contactlist),
+        filter: fill(&listed.filter, &detail.filter),
+        segment: fill(&listed.segment, &detail.segment),
+        ..listed.clone()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // The cache is only ever replaced whole-entry: a panicked holder leaves it usable.
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl std::fmt::Debug for EmarsysEsp {
@@ -58,7 +216,7 @@ impl EmarsysEsp {
         credentials: EmarsysCredentials,
         ctx: &BuildContext,
     ) -> Result<Self, AdapterError> {
-        schedule::zone(&config.timezone).map_err(|e| AdapterError::Config {
+        let zone = schedule::zone(&config.timezone).map_err(|e| AdapterError::Config {
             esp: ESP,
             field: "timezone",
             detail: e.to_string(),
@@ -90,8 +248,11 @@ impl EmarsysEsp {
         let http = Http::new(http, credentials, Arc::clone(&ctx.clock), gate);
         Ok(Self {
             config: Arc::new(config),
+            zone,
+            clock: Arc::clone(&ctx.clock),
             http,
             key_id: Arc::new(OnceCell::new()),
+            details: Arc::new(Mutex::new(HashMap::new())),
         })
     }
 
@@ -131,29 +292,78 @@ impl EmarsysEsp {
     }
 
     async fn get_email(&self, id: &str) -> Result<Email, EspError> {
-        let data = self.http.get(&format!("email/{id}")).await?;
-        let one = wire::one_or_first(data).ok_or_else(|| EspError::Protocol {
-            esp: ESP,
-            detail: format!("e-mail {id}: data is neither an object nor a one-element array"),
-        })?;
-        parse(one, "e-mail")
+        fetch_email(&self.http, id).await
     }
 
-    /// The templates rule from the integration guide: HTML e-mails whose recipients come from
-    /// the API or a contact list, CMS e-mails whose recipients come from the API.
-    fn is_selectable(&self, e: &Email) -> Option<&'static str> {
-        if e.is_deleted() || e.status.is_some_and(|s| s != 1) {
-            return None;
+    /// Rule 5: the e-mails the list answer could not decide, with what their detail adds (from
+    /// the detail reads remembered, or read now, [`DETAIL_READS_IN_FLIGHT`] at a time).
+    async fn complete_from_details(
+        &self,
+        undecided: &[&Email],
+    ) -> Result<HashMap<String, Option<Email>>, EspError> {
+        let now = self.clock.now();
+        let mut known = HashMap::new();
+        let mut to_read = Vec::new();
+        {
+            let cache = lock(&self.details);
+            for e in undecided {
+                match cache.get(&e.id).filter(|d| d.still_holds(now)) {
+                    Some(d) => {
+                        known.insert(e.id.clone(), d.email.clone());
+                    }
+                    None => to_read.push(*e),
+                }
+            }
         }
-        if !e.name.starts_with(&self.config.template_prefix) {
-            return None;
+        if to_read.is_empty() {
+            return Ok(known);
         }
-        let source = e.source.as_deref().unwrap_or("");
-        match e.content_type.as_deref() {
-            None | Some("") | Some("html") if matches!(source, "api" | "userlist") => Some("html"),
-            Some("template") if source == "api" => Some("cms"),
-            _ => None,
+        tracing::debug!(account = %self.config.account, reads = to_read.len(), "emarsys reading e-mail details for their recipient source");
+        let mut pending = to_read.iter().map(|e| e.id.clone());
+        let mut running = tokio::task::JoinSet::new();
+        let mut read = HashMap::new();
+        loop {
+            while running.len() < DETAIL_READS_IN_FLIGHT {
+                let Some(id) = pending.next() else { break };
+                let http = self.http.clone();
+                running.spawn(async move {
+                    let result = fetch_email(&http, &id).await;
+                    (id, result)
+                });
+            }
+            let Some(joined) = running.join_next().await else {
+                break;
+            };
+            let (id, result) = joined.map_err(|e| EspError::Transient {
+                esp: ESP,
+                detail: format!("an e-mail detail read stopped: {e}"),
+            })?;
+            let detail = match result {
+                Ok(d) => Some(Email {
+                    html_source: None,
+                    text_source: None,
+                    ..d
+                }),
+                // Deleted since the list answer.
+                Err(e) if api_code(&e) == Some("6004") => None,
+                Err(e) => return Err(e),
+            };
+            read.insert(id, detail);
         }
+        let at = self.clock.now();
+        let mut cache = lock(&self.details);
+        for e in to_read {
+            let email = read.remove(&e.id).flatten();
+            cache.insert(
+                e.id.clone(),
+                DetailRead {
+                    at,
+                    email: email.clone(),
+                },
+            );
+            known.insert(e.id.clone(), email);
+        }
+        Ok(known)
     }
 
     async fn find_list_by_name(&self, name: &str) -> Result<Option<String>, EspError> {
@@ -245,6 +455,16 @@ impl EmarsysEsp {
         let email = self.get_email(email_id).await?;
         launch_state(&email)
     }
+}
+
+/// `GET /email/{id}`: one object (current spec) or a one-element array (legacy docs).
+async fn fetch_email(http: &Http, id: &str) -> Result<Email, EspError> {
+    let data = http.get(&format!("email/{id}")).await?;
+    let one = wire::one_or_first(data).ok_or_else(|| EspError::Protocol {
+        esp: ESP,
+        detail: format!("e-mail {id}: data is neither an object nor a one-element array"),
+    })?;
+    parse(one, "e-mail")
 }
 
 /// `Ok` when the e-mail is launching or launched/scheduled (api_status 1 or 2).
@@ -355,23 +575,58 @@ impl Esp for EmarsysEsp {
         let emails: Vec<Email> = parse(self.http.get("email/?status=1").await?, "e-mail list")?;
         let total = emails.len();
         let prefix = self.config.template_prefix.as_str();
-        let templates: Vec<Template> = emails
-            .into_iter()
-            .filter_map(|e| {
-                let kind = self.is_selectable(&e)?;
-                Some(Template {
-                    esp: ESP,
-                    account: self.config.account.clone(),
-                    display_name: e.name.strip_prefix(prefix).unwrap_or(&e.name).to_owned(),
-                    id: e.id,
-                    name: e.name,
-                    subject: e.subject,
-                    kind: Some(kind.to_owned()),
-                    created: e.created,
-                })
+        let picks: Vec<Pick> = emails
+            .iter()
+            .map(|e| match pick(e, prefix) {
+                // Its id goes into a path: one that is not numeric is not read, nor listed.
+                Pick::ReadDetail if numeric_id("e-mail id", &e.id).is_err() => Pick::Skip,
+                p => p,
             })
             .collect();
-        tracing::info!(account = %self.config.account, total, selected = templates.len(), "emarsys templates listed");
+        let undecided: Vec<&Email> = emails
+            .iter()
+            .zip(&picks)
+            .filter(|(_, p)| **p == Pick::ReadDetail)
+            .map(|(e, _)| e)
+            .collect();
+        let details = self.complete_from_details(&undecided).await?;
+        // Only e-mails still listed keep their detail reads.
+        let listed: std::collections::HashSet<&str> =
+            emails.iter().map(|e| e.id.as_str()).collect();
+        lock(&self.details).retain(|id, _| listed.contains(id.as_str()));
+        let undecided = undecided.len();
+        let mut templates = Vec::new();
+        for (e, p) in emails.into_iter().zip(picks) {
+            let (e, p) = match p {
+                Pick::ReadDetail => match details.get(&e.id) {
+                    Some(Some(detail)) => {
+                        let e = completed(&e, detail);
+                        let p = pick(&e, prefix);
+                        if p == Pick::ReadDetail {
+                            tracing::warn!(account = %self.config.account, email_id = %e.id, "emarsys e-mail left out: its recipient source is in neither the list nor its detail");
+                        }
+                        (e, p)
+                    }
+                    _ => (e, Pick::Skip),
+                },
+                p => (e, p),
+            };
+            let Pick::Take(kind) = p else { continue };
+            templates.push(Template {
+                esp: ESP,
+                account: self.config.account.clone(),
+                display_name: e.name.strip_prefix(prefix).unwrap_or(&e.name).to_owned(),
+                created: e
+                    .created
+                    .as_deref()
+                    .and_then(|c| schedule::account_time(c, &self.zone)),
+                id: e.id,
+                name: e.name,
+                subject: e.subject,
+                kind: Some(kind.to_owned()),
+            });
+        }
+        tracing::info!(account = %self.config.account, total, undecided, selected = templates.len(), "emarsys templates listed");
         Ok(templates)
     }
 
@@ -490,6 +745,7 @@ impl Esp for EmarsysEsp {
         .to_owned();
         let zone = req.timezone.unwrap_or(&self.config.timezone).to_owned();
         let when = schedule::launch_schedule(req.send_at, &zone)?;
+        let booked = schedule::launch_instant(req.send_at, &zone)?;
         let name = object_name(req.campaign_id, req.variant);
 
         let email_id = self.copy_template(template_id, &name).await?;
@@ -497,7 +753,7 @@ impl Esp for EmarsysEsp {
         let ids = EspIds::default()
             .with(keys::EMAIL_ID, email_id.clone())
             .with(keys::CONTACT_LIST_ID, list_id.clone())
-            .with(keys::LAUNCH_SCHEDULE, when.clone())
+            .with(keys::LAUNCH_SCHEDULE, booked)
             .with(keys::LAUNCH_TIMEZONE, zone.clone());
 
         let email = self.get_email(&email_id).await?;
@@ -593,58 +849,207 @@ mod tests {
 
     #[test]
     fn template_rules_by_kind_source_status_and_prefix() {
-        let e = esp("opt_");
-        let pick = |j| e.is_selectable(&email(j));
         use serde_json::json;
+        let pick = |j| pick(&email(j), "opt_");
+        let html = Pick::Take("html");
         assert_eq!(
             pick(json!({"id":"1","name":"opt_a","status":"1","source":"api"})),
-            Some("html")
+            html
         );
         assert_eq!(
             pick(
                 json!({"id":"1","name":"opt_a","status":"1","source":"userlist","content_type":"html"})
             ),
-            Some("html")
+            html
         );
         assert_eq!(
             pick(json!({"id":"1","name":"opt_a","status":"1","source":"profile"})),
-            None
+            Pick::Skip
         );
         assert_eq!(
             pick(
                 json!({"id":"1","name":"opt_a","status":"1","source":"api","content_type":"template"})
             ),
-            Some("cms")
+            Pick::Take("cms")
         );
         assert_eq!(
             pick(
                 json!({"id":"1","name":"opt_a","status":"1","source":"userlist","content_type":"template"})
             ),
-            None
+            Pick::Skip
         );
         assert_eq!(
             pick(
                 json!({"id":"1","name":"opt_a","status":"1","source":"api","content_type":"block"})
             ),
-            None
+            Pick::Skip
         );
         assert_eq!(
             pick(json!({"id":"1","name":"opt_a","status":"3","source":"api"})),
-            None
+            Pick::Skip
         );
         assert_eq!(
             pick(json!({"id":"1","name":"other","status":"1","source":"api"})),
-            None
+            Pick::Skip
         );
         assert_eq!(
             pick(
                 json!({"id":"1","name":"opt_a","status":"1","source":"api","deleted":"2020-01-01 00:00:00"})
             ),
-            None
+            Pick::Skip
         );
+        let e = esp("opt_");
         assert!(e.claims_template_name("opt_spring"));
         assert!(!e.claims_template_name("spring"));
         assert!(!esp("").claims_template_name("anything"));
+    }
+
+    #[test]
+    fn a_segment_under_either_name_is_a_segment_source() {
+        use serde_json::json;
+        let pick = |j| pick(&email(j), "opt_");
+        for segment in [json!("22222"), json!(22222)] {
+            for key in ["filter", "segment"] {
+                let mut j = json!({"id":"1","name":"opt_a","status":"1","source":"userlist"});
+                j[key] = segment.clone();
+                assert_eq!(recipients(&email(j.clone())), Recipients::Segment, "{j}");
+                assert_eq!(pick(j.clone()), Pick::Skip, "{j}");
+                // Even with an API source, and without any source.
+                j["source"] = json!("api");
+                assert_eq!(pick(j.clone()), Pick::Skip, "{j}");
+                j.as_object_mut().unwrap().remove("source");
+                assert_eq!(pick(j), Pick::Skip);
+            }
+        }
+        // "0" and "" are no segment.
+        for none in [json!("0"), json!(""), json!(0), serde_json::Value::Null] {
+            let j = json!({"id":"1","name":"opt_a","status":"1","source":"api","filter":none.clone(),"segment":none});
+            assert_eq!(pick(j), Pick::Take("html"));
+        }
+    }
+
+    #[test]
+    fn the_older_field_set_is_decided_from_what_it_holds() {
+        use serde_json::json;
+        let pick = |j| pick(&email(j), "opt_");
+        // No content_type: HTML. No source, a contact list: a contact-list source.
+        assert_eq!(
+            pick(json!({"id":"1","name":"opt_a","status":"1","segment":"0","contactlist":"77"})),
+            Pick::Take("html")
+        );
+        // No source, no segment, no list: the detail must say.
+        let bare = json!({"id":"1","name":"opt_a","status":"1","segment":"0","contactlist":"0"});
+        assert_eq!(pick(bare.clone()), Pick::ReadDetail);
+        assert_eq!(recipients(&email(bare.clone())), Recipients::Unknown);
+        // ... but not when the rest already rules it out.
+        assert_eq!(
+            pick(json!({"id":"1","name":"other","status":"1","segment":"0"})),
+            Pick::Skip
+        );
+        assert_eq!(
+            pick(json!({"id":"1","name":"opt_a","status":"1","content_type":"block"})),
+            Pick::Skip
+        );
+        // A CMS e-mail with a contact list is not a template, whatever its source.
+        assert_eq!(
+            pick(
+                json!({"id":"1","name":"opt_a","status":"1","content_type":"template","contactlist":"77"})
+            ),
+            Pick::Skip
+        );
+        assert_eq!(
+            pick(json!({"id":"1","name":"opt_a","status":"1","content_type":"template"})),
+            Pick::ReadDetail
+        );
+        // Completed by the detail (E1 `email_data.rst` field set).
+        let listed = email(bare);
+        for (source, want) in [
+            ("api", Pick::Take("html")),
+            ("userlist", Pick::Take("html")),
+            ("profile", Pick::Skip),
+        ] {
+            let detail =
+                email(json!({"id":"1","name":"opt_a","status":"1","source":source,"filter":"0"}));
+            assert_eq!(super::pick(&completed(&listed, &detail), "opt_"), want);
+        }
+        // A detail with a segment, or with nothing more, decides nothing better.
+        let detail = email(json!({"id":"1","segment":"5","source":"userlist"}));
+        assert_eq!(
+            recipients(&completed(&listed, &detail)),
+            Recipients::Segment
+        );
+        let detail = email(json!({"id":"1"}));
+        assert_eq!(
+            recipients(&completed(&listed, &detail)),
+            Recipients::Unknown
+        );
+        // What the list answer holds wins over the detail.
+        let listed = email(json!({"id":"1","name":"opt_a","source":"api","content_type":"html"}));
+        let detail = email(json!({"id":"1","source":"profile","content_type":"block"}));
+        let done = completed(&listed, &detail);
+        assert_eq!(
+            (done.source(), done.content_type()),
+            (Some("api"), Some("html"))
+        );
+    }
+
+    #[test]
+    fn recorded_payloads_of_both_field_sets_follow_the_rules() {
+        let envelope = |name: &str| -> wire::Envelope {
+            serde_json::from_slice(&std::fs::read(crate::tests_support::fixture(name)).unwrap())
+                .unwrap()
+        };
+        let list =
+            |name: &str| -> Vec<Email> { serde_json::from_value(envelope(name).data).unwrap() };
+        // Current field set (E1): a segment with source `userlist`, and a deleted e-mail.
+        let current = list("email_list.response.json");
+        assert_eq!(recipients(&current[0]), Recipients::Segment);
+        assert!(current[1].is_deleted());
+        // Older field set (E4): `segment`, no source / content_type / deleted.
+        let older = list("email_list.legacy_fields.response.json");
+        for e in &older {
+            assert_eq!(e.segment_id(), Some("22222"));
+            assert_eq!(
+                (e.source(), e.content_type(), e.is_deleted()),
+                (None, None, false)
+            );
+            assert_eq!(recipients(e), Recipients::Segment);
+            assert_eq!(pick(e, ""), Pick::Skip);
+            // Launched (status 3) and sent to a segment: skipped on both counts; In Design
+            // without the segment, it would need its detail.
+            let in_design = Email {
+                status: Some(1),
+                segment: None,
+                ..e.clone()
+            };
+            assert_eq!(pick(&in_design, ""), Pick::ReadDetail);
+        }
+        // The derived In-Design example of the older field set, and its details.
+        let derived = list("email_list.legacy_fields.in_design.derived.json");
+        let picks: Vec<_> = derived.iter().map(|e| pick(e, "optimove_")).collect();
+        assert_eq!(picks, [Pick::ReadDetail, Pick::Take("html"), Pick::Skip]);
+        let detail: Email = serde_json::from_value(
+            wire::one_or_first(envelope("email_get.legacy_fields.derived.json").data).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(detail.id, derived[0].id);
+        assert_eq!(
+            pick(&completed(&derived[0], &detail), "optimove_"),
+            Pick::Take("html")
+        );
+    }
+
+    #[test]
+    fn created_is_rfc3339_in_the_account_zone() {
+        let zone = schedule::zone("Europe/Berlin").unwrap();
+        let e = email(serde_json::json!({"id":"1","created":"2011-08-12 18:12:23"}));
+        assert_eq!(
+            e.created
+                .as_deref()
+                .and_then(|c| schedule::account_time(c, &zone))
+                .as_deref(),
+            Some("2011-08-12T18:12:23+02:00")
+        );
     }
 
     #[test]

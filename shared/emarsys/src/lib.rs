@@ -7,6 +7,13 @@
 //! response summary polled daily. Every create step treats "name already exists" as "made by an
 //! earlier attempt" and looks the object up, so retries never duplicate anything.
 //!
+//! Which e-mails are templates, under either field set of `GET /email`, and the rule for each
+//! with its source in the reference: see the docs at the top of `src/esp.rs` ("Which e-mails
+//! are templates"); the detail reads they may need are bounded by [`SOURCE_READ_TTL`] and
+//! [`DETAIL_READS_IN_FLIGHT`].
+//! Times handed on (a template's `created`, the booked launch) are RFC 3339 with the offset of
+//! the account's (or the launch's) zone: [`schedule::account_time`].
+//!
 //! Choices where the reference is uncertain:
 //! * `X-RateLimit-Reset` below 10^9 is read as seconds from now, otherwise as a Unix time
 //!   (compared with the injected clock); a wait is capped at 61 s.
@@ -40,7 +47,7 @@ pub mod wsse;
 
 pub use config::{EmarsysConfig, EmarsysCredentials};
 pub use driver::DRIVER;
-pub use esp::{EmarsysEsp, MAX_BATCH, keys};
+pub use esp::{DETAIL_READS_IN_FLIGHT, EmarsysEsp, MAX_BATCH, SOURCE_READ_TTL, keys};
 
 /// Entry points for the property tests and fuzz targets only: no API.
 #[doc(hidden)]

@@ -150,7 +150,13 @@ pub fn one_or_first(data: Value) -> Option<Value> {
 }
 
 /// One e-mail campaign from `GET /email`, `GET /email/{id}` or the patch response.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+///
+/// Two field sets are read (reference `docs/esp/emarsys-smartfocus.md` A.5.1): the current one
+/// (`filter`, `source`, `content_type`, `deleted`; E1 `email_list.rst`, E2) and the older one
+/// some accounts still answer (`segment` for `filter`, no `source`, `content_type` or
+/// `deleted`; E4 `emails.json`, fixture `email_list.legacy_fields.response.json`). Every one of
+/// those fields is optional here; what their absence means is decided in the adapter.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 pub struct Email {
     #[serde(deserialize_with = "lenient::id")]
     pub id: String,
@@ -164,22 +170,27 @@ pub struct Email {
     pub api_error: Option<i64>,
     #[serde(default)]
     pub subject: Option<String>,
+    /// `YYYY-MM-DD HH:MM:SS` in the account's zone (A.8), as sent.
     #[serde(default)]
     pub created: Option<String>,
-    /// Empty or the deletion time.
+    /// Empty or the deletion time; absent in the older field set.
     #[serde(default)]
     pub deleted: Option<String>,
-    /// Recipient source: `api`, `userlist`, `profile`.
+    /// Recipient source: `api`, `userlist`, `profile`; absent in the older field set.
     #[serde(default)]
     pub source: Option<String>,
-    /// `html`, `template` (CMS) or `block`; absent on older accounts (treated as html).
+    /// `html`, `template` (CMS) or `block`; absent in the older field set.
     #[serde(default)]
     pub content_type: Option<String>,
     /// Attached contact list; `None` for "none" (`0`).
     #[serde(default, deserialize_with = "lenient::opt_id")]
     pub contactlist: Option<String>,
+    /// Segment (filter) used as recipient source; `None` for "none" (`0` or empty).
     #[serde(default, deserialize_with = "lenient::opt_id")]
     pub filter: Option<String>,
+    /// The older field set's name for [`Email::filter`].
+    #[serde(default, deserialize_with = "lenient::opt_id")]
+    pub segment: Option<String>,
     #[serde(default)]
     pub html_source: Option<String>,
     #[serde(default)]
@@ -191,6 +202,27 @@ impl Email {
         self.deleted
             .as_deref()
             .is_some_and(|d| !d.trim().is_empty())
+    }
+
+    /// The segment the e-mail is sent to, under either field set's name.
+    pub fn segment_id(&self) -> Option<&str> {
+        self.filter.as_deref().or(self.segment.as_deref())
+    }
+
+    /// The recipient source, trimmed; `None` when absent or empty.
+    pub fn source(&self) -> Option<&str> {
+        self.source
+            .as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+    }
+
+    /// The content type, trimmed; `None` when absent or empty.
+    pub fn content_type(&self) -> Option<&str> {
+        self.content_type
+            .as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
     }
 }
 

@@ -165,6 +165,67 @@ fn check(name: &str) -> bool {
             assert!(r[1].is_deleted());
             assert_eq!(r[1].status, Some(3));
             assert_eq!(r[0].created.as_deref(), Some("2011-08-12 18:12:23"));
+            // The current field set: `filter` (a segment), no `segment`.
+            assert_eq!(r[0].segment_id(), Some("222222222"));
+            assert_eq!(r[0].segment, None);
+            assert_eq!(r[0].content_type(), None);
+        }
+        "email_list.legacy_fields.response.json" => {
+            // The older field set (E4): `segment` for `filter`; no source, content_type, deleted.
+            let raw = envelope(name);
+            for item in raw.data.as_array().unwrap() {
+                let keys: BTreeSet<&str> = item
+                    .as_object()
+                    .unwrap()
+                    .keys()
+                    .map(String::as_str)
+                    .collect();
+                assert!(keys.contains("segment"));
+                for absent in ["filter", "source", "content_type", "deleted"] {
+                    assert!(!keys.contains(absent), "{absent}");
+                }
+            }
+            let r: Vec<wire::Email> = data(name);
+            assert_eq!(r.len(), 2);
+            assert_eq!((r[0].id.as_str(), r[0].name.as_str()), ("12345", "Test1"));
+            assert_eq!(r[0].segment_id(), Some("22222"));
+            assert_eq!(r[0].filter, None);
+            assert_eq!((r[0].source(), r[0].content_type()), (None, None));
+            assert!(!r[0].is_deleted() && !r[1].is_deleted());
+            assert_eq!((r[1].status, r[1].contactlist.as_deref()), (Some(3), None));
+            assert_eq!(r[1].created.as_deref(), Some("2011-08-12 18:20:23"));
+        }
+        "email_list.legacy_fields.in_design.derived.json" => {
+            let r: Vec<wire::Email> = data(name);
+            let got: Vec<_> = r
+                .iter()
+                .map(|e| (e.name.as_str(), e.segment_id(), e.contactlist.as_deref()))
+                .collect();
+            assert_eq!(
+                got,
+                [
+                    ("optimove_spring_sale", None, None),
+                    ("optimove_weekly_digest", None, Some("176523015")),
+                    ("optimove_cms_welcome", Some("22222"), None),
+                ]
+            );
+            assert!(
+                r.iter()
+                    .all(|e| e.status == Some(1) && e.source().is_none())
+            );
+            assert_eq!(r[0].created.as_deref(), Some("2026-11-26 11:31:21"));
+        }
+        "email_get.legacy_fields.derived.json" => {
+            let env = envelope(name);
+            assert!(
+                env.data.is_array(),
+                "one-element array, as the legacy docs show"
+            );
+            let e: wire::Email =
+                serde_json::from_value(wire::one_or_first(env.data).unwrap()).unwrap();
+            assert_eq!((e.id.as_str(), e.source()), ("81001", Some("api")));
+            assert_eq!((e.segment_id(), e.contactlist.as_deref()), (None, None));
+            assert_eq!(e.content_type(), None);
         }
         "email_patch.request.json" => {
             let r: wire::PatchEmail = body(name);
@@ -277,7 +338,10 @@ fn every_fixture_parses_with_expected_values() {
         unknown.is_empty(),
         "fixtures without a parser test: {unknown:?}"
     );
-    assert_eq!(checked, 33, "expected all 33 recorded payloads");
+    assert_eq!(
+        checked, 36,
+        "expected all 36 payloads (33 recorded, 3 derived)"
+    );
 }
 
 #[test]

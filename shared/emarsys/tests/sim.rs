@@ -7,8 +7,8 @@ use espbridge_core::ports::{
     AudienceBatch, AudienceRequest, Contact, Esp, EspError, EspIds, SendRequest,
 };
 use espbridge_core::{AccountId, CampaignId, Clock, ManualClock};
-use espbridge_emarsys::sim::{EmarsysSim, EmarsysSimConfig};
-use espbridge_emarsys::{EmarsysConfig, EmarsysCredentials, EmarsysEsp, keys};
+use espbridge_emarsys::sim::{EmarsysSim, EmarsysSimConfig, SeedEmail};
+use espbridge_emarsys::{EmarsysConfig, EmarsysCredentials, EmarsysEsp, SOURCE_READ_TTL, keys};
 use espbridge_esp_kit::{BuildContext, SimView};
 use espbridge_sim::{Fault, FaultKind};
 use jiff::{SignedDuration, Timestamp};
@@ -237,7 +237,18 @@ async fn schedule_send_twice_copies_and_launches_once() {
     let first = r.esp.schedule_send(&req).await.unwrap();
     let second = r.esp.schedule_send(&req).await.unwrap();
     assert_eq!(first, second);
-    assert_eq!(first.get(keys::LAUNCH_SCHEDULE), Some("2026-11-25 09:30"));
+    // Booked as `2026-11-25 09:30` Europe/Berlin; kept as RFC 3339 with that zone's offset.
+    assert_eq!(
+        first.get(keys::LAUNCH_SCHEDULE),
+        Some("2026-11-25T09:30:00+01:00")
+    );
+    let launch = r
+        .sim
+        .requests()
+        .into_iter()
+        .find(|q| q.path.ends_with("/launch"))
+        .unwrap();
+    assert_eq!(launch.body.unwrap()["schedule"], "2026-11-25 09:30");
     assert_eq!(first.get(keys::LAUNCH_TIMEZONE), Some("Europe/Berlin"));
     assert_eq!(r.sim.launch_count(), 1);
     let copies: Vec<_> = r
@@ -627,4 +638,329 @@ async fn throttling_answers_are_waited_out_however_few_attempts_remain() {
     let statuses: Vec<u16> = r.sim.requests().iter().map(|q| q.status).collect();
     assert_eq!(statuses[..3], [429, 429, 200]);
     assert!(statuses[2..].iter().all(|s| *s == 200), "{statuses:?}");
+}
+
+// ---- templates on either field set of `GET /email` -----------------------------------------
+
+/// An In-Design e-mail of `content` (`html`, `template`, `block`) with this recipient source.
+fn seed(name: &str, content: &str, source: &str, filter: u64, contactlist: u64) -> SeedEmail {
+    SeedEmail {
+        content_type: content.into(),
+        source: source.into(),
+        filter,
+        contactlist,
+        ..SeedEmail::in_design(name, name)
+    }
+}
+
+/// A rig whose adapter and simulator share the account's zone.
+async fn account_rig(emails: Vec<SeedEmail>, legacy: bool, zone: &str) -> Rig {
+    let sim = EmarsysSimConfig {
+        emails,
+        legacy_email_fields: legacy,
+        account_timezone: zone.into(),
+        ..Default::default()
+    };
+    rig_with(sim, |c| c.timezone = zone.into()).await
+}
+
+/// (name, kind) of every template listed, sorted.
+async fn listed(esp: &EmarsysEsp) -> Vec<(String, String)> {
+    let mut got: Vec<_> = esp
+        .list_templates()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| (t.name, t.kind.unwrap_or_default()))
+        .collect();
+    got.sort();
+    got
+}
+
+fn pairs(want: &[(&str, &str)]) -> Vec<(String, String)> {
+    want.iter()
+        .map(|(a, b)| ((*a).to_owned(), (*b).to_owned()))
+        .collect()
+}
+
+/// Names of the e-mails whose detail (`GET email/{id}`) was read, in order.
+fn detail_reads(sim: &EmarsysSim) -> Vec<String> {
+    let names: std::collections::HashMap<String, String> = sim
+        .emails()
+        .into_iter()
+        .map(|e| (e.id.to_string(), e.name))
+        .collect();
+    sim.requests()
+        .into_iter()
+        .filter(|q| q.method == "GET")
+        .filter_map(|q| {
+            let id = q.path.strip_prefix("/api/v2/email/")?;
+            (!id.is_empty() && id.bytes().all(|b| b.is_ascii_digit())).then(|| names[id].clone())
+        })
+        .collect()
+}
+
+fn listing_calls(sim: &EmarsysSim) -> usize {
+    sim.requests()
+        .iter()
+        .filter(|q| q.method == "GET" && q.query.as_deref() == Some("status=1"))
+        .count()
+}
+
+#[tokio::test]
+async fn older_accounts_list_their_in_design_templates() {
+    // The issue's account: three In-Design e-mails, two HTML (API source; a contact list) and
+    // one CMS (sent to a segment), answered in the older field set.
+    let emails = vec![
+        seed("optimove_spring_sale", "html", "api", 0, 0),
+        seed("optimove_weekly_digest", "html", "userlist", 0, 176_523_015),
+        seed("optimove_cms_welcome", "template", "userlist", 22_222, 0),
+    ];
+    let r = account_rig(emails, true, "Europe/Berlin").await;
+    let want = pairs(&[
+        ("optimove_spring_sale", "html"),
+        ("optimove_weekly_digest", "html"),
+    ]);
+    assert_eq!(listed(&r.esp).await, want);
+    // The list answer decides the contact-list and the segment e-mail; only the one with
+    // neither needs its detail, read once.
+    assert_eq!(detail_reads(&r.sim), ["optimove_spring_sale"]);
+    let list_answer = &r.sim.requests()[0];
+    assert_eq!(list_answer.query.as_deref(), Some("status=1"));
+
+    // More listings read no detail again ...
+    for _ in 0..3 {
+        assert_eq!(listed(&r.esp).await, want);
+    }
+    assert_eq!(detail_reads(&r.sim).len(), 1);
+    assert_eq!(listing_calls(&r.sim), 4);
+    assert_eq!(r.sim.requests().len(), 5);
+    // ... and neither does a clone of the adapter (same account, same memory).
+    assert_eq!(listed(&r.esp.clone()).await, want);
+    assert_eq!(detail_reads(&r.sim).len(), 1);
+
+    // Once the read is older than SOURCE_READ_TTL, the next listing reads it again, once.
+    r.clock
+        .advance(SOURCE_READ_TTL + SignedDuration::from_secs(1));
+    assert_eq!(listed(&r.esp).await, want);
+    assert_eq!(listed(&r.esp).await, want);
+    assert_eq!(detail_reads(&r.sim).len(), 2);
+
+    // The same account on the current field set lists the same, from the list alone.
+    let emails = vec![
+        seed("optimove_spring_sale", "html", "api", 0, 0),
+        seed("optimove_weekly_digest", "html", "userlist", 0, 176_523_015),
+        seed("optimove_cms_welcome", "template", "userlist", 22_222, 0),
+    ];
+    let current = account_rig(emails, false, "Europe/Berlin").await;
+    assert_eq!(listed(&current.esp).await, want);
+    assert!(detail_reads(&current.sim).is_empty());
+}
+
+#[tokio::test]
+async fn both_field_sets_follow_the_same_rules_where_the_answer_can_tell() {
+    let emails = || {
+        let mut tested = seed("optimove_tested", "html", "api", 0, 0);
+        tested.status = 2;
+        vec![
+            seed("optimove_html_api", "html", "api", 0, 0),
+            seed("optimove_html_userlist", "html", "userlist", 0, 0),
+            seed("optimove_html_list", "html", "userlist", 0, 55),
+            seed("optimove_html_segment", "html", "userlist", 22_222, 0),
+            seed("optimove_html_api_segment", "html", "api", 22_222, 0),
+            seed("optimove_html_profile", "html", "profile", 0, 0),
+            seed("optimove_cms_api", "template", "api", 0, 0),
+            seed("optimove_cms_list", "template", "userlist", 0, 55),
+            seed("optimove_block_api", "block", "api", 0, 0),
+            tested,
+            seed("newsletter_html_api", "html", "api", 0, 0),
+        ]
+    };
+    let current = account_rig(emails(), false, "Europe/Berlin").await;
+    assert_eq!(
+        listed(&current.esp).await,
+        pairs(&[
+            ("optimove_cms_api", "cms"),
+            ("optimove_html_api", "html"),
+            ("optimove_html_list", "html"),
+            ("optimove_html_userlist", "html"),
+        ])
+    );
+    assert!(detail_reads(&current.sim).is_empty());
+
+    let older = account_rig(emails(), true, "Europe/Berlin").await;
+    // Without `content_type` every e-mail is HTML (the rule): the CMS and VCE e-mails with an
+    // API or contact-list source are listed as `html`; the rest is as on the current set.
+    assert_eq!(
+        listed(&older.esp).await,
+        pairs(&[
+            ("optimove_block_api", "html"),
+            ("optimove_cms_api", "html"),
+            ("optimove_cms_list", "html"),
+            ("optimove_html_api", "html"),
+            ("optimove_html_list", "html"),
+            ("optimove_html_userlist", "html"),
+        ])
+    );
+    // Details are read only where the prefix and status allow a template and neither a
+    // segment nor a contact list decides it.
+    let mut read = detail_reads(&older.sim);
+    read.sort();
+    assert_eq!(
+        read,
+        [
+            "optimove_block_api",
+            "optimove_cms_api",
+            "optimove_html_api",
+            "optimove_html_profile",
+            "optimove_html_userlist",
+        ]
+    );
+}
+
+#[tokio::test]
+async fn created_is_rfc3339_with_the_account_zone_offset() {
+    let at = |s: &str| Some(s.parse::<Timestamp>().unwrap());
+    let dated = |name: &str, created: &str| SeedEmail {
+        created: at(created),
+        ..seed(name, "html", "api", 0, 0)
+    };
+    let emails = || {
+        vec![
+            dated("optimove_winter", "2026-11-26T10:31:21Z"),
+            dated("optimove_summer", "2026-07-01T07:00:00Z"),
+            dated("optimove_after_spring_change", "2026-03-29T01:15:00Z"),
+            // 02:30 CEST and, an hour later, 02:30 CET: the same wall clock twice.
+            dated("optimove_autumn_first", "2026-10-25T00:30:00Z"),
+            dated("optimove_autumn_second", "2026-10-25T01:30:00Z"),
+        ]
+    };
+    for legacy in [false, true] {
+        let r = account_rig(emails(), legacy, "Europe/Berlin").await;
+        let mut got: Vec<(String, String)> = r
+            .esp
+            .list_templates()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|t| (t.name, t.created.unwrap()))
+            .collect();
+        got.sort();
+        assert_eq!(
+            got,
+            pairs(&[
+                ("optimove_after_spring_change", "2026-03-29T03:15:00+02:00"),
+                ("optimove_autumn_first", "2026-10-25T02:30:00+02:00"),
+                // Emarsys' wall clock cannot tell the second 02:30 from the first: read as
+                // the earlier (the offset is the zone's; the instant is an hour early).
+                ("optimove_autumn_second", "2026-10-25T02:30:00+02:00"),
+                ("optimove_summer", "2026-07-01T09:00:00+02:00"),
+                ("optimove_winter", "2026-11-26T11:31:21+01:00"),
+            ]),
+            "legacy {legacy}"
+        );
+        // What the simulator answered: the account's wall clock, no offset.
+        let list = r.sim.requests()[0].clone();
+        assert_eq!(list.reply_code, Some(0));
+    }
+    // Another zone, another offset; UTC is +00:00.
+    for (zone, want) in [
+        ("UTC", "2026-11-26T10:31:21+00:00"),
+        ("America/New_York", "2026-11-26T05:31:21-05:00"),
+        ("Asia/Kolkata", "2026-11-26T16:01:21+05:30"),
+    ] {
+        let r = account_rig(
+            vec![dated("optimove_winter", "2026-11-26T10:31:21Z")],
+            false,
+            zone,
+        )
+        .await;
+        let t = r.esp.list_templates().await.unwrap();
+        assert_eq!(t[0].created.as_deref(), Some(want), "{zone}");
+    }
+}
+
+/// 1,000 e-mails: a quarter with the prefix, a third launched, a fifth sent to a segment, a
+/// third of the rest with a contact list, a tenth each CMS and VCE.
+fn thousand() -> Vec<SeedEmail> {
+    (0..1_000u64)
+        .map(|i| {
+            let prefix = if i % 4 == 0 {
+                "optimove_"
+            } else {
+                "newsletter_"
+            };
+            let source = ["api", "userlist", "profile"][((i / 7) % 3) as usize];
+            let content = match i % 10 {
+                8 => "block",
+                9 => "template",
+                _ => "html",
+            };
+            let filter = if i % 5 == 1 { 22_222 } else { 0 };
+            let list = if source == "userlist" && filter == 0 && i % 2 == 0 {
+                300_000_000 + i
+            } else {
+                0
+            };
+            let mut e = seed(&format!("{prefix}{i:04}"), content, source, filter, list);
+            e.status = if i % 3 == 0 { 3 } else { 1 };
+            e
+        })
+        .collect()
+}
+
+/// Calls (from the simulator's request log) of a first and a second listing.
+async fn listing_cost(emails: Vec<SeedEmail>, legacy: bool) -> (usize, usize, usize) {
+    let sim = EmarsysSimConfig {
+        emails,
+        legacy_email_fields: legacy,
+        rate_limit_per_minute: 1_000_000,
+        ..Default::default()
+    };
+    let r = rig_with(sim, |c| {
+        c.rate_limit_per_minute = 1_000_000;
+        c.timezone = "Europe/Berlin".into();
+    })
+    .await;
+    let first = r.esp.list_templates().await.unwrap();
+    let first_calls = r.sim.requests().len();
+    let second = r.esp.list_templates().await.unwrap();
+    let second_calls = r.sim.requests().len() - first_calls;
+    assert_eq!(first, second);
+    (first_calls, second_calls, first.len())
+}
+
+#[tokio::test]
+async fn one_listing_of_an_account_of_1000_emails_counted_in_calls() {
+    let emails = thousand();
+    let undecided = emails
+        .iter()
+        .filter(|e| {
+            e.name.starts_with("optimove_") && e.status == 1 && e.filter == 0 && e.contactlist == 0
+        })
+        .count();
+    let (calls, again, templates) = listing_cost(emails.clone(), false).await;
+    eprintln!(
+        "1,000 e-mails, current field set: {calls} call(s), then {again}; {templates} templates"
+    );
+    assert_eq!((calls, again), (1, 1));
+    let (calls, again, legacy_templates) = listing_cost(emails, true).await;
+    eprintln!(
+        "1,000 e-mails, older field set: {calls} call(s) (1 list + {undecided} details), then \
+         {again}; {legacy_templates} templates"
+    );
+    assert_eq!((calls, again), (1 + undecided, 1));
+    assert!(legacy_templates >= templates);
+
+    // The worst case: every one of the 1,000 In Design, prefixed, with neither segment nor
+    // contact list in the list answer.
+    let all: Vec<SeedEmail> = (0..1_000)
+        .map(|i| seed(&format!("optimove_{i:04}"), "html", "api", 0, 0))
+        .collect();
+    let (calls, again, n) = listing_cost(all.clone(), true).await;
+    eprintln!(
+        "1,000 e-mails, older field set, worst case: {calls} calls, then {again}; {n} templates"
+    );
+    assert_eq!((calls, again, n), (1_001, 1, 1_000));
+    assert_eq!(listing_cost(all, false).await, (1, 1, 1_000));
 }

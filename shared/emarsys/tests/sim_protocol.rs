@@ -783,3 +783,72 @@ async fn status_can_flip_at_launch_and_lists_filter_by_contact_list() {
         6003
     );
 }
+
+/// The keys of one e-mail object of a fixture's `data` (an array's first element).
+fn fixture_keys(name: &str) -> std::collections::BTreeSet<String> {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures")
+        .join(name);
+    let v: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    v["data"][0].as_object().unwrap().keys().cloned().collect()
+}
+
+fn keys(v: &Value) -> std::collections::BTreeSet<String> {
+    v.as_object().unwrap().keys().cloned().collect()
+}
+
+#[tokio::test]
+async fn email_answers_in_either_field_set_carry_the_documented_keys() {
+    // Current field set: every key of the recorded list (E1) is there, and no `segment`.
+    let (sim, client, _clock) = start(EmarsysSimConfig::default(), START).await;
+    let recorded = fixture_keys("email_list.response.json");
+    let list = client.get("email/?status=1").await;
+    for item in list.data().as_array().unwrap() {
+        let got = keys(item);
+        assert!(
+            got.is_superset(&recorded),
+            "{:?}",
+            recorded.difference(&got)
+        );
+        assert!(!got.contains("segment"));
+    }
+    let id = email_id(&sim, "optimove_spring_sale");
+    let detail = client.get(&format!("email/{id}")).await;
+    assert!(detail.data().is_object());
+    assert_eq!(detail.data()["source"], "api");
+
+    // Older field set: exactly the recorded keys (E4) in the list; in the detail the keys of
+    // the derived detail, `source` among them.
+    let config = EmarsysSimConfig {
+        legacy_email_fields: true,
+        ..Default::default()
+    };
+    let (sim, client, _clock) = start(config, START).await;
+    let recorded = fixture_keys("email_list.legacy_fields.response.json");
+    for spelling in ["email/?status=1", "email/status=1", "email/"] {
+        let list = client.get(spelling).await;
+        assert_eq!(list.code(), 0);
+        let items = list.data().as_array().unwrap();
+        assert!(!items.is_empty());
+        for item in items {
+            assert_eq!(keys(item), recorded, "{spelling}");
+            assert!(item["segment"].is_string());
+        }
+    }
+    let id = email_id(&sim, "optimove_spring_sale");
+    let detail = client.get(&format!("email/{id}")).await;
+    let items = detail.data().as_array().unwrap();
+    assert_eq!(items.len(), 1, "one-element array, as the legacy docs show");
+    assert_eq!(
+        keys(&items[0]),
+        fixture_keys("email_get.legacy_fields.derived.json")
+    );
+    assert_eq!(items[0]["source"], "api");
+    assert_eq!(items[0]["segment"], "0");
+    // The `created` of both answers is the account's wall clock (Europe/Berlin), no offset.
+    let created = items[0]["created"].as_str().unwrap();
+    assert!(
+        jiff::civil::DateTime::strptime("%Y-%m-%d %H:%M:%S", created).is_ok(),
+        "{created}"
+    );
+}

@@ -36,6 +36,16 @@
 //! * `responsesummary` ignores `start_date`/`end_date`; its counters are deterministic per
 //!   e-mail, cumulative over the days after the send, and 400 / 6003 before the send time.
 //! * An injected [`FaultKind::Timeout`] processes the request and then holds the response.
+//! * **Field sets of `GET /email`**: the current one by default (`filter`, `source`,
+//!   `content_type`, `deleted`, …; E1 `email_list.rst`, E2); with
+//!   [`EmarsysSimConfig::legacy_email_fields`] the older one some accounts still answer, key for
+//!   key E4's `emails.json` (`segment` for `filter`; no `source`, `content_type` or `deleted`).
+//!   What such an account answers to `GET /email/{id}` is not documented: the simulator
+//!   answers the legacy docs' `email_data.rst` fields (which include `source`) with `segment`
+//!   for `filter`, as a one-element array, and the patch answer in the same fields as an
+//!   object.
+//! * Dates in answers (`created`, `deleted`, contact-list `created`) are the account's wall
+//!   clock, `YYYY-MM-DD HH:MM:SS` in `account_timezone` (A.8).
 
 mod metrics;
 mod ratelimit;
@@ -81,6 +91,9 @@ pub struct EmarsysSimConfig {
     /// The account's zone (IANA): for schedules without `timezone`, zoneless `Created` values
     /// and the `YYYY-MM-DD HH:MM:SS` dates in responses.
     pub account_timezone: String,
+    /// Answer `GET /email` (and the e-mail detail) in the older field set: `segment` instead
+    /// of `filter`, without `source`, `content_type` and `deleted` in the list.
+    pub legacy_email_fields: bool,
 }
 
 impl Default for EmarsysSimConfig {
@@ -97,6 +110,7 @@ impl Default for EmarsysSimConfig {
             status_launched_at_send: true,
             emails: SeedEmail::defaults(),
             account_timezone: "Europe/Berlin".into(),
+            legacy_email_fields: false,
         }
     }
 }
@@ -115,6 +129,12 @@ pub struct SeedEmail {
     pub html: String,
     pub fromemail: String,
     pub fromname: String,
+    /// Segment (filter) the e-mail is sent to; 0 for none.
+    pub filter: u64,
+    /// Contact list the e-mail is sent to; 0 for none (the simulator does not create it).
+    pub contactlist: u64,
+    /// When it was created; `None`: a day apart, oldest first, before the start.
+    pub created: Option<Timestamp>,
 }
 
 impl SeedEmail {
@@ -129,6 +149,9 @@ impl SeedEmail {
             html: format!("<html><body><h1>{subject}</h1><p>Hi $First Name$!</p></body></html>"),
             fromemail: "news@shop.example".into(),
             fromname: "Shop".into(),
+            filter: 0,
+            contactlist: 0,
+            created: None,
         }
     }
 
@@ -239,6 +262,10 @@ pub async fn account(
 ) -> Result<SimulatedAccount, AccountError> {
     let esp = EspKind::Emarsys;
     config.unknown_id_share = setup.unknown_share;
+    // One account, one zone: the adapter reads the simulator's wall-clock dates in it.
+    if !setup.timezone.is_empty() {
+        config.account_timezone = setup.timezone.clone();
+    }
     let credentials = serde_json::json!({"user": config.user, "secret": config.secret});
     let sim = EmarsysSim::start(config, Arc::clone(&setup.clock))
         .await

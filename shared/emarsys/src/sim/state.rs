@@ -35,6 +35,14 @@ pub(crate) type ApiResult = Result<Value, ApiError>;
 
 const VALID_STATUSES: [i32; 5] = [1, 2, 3, 4, -3];
 
+/// Which answer an e-mail is shown in: its field set differs between the list and the detail
+/// only for an account on the older field set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Shown {
+    InList,
+    Alone,
+}
+
 #[derive(Debug, Clone)]
 struct EmailRec {
     id: u64,
@@ -86,6 +94,7 @@ pub(crate) struct State {
     max_ids: usize,
     unknown_share: f64,
     status_at_send: bool,
+    legacy_fields: bool,
     zone: TimeZone,
     emails: BTreeMap<u64, EmailRec>,
     lists: BTreeMap<u64, ListRec>,
@@ -103,6 +112,7 @@ impl State {
             max_ids: config.max_ids_per_call,
             unknown_share: config.unknown_id_share,
             status_at_send: config.status_launched_at_send,
+            legacy_fields: config.legacy_email_fields,
             zone,
             emails: BTreeMap::new(),
             lists: BTreeMap::new(),
@@ -131,10 +141,12 @@ impl State {
                     html: seed.html.clone(),
                     fromemail: seed.fromemail.clone(),
                     fromname: seed.fromname.clone(),
-                    created: now.saturating_sub(age).unwrap_or(now),
+                    created: seed
+                        .created
+                        .unwrap_or_else(|| now.saturating_sub(age).unwrap_or(now)),
                     deleted: None,
-                    contactlist: 0,
-                    filter: 0,
+                    contactlist: seed.contactlist,
+                    filter: seed.filter,
                     source_updated: false,
                     copied_from: None,
                     launches: Vec::new(),
@@ -170,7 +182,65 @@ impl State {
         !espbridge_sim::in_share(external_id, self.unknown_share)
     }
 
-    fn email_json(&self, e: &EmailRec, now: Timestamp) -> Value {
+    fn email_json(&self, e: &EmailRec, now: Timestamp, shown: Shown) -> Value {
+        match (self.legacy_fields, shown) {
+            (false, _) => self.current_json(e, now),
+            (true, Shown::InList) => self.legacy_list_json(e, now),
+            (true, Shown::Alone) => self.legacy_detail_json(e, now),
+        }
+    }
+
+    /// The older list field set, key for key E4's `emails.json` (fixture
+    /// `email_list.legacy_fields.response.json`): `segment` for `filter`; no `source`,
+    /// `content_type` or `deleted`.
+    fn legacy_list_json(&self, e: &EmailRec, now: Timestamp) -> Value {
+        json!({
+            "id": e.id.to_string(),
+            "root_email": "0",
+            "language": e.language,
+            "created": self.datetime(e.created),
+            "name": e.name,
+            "status": self.effective_status(e, now).to_string(),
+            "api_status": e.api_status.to_string(),
+            "api_error": "0",
+            "fromemail": e.fromemail,
+            "fromname": e.fromname,
+            "subject": e.subject,
+            "email_category": "0",
+            "segment": e.filter.to_string(),
+            "contactlist": e.contactlist.to_string(),
+            "html_source": e.html,
+            "text_source": e.text,
+        })
+    }
+
+    /// The detail on the older field set: the legacy docs' `email_data.rst` fields (with
+    /// `source`), `segment` for `filter` (fixture `email_get.legacy_fields.derived.json`, where
+    /// `GET /email/{id}` wraps it in a one-element array as those docs do). UNCERTAIN: no
+    /// public payload shows it.
+    fn legacy_detail_json(&self, e: &EmailRec, now: Timestamp) -> Value {
+        json!({
+            "id": e.id.to_string(),
+            "language": e.language,
+            "created": self.datetime(e.created),
+            "name": e.name,
+            "status": self.effective_status(e, now).to_string(),
+            "api_status": e.api_status.to_string(),
+            "api_error": "0",
+            "fromemail": e.fromemail,
+            "fromname": e.fromname,
+            "subject": e.subject,
+            "email_category": "0",
+            "segment": e.filter.to_string(),
+            "contactlist": e.contactlist.to_string(),
+            "cc_list": 0,
+            "source": e.source,
+            "html_source": e.html,
+            "text_source": e.text,
+        })
+    }
+
+    fn current_json(&self, e: &EmailRec, now: Timestamp) -> Value {
         json!({
             "id": e.id.to_string(),
             "root_email": "0",
@@ -268,7 +338,7 @@ impl State {
                 let created = e.created.to_zoned_datetime(self.zone.clone()).date();
                 from.is_none_or(|f| created >= f) && to.is_none_or(|t| created <= t)
             })
-            .map(|e| self.email_json(e, now))
+            .map(|e| self.email_json(e, now, Shown::InList))
             .collect();
         Ok(Value::Array(list))
     }
@@ -291,7 +361,12 @@ impl State {
 
     pub fn get_email(&self, id: u64, now: Timestamp) -> ApiResult {
         let e = self.email(id, 6004, "Invalid email ID")?;
-        Ok(self.email_json(e, now))
+        let one = self.email_json(e, now, Shown::Alone);
+        Ok(if self.legacy_fields {
+            Value::Array(vec![one])
+        } else {
+            one
+        })
     }
 
     /// Preview: the source as stored. UNCERTAIN in the reference (the docs show `data: {}`);
@@ -429,7 +504,7 @@ impl State {
             }
         }
         let e = self.email(id, 6025, "No such campaign")?;
-        Ok(self.email_json(e, now))
+        Ok(self.email_json(e, now, Shown::Alone))
     }
 
     /// Only e-mails whose recipient source is "Using the API", and only once.
