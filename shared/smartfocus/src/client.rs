@@ -43,6 +43,32 @@ impl Service {
             Service::Batch => "apibatchmember",
         }
     }
+
+    /// The service's SOAP binding (`/{svc}/services/{Name}Service`, reference B.1).
+    fn soap_endpoint(self) -> &'static str {
+        match self {
+            Service::Ccmd => "CcmdService",
+            Service::Batch => "BatchMemberService",
+        }
+    }
+}
+
+/// What one call sends: a REST request, or a SOAP envelope posted to the service's SOAP
+/// binding. Both carry the service's session token, so both are repeated in a new session
+/// when the token is refused.
+#[derive(Clone, Copy)]
+enum Call<'a> {
+    Rest {
+        method: Method,
+        path: &'a (dyn Fn(&str) -> String + Sync),
+        body: Option<&'a Body>,
+    },
+    Soap {
+        /// For logs.
+        operation: &'a str,
+        /// The envelope for a token.
+        envelope: &'a (dyn Fn(&str) -> Vec<u8> + Sync),
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -315,6 +341,40 @@ impl Http {
         path: &(dyn Fn(&str) -> String + Sync),
         body: Option<&Body>,
     ) -> Result<Element, EspError> {
+        let what = format!("{}/{}", service.root(), call_name(&path("TOKEN")));
+        self.run(service, repeat, Call::Rest { method, path, body }, &what)
+            .await
+    }
+
+    /// One SOAP operation of the service, with the session token the REST `connect/open`
+    /// gave (`envelope` builds the document from it). Answers (and faults) are read like the
+    /// REST ones: a session fault re-opens the session and repeats the call.
+    pub(crate) async fn soap(
+        &self,
+        service: Service,
+        operation: &str,
+        envelope: &(dyn Fn(&str) -> Vec<u8> + Sync),
+    ) -> Result<Element, EspError> {
+        let what = format!("{}/soap/{operation}", service.root());
+        self.run(
+            service,
+            Repeat::Safe,
+            Call::Soap {
+                operation,
+                envelope,
+            },
+            &what,
+        )
+        .await
+    }
+
+    async fn run(
+        &self,
+        service: Service,
+        repeat: Repeat,
+        call: Call<'_>,
+        what: &str,
+    ) -> Result<Element, EspError> {
         let slot = self.slot(service);
         let _busy = slot.enter();
         let renewals = std::sync::Mutex::new(slot.renewals());
@@ -322,12 +382,49 @@ impl Http {
             Repeat::Safe => Idempotency::Safe,
             Repeat::Once => Idempotency::Unsafe,
         };
-        let what = format!("{}/{}", service.root(), call_name(&path("TOKEN")));
         self.http
-            .retry(&what, idempotency, |_| {
-                self.attempt(service, method, path, body, &renewals, &what)
+            .retry(what, idempotency, |_| {
+                self.attempt(service, call, &renewals, what)
             })
             .await
+    }
+
+    /// The request of one attempt with `token`.
+    fn request(
+        &self,
+        service: Service,
+        call: Call<'_>,
+        token: &str,
+    ) -> Result<reqwest::RequestBuilder, EspError> {
+        match call {
+            Call::Rest { method, path, body } => {
+                let url = self.url(service, &path(&enc(token)))?;
+                let mut req = self.http.request(method.http(), url);
+                if let Some(b) = body {
+                    req = req
+                        .header(reqwest::header::CONTENT_TYPE, b.content_type.as_str())
+                        .body(b.bytes.clone());
+                }
+                Ok(req)
+            }
+            Call::Soap {
+                operation,
+                envelope,
+            } => {
+                let url = self.http.url(&format!(
+                    "{}/services/{}",
+                    service.root(),
+                    service.soap_endpoint()
+                ))?;
+                tracing::trace!(operation, "smartfocus soap call");
+                Ok(self
+                    .http
+                    .request(reqwest::Method::POST, url)
+                    .header(reqwest::header::CONTENT_TYPE, "text/xml; charset=utf-8")
+                    .header("SOAPAction", "\"\"")
+                    .body(envelope(token)))
+            }
+        }
     }
 
     /// One attempt; a lost session is re-opened and the request repeated within it (the server
@@ -335,9 +432,7 @@ impl Http {
     async fn attempt(
         &self,
         service: Service,
-        method: Method,
-        path: &(dyn Fn(&str) -> String + Sync),
-        body: Option<&Body>,
+        call: Call<'_>,
         renewals: &std::sync::Mutex<Renewals<'_, String>>,
         what: &str,
     ) -> Step<Element> {
@@ -347,16 +442,10 @@ impl Http {
                 Ok(t) => t,
                 Err(e) => return Step::Fail(e),
             };
-            let url = match self.url(service, &path(&enc(&token))) {
-                Ok(u) => u,
+            let req = match self.request(service, call, &token) {
+                Ok(r) => r,
                 Err(e) => return Step::Fail(e),
             };
-            let mut req = self.http.request(method.http(), url);
-            if let Some(b) = body {
-                req = req
-                    .header(reqwest::header::CONTENT_TYPE, b.content_type.as_str())
-                    .body(b.bytes.clone());
-            }
             let ex = match self.http.send(req).await {
                 Ok(ex) => ex,
                 Err(e) => return e.into(),

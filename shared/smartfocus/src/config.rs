@@ -19,6 +19,23 @@ pub enum SendDateFormat {
     SpaceLocal,
 }
 
+/// How the template listing finds the account's messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MessageListing {
+    /// `getMessageSummaryList` on the `apiccmd` SOAP binding, searched by name (the prefix) and
+    /// type `email`, in pages of `summary_page_size`: every summary holds the id, name, type,
+    /// subject and creation date, so a listing costs one call per page of prefixed messages,
+    /// whatever the number of other messages and clones (reference Part B.4; the REST form of
+    /// this operation is unknown).
+    #[default]
+    Summary,
+    /// REST `getMessagesByPeriod` over the whole history, then `getMessage` for every id: lists
+    /// every message too, but costs one call per message of the account (clones included). For
+    /// an account whose SOAP binding refuses the session token.
+    ByPeriod,
+}
+
 /// One Campaign Commander account. Every field but `account` has the default the guides imply.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct SmartFocusConfig {
@@ -65,14 +82,25 @@ pub struct SmartFocusConfig {
     /// How long one upload may stay pending before the batch is reported as a transient failure.
     #[serde(default = "default_upload_timeout")]
     pub upload_timeout_secs: u64,
-    /// The account's zone at SmartFocus: `sendDate` is written as local time in it.
+    /// The account's zone at SmartFocus: `sendDate` is written as local time in it, dates the
+    /// API returns without an offset are read in it, and every timestamp the adapter hands out
+    /// (`created`, `send_at`) is RFC 3339 with its offset. Default `UTC`: the reference names no
+    /// account zone.
     #[serde(default = "default_timezone")]
     pub timezone: String,
     #[serde(default)]
     pub send_date_format: SendDateFormat,
-    /// How many recent messages/campaigns/segments are read when listing or finding by name.
+    /// How many recent campaigns/segments are read, and how many message ids a search by name
+    /// may return, when finding an object by name (the template listing pages instead).
     #[serde(default = "default_list_limit")]
     pub list_limit: u32,
+    /// How the template listing reads the account's messages (default `summary`).
+    #[serde(default)]
+    pub message_listing: MessageListing,
+    /// Summaries asked for per `getMessageSummaryList` page (default 100; the reference gives
+    /// no maximum, and a server that answers fewer is paged by what it answers).
+    #[serde(default = "default_summary_page_size")]
+    pub summary_page_size: u32,
     /// REST path (under `apiccmd/services/rest/`) of the campaign snapshot report.
     #[serde(default = "default_snapshot_path")]
     pub snapshot_path: String,
@@ -130,6 +158,9 @@ fn default_timezone() -> String {
 fn default_list_limit() -> u32 {
     500
 }
+fn default_summary_page_size() -> u32 {
+    100
+}
 fn default_snapshot_path() -> String {
     "campaign/getCampaignSnapshotReport".to_owned()
 }
@@ -163,6 +194,8 @@ impl SmartFocusConfig {
             timezone: default_timezone(),
             send_date_format: SendDateFormat::default(),
             list_limit: default_list_limit(),
+            message_listing: MessageListing::default(),
+            summary_page_size: default_summary_page_size(),
             snapshot_path: default_snapshot_path(),
             segment_count_path: default_segment_count_path(),
             http: HttpOptions::default(),
@@ -273,6 +306,12 @@ impl SmartFocusConfig {
         if self.list_limit == 0 {
             return bad("list_limit", "must be at least 1".to_owned());
         }
+        if !(1..=10_000).contains(&self.summary_page_size) {
+            return bad(
+                "summary_page_size",
+                "must be between 1 and 10000".to_owned(),
+            );
+        }
         if jiff::tz::TimeZone::get(&self.timezone).is_err() {
             return bad("timezone", format!("unknown zone {:?}", self.timezone));
         }
@@ -323,6 +362,9 @@ mod tests {
         );
         assert_eq!(c.max_pending_uploads, 5);
         assert_eq!(c.send_date_format, SendDateFormat::IsoLocal);
+        assert_eq!(c.message_listing, MessageListing::Summary);
+        assert_eq!(c.summary_page_size, 100);
+        assert_eq!(c.timezone, "UTC");
         assert!(c.validate().is_ok());
     }
 
@@ -387,6 +429,15 @@ mod tests {
         let c: SmartFocusConfig =
             serde_json::from_str(r#"{"account":"sf","send_date_format":"space_local"}"#).unwrap();
         assert_eq!(c.send_date_format, SendDateFormat::SpaceLocal);
+        let c: SmartFocusConfig = serde_json::from_str(
+            r#"{"account":"sf","message_listing":"by_period","summary_page_size":50}"#,
+        )
+        .unwrap();
+        assert_eq!(c.message_listing, MessageListing::ByPeriod);
+        assert_eq!(c.summary_page_size, 50);
+        let mut c = sf();
+        c.summary_page_size = 0;
+        assert!(refused(c).contains("summary_page_size"));
     }
 
     #[test]

@@ -1,8 +1,11 @@
 //! [`SmartFocusEsp`]: the `Esp` port over Campaign Commander's REST services.
 
 use crate::client::{Body, Http, Method, Repeat, Service, enc};
-use crate::config::{SendDateFormat, SmartFocusConfig, SmartFocusCredentials};
-use crate::wire::{self, Element, MessageInfo, NamedObject, Snapshot, UploadState, UploadStatus};
+use crate::config::{MessageListing, SendDateFormat, SmartFocusConfig, SmartFocusCredentials};
+use crate::wire::{
+    self, Element, MessageInfo, MessageSummary, NamedObject, Snapshot, SummaryPage, SummaryQuery,
+    UploadState, UploadStatus,
+};
 use async_trait::async_trait;
 use espbridge_core::ports::esp::object_name;
 use espbridge_core::ports::limits::AccountLimits;
@@ -14,6 +17,8 @@ use espbridge_core::{AccountId, CampaignId, Clock, EspKind};
 use espbridge_esp_kit::AdapterError;
 use espbridge_esp_kit::{BuildContext, EspHttp, SlotPool};
 use jiff::Timestamp;
+use jiff::tz::TimeZone;
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -26,6 +31,9 @@ const BATCH_CAP: u64 = 500_000;
 const NAME_SCAN: usize = 50;
 /// Longest customer id accepted in a row (keeps rows within [`ROW_BUDGET`]).
 const MAX_ID_LEN: usize = 160;
+/// Start of the period the `by_period` listing asks for (older than any Campaign Commander
+/// account).
+const HISTORY_BEGIN: &str = "2000-01-01 00:00:00";
 
 /// Keys of the ids this adapter stores in the campaign record.
 pub mod keys {
@@ -37,13 +45,16 @@ pub mod keys {
     pub const SEGMENT: &str = "segment_id";
     pub const MESSAGE: &str = "message_id";
     pub const CAMPAIGN: &str = "campaign_id";
-    /// RFC 3339 send time; metrics are not asked for before it.
+    /// RFC 3339 send time, with the offset of the account's zone; metrics are not asked for
+    /// before it.
     pub const SEND_AT: &str = "send_at";
 }
 
 /// One SmartFocus account.
 pub struct SmartFocusEsp {
     config: SmartFocusConfig,
+    /// `config.timezone`: the zone of the dates the API reads and returns.
+    zone: TimeZone,
     http: Http,
     clock: Arc<dyn Clock>,
     /// The account's pending uploads (SmartFocus allows 5), held for the whole deployment.
@@ -85,6 +96,11 @@ impl SmartFocusEsp {
         ctx: &BuildContext,
     ) -> Result<Self, AdapterError> {
         config.validate()?;
+        let zone = TimeZone::get(&config.timezone).map_err(|e| AdapterError::Config {
+            esp: ESP,
+            field: "timezone",
+            detail: e.to_string(),
+        })?;
         let clock = Arc::clone(&ctx.clock);
         let http = Http::new(
             EspHttp::new(ESP, &config.http_settings()?)?,
@@ -108,6 +124,7 @@ impl SmartFocusEsp {
         );
         Ok(Self {
             config,
+            zone,
             http,
             clock,
             pending,
@@ -308,20 +325,183 @@ impl SmartFocusEsp {
         Ok(None)
     }
 
-    fn send_date(&self, req: &SendRequest<'_>) -> Result<String, EspError> {
+    fn send_date(&self, req: &SendRequest<'_>) -> String {
         // `campaign/create` has no zone parameter and reads `sendDate` in the account's zone, so
         // the instant is written in that zone whatever zone the marketer chose.
-        let zone = self.config.timezone.as_str();
-        let tz = jiff::tz::TimeZone::get(zone).map_err(|e| EspError::Invalid {
-            esp: ESP,
-            detail: format!("unknown time zone {zone:?}: {e}"),
-        })?;
-        let local = tz.to_datetime(req.send_at);
+        let local = self.zone.to_datetime(req.send_at);
         let pattern = match self.config.send_date_format {
             SendDateFormat::IsoLocal => "%Y-%m-%dT%H:%M:%S",
             SendDateFormat::SpaceLocal => "%Y-%m-%d %H:%M:%S",
         };
-        Ok(local.strftime(pattern).to_string())
+        local.strftime(pattern).to_string()
+    }
+
+    /// A date the API returned, as RFC 3339 with the account zone's offset (`None` when it
+    /// cannot be read).
+    fn api_date(&self, raw: Option<&str>) -> Option<String> {
+        let raw = raw?;
+        let out = wire::rfc3339_in(raw, &self.zone);
+        if out.is_none() {
+            tracing::debug!(
+                raw = %espbridge_core::text::bounded(raw, 40),
+                "smartfocus date not readable"
+            );
+        }
+        out
+    }
+
+    /// The template for a message named with the prefix, of type e-mail (or of no type).
+    fn template(
+        &self,
+        id: String,
+        name: String,
+        kind: Option<String>,
+        subject: Option<String>,
+        created: Option<&str>,
+    ) -> Option<Template> {
+        let display = name.strip_prefix(&self.config.message_prefix)?.to_owned();
+        if kind
+            .as_deref()
+            .is_some_and(|k| !k.trim().eq_ignore_ascii_case("email"))
+        {
+            return None;
+        }
+        Some(Template {
+            esp: ESP,
+            account: self.config.account.clone(),
+            id,
+            display_name: display,
+            name,
+            subject,
+            kind: kind.map(|k| k.trim().to_ascii_lowercase()),
+            created: self.api_date(created),
+        })
+    }
+
+    /// Every summary `getMessageSummaryList` gives for `name` (and type `email`), page after
+    /// page. Pages are followed while the server says there is a next one and each brings new
+    /// ids, so a server that ignores `page` or caps `pageSize` is still read once and whole; if
+    /// pages 1.. gave fewer than `nbTotalItems`, page 0 is read once (the reference does not
+    /// say whether pages count from 0 or 1).
+    async fn summaries(&self, name: Option<&str>) -> Result<Vec<MessageSummary>, EspError> {
+        let page_size = self.config.summary_page_size;
+        let mut seen = HashSet::new();
+        let mut out = Vec::new();
+        let mut total = None;
+        let mut page = 1u32;
+        loop {
+            let fetched = self.summary_page(page, page_size, name).await?;
+            total = fetched.total.or(total);
+            let before = out.len();
+            for item in fetched.items {
+                if seen.insert(item.id.clone()) {
+                    out.push(item);
+                }
+            }
+            let fresh = out.len() > before;
+            let more =
+                fetched.next_page.unwrap_or(true) && total.is_none_or(|t| (out.len() as u64) < t);
+            if !fresh || !more {
+                break;
+            }
+            page = page.saturating_add(1);
+        }
+        if total.is_some_and(|t| (out.len() as u64) < t) {
+            // A server counting from 1 may refuse page 0, or the total may have shrunk while
+            // paging (messages deleted): what pages 1.. gave stands then.
+            match self.summary_page(0, page_size, name).await {
+                Ok(first) => {
+                    for item in first.items {
+                        if seen.insert(item.id.clone()) {
+                            out.push(item);
+                        }
+                    }
+                }
+                Err(e) => tracing::debug!(error = %e, "smartfocus summary page 0 not read"),
+            }
+        }
+        Ok(out)
+    }
+
+    async fn summary_page(
+        &self,
+        page: u32,
+        page_size: u32,
+        name: Option<&str>,
+    ) -> Result<SummaryPage, EspError> {
+        let query = SummaryQuery {
+            page,
+            page_size,
+            name,
+            message_type: Some("email"),
+        };
+        let payload = self
+            .http
+            .soap(Service::Ccmd, "getMessageSummaryList", &|t| {
+                wire::message_summary_request(t, &query)
+            })
+            .await?;
+        SummaryPage::from_payload(&payload)
+            .ok_or_else(|| api("getMessageSummaryList returned no summary list"))
+    }
+
+    /// The templates from the summary list: a search by the prefix, and, when it finds no
+    /// prefixed message, the whole e-mail list (in case the server's name search matches whole
+    /// names only). A prefixed summary without a creation date is completed by `getMessage`
+    /// (at most one call per template; never for other messages).
+    async fn templates_from_summaries(&self) -> Result<Vec<Template>, EspError> {
+        let prefix = self.config.message_prefix.as_str();
+        let mut found = self.summaries(Some(prefix)).await?;
+        let listed = found.len();
+        found.retain(|m| m.name.starts_with(prefix));
+        if found.is_empty() {
+            tracing::debug!(
+                listed,
+                "smartfocus name search found no prefixed message; reading the whole list"
+            );
+            found = self.summaries(None).await?;
+            found.retain(|m| m.name.starts_with(prefix));
+        }
+        let mut out = Vec::with_capacity(found.len());
+        for m in found {
+            let mut created = m.created.clone();
+            if created.is_none()
+                && let Some(full) = self.get_message(&m.id).await?
+            {
+                created = full.created;
+            }
+            out.extend(self.template(m.id, m.name, m.kind, m.subject, created.as_deref()));
+        }
+        Ok(out)
+    }
+
+    /// The templates from REST only: every message id of the account's history
+    /// (`getMessagesByPeriod`, one call), then `getMessage` for each id.
+    async fn templates_by_period(&self) -> Result<Vec<Template>, EspError> {
+        let tomorrow = self
+            .clock
+            .now()
+            .checked_add(jiff::SignedDuration::from_hours(24))
+            .unwrap_or_else(|_| self.clock.now());
+        let end = self
+            .zone
+            .to_datetime(tomorrow)
+            .strftime("%Y-%m-%d %H:%M:%S")
+            .to_string();
+        let (begin, end) = (enc(HISTORY_BEGIN), enc(&end));
+        let list = self
+            .ccmd_get(&|t| format!("message/getMessagesByPeriod/{t}/{begin}/{end}"))
+            .await?;
+        let ids = wire::id_list(&list);
+        let mut out = Vec::new();
+        for id in &ids {
+            let Some(m) = self.get_message(id).await? else {
+                continue;
+            };
+            out.extend(self.template(m.id, m.name, m.kind, m.subject, m.created.as_deref()));
+        }
+        tracing::info!(messages = ids.len(), "smartfocus messages read one by one");
+        Ok(out)
     }
 
     /// Builds the tab-separated file of `id<TAB>tag` rows; ids that cannot be written are
@@ -454,43 +634,34 @@ impl Esp for SmartFocusEsp {
         name.starts_with(&self.config.message_prefix)
     }
 
+    /// Every e-mail message named with the prefix, whatever the number of other messages and
+    /// clones: see the crate docs ("Listing templates") for the calls and their cost.
     async fn list_templates(&self) -> Result<Vec<Template>, EspError> {
-        let limit = self.config.list_limit;
-        let list = self
-            .ccmd_get(&|t| format!("message/getLastEmailMessages/{t}/{limit}"))
-            .await?;
-        let ids = wire::id_list(&list);
-        let mut out = Vec::new();
-        for id in &ids {
-            let Some(m) = self.get_message(id).await? else {
-                continue;
-            };
-            let Some(display) = m.name.strip_prefix(&self.config.message_prefix) else {
-                continue;
-            };
-            if m.kind
-                .as_deref()
-                .is_some_and(|k| !k.eq_ignore_ascii_case("email"))
-            {
-                continue;
-            }
-            out.push(Template {
-                esp: ESP,
-                account: self.config.account.clone(),
-                id: m.id.clone(),
-                display_name: display.to_owned(),
-                name: m.name,
-                subject: m.subject,
-                kind: m.kind,
-                created: m.created,
-            });
-        }
-        tracing::info!(
-            listed = ids.len(),
-            templates = out.len(),
-            "smartfocus templates listed"
-        );
-        Ok(out)
+        let templates = match self.config.message_listing {
+            MessageListing::Summary => match self.templates_from_summaries().await {
+                Err(EspError::Api { status: 404, .. }) => {
+                    tracing::warn!(
+                        "smartfocus SOAP binding not found (HTTP 404); listing templates by \
+                         period, one call per message (set message_listing = \"by_period\" \
+                         to skip the attempt)"
+                    );
+                    self.templates_by_period().await?
+                }
+                Err(EspError::Transient { esp, detail }) if detail.contains("session refused") => {
+                    return Err(EspError::Transient {
+                        esp,
+                        detail: format!(
+                            "{detail}; if this account's SOAP binding refuses the REST session \
+                             token, set message_listing = \"by_period\""
+                        ),
+                    });
+                }
+                other => other?,
+            },
+            MessageListing::ByPeriod => self.templates_by_period().await?,
+        };
+        tracing::info!(templates = templates.len(), "smartfocus templates listed");
+        Ok(templates)
     }
 
     async fn preview(&self, template_id: &str) -> Result<Preview, EspError> {
@@ -629,7 +800,7 @@ impl Esp for SmartFocusEsp {
     async fn schedule_send(&self, req: &SendRequest<'_>) -> Result<EspIds, EspError> {
         let segment = req.audience.require(ESP, keys::SEGMENT)?.to_owned();
         let name = object_name(req.campaign_id, req.variant);
-        let send_date = self.send_date(req)?;
+        let send_date = self.send_date(req);
 
         let message_id = match self.messages_named(&name).await?.into_iter().next() {
             Some(id) => id,
@@ -699,7 +870,7 @@ impl Esp for SmartFocusEsp {
             &EspIds::default()
                 .with(keys::MESSAGE, message_id)
                 .with(keys::CAMPAIGN, campaign_id)
-                .with(keys::SEND_AT, req.send_at.to_string()),
+                .with(keys::SEND_AT, wire::rfc3339(req.send_at, &self.zone)),
         );
         Ok(ids)
     }

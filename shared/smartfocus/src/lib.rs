@@ -45,6 +45,65 @@
 //! has pending at once (uploaded and waiting for their send time); plus the textual customer-id
 //! field (`customer_id_field`) and the e-mail field (`email_field`, `EMAIL`).
 //!
+//! # Listing templates
+//!
+//! Templates are the e-mail messages named with `message_prefix`. Every campaign adds a clone
+//! (`espbridge_<campaign>`), so an account soon holds far more clones than templates: the
+//! newest N messages (`getLastEmailMessages/{limit}`, the former listing, with a `getMessage`
+//! per id) stop holding the templates after a few hundred campaigns, and cost N + 1 calls.
+//!
+//! What the reference (`docs/esp/emarsys-smartfocus.md`, B.4) documents for finding messages:
+//! REST `getLastEmailMessages/{limit}` and `getMessagesByPeriod/{begin}/{end}` answer **ids
+//! only** (no maximum is documented for the limit);
+//! `getEmailMessagesByField/{field}/{value}/{limit}` answers ids and has **no documented
+//! wildcard or prefix search**; the paged
+//! **`getMessageSummaryList(token, listOptionsEntity)`** (`APIMessageListOptions {page,
+//! pageSize, search {name, messageType, …}, sortOptions}` → `APIMessageSummaryList
+//! {messageSummaryList [APIMessageSummary {messageId, name, createdDate, messageType,
+//! subject, …}], pageSize, nbTotalItems, page, nextPage, previousPage}`; sources S1
+//! `CcmdService.java`, `APIMessageListOptions.java`, `APIMessageSearchCriteria.java`,
+//! `APIMessageSummaryList.java`, `APIMessageSummary.java`, and S2 `GetMessageSummaryList`) is
+//! the only call whose answer holds what a template needs (id, name, type, subject, creation
+//! date), so nothing has to be read message by message. Its REST form is unknown, so it is
+//! called on the service's SOAP binding, `POST apiccmd/services/CcmdService` (reference B.1),
+//! with the session token of the REST `connect/open`.
+//!
+//! The listing (`message_listing = "summary"`, the default):
+//!
+//! 1. `getMessageSummaryList` with `search/name` = the prefix, `search/messageType` = `email`,
+//!    sorted by `messageId` ascending (messages created meanwhile land on later pages), pages
+//!    of `summary_page_size` (100), followed while `nextPage` is true and each page brings new
+//!    ids; page 0 is read once more if pages 1.. gave fewer than `nbTotalItems` (whether pages
+//!    count from 0 or 1 is not documented; a refused page 0 is ignored). Names are then kept
+//!    when they **start** with the prefix, whatever the server's matching rule (contains,
+//!    starts with, any case).
+//! 2. If that finds no prefixed message (a server whose name search matches whole names only
+//!    would answer nothing), the whole e-mail list is read the same way, without a name.
+//! 3. A prefixed summary without a `createdDate` is completed by `getMessage` (so at most one
+//!    call per template; never for a clone or any other message).
+//!
+//! Cost of one listing: `connect/open` when no session is open (1) + ⌈templates / page size⌉
+//! pages; for an account of 1,000 messages with 30 templates and 900 clones, **2 calls**
+//! (1 once the session is open); with the whole-list fallback of step 2, 1 + 1 + ⌈e-mail
+//! messages / page size⌉ (12 for those 1,000 messages).
+//!
+//! UNCERTAIN, and the way out: whether the SOAP binding accepts the REST session token (both
+//! are `apiccmd` sessions of the same manager; a refused token fails the listing after the
+//! session renewals, naming the call and `message_listing`), the name search's rule (handled
+//! above), the largest page size (pages are followed by what the server answers).
+//! `message_listing = "by_period"` lists by REST alone: one `getMessagesByPeriod` from
+//! `2000-01-01 00:00:00` to tomorrow (the account's zone, `YYYY-MM-DD HH:MM:SS`, B.8) and one
+//! `getMessage` per id: every message, but 1 + 1 + N calls for N messages (1,002 for 1,000).
+//! The summary listing falls back to it by itself when the SOAP binding answers HTTP 404.
+//!
+//! # Dates
+//!
+//! Every timestamp the adapter hands out is RFC 3339, to the second, with the offset the
+//! account's zone (`timezone`, default `UTC`: the reference documents no account zone) has at
+//! that instant: a template's `created` (the API's `createdDate`/`createDate`, ISO 8601 with or
+//! without an offset, B.8; a date without one is read in the account's zone; one that cannot be
+//! read is `None`) and the `send_at` kept in a campaign's ESP ids.
+//!
 //! # Choices where the reference is uncertain (Part C)
 //!
 //! * Paths: PI style everywhere; `connect/open` in QS style (keeps the password out of the
@@ -103,6 +162,6 @@ mod esp;
 pub mod sim;
 pub mod wire;
 
-pub use config::{SendDateFormat, SmartFocusConfig, SmartFocusCredentials};
+pub use config::{MessageListing, SendDateFormat, SmartFocusConfig, SmartFocusCredentials};
 pub use driver::DRIVER;
 pub use esp::{SmartFocusEsp, keys};

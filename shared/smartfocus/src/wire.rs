@@ -131,6 +131,169 @@ impl MessageInfo {
     }
 }
 
+/// Namespace of the `apiccmd` SOAP operations (the recorded SOAP answers use it).
+pub const CCMD_NS: &str = "http://api.service.apiccmd.emailvision.com/";
+const SOAP_ENV_NS: &str = "http://schemas.xmlsoap.org/soap/envelope/";
+
+/// One page request of `getMessageSummaryList` (`APIMessageListOptions`, reference B.4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SummaryQuery<'a> {
+    /// Page number; the adapter counts from 1.
+    pub page: u32,
+    pub page_size: u32,
+    /// `search/name`: the server's matching rule is not documented (see the crate docs).
+    pub name: Option<&'a str>,
+    /// `search/messageType`: `email` or `sms` (`ApiMessageType`).
+    pub message_type: Option<&'a str>,
+}
+
+/// The SOAP 1.1 envelope of `getMessageSummaryList(token, listOptionsEntity)`, document/literal
+/// with unqualified parameters (S1 `CcmdService`/`APIMessageListOptions`, S2
+/// `GetMessageSummaryList`): `page`, `pageSize`, `search` (`name`, `messageType`) and one sort
+/// option, `messageId` ascending, so messages created while paging land on later pages.
+pub fn message_summary_request(token: &str, q: &SummaryQuery<'_>) -> Vec<u8> {
+    use espbridge_xml::Node;
+    let mut search = Node::new("search");
+    if let Some(name) = q.name {
+        search = search.child(Node::text("name", name));
+    }
+    if let Some(kind) = q.message_type {
+        search = search.child(Node::text("messageType", kind));
+    }
+    let options = Node::new("listOptionsEntity")
+        .child(Node::text("page", q.page.to_string()))
+        .child(Node::text("pageSize", q.page_size.to_string()))
+        .child(search)
+        .child(
+            Node::new("sortOptions").child(
+                Node::new("sortOption")
+                    .child(Node::text("column", "messageId"))
+                    .child(Node::text("order", "ASC")),
+            ),
+        );
+    let envelope = Node::new("soapenv:Envelope")
+        .attr("xmlns:soapenv", SOAP_ENV_NS)
+        .attr("xmlns:api", CCMD_NS)
+        .child(Node::new("soapenv:Header"))
+        .child(
+            Node::new("soapenv:Body").child(
+                Node::new("api:getMessageSummaryList")
+                    .child(Node::text("token", token))
+                    .child(options),
+            ),
+        );
+    let mut out = br#"<?xml version="1.0" encoding="UTF-8"?>"#.to_vec();
+    // Building from owned values cannot fail to serialise.
+    out.extend(envelope.to_bytes().unwrap_or_default());
+    out
+}
+
+/// One `APIMessageSummary`: what the template listing needs of a message, without reading it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageSummary {
+    pub id: String,
+    pub name: String,
+    /// `messageType`: `email` or `sms`.
+    pub kind: Option<String>,
+    pub subject: Option<String>,
+    /// `createdDate` as the server wrote it.
+    pub created: Option<String>,
+}
+
+impl MessageSummary {
+    fn from_element(e: &Element) -> Option<MessageSummary> {
+        Some(MessageSummary {
+            id: e.child_text("messageId")?.trim().to_owned(),
+            name: e.child("name").map(|n| n.text.clone()).unwrap_or_default(),
+            kind: e.child_text("messageType").map(str::to_owned),
+            subject: e.child_text("subject").map(str::to_owned),
+            created: e.child_text("createdDate").map(str::to_owned),
+        })
+    }
+}
+
+/// One answer of `getMessageSummaryList` (`APIMessageSummaryList`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SummaryPage {
+    pub items: Vec<MessageSummary>,
+    pub page: Option<u32>,
+    /// The page size the server applied.
+    pub page_size: Option<u32>,
+    /// `nbTotalItems`: summaries matching the search, all pages together.
+    pub total: Option<u64>,
+    pub next_page: Option<bool>,
+}
+
+impl SummaryPage {
+    /// Reads the element holding `nbTotalItems` or `messageSummaryList`. Summaries are the
+    /// `messageSummary` items of the `messageSummaryList` wrapper (S1, S2); repeated
+    /// `messageSummaryList` elements that are summaries themselves are read too.
+    pub fn from_payload(payload: &Element) -> Option<SummaryPage> {
+        let list = payload.find(&|e| {
+            e.child("nbTotalItems").is_some() || e.child("messageSummaryList").is_some()
+        })?;
+        let mut items = Vec::new();
+        for wrapper in list.children_named("messageSummaryList") {
+            if wrapper.child("messageId").is_some() {
+                items.extend(MessageSummary::from_element(wrapper));
+            } else {
+                items.extend(
+                    wrapper
+                        .children
+                        .iter()
+                        .filter_map(MessageSummary::from_element),
+                );
+            }
+        }
+        let number = |name: &str| list.child_text(name).and_then(|t| t.trim().parse().ok());
+        Some(SummaryPage {
+            items,
+            page: number("page").and_then(|n: u64| u32::try_from(n).ok()),
+            page_size: number("pageSize").and_then(|n: u64| u32::try_from(n).ok()),
+            total: number("nbTotalItems"),
+            next_page: list
+                .child_text("nextPage")
+                .map(|t| t.trim().eq_ignore_ascii_case("true")),
+        })
+    }
+}
+
+/// A date the API returned, as RFC 3339 with the offset `zone` has at that instant; `None` when
+/// it cannot be read. Accepted: ISO 8601 with an offset or `Z` (fraction optional), and the
+/// zoneless forms `YYYY-MM-DD[T ]HH:MM:SS[.fff]` and `YYYY-MM-DD`, which are read in `zone`
+/// (reference B.8: returned dates usually carry an offset, sometimes not; without one the
+/// account's zone is the server's).
+pub fn rfc3339_in(raw: &str, zone: &jiff::tz::TimeZone) -> Option<String> {
+    let raw = raw.trim();
+    if raw.is_empty() {
+        return None;
+    }
+    let instant = match raw.parse::<jiff::Timestamp>() {
+        Ok(t) => t,
+        Err(_) => {
+            let civil = raw
+                .replacen(' ', "T", 1)
+                .parse::<jiff::civil::DateTime>()
+                .ok()
+                .or_else(|| {
+                    raw.parse::<jiff::civil::Date>()
+                        .ok()
+                        .map(|d| d.to_datetime(jiff::civil::Time::midnight()))
+                })?;
+            civil.to_zoned_datetime(zone.clone()).ok()?.timestamp()
+        }
+    };
+    Some(rfc3339(instant, zone))
+}
+
+/// `t` as RFC 3339 with the offset `zone` has at that instant, to the second
+/// (`2024-05-20T09:30:00+02:00`).
+pub fn rfc3339(t: jiff::Timestamp, zone: &jiff::tz::TimeZone) -> String {
+    t.to_zoned_datetime(zone.clone())
+        .strftime("%Y-%m-%dT%H:%M:%S%:z")
+        .to_string()
+}
+
 /// An object with an `id` and a `name` (campaign, segment), read like [`MessageInfo`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NamedObject {
@@ -445,6 +608,73 @@ mod tests {
             "{s}"
         );
         assert!(encoded_len(3) >= 4);
+    }
+
+    fn zone(name: &str) -> jiff::tz::TimeZone {
+        jiff::tz::TimeZone::get(name).unwrap()
+    }
+
+    #[test]
+    fn returned_dates_become_rfc3339_in_the_account_zone() {
+        let paris = zone("Europe/Paris");
+        let cases = [
+            // Offset given: the same instant, written with the zone's offset.
+            ("2009-05-04T00:00:00+02:00", "2009-05-04T00:00:00+02:00"),
+            ("2013-04-05T08:20:58.000Z", "2013-04-05T10:20:58+02:00"),
+            ("2013-04-05T08:20:58.250Z", "2013-04-05T10:20:58+02:00"),
+            ("2009-12-15T10:00:00-05:00", "2009-12-15T16:00:00+01:00"),
+            // Zoneless: read in the account's zone.
+            ("2009-12-15T00:00:00", "2009-12-15T00:00:00+01:00"),
+            ("2024-05-20 09:30:00", "2024-05-20T09:30:00+02:00"),
+            ("2024-05-20", "2024-05-20T00:00:00+02:00"),
+        ];
+        for (raw, want) in cases {
+            assert_eq!(rfc3339_in(raw, &paris).as_deref(), Some(want), "{raw}");
+            let back: jiff::Timestamp = want.parse().unwrap();
+            assert_eq!(rfc3339(back, &paris), want);
+        }
+        // A second's fraction is dropped, not rounded.
+        assert_eq!(
+            rfc3339_in("2013-04-05T08:20:58.999Z", &paris).as_deref(),
+            Some("2013-04-05T10:20:58+02:00")
+        );
+        assert_eq!(
+            rfc3339_in("2009-05-04T00:00:00+02:00", &zone("UTC")).as_deref(),
+            Some("2009-05-03T22:00:00+00:00")
+        );
+        for bad in ["", "  ", "yesterday", "2009-13-40T00:00:00", "04/05/2009"] {
+            assert_eq!(rfc3339_in(bad, &paris), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn summary_request_carries_token_paging_search_and_sort() {
+        let q = SummaryQuery {
+            page: 3,
+            page_size: 50,
+            name: Some("optimove_<&>"),
+            message_type: Some("email"),
+        };
+        let doc = message_summary_request("tok&en", &q);
+        let env = parse(&doc).unwrap();
+        assert_eq!(env.name, "Envelope");
+        let op = &env.child("Body").unwrap().children[0];
+        assert_eq!(op.name, "getMessageSummaryList");
+        assert_eq!(op.namespace.as_deref(), Some(CCMD_NS));
+        assert_eq!(op.child_text("token"), Some("tok&en"));
+        let o = op.child("listOptionsEntity").unwrap();
+        assert_eq!(o.child_text("page"), Some("3"));
+        assert_eq!(o.child_text("pageSize"), Some("50"));
+        let search = o.child("search").unwrap();
+        assert_eq!(search.child_text("name"), Some("optimove_<&>"));
+        assert_eq!(search.child_text("messageType"), Some("email"));
+        let sort = o.child("sortOptions").unwrap().child("sortOption").unwrap();
+        assert_eq!(sort.child_text("column"), Some("messageId"));
+        assert_eq!(sort.child_text("order"), Some("ASC"));
+        let bare = SummaryQuery { name: None, ..q };
+        let env = parse(&message_summary_request("t", &bare)).unwrap();
+        let search = env.find(&|e| e.name == "search").unwrap();
+        assert!(search.child("name").is_none());
     }
 
     #[test]

@@ -2,7 +2,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a panic in a test is a failed test
 
 use espbridge_smartfocus::wire::{
-    self, Answer, Element, MessageInfo, NamedObject, Snapshot, UploadState, UploadStatus,
+    self, Answer, Element, MessageInfo, NamedObject, Snapshot, SummaryPage, UploadState,
+    UploadStatus,
 };
 use std::path::PathBuf;
 
@@ -280,4 +281,173 @@ fn snapshot_and_global_report() {
     let gs = Snapshot::from_payload(&g).unwrap();
     assert_eq!(gs.delivered, 9830);
     assert_eq!(gs.selected, 10000);
+}
+
+fn zone(name: &str) -> jiff::tz::TimeZone {
+    jiff::tz::TimeZone::get(name).unwrap()
+}
+
+/// The `return` element's text of `field` in a recorded SOAP answer.
+fn returned(name: &str, field: &str) -> String {
+    let p = success(name);
+    p.find(&|e| e.child(field).is_some())
+        .and_then(|e| e.child_text(field))
+        .unwrap_or_else(|| panic!("{name} has no {field}"))
+        .to_owned()
+}
+
+#[test]
+fn recorded_dates_become_rfc3339_with_the_account_offset() {
+    let m = MessageInfo::from_payload(&success("soap_getMessage.response.xml")).unwrap();
+    let created = m.created.as_deref().unwrap();
+    // With an offset: the same instant in the account's zone.
+    assert_eq!(
+        wire::rfc3339_in(created, &zone("Europe/Paris")).as_deref(),
+        Some("2009-05-04T00:00:00+02:00")
+    );
+    assert_eq!(
+        wire::rfc3339_in(created, &zone("UTC")).as_deref(),
+        Some("2009-05-03T22:00:00+00:00")
+    );
+    assert_eq!(
+        wire::rfc3339_in(created, &zone("America/New_York")).as_deref(),
+        Some("2009-05-03T18:00:00-04:00")
+    );
+    // Without an offset (getCampaign's sendDate): read in the account's zone.
+    let send = returned("soap_getCampaign.response.xml", "sendDate");
+    assert_eq!(send, "2009-12-15T00:00:00");
+    assert_eq!(
+        wire::rfc3339_in(&send, &zone("Europe/Paris")).as_deref(),
+        Some("2009-12-15T00:00:00+01:00")
+    );
+    assert_eq!(
+        wire::rfc3339_in(&send, &zone("America/New_York")).as_deref(),
+        Some("2009-12-15T00:00:00-05:00")
+    );
+    for (file, field, paris) in [
+        (
+            "soap_getCampaignSnapshotReport.response.xml",
+            "beginDate",
+            "2009-04-03T15:40:01+02:00",
+        ),
+        (
+            "soap_segmentationGetSegmentById.response.xml",
+            "dateCreate",
+            "2010-12-16T15:04:40+01:00",
+        ),
+        (
+            "soap_getGlobalReportByCampaignId.response.xml",
+            "sendDate",
+            "2010-03-04T13:23:13+01:00",
+        ),
+    ] {
+        let raw = returned(file, field);
+        let out = wire::rfc3339_in(&raw, &zone("Europe/Paris")).unwrap();
+        assert_eq!(out, paris, "{file}");
+        let utc = wire::rfc3339_in(&raw, &zone("UTC")).unwrap();
+        assert_eq!(
+            utc.parse::<jiff::Timestamp>().unwrap(),
+            out.parse::<jiff::Timestamp>().unwrap(),
+            "{file}: one instant"
+        );
+        assert!(utc.ends_with("+00:00"), "{utc}");
+    }
+}
+
+/// No recording of `getMessageSummaryList` exists: this answer is built from the WSDL beans
+/// the reference cites (S1 `APIMessageSummaryList`/`APIMessageSummary`, S2 JAXB
+/// `APIMessageSummaryList.MessageSummaryList` with `messageSummary` items), in the envelope of
+/// the recorded SOAP answers. The dates are written the way JAXB writes `xs:dateTime`.
+const SUMMARY_ANSWER: &str = r#"<soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/">
+    <soap:Body>
+        <ns2:getMessageSummaryListResponse xmlns:ns2="http://api.service.apiccmd.emailvision.com/">
+            <return>
+                <messageSummaryList>
+                    <messageSummary>
+                        <messageId>1972</messageId>
+                        <name>optimove_spring</name>
+                        <manager>api_manager</manager>
+                        <createdDate>2013-04-05T10:20:58.000+02:00</createdDate>
+                        <from>Shop</from>
+                        <messageType>email</messageType>
+                        <subject>Spring</subject>
+                        <isBounceBack>false</isBounceBack>
+                    </messageSummary>
+                    <messageSummary>
+                        <messageId>1973</messageId>
+                        <name>espbridge_c42</name>
+                        <createdDate>2013-04-06T08:00:00Z</createdDate>
+                        <messageType>email</messageType>
+                    </messageSummary>
+                    <messageSummary>
+                        <messageId>1974</messageId>
+                        <name>optimove_no_date</name>
+                        <messageType>email</messageType>
+                    </messageSummary>
+                </messageSummaryList>
+                <pageSize>3</pageSize>
+                <nbTotalItems>7</nbTotalItems>
+                <page>1</page>
+                <nextPage>true</nextPage>
+                <previousPage>false</previousPage>
+            </return>
+        </ns2:getMessageSummaryListResponse>
+    </soap:Body>
+</soap:Envelope>"#;
+
+#[test]
+fn summary_list_answers_are_read_in_the_wsdl_shape() {
+    let p = match Answer::from_xml(SUMMARY_ANSWER.as_bytes()).unwrap() {
+        Answer::Success(p) => p,
+        Answer::Failed(f) => panic!("{f:?}"),
+    };
+    let page = SummaryPage::from_payload(&p).unwrap();
+    assert_eq!(
+        (page.page, page.page_size, page.total, page.next_page),
+        (Some(1), Some(3), Some(7), Some(true))
+    );
+    let ids: Vec<_> = page.items.iter().map(|m| m.id.as_str()).collect();
+    assert_eq!(ids, ["1972", "1973", "1974"]);
+    let first = &page.items[0];
+    assert_eq!(first.name, "optimove_spring");
+    assert_eq!(first.kind.as_deref(), Some("email"));
+    assert_eq!(first.subject.as_deref(), Some("Spring"));
+    assert_eq!(
+        first
+            .created
+            .as_deref()
+            .and_then(|c| wire::rfc3339_in(c, &zone("Europe/Paris"))),
+        Some("2013-04-05T10:20:58+02:00".to_owned())
+    );
+    assert_eq!(
+        wire::rfc3339_in(
+            page.items[1].created.as_deref().unwrap(),
+            &zone("Europe/Paris")
+        )
+        .as_deref(),
+        Some("2013-04-06T10:00:00+02:00")
+    );
+    assert_eq!(page.items[2].created, None);
+
+    // Summaries as repeated `messageSummaryList` elements (no wrapper) are read too.
+    let flat = SUMMARY_ANSWER
+        .replace("<messageSummaryList>", "")
+        .replace("</messageSummaryList>", "")
+        .replace("messageSummary>", "messageSummaryList>");
+    let p = match Answer::from_xml(flat.as_bytes()).unwrap() {
+        Answer::Success(p) => p,
+        Answer::Failed(f) => panic!("{f:?}"),
+    };
+    assert_eq!(SummaryPage::from_payload(&p).unwrap().items.len(), 3);
+
+    // A SOAP fault with the service's exception detail is a failure with its triple.
+    let fault = r#"<soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/"><soap:Body><soap:Fault><faultcode>soap:Server</faultcode><faultstring>Your session has expired</faultstring><detail><ns2:ConnectionServiceException xmlns:ns2="http://api.service.apiccmd.emailvision.com/"><description>Your session has expired</description><fields>token</fields><status>CHECK_SESSION_FAILED</status></ns2:ConnectionServiceException></detail></soap:Fault></soap:Body></soap:Envelope>"#;
+    match Answer::from_xml(fault.as_bytes()).unwrap() {
+        Answer::Failed(f) => {
+            assert_eq!(f.status, "CHECK_SESSION_FAILED");
+            assert_eq!(f.description, "Your session has expired");
+            assert_eq!(f.fields, "token");
+        }
+        other => panic!("{other:?}"),
+    }
 }

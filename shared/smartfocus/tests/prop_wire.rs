@@ -179,6 +179,12 @@ fn check(body: &[u8]) -> Result<(), TestCaseError> {
                 let _ = u.state();
             }
             let _ = wire::last_uploads(&p);
+            if let Some(page) = wire::SummaryPage::from_payload(&p) {
+                let utc = jiff::tz::TimeZone::UTC;
+                for m in &page.items {
+                    let _ = m.created.as_deref().map(|c| wire::rfc3339_in(c, &utc));
+                }
+            }
             if let Some(s) = wire::Snapshot::from_payload(&p) {
                 let c = s.counts();
                 prop_assert!(c.sent >= c.delivered);

@@ -7,8 +7,10 @@ use espbridge_core::ports::{
 use espbridge_core::{AccountId, CampaignId, ManualClock};
 use espbridge_esp_kit::{BuildContext, MemoryLimits, SimSend, SimView};
 use espbridge_sim::{Fault, FaultKind};
-use espbridge_smartfocus::sim::{SmartFocusSim, SmartFocusSimConfig};
-use espbridge_smartfocus::{SmartFocusConfig, SmartFocusCredentials, SmartFocusEsp, keys};
+use espbridge_smartfocus::sim::{NameSearch, SeedMessage, SmartFocusSim, SmartFocusSimConfig};
+use espbridge_smartfocus::{
+    MessageListing, SmartFocusConfig, SmartFocusCredentials, SmartFocusEsp, keys, wire,
+};
 use jiff::{SignedDuration, Timestamp};
 use std::sync::Arc;
 use std::time::Duration;
@@ -120,6 +122,236 @@ async fn templates_are_the_prefixed_messages() {
     let preview = r.esp.preview(&t.id).await.unwrap();
     assert_eq!(preview.content_type, "text/html");
     assert!(preview.body.contains("<h1>"), "{}", preview.body);
+}
+
+/// 1,000 messages, oldest first: 69 newsletters and an SMS named with the prefix, the 30
+/// `optimove_t*` templates, then the 900 `espbridge_c*` clones of 900 campaigns, every one
+/// newer than every template (the newest 500 messages are all clones).
+fn thousand_messages() -> Vec<SeedMessage> {
+    let mut messages = SeedMessage::series("newsletter_", 69);
+    messages.push(SeedMessage::sms("optimove_sms_flash", "Flash sale"));
+    messages.extend(SeedMessage::series("optimove_t", 30));
+    messages.extend(SeedMessage::series("espbridge_c", 900));
+    messages
+}
+
+fn thousand_account() -> SmartFocusSimConfig {
+    SmartFocusSimConfig {
+        messages: thousand_messages(),
+        ..poll_driven()
+    }
+}
+
+fn template_names(templates: &[espbridge_core::ports::Template]) -> Vec<String> {
+    let mut names: Vec<String> = templates.iter().map(|t| t.name.clone()).collect();
+    names.sort();
+    names
+}
+
+fn thirty_templates() -> Vec<String> {
+    let mut names: Vec<String> = (1..=30).map(|i| format!("optimove_t{i}")).collect();
+    names.sort();
+    names
+}
+
+/// The requests the simulator received since `from`, as `(method, path)` with the token cut.
+fn calls_since(sim: &SmartFocusSim, from: usize) -> Vec<String> {
+    sim.requests()[from..]
+        .iter()
+        .map(|q| {
+            let mut parts: Vec<&str> = q.path.split('/').filter(|p| !p.is_empty()).collect();
+            parts.truncate(5);
+            format!("{} {}", q.method, parts.join("/"))
+        })
+        .collect()
+}
+
+/// Every template's `created` is the simulator's creation instant, written as RFC 3339 with
+/// the offset `zone` has then.
+fn assert_created_in(r: &Rig, templates: &[espbridge_core::ports::Template], zone: &str) {
+    let tz = jiff::tz::TimeZone::get(zone).unwrap();
+    let held = r.sim.messages();
+    for t in templates {
+        let created = t.created.as_deref().expect("created");
+        let at: Timestamp = created.parse().unwrap();
+        let m = held.iter().find(|m| m.id.to_string() == t.id).unwrap();
+        assert_eq!(at, m.created_at, "{created}");
+        assert_eq!(created, wire::rfc3339(m.created_at, &tz));
+        let offset = &created[created.len() - 6..];
+        assert!(
+            offset.starts_with(['+', '-']) && &offset[3..4] == ":",
+            "{created}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_thousand_message_account_lists_every_template_in_two_calls() {
+    let r = rig_with(thousand_account(), |_| {}).await;
+    let held = r.sim.messages();
+    assert_eq!(held.len(), 1000);
+    // What the issue saw: the newest 500 messages are all clones.
+    assert!(
+        held.iter()
+            .rev()
+            .take(500)
+            .all(|m| m.name.starts_with("espbridge_c"))
+    );
+
+    let templates = r.esp.list_templates().await.unwrap();
+    let calls = calls_since(&r.sim, 0);
+    assert_eq!(template_names(&templates), thirty_templates());
+    assert!(templates.iter().all(|t| t.kind.as_deref() == Some("email")));
+    let t1 = templates.iter().find(|t| t.name == "optimove_t1").unwrap();
+    assert_eq!(t1.display_name, "t1");
+    assert_eq!(t1.subject.as_deref(), Some("optimove_t1 subject"));
+    assert_created_in(&r, &templates, "Europe/Paris");
+    // The bound: one connect/open and one summary page (30 templates, pages of 100), whatever
+    // the number of clones; no call per message.
+    eprintln!(
+        "one listing of 1,000 messages: {} calls: {calls:?}",
+        calls.len()
+    );
+    assert_eq!(
+        calls,
+        [
+            "GET apiccmd/services/rest/connect/open",
+            "POST apiccmd/services/CcmdService",
+        ]
+    );
+    // The session is reused: the next listing is one call.
+    let again = r.sim.requests().len();
+    assert_eq!(r.esp.list_templates().await.unwrap().len(), 30);
+    assert_eq!(calls_since(&r.sim, again).len(), 1);
+    // A preview of a listed template works on its id.
+    let preview = r.esp.preview(&t1.id).await.unwrap();
+    assert!(
+        preview.body.contains("optimove_t1 subject"),
+        "{}",
+        preview.body
+    );
+}
+
+#[tokio::test]
+async fn small_pages_are_followed_to_the_last_template() {
+    // The server cuts the 100 asked for to 7: 30 templates are 5 pages.
+    let r = rig_with(
+        SmartFocusSimConfig {
+            summary_max_page_size: 7,
+            ..thousand_account()
+        },
+        |_| {},
+    )
+    .await;
+    let templates = r.esp.list_templates().await.unwrap();
+    assert_eq!(template_names(&templates), thirty_templates());
+    let calls = calls_since(&r.sim, 0);
+    assert_eq!(calls.len(), 1 + 5, "{calls:?}");
+}
+
+#[tokio::test]
+async fn a_name_search_of_whole_names_only_still_lists_every_template() {
+    // If the server's name search matched whole names, the prefix would find nothing: the
+    // adapter then reads the whole e-mail list (999 messages, pages of 100) once.
+    let r = rig_with(
+        SmartFocusSimConfig {
+            summary_name_search: NameSearch::Exact,
+            ..thousand_account()
+        },
+        |_| {},
+    )
+    .await;
+    let templates = r.esp.list_templates().await.unwrap();
+    assert_eq!(template_names(&templates), thirty_templates());
+    assert_created_in(&r, &templates, "Europe/Paris");
+    let calls = calls_since(&r.sim, 0);
+    assert_eq!(calls.len(), 1 + 1 + 10, "{calls:?}");
+}
+
+#[tokio::test]
+async fn created_is_written_with_the_offset_of_the_configured_zone() {
+    // The simulator writes Paris offsets; the account is configured in Tokyo.
+    let r = rig_with(poll_driven(), |c| c.timezone = "Asia/Tokyo".into()).await;
+    let templates = r.esp.list_templates().await.unwrap();
+    assert_eq!(templates.len(), 3);
+    for t in &templates {
+        assert!(t.created.as_deref().unwrap().ends_with("+09:00"), "{t:?}");
+    }
+    assert_created_in(&r, &templates, "Asia/Tokyo");
+}
+
+#[tokio::test]
+async fn listing_by_period_reads_every_message_past_the_newest_500() {
+    // The REST-only listing: one getMessagesByPeriod for the whole history, one getMessage
+    // per message (the cost the summary list avoids).
+    let mut messages = SeedMessage::defaults();
+    messages.extend(SeedMessage::series("espbridge_c", 600));
+    let r = rig_with(
+        SmartFocusSimConfig {
+            messages,
+            ..poll_driven()
+        },
+        |c| c.message_listing = MessageListing::ByPeriod,
+    )
+    .await;
+    let templates = r.esp.list_templates().await.unwrap();
+    assert_eq!(
+        template_names(&templates),
+        [
+            "optimove_spring_sale",
+            "optimove_weekly_digest",
+            "optimove_winback"
+        ]
+    );
+    assert_created_in(&r, &templates, "Europe/Paris");
+    let calls = calls_since(&r.sim, 0);
+    assert_eq!(calls.len(), 1 + 1 + 605);
+    assert!(calls[1].contains("getMessagesByPeriod"), "{}", calls[1]);
+}
+
+#[tokio::test]
+async fn without_the_soap_binding_the_listing_falls_back_to_period() {
+    let r = rig().await;
+    r.sim.inject(Fault::on(
+        FaultKind::Status(404),
+        "/services/CcmdService",
+        1,
+    ));
+    let templates = r.esp.list_templates().await.unwrap();
+    assert_eq!(templates.len(), 3);
+    assert_created_in(&r, &templates, "Europe/Paris");
+    let calls = calls_since(&r.sim, 0);
+    // open, the refused summary page, the period, five messages.
+    assert_eq!(calls.len(), 1 + 1 + 1 + 5, "{calls:?}");
+}
+
+#[tokio::test]
+async fn a_soap_binding_refusing_rest_tokens_points_at_by_period() {
+    let sim_config = || SmartFocusSimConfig {
+        soap_accepts_rest_tokens: false,
+        ..poll_driven()
+    };
+    let r = rig_with(sim_config(), |_| {}).await;
+    let err = r.esp.list_templates().await.unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains("getMessageSummaryList") && text.contains("message_listing = \"by_period\""),
+        "{text}"
+    );
+    let r = rig_with(sim_config(), |c| {
+        c.message_listing = MessageListing::ByPeriod;
+    })
+    .await;
+    assert_eq!(r.esp.list_templates().await.unwrap().len(), 3);
+}
+
+#[tokio::test]
+async fn the_summary_list_renews_an_expired_session() {
+    let r = rig().await;
+    assert_eq!(r.esp.list_templates().await.unwrap().len(), 3);
+    r.sim.expire_tokens();
+    assert_eq!(r.esp.list_templates().await.unwrap().len(), 3);
+    assert_eq!(r.sim.sessions_opened(), 2);
 }
 
 #[tokio::test]
@@ -357,6 +589,16 @@ async fn schedule_send_twice_makes_one_clone_one_campaign_one_post() {
     let first = r.esp.schedule_send(&req).await.unwrap();
     let second = r.esp.schedule_send(&req).await.unwrap();
     assert_eq!(first, second);
+    // The send time handed out is RFC 3339 with the account zone's offset (Paris, summer).
+    assert_eq!(first.get(keys::SEND_AT), Some("2026-06-10T12:00:00+02:00"));
+    assert_eq!(
+        first
+            .get(keys::SEND_AT)
+            .unwrap()
+            .parse::<Timestamp>()
+            .unwrap(),
+        send_at
+    );
     let clones: Vec<_> = r
         .sim
         .messages()
@@ -437,7 +679,7 @@ async fn transient_faults_are_retried_inside_a_call() {
         .inject(Fault::on(FaultKind::Status(503), "/getUploadStatus", 2));
     r.sim.inject(Fault::on(
         FaultKind::DropConnection,
-        "/message/getMessage/",
+        "/services/CcmdService",
         1,
     ));
     r.sim

@@ -5,7 +5,7 @@
 use base64::Engine as _;
 use espbridge_core::ManualClock;
 use espbridge_sim::{Fault, FaultKind};
-use espbridge_smartfocus::sim::{SmartFocusSim, SmartFocusSimConfig};
+use espbridge_smartfocus::sim::{NameSearch, SeedMessage, SmartFocusSim, SmartFocusSimConfig};
 use jiff::{SignedDuration, Timestamp};
 use quick_xml::events::Event;
 use quick_xml::reader::Reader;
@@ -644,6 +644,305 @@ async fn messages_list_find_preview_and_clone() {
         held.last().unwrap().cloned_from,
         Some(template.parse().unwrap())
     );
+}
+
+// ----- the summary list (SOAP) -----
+
+/// The `getMessageSummaryList` envelope as a SOAP client writes it (S1/S2 parameter names).
+fn summary_envelope(token: &str, page: &str, page_size: &str, search: &str, sort: &str) -> String {
+    format!(
+        r#"<?xml version="1.0" encoding="UTF-8"?><soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/" xmlns:api="http://api.service.apiccmd.emailvision.com/"><soapenv:Header/><soapenv:Body><api:getMessageSummaryList><token>{token}</token><listOptionsEntity><page>{page}</page><pageSize>{page_size}</pageSize><search>{search}</search><sortOptions>{sort}</sortOptions></listOptionsEntity></api:getMessageSummaryList></soapenv:Body></soapenv:Envelope>"#
+    )
+}
+
+const BY_ID_ASC: &str = "<sortOption><column>messageId</column><order>ASC</order></sortOption>";
+
+impl Env {
+    /// POSTs `body` to the apiccmd SOAP binding; (HTTP status, parsed envelope).
+    async fn soap(&self, body: String) -> (u16, El) {
+        let resp = self
+            .http
+            .post(format!(
+                "{}apiccmd/services/CcmdService",
+                self.sim.base_url()
+            ))
+            .header("content-type", "text/xml; charset=utf-8")
+            .header("SOAPAction", "\"\"")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status().as_u16();
+        assert!(
+            resp.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("text/xml"),
+            "a SOAP binding answers text/xml"
+        );
+        (status, parse(&resp.text().await.unwrap()))
+    }
+
+    /// One summary page that must succeed: its `return` element.
+    async fn summaries(&self, body: String) -> El {
+        let (status, doc) = self.soap(body).await;
+        assert_eq!(status, 200, "{doc:?}");
+        assert_eq!(doc.name, "Envelope");
+        let response = doc.find("getMessageSummaryListResponse").unwrap();
+        response.child("return").unwrap().clone()
+    }
+
+    /// A SOAP fault: HTTP 500 and the (exception element, description, status) of its detail.
+    async fn soap_fault(&self, body: String) -> (String, String, String) {
+        let (status, doc) = self.soap(body).await;
+        assert_eq!(status, 500, "{doc:?}");
+        let fault = doc.find("Fault").unwrap();
+        assert_eq!(fault.text_of("faultcode"), "soap:Server");
+        let detail = &fault.child("detail").unwrap().children[0];
+        (
+            detail.name.clone(),
+            detail.text_of("description"),
+            detail.text_of("status"),
+        )
+    }
+}
+
+fn summary_names(ret: &El) -> Vec<String> {
+    ret.child("messageSummaryList")
+        .unwrap()
+        .children
+        .iter()
+        .map(|m| {
+            assert_eq!(m.name, "messageSummary");
+            m.text_of("name")
+        })
+        .collect()
+}
+
+/// 5 default messages, 600 `espbridge_c*` clones, one SMS: an account past the 500 that one
+/// `getLastEmailMessages` reads.
+fn big_account() -> SmartFocusSimConfig {
+    let mut messages = SeedMessage::defaults();
+    messages.extend(SeedMessage::series("espbridge_c", 600));
+    messages.push(SeedMessage::sms("optimove_sms_promo", "20% off today"));
+    SmartFocusSimConfig {
+        messages,
+        summary_max_page_size: 50,
+        ..SmartFocusSimConfig::default()
+    }
+}
+
+#[tokio::test]
+async fn the_summary_list_searches_by_name_and_type_and_pages_over_soap() {
+    let e = env(big_account()).await;
+    let t = e.open("apiccmd").await;
+    // The REST lists see all of it too: every e-mail message, none of the SMS.
+    let last = e
+        .ccmd(&format!("message/getLastEmailMessages/{t}/1000"))
+        .await
+        .results();
+    assert_eq!(last.len(), 605);
+    let all = e
+        .ccmd(&format!(
+            "message/getMessagesByPeriod/{t}/2000-01-01%2000%3A00%3A00/2030-01-01%2000%3A00%3A00"
+        ))
+        .await
+        .results();
+    assert_eq!(all.len(), 606);
+
+    // By name (contains, ignoring case) and type: the three templates on one page, summaries
+    // holding id, name, type, subject and a creation date with the zone's offset.
+    let search = "<name>OPTIMOVE_</name><messageType>email</messageType>";
+    let ret = e
+        .summaries(summary_envelope(&t, "1", "500", search, BY_ID_ASC))
+        .await;
+    assert_eq!(
+        ret.text_of("pageSize"),
+        "50",
+        "capped at summary_max_page_size"
+    );
+    assert_eq!(ret.text_of("nbTotalItems"), "3");
+    assert_eq!(ret.text_of("page"), "1");
+    assert_eq!(ret.text_of("nextPage"), "false");
+    assert_eq!(ret.text_of("previousPage"), "false");
+    assert_eq!(
+        summary_names(&ret),
+        [
+            "optimove_spring_sale",
+            "optimove_weekly_digest",
+            "optimove_winback"
+        ]
+    );
+    let first = ret.find("messageSummary").unwrap();
+    assert_eq!(
+        first.child_names(),
+        [
+            "createdDate",
+            "from",
+            "fromEmail",
+            "isBounceBack",
+            "manager",
+            "messageId",
+            "messageType",
+            "name",
+            "replyTo",
+            "replyToEmail",
+            "subject",
+            "to",
+        ]
+        .into_iter()
+        .map(String::from)
+        .collect()
+    );
+    assert_eq!(first.text_of("messageType"), "email");
+    assert_eq!(first.text_of("subject"), "Spring sale: 20% off");
+    let created = first.text_of("createdDate");
+    assert!(created.ends_with("+01:00"), "Paris in winter: {created}");
+    assert!(created.parse::<Timestamp>().is_ok(), "{created}");
+    let ids: Vec<u64> = ret
+        .find("messageSummaryList")
+        .unwrap()
+        .children
+        .iter()
+        .map(|m| m.text_of("messageId").parse().unwrap())
+        .collect();
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "messageId ASC");
+
+    // Without a name: 605 e-mails in pages of 50, each id once.
+    let mut seen = BTreeSet::new();
+    let mut page = 1;
+    loop {
+        let ret = e
+            .summaries(summary_envelope(
+                &t,
+                &page.to_string(),
+                "50",
+                "<messageType>email</messageType>",
+                BY_ID_ASC,
+            ))
+            .await;
+        assert_eq!(ret.text_of("nbTotalItems"), "605");
+        assert_eq!(ret.text_of("previousPage"), (page > 1).to_string());
+        for m in &ret.find("messageSummaryList").unwrap().children {
+            assert!(seen.insert(m.text_of("messageId")));
+        }
+        if ret.text_of("nextPage") == "false" {
+            break;
+        }
+        page += 1;
+    }
+    assert_eq!((page, seen.len()), (13, 605));
+    // Past the end: an empty page. Without a type: the SMS too. Default order: newest first.
+    let ret = e
+        .summaries(summary_envelope(&t, "14", "50", "", BY_ID_ASC))
+        .await;
+    assert!(summary_names(&ret).is_empty());
+    assert_eq!(ret.text_of("nbTotalItems"), "606");
+    let ret = e
+        .summaries(summary_envelope(&t, "1", "2", "<name>optimove</name>", ""))
+        .await;
+    assert_eq!(
+        summary_names(&ret),
+        ["optimove_sms_promo", "optimove_winback"]
+    );
+    assert_eq!(ret.text_of("nextPage"), "true");
+}
+
+#[tokio::test]
+async fn the_summary_list_refuses_bad_sessions_and_options_with_soap_faults() {
+    let e = env(SmartFocusSimConfig {
+        summary_name_search: NameSearch::Exact,
+        ..SmartFocusSimConfig::default()
+    })
+    .await;
+    let t = e.open("apiccmd").await;
+    // The stricter name search: whole names only.
+    let exact = |name: &str| format!("<name>{name}</name>");
+    let ret = e
+        .summaries(summary_envelope(
+            &t,
+            "1",
+            "10",
+            &exact("optimove_"),
+            BY_ID_ASC,
+        ))
+        .await;
+    assert_eq!(ret.text_of("nbTotalItems"), "0");
+    let ret = e
+        .summaries(summary_envelope(
+            &t,
+            "1",
+            "10",
+            &exact("optimove_winback"),
+            BY_ID_ASC,
+        ))
+        .await;
+    assert_eq!(summary_names(&ret), ["optimove_winback"]);
+
+    // A batch token, or none known: the session fault; the REST token of apiccmd is the one.
+    let b = e.open("apibatchmember").await;
+    let (exception, description, status) = e
+        .soap_fault(summary_envelope(&b, "1", "10", "", BY_ID_ASC))
+        .await;
+    assert_eq!(exception, "ConnectionServiceException");
+    assert_eq!(description, "Your session has expired");
+    assert_eq!(status, "CHECK_SESSION_FAILED");
+    e.ccmd(&format!("connect/close/{t}")).await.ok();
+    let (_, description, _) = e
+        .soap_fault(summary_envelope(&t, "1", "10", "", BY_ID_ASC))
+        .await;
+    assert_eq!(description, "Your session has expired");
+
+    let t = e.open("apiccmd").await;
+    for (page, size, search, sort) in [
+        ("0", "10", "", BY_ID_ASC),
+        ("x", "10", "", BY_ID_ASC),
+        ("1", "0", "", BY_ID_ASC),
+        ("1", "10", "<messageType>fax</messageType>", BY_ID_ASC),
+        (
+            "1",
+            "10",
+            "<minCreatedDate>soon</minCreatedDate>",
+            BY_ID_ASC,
+        ),
+        (
+            "1",
+            "10",
+            "",
+            "<sortOption><column>body</column></sortOption>",
+        ),
+        ("1", "10", "", "<sortOption><order>UP</order></sortOption>"),
+    ] {
+        let (exception, _, status) = e
+            .soap_fault(summary_envelope(&t, page, size, search, sort))
+            .await;
+        assert_eq!(
+            (exception.as_str(), status.as_str()),
+            ("CcmdServiceException", "INVALID_PARAMETERS"),
+            "{page} {size} {search} {sort}"
+        );
+    }
+    // The operation must be in the service's namespace; other operations are not simulated.
+    let wrong_ns = summary_envelope(&t, "1", "10", "", BY_ID_ASC)
+        .replace("http://api.service.apiccmd.emailvision.com/", "urn:other");
+    assert_eq!(e.soap_fault(wrong_ns).await.2, "INVALID_PARAMETERS");
+    let other_op = summary_envelope(&t, "1", "10", "", BY_ID_ASC)
+        .replace("getMessageSummaryList", "getCampaignSummaryList");
+    assert_eq!(e.soap_fault(other_op).await.2, "NOT_FOUND");
+    assert_eq!(
+        e.soap_fault("<notSoap/>".into()).await.2,
+        "INVALID_PARAMETERS"
+    );
+    let wsdl = e
+        .http
+        .get(format!(
+            "{}apiccmd/services/CcmdService?wsdl",
+            e.sim.base_url()
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wsdl.status().as_u16(), 404);
 }
 
 // ----- uploads -----

@@ -37,6 +37,24 @@
 //!   `campaign/getCampaignStatus/{token}/{id}`, `campaign/last/{token}/{limit}`,
 //!   `campaign/getCampaignsByField/{token}/{field}/{value}/{limit}`,
 //!   `campaign/getCampaignSnapshotReport/{token}/{id}` (also `campaign/getCampaignSnapshot/...`).
+//! * **apiccmd SOAP binding** `POST apiccmd/services/CcmdService` (reference B.1): a SOAP 1.1
+//!   envelope whose body is one operation in `http://api.service.apiccmd.emailvision.com/`,
+//!   parameters unqualified. Only `getMessageSummaryList(token, listOptionsEntity)` is served
+//!   (S1/S2 beans): `page`, `pageSize`, `search` (`messageId`, `name`, `minCreatedDate`,
+//!   `maxCreatedDate`, `from`, `messageType`, `subject`, `to`, `isBounceBack`) and
+//!   `sortOptions/sortOption` (`column`, `order` ASC|DESC), answered as
+//!   `ns2:getMessageSummaryListResponse/return` with `messageSummaryList/messageSummary` items
+//!   (the `APIMessageSummary` fields: `messageId`, `name`, `manager`, `createdDate`, `from`,
+//!   `fromEmail`, `messageType`, `subject`, `to`, `replyTo`, `replyToEmail`, `isBounceBack`),
+//!   `pageSize`, `nbTotalItems`, `page`, `nextPage`, `previousPage`. The token is the apiccmd
+//!   one of REST `connect/open`, counted against the same session quota. Errors are SOAP
+//!   faults on HTTP 500 whose `detail` holds the `description/fields/status` triple. Answers
+//!   are `text/xml` (REST answers `application/xml`).
+//! * **Accounts of any size**: `messages` seeds as many messages as given
+//!   ([`SeedMessage::series`] for thousands), oldest first, a day apart (spread over the last
+//!   year beyond 365), e-mails or SMS ([`SeedMessage::sms`]). The e-mail calls
+//!   (`getLastEmailMessages`, `getEmailMessagesByField`) list e-mails only, with no cap on
+//!   `limit`; `getMessagesByPeriod` lists both kinds.
 //! * **apibatchmember**: `PUT batchmemberservice/{token}/batchmember/mergeUpload|insertUpload`
 //!   (CRLF multipart: XML part `mergeUpload`/`insertUpload` + base64 `inputStream`),
 //!   `GET .../batchmember/{uploadId}/getUploadStatus`, `GET .../batchmember/getLastUpload`
@@ -102,6 +120,15 @@
 //!   session (the API documents no HTTP rate limit); [`FaultKind::Status`] answers that status
 //!   with a failed envelope; [`FaultKind::Timeout`] processes the request, then holds the response.
 //! * Unknown resources answer HTTP 404 with a failed envelope.
+//! * The summary list: `search/name` matches names **containing** the value, ignoring case
+//!   ([`NameSearch::Contains`]; [`NameSearch::Exact`] for whole names only), text criteria
+//!   (`subject`, `from`, `to`) contain their value, the others are equal; pages count from 1
+//!   (`page` 0 is refused); `pageSize` is cut to `summary_max_page_size` (100) and the answer's
+//!   `pageSize` says so; without `sortOptions` the newest id comes first. Faults name the
+//!   exception as the WSDL does: `ConnectionServiceException` for session and login failures,
+//!   `CcmdServiceException` otherwise; parameter errors are `INVALID_PARAMETERS`, other
+//!   operations `NOT_FOUND` (not simulated). `soap_accepts_rest_tokens: false` refuses every
+//!   token as expired (an account whose SOAP binding wants its own sessions).
 
 pub mod metrics;
 mod server;
@@ -124,6 +151,9 @@ use espbridge_sim::faults::FaultKind;
 
 pub use upload::UploadMode;
 
+/// Where the `apiccmd` SOAP binding answers (the WSDL is `{this}?wsdl`).
+pub const CCMD_SOAP_PATH: &str = "apiccmd/services/CcmdService";
+
 /// The simulated account's configuration.
 #[derive(Debug, Clone)]
 pub struct SmartFocusSimConfig {
@@ -143,8 +173,19 @@ pub struct SmartFocusSimConfig {
     /// Share of customer ids the member table does not hold (chosen by
     /// [`espbridge_sim::in_share`]); every other id is a member with an e-mail address.
     pub unknown_id_share: f64,
-    /// Messages present at start.
+    /// Messages present at start, oldest first (any number: an account of thousands of
+    /// messages is a seed of thousands; see [`SeedMessage::series`]).
     pub messages: Vec<SeedMessage>,
+    /// Largest `pageSize` `getMessageSummaryList` applies (a larger one is cut to it, and the
+    /// answer's `pageSize` says so); also the size of a page that asks for none. The reference
+    /// gives no number.
+    pub summary_max_page_size: usize,
+    /// How `getMessageSummaryList`'s `search/name` matches (the reference does not say).
+    pub summary_name_search: NameSearch,
+    /// Whether the SOAP binding accepts the tokens of REST `connect/open` (the simulator's
+    /// reading, `true`); `false` makes it refuse every token as expired, the account a client
+    /// must list by REST alone.
+    pub soap_accepts_rest_tokens: bool,
     pub token_lifetime: SignedDuration,
     /// The call quota per session the manager sets (a stricter account: a session ends after
     /// this many calls, and the next call with its token answers "The maximum number of
@@ -180,6 +221,9 @@ impl Default for SmartFocusSimConfig {
             other_member_fields: vec!["FIRSTNAME".into(), "DATEOFBIRTH".into()],
             unknown_id_share: 0.01,
             messages: SeedMessage::defaults(),
+            summary_max_page_size: 100,
+            summary_name_search: NameSearch::default(),
+            soap_accepts_rest_tokens: true,
             token_lifetime: SignedDuration::from_mins(60),
             session_max_calls: None,
             max_sessions: None,
@@ -193,6 +237,25 @@ impl Default for SmartFocusSimConfig {
     }
 }
 
+/// How the summary list's name search compares a message's name with the searched value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum NameSearch {
+    /// The name contains the value, ignoring case (the simulator's choice).
+    #[default]
+    Contains,
+    /// The name is the value (a stricter reading; the adapter must still list every template).
+    Exact,
+}
+
+impl NameSearch {
+    pub(crate) fn matches(self, name: &str, value: &str) -> bool {
+        match self {
+            NameSearch::Contains => name.to_lowercase().contains(&value.to_lowercase()),
+            NameSearch::Exact => name == value,
+        }
+    }
+}
+
 /// A message present when the simulator starts.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SeedMessage {
@@ -200,11 +263,14 @@ pub struct SeedMessage {
     pub subject: String,
     pub html: String,
     pub text: String,
+    /// `email` or `sms` (`ApiMessageType`).
+    pub kind: String,
 }
 
 impl SeedMessage {
     pub fn new(name: &str, subject: &str) -> Self {
         Self {
+            kind: "email".into(),
             name: name.into(),
             subject: subject.into(),
             html: format!(
@@ -212,6 +278,24 @@ impl SeedMessage {
             ),
             text: format!("{subject}\nHello [EMV FIELD]FIRSTNAME[EMV /FIELD]"),
         }
+    }
+
+    /// An SMS message (listed by `getMessagesByPeriod`, never by the e-mail calls).
+    pub fn sms(name: &str, text: &str) -> Self {
+        Self {
+            kind: "sms".into(),
+            html: String::new(),
+            text: text.into(),
+            ..Self::new(name, text)
+        }
+    }
+
+    /// `count` e-mail messages named `{stem}{i}` (`i` from 1), oldest first: many messages for
+    /// a big account, e.g. `series("espbridge_c", 900)` for the clones of 900 campaigns.
+    pub fn series(stem: &str, count: usize) -> Vec<SeedMessage> {
+        (1..=count)
+            .map(|i| SeedMessage::new(&format!("{stem}{i}"), &format!("{stem}{i} subject")))
+            .collect()
     }
 
     /// `optimove_` templates plus messages a template picker must skip.
@@ -237,6 +321,8 @@ pub struct SimMessage {
     pub body: String,
     pub created_at: Timestamp,
     pub cloned_from: Option<u64>,
+    /// `email` or `sms`.
+    pub kind: String,
 }
 
 /// A batch member upload.

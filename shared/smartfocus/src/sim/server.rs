@@ -75,6 +75,10 @@ async fn handle(shared: &Shared, req: SimRequest) -> Reply {
     };
     let (status, body) = match answer {
         Ok(body) => (200, body),
+        Err(f) if is_soap_path(&req.path) => (
+            f.http,
+            xml::soap_fault(&f.description, &f.fields, &f.status),
+        ),
         Err(f) => (f.http, xml::failed(&f.description, &f.fields, &f.status)),
     };
     record.status = status;
@@ -82,14 +86,70 @@ async fn handle(shared: &Shared, req: SimRequest) -> Reply {
     let mut response = Response::new(Full::new(Bytes::from(body)));
     *response.status_mut() =
         StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    // REST answers `application/xml`; a SOAP 1.1 binding answers `text/xml`.
+    let content_type = if is_soap_path(&req.path) {
+        "text/xml;charset=UTF-8"
+    } else {
+        "application/xml;charset=utf-8"
+    };
     response.headers_mut().insert(
         espbridge_sim::hyper::header::CONTENT_TYPE,
-        espbridge_sim::hyper::header::HeaderValue::from_static("application/xml;charset=utf-8"),
+        espbridge_sim::hyper::header::HeaderValue::from_static(content_type),
     );
     if let Some(hold) = hold {
         tokio::time::sleep(hold).await;
     }
     Reply::Respond(response)
+}
+
+/// Whether `path` is a SOAP binding (`/{svc}/services/{Name}Service`) rather than REST.
+fn is_soap_path(path: &str) -> bool {
+    let mut parts = path.split('/').filter(|s| !s.is_empty());
+    matches!(
+        (parts.next(), parts.next(), parts.next(), parts.next()),
+        (Some(_), Some("services"), Some(endpoint), None) if endpoint.ends_with("Service")
+    )
+}
+
+/// A call to the `apiccmd` SOAP binding: a SOAP 1.1 envelope whose body is one operation
+/// element in the service's namespace, its parameters unqualified children. Only
+/// `getMessageSummaryList` is simulated (the REST calls cover the rest).
+fn soap(state: &mut State, req: &SimRequest, now: Timestamp) -> Answer {
+    if req.method != Method::POST {
+        return Err(not_found());
+    }
+    let unreadable = |detail: String| Failure::new(detail, "", "INVALID_PARAMETERS");
+    let doc =
+        xml::parse(body_text(req)?).map_err(|e| unreadable(format!("Unmarshalling Error: {e}")))?;
+    let op = doc
+        .child("Body")
+        .filter(|_| doc.name == "Envelope")
+        .and_then(|b| b.children.first())
+        .ok_or_else(|| unreadable("no SOAP Envelope/Body with an operation".to_owned()))?;
+    if op.namespace.as_deref() != Some(xml::CCMD_NS) {
+        return Err(unreadable(format!(
+            "Unexpected wrapper element {{{}}}{}",
+            op.namespace.as_deref().unwrap_or_default(),
+            op.name
+        )));
+    }
+    match op.name.as_str() {
+        "getMessageSummaryList" => {
+            let token = op
+                .child_text("token")
+                .ok_or_else(|| Failure::params("You must fill in the token parameter", "token"))?;
+            if !state.soap_accepts_rest_tokens() {
+                return Err(Failure::session_expired());
+            }
+            state.session(Service::Ccmd, token, now)?;
+            state.message_summaries(op.child("listOptionsEntity"))
+        }
+        other => Err(Failure::new(
+            format!("Operation {other} is not simulated"),
+            other,
+            "NOT_FOUND",
+        )),
+    }
 }
 
 /// Decodes `%XX` escapes of a path segment. A raw `+` becomes a space, as the reference warns
@@ -172,6 +232,16 @@ fn route(shared: &Shared, req: &SimRequest, now: Timestamp) -> Answer {
                 .collect()
         })
         .unwrap_or_default();
+    if is_soap_path(&req.path) {
+        return match segments.as_slice() {
+            [svc, _, endpoint] if svc == "apiccmd" && endpoint == "CcmdService" => {
+                let mut state = shared.state();
+                state.tick(now);
+                soap(&mut state, req, now)
+            }
+            _ => Err(not_found()),
+        };
+    }
     let (service, rest) = match segments.as_slice() {
         [svc, services, rest_kw, rest @ ..] if services == "services" && rest_kw == "rest" => {
             match svc.as_str() {
@@ -383,5 +453,15 @@ mod tests {
         assert_eq!(percent_decode("09%3A30%2B02"), "09:30+02");
         assert_eq!(percent_decode("50%"), "50%");
         assert_eq!(percent_decode("%C3%A9"), "é");
+    }
+
+    #[test]
+    fn soap_paths_are_told_from_rest_paths() {
+        assert!(is_soap_path("/apiccmd/services/CcmdService"));
+        assert!(is_soap_path("apibatchmember/services/BatchMemberService/"));
+        assert!(!is_soap_path(
+            "/apiccmd/services/rest/message/getMessage/t/1"
+        ));
+        assert!(!is_soap_path("/apiccmd/services/rest"));
     }
 }

@@ -43,6 +43,35 @@ pub(crate) fn failed(description: &str, fields: &str, status: &str) -> String {
     )
 }
 
+const SOAP_NS: &str = "http://schemas.xmlsoap.org/soap/envelope/";
+/// Namespace of the `apiccmd` SOAP operations (as in the recorded SOAP answers).
+pub(crate) const CCMD_NS: &str = "http://api.service.apiccmd.emailvision.com/";
+
+/// A SOAP 1.1 answer of `operation`: `inner` inside `ns2:{operation}Response`, the shape of
+/// the recorded SOAP answers (`fixtures/soap_*`).
+pub(crate) fn soap_success(operation: &str, inner: &str) -> String {
+    format!(
+        r#"<?xml version="1.0" encoding="UTF-8"?><soap:Envelope xmlns:soap="{SOAP_NS}"><soap:Body><ns2:{operation}Response xmlns:ns2="{CCMD_NS}">{inner}</ns2:{operation}Response></soap:Body></soap:Envelope>"#
+    )
+}
+
+/// A SOAP fault (served with HTTP 500) carrying the failure triple in its `detail`, under
+/// `ConnectionServiceException` for session and login failures, `CcmdServiceException`
+/// otherwise (the WSDL's `ConnectionExceptionDetails` / `CcmdExceptionDetails`, S1).
+pub(crate) fn soap_fault(description: &str, fields: &str, status: &str) -> String {
+    let exception = if matches!(status, "CHECK_SESSION_FAILED" | "CONNECTION_FAILED") {
+        "ConnectionServiceException"
+    } else {
+        "CcmdServiceException"
+    };
+    format!(
+        r#"<?xml version="1.0" encoding="UTF-8"?><soap:Envelope xmlns:soap="{SOAP_NS}"><soap:Body><soap:Fault><faultcode>soap:Server</faultcode><faultstring>{d}</faultstring><detail><ns2:{exception} xmlns:ns2="{CCMD_NS}"><description>{d}</description><fields>{f}</fields><status>{s}</status></ns2:{exception}></detail></soap:Fault></soap:Body></soap:Envelope>"#,
+        d = esc(description),
+        f = esc(fields),
+        s = esc(status),
+    )
+}
+
 /// Serialises `<name>` with one child element per `(field, value)` pair, in order.
 pub(crate) fn object(name: &str, fields: &[(&str, String)]) -> String {
     let mut out = format!("<{name}>");
@@ -94,5 +123,20 @@ mod tests {
         let root = parse(&doc).unwrap();
         assert_eq!(root.text_of("description"), Some("bad & worse"));
         assert_eq!(root.text_of("status"), Some("X"));
+        let doc = soap_fault("Your session <expired>", "token", "CHECK_SESSION_FAILED");
+        let root = parse(&doc).unwrap();
+        let detail = root
+            .find(&|e| e.name == "ConnectionServiceException")
+            .unwrap();
+        assert_eq!(
+            detail.text_of("description"),
+            Some("Your session <expired>")
+        );
+        assert_eq!(detail.text_of("status"), Some("CHECK_SESSION_FAILED"));
+        let doc = soap_success("getX", "<return>a&amp;b</return>");
+        let root = parse(&doc).unwrap();
+        let op = root.find(&|e| e.name == "getXResponse").unwrap();
+        assert_eq!(op.namespace.as_deref(), Some(CCMD_NS));
+        assert_eq!(op.text_of("return"), Some("a&b"));
     }
 }

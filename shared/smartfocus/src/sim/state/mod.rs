@@ -100,10 +100,16 @@ impl State {
         let mut messages = BTreeMap::new();
         let count = config.messages.len();
         let mut next_message_id = 1_105_016_560;
+        // A day apart, or spread over the last year when there are more than 365 seeds.
+        let year_secs: i64 = 365 * 86_400;
+        let step_secs = i64::try_from(count)
+            .ok()
+            .filter(|&n| n > 365)
+            .map_or(86_400, |n| (year_secs / n).max(1));
         for (i, seed) in config.messages.iter().enumerate() {
-            let age_days = i64::try_from(count - i).unwrap_or(0);
+            let steps = i64::try_from(count - i).unwrap_or(0);
             let created_at = now
-                .checked_sub(SignedDuration::from_hours(24 * age_days))
+                .checked_sub(SignedDuration::from_secs(step_secs.saturating_mul(steps)))
                 .unwrap_or(now);
             messages.insert(
                 next_message_id,
@@ -115,6 +121,7 @@ impl State {
                     body: format!("[EMV HTMLPART]{}[EMV TEXTPART]{}", seed.html, seed.text),
                     created_at,
                     cloned_from: None,
+                    kind: seed.kind.clone(),
                 },
             );
             next_message_id += 13;
