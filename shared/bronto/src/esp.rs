@@ -313,7 +313,9 @@ impl Esp for BrontoEsp {
             .into_iter()
             // The filter already selects the folder; a server that ignores it is not trusted.
             .filter(|m| m.folder_id.as_deref().is_none_or(|f| f == folder.id))
-            .filter(|m| m.status.as_deref() != Some("delete"))
+            // Only sendable messages: drafts (`tmp`) and deleted ones (`delete`) are not
+            // templates.
+            .filter(Message::is_active)
             .map(|m| Template {
                 esp: ESP,
                 account: self.config.account.clone(),
@@ -322,6 +324,7 @@ impl Esp for BrontoEsp {
                 display_name: m.name.clone(),
                 name: m.name,
                 kind: Some("message".to_owned()),
+                // A messageObject carries no date (the WSDL; the SDK's newer model too).
                 created: None,
             })
             .collect())

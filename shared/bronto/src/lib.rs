@@ -1,14 +1,33 @@
 //! espbridge's adapter for Bronto: the [`Esp`](espbridge_core::ports::Esp) port over the SOAP
 //! API v4 (reference `docs/esp/silverpop-bronto.md`, Part B).
 //!
-//! Flow per campaign (variant). Templates are the messages of the folder `message_folder`
-//! (readMessageFolders by name, then readMessages by `messageFolderId`, paged). The audience is
-//! a list named `object_name(campaign, variant)` (`espbridge_…`), found by readLists before
-//! addLists; contacts are put on it by e-mail with addToList (≤ 5000 a call, paced). The send
-//! is one `triggered` delivery of the message to the list at `send_at`, with the account's or
-//! the template's sender headers (Bronto keeps none in the message); every attempt first looks
-//! for it with readDeliveries (messageId + SameDay start, recipients included). Metrics are the
-//! delivery's counters; `cleanup` deletes the list `list_retention_days` after completion.
+//! Flow per campaign (variant). Templates are the `active` messages of the folder
+//! `message_folder` (readMessageFolders by name, then readMessages by `messageFolderId`, paged
+//! until an empty page). The audience is a list named `object_name(campaign, variant)`
+//! (`espbridge_…`), found by readLists before addLists; contacts are put on it by e-mail with
+//! addToList (≤ 5000 a call, paced). The send is one `triggered` delivery of the message to the
+//! list at `send_at`, with the account's or the template's sender headers (Bronto keeps none in
+//! the message); every attempt first looks for it with readDeliveries (messageId + SameDay
+//! start, recipients included). Metrics are the delivery's counters; `cleanup` deletes the list
+//! `list_retention_days` after completion.
+//!
+//! Templates: reference B.6 gives a message's `status` (the `messageObject` field `status`,
+//! B.7.1 and the WSDL) as `active | delete | tmp`; only `active` messages are listed. A draft
+//! (`tmp`) or a deleted message (`delete`) in the folder is not a template, nor is a message
+//! whose status is missing or a value the reference does not list. The filter is applied to
+//! what readMessages returns: the request sends no `status` criterion (its matching rules are
+//! not documented), so the listing costs the same calls whatever the statuses.
+//!
+//! Times: a `messageObject` has no date (`id, name, status, messageFolderId, content` in the
+//! recorded 2014 WSDL; the SDK's newer model adds counters and `campaignId`, still no date), so
+//! a template's `created` is absent, and nothing else this adapter returns through espbridge's
+//! API is a time (its [`keys`] are ids and a name). The account therefore has no time-zone
+//! setting; delivery `start`s are sent and compared as instants.
+//!
+//! Cost of one template listing: a `login` when the client has no live session, one
+//! readMessageFolders, and one readMessages per 5000 messages of the folder plus the empty page
+//! that ends the paging. A folder of 1,000 messages: 4 calls from a fresh client (3 with a live
+//! session), whatever their statuses (test `a_listing_of_1000_messages_costs_4_calls`).
 //!
 //! Choices where the reference is silent or uncertain (UNCERTAIN):
 //! * Wire: requests in the recorded shape (`soapenv`/`v4` prefixes, `sessionHeader` in the

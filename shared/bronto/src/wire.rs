@@ -242,7 +242,19 @@ impl ReadObject for Message {
     }
 }
 
+/// The `status` of a message that may be sent: reference B.6 gives message `status` as
+/// `active | delete | tmp` (`tmp`: a draft; `delete`: a deleted message), the WSDL's
+/// `messageObject` carries it as `status`, and the recorded `readMessages` answer shows
+/// `<status>active</status>`.
+pub const MESSAGE_ACTIVE: &str = "active";
+
 impl Message {
+    /// Whether the message is `active` (see [`MESSAGE_ACTIVE`]): a draft (`tmp`), a deleted
+    /// message (`delete`), a status the reference does not list, or none at all is not.
+    pub fn is_active(&self) -> bool {
+        self.status.as_deref() == Some(MESSAGE_ACTIVE)
+    }
+
     /// The content of `kind` (`html` or `text`).
     pub fn content_of(&self, kind: &str) -> Option<&Content> {
         self.content.iter().find(|c| c.kind == kind)

@@ -151,6 +151,29 @@ fn read_messages_by_name() {
 }
 
 #[test]
+fn only_active_messages_are_sendable() {
+    // The recorded answer's message is active (reference B.7.1).
+    let recorded = Message::list(&response("readMessages.response.xml", "readMessages"));
+    assert!(recorded[0].is_active());
+    // The other message statuses of reference B.6 (`tmp`: a draft; `delete`), an unlisted one
+    // and none, in the recorded answer's shape (no recorded sample has them).
+    let r = constructed(
+        "readMessages",
+        "<return><id>M1</id><name>Live</name><status>active</status></return>\
+         <return><id>M2</id><name>Draft</name><status>tmp</status></return>\
+         <return><id>M3</id><name>Deleted</name><status>delete</status></return>\
+         <return><id>M4</id><name>Odd</name><status>Active</status></return>\
+         <return><id>M5</id><name>Bare</name></return>",
+    );
+    let active: Vec<String> = Message::list(&r)
+        .into_iter()
+        .filter(Message::is_active)
+        .map(|m| m.id)
+        .collect();
+    assert_eq!(active, ["M1"]);
+}
+
+#[test]
 fn read_lists_with_an_empty_filter() {
     let name = "readLists.request_empty_filter.xml";
     assert_builds(name, wire::read_lists(vec![], None));

@@ -1,8 +1,8 @@
 //! The adapter against the Bronto simulator.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a panic in a test is a failed test
 
-use espbridge_bronto::sim::{BrontoSim, BrontoSimConfig};
-use espbridge_bronto::wire::{self, Response};
+use espbridge_bronto::sim::{BrontoSim, BrontoSimConfig, SeedMessage};
+use espbridge_bronto::wire::{self, ReadObject, Response};
 use espbridge_bronto::{BrontoConfig, BrontoCredentials, BrontoEsp, keys};
 use espbridge_core::ports::esp::object_name;
 use espbridge_core::ports::{
@@ -171,6 +171,100 @@ async fn templates_come_only_from_the_folder() {
 
     let r = rig(|_| {}, |c| c.message_folder = "Nope".into()).await;
     assert!(r.esp.list_templates().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn drafts_and_deleted_messages_of_the_folder_are_not_templates() {
+    const DRAFT: &str = "0bcc03eb00000000000000000000001c7d12";
+    const DELETED: &str = "0bcc03eb00000000000000000000001c7d13";
+    let r = rig(
+        |c| {
+            c.folders[0].messages.extend([
+                SeedMessage::new(DRAFT, "Autumn draft", "Soon").with_status("tmp"),
+                SeedMessage::new(DELETED, "Old promo", "Gone").with_status("delete"),
+            ])
+        },
+        |_| {},
+    )
+    .await;
+    // The folder holds all four, and the simulator answers them with their statuses...
+    let folder = r.sim.config().folders[0].id.clone();
+    let read = raw_call(
+        &r.sim,
+        "readMessages",
+        wire::read_messages(
+            vec![wire::id_criterion("messageFolderId", &folder)],
+            false,
+            1,
+        ),
+    )
+    .await;
+    let statuses: Vec<Option<String>> = wire::Message::list(&read)
+        .into_iter()
+        .map(|m| m.status)
+        .collect();
+    assert_eq!(
+        statuses,
+        ["active", "active", "tmp", "delete"].map(|s| Some(s.to_owned()))
+    );
+    // ...but only the active ones are templates.
+    let mut ids: Vec<String> = r
+        .esp
+        .list_templates()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| t.id)
+        .collect();
+    ids.sort();
+    assert_eq!(ids, [SUMMER, WINBACK]);
+}
+
+/// What one template listing costs on an account whose folder holds 1,000 messages (980
+/// active, 10 drafts, 10 deleted), from the simulator's request log.
+#[tokio::test]
+async fn a_listing_of_1000_messages_costs_4_calls() {
+    let r = rig(
+        |c| {
+            c.folders[0].messages = (0..1000)
+                .map(|i| {
+                    let m = SeedMessage::new(
+                        &format!("0bcc03eb{:028x}", 0x10000 + i),
+                        &format!("Message {i:04}"),
+                        "Hello",
+                    );
+                    match i % 100 {
+                        0 => m.with_status("tmp"),
+                        1 => m.with_status("delete"),
+                        _ => m,
+                    }
+                })
+                .collect();
+        },
+        |_| {},
+    )
+    .await;
+    let templates = r.esp.list_templates().await.unwrap();
+    assert_eq!(templates.len(), 980);
+    assert!(templates.iter().all(|t| t.created.is_none()));
+    let cold: Vec<String> = operations(&r.sim).into_iter().map(|(op, _)| op).collect();
+    assert_eq!(
+        cold,
+        [
+            "login",
+            "readMessageFolders",
+            "readMessages",
+            "readMessages"
+        ],
+        "a fresh client: login, the folder, one page of 1,000 and the empty page that ends paging"
+    );
+    assert_eq!(r.esp.list_templates().await.unwrap().len(), 980);
+    let warm = operations(&r.sim).len() - cold.len();
+    assert_eq!(warm, 3, "with a live session: no login");
+    println!(
+        "bronto: one listing of 1,000 messages = {} calls ({cold:?}); {warm} with a live session",
+        cold.len()
+    );
 }
 
 #[tokio::test]

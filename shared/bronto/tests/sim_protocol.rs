@@ -351,6 +351,57 @@ async fn recorded_read_messages_and_folders() {
 }
 
 #[tokio::test]
+async fn read_messages_answers_each_status_and_filters_on_it() {
+    use espbridge_bronto::sim::SeedMessage;
+    let mut config = BrontoSimConfig::default();
+    let folder_id = config.folders[0].id.clone();
+    config.folders[0].messages.extend([
+        SeedMessage::new("0bcc03eb00000000000000000000001c7d12", "Autumn", "Soon")
+            .with_status("tmp"),
+        SeedMessage::new("0bcc03eb00000000000000000000001c7d13", "Spring", "Gone")
+            .with_status("delete"),
+    ]);
+    let h = harness_with(config).await;
+    let session = h.login().await;
+    let read = |filter: String| {
+        let (h, session) = (&h, &session);
+        async move {
+            h.call(
+                session,
+                "readMessages",
+                &format!(
+                    "<filter>{filter}</filter><includeContent>false</includeContent>\
+                     <pageNumber>1</pageNumber>"
+                ),
+            )
+            .await
+        }
+    };
+    let all = read(format!("<messageFolderId>{folder_id}</messageFolderId>")).await;
+    let statuses: Vec<&str> = all
+        .returns()
+        .iter()
+        .map(|r| r.child_text("status").unwrap())
+        .collect();
+    assert_eq!(statuses, ["active", "active", "tmp", "delete"]);
+    for status in ["active", "tmp", "delete"] {
+        let only = read(format!(
+            "<messageFolderId>{folder_id}</messageFolderId><status>{status}</status>"
+        ))
+        .await;
+        let got: Vec<&str> = only
+            .returns()
+            .iter()
+            .map(|r| r.child_text("status").unwrap())
+            .collect();
+        assert!(
+            !got.is_empty() && got.iter().all(|s| *s == status),
+            "{status}: {got:?}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn recorded_add_to_list_by_name_and_read_lists() {
     let h = harness().await;
     let session = h.login().await;

@@ -72,7 +72,9 @@ pub struct SilverpopConfig {
     /// Folder path the scheduled mailings go to.
     #[serde(default = "default_mailing_folder")]
     pub mailing_folder: String,
-    /// The org's zone: SCHEDULED and date ranges are local times in it.
+    /// The org's zone (IANA, default `UTC`): SCHEDULED and date ranges are local times in it,
+    /// the times Silverpop returns (a template's LAST_MODIFIED) are read in it, and the API
+    /// gives them as RFC 3339 with its offset.
     #[serde(default = "default_timezone")]
     pub timezone: String,
     /// Requests in flight at once for the org, across the deployment (Silverpop rejects the

@@ -37,7 +37,8 @@ pub mod keys {
     pub const QUERY_ID: &str = "silverpop_query_id";
     pub const MAILING_ID: &str = "silverpop_mailing_id";
     pub const MAILING_NAME: &str = "silverpop_mailing_name";
-    /// RFC 3339 send time, used to bound GetSentMailingsForOrg.
+    /// The send time, RFC 3339 with the offset of the account's zone (records written before
+    /// carry UTC `Z`; both are read), used to bound GetSentMailingsForOrg.
     pub const SEND_AT: &str = "silverpop_send_at";
 }
 
@@ -516,20 +517,34 @@ impl Esp for SilverpopEsp {
             .client
             .call("GetMailingTemplates", wire::get_mailing_templates())
             .await?;
-        Ok(MailingTemplate::list(&r)
+        let mut unreadable = 0;
+        let templates: Vec<Template> = MailingTemplate::list(&r)
             .into_iter()
             .filter(MailingTemplate::is_shared)
-            .map(|t| Template {
-                esp: ESP,
-                account: self.config.account.clone(),
-                id: t.mailing_id,
-                display_name: t.name.clone(),
-                name: t.name,
-                subject: t.subject,
-                kind: None,
-                created: t.last_modified,
+            .map(|t| {
+                // The org's local time, as RFC 3339 with the account zone's offset.
+                let created = t.last_modified_in(&self.tz);
+                unreadable += usize::from(created.is_none() && t.last_modified.is_some());
+                Template {
+                    esp: ESP,
+                    account: self.config.account.clone(),
+                    id: t.mailing_id,
+                    display_name: t.name.clone(),
+                    name: t.name,
+                    subject: t.subject,
+                    kind: None,
+                    created,
+                }
             })
-            .collect())
+            .collect();
+        if unreadable > 0 {
+            tracing::warn!(
+                esp = "silverpop",
+                templates = unreadable,
+                "LAST_MODIFIED not in the MM/dd/yy hh:mm a format; created left out"
+            );
+        }
+        Ok(templates)
     }
 
     async fn preview(&self, template_id: &str) -> Result<Preview, EspError> {
@@ -662,7 +677,10 @@ impl Esp for SilverpopEsp {
             &EspIds::default()
                 .with(keys::MAILING_ID, mailing_id)
                 .with(keys::MAILING_NAME, name)
-                .with(keys::SEND_AT, req.send_at.to_string()),
+                .with(
+                    keys::SEND_AT,
+                    wire::rfc3339(&req.send_at.to_zoned_datetime(self.tz.clone())),
+                ),
         );
         Ok(ids)
     }

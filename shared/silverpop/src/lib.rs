@@ -113,6 +113,22 @@
 //! two minutes for one request become the HTTP layer's throttling waits, which end (after its
 //! patience) in `RateLimited`: retryable, so the upload goes on in a later invocation.
 
+//! # Times
+//!
+//! Silverpop writes times without a zone (reference A.4): they are the org's local time, the
+//! account's `timezone` (the zone SCHEDULED and the date ranges are written in too). A
+//! template's `created` is its `LAST_MODIFIED` (GetMailingTemplates gives no creation time),
+//! `MM/dd/yy hh:mm a` (`05/28/24 03:12 PM`), read in that zone and given as RFC 3339 with its
+//! offset on that date (`2024-05-28T15:12:00-04:00` in `America/New_York`, `-05:00` in
+//! winter); a value that cannot be read is left out (`None`) and logged
+//! ([`wire::org_time`] has the exact rules, DST changes included). The only other time this
+//! adapter returns through the API, the send time kept in the campaign's ids
+//! ([`keys::SEND_AT`]), is RFC 3339 with the same zone's offset.
+//!
+//! Cost of one template listing: one GetMailingTemplates (it has no paging), plus a Login when
+//! the client has no live session: 2 calls for an org of 1,000 templates from a fresh client,
+//! 1 with a live session (test `a_listing_of_1000_templates_costs_2_calls`).
+
 //! # Choices where the reference is uncertain
 //!
 //! * One request form: raw `text/xml;charset=UTF-8` bodies (no `xml=` form field); values are
@@ -133,7 +149,9 @@
 //!   failing the campaign.
 //! * An audience finished by an earlier version in Lists mode (a query over the tag field, no
 //!   contact list) is still scheduled to its query.
-//! * SCHEDULED and date ranges are local times in `timezone` (the request's zone if given).
+//! * SCHEDULED and date ranges are local times in `timezone` (the request's zone if given);
+//!   returned times (LAST_MODIFIED) are read as local times in `timezone` (the reference marks
+//!   the zone of returned times UNCERTAIN: "org/user setting").
 //! * The report is found by GetSentMailingsForOrg within a day of the send time; `None` until
 //!   the mailing has a `SentTS` and `ReportId`. delivered = NumSent − hard − soft bounces.
 

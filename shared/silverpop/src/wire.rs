@@ -2,6 +2,9 @@
 //! results the adapter reads, and builders of the requests it sends.
 
 use crate::xml::{Element, Node, XmlError, parse};
+use jiff::ZonedDateTime;
+use jiff::civil::DateTime;
+use jiff::tz::TimeZone;
 
 /// The `Fault` beside `RESULT` in a failed answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -114,6 +117,81 @@ impl MailingTemplate {
             .as_deref()
             .is_none_or(|v| v == "1" || v.eq_ignore_ascii_case("shared"))
     }
+
+    /// `LAST_MODIFIED` read as a local time of the org in `zone`, as RFC 3339 with that zone's
+    /// offset then; `None` when absent or unreadable (see [`org_time`]).
+    pub fn last_modified_in(&self, zone: &TimeZone) -> Option<String> {
+        self.last_modified
+            .as_deref()
+            .and_then(|t| org_time(t, zone))
+            .map(|t| rfc3339(&t))
+    }
+}
+
+/// A time as Silverpop writes it in list, template and metadata results (`LAST_MODIFIED`,
+/// `CREATED`: `MM/dd/yy hh:mm a`, e.g. `05/28/24 03:12 PM`; reference A.4), which carries no
+/// zone: it is the org's local time, read in `zone`.
+///
+/// Read leniently, as the ka client does (`M/d/yy h:mm a`): one or two digits for month, day
+/// and hour; a two-digit year is 20yy and four digits are taken as they are, from 2000 on
+/// (Silverpop holds no earlier data; an earlier year is `None`); seconds (`:ss`) may follow the
+/// minutes; `AM`/`PM` in any case, or none for a 24-hour clock. A local time that occurs twice
+/// (the hour the clocks go back) is the earlier instant; one that does not occur (the hour they
+/// skip) is read with the offset before the change (jiff's "compatible" rule, as `java.time`
+/// and RFC 5545 do). Anything else is `None`.
+pub fn org_time(text: &str, zone: &TimeZone) -> Option<ZonedDateTime> {
+    let mut parts = text.split_whitespace();
+    let (date, time, meridiem) = (parts.next()?, parts.next()?, parts.next());
+    if parts.next().is_some() {
+        return None;
+    }
+    let mut d = date.split('/');
+    let (month, day, year) = (
+        digits(d.next()?, 1, 2)?,
+        digits(d.next()?, 1, 2)?,
+        d.next()?,
+    );
+    let year = match year.len() {
+        2 => 2000 + digits(year, 2, 2)?,
+        _ => digits(year, 4, 4).filter(|y| *y >= 2000)?,
+    };
+    let mut t = time.split(':');
+    let (hour, minute) = (digits(t.next()?, 1, 2)?, digits(t.next()?, 2, 2)?);
+    let second = t.next().map_or(Some(0), |s| digits(s, 2, 2))?;
+    if d.next().is_some() || t.next().is_some() {
+        return None;
+    }
+    let hour = match meridiem.map(str::to_ascii_uppercase).as_deref() {
+        None if hour <= 23 => hour,
+        Some("AM") if (1..=12).contains(&hour) => hour % 12,
+        Some("PM") if (1..=12).contains(&hour) => hour % 12 + 12,
+        _ => return None,
+    };
+    let civil = DateTime::new(
+        i16::try_from(year).ok()?,
+        i8::try_from(month).ok()?,
+        i8::try_from(day).ok()?,
+        i8::try_from(hour).ok()?,
+        i8::try_from(minute).ok()?,
+        i8::try_from(second).ok()?,
+        0,
+    )
+    .ok()?;
+    civil.to_zoned_datetime(zone.clone()).ok()
+}
+
+/// `min..=max` ASCII digits as a number.
+fn digits(text: &str, min: usize, max: usize) -> Option<u16> {
+    if !(min..=max).contains(&text.len()) || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    text.parse().ok()
+}
+
+/// RFC 3339 with the time's own offset, whole seconds: `2024-05-28T15:12:00-04:00`
+/// (`+00:00` in UTC).
+pub fn rfc3339(t: &ZonedDateTime) -> String {
+    t.strftime("%Y-%m-%dT%H:%M:%S%:z").to_string()
 }
 
 /// PreviewMailing result.

@@ -7,6 +7,8 @@ use espbridge_silverpop::wire::{
     SentMailing, list_size, read_answer,
 };
 use espbridge_silverpop::xml::{envelope, parse};
+use jiff::Timestamp;
+use jiff::tz::TimeZone;
 use std::path::PathBuf;
 
 fn fixture(name: &str) -> Vec<u8> {
@@ -125,6 +127,148 @@ fn templates_and_visibility() {
     assert_eq!(t[1].subject.as_deref(), Some("Mailing Two"));
     // The fixture's templates are private (0): the shared-only filter drops them.
     assert!(t.iter().all(|t| !t.is_shared()));
+}
+
+fn zone(name: &str) -> TimeZone {
+    TimeZone::get(name).unwrap()
+}
+
+/// The org time `text` read in `zone`, as the API gives it.
+fn org(text: &str, zone_name: &str) -> Option<String> {
+    wire::org_time(text, &zone(zone_name)).map(|t| wire::rfc3339(&t))
+}
+
+#[test]
+fn recorded_last_modified_is_rfc3339_with_the_org_zone_offset() {
+    let t = MailingTemplate::list(&success("GetMailingTemplates.response.xml"));
+    assert_eq!(t[0].last_modified.as_deref(), Some("08/23/07 04:18 PM"));
+    // August and September: summer time in New York and in Berlin.
+    let created = |zone_name: &str| {
+        t.iter()
+            .map(|t| t.last_modified_in(&zone(zone_name)))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        created("America/New_York"),
+        [
+            Some("2007-08-23T16:18:00-04:00".to_owned()),
+            Some("2007-09-26T10:31:00-04:00".to_owned())
+        ]
+    );
+    assert_eq!(
+        created("Europe/Berlin")[0].as_deref(),
+        Some("2007-08-23T16:18:00+02:00")
+    );
+    assert_eq!(
+        created("UTC")[0].as_deref(),
+        Some("2007-08-23T16:18:00+00:00")
+    );
+    // The same wall time is a different instant in each zone, and the text says which.
+    let instant = |zone_name: &str| {
+        created(zone_name)[0]
+            .as_deref()
+            .unwrap()
+            .parse::<Timestamp>()
+            .unwrap()
+    };
+    assert_eq!(
+        instant("America/New_York").as_second() - instant("UTC").as_second(),
+        4 * 3600
+    );
+    // GetListMetaData's recorded times are in the same format; February is winter time.
+    let meta = success("GetListMetaData.response.xml");
+    for element in ["LAST_MODIFIED", "LAST_CONFIGURED", "CREATED"] {
+        let text = meta.child_text(element).unwrap();
+        assert_eq!(
+            org(text, "America/New_York").as_deref(),
+            Some("2006-02-02T16:51:00-05:00"),
+            "{element}"
+        );
+    }
+    for row in success("GetLists.response.xml").children_named("LIST") {
+        let text = row.child_text("LAST_MODIFIED").unwrap();
+        assert!(org(text, "Australia/Sydney").is_some(), "{text}");
+    }
+}
+
+#[test]
+fn org_times_across_dst_changes() {
+    let ny = "America/New_York";
+    assert_eq!(
+        org("01/15/24 09:05 AM", ny).as_deref(),
+        Some("2024-01-15T09:05:00-05:00")
+    );
+    assert_eq!(
+        org("07/04/24 12:00 PM", ny).as_deref(),
+        Some("2024-07-04T12:00:00-04:00")
+    );
+    assert_eq!(
+        org("07/04/24 12:00 AM", ny).as_deref(),
+        Some("2024-07-04T00:00:00-04:00")
+    );
+    // 2024-03-10 02:30 does not occur in New York (02:00 EST → 03:00 EDT): read with the
+    // offset before the change, it is 03:30 EDT.
+    assert_eq!(
+        org("03/10/24 02:30 AM", ny).as_deref(),
+        Some("2024-03-10T03:30:00-04:00")
+    );
+    // 2024-11-03 01:30 occurs twice (EDT, then EST): the earlier.
+    assert_eq!(
+        org("11/03/24 01:30 AM", ny).as_deref(),
+        Some("2024-11-03T01:30:00-04:00")
+    );
+    // The southern hemisphere's summer time is in January.
+    assert_eq!(
+        org("01/15/24 09:05 PM", "Australia/Sydney").as_deref(),
+        Some("2024-01-15T21:05:00+11:00")
+    );
+    // Lenient as ka's `M/d/yy h:mm a`: short fields, any case, seconds, four-digit years, a
+    // 24-hour clock.
+    assert_eq!(
+        org("7/4/24 9:05 pm", ny).as_deref(),
+        Some("2024-07-04T21:05:00-04:00")
+    );
+    assert_eq!(
+        org(" 07/04/2024  09:05:30 PM ", ny).as_deref(),
+        Some("2024-07-04T21:05:30-04:00")
+    );
+    assert_eq!(
+        org("07/04/24 21:05", ny).as_deref(),
+        Some("2024-07-04T21:05:00-04:00")
+    );
+}
+
+#[test]
+fn unreadable_org_times_are_none() {
+    for text in [
+        "",
+        "   ",
+        "05/28/24",
+        "03:12 PM",
+        "yesterday",
+        "2024-05-28T15:12:00Z",
+        "2024-05-28 15:12:00.0",
+        "13/01/24 10:00 AM",
+        "02/30/24 10:00 AM",
+        "00/10/24 10:00 AM",
+        "05/28/24 13:12 PM",
+        "05/28/24 00:12 AM",
+        "05/28/24 24:00",
+        "05/28/24 03:60 PM",
+        "05/28/24 03:12:61 PM",
+        "05/28/24 3:2 PM",
+        "05/28/24 03:12 XM",
+        "05/28/24 03:12 PM EST",
+        "05/28/024 03:12 PM",
+        "05/28/1999 03:12 PM",
+        "05/28/24/1 03:12 PM",
+        "05/28/24 03:12:00:00 PM",
+        "+5/28/24 03:12 PM",
+        "05/28/24 -3:12 PM",
+        "\u{ff10}5/28/24 03:12 PM",
+    ] {
+        assert_eq!(org(text, "America/New_York"), None, "{text:?}");
+    }
 }
 
 #[test]

@@ -94,6 +94,9 @@ const TEXTS: &[&str] = &[
     "x",
     "s3ss10n",
     "01/02/2026 10:00:00 AM",
+    "05/28/24 03:12 PM",
+    "03/10/24 02:30 AM",
+    "13/45/24 99:99 ZM",
 ];
 
 fn subtree() -> impl Strategy<Value = XNode> {
@@ -162,8 +165,12 @@ fn check(body: &[u8]) -> Result<(), TestCaseError> {
     match wire::read_answer(body) {
         Ok(Answer::Success(r)) => {
             let _ = wire::LoginResult::from_result(&r);
+            let zone = jiff::tz::TimeZone::get("America/New_York").unwrap();
             for t in wire::MailingTemplate::list(&r) {
                 let _ = t.is_shared();
+                if let Some(created) = t.last_modified_in(&zone) {
+                    prop_assert!(created.parse::<jiff::Timestamp>().is_ok(), "{created}");
+                }
             }
             let _ = wire::PreviewResult::from_result(&r);
             for f in wire::RowFailure::list(&r) {
@@ -214,6 +221,45 @@ proptest! {
         body in mutated(fixtures(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures"))),
     ) {
         check(&body)?;
+    }
+}
+
+/// An org time read in `zone` is RFC 3339 with the offset the zone has at that instant, and
+/// names the wall time that was read.
+fn check_org_time(text: &str) -> Result<(), TestCaseError> {
+    let zone = jiff::tz::TimeZone::get("America/New_York").unwrap();
+    if let Some(t) = wire::org_time(text, &zone) {
+        let shown = wire::rfc3339(&t);
+        let instant: jiff::Timestamp = shown.parse().map_err(|e| {
+            TestCaseError::fail(format!("{text:?} → {shown:?} is not RFC 3339: {e}"))
+        })?;
+        prop_assert_eq!(instant, t.timestamp());
+        let secs = zone.to_offset(instant).seconds();
+        let sign = if secs < 0 { '-' } else { '+' };
+        let offset = format!(
+            "{sign}{:02}:{:02}",
+            secs.abs() / 3600,
+            secs.abs() % 3600 / 60
+        );
+        prop_assert_eq!(&shown[19..], offset.as_str(), "{:?} → {:?}", text, shown);
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(cases(2048)))]
+
+    #[test]
+    fn org_times_never_panic_and_read_ones_are_rfc3339(
+        text in prop_oneof![
+            4 => concat!(
+                "[0-9]{1,5}/[0-9]{1,5}/[0-9]{1,5} ",
+                "[0-9]{1,3}:[0-9]{1,3}(:[0-9]{1,3})?( [AaPpXx][Mm])?"
+            ),
+            1 => ".{0,40}",
+        ],
+    ) {
+        check_org_time(&text)?;
     }
 }
 

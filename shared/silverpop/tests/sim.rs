@@ -8,7 +8,7 @@ use espbridge_core::ports::{
 };
 use espbridge_core::{AccountId, CampaignId, ManualClock};
 use espbridge_esp_kit::{BuildContext, MemoryLimits, SimView};
-use espbridge_silverpop::sim::{SilverpopSim, SilverpopSimConfig};
+use espbridge_silverpop::sim::{SeedTemplate, SilverpopSim, SilverpopSimConfig};
 use espbridge_silverpop::{
     AudienceMode, SilverpopConfig, SilverpopCredentials, SilverpopEsp, keys,
 };
@@ -180,6 +180,93 @@ async fn templates_are_shared_only_and_preview_works() {
     assert_eq!(p.content_type, "text/html");
     assert!(p.body.contains("Summer is here"), "{}", p.body);
     assert!(r.esp.preview("999").await.is_err());
+}
+
+/// An org in New York with a template changed in summer time and one in winter time: the
+/// simulator answers their LAST_MODIFIED as the org's wall time, and the adapter gives each
+/// as RFC 3339 with New York's offset on that date, the same instant as seeded.
+#[tokio::test]
+async fn template_times_are_rfc3339_with_the_org_zone_offset() {
+    let summer: Timestamp = "2024-05-28T19:12:42Z".parse().unwrap();
+    let winter: Timestamp = "2024-01-15T14:05:00Z".parse().unwrap();
+    let sim_config = SilverpopSimConfig {
+        org_timezone: "America/New_York".into(),
+        templates: vec![
+            SeedTemplate::new(410233, "Summer", "Summer is here", true).modified_at(summer),
+            SeedTemplate::new(410234, "Winter", "Winter sale", true).modified_at(winter),
+        ],
+        ..Default::default()
+    };
+    let r = rig_with(sim_config, |c| c.timezone = "America/New_York".into()).await;
+    let created: Vec<String> = r
+        .esp
+        .list_templates()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| t.created.unwrap())
+        .collect();
+    assert_eq!(
+        created,
+        ["2024-05-28T15:12:00-04:00", "2024-01-15T09:05:00-05:00"]
+    );
+    // The same instants (LAST_MODIFIED has minutes only).
+    let back: Vec<Timestamp> = created.iter().map(|c| c.parse().unwrap()).collect();
+    assert_eq!(back[0], summer - SignedDuration::from_secs(42));
+    assert_eq!(back[1], winter);
+
+    // The send time the campaign's ids keep is in the same zone's offset, and still found.
+    let campaign = CampaignId::parse("882").unwrap();
+    let ids = r
+        .esp
+        .create_audience(&AudienceRequest::new(&campaign, None, send_at()))
+        .await
+        .unwrap();
+    let sent = schedule(&r, &campaign, &ids).await;
+    assert_eq!(sent.get(keys::SEND_AT), Some("2026-06-15T05:30:00-04:00"));
+    r.clock.advance(SignedDuration::from_hours(30));
+    assert!(r.esp.fetch_metrics(&sent).await.unwrap().is_some());
+    // A record written before (UTC `Z`) is still read.
+    let mut old = sent.clone();
+    old.0.insert(keys::SEND_AT.into(), send_at().to_string());
+    assert!(r.esp.fetch_metrics(&old).await.unwrap().is_some());
+}
+
+/// What one template listing costs on an org of 1,000 templates (900 shared, 100 private),
+/// from the simulator's request log.
+#[tokio::test]
+async fn a_listing_of_1000_templates_costs_2_calls() {
+    let sim_config = SilverpopSimConfig {
+        templates: (0..1000)
+            .map(|i| SeedTemplate::new(500_000 + i, &format!("Template {i:04}"), "Hi", i % 10 != 0))
+            .collect(),
+        ..Default::default()
+    };
+    let r = rig_with(sim_config, |_| {}).await;
+    let templates = r.esp.list_templates().await.unwrap();
+    assert_eq!(templates.len(), 900);
+    assert!(
+        templates
+            .iter()
+            .all(|t| t.created.as_deref() == Some("2024-05-28T15:12:00+00:00"))
+    );
+    let cold = r.sim.requests().len();
+    assert_eq!(
+        (
+            calls(&r.sim, "Login"),
+            calls(&r.sim, "GetMailingTemplates"),
+            cold
+        ),
+        (1, 1, 2),
+        "a fresh client: Login and one GetMailingTemplates (no paging)"
+    );
+    assert_eq!(r.esp.list_templates().await.unwrap().len(), 900);
+    let warm = r.sim.requests().len() - cold;
+    assert_eq!(warm, 1, "with a live session: no Login");
+    println!(
+        "silverpop: one listing of 1,000 templates = {cold} calls (Login, GetMailingTemplates); \
+         {warm} with a live session"
+    );
 }
 
 #[tokio::test]

@@ -58,8 +58,12 @@
 //!   case-insensitive.
 //! - An unknown list in `addToList` is item error 501 on every item (not a Fault); the call still
 //!   counts against the rate window.
-//! - Lists answer `visibility` `private`; folders carry no parent; messages are `active` and the
-//!   only `status` a message filter matches.
+//! - Lists answer `visibility` `private`; folders carry no parent. A message has the `status`
+//!   it was seeded with ([`SeedMessage::status`]: `active`, or `tmp` for a draft, `delete` for
+//!   a deleted message): readMessages returns every status (the reference lists them among
+//!   message statuses and says nothing of reads leaving some out), and a `status` criterion
+//!   matches it exactly. addDeliveries takes a message whatever its status (the reference
+//!   names no error for a draft or a deleted message).
 //! - A `deliveries` item with an unknown `type` (e.g. `normal`) is item error 106.
 //! - Recipients of type `contact` count one address each and are not checked; `keyword` is 204;
 //!   a delivery's audience is the distinct members of its selected lists minus its `ineligible`
@@ -101,9 +105,13 @@ pub struct SeedMessage {
     pub subject: String,
     pub html: String,
     pub text: String,
+    /// The message `status` (reference B.6: `active | delete | tmp`); readMessages answers it
+    /// as is, whatever it is.
+    pub status: String,
 }
 
 impl SeedMessage {
+    /// An `active` message.
     pub fn new(id: &str, name: &str, subject: &str) -> Self {
         Self {
             id: id.to_owned(),
@@ -111,7 +119,14 @@ impl SeedMessage {
             subject: subject.to_owned(),
             html: format!("<html><body><h1>{subject}</h1>Hi %%!contact_email%%</body></html>"),
             text: format!("{subject}\nHi %%!contact_email%%"),
+            status: "active".to_owned(),
         }
+    }
+
+    /// The same message with another `status` (`tmp`: a draft; `delete`: deleted).
+    pub fn with_status(mut self, status: &str) -> Self {
+        self.status = status.to_owned();
+        self
     }
 }
 

@@ -176,14 +176,14 @@ impl State {
             messages,
             |(folder, message), c| match c.name.as_str() {
                 "messageFolderId" => Ok(Some(filter::text_equals(c, &folder.id))),
-                "status" => Ok(Some(filter::text_equals(c, "active"))),
+                "status" => Ok(Some(filter::text_equals(c, &message.status))),
                 _ => filter::id_or_name(c, &message.id, &message.name),
             },
             |(folder, message)| {
                 let node = Node::new("return")
                     .child(Node::text("id", message.id.clone()))
                     .child(Node::text("name", message.name.clone()))
-                    .child(Node::text("status", "active"))
+                    .child(Node::text("status", message.status.clone()))
                     .child(Node::text("messageFolderId", folder.id.clone()));
                 if !content {
                     return node;

@@ -69,7 +69,9 @@
 //! - Template `VISIBILITY` answered as `0/1`; reporting `Visibility` as `Private/Shared`; the spam
 //!   score element is `SPAMScore`.
 //! - `SCHEDULED` (`MM/dd/yyyy hh:mm:ss AM`) and every returned timestamp are in the configured
-//!   org time zone (default UTC); a missing `SCHEDULED` means now. `TIMEZONE` in the request, if
+//!   org time zone (default UTC; [`account`] takes the setup's), without a zone designator as in
+//!   the reference: a template's `LAST_MODIFIED` is its [`SeedTemplate::last_modified`] as
+//!   `MM/dd/yy hh:mm AM` there. A missing `SCHEDULED` means now. `TIMEZONE` in the request, if
 //!   given, must be an IANA name and overrides it.
 //! - A mailing gets its `ReportId` when scheduled; while scheduled it shows `<SentTS/>` and
 //!   `NumSent` 0, afterwards it counts as sent, its counters growing from the size of the
@@ -114,9 +116,14 @@ pub struct SeedTemplate {
     pub shared: bool,
     pub html: String,
     pub text: String,
+    /// When it was last changed: GetMailingTemplates answers it as `LAST_MODIFIED`, the org's
+    /// local time (`MM/dd/yy hh:mm AM`, minutes cut) in [`SilverpopSimConfig::org_timezone`].
+    pub last_modified: Timestamp,
 }
 
 impl SeedTemplate {
+    /// Last modified at 2024-05-28 15:12 UTC (the reference's `05/28/24 03:12 PM` in a UTC
+    /// org).
     pub fn new(id: i64, name: &str, subject: &str, shared: bool) -> Self {
         Self {
             id,
@@ -125,7 +132,14 @@ impl SeedTemplate {
             shared,
             html: format!("<html><body><h1>{subject}</h1>Hi %%First Name%%</body></html>"),
             text: format!("{subject}\nHi %%First Name%%"),
+            last_modified: Timestamp::constant(1_716_909_120, 0),
         }
+    }
+
+    /// The same template, last modified at `at`.
+    pub fn modified_at(mut self, at: Timestamp) -> Self {
+        self.last_modified = at;
+        self
     }
 }
 

@@ -162,6 +162,14 @@ fn need_id(op: &Node, name: &str) -> Result<i64, SpFault> {
         .map_err(|_| SpFault::invalid(format!("{name} must be numeric")))
 }
 
+/// `MM/dd/yy hh:mm AM`, the format of LAST_MODIFIED and CREATED in list, template and
+/// metadata results (reference A.4).
+fn list_ts(t: Timestamp, zone: &TimeZone) -> String {
+    t.to_zoned_datetime(zone.clone())
+        .strftime("%m/%d/%y %I:%M %p")
+        .to_string()
+}
+
 /// `yyyy-MM-dd HH:mm:ss.0`, the reporting timestamp format.
 fn report_ts(t: Timestamp, zone: &TimeZone) -> String {
     t.to_zoned_datetime(zone.clone())
@@ -349,7 +357,7 @@ impl State {
                 el("MAILING_ID", t.id),
                 el("MAILING_NAME", &t.name),
                 el("SUBJECT", &t.subject),
-                el("LAST_MODIFIED", "05/28/24 03:12 PM"),
+                el("LAST_MODIFIED", list_ts(t.last_modified, &self.zone)),
                 el("VISIBILITY", u8::from(t.shared)),
                 el(
                     "USER_ID",
