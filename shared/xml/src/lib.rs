@@ -76,6 +76,11 @@ pub fn parse(body: &[u8]) -> Result<Element, XmlError> {
     let mut stack: Vec<(Element, String)> = Vec::new();
     let open = |ns: ResolveResult<'_>, e: &BytesStart<'_>| -> Result<Element, XmlError> {
         let name = e.local_name().into_inner().to_owned();
+        // quick-xml is lenient about names (`<<a/>` opens an element named `<a`): refuse what
+        // no XML name may hold.
+        if name.is_empty() || name.contains(['<', '>', '&', '"', '\'', '=', '/']) {
+            return Err(XmlError("an element name that is not an XML name".into()));
+        }
         let namespace = match ns {
             ResolveResult::Bound(n) => Some(n.into_inner().to_owned()),
             // An undeclared prefix (seen in hand-made recordings) resolves to no namespace:

@@ -111,3 +111,12 @@ fn errors_quoting_huge_names_are_cut() {
         assert!(e.len() <= ERROR_MAX, "{} bytes", e.len());
     }
 }
+
+/// Found by the property above in a CI run: quick-xml opens an element named `<Envelope` for
+/// `<<Envelope/>`; such a name is refused.
+#[test]
+fn a_name_holding_an_angle_bracket_is_refused() {
+    let doc = b"<Envelope><Envelope><<Envelope/></Envelope></Envelope>";
+    assert!(parse(doc).is_err());
+    assert!(parse(b"<a><b>x</b></a>").is_ok());
+}
