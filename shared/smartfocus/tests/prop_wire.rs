@@ -12,7 +12,9 @@
 mod odd_xml;
 
 use espbridge_smartfocus::wire::{self, Answer};
-use odd_xml::{ERROR_MAX, XNode, cases, document, el, fixtures, leaf, mutated, tree, tree_sized};
+use odd_xml::{
+    ERROR_MAX, XNode, bounded_error, cases, document, el, fixtures, leaf, mutated, tree, tree_sized,
+};
 use proptest::collection::vec;
 use proptest::prelude::*;
 
@@ -193,15 +195,7 @@ fn check(body: &[u8]) -> Result<(), TestCaseError> {
         Ok(Answer::Failed(f)) => {
             let _ = (f.status.len(), f.description.len(), f.fields.len());
         }
-        Err(e) => {
-            let text = e.to_string();
-            prop_assert!(
-                text.len() <= ERROR_MAX,
-                "{} bytes: {}",
-                text.len(),
-                text.chars().take(200).collect::<String>()
-            );
-        }
+        Err(e) => bounded_error(&e.to_string())?,
     }
     Ok(())
 }

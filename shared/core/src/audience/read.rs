@@ -296,10 +296,10 @@ impl<'a> AudienceScan<'a> {
     /// Goes on from where an earlier pass stopped: files before `file_index` are not read, and
     /// that file's lines up to `line` are skipped (read, not counted or checked again). A
     /// validation pass takes the earlier pass's duplicate table with it.
-    pub fn resume_after(mut self, file_index: usize, line: u64, ids: Option<IdSet>) -> Self {
+    pub fn resume_after(mut self, file_index: usize, line: u64, table: IdSet) -> Self {
         self.file_index = file_index;
         self.done_to = Some((file_index, line));
-        if let (Some(table), ModeState::Validate { ids, .. }) = (ids, &mut self.mode) {
+        if let ModeState::Validate { ids, .. } = &mut self.mode {
             *ids = table;
         }
         self

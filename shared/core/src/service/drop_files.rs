@@ -106,6 +106,21 @@ impl<'a> DropFiles<'a> {
         Ok(ids)
     }
 
+    /// A file espbridge wrote beside the drop (the rejects report, the validation state), whole.
+    pub async fn read_whole(&self, bucket: &str, key: &str) -> Result<Vec<u8>, ServiceError> {
+        let (mut stream, _) = self.source.open(bucket, key, None).await?;
+        let mut bytes = Vec::new();
+        stream
+            .read_to_end(&mut bytes)
+            .await
+            .map_err(|e| ServiceError::Report {
+                key: key.to_owned(),
+                problem: "cannot be read".to_owned(),
+                source: Some(e),
+            })?;
+        Ok(bytes)
+    }
+
     /// The lines the validation pass rejected, from its report.
     pub async fn rejected_lines(
         &self,
@@ -120,12 +135,7 @@ impl<'a> DropFiles<'a> {
             problem,
             source,
         };
-        let (mut stream, _) = self.source.open(&c.drop.bucket, key, None).await?;
-        let mut report = Vec::new();
-        stream
-            .read_to_end(&mut report)
-            .await
-            .map_err(|e| report_error("cannot be read".into(), Some(e)))?;
+        let report = self.read_whole(&c.drop.bucket, key).await?;
         let lines =
             RejectedLines::from_report(&report, files).map_err(|e| report_error(e, None))?;
         if lines.total() != c.audience.rejected {

@@ -264,10 +264,7 @@ impl UploadService {
         let prefix = drop_prefix(&c.drop.key);
         let max = esp.max_batch().max(1);
         let field_names: Arc<[String]> = m.audience.columns.fields.clone().into();
-        let files = DropFiles {
-            source: self.source.as_ref(),
-            limits: self.settings.audience_limits,
-        };
+        let files = self.drop_files();
         let assigner = files.assigner(c, &m).await?;
         let mut scan = files.valid_rows(c, &m, &prefix).await?;
         let mut batches_this_run = 0u64;
@@ -404,6 +401,14 @@ impl UploadService {
             .await?;
         tracing::info!(campaign_id = %c.id, uploaded = c.audience.uploaded, rejected = c.audience.rejected, "audience ready");
         Ok(UploadOutcome::AudienceReady(c.id.clone()))
+    }
+
+    /// The campaign's drop, read with the deployment's limits.
+    pub(crate) fn drop_files(&self) -> DropFiles<'_> {
+        DropFiles {
+            source: self.source.as_ref(),
+            limits: self.settings.audience_limits,
+        }
     }
 
     /// Every template the campaign sends (its own, each variant's) is one the account lists,

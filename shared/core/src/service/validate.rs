@@ -9,13 +9,12 @@
 //! goes on from that line with that table.
 
 use super::common::{Deadline, ServiceError, stored_manifest};
-use super::drop_files::{DropFiles, drop_prefix};
+use super::drop_files::drop_prefix;
 use super::upload::UploadService;
 use crate::audience::read::{AudienceScan, Event, Flow, IdSet, ScanEnd, ScanMode, count_lines};
 use crate::campaign::{Campaign, RejectSample, State, ValidationCheckpoint};
-use crate::ports::{WorkItem, source::SourceError};
+use crate::ports::WorkItem;
 use std::io::Write;
-use tokio::io::AsyncReadExt;
 
 /// Name of the rejects report written into the drop folder.
 pub const REJECTS_FILE: &str = "rejects.csv";
@@ -61,11 +60,8 @@ impl UploadService {
                 // The control-group file is read first: a missing one fails the campaign
                 // before any audience work.
                 if let Some(file) = m.control_group.as_ref().and_then(|g| g.file.as_deref()) {
-                    let files = DropFiles {
-                        source: self.source.as_ref(),
-                        limits,
-                    };
-                    let ids = files
+                    let ids = self
+                        .drop_files()
                         .control_ids(c, file, &m.audience.columns.customer_id)
                         .await?;
                     if let Some(control) = c.control.as_mut() {
@@ -114,7 +110,7 @@ impl UploadService {
                 let ids = self.read_state(&c.drop.bucket, &state_key).await?;
                 // The rejects so far, to go on appending.
                 let earlier = if c.audience.rejected > 0 {
-                    self.read_all(&c.drop.bucket, &key).await?
+                    self.drop_files().read_whole(&c.drop.bucket, &key).await?
                 } else {
                     b"file,line,reason\n".to_vec()
                 };
@@ -130,7 +126,7 @@ impl UploadService {
                     ScanMode::Validate { expected_rows: 0 },
                     c.audience.file_etags.clone(),
                 )
-                .resume_after(cp.file_index, cp.line, Some(ids))
+                .resume_after(cp.file_index, cp.line, ids)
             }
         }
         .with_limits(limits);
@@ -283,21 +279,11 @@ impl UploadService {
     }
 
     async fn read_state(&self, bucket: &str, key: &str) -> Result<IdSet, ServiceError> {
-        let bytes = self.read_all(bucket, key).await?;
+        let bytes = self.drop_files().read_whole(bucket, key).await?;
         IdSet::from_bytes(&bytes).ok_or_else(|| ServiceError::Report {
             key: key.to_owned(),
             problem: "is not a duplicate table".to_owned(),
             source: None,
         })
-    }
-
-    async fn read_all(&self, bucket: &str, key: &str) -> Result<Vec<u8>, ServiceError> {
-        let (mut stream, _) = self.source.open(bucket, key, None).await?;
-        let mut bytes = Vec::new();
-        stream
-            .read_to_end(&mut bytes)
-            .await
-            .map_err(|e| SourceError::backend(key, crate::ports::BackendError::io("read", e)))?;
-        Ok(bytes)
     }
 }

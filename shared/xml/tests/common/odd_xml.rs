@@ -360,3 +360,14 @@ pub fn cases(default: u32) -> u32 {
 
 /// Longest error text an answer may give (1 KiB).
 pub const ERROR_MAX: usize = 1024;
+
+/// Fails the case when an error text is longer than [`ERROR_MAX`]; the message shows its start.
+pub fn bounded_error(text: &str) -> Result<(), TestCaseError> {
+    prop_assert!(
+        text.len() <= ERROR_MAX,
+        "{} bytes: {}",
+        text.len(),
+        text.chars().take(200).collect::<String>()
+    );
+    Ok(())
+}
