@@ -1,6 +1,7 @@
 //! Ports: the traits the domain talks through. Each has one adapter per ESP or service
 //! (AWS in `espbridge-aws`, embedded in `espbridge-local`, ESPs in their own crates).
 
+pub mod alerts;
 pub mod backend;
 pub mod esp;
 pub mod limits;
@@ -9,6 +10,7 @@ pub mod scheduler;
 pub mod source;
 pub mod store;
 
+pub use alerts::{Alert, AlertKind, Alerts, LogAlerts};
 pub use backend::{BackendError, BoxError};
 pub use esp::{
     AudienceBatch, AudienceRequest, BatchOutcome, Contact, Esp, EspError, EspIds, FinishedAudience,

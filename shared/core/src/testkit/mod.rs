@@ -671,3 +671,21 @@ impl Esp for FakeEsp {
         }))
     }
 }
+
+/// Alerts kept in memory, in the order raised.
+#[derive(Debug, Default)]
+pub struct MemAlerts(pub Mutex<Vec<crate::ports::Alert>>);
+
+impl MemAlerts {
+    pub fn raised(&self) -> Vec<crate::ports::Alert> {
+        self.0.lock().unwrap().clone()
+    }
+}
+
+#[async_trait]
+impl crate::ports::Alerts for MemAlerts {
+    async fn raise(&self, alert: &crate::ports::Alert) -> Result<(), crate::ports::BackendError> {
+        self.0.lock().unwrap().push(alert.clone());
+        Ok(())
+    }
+}
