@@ -5,6 +5,7 @@ pub mod alerts;
 pub mod backend;
 pub mod esp;
 pub mod limits;
+pub mod metrics;
 pub mod queue;
 pub mod scheduler;
 pub mod source;
@@ -17,6 +18,7 @@ pub use esp::{
     MetricCounts, Preview, RowError, SendRequest, SenderHeaders, Template,
 };
 pub use limits::{AccountLimits, LimitError};
+pub use metrics::{LogMetrics, Measurement, Metrics, Unit};
 pub use queue::{QueueError, WorkItem, WorkQueue};
 pub use scheduler::{PollSchedule, Scheduler, SchedulerError};
 pub use source::{AudienceSource, ObjectRef, SourceError};

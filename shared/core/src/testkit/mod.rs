@@ -689,3 +689,19 @@ impl crate::ports::Alerts for MemAlerts {
         Ok(())
     }
 }
+
+/// Measurements kept in memory, in the order recorded.
+#[derive(Debug, Default)]
+pub struct MemMetrics(pub Mutex<Vec<crate::ports::Measurement>>);
+
+impl MemMetrics {
+    pub fn recorded(&self) -> Vec<crate::ports::Measurement> {
+        self.0.lock().unwrap().clone()
+    }
+}
+
+impl crate::ports::Metrics for MemMetrics {
+    fn record(&self, measurements: &[crate::ports::Measurement]) {
+        self.0.lock().unwrap().extend_from_slice(measurements);
+    }
+}
