@@ -82,7 +82,8 @@ if [ "$run_checkov" -eq 1 ]; then
     CKV_AWS_18  # S3 access logging: use CloudTrail data events for audit; a log bucket would
                 # need its own logging and lifecycle.
     CKV_AWS_116 # Lambda async DLQ: upload-audience and schedule-send are fed by SQS (their
-                # queues have DLQs); http-api is synchronous. poll-metrics has one.
+                # queues have DLQs); http-api is synchronous. poll-metrics has one; the
+                # sweep's lost run is redone by the next hour's.
   )
   skip_list="$(IFS=,; echo "${skips[*]}")"
   echo "== checkov $CHECKOV_VERSION: $TEMPLATE (skipped: $skip_list)"

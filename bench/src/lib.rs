@@ -96,6 +96,8 @@ pub async fn upload_generated_drop(
         queue: Arc::new(queue),
         esps: EspRegistry::new(vec![esp]),
         clock,
+        alerts: Arc::new(espbridge_core::ports::LogAlerts),
+        metrics: Arc::new(espbridge_core::ports::LogMetrics),
         // One invocation, however long: the bench times the whole upload.
         settings: UploadSettings {
             slice: None,

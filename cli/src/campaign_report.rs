@@ -52,22 +52,40 @@ fn parse_metric(s: &str) -> Result<Metric, String> {
     Metric::parse(s).map_err(|e| e.to_string())
 }
 
-pub async fn run(args: ReportArgs) -> Result<()> {
-    let local = match &args.config {
+/// The local stack's state folder as `serve` resolves it from `--dir` or `--config`.
+pub fn state_dir(dir: Option<PathBuf>, config: Option<PathBuf>) -> Result<PathBuf> {
+    let local = match &config {
         Some(p) => config::load_local(p)?,
         None => config::LocalSettings::default(),
     };
-    let state_dir = serve::resolve(
+    Ok(serve::resolve(
         &ServeArgs {
-            config: args.config.clone(),
-            dir: args.dir.clone(),
+            config,
+            dir,
             port: None,
             workers: espbridge_local::worker::DEFAULT_WORKERS,
             redeliver_after: espbridge_local::Redelivery::default().first,
         },
         &local,
     )
-    .state_dir;
+    .state_dir)
+}
+
+/// Opens the campaign store in `state_dir`; one that does not exist is an error naming the path,
+/// never a new empty store.
+pub fn open_store(state_dir: &Path) -> Result<SqliteStore> {
+    let path = state_dir.join(STORE_FILE);
+    if !path.is_file() {
+        bail!(
+            "no campaign store at {} (run `espbridge serve` or `espbridge demo` on that folder first)",
+            path.display()
+        );
+    }
+    SqliteStore::open(&path).with_context(|| format!("opening campaign store {}", path.display()))
+}
+
+pub async fn run(args: ReportArgs) -> Result<()> {
+    let state_dir = state_dir(args.dir.clone(), args.config.clone())?;
     let id = CampaignId::parse(&args.campaign_id)
         .with_context(|| format!("campaign id {:?}", args.campaign_id))?;
     let report = load(&state_dir, &id, args.metric).await?;
@@ -87,14 +105,7 @@ pub async fn run(args: ReportArgs) -> Result<()> {
 /// The report of campaign `id` from the store in `state_dir`.
 pub async fn load(state_dir: &Path, id: &CampaignId, metric: Option<Metric>) -> Result<Report> {
     let path = state_dir.join(STORE_FILE);
-    if !path.is_file() {
-        bail!(
-            "no campaign store at {} (run `espbridge serve` or `espbridge demo` on that folder first)",
-            path.display()
-        );
-    }
-    let store = SqliteStore::open(&path)
-        .with_context(|| format!("opening campaign store {}", path.display()))?;
+    let store = open_store(state_dir)?;
     let campaign = store
         .get(id)
         .await

@@ -15,6 +15,7 @@
 //! converters per group differ from what the generator put inside the window.
 
 use crate::campaign_report;
+use crate::campaigns;
 use crate::conversions_gen::{self, ConversionSpec};
 use crate::drop_gen::{self, DropSpec, FIELDS};
 use crate::progress::{Progress, interactive};
@@ -25,6 +26,7 @@ use crate::stack::{
 use anyhow::{Context, Result, bail};
 use espbridge_app::registry;
 use espbridge_core::ports::ObjectRef;
+use espbridge_core::ports::listing::{CampaignFilter, RunDate};
 use espbridge_core::service::UploadSettings;
 use espbridge_core::service::conversions::ConversionOutcome;
 use espbridge_core::service::poll::PollOutcome;
@@ -283,6 +285,18 @@ pub async fn run(args: DemoArgs) -> Result<()> {
         println!();
         docs.push(doc);
     }
+    // The night at a glance, as `espbridge campaigns` shows it from the same store.
+    let night = CampaignFilter {
+        run_date: Some(RunDate::parse(&run_date).context("the demo's run date")?),
+        ..Default::default()
+    };
+    let (campaigns, more) = campaigns::all(stack.services.store.as_ref(), &night).await?;
+    println!(
+        "the night (espbridge campaigns --dir {} --run-date {run_date}):",
+        args.out.display()
+    );
+    print!("{}", campaigns::summary(&campaigns, more));
+    println!();
     let report_path = args.out.join("report.json");
     report::write_json(&report_path, &report::document(docs, Timestamp::now()))?;
     println!("report: {}", report_path.display());

@@ -2,7 +2,10 @@
 //! scheduler, ESP simulators or real accounts, loopback HTTP API).
 
 mod campaign_report;
+mod campaigns;
+mod check;
 mod config;
+mod control;
 mod conversions_gen;
 mod demo;
 mod drop_gen;
@@ -81,6 +84,9 @@ enum Command {
     /// One campaign's analysis report (per-variant rates, A/B verdict, uplift against the
     /// control group) from the local stack's campaign store; no ESP is contacted.
     Report(campaign_report::ReportArgs),
+    /// The night at a glance from the local stack's campaign store: counts per state, then one
+    /// line per campaign (failures first, with their reasons); `--json` prints `GET /campaigns`.
+    Campaigns(campaigns::CampaignsArgs),
     /// Lists the templates a marketer may choose (exactly what `GET /templates` returns).
     Templates {
         #[arg(long)]
@@ -96,6 +102,17 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Checks a drop folder without uploading or sending anything: the manifest, every
+    /// audience file, the templates at the ESP, the send window and the upload's time under
+    /// the account's limits. Exits 0 when the drop would go through, 1 when it would not (with
+    /// the reasons), 2 when it could not be checked.
+    Check(check::CheckArgs),
+    /// Cancels a campaign before its send time: unschedules its sends at the ESP (where the
+    /// ESP's API can), deletes its poll schedule. Asks the running `espbridge serve`.
+    Cancel(control::ControlArgs),
+    /// Resumes a failed campaign at its failed step, from its checkpoints (never uploading a
+    /// batch twice, never booking a second send). Asks the running `espbridge serve`.
+    Retry(control::ControlArgs),
 }
 
 fn parse_esp(s: &str) -> Result<EspKind, String> {
@@ -169,6 +186,7 @@ fn main() -> ExitCode {
                 .await
             }
             Command::Report(args) => campaign_report::run(args).await,
+            Command::Campaigns(args) => campaigns::run(args).await,
             Command::Templates {
                 config,
                 esp,
@@ -185,6 +203,9 @@ fn main() -> ExitCode {
                 })
                 .await
             }
+            Command::Check(args) => check::run(args).await,
+            Command::Cancel(args) => control::run(control::Op::Cancel, args).await,
+            Command::Retry(args) => control::run(control::Op::Retry, args).await,
         }
     });
     match result {

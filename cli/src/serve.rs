@@ -1,16 +1,21 @@
 //! `espbridge serve`: the local stack, long-lived, on the system clock. Polls the drop folder
 //! every two seconds (the S3 notification's stand-in) and queues what it finds, runs the queue
 //! with its workers (an interrupted step's message is redelivered, as SQS would), fires due
-//! metric polls, and serves the HTTP API on 127.0.0.1 until Ctrl-C: only to loopback host
-//! names, and with a token (`--token`, `ESPBRIDGE_TOKEN` or `token` in the file) only to
-//! requests bearing it; without one it answers reads only ([`espbridge_api::LocalGuard`]).
+//! metric polls, sweeps for stuck campaigns every hour, and serves the HTTP API on 127.0.0.1
+//! until Ctrl-C: only to loopback host names, and with a token (`--token`, `ESPBRIDGE_TOKEN` or
+//! `token` in the file) only to requests bearing it; without one it answers reads only
+//! ([`espbridge_api::LocalGuard`]).
+//!
+//! The queue and the scheduler live in memory, so at start it rebuilds them from the store
+//! ([`Stack::restore`]): a campaign left uploading or unbooked by the last run is queued again,
+//! and every campaign's polls and pending clean-up are scheduled again.
 
 use crate::config;
 use crate::progress::Progress;
 use crate::stack::{self, DROP_BUCKET, Stack, StackOptions, StateLocation};
 use anyhow::{Context, Result, anyhow};
 use espbridge_api::{LocalGuard, Token};
-use espbridge_core::service::{Services, UploadSettings};
+use espbridge_core::service::{Services, SweepMode, UploadSettings, chain};
 use espbridge_core::{Clock, SystemClock};
 use espbridge_local::{DropWatcher, LocalQueue, LocalScheduler, Message, Redelivery};
 use std::path::PathBuf;
@@ -18,7 +23,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 const SCAN_EVERY: Duration = Duration::from_secs(2);
-const DEFAULT_PORT: u16 = 8080;
+/// How often the stuck-campaign sweep runs (the deployed sweep function's schedule).
+const SWEEP_EVERY: jiff::SignedDuration = jiff::SignedDuration::from_hours(1);
+pub const DEFAULT_PORT: u16 = 8080;
 const DEFAULT_DIR: &str = "espbridge-data";
 
 pub struct ServeArgs {
@@ -108,6 +115,7 @@ pub async fn run(args: ServeArgs, token: Option<Token>) -> Result<()> {
         .with_context(|| format!("listening on 127.0.0.1:{}", r.port))?;
     let addr = listener.local_addr().context("reading the bound address")?;
     let guard = LocalGuard::new(Some(addr), token).context("the API token")?;
+    let restored = stack.restore().await?;
     let simulated: Vec<String> = stack
         .simulators()
         .iter()
@@ -118,6 +126,12 @@ pub async fn run(args: ServeArgs, token: Option<Token>) -> Result<()> {
     println!("  state: {}", r.state_dir.display());
     if !simulated.is_empty() {
         println!("  ESP simulators: {}", simulated.join(", "));
+    }
+    if restored.resumed + restored.polls_restored + restored.cleanups_restored > 0 {
+        println!(
+            "  resumed from the store: {} unfinished steps, {} poll schedules, {} clean-ups",
+            restored.resumed, restored.polls_restored, restored.cleanups_restored
+        );
     }
     if guard.has_token() {
         println!("  API token: required on every request (Authorization: Bearer <token>)");
@@ -158,7 +172,8 @@ pub async fn run(args: ServeArgs, token: Option<Token>) -> Result<()> {
 
 /// Every [`SCAN_EVERY`]: new manifests and conversions files are queued, as S3 notifies SQS in
 /// AWS (the workers take them, so a long upload does not hold up the metric polls, and an
-/// interrupted one is redelivered), then due polls fire.
+/// interrupted one is redelivered), then due polls fire; every [`SWEEP_EVERY`] on the clock,
+/// the sweep runs.
 async fn watch_loop(
     services: Services,
     queue: LocalQueue,
@@ -169,6 +184,7 @@ async fn watch_loop(
     // A manifest still being written is left for the next scan.
     let mut watcher = DropWatcher::new(&drop_dir, DROP_BUCKET).with_settle(Duration::from_secs(1));
     let mut tick = tokio::time::interval(SCAN_EVERY);
+    let mut next_sweep = clock.now().saturating_add(SWEEP_EVERY).ok();
     loop {
         tick.tick().await;
         match watcher.scan().await {
@@ -184,6 +200,13 @@ async fn watch_loop(
             Err(e) => tracing::warn!(error = %e, "scanning the drop folder failed"),
         }
         stack::fire_due(&services, &scheduler, clock.now()).await;
+        let now = clock.now();
+        if next_sweep.is_some_and(|at| now >= at) {
+            next_sweep = now.saturating_add(SWEEP_EVERY).ok();
+            if let Err(e) = services.sweep().sweep(SweepMode::Hourly).await {
+                tracing::warn!(error = %chain(&e), "the sweep failed; it runs again in an hour");
+            }
+        }
     }
 }
 

@@ -10,7 +10,9 @@ use espbridge_app::aws::{self as app_aws, Bootstrap};
 use espbridge_app::registry;
 use espbridge_bronto::sim::BrontoSim;
 use espbridge_core::ports::CampaignStore;
-use espbridge_core::service::{ApiService, Deadline, PollService, ScheduleService, UploadService};
+use espbridge_core::service::{
+    ApiService, Deadline, PollService, ScheduleService, SweepService, UploadService,
+};
 use espbridge_core::{Campaign, CampaignId, Clock, EspKind, ManualClock};
 use espbridge_emarsys::sim::EmarsysSim;
 use espbridge_esp_kit::{AccountError, SimSetup, SimView, SimulatedAccount};
@@ -93,6 +95,7 @@ pub struct Harness {
     pub schedule: ScheduleService,
     pub poll: PollService,
     pub api: ApiService,
+    pub sweep: SweepService,
     pub s3: aws_sdk_s3::Client,
     pub sqs: aws_sdk_sqs::Client,
     pub scheduler: aws_sdk_scheduler::Client,
@@ -100,6 +103,8 @@ pub struct Harness {
     pub upload_queue_url: String,
     pub schedule_queue_url: String,
     pub schedule_group: String,
+    /// A queue subscribed to the alert topic: what an e-mail subscriber would receive.
+    pub alert_queue_url: String,
     /// Every function's variables and the SDK configuration, to build more instances.
     env: std::collections::HashMap<&'static str, String>,
     sdk: aws_config::SdkConfig,
@@ -152,6 +157,8 @@ impl Harness {
             .context("create bucket")?;
         let upload_queue_url = create_queue(&sqs, &unique("upload")).await?;
         let schedule_queue_url = create_queue(&sqs, &unique("schedule")).await?;
+        let alert_queue_url = create_queue(&sqs, &unique("alerts")).await?;
+        let alert_topic = create_alert_topic(&sdk, &sqs, &alert_queue_url).await?;
         let schedule_group = unique("polls");
         scheduler
             .create_schedule_group()
@@ -201,6 +208,8 @@ impl Harness {
             (app_aws::SCHEDULE_GROUP, schedule_group.clone()),
             (app_aws::POLL_FUNCTION_ARN, POLL_FUNCTION_ARN.to_owned()),
             (app_aws::SCHEDULER_ROLE_ARN, SCHEDULER_ROLE_ARN.to_owned()),
+            (app_aws::ALERT_TOPIC_ARN, alert_topic),
+            (app_aws::METRICS_NAMESPACE, "espbridge/test".to_owned()),
             // The template's defaults (MaxLineBytes, DropRetentionDays).
             (app_aws::MAX_LINE_BYTES, "65536".to_owned()),
             (app_aws::DROP_RETENTION_DAYS, "30".to_owned()),
@@ -234,6 +243,10 @@ impl Harness {
             .api()
             .await
             .context("build http-api")?;
+        let sweep = boot(app_aws::SWEEP_VARS)
+            .sweep()
+            .await
+            .context("build sweep")?;
         Ok(Some(Self {
             clock,
             simulated,
@@ -241,6 +254,7 @@ impl Harness {
             schedule,
             poll,
             api,
+            sweep,
             s3,
             sqs,
             scheduler,
@@ -248,6 +262,7 @@ impl Harness {
             upload_queue_url,
             schedule_queue_url,
             schedule_group,
+            alert_queue_url,
             env: all,
             sdk,
         }))
@@ -396,6 +411,33 @@ impl Harness {
     pub async fn deliver_schedule(&self, recs: &[Received]) -> anyhow::Result<SqsBatchResponse> {
         let ev = events::sqs_event(&arn_of(&self.schedule_queue_url), recs)?;
         Ok(schedule_send::handle(&self.schedule, ev).await)
+    }
+
+    /// The alerts published since the last call, as (subject, message JSON), taken off the
+    /// subscribed queue.
+    pub async fn alerts(&self) -> anyhow::Result<Vec<(String, serde_json::Value)>> {
+        let mut out = Vec::new();
+        for m in self.receive(&self.alert_queue_url).await? {
+            self.sqs
+                .delete_message()
+                .queue_url(&self.alert_queue_url)
+                .receipt_handle(&m.receipt_handle)
+                .send()
+                .await
+                .context("delete alert")?;
+            let envelope: serde_json::Value =
+                serde_json::from_str(&m.body).context("an SNS envelope")?;
+            let subject = envelope["Subject"].as_str().unwrap_or_default().to_owned();
+            let message = serde_json::from_str(envelope["Message"].as_str().unwrap_or_default())
+                .context("an alert's JSON")?;
+            out.push((subject, message));
+        }
+        Ok(out)
+    }
+
+    /// Runs the sweep function's handler, as its hourly schedule invokes it.
+    pub async fn run_sweep(&self) -> anyhow::Result<serde_json::Value> {
+        Ok(sweep::handle(&self.sweep).await?)
     }
 
     /// Receives every visible message of `queue_url` (with its receive count).
@@ -639,6 +681,42 @@ async fn create_secret(
         .await
         .context("create secret")?;
     Ok(())
+}
+
+/// An SNS topic with the queue at `queue_url` subscribed (moto delivers SNS to SQS); its ARN.
+async fn create_alert_topic(
+    sdk: &aws_config::SdkConfig,
+    sqs: &aws_sdk_sqs::Client,
+    queue_url: &str,
+) -> anyhow::Result<String> {
+    let sns = aws_sdk_sns::Client::new(sdk);
+    let topic = sns
+        .create_topic()
+        .name(unique("alarms"))
+        .send()
+        .await
+        .context("create alert topic")?
+        .topic_arn
+        .ok_or_else(|| anyhow!("the alert topic has no ARN"))?;
+    let arn = aws_sdk_sqs::types::QueueAttributeName::QueueArn;
+    let queue_arn = sqs
+        .get_queue_attributes()
+        .queue_url(queue_url)
+        .attribute_names(arn.clone())
+        .send()
+        .await
+        .context("read the alert queue's ARN")?
+        .attributes
+        .and_then(|mut a| a.remove(&arn))
+        .ok_or_else(|| anyhow!("the alert queue has no ARN"))?;
+    sns.subscribe()
+        .topic_arn(&topic)
+        .protocol("sqs")
+        .endpoint(queue_arn)
+        .send()
+        .await
+        .context("subscribe the alert queue")?;
+    Ok(topic)
 }
 
 async fn create_queue(sqs: &aws_sdk_sqs::Client, name: &str) -> anyhow::Result<String> {

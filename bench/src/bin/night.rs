@@ -292,6 +292,8 @@ async fn main() -> anyhow::Result<()> {
         scheduler: Arc::new(LocalScheduler::new()),
         esps,
         clock: Arc::clone(&clock_dyn),
+        alerts: Arc::new(espbridge_core::ports::LogAlerts),
+        metrics: Arc::new(espbridge_core::ports::LogMetrics),
         upload_settings: UploadSettings {
             slice: Some(Duration::from_secs(args.slice_secs)),
             ..Default::default()

@@ -113,6 +113,8 @@ mod tests {
             queue,
             esps: EspRegistry::new(Vec::new()),
             clock: Arc::new(ManualClock::new("2026-11-30T00:00:00Z".parse().unwrap())),
+            alerts: Arc::new(espbridge_core::ports::LogAlerts),
+            metrics: Arc::new(espbridge_core::ports::LogMetrics),
             settings: UploadSettings::default(),
         };
         // S3 form-encodes the key: the space arrives as `+`.
@@ -162,6 +164,8 @@ mod tests {
             queue: Arc::new(queue),
             esps: EspRegistry::new(vec![esp]),
             clock: Arc::new(ManualClock::new("2026-11-24T02:00:00Z".parse().unwrap())),
+            alerts: Arc::new(espbridge_core::ports::LogAlerts),
+            metrics: Arc::new(espbridge_core::ports::LogMetrics),
             settings: UploadSettings::default(),
         };
         let key = format!("{prefix}manifest.json");

@@ -15,6 +15,8 @@
 //! - [`report`]: [`build_report`] and the [`Report`] types.
 //! - [`html`]: [`render_html`], its inline SVG charts and text helpers.
 //! - [`rules`]: the rules below in short, as printed on the page.
+//! - [`night`]: the night report ([`build_night_report`], [`render_night_html`]): every
+//!   campaign of a run date, failures first.
 //!
 //! # Rules
 //! **Counts.** Daily counts are cumulative since the send and opens and
@@ -105,12 +107,17 @@
 
 pub mod html;
 pub mod input;
+pub mod night;
 pub mod report;
 pub mod rules;
 pub mod stats;
 
-pub use html::render_html;
+pub use html::{render_html, render_night_html};
 pub use input::{DailyCounts, GroupConversions, Metric, ReportInput, UnknownMetric, VariantInput};
+pub use night::{
+    NightAudience, NightCampaign, NightFailure, NightMetrics, NightReport, NightTotals,
+    build_night_report,
+};
 pub use report::{
     ALPHA, AbTest, ControlReport, GroupStats, Pairwise, Rates, Report, VariantReport, build_report,
 };

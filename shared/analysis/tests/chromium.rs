@@ -9,9 +9,11 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a panic in a test is a failed test
 
 mod common;
+mod night_sample;
 
 use espbridge_analysis::html::{PALETTE, TINT_DAILY, TINT_RATES, TINT_UPLIFT, UPLIFT_COLOUR};
-use espbridge_analysis::{build_report, render_html};
+use espbridge_analysis::html::{STATE_COLOURS, TINT_FAILED, TINT_STATES};
+use espbridge_analysis::{build_report, render_html, render_night_html};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -167,4 +169,74 @@ fn charts_are_drawn_in_chromium() {
     let n = count_colour(&img, uplift, UPLIFT_COLOUR);
     assert!(n >= 300, "uplift: {n} pixels of the estimate colour");
     assert_eq!(count_colour(&img, daily, UPLIFT_COLOUR), 0);
+}
+
+/// The night report: the state bar is drawn with every state's colour in proportion, and the
+/// failed campaigns' tinted rows come first (the failures table sits above the campaigns).
+#[test]
+fn night_report_is_drawn_in_chromium() {
+    let Some(browser) = chromium() else {
+        if std::env::var("ESPBRIDGE_REQUIRE_CHROMIUM").as_deref() == Ok("1") {
+            panic!("chromium not installed and ESPBRIDGE_REQUIRE_CHROMIUM=1");
+        }
+        println!("skipped: chromium not installed");
+        return;
+    };
+    let night = night_sample::night(24, 4);
+    let dir = tempfile::tempdir().unwrap();
+    let html = dir.path().join("night.html");
+    std::fs::write(&html, render_night_html(&night)).unwrap();
+    let png_path = dir.path().join("night.png");
+    screenshot(&browser, &html, &png_path);
+    if let Some(keep) = std::env::var_os("ESPBRIDGE_NIGHT_SCREENSHOT") {
+        std::fs::copy(&png_path, &keep).unwrap();
+        std::fs::copy(&html, Path::new(&keep).with_extension("html")).unwrap();
+    }
+    let img = decode(&png_path);
+
+    let states = band(&img, TINT_STATES).expect("state bar not found");
+    assert!(
+        states.1 - states.0 > 60,
+        "state bar is only {states:?} high"
+    );
+    let mut pixels = Vec::new();
+    for (state, colour) in STATE_COLOURS {
+        let n = count_colour(&img, states, colour);
+        let campaigns = night.states.get(state).copied().unwrap_or(0);
+        assert!(
+            (n > 0) == (campaigns > 0),
+            "{state}: {n} pixels for {campaigns} campaigns"
+        );
+        if campaigns > 0 {
+            pixels.push((state, n as f64 / campaigns as f64));
+        }
+    }
+    // Each segment's area per campaign is about the same (legend swatches aside).
+    let (lo, hi) = pixels.iter().fold((f64::MAX, 0.0f64), |(lo, hi), (_, p)| {
+        (lo.min(*p), hi.max(*p))
+    });
+    assert!(hi / lo < 1.5, "segments out of proportion: {pixels:?}");
+
+    // Failed rows: 4 in the failures table and 4 at the top of the campaigns table.
+    let tint = hex(TINT_FAILED);
+    let failed_rows: Vec<usize> = (0..img.height)
+        .filter(|&y| {
+            (0..img.width)
+                .filter(|&x| near(img.at(x, y), tint, 1))
+                .count()
+                > img.width / 2
+        })
+        .collect();
+    assert!(
+        failed_rows.len() > 8 * 20,
+        "{} pixel rows of failed campaigns",
+        failed_rows.len()
+    );
+    assert!(
+        failed_rows[0] > states.1,
+        "the failures are listed below the state bar"
+    );
+    // Rows of one block are apart only by their 1-pixel borders.
+    let blocks = failed_rows.windows(2).filter(|w| w[1] > w[0] + 3).count() + 1;
+    assert_eq!(blocks, 2, "one block of failed rows per table");
 }

@@ -8,13 +8,20 @@
 //! | `GET /templates?esp=&account=&prefix=` | `{"templates": [...], "errors": [...]}` |
 //! | `GET /templates/{esp}/{id}/preview?account=&format=html` | the preview (JSON, or the HTML itself) |
 //! | `GET\|PUT /templates/{esp}/{id}/headers?account=` | the template's sender headers (Bronto) |
+//! | `GET /campaigns?run_date=&state=&esp=&account=&limit=&cursor=` | a page of campaigns: `{"campaigns": [...], "cursor"}` (`cursor` is `null` on the last page) |
 //! | `GET /campaigns/{id}` | the campaign document |
 //! | `GET /campaigns/{id}/report?metric=` | the analysis report (JSON) |
 //! | `GET /campaigns/{id}/report.html?metric=` | the report's self-contained page |
+//! | `GET /runs/{run_date}/report` | the night report (JSON): every campaign of the run date, failures first |
+//! | `GET /runs/{run_date}/report.html` | the night report's self-contained page |
+//! | `POST /campaigns/{id}/cancel` | cancelled: `{"campaign_id", "state", "unscheduled_sends", "already"}` |
+//! | `POST /campaigns/{id}/retry` | resumed: `{"campaign_id", "state", "step", "queued"}` |
 //!
 //! Errors are `{"error": {"code", "message"}}` with the matching status: 400 a bad parameter or
 //! body, 404 an unknown route, ESP, template or campaign, 405 a method a route does not take,
-//! 502 an ESP error, 503 an ESP or the store unavailable.
+//! 409 a cancel or retry refused (the code says why: `send_time_passed`, `already_sent`,
+//! `cannot_cancel`, `not_cancellable`, `not_retryable`, `busy` — try again shortly), 502 an ESP
+//! error, 503 an ESP, a queue, the scheduler or the store unavailable.
 //!
 //! Every answer carries `X-Content-Type-Options: nosniff`; the previews (ESP template HTML, or
 //! JSON holding it) also `Content-Security-Policy: sandbox`: a template opened from the API's
@@ -30,12 +37,13 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderValue, StatusCode, Uri, header};
 use axum::middleware::map_response;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use espbridge_analysis::{Metric, render_html};
+use axum::routing::{get, post};
+use espbridge_analysis::{Metric, render_html, render_night_html};
 use espbridge_core::ids::{AccountId, CampaignId, EspKind};
-use espbridge_core::ports::{EspError, SenderHeaders};
+use espbridge_core::ports::{CampaignFilter, EspError, RunDate, SenderHeaders};
 use espbridge_core::service::api::TemplateQuery;
-use espbridge_core::service::{ApiError, ApiService, chain};
+use espbridge_core::service::night::ListRequest;
+use espbridge_core::service::{ApiError, ApiService, ControlError, ServiceError, chain};
 use serde_json::{Value, json};
 use std::collections::HashMap;
 
@@ -61,9 +69,14 @@ pub fn router(api: ApiService) -> Router {
             "/templates/{esp}/{id}/headers",
             get(get_headers).put(put_headers),
         )
+        .route("/campaigns", get(list_campaigns))
         .route("/campaigns/{id}", get(campaign))
         .route("/campaigns/{id}/report", get(report_json))
         .route("/campaigns/{id}/report.html", get(report_html))
+        .route("/runs/{run_date}/report", get(night_json))
+        .route("/runs/{run_date}/report.html", get(night_html))
+        .route("/campaigns/{id}/cancel", post(cancel))
+        .route("/campaigns/{id}/retry", post(retry))
         .fallback(no_route)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(map_response(nosniff))
@@ -141,7 +154,9 @@ impl From<ApiError> for Failure {
                 Failure::not_found(message)
             }
             ApiError::CampaignNotFound(_) => Failure::not_found(message),
-            ApiError::Account(_) => Failure::bad_request(message),
+            ApiError::Account(_) | ApiError::Cursor(_) | ApiError::InvalidLimit(_) => {
+                Failure::bad_request(message)
+            }
             ApiError::AllAccountsFailed(errors) => Failure {
                 extra: Some(("errors", json!(errors))),
                 ..Failure::new(StatusCode::BAD_GATEWAY, "esp_error", message)
@@ -168,6 +183,20 @@ impl From<ApiError> for Failure {
                 "store_unavailable",
                 message,
             ),
+            ApiError::Control(ControlError::Refused { code, .. }) => {
+                Failure::new(StatusCode::CONFLICT, code, message)
+            }
+            ApiError::Control(ControlError::Busy(_)) => {
+                Failure::new(StatusCode::CONFLICT, "busy", message)
+            }
+            ApiError::Control(ControlError::NotFound(_)) => Failure::not_found(message),
+            ApiError::Control(ControlError::Service(e)) => match e {
+                ServiceError::Esp(e) => Failure::from(ApiError::Esp(e)),
+                e if e.is_retryable() => {
+                    Failure::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message)
+                }
+                _ => Failure::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message),
+            },
         }
     }
 }
@@ -297,6 +326,60 @@ async fn report_html(
     Query(p): Params,
 ) -> Answer {
     html_answer(render_html(&report(&api, &id, &p).await?))
+}
+
+async fn cancel(State(api): State<ApiService>, Path(id): Path<String>) -> Answer {
+    json_answer(&api.cancel(&campaign_id(&id)?).await?)
+}
+
+async fn retry(State(api): State<ApiService>, Path(id): Path<String>) -> Answer {
+    json_answer(&api.retry(&campaign_id(&id)?).await?)
+}
+
+fn run_date(s: &str) -> Result<RunDate, Failure> {
+    RunDate::parse(s).map_err(|e| Failure::bad_request(format!("run_date: {}", chain(&e))))
+}
+
+async fn list_campaigns(State(api): State<ApiService>, Query(p): Params) -> Answer {
+    let state = p
+        .get("state")
+        .map(|s| {
+            espbridge_core::State::parse(s)
+                .ok_or_else(|| Failure::bad_request("state: not a campaign state"))
+        })
+        .transpose()?;
+    let limit = p
+        .get("limit")
+        .map(|l| {
+            l.parse::<usize>()
+                .map_err(|_| Failure::bad_request("limit: not a whole number"))
+        })
+        .transpose()?;
+    let req = ListRequest {
+        filter: CampaignFilter {
+            run_date: p.get("run_date").map(|d| run_date(d)).transpose()?,
+            state,
+            esp: esp_param(&p)?,
+            account: account_param(&p)?,
+        },
+        cursor: p.get("cursor").cloned(),
+        limit,
+    };
+    json_answer(&api.list_campaigns(&req).await?)
+}
+
+async fn night(api: &ApiService, date: &str) -> Result<espbridge_analysis::NightReport, Failure> {
+    api.night_report(&run_date(date)?)
+        .await
+        .map_err(|e| Failure::from(ApiError::Store(e)))
+}
+
+async fn night_json(State(api): State<ApiService>, Path(date): Path<String>) -> Answer {
+    json_answer(&night(&api, &date).await?)
+}
+
+async fn night_html(State(api): State<ApiService>, Path(date): Path<String>) -> Answer {
+    html_answer(render_night_html(&night(&api, &date).await?))
 }
 
 async fn no_route(uri: Uri) -> Failure {

@@ -10,8 +10,9 @@
 //!    the socket, but not the API;
 //! 2. with a token configured, must carry `Authorization: Bearer <token>` (compared in
 //!    constant time): 401 (`unauthorized`) otherwise;
-//! 3. without a token configured, may only read: `PUT` (any method but `GET`, `HEAD` and
-//!    `OPTIONS`) is refused with 403 (`token_required`), since it changes what an ESP sends.
+//! 3. without a token configured, may only read: `PUT` and `POST` (any method but `GET`,
+//!    `HEAD` and `OPTIONS`: sender headers, cancel, retry) are refused with 403
+//!    (`token_required`), since they change what an ESP sends.
 //!
 //! The token is never logged, echoed or shown by `Debug`.
 
@@ -38,6 +39,12 @@ pub struct Token(String);
 impl Token {
     fn bytes(&self) -> &[u8] {
         self.0.as_bytes()
+    }
+
+    /// The `Authorization` header value bearing the token (`espbridge cancel` and `retry` call
+    /// the running server with it). Not for logs.
+    pub fn bearer(&self) -> String {
+        format!("Bearer {}", self.0)
     }
 
     /// Whether the token is usable: [`MIN_TOKEN_LEN`] to [`MAX_TOKEN_LEN`] visible ASCII

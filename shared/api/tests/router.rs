@@ -27,6 +27,9 @@ fn api(headers: bool) -> ApiService {
     ApiService {
         store: Arc::new(MemStore::default()),
         esps: EspRegistry::new(vec![Arc::new(esp)]),
+        queue: Arc::new(espbridge_core::testkit::MemQueue::default()),
+        scheduler: Arc::new(espbridge_core::testkit::MemScheduler::default()),
+        clock: Arc::new(espbridge_core::SystemClock),
     }
 }
 

@@ -8,10 +8,12 @@ use crate::config::{ConfigError, build_registry, parse_accounts};
 use async_trait::async_trait;
 use espbridge_aws::secrets::SecretsError;
 use espbridge_aws::{
-    DynamoLimits, DynamoStore, EventBridgeScheduler, S3Source, SecretsReader, SqsQueue,
+    DynamoLimits, DynamoStore, EventBridgeScheduler, S3Source, SecretsReader, SnsAlerts, SqsQueue,
 };
+use espbridge_core::ports::{AccountLimits, Alerts, MeteredLimits, Metrics};
 use espbridge_core::service::{
-    ApiService, EspRegistry, PollService, ScheduleService, UploadService, UploadSettings,
+    ApiService, EspRegistry, PollService, ScheduleService, SweepService, UploadService,
+    UploadSettings,
 };
 use espbridge_core::{Clock, SystemClock};
 use espbridge_esp_kit::{BuildContext, SecretError, SecretSource};
@@ -29,6 +31,11 @@ pub const POLL_FUNCTION_ARN: &str = "ESPBRIDGE_POLL_FUNCTION_ARN";
 /// The role EventBridge Scheduler assumes to invoke it.
 pub const SCHEDULER_ROLE_ARN: &str = "ESPBRIDGE_SCHEDULER_ROLE_ARN";
 
+/// The SNS topic alerts are published to (failures, partly booked sends).
+pub const ALERT_TOPIC_ARN: &str = "ESPBRIDGE_ALERT_TOPIC_ARN";
+/// The CloudWatch namespace of the metrics (default `espbridge`).
+pub const METRICS_NAMESPACE: &str = "ESPBRIDGE_METRICS_NAMESPACE";
+
 /// Longest audience line, in bytes (a longer row is rejected; default 64 KiB).
 pub const MAX_LINE_BYTES: &str = "ESPBRIDGE_MAX_LINE_BYTES";
 /// Days the drop bucket keeps a drop: no send time may lie further ahead.
@@ -42,6 +49,8 @@ pub const UPLOAD_VARS: &[&str] = &[
     SCHEDULE_QUEUE_URL,
     MAX_LINE_BYTES,
     DROP_RETENTION_DAYS,
+    ALERT_TOPIC_ARN,
+    METRICS_NAMESPACE,
 ];
 pub const SCHEDULE_VARS: &[&str] = &[
     TABLE,
@@ -49,9 +58,37 @@ pub const SCHEDULE_VARS: &[&str] = &[
     SCHEDULE_GROUP,
     POLL_FUNCTION_ARN,
     SCHEDULER_ROLE_ARN,
+    ALERT_TOPIC_ARN,
+    METRICS_NAMESPACE,
 ];
-pub const POLL_VARS: &[&str] = SCHEDULE_VARS;
-pub const API_VARS: &[&str] = &[TABLE, ACCOUNTS];
+pub const POLL_VARS: &[&str] = &[
+    TABLE,
+    ACCOUNTS,
+    SCHEDULE_GROUP,
+    POLL_FUNCTION_ARN,
+    SCHEDULER_ROLE_ARN,
+];
+/// The API queues a retry's step and deletes a cancelled campaign's poll schedule (it creates
+/// none, so it needs neither the poll function nor the scheduler role).
+pub const API_VARS: &[&str] = &[
+    TABLE,
+    ACCOUNTS,
+    UPLOAD_QUEUE_URL,
+    SCHEDULE_QUEUE_URL,
+    SCHEDULE_GROUP,
+];
+/// The sweep reads the accounts for their send policies only (no credentials, no ESP call).
+pub const SWEEP_VARS: &[&str] = &[
+    TABLE,
+    ACCOUNTS,
+    UPLOAD_QUEUE_URL,
+    SCHEDULE_QUEUE_URL,
+    SCHEDULE_GROUP,
+    POLL_FUNCTION_ARN,
+    SCHEDULER_ROLE_ARN,
+    ALERT_TOPIC_ARN,
+    METRICS_NAMESPACE,
+];
 
 /// Where a function's settings come from: the process environment in Lambda, a map in tests.
 pub trait EnvSource {
@@ -147,24 +184,54 @@ impl Bootstrap {
         )))
     }
 
-    /// The ESP accounts, credentials read from Secrets Manager.
-    async fn esps(&self) -> Result<EspRegistry, ConfigError> {
+    /// Alerts on the deployment's SNS topic.
+    fn alerts(&self) -> Result<Arc<dyn Alerts>, ConfigError> {
+        Ok(Arc::new(SnsAlerts::connect(
+            &self.sdk,
+            self.env.require(ALERT_TOPIC_ARN)?,
+        )))
+    }
+
+    /// Metrics as EMF lines in the function's log, in the deployment's namespace.
+    fn metrics(&self) -> Arc<dyn Metrics> {
+        Arc::new(crate::metrics::EmfMetrics::new(
+            self.metrics_namespace(),
+            Arc::clone(&self.clock),
+        ))
+    }
+
+    fn metrics_namespace(&self) -> String {
+        self.env
+            .var(METRICS_NAMESPACE)
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty())
+            .unwrap_or_else(|| crate::metrics::DEFAULT_NAMESPACE.to_owned())
+    }
+
+    /// The ESP accounts, credentials read from Secrets Manager. With `metrics`, the waits for
+    /// the accounts' limits are counted.
+    async fn esps(&self, metrics: Option<&Arc<dyn Metrics>>) -> Result<EspRegistry, ConfigError> {
         let accounts = parse_accounts(&self.env.require(ACCOUNTS)?, ACCOUNTS)?;
         let secrets = SecretsManager(SecretsReader::new(aws_sdk_secretsmanager::Client::new(
             &self.sdk,
         )));
+        let mut limits: Arc<dyn AccountLimits> = Arc::new(DynamoLimits::new(
+            aws_sdk_dynamodb::Client::new(&self.sdk),
+            self.env.require(TABLE)?,
+        ));
+        if let Some(metrics) = metrics {
+            limits = Arc::new(MeteredLimits::new(limits, Arc::clone(metrics)));
+        }
         let ctx = BuildContext {
             clock: Arc::clone(&self.clock),
-            limits: Arc::new(DynamoLimits::new(
-                aws_sdk_dynamodb::Client::new(&self.sdk),
-                self.env.require(TABLE)?,
-            )),
+            limits,
         };
         build_registry(&accounts, Some(&secrets), &ctx).await
     }
 
-    /// upload-audience: store, drop bucket, both queues, ESPs.
+    /// upload-audience: store, drop bucket, both queues, ESPs, alerts, metrics.
     pub async fn upload(&self) -> Result<UploadService, ConfigError> {
+        let metrics = self.metrics();
         Ok(UploadService {
             store: self.store()?,
             source: Arc::new(S3Source::new(espbridge_aws::s3_client(&self.sdk))),
@@ -173,8 +240,10 @@ impl Bootstrap {
                 self.env.require(UPLOAD_QUEUE_URL)?,
                 self.env.require(SCHEDULE_QUEUE_URL)?,
             )),
-            esps: self.esps().await?,
+            esps: self.esps(Some(&metrics)).await?,
             clock: Arc::clone(&self.clock),
+            alerts: self.alerts()?,
+            metrics,
             settings: self.upload_settings()?,
         })
     }
@@ -208,13 +277,16 @@ impl Bootstrap {
         Ok(s)
     }
 
-    /// schedule-send: store, ESPs, scheduler.
+    /// schedule-send: store, ESPs, scheduler, alerts, metrics.
     pub async fn schedule(&self) -> Result<ScheduleService, ConfigError> {
+        let metrics = self.metrics();
         Ok(ScheduleService {
             store: self.store()?,
             scheduler: self.scheduler()?,
-            esps: self.esps().await?,
+            esps: self.esps(Some(&metrics)).await?,
             clock: Arc::clone(&self.clock),
+            alerts: self.alerts()?,
+            metrics,
         })
     }
 
@@ -223,7 +295,34 @@ impl Bootstrap {
         Ok(PollService {
             store: self.store()?,
             scheduler: self.scheduler()?,
-            esps: self.esps().await?,
+            esps: self.esps(None).await?,
+            clock: Arc::clone(&self.clock),
+        })
+    }
+
+    /// sweep: store, both queues, scheduler, alerts, metrics, and the accounts' send policies
+    /// (the sweep calls no ESP: no adapter is built and no secret read).
+    pub async fn sweep(&self) -> Result<SweepService, ConfigError> {
+        let accounts = parse_accounts(&self.env.require(ACCOUNTS)?, ACCOUNTS)?;
+        let policies = accounts.iter().fold(EspRegistry::default(), |r, a| {
+            // Checked when the accounts were parsed.
+            r.with_policy(
+                a.esp,
+                a.account.clone(),
+                a.send_policy().unwrap_or_default(),
+            )
+        });
+        Ok(SweepService {
+            store: self.store()?,
+            queue: Arc::new(SqsQueue::new(
+                aws_sdk_sqs::Client::new(&self.sdk),
+                self.env.require(UPLOAD_QUEUE_URL)?,
+                self.env.require(SCHEDULE_QUEUE_URL)?,
+            )),
+            scheduler: self.scheduler()?,
+            alerts: self.alerts()?,
+            metrics: self.metrics(),
+            policies,
             clock: Arc::clone(&self.clock),
         })
     }
@@ -232,7 +331,17 @@ impl Bootstrap {
     pub async fn api(&self) -> Result<ApiService, ConfigError> {
         Ok(ApiService {
             store: self.store()?,
-            esps: self.esps().await?,
+            esps: self.esps(None).await?,
+            queue: Arc::new(SqsQueue::new(
+                aws_sdk_sqs::Client::new(&self.sdk),
+                self.env.require(UPLOAD_QUEUE_URL)?,
+                self.env.require(SCHEDULE_QUEUE_URL)?,
+            )),
+            scheduler: Arc::new(EventBridgeScheduler::deleting_only(
+                aws_sdk_scheduler::Client::new(&self.sdk),
+                self.env.require(SCHEDULE_GROUP)?,
+            )),
+            clock: Arc::clone(&self.clock),
         })
     }
 }
@@ -310,6 +419,7 @@ mod tests {
             ("schedule-send", SCHEDULE_VARS),
             ("poll-metrics", POLL_VARS),
             ("http-api", API_VARS),
+            ("sweep", SWEEP_VARS),
         ] {
             let mut listed: Vec<&str> = file[function]
                 .as_array()
@@ -326,8 +436,28 @@ mod tests {
 
     #[test]
     fn each_function_reads_only_what_it_uses() {
-        assert!(!API_VARS.contains(&UPLOAD_QUEUE_URL) && !API_VARS.contains(&SCHEDULE_GROUP));
+        // The API deletes schedules (cancel) but creates none.
+        assert!(!API_VARS.contains(&POLL_FUNCTION_ARN) && !API_VARS.contains(&SCHEDULER_ROLE_ARN));
         assert!(!UPLOAD_VARS.contains(&SCHEDULE_GROUP));
         assert!(!SCHEDULE_VARS.contains(&UPLOAD_QUEUE_URL));
+        // Only the functions that alert may publish to the topic.
+        assert!(!API_VARS.contains(&ALERT_TOPIC_ARN) && !POLL_VARS.contains(&ALERT_TOPIC_ARN));
+    }
+
+    #[test]
+    fn alerts_need_their_topic_and_metrics_have_a_default_namespace() {
+        let Err(e) = bootstrap(&[]).alerts() else {
+            panic!("alerts without a topic");
+        };
+        assert_eq!(
+            e.to_string(),
+            "environment variable ESPBRIDGE_ALERT_TOPIC_ARN: not set"
+        );
+        let topic = "arn:aws:sns:eu-west-1:123456789012:espbridge-prod-alarms";
+        assert!(bootstrap(&[(ALERT_TOPIC_ARN, topic)]).alerts().is_ok());
+        // The namespace is what the template's alarms watch.
+        let b = bootstrap(&[(METRICS_NAMESPACE, "espbridge/prod")]);
+        assert_eq!(b.metrics_namespace(), "espbridge/prod");
+        assert_eq!(bootstrap(&[]).metrics_namespace(), "espbridge");
     }
 }

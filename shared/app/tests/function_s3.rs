@@ -8,7 +8,7 @@
 //!   written then read back), its continuations, and conversions files of both layouts, one of
 //!   them recomputed after an earlier source has gone. The prefixes it used (the key's first
 //!   segment) must be those the file lists;
-//! - schedule-send, poll-metrics, http-api: their use cases hold no bucket at all
+//! - schedule-send, poll-metrics, http-api, sweep: their use cases hold no bucket at all
 //!   ([`no_use_case_but_upload_holds_the_drop_bucket`]), so the file must list nothing for them.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -19,9 +19,12 @@ use espbridge_core::ports::{AudienceSource, ObjectRef, SourceError, WorkItem};
 use espbridge_core::service::conversions::ConversionOutcome;
 use espbridge_core::service::intake::ObjectOutcome;
 use espbridge_core::service::{
-    ApiService, Deadline, EspRegistry, PollService, ScheduleService, Services, UploadSettings,
+    ApiService, Deadline, EspRegistry, PollService, ScheduleService, Services, SweepService,
+    UploadSettings,
 };
-use espbridge_core::testkit::{FakeEsp, MemQueue, MemScheduler, MemSource, MemStore};
+use espbridge_core::testkit::{
+    FakeEsp, MemAlerts, MemMetrics, MemQueue, MemScheduler, MemSource, MemStore,
+};
 use espbridge_core::{AccountId, CampaignId, ManualClock};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
@@ -122,6 +125,8 @@ async fn upload_audience_access() -> Access {
             ..Default::default()
         })]),
         clock: Arc::new(ManualClock::new("2026-11-24T02:00:00Z".parse().unwrap())),
+        alerts: Arc::new(MemAlerts::default()),
+        metrics: Arc::new(MemMetrics::default()),
         upload_settings: UploadSettings::default(),
     };
     let upload = services.upload();
@@ -198,17 +203,24 @@ async fn upload_audience_access() -> Access {
     std::mem::take(&mut *bucket.access.lock().unwrap())
 }
 
-/// The use cases of schedule-send, poll-metrics and http-api (as `espbridge_app::aws::Bootstrap`
+/// The use cases of schedule-send, poll-metrics, http-api and sweep (as `espbridge_app::aws::Bootstrap`
 /// builds them) hold no drop bucket: these patterns name every port they have, so a bucket
 /// added to one stops this test from compiling. Then list what it does in
 /// infra/checks/function-s3.json, grant it in infra/template.yaml, and add it here.
 #[allow(dead_code)]
-fn no_use_case_but_upload_holds_the_drop_bucket(s: ScheduleService, p: PollService, a: ApiService) {
+fn no_use_case_but_upload_holds_the_drop_bucket(
+    s: ScheduleService,
+    p: PollService,
+    a: ApiService,
+    w: SweepService,
+) {
     let ScheduleService {
         store: _,
         esps: _,
         scheduler: _,
         clock: _,
+        alerts: _,
+        metrics: _,
     } = s;
     let PollService {
         store: _,
@@ -216,7 +228,22 @@ fn no_use_case_but_upload_holds_the_drop_bucket(s: ScheduleService, p: PollServi
         scheduler: _,
         clock: _,
     } = p;
-    let ApiService { store: _, esps: _ } = a;
+    let ApiService {
+        store: _,
+        esps: _,
+        queue: _,
+        scheduler: _,
+        clock: _,
+    } = a;
+    let SweepService {
+        store: _,
+        queue: _,
+        scheduler: _,
+        alerts: _,
+        metrics: _,
+        policies: _,
+        clock: _,
+    } = w;
 }
 
 /// infra/checks/function-s3.json, as [`Access`] per function.
@@ -257,6 +284,7 @@ async fn the_infrastructure_check_knows_what_each_function_does_in_the_drop_buck
             "http-api",
             "poll-metrics",
             "schedule-send",
+            "sweep",
             "upload-audience"
         ]
     );
@@ -265,7 +293,7 @@ async fn the_infrastructure_check_knows_what_each_function_does_in_the_drop_buck
         listed["upload-audience"], observed,
         "infra/checks/function-s3.json must list what upload-audience's code does in the drop bucket"
     );
-    for function in ["schedule-send", "poll-metrics", "http-api"] {
+    for function in ["schedule-send", "poll-metrics", "http-api", "sweep"] {
         assert_eq!(
             listed[function],
             Access::default(),

@@ -7,6 +7,7 @@
 //! | `WorkQueue` | [`SqsQueue`] | SQS |
 //! | `Scheduler` | [`EventBridgeScheduler`] | EventBridge Scheduler |
 //! | ESP credentials | [`SecretsReader`] | Secrets Manager |
+//! | `Alerts` | [`SnsAlerts`] | SNS, one topic |
 //!
 //! Clients come from [`sdk_config`] (the environment; `AWS_ENDPOINT_URL` points them at an
 //! emulator) and, for S3, [`s3_client`]. Error messages carry the service's error code and
@@ -22,6 +23,7 @@
 //! # }
 //! ```
 
+pub mod alerts;
 pub mod config;
 pub mod error;
 pub mod limits;
@@ -31,6 +33,7 @@ pub mod secrets;
 pub mod source;
 pub mod store;
 
+pub use alerts::SnsAlerts;
 pub use config::{s3_client, sdk_config};
 pub use error::AwsError;
 pub use limits::DynamoLimits;

@@ -58,7 +58,22 @@ impl EventBridgeScheduler {
         }
     }
 
+    /// A scheduler that only deletes (the HTTP API's cancel): it has no target, so a create
+    /// is refused before any call.
+    pub fn deleting_only(client: Client, group: impl Into<String>) -> Self {
+        Self::new(client, group, String::new(), String::new())
+    }
+
     fn target(&self, campaign_id: &CampaignId) -> Result<Target, SchedulerError> {
+        if self.target_arn.is_empty() {
+            return Err(SchedulerError {
+                name: format!("poll schedule of {campaign_id}"),
+                source: crate::error::local(
+                    "CreateSchedule",
+                    "this scheduler only deletes (it has no target)".to_owned(),
+                ),
+            });
+        }
         Target::builder()
             .arn(&self.target_arn)
             .role_arn(&self.role_arn)

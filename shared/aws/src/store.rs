@@ -2,10 +2,14 @@
 //!
 //! | item | `pk` | `sk` | notes |
 //! |---|---|---|---|
-//! | campaign | `CAMPAIGN#<id>` | `META` | the record's fields as attributes; `gsi1pk = STATE#<state>`, `gsi1sk = <id>` |
+//! | campaign | `CAMPAIGN#<id>` | `META` | the record's fields as attributes; `gsi1pk = STATE#<state>`, `gsi1sk = <id>`; `gsi2pk = RUN#<run date>`, `gsi2sk = <state>#<id>` |
 //! | drop (idempotency) | `DROP#<bucket>/<key>#<etag>` | `DROP` | `campaign_id` |
 //! | run | `CAMPAIGN#<id>` | `RUN#<started_at, UTC, 9 fraction digits>#<unique>` | run history, sorts by start |
 //! | snapshot | `CAMPAIGN#<id>` | `METRIC#<day, 3 digits>` | one per polling day |
+//!
+//! Listing reads the indexes only: a run date is one `gsi2` partition (its state a `begins_with`
+//! on the sort key), a state alone is one `gsi1` partition, and no filter walks the `gsi1`
+//! partitions state by state. ESP and account are filter expressions on what those read.
 //!
 //! The campaign item doubles as the claim on its id: it is written with
 //! `attribute_not_exists(pk)` in the same transaction as the drop record, so a second drop for
@@ -24,6 +28,9 @@ use aws_sdk_dynamodb::types::{
 use espbridge_core::campaign::{Campaign, MetricSnapshot, RunRecord, State};
 use espbridge_core::ids::{AccountId, CampaignId, EspKind};
 use espbridge_core::ports::esp::SenderHeaders;
+use espbridge_core::ports::listing::{
+    CampaignFilter, CampaignPage, MAX_PAGE as MAX_LIST_PAGE, Position, Resume, states_in_order,
+};
 use espbridge_core::ports::source::ObjectRef;
 use espbridge_core::ports::store::{CampaignStore, Created, StoreError};
 use jiff::Timestamp;
@@ -40,6 +47,12 @@ const SK: &str = "sk";
 const GSI1: &str = "gsi1";
 const GSI1_PK: &str = "gsi1pk";
 const GSI1_SK: &str = "gsi1sk";
+const GSI2: &str = "gsi2";
+const GSI2_PK: &str = "gsi2pk";
+const GSI2_SK: &str = "gsi2sk";
+/// Query calls one listing page may make. With an ESP or account filter a call can match
+/// nothing; the page then ends short, with a cursor, rather than reading on unbounded.
+const LIST_READS: usize = 20;
 const META: &str = "META";
 const DROP_SK: &str = "DROP";
 const RUN_PREFIX: &str = "RUN#";
@@ -362,6 +375,217 @@ impl CampaignStore for DynamoStore {
         out.truncate(limit);
         Ok(out)
     }
+
+    /// Reads `gsi2` for a run date, else `gsi1` state by state (see the module docs). Like
+    /// `list_by_state`, eventually consistent.
+    async fn list(
+        &self,
+        filter: &CampaignFilter,
+        after: Option<&Position>,
+        limit: usize,
+    ) -> Result<CampaignPage, StoreError> {
+        let mut walk = Walk {
+            limit: limit.clamp(1, MAX_LIST_PAGE),
+            found: Vec::new(),
+            reads: 0,
+            last: after.cloned(),
+        };
+        if let Some(date) = &filter.run_date {
+            let pk = run_pk(date.as_str());
+            let range = match (filter.state, after) {
+                (None, None) => SortRange::All,
+                (None, Some(p)) => SortRange::After(p.sort_key()),
+                (Some(state), _) => match Position::resume_in(after, state) {
+                    Resume::Start => SortRange::Prefix(format!("{state}#")),
+                    Resume::After(id) => SortRange::Within(
+                        format!("{state}#{id}"),
+                        // Above every id character: the end of the state's keys.
+                        format!("{state}#~"),
+                    ),
+                    Resume::Done => return Ok(walk.finish(true)),
+                },
+            };
+            let done = self
+                .walk_index(&mut walk, filter, GSI2, (GSI2_PK, pk), (GSI2_SK, range))
+                .await?;
+            return Ok(walk.finish(done));
+        }
+        let states = filter.state.map_or_else(states_in_order, |s| vec![s]);
+        for state in states {
+            let range = match Position::resume_in(after, state) {
+                Resume::Start => SortRange::All,
+                Resume::After(id) => SortRange::After(id.to_string()),
+                Resume::Done => continue,
+            };
+            if walk.is_over() {
+                return Ok(walk.finish(false));
+            }
+            let done = self
+                .walk_index(
+                    &mut walk,
+                    filter,
+                    GSI1,
+                    (GSI1_PK, state_pk(state)),
+                    (GSI1_SK, range),
+                )
+                .await?;
+            if !done {
+                return Ok(walk.finish(false));
+            }
+        }
+        Ok(walk.finish(true))
+    }
+}
+
+/// Which sort keys of an index partition a listing reads.
+enum SortRange {
+    All,
+    Prefix(String),
+    /// Strictly after the key.
+    After(String),
+    /// From the first key (itself excluded) to the second.
+    Within(String, String),
+}
+
+/// One listing page being read: what it found, the Query calls made, and the last position
+/// read (a cursor past items the filters dropped).
+struct Walk {
+    limit: usize,
+    found: Vec<Campaign>,
+    reads: usize,
+    last: Option<Position>,
+}
+
+impl Walk {
+    /// The page holds one more than the limit (so another follows) or the read budget is spent.
+    fn is_over(&self) -> bool {
+        self.found.len() > self.limit || self.reads >= LIST_READS
+    }
+
+    /// The page; `complete` when every index partition was read to its end.
+    fn finish(mut self, complete: bool) -> CampaignPage {
+        let next = if self.found.len() > self.limit {
+            self.found.truncate(self.limit);
+            self.found.last().map(Position::of)
+        } else if complete {
+            None
+        } else {
+            self.last
+        };
+        CampaignPage {
+            campaigns: self.found,
+            next,
+        }
+    }
+}
+
+impl DynamoStore {
+    /// Reads one index partition from `range` into `walk` until the page is over; true when
+    /// the partition was read to its end.
+    async fn walk_index(
+        &self,
+        walk: &mut Walk,
+        filter: &CampaignFilter,
+        index: &str,
+        (pk_name, pk): (&str, String),
+        (sk_name, range): (&str, SortRange),
+    ) -> Result<bool, StoreError> {
+        let mut query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(index)
+            .expression_attribute_names("#pk", pk_name)
+            .expression_attribute_values(":pk", s(pk))
+            // The most one page can use, plus the one that says another page follows.
+            .limit(i32::try_from(MAX_LIST_PAGE + 1).unwrap_or(i32::MAX));
+        let mut skip: Option<String> = None;
+        let condition = match range {
+            SortRange::All => "#pk = :pk",
+            SortRange::Prefix(p) => {
+                query = query.expression_attribute_values(":sk", s(p));
+                "#pk = :pk AND begins_with(#sk, :sk)"
+            }
+            SortRange::After(k) => {
+                query = query.expression_attribute_values(":sk", s(k));
+                "#pk = :pk AND #sk > :sk"
+            }
+            SortRange::Within(lo, hi) => {
+                skip = Some(lo.clone());
+                query = query
+                    .expression_attribute_values(":sk", s(lo))
+                    .expression_attribute_values(":hi", s(hi));
+                "#pk = :pk AND #sk BETWEEN :sk AND :hi"
+            }
+        };
+        if condition.contains("#sk") {
+            query = query.expression_attribute_names("#sk", sk_name);
+        }
+        let mut filters = Vec::new();
+        if let Some(esp) = filter.esp {
+            query = query
+                .expression_attribute_names("#esp", "esp")
+                .expression_attribute_values(":esp", s(esp.as_str()));
+            filters.push("#esp = :esp");
+        }
+        if let Some(account) = &filter.account {
+            query = query
+                .expression_attribute_names("#account", "account")
+                .expression_attribute_values(":account", s(account.as_str()));
+            filters.push("#account = :account");
+        }
+        if !filters.is_empty() {
+            query = query.filter_expression(filters.join(" AND "));
+        }
+        let query = query.key_condition_expression(condition);
+        let mut start: Option<Item> = None;
+        loop {
+            if walk.is_over() {
+                return Ok(false);
+            }
+            walk.reads += 1;
+            let page = query
+                .clone()
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| unavailable(crate::error::from_sdk("Query", e)))?;
+            for item in page.items.unwrap_or_default() {
+                let c: Campaign = serde_dynamo::from_item(item)
+                    .map_err(|e| StoreError::Corrupt(format!("listed campaign: {e}")))?;
+                if skip.as_deref() == Some(Position::of(&c).sort_key().as_str()) {
+                    continue;
+                }
+                walk.last = Some(Position::of(&c));
+                walk.found.push(c);
+            }
+            start = page.last_evaluated_key.filter(|k| !k.is_empty());
+            let Some(key) = &start else {
+                return Ok(true);
+            };
+            // Past items the filters dropped: the next page resumes after them.
+            if let Some(p) = position_of_key(key, index) {
+                walk.last = Some(p);
+            }
+        }
+    }
+}
+
+/// The listing position of an index's last evaluated key.
+fn position_of_key(key: &Item, index: &str) -> Option<Position> {
+    let text = |k: &str| key.get(k).and_then(|v| v.as_s().ok());
+    let (state, id) = if index == GSI2 {
+        text(GSI2_SK)?.split_once('#')?
+    } else {
+        (
+            text(GSI1_PK)?.strip_prefix("STATE#")?,
+            text(GSI1_SK)?.as_str(),
+        )
+    };
+    Some(Position {
+        state: State::parse(state)?,
+        id: CampaignId::parse(id).ok()?,
+    })
 }
 
 /// Creates the table with the schema [`DynamoStore`] expects (on-demand billing) and waits until
@@ -383,17 +607,19 @@ pub async fn create_table(client: &Client, name: &str) -> Result<(), AwsError> {
             .build()
             .map_err(build)
     };
-    let gsi = GlobalSecondaryIndex::builder()
-        .index_name(GSI1)
-        .key_schema(key(GSI1_PK, KeyType::Hash)?)
-        .key_schema(key(GSI1_SK, KeyType::Range)?)
-        .projection(
-            Projection::builder()
-                .projection_type(ProjectionType::All)
-                .build(),
-        )
-        .build()
-        .map_err(build)?;
+    let gsi = |name: &str, pk: &str, sk: &str| {
+        GlobalSecondaryIndex::builder()
+            .index_name(name)
+            .key_schema(key(pk, KeyType::Hash)?)
+            .key_schema(key(sk, KeyType::Range)?)
+            .projection(
+                Projection::builder()
+                    .projection_type(ProjectionType::All)
+                    .build(),
+            )
+            .build()
+            .map_err(build)
+    };
     let result = client
         .create_table()
         .table_name(name)
@@ -402,9 +628,12 @@ pub async fn create_table(client: &Client, name: &str) -> Result<(), AwsError> {
         .attribute_definitions(attr(SK)?)
         .attribute_definitions(attr(GSI1_PK)?)
         .attribute_definitions(attr(GSI1_SK)?)
+        .attribute_definitions(attr(GSI2_PK)?)
+        .attribute_definitions(attr(GSI2_SK)?)
         .key_schema(key(PK, KeyType::Hash)?)
         .key_schema(key(SK, KeyType::Range)?)
-        .global_secondary_indexes(gsi)
+        .global_secondary_indexes(gsi(GSI1, GSI1_PK, GSI1_SK)?)
+        .global_secondary_indexes(gsi(GSI2, GSI2_PK, GSI2_SK)?)
         .send()
         .await;
     match result {
@@ -439,7 +668,13 @@ fn campaign_item(c: &Campaign) -> Result<Item, StoreError> {
     item.insert(SK.to_owned(), s(META));
     item.insert(GSI1_PK.to_owned(), s(state_pk(c.state)));
     item.insert(GSI1_SK.to_owned(), s(c.id.as_str()));
+    item.insert(GSI2_PK.to_owned(), s(run_pk(&c.run_date)));
+    item.insert(GSI2_SK.to_owned(), s(Position::of(c).sort_key()));
     Ok(item)
+}
+
+fn run_pk(run_date: &str) -> String {
+    format!("RUN#{run_date}")
 }
 
 /// Template settings live beside campaigns in the one table, under their own key space.

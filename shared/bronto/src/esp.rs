@@ -9,7 +9,7 @@ use crate::wire::{
     Recipient,
 };
 use async_trait::async_trait;
-use espbridge_core::ports::esp::object_name;
+use espbridge_core::ports::esp::{CannotCancel, object_name};
 use espbridge_core::ports::{
     AudienceBatch, AudienceRequest, BatchOutcome, Esp, EspError, EspIds, MetricCounts, Preview,
     RowError, SendRequest, SenderHeaders, Template,
@@ -35,6 +35,8 @@ const ALREADY_ON_LIST: u32 = 506;
 const INVALID_LIST: u32 = 501;
 const LIST_EXISTS: u32 = 502;
 const LIST_HAS_DELIVERIES: u32 = 505;
+/// Item code of delivery writes: no delivery with that id (deleted before).
+const DELIVERY_NOT_FOUND: u32 = 219;
 /// Pages read before a listing is taken as runaway (5000 objects a page at most).
 const MAX_PAGES: u32 = 200;
 
@@ -266,6 +268,17 @@ impl Esp for BrontoEsp {
     }
     fn max_batch(&self) -> usize {
         self.config.batch_size
+    }
+    /// `addToList` calls of [`BrontoConfig::addresses_per_call`] addresses, one at a time, at
+    /// the address pace the adapter keeps now (the configured allowance, lowered by refusals).
+    fn upload_pace(&self, _options: &serde_json::Value) -> espbridge_core::ports::esp::UploadPace {
+        espbridge_core::ports::esp::UploadPace {
+            rows_per_call: self.config.addresses_per_call() as u64,
+            calls_per_minute: None,
+            rows_per_minute: Some(self.address_pace().0),
+            concurrency: 1,
+            call_secs: 1.0,
+        }
     }
     fn needs_email(&self) -> bool {
         true
@@ -500,6 +513,47 @@ impl Esp for BrontoEsp {
             return Ok(None);
         }
         Ok(d.counts.map(metrics))
+    }
+
+    /// `deleteDeliveries` of the campaign's delivery (reference B.7.3: "to cancel"). The
+    /// delivery is read first: one Bronto reports `sent` or `sending` went out and is not
+    /// touched (what Bronto answers to deleting one is not documented). A delivery deleted
+    /// before is item error 219, taken as done.
+    async fn cancel_send(&self, sent: &EspIds) -> Result<(), EspError> {
+        let delivery_id = sent.require(ESP, keys::DELIVERY_ID)?;
+        let op = wire::read_deliveries(vec![wire::id_criterion("id", delivery_id)], false, 1);
+        let r = self.client.call(Call::new("readDeliveries", op)).await?;
+        if let Some(d) = Delivery::list(&r).into_iter().find(|d| d.id == delivery_id)
+            && let Some(status @ ("sent" | "sending")) = d.status.as_deref()
+        {
+            return Err(EspError::CannotCancel {
+                esp: ESP,
+                why: CannotCancel::AlreadySent,
+                detail: format!("delivery {delivery_id} is {status}"),
+            });
+        }
+        let r = self
+            .client
+            .call(Call::new(
+                "deleteDeliveries",
+                wire::delete_deliveries([delivery_id]),
+            ))
+            .await?;
+        let item = single_item("deleteDeliveries", &r)?;
+        match item.error_code {
+            0 => {
+                tracing::info!(
+                    esp = "bronto",
+                    "delivery deleted: nothing goes out at its start"
+                );
+                Ok(())
+            }
+            DELIVERY_NOT_FOUND => {
+                tracing::info!(esp = "bronto", "delivery deleted before");
+                Ok(())
+            }
+            _ => Err(item_error("deleteDeliveries", &item, false)),
+        }
     }
 
     async fn cleanup(&self, ids: &EspIds) -> Result<(), EspError> {

@@ -452,6 +452,14 @@ pub fn delete_lists<'a>(ids: impl IntoIterator<Item = &'a str>) -> Node {
     )
 }
 
+/// `deleteDeliveries`: the deliveries by id (a `deliveryObject` of which only `id` is read).
+pub fn delete_deliveries<'a>(ids: impl IntoIterator<Item = &'a str>) -> Node {
+    op("deleteDeliveries").children(
+        ids.into_iter()
+            .map(|id| Node::new("deliveries").child(Node::text("id", id))),
+    )
+}
+
 /// How a write names its list.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ListRef<'a> {

@@ -4,6 +4,7 @@
 //! received → uploading → audience_ready → scheduled → collecting → completed
 //!     └──────────┴─────────────┴──────────────┴────────────┴──→ failed (reason) | cancelled
 //!                               audience_ready → partially_scheduled → scheduled | completed | cancelled
+//!     failed ─(retry)→ received | uploading | audience_ready   (the state of the failed step)
 //! ```
 //! Every change is written conditionally on the version read, so two deliveries of one event
 //! cannot both act: the loser sees a conflict and stops.
@@ -72,10 +73,13 @@ impl State {
     }
 
     /// The forward path, plus `failed`/`cancelled` from any non-terminal state, except that a
-    /// campaign whose mail may go out (`partially_scheduled`) never becomes `failed`.
+    /// campaign whose mail may go out (`partially_scheduled`) never becomes `failed`; and a
+    /// retry's way back from `failed` to the state of the step that failed (nothing was booked
+    /// before a campaign fails, so none of these can send twice).
     pub fn can_become(self, next: State) -> bool {
         use State::*;
         match (self, next) {
+            (Failed, Received | Uploading | AudienceReady) => true,
             (PartiallyScheduled, Failed) => false,
             (PartiallyScheduled, Scheduled | Completed) => true,
             (AudienceReady, PartiallyScheduled) => true,
@@ -244,6 +248,26 @@ pub struct ConversionStats {
     pub computed_at: Option<Timestamp>,
 }
 
+/// Longest [`Campaign::note`], in bytes.
+pub const MAX_NOTE: usize = 512;
+
+/// The hourly sweep's marks on a campaign that stopped making progress: how often it resumed
+/// the campaign and whether it alerted, in one state and since one last sign of progress (a
+/// mark for another state, or from before the record last progressed, no longer counts).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SweepMark {
+    pub state: State,
+    /// The record's `updated_at` when the sweep first found it stuck.
+    pub progress_at: Timestamp,
+    /// Work items the sweep queued to resume it, and when it last did.
+    pub resumes: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resumed_at: Option<Timestamp>,
+    /// When the sweep alerted that it is stuck (once per state).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alerted_at: Option<Timestamp>,
+}
+
 /// The campaign item.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Campaign {
@@ -290,6 +314,13 @@ pub struct Campaign {
     pub control: Option<ControlState>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub conversions: Option<ConversionStats>,
+    /// How the campaign ended when that is worth saying and is no failure, e.g. completed
+    /// without figures from the ESP (at most [`MAX_NOTE`] bytes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+    /// What the hourly sweep did about the campaign in its current state.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sweep: Option<SweepMark>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
 }
@@ -328,6 +359,8 @@ impl Campaign {
             variants: Vec::new(),
             control: None,
             conversions: None,
+            note: None,
+            sweep: None,
             created_at: now,
             updated_at: now,
         }
@@ -438,6 +471,29 @@ mod tests {
         assert!(c.failure.is_none());
         assert!(PartiallyScheduled.can_become(Scheduled));
         assert!(AudienceReady.can_become(PartiallyScheduled));
+    }
+
+    #[test]
+    fn a_retry_goes_back_from_failed_to_a_step_that_books_nothing_yet() {
+        for s in State::ALL {
+            let back = matches!(s, Received | Uploading | AudienceReady);
+            assert_eq!(Failed.can_become(s), back, "failed -> {s}");
+        }
+        // Only failed goes back: no other terminal or later state does.
+        for from in [
+            Completed,
+            Cancelled,
+            Scheduled,
+            Collecting,
+            PartiallyScheduled,
+        ] {
+            assert!(!from.can_become(Uploading), "{from} -> uploading");
+            assert!(!from.can_become(AudienceReady), "{from} -> audience_ready");
+        }
+        let mut c = crate::testkit::sample_campaign("retried");
+        c.state = Failed;
+        c.transition(Uploading, c.created_at).unwrap();
+        assert_eq!(c.state, Uploading);
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! | port | AWS adapter | here |
 //! |---|---|---|
 //! | `CampaignStore` | DynamoDB single table | [`SqliteStore`] (SQLite file, WAL) |
-//! | `AudienceSource` | S3 drop bucket | [`FolderSource`] (a folder) |
+//! | `AudienceSource` | S3 drop bucket | [`FolderSource`] (a folder); [`DropFolder`] (one drop's folder, read-only: `espbridge check`) |
 //! | `WorkQueue` | SQS | [`LocalQueue`] (in-process channel, with SQS's redelivery) |
 //! | `Scheduler` | EventBridge Scheduler | [`LocalScheduler`] (polled with the clock's time) |
 //! | `AccountLimits` | DynamoDB items | `espbridge_esp_kit::MemoryLimits` (memory, shared by the process's workers) |
@@ -22,6 +22,7 @@
 //! queues' `maxReceiveCount`) runs as the final attempt, so the campaign ends resumed or failed
 //! with its reason, never stuck `uploading` (see [`queue`]).
 
+pub mod drop_folder;
 pub mod queue;
 pub mod scheduler;
 pub mod source;
@@ -29,6 +30,7 @@ pub mod store;
 pub mod watch;
 pub mod worker;
 
+pub use drop_folder::DropFolder;
 pub use queue::{Delivery, Inbox, LocalQueue, Message, Redelivery};
 pub use scheduler::LocalScheduler;
 pub use source::{FolderSource, KeyError};

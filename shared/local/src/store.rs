@@ -13,6 +13,7 @@ use espbridge_core::campaign::{Campaign, MetricSnapshot, RunRecord, State};
 use espbridge_core::ids::{AccountId, CampaignId, EspKind};
 use espbridge_core::ports::BackendError;
 use espbridge_core::ports::esp::SenderHeaders;
+use espbridge_core::ports::listing::{CampaignFilter, CampaignPage, MAX_PAGE, Position};
 use espbridge_core::ports::source::ObjectRef;
 use espbridge_core::ports::store::{CampaignStore, Created, StoreError};
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
@@ -21,7 +22,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// The schema version this code writes; stored in `PRAGMA user_version`.
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS campaigns (
@@ -60,6 +61,19 @@ CREATE TABLE IF NOT EXISTS snapshots (
     record TEXT NOT NULL,
     PRIMARY KEY (campaign_id, day)
 );
+";
+
+/// Version 2: the listing's filter columns, filled from the records already stored, and its
+/// index (run date, then the listing order).
+const MIGRATE_TO_2: &str = "
+ALTER TABLE campaigns ADD COLUMN run_date TEXT;
+ALTER TABLE campaigns ADD COLUMN esp TEXT;
+ALTER TABLE campaigns ADD COLUMN account TEXT;
+UPDATE campaigns SET
+    run_date = json_extract(record, '$.run_date'),
+    esp = json_extract(record, '$.esp'),
+    account = json_extract(record, '$.account');
+CREATE INDEX IF NOT EXISTS campaigns_by_run ON campaigns (run_date, state, id);
 ";
 
 /// Why the store could not be opened.
@@ -132,6 +146,13 @@ impl SqliteStore {
             });
         }
         conn.execute_batch(SCHEMA).map_err(err)?;
+        if found < 2 {
+            // One transaction with the version bump: a crash leaves version 1 and no new column.
+            conn.execute_batch(&format!(
+                "BEGIN IMMEDIATE; {MIGRATE_TO_2} PRAGMA user_version = 2; COMMIT;"
+            ))
+            .map_err(err)?;
+        }
         conn.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))
             .map_err(err)?;
         Ok(Self {
@@ -251,8 +272,9 @@ impl CampaignStore for SqliteStore {
             )
             .map_err(db)?;
             tx.execute(
-                "INSERT INTO campaigns (id, state, version, drop_bucket, drop_key, drop_etag, record)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                "INSERT INTO campaigns (id, state, version, drop_bucket, drop_key, drop_etag, record,
+                                        run_date, esp, account)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
                 params![
                     record.id.as_str(),
                     record.state.as_str(),
@@ -260,7 +282,10 @@ impl CampaignStore for SqliteStore {
                     drop.bucket,
                     drop.key,
                     drop.etag,
-                    encode(&record)?
+                    encode(&record)?,
+                    record.run_date,
+                    record.esp.map(|e| e.as_str()),
+                    record.account.as_ref().map(|a| a.as_str()),
                 ],
             )
             .map_err(db)?;
@@ -285,14 +310,18 @@ impl CampaignStore for SqliteStore {
         self.with_conn(move |conn| {
             let changed = conn
                 .execute(
-                    "UPDATE campaigns SET state = ?1, version = ?2, record = ?3
+                    "UPDATE campaigns SET state = ?1, version = ?2, record = ?3,
+                            run_date = ?6, esp = ?7, account = ?8
                      WHERE id = ?4 AND version = ?5",
                     params![
                         record.state.as_str(),
                         version_param(record.version)?,
                         encode(&record)?,
                         record.id.as_str(),
-                        version_param(expected)?
+                        version_param(expected)?,
+                        record.run_date,
+                        record.esp.map(|e| e.as_str()),
+                        record.account.as_ref().map(|a| a.as_str()),
                     ],
                 )
                 .map_err(db)?;
@@ -435,6 +464,68 @@ impl CampaignStore for SqliteStore {
         })
         .await
     }
+
+    async fn list(
+        &self,
+        filter: &CampaignFilter,
+        after: Option<&Position>,
+        limit: usize,
+    ) -> Result<CampaignPage, StoreError> {
+        let (filter, after) = (filter.clone(), after.cloned());
+        let limit = limit.clamp(1, MAX_PAGE);
+        self.with_conn(move |conn| list_page(conn, &filter, after.as_ref(), limit))
+            .await
+    }
+}
+
+/// The listing's query: the filters that are given, then past `after`, in listing order.
+/// SQLite compares text bytewise (BINARY), as DynamoDB orders its sort keys.
+fn list_page(
+    conn: &Connection,
+    filter: &CampaignFilter,
+    after: Option<&Position>,
+    limit: usize,
+) -> Result<CampaignPage, StoreError> {
+    let mut sql = String::from("SELECT record FROM campaigns WHERE 1 = 1");
+    let mut args: Vec<String> = Vec::new();
+    let mut arg = |sql: &mut String, clause: &str, value: String| {
+        args.push(value);
+        sql.push_str(&clause.replace('?', &format!("?{}", args.len())));
+    };
+    if let Some(d) = &filter.run_date {
+        arg(&mut sql, " AND run_date = ?", d.to_string());
+    }
+    if let Some(s) = filter.state {
+        arg(&mut sql, " AND state = ?", s.as_str().to_owned());
+    }
+    if let Some(e) = filter.esp {
+        arg(&mut sql, " AND esp = ?", e.as_str().to_owned());
+    }
+    if let Some(a) = &filter.account {
+        arg(&mut sql, " AND account = ?", a.to_string());
+    }
+    if let Some(p) = after {
+        arg(&mut sql, " AND (state > ?", p.state.as_str().to_owned());
+        arg(&mut sql, " OR (state = ?", p.state.as_str().to_owned());
+        arg(&mut sql, " AND id > ?))", p.id.to_string());
+    }
+    // One more than the page, to know whether another page follows.
+    sql.push_str(&format!(" ORDER BY state, id LIMIT {}", limit + 1));
+    let mut stmt = conn.prepare(&sql).map_err(db)?;
+    let rows = stmt
+        .query_map(rusqlite::params_from_iter(args.iter()), |r| {
+            r.get::<_, String>(0)
+        })
+        .map_err(db)?;
+    let mut campaigns: Vec<Campaign> = rows
+        .map(|r| r.map_err(db).and_then(|s| decode(&s)))
+        .collect::<Result<_, _>>()?;
+    let more = campaigns.len() > limit;
+    campaigns.truncate(limit);
+    Ok(CampaignPage {
+        next: more.then(|| campaigns.last().map(Position::of)).flatten(),
+        campaigns,
+    })
 }
 
 /// Decodes the JSON column of every row `sql` returns for one campaign id.
@@ -572,6 +663,42 @@ mod tests {
                 .unwrap()
                 .len(),
             5
+        );
+    }
+
+    /// A store written by schema 1 (no listing columns) is migrated on open: its campaigns are
+    /// listed by run date, ESP and account.
+    #[tokio::test]
+    async fn a_version_1_store_is_migrated_for_listing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v1.db");
+        let c = sample_campaign("from-v1");
+        {
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch(SCHEMA).unwrap();
+            conn.execute_batch("PRAGMA user_version = 1").unwrap();
+            conn.execute(
+                "INSERT INTO campaigns (id, state, version, drop_bucket, drop_key, drop_etag, record)
+                 VALUES (?1, 'received', 1, 'b', 'k', 'e', ?2)",
+                params![c.id.as_str(), encode(&c).unwrap()],
+            )
+            .unwrap();
+        }
+        let store = SqliteStore::open(&path).unwrap();
+        let filter = CampaignFilter {
+            run_date: Some(espbridge_core::ports::RunDate::parse(&c.run_date).unwrap()),
+            esp: c.esp,
+            account: c.account.clone(),
+            ..Default::default()
+        };
+        let page = store.list(&filter, None, 10).await.unwrap();
+        assert_eq!(page.campaigns, vec![c]);
+        drop(store);
+        // Opening again runs no migration twice.
+        let store = SqliteStore::open(&path).unwrap();
+        assert_eq!(
+            store.list(&filter, None, 10).await.unwrap().campaigns.len(),
+            1
         );
     }
 

@@ -235,6 +235,8 @@ impl World {
             scheduler: Arc::new(LocalScheduler::new()),
             esps: EspRegistry::new(vec![esp.clone()]),
             clock: Arc::new(ManualClock::new("2026-11-24T02:00:00Z".parse().unwrap())),
+            alerts: Arc::new(espbridge_core::ports::LogAlerts),
+            metrics: Arc::new(espbridge_core::ports::LogMetrics),
             // Two batches per receive: the campaign also goes through a continuation.
             upload_settings: UploadSettings {
                 max_batches_per_run: Some(2),

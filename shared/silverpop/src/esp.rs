@@ -9,7 +9,7 @@ use crate::wire::{
     RowFailure, SentMailing,
 };
 use async_trait::async_trait;
-use espbridge_core::ports::esp::object_name;
+use espbridge_core::ports::esp::{CannotCancel, object_name};
 use espbridge_core::ports::{
     AudienceBatch, AudienceRequest, BatchOutcome, Esp, EspError, EspIds, FinishedAudience,
     MetricCounts, Preview, RowError, SendRequest, Template,
@@ -486,6 +486,23 @@ impl Esp for SilverpopEsp {
     fn max_batch(&self) -> usize {
         self.config.batch_size
     }
+    /// Lists mode: one `AddContactToContactList` per contact, `max_concurrent` in flight, each
+    /// taken as 0.3 s. Relational Tables mode: `rows_per_call` rows a call, one at a time, each
+    /// taken as 1 s. Silverpop publishes no rate.
+    fn upload_pace(&self, options: &serde_json::Value) -> espbridge_core::ports::esp::UploadPace {
+        let mode = self.mode_from_options(options).unwrap_or(self.config.mode);
+        let (rows_per_call, concurrency, call_secs) = match mode {
+            AudienceMode::Lists => (1, self.config.max_concurrent, 0.3),
+            AudienceMode::RelationalTable => (self.config.rows_per_call, 1, 1.0),
+        };
+        espbridge_core::ports::esp::UploadPace {
+            rows_per_call: rows_per_call.max(1) as u64,
+            calls_per_minute: None,
+            rows_per_minute: None,
+            concurrency: u32::try_from(concurrency).unwrap_or(u32::MAX),
+            call_secs,
+        }
+    }
     /// One option: `mode` (`lists` or `relational_table`).
     fn check_options(&self, options: &serde_json::Value) -> Result<(), String> {
         if let Some(key) = options
@@ -683,6 +700,24 @@ impl Esp for SilverpopEsp {
                 ),
         );
         Ok(ids)
+    }
+
+    /// The Engage XML API cannot unschedule a mailing: `ScheduleMailing` has no counterpart
+    /// (none of the documented mailing operations, nor the vendor's Java client's commands,
+    /// cancels or deletes a scheduled mailing; `DeleteJob` is for data jobs). Nothing is called;
+    /// the marketer cancels it in Engage (Mailings, Scheduled), which the detail names.
+    async fn cancel_send(&self, sent: &EspIds) -> Result<(), EspError> {
+        let mailing = sent
+            .get(keys::MAILING_ID)
+            .map(|id| format!("mailing {}", espbridge_core::text::bounded(id, 24)))
+            .unwrap_or_else(|| "the mailing".to_owned());
+        Err(EspError::CannotCancel {
+            esp: ESP,
+            why: CannotCancel::Unsupported,
+            detail: format!(
+                "the Engage XML API has no call that unschedules a ScheduleMailing; cancel {mailing} in Engage (Mailings, Scheduled)"
+            ),
+        })
     }
 
     async fn fetch_metrics(&self, sent: &EspIds) -> Result<Option<MetricCounts>, EspError> {

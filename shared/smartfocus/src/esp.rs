@@ -7,7 +7,7 @@ use crate::wire::{
     UploadState, UploadStatus,
 };
 use async_trait::async_trait;
-use espbridge_core::ports::esp::object_name;
+use espbridge_core::ports::esp::{CannotCancel, object_name};
 use espbridge_core::ports::limits::AccountLimits;
 use espbridge_core::ports::{
     AudienceBatch, AudienceRequest, BatchOutcome, Esp, EspError, EspIds, FinishedAudience,
@@ -304,6 +304,63 @@ impl SmartFocusEsp {
     }
 
     /// The campaign named `name` among the account's most recent ones.
+    /// The campaign's status (upper case), as `getCampaign` reports it.
+    async fn campaign_status(&self, campaign: &str) -> Result<String, EspError> {
+        let cid = enc(campaign);
+        let p = self
+            .ccmd_get(&|t| format!("campaign/getCampaign/{t}/{cid}"))
+            .await?;
+        Ok(NamedObject::from_payload(&p)
+            .and_then(|c| c.status)
+            .unwrap_or_default()
+            .to_ascii_uppercase())
+    }
+
+    /// Unposts the campaign unless it is editable already; refuses one that went out.
+    async fn unpost(&self, campaign: &str) -> Result<(), EspError> {
+        let refuse = |status: &str| EspError::CannotCancel {
+            esp: ESP,
+            why: CannotCancel::AlreadySent,
+            detail: format!(
+                "campaign {} is {}: only a queued campaign can be unposted",
+                espbridge_core::text::bounded(campaign, 40),
+                espbridge_core::text::bounded(status, 40)
+            ),
+        };
+        match self.campaign_status(campaign).await?.as_str() {
+            "EDITABLE" => {
+                tracing::info!("smartfocus campaign not posted (unposted before)");
+                return Ok(());
+            }
+            "QUEUED" | "PAUSED" => {}
+            other => return Err(refuse(other)),
+        }
+        let answer = self
+            .http
+            .soap(Service::Ccmd, "unpostCampaign", &|t| {
+                wire::unpost_campaign_request(t, campaign)
+            })
+            .await;
+        match answer {
+            Ok(p) if wire::scalar(&p).map(str::trim) == Some("true") => {
+                tracing::info!("smartfocus campaign unposted: it will not send");
+                Ok(())
+            }
+            // Refused, or an answer lost and the call repeated: the status tells.
+            other => match self.campaign_status(campaign).await?.as_str() {
+                "EDITABLE" => Ok(()),
+                status @ ("QUEUED" | "PAUSED") => Err(other.err().unwrap_or(EspError::Api {
+                    esp: ESP,
+                    status: 200,
+                    code: "UNPOST_REFUSED".to_owned(),
+                    text: format!("unpostCampaign did not return true; the campaign is {status}"),
+                    retryable: true,
+                })),
+                status => Err(refuse(status)),
+            },
+        }
+    }
+
     async fn find_campaign(&self, name: &str) -> Result<Option<NamedObject>, EspError> {
         let limit = self.config.list_limit;
         let list = self
@@ -630,6 +687,21 @@ impl Esp for SmartFocusEsp {
         let raw = self.config.max_upload_bytes.saturating_sub(4096) / 4 * 3;
         (raw / ROW_BUDGET).clamp(1, BATCH_CAP) as usize
     }
+    /// One merge upload per batch, followed to DONE before the next (a campaign's batches go
+    /// in turn; the account's `max_pending_uploads` are shared by the night). SmartFocus
+    /// publishes no import speed: an upload is taken as one poll interval plus a minute.
+    fn upload_pace(
+        &self,
+        _options: &espbridge_core::ports::esp::EspOptions,
+    ) -> espbridge_core::ports::esp::UploadPace {
+        espbridge_core::ports::esp::UploadPace {
+            rows_per_call: self.max_batch() as u64,
+            calls_per_minute: None,
+            rows_per_minute: None,
+            concurrency: 1,
+            call_secs: 60.0 + self.config.upload_poll_interval_ms as f64 / 1000.0,
+        }
+    }
     fn claims_template_name(&self, name: &str) -> bool {
         name.starts_with(&self.config.message_prefix)
     }
@@ -873,6 +945,16 @@ impl Esp for SmartFocusEsp {
                 .with(keys::SEND_AT, wire::rfc3339(req.send_at, &self.zone)),
         );
         Ok(ids)
+    }
+
+    /// `unpostCampaign` (SOAP, reference B.6): a `QUEUED` campaign goes back to `EDITABLE` and
+    /// does not send. The campaign's status is read first: `EDITABLE` was unposted before
+    /// (`Ok`); `RUNNING`, `COMPLETED` and the other after-send states went out and are refused.
+    async fn cancel_send(&self, sent: &EspIds) -> Result<(), EspError> {
+        let campaign = sent.require(ESP, keys::CAMPAIGN)?.to_owned();
+        let result = self.unpost(&campaign).await;
+        self.http.close(Service::Ccmd).await;
+        result
     }
 
     async fn fetch_metrics(&self, sent: &EspIds) -> Result<Option<MetricCounts>, EspError> {

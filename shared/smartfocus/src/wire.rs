@@ -188,6 +188,29 @@ pub fn message_summary_request(token: &str, q: &SummaryQuery<'_>) -> Vec<u8> {
     out
 }
 
+/// The SOAP 1.1 envelope of `unpostCampaign(token, id)` (S1/S2 `CcmdService`; the PHP
+/// clients' `unpostCampaign($id)`): a posted campaign goes back to `EDITABLE` and does not send.
+/// The REST form of the call is not documented, so it goes to the SOAP binding like
+/// `getMessageSummaryList`.
+pub fn unpost_campaign_request(token: &str, campaign_id: &str) -> Vec<u8> {
+    use espbridge_xml::Node;
+    let envelope = Node::new("soapenv:Envelope")
+        .attr("xmlns:soapenv", SOAP_ENV_NS)
+        .attr("xmlns:api", CCMD_NS)
+        .child(Node::new("soapenv:Header"))
+        .child(
+            Node::new("soapenv:Body").child(
+                Node::new("api:unpostCampaign")
+                    .child(Node::text("token", token))
+                    .child(Node::text("id", campaign_id)),
+            ),
+        );
+    let mut out = br#"<?xml version="1.0" encoding="UTF-8"?>"#.to_vec();
+    // Building from owned values cannot fail to serialise.
+    out.extend(envelope.to_bytes().unwrap_or_default());
+    out
+}
+
 /// One `APIMessageSummary`: what the template listing needs of a message, without reading it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MessageSummary {

@@ -14,3 +14,4 @@ mod redelivery;
 mod refusals;
 mod silverpop;
 mod smartfocus;
+mod sweep;

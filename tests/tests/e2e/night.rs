@@ -160,12 +160,22 @@ async fn a_refused_variant_after_a_booked_one_leaves_a_partially_scheduled_campa
     let (status, v) = h.api_json("GET", &format!("/campaigns/{id}"), "").await?;
     assert_eq!(status, 200, "{v}");
     assert_eq!(v["state"], "partially_scheduled", "{v}");
+    // The alert topic's subscribers hear that mail may go out, with the reason.
+    let alerts = h.alerts().await?;
+    assert_eq!(alerts.len(), 1, "{alerts:?}");
+    let (subject, alert) = &alerts[0];
+    assert!(subject.contains("ab-partial is partly booked"), "{subject}");
+    assert_eq!(alert["kind"], "mail_may_go_out");
+    assert_eq!(alert["state"], "partially_scheduled");
+    assert_eq!(alert["reason"], failure.reason.as_str());
 
-    // Redelivered: B is refused again; the campaign stays as it is, A is not booked twice.
+    // Redelivered: B is refused again; the campaign stays as it is, A is not booked twice,
+    // and nobody is alerted twice.
     let resp = h.deliver_schedule(&msgs).await?;
     assert!(resp.batch_item_failures.is_empty(), "{resp:?}");
     assert_eq!(h.campaign(id).await?.state, State::PartiallyScheduled);
     assert_eq!(h.emarsys()?.launch_count(), 1);
+    assert!(h.alerts().await?.is_empty());
 
     // At the send time only A goes out, and its metrics are collected.
     h.clock

@@ -23,6 +23,16 @@ async fn a_manifest_breaking_the_schema_fails_the_campaign() -> anyhow::Result<(
     let reason = c.failure.map(|f| f.reason).unwrap_or_default();
     assert!(reason.contains("/send_at"), "{reason}");
     assert!(reason.contains("/esp"), "{reason}");
+    let alerts = h.alerts().await?;
+    assert_eq!(alerts.len(), 1, "alerted once: {alerts:?}");
+    let (subject, alert) = &alerts[0];
+    assert_eq!(
+        subject,
+        "espbridge: campaign bad-manifest failed (2026-11-24)"
+    );
+    assert_eq!(alert["kind"], "failed");
+    assert_eq!(alert["campaign_id"], id);
+    assert_eq!(alert["reason"], reason.as_str());
     assert!(h.exists(&format!("{}audience.csv", prefix(id))).await);
     assert!(h.exists(&format!("{}manifest.json", prefix(id))).await);
     assert!(

@@ -6,7 +6,10 @@
 
 mod charts;
 pub mod fmt;
+mod night;
 mod svg;
+
+pub use night::{STATE_COLOURS, TINT_ATTENTION, TINT_FAILED, TINT_STATES, render_night_html};
 
 pub use svg::{PALETTE, TINT_DAILY, TINT_RATES, TINT_UPLIFT, UPLIFT_COLOUR};
 

@@ -6,6 +6,7 @@
 //! own table, bucket, queue or group, so tests run in parallel on one server that is never reset.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a panic in a test is a failed test
 
+mod alerts;
 mod common;
 mod limits;
 mod queue;

@@ -43,18 +43,26 @@ async fn create_table_has_the_single_table_schema_and_is_idempotent() {
         .map(|k| (k.attribute_name(), k.key_type().clone()))
         .collect();
     assert_eq!(keys, [("pk", KeyType::Hash), ("sk", KeyType::Range)]);
-    let gsi = &t.global_secondary_indexes()[0];
-    assert_eq!(gsi.index_name(), Some("gsi1"));
-    let gsi_keys: Vec<_> = gsi
-        .key_schema()
+    let mut names: Vec<_> = t
+        .global_secondary_indexes()
         .iter()
-        .map(|k| k.attribute_name())
+        .filter_map(|g| g.index_name())
         .collect();
-    assert_eq!(gsi_keys, ["gsi1pk", "gsi1sk"]);
-    assert_eq!(
-        gsi.projection().and_then(|p| p.projection_type()),
-        Some(&ProjectionType::All)
-    );
+    names.sort();
+    assert_eq!(names, ["gsi1", "gsi2"]);
+    for gsi in t.global_secondary_indexes() {
+        let name = gsi.index_name().expect("named");
+        let gsi_keys: Vec<_> = gsi
+            .key_schema()
+            .iter()
+            .map(|k| k.attribute_name())
+            .collect();
+        assert_eq!(gsi_keys, [format!("{name}pk"), format!("{name}sk")]);
+        assert_eq!(
+            gsi.projection().and_then(|p| p.projection_type()),
+            Some(&ProjectionType::All)
+        );
+    }
 }
 
 #[tokio::test]
@@ -93,6 +101,11 @@ async fn campaign_item_layout_and_list_limit() {
     assert_eq!(s("state").as_deref(), Some("received"));
     assert_eq!(s("gsi1pk").as_deref(), Some("STATE#received"));
     assert_eq!(s("gsi1sk").as_deref(), Some(id.as_str()));
+    assert_eq!(s("gsi2pk").as_deref(), Some("RUN#2026-11-24"));
+    assert_eq!(
+        s("gsi2sk").as_deref(),
+        Some(format!("received#{id}").as_str())
+    );
     assert_eq!(
         item.get("version")
             .and_then(|v| v.as_n().ok())

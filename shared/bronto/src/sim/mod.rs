@@ -29,7 +29,9 @@
 //!   by a delivery whose start is still ahead 505), `addDeliveries` (start 201, messageId 205,
 //!   type triggered|test, transactional 215, other 106, fromEmail 202, fromName 213, replyEmail
 //!   202, throttle 0..720 else 220, recipients: bad type 204, unknown list 206, segment 207,
-//!   contact without id 208, none selected 209).
+//!   contact without id 208, none selected 209), `deleteDeliveries` (a delivery whose start is
+//!   ahead is removed: it sends nothing and has no counters; unknown id 219; one already sent
+//!   106, since the reference names no code for it).
 //!
 //! Limits: an empty input array → 105; more than [`BrontoSimConfig::max_per_call`] items →
 //! 106; `addToList` addresses over [`BrontoSimConfig::addresses_per_minute`] within the real-time

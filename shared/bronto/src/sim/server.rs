@@ -177,12 +177,13 @@ fn dispatch(
         "addToList" => state.add_to_list(op),
         "deleteLists" => state.delete_lists(op, now),
         "addDeliveries" => state.add_deliveries(op),
+        "deleteDeliveries" => state.delete_deliveries(op, now),
         _ => state.read_deliveries(op, now),
     }
 }
 
 /// Every operation the simulator answers; anything else is Fault 107.
-const OPERATIONS: [&str; 9] = [
+const OPERATIONS: [&str; 10] = [
     "login",
     "readMessageFolders",
     "readMessages",
@@ -191,6 +192,7 @@ const OPERATIONS: [&str; 9] = [
     "addToList",
     "deleteLists",
     "addDeliveries",
+    "deleteDeliveries",
     "readDeliveries",
 ];
 

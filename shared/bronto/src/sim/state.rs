@@ -394,6 +394,32 @@ impl State {
         Ok(vec![write_result(&results)])
     }
 
+    /// `deleteDeliveries`: a delivery whose start is ahead is removed (it sends nothing and has
+    /// no counters); an unknown id is 219; one already sent is refused with 106 (the reference
+    /// names no code for it).
+    pub fn delete_deliveries(&mut self, op: &Element, now: Timestamp) -> OpResult {
+        let mut results = Vec::new();
+        for item in self.items(op, "deliveries")? {
+            let id = item.child_text("id").unwrap_or_default().to_owned();
+            let index = self.deliveries.iter().position(|d| d.id == id);
+            let outcome = match index {
+                None => Item::err(219, "Delivery does not exist"),
+                Some(i)
+                    if self.deliveries[i].sent_to.is_some() || self.deliveries[i].start <= now =>
+                {
+                    Item::err(106, "Unable to verify parameter: the delivery was sent")
+                }
+                Some(i) => {
+                    self.deliveries.remove(i);
+                    tracing::debug!("bronto sim delivery deleted");
+                    Item::Ok { id, is_new: false }
+                }
+            };
+            results.push(outcome);
+        }
+        Ok(vec![write_result(&results)])
+    }
+
     /// A delivery from a `deliveries` item, or the item error (reference B.7.3 codes).
     fn validate_delivery(&self, item: &Element) -> Result<SimDelivery, Item> {
         let start = item

@@ -5,7 +5,7 @@
 //! An alert carries the campaign's identity, state and reason, never a cell of a customer file:
 //! reasons are built by the services, which already keep rows out of them.
 
-use crate::campaign::State;
+use crate::campaign::{Campaign, State};
 use crate::ids::{AccountId, CampaignId, EspKind};
 use crate::ports::backend::BackendError;
 use async_trait::async_trait;
@@ -18,8 +18,8 @@ use serde::Serialize;
 pub enum AlertKind {
     /// The campaign ended `failed`.
     Failed,
-    /// Some of its sends are booked and another is not (`partially_scheduled`), or it was
-    /// cancelled after a send was booked: mail may go out.
+    /// Some of its sends are booked and another is not (`partially_scheduled`): mail may go
+    /// out.
     MailMayGoOut,
     /// In its state longer than the state allows, and not resumable.
     Stuck,
@@ -49,6 +49,20 @@ pub struct Alert {
 }
 
 impl Alert {
+    /// An alert about `c` as it stands (its state, ESP and account), for `reason`.
+    pub fn about(kind: AlertKind, c: &Campaign, reason: impl Into<String>, at: Timestamp) -> Self {
+        Self {
+            kind,
+            campaign_id: c.id.clone(),
+            run_date: c.run_date.clone(),
+            esp: c.esp,
+            account: c.account.clone(),
+            state: c.state,
+            reason: reason.into(),
+            at,
+        }
+    }
+
     /// A one-line subject: `espbridge: campaign <id> failed (2026-11-24, emarsys/default)`.
     pub fn subject(&self) -> String {
         let what = match self.kind {
@@ -69,7 +83,9 @@ impl Alert {
 }
 
 /// Where alerts go. Raising is best effort for the caller's step: a campaign's state is already
-/// saved when its alert is raised, and a lost alert is found again by the hourly sweep.
+/// saved when its alert is raised. A lost `stuck` alert is raised again by the next hourly
+/// sweep; a lost `failed` or `mail_may_go_out` one is still counted by the metric its alarm
+/// watches (`FailedCampaigns`, `PartiallyScheduledCampaigns`).
 #[async_trait]
 pub trait Alerts: Send + Sync {
     async fn raise(&self, alert: &Alert) -> Result<(), BackendError>;

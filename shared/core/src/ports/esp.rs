@@ -275,6 +275,24 @@ pub enum EspError {
     /// pool reserved, say); the detail names the setting to change.
     #[error("{esp}: no room for this campaign: {}", bounded(.detail))]
     Capacity { esp: EspKind, detail: String },
+    /// A booked send cannot be unscheduled at the ESP: it went out already, or the ESP's API has
+    /// no way to cancel it. Nothing was changed.
+    #[error("{esp} cannot cancel the send: {}", bounded(.detail))]
+    CannotCancel {
+        esp: EspKind,
+        why: CannotCancel,
+        detail: String,
+    },
+}
+
+/// Why [`Esp::cancel_send`] could not cancel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CannotCancel {
+    /// The ESP's API has no call that unschedules this kind of send.
+    Unsupported,
+    /// The send has gone out (or is going out).
+    AlreadySent,
 }
 
 impl EspError {
@@ -286,7 +304,8 @@ impl EspError {
             | EspError::NotFound { .. }
             | EspError::Invalid { .. }
             | EspError::Protocol { .. }
-            | EspError::Capacity { .. } => false,
+            | EspError::Capacity { .. }
+            | EspError::CannotCancel { .. } => false,
         }
     }
 }
@@ -297,6 +316,50 @@ pub fn object_name(campaign_id: &CampaignId, variant: Option<&str>) -> String {
     match variant {
         Some(v) => format!("espbridge_{campaign_id}_{v}"),
         None => format!("espbridge_{campaign_id}"),
+    }
+}
+
+/// The manifest's `esp_options` object for one ESP (`null` when absent), named for adapters
+/// that read none and so need no JSON crate of their own.
+pub type EspOptions = serde_json::Value;
+
+/// How fast an account takes an audience, from its configuration (what `espbridge check`
+/// estimates an upload's time with). A rate the configuration does not bound is `None`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct UploadPace {
+    /// Contacts one ESP call carries (a batch may take several calls).
+    pub rows_per_call: u64,
+    /// Calls a minute the account's limit allows, as the adapter paces them.
+    pub calls_per_minute: Option<f64>,
+    /// Contacts a minute the account's limit allows, as the adapter paces them.
+    pub rows_per_minute: Option<f64>,
+    /// Calls one upload keeps in flight at once.
+    pub concurrency: u32,
+    /// Seconds one call is assumed to take where no rate binds (no ESP publishes it): the
+    /// round trip and the ESP's work on it.
+    pub call_secs: f64,
+}
+
+impl UploadPace {
+    /// Calls `rows` contacts take.
+    pub fn calls(&self, rows: u64) -> u64 {
+        rows.div_ceil(self.rows_per_call.max(1))
+    }
+
+    /// Time `rows` contacts take: the slowest of the account's rates and of the calls in turn
+    /// (`concurrency` at a time), each at least `call_secs`.
+    pub fn estimate(&self, rows: u64) -> std::time::Duration {
+        let calls = self.calls(rows) as f64;
+        let per_minute = |n: f64, rate: Option<f64>| rate.map_or(0.0, |r| n / r.max(1e-9) * 60.0);
+        let secs = [
+            per_minute(calls, self.calls_per_minute),
+            per_minute(rows as f64, self.rows_per_minute),
+            calls * self.call_secs.max(0.0) / f64::from(self.concurrency.max(1)),
+        ]
+        .into_iter()
+        .fold(0.0, f64::max);
+        // At most a year: a figure beyond any send horizon, never a panic on an absurd pace.
+        std::time::Duration::from_secs_f64(secs.min(365.0 * 24.0 * 3600.0))
     }
 }
 
@@ -319,6 +382,18 @@ pub trait Esp: Send + Sync {
     fn account(&self) -> &AccountId;
     /// Largest number of contacts one upload call takes.
     fn max_batch(&self) -> usize;
+    /// The pace this account's configured limits allow an upload under the manifest's
+    /// `esp_options` (`null` when absent). By default: one batch a call, one call at a time,
+    /// a second each.
+    fn upload_pace(&self, _options: &serde_json::Value) -> UploadPace {
+        UploadPace {
+            rows_per_call: self.max_batch() as u64,
+            calls_per_minute: None,
+            rows_per_minute: None,
+            concurrency: 1,
+            call_secs: 1.0,
+        }
+    }
     /// Whether this account's template-name rules claim the template name (e.g. the Emarsys
     /// per-account prefix). Used to choose an account when the manifest names none.
     fn claims_template_name(&self, _name: &str) -> bool {
@@ -374,6 +449,17 @@ pub trait Esp: Send + Sync {
     /// Clones the template, attaches the audience and schedules the send. Idempotent: a retry
     /// finds the clone and the scheduled send of an earlier attempt.
     async fn schedule_send(&self, req: &SendRequest<'_>) -> Result<EspIds, EspError>;
+    /// Unschedules a booked send (the ids [`schedule_send`](Self::schedule_send) returned), so
+    /// nothing goes out at its time. Idempotent: a send cancelled before is `Ok`. A send that
+    /// went out, or one the ESP's API cannot unschedule, is [`EspError::CannotCancel`] and
+    /// changes nothing.
+    async fn cancel_send(&self, _sent: &EspIds) -> Result<(), EspError> {
+        Err(EspError::CannotCancel {
+            esp: self.kind(),
+            why: CannotCancel::Unsupported,
+            detail: "this adapter has no way to unschedule a send".to_owned(),
+        })
+    }
     /// Cumulative counts, or `None` while the ESP has none yet (before the send).
     async fn fetch_metrics(&self, sent: &EspIds) -> Result<Option<MetricCounts>, EspError>;
     /// How long after completion [`cleanup`](Self::cleanup) runs; `None` = at completion.

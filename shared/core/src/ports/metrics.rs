@@ -6,6 +6,33 @@
 
 use serde::Serialize;
 
+/// The metrics espbridge records, one name each (CloudWatch metric names; the template's
+/// alarms and the README name them too). Dimensions are listed with each.
+pub mod name {
+    /// Rows sent to the ESP in one upload slice (`esp`, `account`).
+    pub const ROWS_UPLOADED: &str = "RowsUploaded";
+    /// Rows the validation pass rejected, once per campaign (`esp`, `account`).
+    pub const ROWS_REJECTED: &str = "RowsRejected";
+    /// Rows the ESP refused or does not know, per upload slice (`esp`, `account`).
+    pub const ROWS_REFUSED_BY_ESP: &str = "RowsRefusedByEsp";
+    /// Seconds between the audience being ready and the send time; negative when it was
+    /// ready late (`esp`, `account`).
+    pub const SECONDS_BEFORE_SEND: &str = "SecondsBeforeSend";
+    /// Time one call waited for its turn of an account's rate (`esp`, `account`, `limit`).
+    pub const LIMIT_WAIT: &str = "EspLimitWait";
+    /// A slot of an account's limit asked for while all were held (`esp`, `account`, `limit`).
+    pub const LIMIT_BUSY: &str = "EspLimitBusy";
+    /// The ESP kept refusing for throttling past a call's patience; the upload goes on in a
+    /// new invocation (`esp`, `account`).
+    pub const ESP_THROTTLED: &str = "EspThrottled";
+    /// A campaign failed (`step`: `manifest`, `audience`, `upload`, `schedule`).
+    pub const CAMPAIGNS_FAILED: &str = "FailedCampaigns";
+    /// A campaign became `partially_scheduled`: mail may go out (`esp`, `account`).
+    pub const CAMPAIGNS_PARTIALLY_SCHEDULED: &str = "PartiallyScheduledCampaigns";
+    /// Campaigns in a state, counted by the hourly sweep (`state`).
+    pub const CAMPAIGNS: &str = "Campaigns";
+}
+
 /// CloudWatch's units for what we measure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub enum Unit {

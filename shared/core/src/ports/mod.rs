@@ -5,6 +5,8 @@ pub mod alerts;
 pub mod backend;
 pub mod esp;
 pub mod limits;
+pub mod listing;
+pub mod metered_limits;
 pub mod metrics;
 pub mod queue;
 pub mod scheduler;
@@ -14,10 +16,12 @@ pub mod store;
 pub use alerts::{Alert, AlertKind, Alerts, LogAlerts};
 pub use backend::{BackendError, BoxError};
 pub use esp::{
-    AudienceBatch, AudienceRequest, BatchOutcome, Contact, Esp, EspError, EspIds, FinishedAudience,
-    MetricCounts, Preview, RowError, SendRequest, SenderHeaders, Template,
+    AudienceBatch, AudienceRequest, BatchOutcome, CannotCancel, Contact, Esp, EspError, EspIds,
+    FinishedAudience, MetricCounts, Preview, RowError, SendRequest, SenderHeaders, Template,
 };
 pub use limits::{AccountLimits, LimitError};
+pub use listing::{CampaignFilter, CampaignPage, Cursor, CursorError, Position, RunDate};
+pub use metered_limits::MeteredLimits;
 pub use metrics::{LogMetrics, Measurement, Metrics, Unit};
 pub use queue::{QueueError, WorkItem, WorkQueue};
 pub use scheduler::{PollSchedule, Scheduler, SchedulerError};

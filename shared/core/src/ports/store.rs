@@ -4,6 +4,7 @@ use crate::campaign::{Campaign, MetricSnapshot, RunRecord, State};
 use crate::ids::{AccountId, CampaignId, EspKind};
 use crate::ports::backend::BackendError;
 use crate::ports::esp::SenderHeaders;
+use crate::ports::listing::{CampaignFilter, CampaignPage, Position};
 use crate::ports::source::ObjectRef;
 use async_trait::async_trait;
 
@@ -78,6 +79,17 @@ pub trait CampaignStore: Send + Sync {
 
     /// Campaigns in `state`, up to `limit`.
     async fn list_by_state(&self, state: State, limit: usize) -> Result<Vec<Campaign>, StoreError>;
+
+    /// A page of the campaigns matching `filter`, in listing order (state name, then id),
+    /// starting after `after`: at most `limit` (taken as 1 to
+    /// [`MAX_PAGE`](crate::ports::listing::MAX_PAGE)) and read from indexes, never a scan of
+    /// the store. See [`listing`](crate::ports::listing).
+    async fn list(
+        &self,
+        filter: &CampaignFilter,
+        after: Option<&Position>,
+        limit: usize,
+    ) -> Result<CampaignPage, StoreError>;
 
     /// A template's sender-header override (Bronto keeps none in the message itself).
     async fn template_headers(

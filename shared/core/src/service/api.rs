@@ -1,21 +1,33 @@
 //! What the HTTP API answers, as typed use cases: the templates a marketer may choose, a
-//! preview, sender headers (for ESPs that take them per send: Bronto), a campaign's document.
+//! preview, sender headers (for ESPs that take them per send: Bronto), a campaign's document,
+//! and cancelling or retrying a campaign ([`cancel`](super::cancel), [`retry`](super::retry)).
 //! Paths, query strings, bodies and status codes are the router's (`espbridge-api`); nothing
 //! here knows HTTP.
 
 use super::accounts::{AccountChoiceError, EspRegistry};
+use super::cancel::{CancelService, Cancelled, ControlError};
 use super::common::chain;
+use super::retry::{Retried, RetryService};
+use crate::clock::Clock;
 use crate::ids::{AccountId, CampaignId, EspKind};
-use crate::ports::{CampaignStore, Esp, EspError, Preview, SenderHeaders, StoreError, Template};
+use crate::ports::{
+    CampaignStore, Esp, EspError, Preview, Scheduler, SenderHeaders, StoreError, Template,
+    WorkQueue,
+};
 use serde::Serialize;
 use serde_json::{Value, json};
 use std::sync::Arc;
 
-/// The API's use cases and the ports they need: the campaign store and the ESP accounts.
+/// The API's use cases and the ports they need: the campaign store and the ESP accounts; for
+/// cancel and retry also the work queues (a retry queues its step), the scheduler (a cancel
+/// deletes the poll schedule) and the clock.
 #[derive(Clone)]
 pub struct ApiService {
     pub store: Arc<dyn CampaignStore>,
     pub esps: EspRegistry,
+    pub queue: Arc<dyn WorkQueue>,
+    pub scheduler: Arc<dyn Scheduler>,
+    pub clock: Arc<dyn Clock>,
 }
 
 /// Which templates to list.
@@ -80,9 +92,56 @@ pub enum ApiError {
     CampaignNotFound(CampaignId),
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// A listing's cursor that this API did not make for these filters.
+    #[error(transparent)]
+    Cursor(#[from] crate::ports::CursorError),
+    #[error("limit: {0} is not within 1 to {max}", max = crate::ports::listing::MAX_PAGE)]
+    InvalidLimit(usize),
+    /// A cancel or retry the campaign does not allow now, or one that could not finish.
+    #[error(transparent)]
+    Control(ControlError),
+}
+
+impl From<ControlError> for ApiError {
+    fn from(e: ControlError) -> Self {
+        match e {
+            ControlError::NotFound(id) => ApiError::CampaignNotFound(id),
+            e => ApiError::Control(e),
+        }
+    }
 }
 
 impl ApiService {
+    /// The cancel use case on this service's ports.
+    pub fn cancel_service(&self) -> CancelService {
+        CancelService {
+            store: Arc::clone(&self.store),
+            esps: self.esps.clone(),
+            scheduler: Arc::clone(&self.scheduler),
+            clock: Arc::clone(&self.clock),
+        }
+    }
+
+    /// The retry use case on this service's ports.
+    pub fn retry_service(&self) -> RetryService {
+        RetryService {
+            store: Arc::clone(&self.store),
+            queue: Arc::clone(&self.queue),
+            esps: self.esps.clone(),
+            clock: Arc::clone(&self.clock),
+        }
+    }
+
+    /// Cancels the campaign before its send time (see [`cancel`](super::cancel)).
+    pub async fn cancel(&self, id: &CampaignId) -> Result<Cancelled, ApiError> {
+        Ok(self.cancel_service().cancel(id).await?)
+    }
+
+    /// Resumes a failed campaign at its failed step (see [`retry`](super::retry)).
+    pub async fn retry(&self, id: &CampaignId) -> Result<Retried, ApiError> {
+        Ok(self.retry_service().retry(id).await?)
+    }
+
     /// The templates of every account matching `q`, after each ESP's visibility rules, sorted by
     /// ESP, account and display name. An account that cannot be listed is reported beside the
     /// others' templates; only when all fail is it an error.
@@ -246,6 +305,8 @@ impl ApiService {
             "schedule_name": c.schedule_name,
             "cleanup_due_at": c.cleanup_due_at,
             "cleaned_up_at": c.cleaned_up_at,
+            "note": c.note,
+            "sweep": c.sweep,
             "created_at": c.created_at,
             "updated_at": c.updated_at,
             "version": c.version,

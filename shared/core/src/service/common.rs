@@ -2,11 +2,15 @@
 //! chores (load, run history, failing a campaign) every step does the same way.
 
 use crate::audience::read::AudienceError;
-use crate::campaign::{Campaign, RunRecord, TransitionError};
+use crate::campaign::{Campaign, RunRecord, State, TransitionError};
 use crate::clock::Clock;
 use crate::ids::{AccountId, CampaignId, EspKind};
 use crate::manifest::Manifest;
-use crate::ports::{CampaignStore, EspError, QueueError, SchedulerError, SourceError, StoreError};
+use crate::ports::metrics::name;
+use crate::ports::{
+    Alert, AlertKind, Alerts, CampaignStore, EspError, Measurement, Metrics, QueueError,
+    SchedulerError, SourceError, StoreError,
+};
 use std::time::{Duration, Instant};
 
 /// When the current invocation must have stopped.
@@ -187,10 +191,13 @@ pub(crate) async fn record_run(store: &dyn CampaignStore, id: &CampaignId, run: 
     }
 }
 
-/// Marks the campaign failed, re-reading it on a conflict so the reason is never lost.
+/// Marks the campaign failed, re-reading it on a conflict so the reason is never lost; then
+/// alerts and counts the failure.
 pub(crate) async fn fail_campaign(
     store: &dyn CampaignStore,
     clock: &dyn Clock,
+    alerts: &dyn Alerts,
+    metrics: &dyn Metrics,
     id: &CampaignId,
     step: &str,
     reason: &str,
@@ -204,9 +211,10 @@ pub(crate) async fn fail_campaign(
         }
         c.fail(step, reason, clock.now());
         match store.save(&c).await {
-            Ok(_) => {
+            Ok(saved) => {
                 let reason = c.failure.as_ref().map_or("", |f| f.reason.as_str());
                 tracing::warn!(campaign_id = %id, step, reason, "campaign failed");
+                campaign_failed(alerts, metrics, &saved).await;
                 return Ok(());
             }
             Err(StoreError::Conflict { .. }) => continue,
@@ -214,6 +222,42 @@ pub(crate) async fn fail_campaign(
         }
     }
     Err(ServiceError::Contended(id.clone()))
+}
+
+/// Alerts and counts a campaign that has just been saved `failed` (its failure says the step
+/// and the reason).
+pub(crate) async fn campaign_failed(alerts: &dyn Alerts, metrics: &dyn Metrics, c: &Campaign) {
+    let (State::Failed, Some(f)) = (c.state, &c.failure) else {
+        return;
+    };
+    metrics.record(&[Measurement::count(name::CAMPAIGNS_FAILED, 1).with("step", f.step.as_str())]);
+    raise(
+        alerts,
+        &Alert::about(AlertKind::Failed, c, f.reason.as_str(), f.at),
+    )
+    .await;
+}
+
+/// Raises an alert, best effort: the campaign's state is saved already, so an alert that cannot
+/// be raised is logged (with the same `alert=<kind>` field as the log channel) and the step goes
+/// on; the hourly sweep finds the campaign again.
+pub async fn raise(alerts: &dyn Alerts, alert: &Alert) {
+    if let Err(e) = alerts.raise(alert).await {
+        tracing::error!(alert = alert.kind.as_str(), campaign_id = %alert.campaign_id,
+            error = %chain(&e), "{} (the alert could not be raised)", alert.subject());
+    }
+}
+
+/// The measurement, counted under the campaign's ESP and account (when it has them).
+pub(crate) fn per_account(m: Measurement, c: &Campaign) -> Measurement {
+    let m = match c.esp {
+        Some(esp) => m.with("esp", esp.as_str()),
+        None => m,
+    };
+    match &c.account {
+        Some(account) => m.with("account", account.as_str()),
+        None => m,
+    }
 }
 
 /// A run-history entry.

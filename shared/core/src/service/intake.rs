@@ -6,8 +6,9 @@
 //! breaks the schema, or names an account or columns the deployment cannot serve, still makes a
 //! record: the campaign, failed with every problem, so the refusal is visible.
 
+use super::accounts::EspRegistry;
 use super::common::Deadline;
-use super::common::{ServiceError, chain};
+use super::common::{ServiceError, campaign_failed, chain};
 use super::conversions::ConversionOutcome;
 use super::upload::{UploadOutcome, UploadService};
 use crate::campaign::{Campaign, ControlState, State, VariantState};
@@ -93,6 +94,8 @@ impl UploadService {
         let campaign = match self.store.create_from_drop(drop, &candidate).await {
             Ok(Created::New(c)) => {
                 tracing::info!(campaign_id = %c.id, state = %c.state, "campaign created from drop");
+                // A refused manifest is alerted once, when its failed record is created.
+                campaign_failed(self.alerts.as_ref(), self.metrics.as_ref(), &c).await;
                 c
             }
             Ok(Created::Existing(c)) => {
@@ -129,7 +132,42 @@ impl UploadService {
         m: Manifest,
         file: &str,
     ) -> Result<(Manifest, AccountId), String> {
-        let reject = |field: &str, problem: String| format!("{file} rejected: {field}: {problem}");
+        self.account_check()
+            .manifest(m)
+            .map_err(|r| format!("{file} rejected: {}: {}", r.field, r.problem))
+    }
+
+    fn account_check(&self) -> AccountCheck<'_> {
+        AccountCheck {
+            esps: &self.esps,
+            now: self.clock.now(),
+            send_horizon: self.settings.send_horizon,
+        }
+    }
+}
+
+/// What a manifest is held against before any ESP call: the configured accounts and the send
+/// window around `now`. The intake refuses a drop with it; `espbridge check` reports with it.
+pub(crate) struct AccountCheck<'a> {
+    pub esps: &'a EspRegistry,
+    pub now: jiff::Timestamp,
+    pub send_horizon: std::time::Duration,
+}
+
+/// Why a manifest does not suit the deployment: its field (a JSON pointer) and the problem.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Refusal {
+    pub field: String,
+    pub problem: String,
+}
+
+impl AccountCheck<'_> {
+    /// The manifest's account exists, and the rest suits it: columns, options, the send time.
+    pub(crate) fn manifest(&self, m: Manifest) -> Result<(Manifest, AccountId), Refusal> {
+        let reject = |field: &str, problem: String| Refusal {
+            field: field.to_owned(),
+            problem,
+        };
         let esp = self
             .esps
             .choose(m.esp, m.account.as_ref(), m.template_name.as_deref())
@@ -167,7 +205,7 @@ impl UploadService {
             ));
         }
         let policy = self.esps.policy(m.esp, esp.account());
-        self.check_send_window(m.send_at, policy.grace)
+        self.send_window(m.send_at, policy.grace)
             .map_err(|p| reject("/send_at", p))?;
         Ok((m, esp.account().clone()))
     }
@@ -175,15 +213,14 @@ impl UploadService {
     /// The send time lies in the window the deployment accepts: at most the account's grace in
     /// the past (a drop that arrives a little late still sends at once), at most the horizon
     /// ahead (the drop bucket deletes the files the analysis re-reads).
-    pub(crate) fn check_send_window(
+    pub(crate) fn send_window(
         &self,
         send_at: jiff::Timestamp,
         grace: std::time::Duration,
     ) -> Result<(), String> {
-        let now = self.clock.now();
+        let now = self.now;
         let grace = jiff::SignedDuration::try_from(grace).unwrap_or_default();
-        let horizon =
-            jiff::SignedDuration::try_from(self.settings.send_horizon).unwrap_or_default();
+        let horizon = jiff::SignedDuration::try_from(self.send_horizon).unwrap_or_default();
         if send_at < now.checked_sub(grace).unwrap_or(now) {
             return Err(format!(
                 "{send_at} is more than {} minutes in the past",

@@ -8,6 +8,9 @@
 //! schedule at the due time that invokes this same function. The due time is saved with the
 //! completion, and every later trigger re-creates the one-off schedule until the clean-up is
 //! done, so a crash between the two writes loses nothing.
+//!
+//! A campaign for which the ESP has no figures by the last day is completed all the same, with
+//! a note saying so (waiting longer changes nothing: the ESP's figures are final by then).
 
 use super::accounts::EspRegistry;
 use super::common::{ServiceError, chain, load, record_run, run_record};
@@ -85,30 +88,50 @@ impl PollService {
         }
         let day = day.min(POLL_DAYS) as u32;
         let esp = self.esps.for_campaign(&c)?;
-        let Some((counts, by_variant)) = fetch_counts(esp.as_ref(), &c).await? else {
-            tracing::info!(campaign_id = %c.id, day, "no figures at the ESP yet");
-            self.poll_run(&c.id, started, "no_data", day).await;
-            return Ok(PollOutcome::NoDataYet { day });
+        let last = i64::from(day) >= POLL_DAYS;
+        let fetched = fetch_counts(esp.as_ref(), &c).await?;
+        let has_figures = fetched.is_some();
+        let new = match fetched {
+            Some((counts, by_variant)) => {
+                let new = self
+                    .store
+                    .put_snapshot(
+                        &c.id,
+                        &MetricSnapshot {
+                            day,
+                            taken_at: now,
+                            counts,
+                            by_variant,
+                        },
+                    )
+                    .await?;
+                tracing::info!(campaign_id = %c.id, day, sent = counts.sent, delivered = counts.delivered,
+                    opens = counts.opens, clicks = counts.clicks, unsubscribes = counts.unsubscribes, new, "metrics snapshot");
+                new
+            }
+            None if !last => {
+                tracing::info!(campaign_id = %c.id, day, "no figures at the ESP yet");
+                self.poll_run(&c.id, started, "no_data", day).await;
+                return Ok(PollOutcome::NoDataYet { day });
+            }
+            None => {
+                // Waiting longer changes nothing: the ESP's figures are final by now.
+                tracing::warn!(campaign_id = %c.id, day, "no figures from the ESP by the last poll; completing without them");
+                let last_day = self
+                    .store
+                    .snapshots(&c.id)
+                    .await?
+                    .iter()
+                    .map(|s| s.day)
+                    .max();
+                c.note = Some(no_figures_note(day, last_day));
+                false
+            }
         };
-        let new = self
-            .store
-            .put_snapshot(
-                &c.id,
-                &MetricSnapshot {
-                    day,
-                    taken_at: now,
-                    counts,
-                    by_variant,
-                },
-            )
-            .await?;
-        tracing::info!(campaign_id = %c.id, day, sent = counts.sent, delivered = counts.delivered,
-            opens = counts.opens, clicks = counts.clicks, unsubscribes = counts.unsubscribes, new, "metrics snapshot");
         let before = c.state;
-        if c.state == State::Scheduled {
+        if c.state == State::Scheduled && has_figures {
             c.transition(State::Collecting, now)?;
         }
-        let last = i64::from(day) >= POLL_DAYS;
         if last {
             c.transition(State::Completed, now)?;
             c.cleanup_due_at = Some(
@@ -149,7 +172,25 @@ impl PollService {
         mut c: crate::campaign::Campaign,
     ) -> Result<PollOutcome, ServiceError> {
         let now = self.clock.now();
-        let due = c.cleanup_due_at.unwrap_or(now);
+        let due = match c.cleanup_due_at {
+            Some(due) => due,
+            None => {
+                // Completed by the sweep, which calls no ESP and so knows no retention: the
+                // due time counts from the completion.
+                let due = self
+                    .esps
+                    .for_campaign(&c)?
+                    .cleanup_after()
+                    .and_then(|d| c.updated_at.checked_add(d).ok())
+                    .unwrap_or(now);
+                c.cleanup_due_at = Some(due);
+                c = self.store.save(&c).await?;
+                // The sweep's one-off that fired may still exist under the name: replace it.
+                let once = PollSchedule::cleanup_at(&c.id, due);
+                self.scheduler.delete(&once.name).await?;
+                due
+            }
+        };
         let once = PollSchedule::cleanup_at(&c.id, due);
         if now < due {
             self.scheduler.create(&once).await?;
@@ -194,6 +235,18 @@ impl PollService {
             Some(format!("day {day}")),
         );
         record_run(self.store.as_ref(), id, run).await;
+    }
+}
+
+/// The note of a campaign completed at its last poll without figures from the ESP.
+fn no_figures_note(day: u32, last_day: Option<u32>) -> String {
+    match last_day {
+        None => {
+            format!("completed without figures: the ESP reported none by day {day} after the send")
+        }
+        Some(d) => {
+            format!("the ESP reported no figures on day {day}; the last are those of day {d}")
+        }
     }
 }
 

@@ -17,13 +17,18 @@
 //!    the API, is polled for what was booked, and can be retried or cancelled.
 
 use super::accounts::{EspRegistry, LateSend};
-use super::common::{ServiceError, chain, fail_campaign, load, record_run, run_record};
+use super::common::{
+    ServiceError, chain, fail_campaign, load, per_account, raise, record_run, run_record,
+};
 use crate::campaign::{Campaign, Failure, SendClaim, State};
 use crate::clock::Clock;
 use crate::ids::CampaignId;
 use crate::ports::esp::{EspIds, SendRequest};
+use crate::ports::metrics::name;
 use crate::ports::scheduler::PollSchedule;
-use crate::ports::{CampaignStore, Esp, Scheduler, StoreError};
+use crate::ports::{
+    Alert, AlertKind, Alerts, CampaignStore, Esp, Measurement, Metrics, Scheduler, StoreError,
+};
 use jiff::SignedDuration;
 use std::sync::Arc;
 
@@ -45,13 +50,16 @@ pub enum ScheduleOutcome {
 }
 
 /// The schedule-send use case and the ports it needs: the campaign store, the ESP accounts, the
-/// scheduler of the metric polls and the clock.
+/// scheduler of the metric polls, the clock, and where failures and partly booked sends are
+/// alerted and counted.
 #[derive(Clone)]
 pub struct ScheduleService {
     pub store: Arc<dyn CampaignStore>,
     pub esps: EspRegistry,
     pub scheduler: Arc<dyn Scheduler>,
     pub clock: Arc<dyn Clock>,
+    pub alerts: Arc<dyn Alerts>,
+    pub metrics: Arc<dyn Metrics>,
 }
 
 /// One send of a campaign: the variant (or the campaign itself) and its template.
@@ -110,6 +118,8 @@ impl ScheduleService {
                     fail_campaign(
                         self.store.as_ref(),
                         self.clock.as_ref(),
+                        self.alerts.as_ref(),
+                        self.metrics.as_ref(),
                         &c.id,
                         "schedule",
                         &reason,
@@ -260,11 +270,14 @@ impl ScheduleService {
         for _ in 0..5 {
             let mut c = load(self.store.as_ref(), id).await?;
             let now = self.clock.now();
-            match c.state {
-                State::AudienceReady => c.transition(State::PartiallyScheduled, now)?,
-                State::PartiallyScheduled => {}
+            let newly = match c.state {
+                State::AudienceReady => {
+                    c.transition(State::PartiallyScheduled, now)?;
+                    true
+                }
+                State::PartiallyScheduled => false,
                 _ => return Ok(()),
-            }
+            };
             c.send_claim = None;
             c.failure = Some(Failure {
                 step: "schedule".to_owned(),
@@ -276,10 +289,20 @@ impl ScheduleService {
                 at: now,
             });
             match self.store.save(&c).await {
-                Ok(_) => {
-                    // `alert` is what the template's metric filter and alarm match.
-                    tracing::error!(campaign_id = %id, reason, alert = "partially_scheduled",
+                Ok(saved) => {
+                    tracing::error!(campaign_id = %id, reason,
                         "campaign partially scheduled: mail may go out");
+                    if newly {
+                        // Once per campaign, on the change of state: a redelivery that is
+                        // refused again changes nothing anyone must act on.
+                        self.metrics.record(&[per_account(
+                            Measurement::count(name::CAMPAIGNS_PARTIALLY_SCHEDULED, 1),
+                            &saved,
+                        )]);
+                        let why = saved.failure.as_ref().map_or(reason, |f| f.reason.as_str());
+                        let alert = Alert::about(AlertKind::MailMayGoOut, &saved, why, now);
+                        raise(self.alerts.as_ref(), &alert).await;
+                    }
                     return Ok(());
                 }
                 Err(StoreError::Conflict { .. }) => continue,

@@ -18,7 +18,8 @@
 
 use super::accounts::EspRegistry;
 use super::common::{
-    Deadline, ServiceError, chain, fail_campaign, load, record_run, run_record, stored_manifest,
+    Deadline, ServiceError, campaign_failed, chain, fail_campaign, load, per_account, record_run,
+    run_record, stored_manifest,
 };
 use super::conversions::ConversionsService;
 use super::drop_files::{DropFiles, drop_prefix};
@@ -28,7 +29,10 @@ use crate::campaign::{Campaign, State};
 use crate::clock::Clock;
 use crate::ids::CampaignId;
 use crate::ports::esp::{AudienceBatch, AudienceRequest, Contact, Esp, EspError, EspIds};
-use crate::ports::{AudienceSource, CampaignStore, StoreError, WorkItem, WorkQueue};
+use crate::ports::metrics::name;
+use crate::ports::{
+    Alerts, AudienceSource, CampaignStore, Measurement, Metrics, StoreError, WorkItem, WorkQueue,
+};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -88,7 +92,8 @@ pub trait UploadObserver: Send + Sync {
 }
 
 /// The upload-audience use case and the ports it needs: the campaign store, the drop bucket,
-/// the work queue (continuations, schedule-send), the ESP accounts and the clock.
+/// the work queue (continuations, schedule-send), the ESP accounts, the clock, and where
+/// failures are alerted and progress is counted.
 #[derive(Clone)]
 pub struct UploadService {
     pub store: Arc<dyn CampaignStore>,
@@ -96,6 +101,8 @@ pub struct UploadService {
     pub queue: Arc<dyn WorkQueue>,
     pub esps: EspRegistry,
     pub clock: Arc<dyn Clock>,
+    pub alerts: Arc<dyn Alerts>,
+    pub metrics: Arc<dyn Metrics>,
     pub settings: UploadSettings,
 }
 
@@ -146,7 +153,9 @@ impl UploadService {
         final_attempt: bool,
     ) -> Result<UploadOutcome, ServiceError> {
         let started = self.clock.now();
+        let before = (c.audience.uploaded, refused_by_esp(&c));
         let result = self.upload_steps(&mut c, deadline).await;
+        self.count_slice(&c, before);
         let (outcome, detail) = match result {
             Ok(o) => (o, None),
             Err(ServiceError::Store(StoreError::Conflict { .. })) => {
@@ -177,6 +186,8 @@ impl UploadService {
                 fail_campaign(
                     self.store.as_ref(),
                     self.clock.as_ref(),
+                    self.alerts.as_ref(),
+                    self.metrics.as_ref(),
                     &c.id,
                     step,
                     &reason,
@@ -220,6 +231,8 @@ impl UploadService {
             s => return Ok(UploadOutcome::Skipped(c.id.clone(), s)),
         }
         if c.state == State::Failed {
+            // The validation pass failed it (no usable row, too many rejects).
+            campaign_failed(self.alerts.as_ref(), self.metrics.as_ref(), c).await;
             return Ok(UploadOutcome::Failed(c.id.clone()));
         }
         let esp = self.esps.for_campaign(c)?;
@@ -392,8 +405,14 @@ impl UploadService {
             v.not_in_esp += unknown;
             c.audience.not_in_esp += unknown;
         }
-        c.transition(State::AudienceReady, self.clock.now())?;
+        let ready_at = self.clock.now();
+        c.transition(State::AudienceReady, ready_at)?;
         *c = self.store.save(c).await?;
+        let ahead = send_at.duration_since(ready_at).as_secs_f64();
+        self.metrics.record(&[per_account(
+            Measurement::seconds(name::SECONDS_BEFORE_SEND, ahead),
+            c,
+        )]);
         self.queue
             .enqueue(&WorkItem::ScheduleSend {
                 campaign_id: c.id.clone(),
@@ -401,6 +420,20 @@ impl UploadService {
             .await?;
         tracing::info!(campaign_id = %c.id, uploaded = c.audience.uploaded, rejected = c.audience.rejected, "audience ready");
         Ok(UploadOutcome::AudienceReady(c.id.clone()))
+    }
+
+    /// Counts what one invocation's slice sent (`before`: rows uploaded and refused by the ESP
+    /// when it started).
+    fn count_slice(&self, c: &Campaign, before: (u64, u64)) {
+        let uploaded = c.audience.uploaded.saturating_sub(before.0);
+        let refused = refused_by_esp(c).saturating_sub(before.1);
+        if uploaded == 0 && refused == 0 {
+            return;
+        }
+        self.metrics.record(&[
+            per_account(Measurement::count(name::ROWS_UPLOADED, uploaded), c),
+            per_account(Measurement::count(name::ROWS_REFUSED_BY_ESP, refused), c),
+        ]);
     }
 
     /// The campaign's drop, read with the deployment's limits.
@@ -453,6 +486,8 @@ impl UploadService {
                 source: e,
             });
         }
+        self.metrics
+            .record(&[per_account(Measurement::count(name::ESP_THROTTLED, 1), c)]);
         self.queue
             .enqueue(&WorkItem::ContinueUpload {
                 campaign_id: c.id.clone(),
@@ -462,6 +497,11 @@ impl UploadService {
             "the ESP is still throttling; continuing in a new invocation");
         Ok(UploadOutcome::Continued(c.id.clone()))
     }
+}
+
+/// Rows the ESP refused or does not know, so far.
+fn refused_by_esp(c: &Campaign) -> u64 {
+    c.audience.not_in_esp + c.audience.esp_rejected
 }
 
 /// Accepted rows a finished container does not select (ids the ESP does not know, counted by

@@ -8,12 +8,14 @@
 //! report, records where it stopped ([`ValidationCheckpoint`]) and queues a continuation, which
 //! goes on from that line with that table.
 
-use super::common::{Deadline, ServiceError, stored_manifest};
+use super::common::{Deadline, ServiceError, per_account, stored_manifest};
 use super::drop_files::drop_prefix;
 use super::upload::UploadService;
 use crate::audience::read::{AudienceScan, Event, Flow, IdSet, ScanEnd, ScanMode, count_lines};
-use crate::campaign::{Campaign, RejectSample, State, ValidationCheckpoint};
-use crate::ports::WorkItem;
+use crate::audience::rows::RejectReason;
+use crate::campaign::{AudienceStats, Campaign, RejectSample, State, ValidationCheckpoint};
+use crate::ports::metrics::name;
+use crate::ports::{Measurement, WorkItem};
 use std::io::Write;
 
 /// Name of the rejects report written into the drop folder.
@@ -31,6 +33,59 @@ pub(crate) enum Validation {
     Done,
     /// It stopped near the deadline; a continuation is queued.
     Continued,
+}
+
+/// Counts one rejected row in `stats`: by reason, and as a sample while fewer than
+/// `sample_cap` are kept (where and why, never the row's content). Counts nothing and answers
+/// `false` once the drop has `max_rejects`: the pass stops there. The check of a drop
+/// ([`check`](super::check)) counts its rejects with it too.
+pub(crate) fn count_reject(
+    stats: &mut AudienceStats,
+    file: &str,
+    line: u64,
+    reason: &RejectReason,
+    max_rejects: u64,
+    sample_cap: usize,
+) -> bool {
+    if stats.rejected >= max_rejects {
+        return false;
+    }
+    stats.rejected += 1;
+    *stats
+        .rejected_by_reason
+        .entry(reason.key().to_owned())
+        .or_default() += 1;
+    if stats.reject_samples.len() < sample_cap {
+        stats.reject_samples.push(RejectSample {
+            file: crate::text::bounded(file, 256),
+            line,
+            reason: reason.to_string(),
+        });
+    }
+    true
+}
+
+/// Why a pass stopped at the rejects cap; `listed_in` says where the first ones are.
+pub(crate) fn too_many_rejects(max_rejects: u64, listed_in: &str) -> String {
+    format!(
+        "more than {max_rejects} rows rejected: is this the file the manifest describes? \
+         (the first ones are in {listed_in})"
+    )
+}
+
+/// Why a finished pass leaves nothing to upload, if it does; `listed_in` says where the
+/// rejected rows are listed.
+pub(crate) fn nothing_to_upload(stats: &AudienceStats, listed_in: &str) -> Option<String> {
+    if stats.rows == 0 {
+        Some("no data rows: the audience files hold a header only".to_owned())
+    } else if stats.valid == 0 {
+        Some(format!(
+            "no valid rows: all {} rows rejected (see {listed_in})",
+            stats.rows
+        ))
+    } else {
+        None
+    }
 }
 
 impl UploadService {
@@ -150,29 +205,14 @@ impl UploadService {
                 reason,
             } = ev
             {
-                if stats.rejected >= limits.max_rejects {
-                    *failed.lock().unwrap_or_else(|p| p.into_inner()) = Some(format!(
-                        "more than {} rows rejected: is this the file the manifest describes? \
-                         (the first ones are in {key})",
-                        limits.max_rejects
-                    ));
+                let file = files.get(file_index).cloned().unwrap_or_default();
+                if !count_reject(stats, &file, line, &reason, limits.max_rejects, sample_cap) {
+                    *failed.lock().unwrap_or_else(|p| p.into_inner()) =
+                        Some(too_many_rejects(limits.max_rejects, &key));
                     return Flow::Pause;
                 }
-                stats.rejected += 1;
-                *stats
-                    .rejected_by_reason
-                    .entry(reason.key().to_owned())
-                    .or_default() += 1;
-                let file = files.get(file_index).cloned().unwrap_or_default();
                 if let Err(e) = writeln!(out, "{file},{line},\"{reason}\"") {
                     io_error.get_or_insert(e);
-                }
-                if stats.reject_samples.len() < sample_cap {
-                    stats.reject_samples.push(RejectSample {
-                        file: crate::text::bounded(&file, 256),
-                        line,
-                        reason: reason.to_string(),
-                    });
                 }
             }
             events += 1;
@@ -241,23 +281,18 @@ impl UploadService {
             c.fail("audience", reason, now);
         } else if end == ScanEnd::Paused {
             c.fail("audience", "validation stopped early", now);
-        } else if stats.rows == 0 {
-            c.fail(
-                "audience",
-                "no data rows: the audience files hold a header only",
-                now,
-            );
-        } else if stats.valid == 0 {
-            let reason = format!(
-                "no valid rows: all {} rows rejected (see {})",
-                stats.rows,
-                stats.rejects_key.as_deref().unwrap_or("the record")
-            );
+        } else if let Some(reason) =
+            nothing_to_upload(stats, stats.rejects_key.as_deref().unwrap_or("the record"))
+        {
             c.fail("audience", reason, now);
         } else {
             c.transition(State::Uploading, now)?;
         }
         *c = self.store.save(c).await?;
+        self.metrics.record(&[per_account(
+            Measurement::count(name::ROWS_REJECTED, c.audience.rejected),
+            c,
+        )]);
         Ok(Validation::Done)
     }
 

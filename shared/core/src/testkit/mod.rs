@@ -17,6 +17,7 @@ use crate::ports::esp::{
     self, AudienceBatch, AudienceRequest, BatchOutcome, Esp, EspError, EspIds, MetricCounts,
     Preview, SendRequest, SenderHeaders, Template,
 };
+use crate::ports::listing::{CampaignFilter, CampaignPage, Cursor, MAX_PAGE, Position, RunDate};
 use crate::ports::queue::{QueueError, WorkItem, WorkQueue};
 use crate::ports::scheduler::{PollSchedule, Scheduler, SchedulerError};
 use crate::ports::source::ObjectRef;
@@ -56,6 +57,234 @@ pub async fn run_store_contract<S: CampaignStore>(store: &S, tag: &str) {
     list_by_state_finds_campaigns(store, &format!("{tag}-f")).await;
     missing_campaign_reads_as_none(store, &format!("{tag}-g")).await;
     template_headers_round_trip(store, &format!("{tag}-h")).await;
+    listing_filters_and_pages(store, &format!("{tag}-i")).await;
+}
+
+/// A run date of its own for `tag` (so listings by run date see only this run's campaigns on a
+/// shared backend).
+pub fn run_date_for(tag: &str) -> RunDate {
+    let days = (xxhash_rust::xxh3::xxh3_64(tag.as_bytes()) % 30_000) as i64;
+    let date = jiff::civil::date(2030, 1, 1)
+        .checked_add(jiff::Span::new().days(days))
+        .expect("a date within range");
+    RunDate::parse(&date.to_string()).expect("a valid run date")
+}
+
+/// Every page of a listing, followed through its cursors (made and parsed as callers do).
+/// Checks that pages respect the limit and that the order only moves forward.
+pub async fn list_all<S: CampaignStore + ?Sized>(
+    store: &S,
+    filter: &CampaignFilter,
+    limit: usize,
+) -> Vec<Campaign> {
+    let mut out: Vec<Campaign> = Vec::new();
+    let mut after: Option<Position> = None;
+    for _ in 0..10_000 {
+        let page = store
+            .list(filter, after.as_ref(), limit)
+            .await
+            .expect("list");
+        assert!(
+            page.campaigns.len() <= limit,
+            "a page holds at most the limit"
+        );
+        out.extend(page.campaigns);
+        let Some(next) = page.next else {
+            let keys: Vec<_> = out
+                .iter()
+                .map(|c| (c.state.as_str(), c.id.as_str()))
+                .collect();
+            assert!(
+                keys.windows(2).all(|w| w[0] < w[1]),
+                "listed in (state, id) order without repeats: {keys:?}"
+            );
+            return out;
+        };
+        if let Some(prev) = &after {
+            assert!(
+                (prev.state.as_str(), prev.id.as_str()) < (next.state.as_str(), next.id.as_str()),
+                "the cursor moves forward"
+            );
+        }
+        let cursor = Cursor::new(filter, &next);
+        after = Some(Cursor::parse(filter, cursor.as_str()).expect("own cursor parses"));
+    }
+    panic!("the listing did not end after 10,000 pages");
+}
+
+async fn listing_filters_and_pages<S: CampaignStore>(store: &S, tag: &str) {
+    let night = run_date_for(tag);
+    let other_night = run_date_for(&format!("{tag}-other"));
+    // (suffix, night, state, esp/account)
+    let plan = [
+        ("n0", &night, State::Received, None),
+        ("n1", &night, State::Failed, None),
+        ("n2", &night, State::Collecting, Some("eu")),
+        ("n3", &night, State::Received, Some("eu")),
+        ("n4", &night, State::Failed, Some("us")),
+        ("n5", &night, State::Collecting, None),
+        ("n6", &night, State::Received, None),
+        ("o1", &other_night, State::Failed, None),
+        ("o2", &other_night, State::Received, Some("eu")),
+    ];
+    for (suffix, date, state, bronto) in &plan {
+        let mut c = sample_campaign(&format!("{tag}-{suffix}"));
+        c.run_date = date.to_string();
+        if let Some(account) = bronto {
+            c.esp = Some(EspKind::Bronto);
+            c.account = Some(AccountId::parse(account).expect("account"));
+        }
+        let Created::New(mut c) = store.create_from_drop(&c.drop, &c).await.expect("create") else {
+            panic!("expected New")
+        };
+        match state {
+            State::Failed => c.fail("upload", "HTTP 400 from the ESP", c.updated_at),
+            State::Collecting => {
+                for s in [State::Uploading, State::AudienceReady, State::Scheduled] {
+                    c.transition(s, c.updated_at).expect("forward");
+                    c = store.save(&c).await.expect("save");
+                }
+                c.transition(State::Collecting, c.updated_at)
+                    .expect("forward");
+            }
+            _ => continue,
+        }
+        store.save(&c).await.expect("save");
+    }
+    let ids = |cs: &[Campaign]| -> Vec<String> {
+        cs.iter()
+            .map(|c| {
+                c.id.as_str()
+                    .trim_start_matches(&format!("{tag}-"))
+                    .to_owned()
+            })
+            .collect()
+    };
+    let by_night = CampaignFilter {
+        run_date: Some(night.clone()),
+        ..Default::default()
+    };
+    let all = list_all(store, &by_night, 3).await;
+    assert_eq!(
+        ids(&all),
+        ["n2", "n5", "n1", "n4", "n0", "n3", "n6"],
+        "the night's campaigns, by state then id, over three pages"
+    );
+    let failed = all
+        .iter()
+        .find(|c| c.state == State::Failed)
+        .expect("a failed one");
+    assert_eq!(
+        failed.failure.as_ref().map(|f| f.reason.as_str()),
+        Some("HTTP 400 from the ESP"),
+        "listed campaigns are whole records"
+    );
+    let one_page = store.list(&by_night, None, 100).await.expect("list");
+    assert_eq!(ids(&one_page.campaigns), ids(&all));
+    assert_eq!(one_page.next, None, "a page holding the rest has no next");
+
+    let filtered =
+        |state: Option<State>, esp: Option<EspKind>, account: Option<&str>| CampaignFilter {
+            run_date: Some(night.clone()),
+            state,
+            esp,
+            account: account.map(|a| AccountId::parse(a).expect("account")),
+        };
+    let cases: [(CampaignFilter, &[&str]); 5] = [
+        (filtered(Some(State::Failed), None, None), &["n1", "n4"]),
+        (
+            filtered(Some(State::Received), None, None),
+            &["n0", "n3", "n6"],
+        ),
+        (
+            filtered(None, Some(EspKind::Bronto), None),
+            &["n2", "n4", "n3"],
+        ),
+        (filtered(None, None, Some("eu")), &["n2", "n3"]),
+        (
+            filtered(Some(State::Received), Some(EspKind::Bronto), Some("eu")),
+            &["n3"],
+        ),
+    ];
+    for (filter, want) in cases {
+        for limit in [1, 2, 100] {
+            assert_eq!(
+                ids(&list_all(store, &filter, limit).await),
+                want,
+                "{filter:?} by {limit}"
+            );
+        }
+    }
+    let none = filtered(Some(State::Cancelled), None, None);
+    assert!(list_all(store, &none, 2).await.is_empty());
+
+    // Without a run date: still paged, in order, across nights.
+    let failed_anywhere = CampaignFilter {
+        state: Some(State::Failed),
+        ..Default::default()
+    };
+    let mine = |cs: Vec<Campaign>| -> Vec<String> {
+        ids(&cs
+            .into_iter()
+            .filter(|c| c.id.as_str().starts_with(&format!("{tag}-")))
+            .collect::<Vec<_>>())
+    };
+    assert_eq!(
+        mine(list_all(store, &failed_anywhere, 1).await),
+        ["n1", "n4", "o1"]
+    );
+    let eu_anywhere = CampaignFilter {
+        account: Some(AccountId::parse("eu").expect("account")),
+        ..Default::default()
+    };
+    assert_eq!(
+        mine(list_all(store, &eu_anywhere, 2).await),
+        ["n2", "n3", "o2"]
+    );
+    let everything = list_all(store, &CampaignFilter::default(), 4).await;
+    assert_eq!(
+        mine(everything),
+        ["n2", "n5", "n1", "n4", "o1", "n0", "n3", "n6", "o2"]
+    );
+
+    // A position is a place, not a campaign: one naming no campaign still resumes after it.
+    let between = Position {
+        state: State::Received,
+        id: CampaignId::parse(&format!("{tag}-n0a")).expect("id"),
+    };
+    let rest = list_all_after(store, &by_night, &between).await;
+    assert_eq!(ids(&rest), ["n3", "n6"]);
+    let past_failed_state = Position {
+        state: State::Failed,
+        id: CampaignId::parse("zzz").expect("id"),
+    };
+    let received = filtered(Some(State::Received), None, None);
+    assert_eq!(
+        ids(&list_all_after(store, &received, &past_failed_state).await),
+        ["n0", "n3", "n6"]
+    );
+    let past_received = Position {
+        state: State::Scheduled,
+        id: CampaignId::parse("a").expect("id"),
+    };
+    assert!(
+        list_all_after(store, &received, &past_received)
+            .await
+            .is_empty()
+    );
+}
+
+async fn list_all_after<S: CampaignStore>(
+    store: &S,
+    filter: &CampaignFilter,
+    after: &Position,
+) -> Vec<Campaign> {
+    let page = store
+        .list(filter, Some(after), MAX_PAGE)
+        .await
+        .expect("list");
+    assert_eq!(page.next, None);
+    page.campaigns
 }
 
 async fn template_headers_round_trip<S: CampaignStore>(store: &S, tag: &str) {
@@ -480,6 +709,31 @@ impl CampaignStore for MemStore {
             .cloned()
             .collect())
     }
+    async fn list(
+        &self,
+        filter: &CampaignFilter,
+        after: Option<&Position>,
+        limit: usize,
+    ) -> Result<CampaignPage, StoreError> {
+        let limit = limit.clamp(1, MAX_PAGE);
+        let mut matching: Vec<Campaign> = self
+            .campaigns
+            .lock()
+            .unwrap()
+            .values()
+            .filter(|c| filter.matches(c) && after.is_none_or(|p| p.is_before(c)))
+            .cloned()
+            .collect();
+        matching.sort_by(|a, b| {
+            (a.state.as_str(), a.id.as_str()).cmp(&(b.state.as_str(), b.id.as_str()))
+        });
+        let more = matching.len() > limit;
+        matching.truncate(limit);
+        Ok(CampaignPage {
+            next: more.then(|| matching.last().map(Position::of)).flatten(),
+            campaigns: matching,
+        })
+    }
 }
 
 #[derive(Default)]
@@ -533,6 +787,16 @@ pub struct FakeEsp {
     pub fail_cleanups: Mutex<u32>,
     /// Acts as an ESP (or mode) that cannot carry personalization fields.
     pub drops_fields: bool,
+    /// `upload_batch` calls that reached the ESP (refused ones included).
+    pub batch_calls: Mutex<u64>,
+    /// `schedule_send` calls that booked (a repeated booking counts again).
+    pub bookings: Mutex<u64>,
+    /// Sends unscheduled by `cancel_send`, by name.
+    pub cancelled: Mutex<BTreeSet<String>>,
+    /// Acts as an ESP whose API cannot unschedule a send.
+    pub cannot_cancel: bool,
+    /// Acts as an ESP that has no figures for any send.
+    pub no_figures: bool,
 }
 
 #[async_trait]
@@ -610,6 +874,7 @@ impl Esp for FakeEsp {
         Ok(EspIds::default().with("list", name))
     }
     async fn upload_batch(&self, a: &EspIds, b: &AudienceBatch) -> Result<BatchOutcome, EspError> {
+        *self.batch_calls.lock().unwrap() += 1;
         {
             let mut f = self.fail_next_uploads.lock().unwrap();
             if *f > 0 {
@@ -652,14 +917,28 @@ impl Esp for FakeEsp {
                 retryable: false,
             });
         }
-        self.launches
-            .lock()
-            .unwrap()
-            .insert(esp::object_name(r.campaign_id, r.variant));
+        let name = esp::object_name(r.campaign_id, r.variant);
+        self.launches.lock().unwrap().insert(name.clone());
+        *self.bookings.lock().unwrap() += 1;
         self.sent_headers.lock().unwrap().push(r.headers.cloned());
-        Ok(EspIds::default().with("email", "e1"))
+        Ok(EspIds::default().with("email", "e1").with("send", name))
+    }
+    async fn cancel_send(&self, sent: &EspIds) -> Result<(), EspError> {
+        if self.cannot_cancel {
+            return Err(EspError::CannotCancel {
+                esp: self.kind(),
+                why: esp::CannotCancel::Unsupported,
+                detail: "the fake's API has no unschedule call".into(),
+            });
+        }
+        let name = sent.require(self.kind(), "send")?.to_owned();
+        self.cancelled.lock().unwrap().insert(name);
+        Ok(())
     }
     async fn fetch_metrics(&self, _s: &EspIds) -> Result<Option<MetricCounts>, EspError> {
+        if self.no_figures {
+            return Ok(None);
+        }
         Ok(Some(MetricCounts {
             sent: 10,
             delivered: 9,

@@ -263,6 +263,9 @@ fn route(shared: &Shared, req: &SimRequest, now: Timestamp) -> Result<Value, Api
         (&Method::POST, ["email", id, "launch"]) => {
             state.launch(email_id(id, 6004, "Invalid email ID")?, &body, now)
         }
+        (&Method::POST, ["email", id, "stop"]) => {
+            state.stop(email_id(id, 6004, "Invalid email ID")?, now)
+        }
         (&Method::GET, ["email", id, "responsesummary"]) => {
             state.response_summary(email_id(id, 6400, "Invalid email ID")?, &query, now)
         }

@@ -619,6 +619,27 @@ impl State {
         Ok(Value::String(String::new()))
     }
 
+    /// `POST /email/{id}/stop`: a launch that has not gone out is unscheduled and the e-mail
+    /// goes back to "In design" (status 1, api_status 0); it sends nothing and has no counts.
+    /// An e-mail with nothing pending (never launched, stopped before, or sent) is 400/6003.
+    pub fn stop(&mut self, id: u64, now: Timestamp) -> ApiResult {
+        let e = self.email(id, 6004, "Invalid email ID")?;
+        let pending = !e.launches.is_empty()
+            && e.launches
+                .iter()
+                .all(|l| l.recipients.is_none() && l.send_at > now);
+        if !pending {
+            return Err(ApiError::new(400, 6003, "Invalid email status"));
+        }
+        if let Some(e) = self.emails.get_mut(&id) {
+            e.launches.clear();
+            e.api_status = 0;
+            e.status = 1;
+        }
+        tracing::debug!(email = id, "emarsys sim stopped a scheduled launch");
+        Ok(Value::String(String::new()))
+    }
+
     pub fn launches_of(&self, body: &Value, now: Timestamp) -> ApiResult {
         let id = body
             .get("emailId")

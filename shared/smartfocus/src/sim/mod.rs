@@ -531,6 +531,11 @@ impl SmartFocusSim {
         self.shared.state().post_count()
     }
 
+    /// Successful `unpostCampaign` (SOAP) calls.
+    pub fn unpost_count(&self) -> usize {
+        self.shared.state().unpost_count()
+    }
+
     /// Sessions opened so far, on either service.
     pub fn sessions_opened(&self) -> usize {
         self.shared.state().sessions_opened()

@@ -113,7 +113,7 @@ fn is_soap_path(path: &str) -> bool {
 
 /// A call to the `apiccmd` SOAP binding: a SOAP 1.1 envelope whose body is one operation
 /// element in the service's namespace, its parameters unqualified children. Only
-/// `getMessageSummaryList` is simulated (the REST calls cover the rest).
+/// `getMessageSummaryList` and `unpostCampaign` are simulated (the REST calls cover the rest).
 fn soap(state: &mut State, req: &SimRequest, now: Timestamp) -> Answer {
     if req.method != Method::POST {
         return Err(not_found());
@@ -143,6 +143,19 @@ fn soap(state: &mut State, req: &SimRequest, now: Timestamp) -> Answer {
             }
             state.session(Service::Ccmd, token, now)?;
             state.message_summaries(op.child("listOptionsEntity"))
+        }
+        "unpostCampaign" => {
+            let token = op
+                .child_text("token")
+                .ok_or_else(|| Failure::params("You must fill in the token parameter", "token"))?;
+            if !state.soap_accepts_rest_tokens() {
+                return Err(Failure::session_expired());
+            }
+            state.session(Service::Ccmd, token, now)?;
+            let id = op
+                .child_text("id")
+                .ok_or_else(|| Failure::params("You must fill in the id parameter", "id"))?;
+            state.unpost_campaign(id, now)
         }
         other => Err(Failure::new(
             format!("Operation {other} is not simulated"),

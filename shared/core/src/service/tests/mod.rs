@@ -7,11 +7,17 @@
 
 mod ab;
 mod accounts;
+mod alerts;
 mod api;
+mod cancel;
+mod check;
 mod conversions;
 mod hostile;
+mod night;
 mod poll;
+mod retry;
 mod send_window;
+mod sweep;
 mod upload;
 
 use super::schedule::ScheduleOutcome;
@@ -19,7 +25,7 @@ use super::{Deadline, EspRegistry, Services, UploadSettings};
 use crate::clock::ManualClock;
 use crate::ids::{AccountId, CampaignId};
 use crate::ports::*;
-use crate::testkit::{FakeEsp, MemQueue, MemScheduler, MemSource, MemStore};
+use crate::testkit::{FakeEsp, MemAlerts, MemMetrics, MemQueue, MemScheduler, MemSource, MemStore};
 use jiff::SignedDuration;
 use std::sync::Arc;
 
@@ -30,6 +36,8 @@ pub(super) struct World {
     pub queue: Arc<MemQueue>,
     pub scheduler: Arc<MemScheduler>,
     pub clock: ManualClock,
+    pub alerts: Arc<MemAlerts>,
+    pub metrics: Arc<MemMetrics>,
 }
 
 pub(super) fn world() -> World {
@@ -58,6 +66,8 @@ pub(super) fn world_with(esp: FakeEsp) -> World {
     });
     let queue = Arc::new(MemQueue::default());
     let scheduler = Arc::new(MemScheduler::default());
+    let alerts = Arc::new(MemAlerts::default());
+    let metrics = Arc::new(MemMetrics::default());
     let services = Services {
         store: Arc::new(MemStore::default()),
         source: Arc::new(src.clone()),
@@ -65,6 +75,8 @@ pub(super) fn world_with(esp: FakeEsp) -> World {
         scheduler: scheduler.clone(),
         esps: EspRegistry::new(vec![esp.clone()]),
         clock: Arc::new(clock.clone()),
+        alerts: alerts.clone(),
+        metrics: metrics.clone(),
         upload_settings: UploadSettings::default(),
     };
     World {
@@ -74,6 +86,8 @@ pub(super) fn world_with(esp: FakeEsp) -> World {
         queue,
         scheduler,
         clock,
+        alerts,
+        metrics,
     }
 }
 

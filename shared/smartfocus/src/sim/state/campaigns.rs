@@ -120,6 +120,43 @@ impl State {
         Ok(xml::result("xs:boolean", "true"))
     }
 
+    /// SOAP `unpostCampaign`: a posted campaign whose send date is ahead goes back to
+    /// `EDITABLE` (it will not send and reports nothing); one that is not posted, or whose send
+    /// date has come, is refused as not editable's counterpart, `CAMPAIGN_NOT_POSTED` /
+    /// `CAMPAIGN_ALREADY_SENT` (status names invented: the reference gives none).
+    pub fn unpost_campaign(&mut self, id: &str, now: Timestamp) -> Answer {
+        self.tick(now);
+        let campaign = self.campaign(id)?;
+        if !campaign.posted {
+            return Err(Failure::new(
+                "The campaign is not posted",
+                "id",
+                "CAMPAIGN_NOT_POSTED",
+            ));
+        }
+        if campaign.recipients.is_some() || campaign.send_at <= now {
+            return Err(Failure::new(
+                "The campaign has been sent",
+                "id",
+                "CAMPAIGN_ALREADY_SENT",
+            ));
+        }
+        let cid = campaign.id;
+        if let Some(c) = self.campaigns.get_mut(&cid) {
+            c.posted = false;
+            c.selected = 0;
+        }
+        self.unposts += 1;
+        Ok(xml::soap_success(
+            "unpostCampaign",
+            r#"<return xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" xsi:type="xs:boolean" xmlns:xs="http://www.w3.org/2001/XMLSchema">true</return>"#,
+        ))
+    }
+
+    pub fn unpost_count(&self) -> usize {
+        self.unposts
+    }
+
     pub(super) fn status_of(c: &Campaign, now: Timestamp) -> &'static str {
         if !c.posted {
             "EDITABLE"

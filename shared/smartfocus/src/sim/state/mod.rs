@@ -89,6 +89,8 @@ pub(crate) struct State {
     campaigns: BTreeMap<u64, Campaign>,
     next_campaign_id: u64,
     posts: usize,
+    /// `unpostCampaign` calls that unposted.
+    unposts: usize,
 }
 
 pub(super) fn bool_text(b: bool) -> String {
@@ -144,6 +146,7 @@ impl State {
             campaigns: BTreeMap::new(),
             next_campaign_id: 2_201,
             posts: 0,
+            unposts: 0,
         }
     }
 
