@@ -37,9 +37,10 @@ pub struct CheckArgs {
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
-    /// Rejected rows the drop may have and still pass (the real run skips them).
-    #[arg(long, value_name = "N", default_value_t = 0)]
-    pub tolerate_rejects: u64,
+    /// A no-go when more than N rows would be rejected (default: the real run's rules only:
+    /// rejected rows are skipped and reported, and the drop fails past its rejects cap).
+    #[arg(long, value_name = "N")]
+    pub max_rejects: Option<u64>,
 }
 
 pub async fn run(args: CheckArgs) -> Result<()> {
@@ -106,7 +107,7 @@ async fn check(args: &CheckArgs) -> Result<CheckReport> {
             BUCKET,
             &source.manifest_key(),
             CheckOptions {
-                tolerated_rejects: args.tolerate_rejects,
+                max_rejects: args.max_rejects,
             },
         )
         .await?;

@@ -212,18 +212,22 @@ fn bad_rows_are_counted_by_reason_and_no_cell_is_printed() {
         &manifest("c-rows", "emarsys", &template, &in_mins(120)),
         &[("a.csv", rows.as_bytes())],
     );
-    for extra in [&[][..], &["--json"][..]] {
+    for extra in [
+        &["--max-rejects", "3"][..],
+        &["--max-rejects", "3", "--json"][..],
+    ] {
         let out = check(&folder, extra);
         assert_eq!(out.status.code(), Some(1), "{}", text(&out));
         let all = text(&out);
         for cell in ["HOSTILE", "victim.example"] {
             assert!(!all.contains(cell), "{cell} was printed:\n{all}");
         }
-        if extra.is_empty() {
+        if extra.len() == 2 {
             assert!(
                 all.contains(
                     "audience: 4 of 6 rows would be rejected (1 column_count, \
-                     1 duplicate_customer_id, 1 empty_customer_id, 1 invalid_email)"
+                     1 duplicate_customer_id, 1 empty_customer_id, 1 invalid_email), \
+                     more than --max-rejects 3"
                 ),
                 "{all}"
             );
@@ -240,9 +244,10 @@ fn bad_rows_are_counted_by_reason_and_no_cell_is_printed() {
             assert_eq!(reasons(&r).len(), 1);
         }
     }
-    // The real run would skip them: tolerated, the drop is a go.
-    let out = check(&folder, &["--tolerate-rejects", "4"]);
+    // The real run skips them: by default the drop is a go, its rejects reported.
+    let out = check(&folder, &[]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(text(&out).contains("4 rejected"), "{}", text(&out));
     assert!(!folder.join("rejects.csv").exists());
 }
 

@@ -43,9 +43,10 @@ pub struct CheckService {
 /// What the check lets pass.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct CheckOptions {
-    /// Rejected rows a drop may have and still be a go (the real run skips them; by default a
-    /// checked drop has none).
-    pub tolerated_rejects: u64,
+    /// A stricter cap on rejected rows than the real run's: more than this many is a no-go.
+    /// `None`: the real run's rules only (rejected rows are skipped and reported; the drop
+    /// fails only past the drop's rejects cap or with no valid row).
+    pub max_rejects: Option<u64>,
 }
 
 /// Which check a no-go reason comes from.
@@ -421,7 +422,9 @@ impl CheckService {
             };
             if let Some(reason) = nothing_to_upload(&stats, "the samples") {
                 report.no_go(CheckKind::Audience, reason);
-            } else if out.rejected > opts.tolerated_rejects {
+            } else if let Some(max) = opts.max_rejects
+                && out.rejected > max
+            {
                 let by_reason: Vec<String> = out
                     .rejected_by_reason
                     .iter()
@@ -430,7 +433,7 @@ impl CheckService {
                 report.no_go(
                     CheckKind::Audience,
                     format!(
-                        "{} of {} rows would be rejected ({})",
+                        "{} of {} rows would be rejected ({}), more than --max-rejects {max}",
                         out.rejected,
                         out.rows,
                         by_reason.join(", ")

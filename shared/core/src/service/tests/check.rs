@@ -158,7 +158,18 @@ async fn bad_rows_are_counted_by_reason_and_never_shown() {
         &format!("{PREFIX}b.csv"),
         "customer_id,email\nC-HOSTILE-3,fine@shop.example\nC-HOSTILE-4,a@b.example,extra-HOSTILE\n",
     );
+    // The real run skips rejected rows: reported, and still a go.
     let r = check(&w).await;
+    assert!(r.go, "{:?}", r.reasons);
+    assert_eq!(r.audience.as_ref().unwrap().rejected, 4);
+    // Stricter than the real run: a no-go.
+    let r = check_with(
+        &w,
+        CheckOptions {
+            max_rejects: Some(3),
+        },
+    )
+    .await;
     assert!(!r.go);
     assert_eq!(kinds(&r), [CheckKind::Audience]);
     let a = r.audience.as_ref().unwrap();
@@ -191,7 +202,7 @@ async fn bad_rows_are_counted_by_reason_and_never_shown() {
     assert_eq!(
         r.reasons[0].reason,
         "4 of 6 rows would be rejected (1 column_count, 1 duplicate_customer_id, \
-         1 empty_customer_id, 1 invalid_email)"
+         1 empty_customer_id, 1 invalid_email), more than --max-rejects 3"
     );
     let text = serde_json::to_string(&r).unwrap();
     for cell in ["HOSTILE", "evil.example", "shop.example", "a@b"] {
@@ -199,11 +210,11 @@ async fn bad_rows_are_counted_by_reason_and_never_shown() {
     }
     nothing_written(&w);
 
-    // Tolerated, the same drop is a go.
+    // A cap the drop stays within: a go.
     let r = check_with(
         &w,
         CheckOptions {
-            tolerated_rejects: 4,
+            max_rejects: Some(4),
         },
     )
     .await;
