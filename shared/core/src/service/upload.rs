@@ -3,9 +3,10 @@
 //! 1. [Intake](super::intake) records the drop and creates the campaign.
 //! 2. [Validation](super::validate) (first invocation only) counts and reports rejects.
 //! 3. Upload: valid rows go to the ESP in its largest batches; the record's `uploaded` count is
-//!    the checkpoint, written after every batch. Near the end of the invocation's time it stops
-//!    and enqueues a continuation. A batch re-sent after a crash adds nobody twice (ESP
-//!    audiences are sets).
+//!    the checkpoint, written after every batch while the next batch's call goes out (it only
+//!    ever covers batches that are done). Near the end of the invocation's time it stops and
+//!    enqueues a continuation. A batch re-sent after a crash adds nobody twice (ESP audiences
+//!    are sets).
 //! 4. The ESP finishes the audience; the campaign becomes `audience_ready` and schedule-send is
 //!    enqueued.
 //!
@@ -23,12 +24,14 @@ use super::common::{
 };
 use super::conversions::ConversionsService;
 use super::drop_files::{DropFiles, drop_prefix};
-use crate::audience::assign::Group;
-use crate::audience::read::{AudienceLimits, Event, Flow, ScanEnd};
+use crate::audience::assign::{Assigner, Group};
+use crate::audience::read::{AudienceLimits, AudienceScan, Event, Flow, ScanEnd};
 use crate::campaign::{Campaign, State};
 use crate::clock::Clock;
 use crate::ids::CampaignId;
-use crate::ports::esp::{AudienceBatch, AudienceRequest, Contact, Esp, EspError, EspIds};
+use crate::ports::esp::{
+    AudienceBatch, AudienceRequest, BatchOutcome, Contact, Esp, EspError, EspIds,
+};
 use crate::ports::metrics::name;
 use crate::ports::{
     Alerts, AudienceSource, CampaignStore, Measurement, Metrics, StoreError, WorkItem, WorkQueue,
@@ -282,86 +285,57 @@ impl UploadService {
         let mut scan = files.valid_rows(c, &m, &prefix).await?;
         let mut batches_this_run = 0u64;
         let slice_started = std::time::Instant::now();
+        // Rows before `next` are sent; the record's `uploaded` checkpoint lags it by at most
+        // one round (`unsaved`), whose checkpoint is written while the next round's calls go
+        // out: one round of calls in flight beside one checkpoint write, so the ESP does not
+        // wait for the store. Rounds are sent in order, so a checkpoint only ever covers
+        // rounds whose every call succeeded and whose outcomes it records.
+        let mut next = c.audience.uploaded;
+        let mut unsaved = false;
         loop {
-            let skip = c.audience.uploaded;
-            // One buffer per variant (one without variants), with its first row's ordinal.
-            let mut buffers: Vec<(Option<u64>, Vec<Contact>)> =
-                vec![(None, Vec::new()); assigner.variants()];
-            let mut held = 0u64;
-            let mut next = skip;
-            let end = scan
-                .run(&mut |ev| {
-                    if let Event::Row(r) = ev
-                        && r.ordinal >= skip
-                    {
-                        next = r.ordinal + 1;
-                        let Group::Variant(i) = assigner.assign(r.customer_id) else {
-                            held += 1;
-                            return Flow::Continue;
-                        };
-                        let (first, contacts) = &mut buffers[i];
-                        first.get_or_insert(r.ordinal);
-                        contacts.push(Contact {
-                            customer_id: r.customer_id.to_owned(),
-                            email: r.email.map(str::to_owned),
-                            fields: (0..r.field_count())
-                                .map(|i| r.field(i).to_owned())
-                                .collect(),
-                        });
-                        if contacts.len() >= max {
-                            return Flow::Pause;
-                        }
-                    }
-                    Flow::Continue
-                })
-                .await?;
-            if next > skip {
-                for (i, (first, contacts)) in buffers.into_iter().enumerate() {
-                    if contacts.is_empty() {
-                        continue;
-                    }
-                    let n = contacts.len() as u64;
-                    let batch = AudienceBatch {
-                        first_ordinal: first.unwrap_or(skip),
-                        field_names: Arc::clone(&field_names),
-                        contacts,
-                    };
-                    let audience: &EspIds = match c.variants.get(i) {
-                        Some(v) => &v.esp_ids,
-                        None => &c.esp_ids,
-                    };
-                    let out = match esp.upload_batch(audience, &batch).await {
-                        Ok(out) => out,
-                        Err(e @ EspError::RateLimited { .. }) => {
-                            return self.still_throttled(c, send_at, e).await;
-                        }
-                        Err(e) => return Err(e.into()),
-                    };
-                    c.audience.not_in_esp += out.not_in_esp;
-                    c.audience.esp_rejected += out.row_errors.len() as u64;
-                    c.audience.batches += 1;
-                    if let Some(v) = c.variants.get_mut(i) {
-                        v.assigned += n;
-                        v.not_in_esp += out.not_in_esp;
-                        v.esp_rejected += out.row_errors.len() as u64;
-                    }
-                    batches_this_run += 1;
+            let checkpoint = async {
+                if unsaved {
+                    self.store.save(c).await.map(Some)
+                } else {
+                    Ok(None)
                 }
-                c.audience.uploaded = next;
-                c.audience.held_out += held;
+            };
+            let round = send_round(
+                RoundInput {
+                    esp: esp.as_ref(),
+                    c,
+                    assigner: &assigner,
+                    field_names: &field_names,
+                    max,
+                    skip: next,
+                },
+                &mut scan,
+            );
+            let (saved, sent) = tokio::join!(checkpoint, round);
+            // The checkpoint first: after a failed call the record stands at the last round
+            // that succeeded, and the run resumes from there.
+            if let Some(saved) = saved? {
+                *c = saved;
+                unsaved = false;
+                self.checkpointed(c);
+            }
+            let (round, end) = match sent {
+                Ok(r) => r,
+                Err(ServiceError::Esp(e @ EspError::RateLimited { .. })) => {
+                    return self.still_throttled(c, send_at, e).await;
+                }
+                Err(e) => return Err(e),
+            };
+            if round.next > next {
+                batches_this_run += round.calls.len() as u64;
+                next = round.next;
+                round.apply(c);
                 c.updated_at = self.clock.now();
-                *c = self.store.save(c).await?;
-                if let Some(o) = &self.settings.observer {
-                    o.uploaded(&c.id, c.audience.uploaded, c.audience.valid);
-                }
-                tracing::info!(campaign_id = %c.id, uploaded = c.audience.uploaded, valid = c.audience.valid,
-                    held_out = c.audience.held_out, not_in_esp = c.audience.not_in_esp, "batch uploaded");
+                unsaved = true;
             }
             // The validation pass counted the valid rows: once they are all up, stop, even if
             // the scan paused on a full last batch (saves an empty continuation).
-            if end == ScanEnd::Done || c.audience.uploaded >= c.audience.valid {
-                break;
-            }
+            let all_up = end == ScanEnd::Done || c.audience.uploaded >= c.audience.valid;
             let out_of_batches = self
                 .settings
                 .max_batches_per_run
@@ -370,7 +344,16 @@ impl UploadService {
                 .settings
                 .slice
                 .is_some_and(|s| slice_started.elapsed() >= s);
-            if deadline.remaining() < self.settings.stop_margin || out_of_batches || out_of_slice {
+            let stop =
+                deadline.remaining() < self.settings.stop_margin || out_of_batches || out_of_slice;
+            if (all_up || stop) && unsaved {
+                *c = self.store.save(c).await?;
+                self.checkpointed(c);
+            }
+            if all_up {
+                break;
+            }
+            if stop {
                 self.queue
                     .enqueue(&WorkItem::ContinueUpload {
                         campaign_id: c.id.clone(),
@@ -420,6 +403,15 @@ impl UploadService {
             .await?;
         tracing::info!(campaign_id = %c.id, uploaded = c.audience.uploaded, rejected = c.audience.rejected, "audience ready");
         Ok(UploadOutcome::AudienceReady(c.id.clone()))
+    }
+
+    /// A checkpoint is written: progress for the CLI and the log.
+    fn checkpointed(&self, c: &Campaign) {
+        if let Some(o) = &self.settings.observer {
+            o.uploaded(&c.id, c.audience.uploaded, c.audience.valid);
+        }
+        tracing::info!(campaign_id = %c.id, uploaded = c.audience.uploaded, valid = c.audience.valid,
+            held_out = c.audience.held_out, not_in_esp = c.audience.not_in_esp, "batch uploaded");
     }
 
     /// Counts what one invocation's slice sent (`before`: rows uploaded and refused by the ESP
@@ -509,4 +501,109 @@ fn refused_by_esp(c: &Campaign) -> u64 {
 /// them were already counted as unknown or rejected.
 fn unselected(sent: u64, refused: u64, members: Option<u64>) -> u64 {
     members.map_or(0, |m| sent.saturating_sub(refused).saturating_sub(m))
+}
+
+/// What one round of the upload reads and sends.
+struct RoundInput<'r> {
+    esp: &'r dyn Esp,
+    c: &'r Campaign,
+    assigner: &'r Assigner,
+    field_names: &'r Arc<[String]>,
+    /// The ESP's largest batch: a round ends when one variant's buffer holds this many.
+    max: usize,
+    /// Rows before this ordinal are sent already.
+    skip: u64,
+}
+
+/// What one round sent, applied to the record only once every call of it succeeded.
+struct Round {
+    /// The ordinal after the round's last row.
+    next: u64,
+    /// Rows of the round held out in the control group.
+    held: u64,
+    /// One per call: the variant, the rows sent, what the ESP made of them.
+    calls: Vec<(usize, u64, BatchOutcome)>,
+}
+
+impl Round {
+    fn apply(self, c: &mut Campaign) {
+        for (i, n, out) in self.calls {
+            c.audience.not_in_esp += out.not_in_esp;
+            c.audience.esp_rejected += out.row_errors.len() as u64;
+            c.audience.batches += 1;
+            if let Some(v) = c.variants.get_mut(i) {
+                v.assigned += n;
+                v.not_in_esp += out.not_in_esp;
+                v.esp_rejected += out.row_errors.len() as u64;
+            }
+        }
+        c.audience.uploaded = self.next;
+        c.audience.held_out += self.held;
+    }
+}
+
+/// Reads a round from the scan (one buffer per variant, one without variants, until one is
+/// full: at most variants × batch size rows in memory) and sends each non-empty buffer to its
+/// variant's audience. Held-out customers are counted, never sent.
+async fn send_round(
+    input: RoundInput<'_>,
+    scan: &mut AudienceScan<'_>,
+) -> Result<(Round, ScanEnd), ServiceError> {
+    let RoundInput {
+        esp,
+        c,
+        assigner,
+        field_names,
+        max,
+        skip,
+    } = input;
+    // Each buffer with its first row's ordinal.
+    let mut buffers: Vec<(Option<u64>, Vec<Contact>)> =
+        vec![(None, Vec::new()); assigner.variants()];
+    let mut held = 0u64;
+    let mut next = skip;
+    let end = scan
+        .run(&mut |ev| {
+            if let Event::Row(r) = ev
+                && r.ordinal >= skip
+            {
+                next = r.ordinal + 1;
+                let Group::Variant(i) = assigner.assign(r.customer_id) else {
+                    held += 1;
+                    return Flow::Continue;
+                };
+                let (first, contacts) = &mut buffers[i];
+                first.get_or_insert(r.ordinal);
+                contacts.push(Contact {
+                    customer_id: r.customer_id.to_owned(),
+                    email: r.email.map(str::to_owned),
+                    fields: (0..r.field_count())
+                        .map(|i| r.field(i).to_owned())
+                        .collect(),
+                });
+                if contacts.len() >= max {
+                    return Flow::Pause;
+                }
+            }
+            Flow::Continue
+        })
+        .await?;
+    let mut calls = Vec::new();
+    for (i, (first, contacts)) in buffers.into_iter().enumerate() {
+        if contacts.is_empty() {
+            continue;
+        }
+        let n = contacts.len() as u64;
+        let batch = AudienceBatch {
+            first_ordinal: first.unwrap_or(skip),
+            field_names: Arc::clone(field_names),
+            contacts,
+        };
+        let audience: &EspIds = match c.variants.get(i) {
+            Some(v) => &v.esp_ids,
+            None => &c.esp_ids,
+        };
+        calls.push((i, n, esp.upload_batch(audience, &batch).await?));
+    }
+    Ok((Round { next, held, calls }, end))
 }

@@ -14,6 +14,7 @@ mod check;
 mod conversions;
 mod hostile;
 mod night;
+mod pipeline;
 mod poll;
 mod retry;
 mod send_window;

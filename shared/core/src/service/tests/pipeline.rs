@@ -1,0 +1,281 @@
+//! Pipelined uploads: the next batch goes out while the previous checkpoint is written, and the
+//! checkpoint only ever covers batches that are done.
+
+use super::*;
+use crate::campaign::{Campaign, MetricSnapshot, RunRecord, State};
+use crate::ids::EspKind;
+use crate::ports::listing::{CampaignFilter, CampaignPage, Position};
+use crate::service::upload::UploadOutcome;
+use async_trait::async_trait;
+use std::collections::BTreeSet;
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// One upload checkpoint as the store saw it: the rows it covers, and the ESP's batch calls
+/// when its write began and when it ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Checkpoint {
+    uploaded: u64,
+    batches: u64,
+    calls_at_start: u64,
+    calls_at_end: u64,
+}
+
+/// A [`MemStore`] whose upload checkpoints are slow, watching the ESP while each is written.
+struct SlowStore {
+    inner: MemStore,
+    esp: Arc<FakeEsp>,
+    checkpoints: Mutex<Vec<Checkpoint>>,
+    /// The checkpoint covering this many rows makes the ESP fail its next batch call.
+    fail_call_during: Option<u64>,
+    /// The checkpoint covering this many rows fails (the invocation dies while writing it).
+    fail_save_of: Mutex<Option<u64>>,
+}
+
+impl SlowStore {
+    fn new(esp: Arc<FakeEsp>) -> Self {
+        Self {
+            inner: MemStore::default(),
+            esp,
+            checkpoints: Mutex::new(Vec::new()),
+            fail_call_during: None,
+            fail_save_of: Mutex::new(None),
+        }
+    }
+
+    fn calls(&self) -> u64 {
+        *self.esp.batch_calls.lock().unwrap()
+    }
+}
+
+#[async_trait]
+impl CampaignStore for SlowStore {
+    async fn create_from_drop(
+        &self,
+        drop: &ObjectRef,
+        campaign: &Campaign,
+    ) -> Result<Created, StoreError> {
+        self.inner.create_from_drop(drop, campaign).await
+    }
+    async fn get(&self, id: &CampaignId) -> Result<Option<Campaign>, StoreError> {
+        self.inner.get(id).await
+    }
+    async fn save(&self, next: &Campaign) -> Result<Campaign, StoreError> {
+        if next.state != State::Uploading || next.audience.uploaded == 0 {
+            return self.inner.save(next).await;
+        }
+        let uploaded = next.audience.uploaded;
+        let calls_at_start = self.calls();
+        if self.fail_call_during == Some(uploaded) {
+            *self.esp.fail_next_uploads.lock().unwrap() = 1;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        self.checkpoints.lock().unwrap().push(Checkpoint {
+            uploaded,
+            batches: next.audience.batches,
+            calls_at_start,
+            calls_at_end: self.calls(),
+        });
+        if self
+            .fail_save_of
+            .lock()
+            .unwrap()
+            .take_if(|u| *u == uploaded)
+            .is_some()
+        {
+            return Err(BackendError::transient("save", "connection reset").into());
+        }
+        self.inner.save(next).await
+    }
+    async fn add_run(&self, id: &CampaignId, run: &RunRecord) -> Result<(), StoreError> {
+        self.inner.add_run(id, run).await
+    }
+    async fn runs(&self, id: &CampaignId) -> Result<Vec<RunRecord>, StoreError> {
+        self.inner.runs(id).await
+    }
+    async fn put_snapshot(
+        &self,
+        id: &CampaignId,
+        snapshot: &MetricSnapshot,
+    ) -> Result<bool, StoreError> {
+        self.inner.put_snapshot(id, snapshot).await
+    }
+    async fn snapshots(&self, id: &CampaignId) -> Result<Vec<MetricSnapshot>, StoreError> {
+        self.inner.snapshots(id).await
+    }
+    async fn list_by_state(&self, state: State, limit: usize) -> Result<Vec<Campaign>, StoreError> {
+        self.inner.list_by_state(state, limit).await
+    }
+    async fn list(
+        &self,
+        filter: &CampaignFilter,
+        after: Option<&Position>,
+        limit: usize,
+    ) -> Result<CampaignPage, StoreError> {
+        self.inner.list(filter, after, limit).await
+    }
+    async fn template_headers(
+        &self,
+        esp: EspKind,
+        account: &AccountId,
+        template_id: &str,
+    ) -> Result<Option<SenderHeaders>, StoreError> {
+        self.inner.template_headers(esp, account, template_id).await
+    }
+    async fn put_template_headers(
+        &self,
+        esp: EspKind,
+        account: &AccountId,
+        template_id: &str,
+        headers: &SenderHeaders,
+    ) -> Result<(), StoreError> {
+        self.inner
+            .put_template_headers(esp, account, template_id, headers)
+            .await
+    }
+}
+
+/// The world with a slow store (`tune` sets its failures).
+fn slow_world(tune: impl FnOnce(&mut SlowStore)) -> (World, Arc<SlowStore>) {
+    let mut w = world();
+    let mut store = SlowStore::new(w.esp.clone());
+    tune(&mut store);
+    let store = Arc::new(store);
+    w.services.store = store.clone();
+    (w, store)
+}
+
+/// The ids the ESP's list holds, against those of a 450-row drop.
+fn all_ids_at_the_esp(w: &World) -> bool {
+    let want: BTreeSet<String> = (0..450).map(|i| format!("C{i}")).collect();
+    w.esp.lists.lock().unwrap()["espbridge_c1"] == want
+}
+
+#[tokio::test]
+async fn the_next_batch_goes_out_while_the_checkpoint_is_written() {
+    let (w, store) = slow_world(|_| {});
+    let drop = drop_files(&w, 450, serde_json::json!({}));
+    let out = w
+        .services
+        .upload()
+        .handle_drop(&drop, Deadline::none(), false)
+        .await
+        .unwrap();
+    assert_eq!(out, UploadOutcome::AudienceReady(id()));
+    let seen = store.checkpoints.lock().unwrap().clone();
+    let uploaded: Vec<u64> = seen.iter().map(|c| c.uploaded).collect();
+    assert_eq!(
+        uploaded,
+        [100, 200, 300, 400, 450],
+        "one checkpoint per batch, in order"
+    );
+    for c in &seen {
+        // A checkpoint covers only batches whose call came back.
+        assert!(c.calls_at_start >= c.batches, "{c:?}");
+        assert_eq!(c.batches, c.uploaded.div_ceil(100), "{c:?}");
+    }
+    for c in &seen[..4] {
+        assert_eq!(
+            c.calls_at_end,
+            c.calls_at_start + 1,
+            "the next batch's call started while this checkpoint was written: {c:?}"
+        );
+    }
+    assert_eq!(seen[4].calls_at_end, 5, "nothing after the last batch");
+    assert!(all_ids_at_the_esp(&w));
+    assert_eq!(*w.esp.ids_sent.lock().unwrap(), 450, "no batch sent twice");
+    let c = w.services.store.get(&id()).await.unwrap().unwrap();
+    assert_eq!((c.audience.uploaded, c.audience.batches), (450, 5));
+}
+
+#[tokio::test]
+async fn a_failed_call_beside_a_checkpoint_leaves_the_checkpoint_at_the_batch_before() {
+    // Batch 2's call fails while batch 1's checkpoint is written.
+    let (w, store) = slow_world(|s| s.fail_call_during = Some(100));
+    let drop = drop_files(&w, 450, serde_json::json!({}));
+    let err = w
+        .services
+        .upload()
+        .handle_drop(&drop, Deadline::none(), false)
+        .await
+        .unwrap_err();
+    assert!(err.is_retryable(), "{err}");
+    assert_eq!(*w.esp.batch_calls.lock().unwrap(), 2);
+    let c = w.services.store.get(&id()).await.unwrap().unwrap();
+    assert_eq!(
+        (c.state, c.audience.uploaded, c.audience.batches),
+        (State::Uploading, 100, 1)
+    );
+    assert_eq!(store.checkpoints.lock().unwrap().len(), 1);
+    // The redelivery resumes at batch 2 and sends each row once.
+    let out = w
+        .services
+        .upload()
+        .handle_drop(&drop, Deadline::none(), false)
+        .await
+        .unwrap();
+    assert_eq!(out, UploadOutcome::AudienceReady(id()));
+    assert!(all_ids_at_the_esp(&w));
+    assert_eq!(*w.esp.ids_sent.lock().unwrap(), 450);
+}
+
+#[tokio::test]
+async fn an_invocation_dying_on_a_checkpoint_resumes_without_losing_rows() {
+    // The checkpoint of batch 2 fails while batch 3 is at the ESP: the record stays at batch 1.
+    let (w, store) = slow_world(|s| *s.fail_save_of.get_mut().unwrap() = Some(200));
+    let drop = drop_files(&w, 450, serde_json::json!({}));
+    let err = w
+        .services
+        .upload()
+        .handle_drop(&drop, Deadline::none(), false)
+        .await
+        .unwrap_err();
+    assert!(err.is_retryable(), "{err}");
+    assert_eq!(
+        *w.esp.batch_calls.lock().unwrap(),
+        3,
+        "batch 3 was in flight"
+    );
+    let c = w.services.store.get(&id()).await.unwrap().unwrap();
+    assert_eq!((c.audience.uploaded, c.audience.batches), (100, 1));
+    let out = w
+        .services
+        .upload()
+        .handle_drop(&drop, Deadline::none(), false)
+        .await
+        .unwrap();
+    assert_eq!(out, UploadOutcome::AudienceReady(id()));
+    assert!(all_ids_at_the_esp(&w), "every row reached the ESP");
+    // Batches 2 and 3 went out twice (harmless: the list is a set), nothing else did.
+    assert_eq!(*w.esp.ids_sent.lock().unwrap(), 650);
+    let c = w.services.store.get(&id()).await.unwrap().unwrap();
+    assert_eq!((c.audience.uploaded, c.audience.valid), (450, 450));
+    assert_eq!(
+        store.checkpoints.lock().unwrap().last().map(|c| c.uploaded),
+        Some(450)
+    );
+}
+
+#[tokio::test]
+async fn a_run_stopped_by_its_batch_budget_sends_no_batch_beyond_it() {
+    // Stopping waits for the work in flight and starts none: two batches per run, each once.
+    let (mut w, _store) = slow_world(|_| {});
+    w.services.upload_settings.max_batches_per_run = Some(2);
+    let drop = drop_files(&w, 450, serde_json::json!({}));
+    let out = w
+        .services
+        .upload()
+        .handle_drop(&drop, Deadline::none(), false)
+        .await
+        .unwrap();
+    assert_eq!(out, UploadOutcome::Continued(id()));
+    assert_eq!(*w.esp.batch_calls.lock().unwrap(), 2);
+    let c = w.services.store.get(&id()).await.unwrap().unwrap();
+    assert_eq!(
+        c.audience.uploaded, 200,
+        "the stop wrote the last checkpoint"
+    );
+    drain_to_scheduled(&w).await;
+    assert!(all_ids_at_the_esp(&w));
+    assert_eq!(*w.esp.ids_sent.lock().unwrap(), 450);
+}
