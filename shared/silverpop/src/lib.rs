@@ -160,6 +160,8 @@ mod concurrency;
 mod config;
 mod driver;
 mod esp;
+pub mod import;
+pub mod sftp;
 #[cfg(feature = "simulator")]
 pub mod sim;
 pub mod wire;

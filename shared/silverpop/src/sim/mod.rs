@@ -14,6 +14,10 @@
 //! `GetAggregateTrackingForMailing`. Anything else, a mis-cased tag or XML that does not parse
 //! is Fault 51 "Invalid XML Request" (reference A.1, A.8.3).
 //!
+//! The org's SFTP endpoint ([`SftpEndpoint`], a real SSH/SFTP server on loopback) takes the
+//! files of the bulk import into `upload/`; it is started on its own and not yet read by an
+//! `ImportList` / `ImportTable` job (those operations are not simulated yet).
+//!
 //! The org:
 //! - *The database* exists before espbridge: every customer id is a contact unless
 //!   [`espbridge_sim::in_share`]`(id, unknown_id_share)` (default 1%; [`account`] takes the
@@ -90,6 +94,7 @@
 
 mod metrics;
 mod server;
+mod sftp;
 mod state;
 mod xml;
 
@@ -105,6 +110,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 pub use metrics::Metrics;
+pub use sftp::{MAX_CONNECTIONS, MAX_OPEN_FILES, SftpEndpoint, SftpSimConfig};
 
 /// A template seeded into the account.
 #[derive(Debug, Clone, PartialEq, Eq)]
