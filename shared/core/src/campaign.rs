@@ -168,10 +168,26 @@ pub struct AudienceStats {
     /// Upload calls made.
     #[serde(default)]
     pub batches: u64,
+    /// Batches of the round after the checkpoint that run as jobs at the ESP (Silverpop's
+    /// bulk import), recorded before the upload waits for them: a continuation waits for these
+    /// instead of starting them again. Empty once the round is counted. At most one per
+    /// variant.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub jobs: Vec<PendingJob>,
     /// Where an unfinished validation pass stopped (the invocation's time ran out); the next
     /// invocation resumes from there. `None` once the pass is done.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub validation: Option<ValidationCheckpoint>,
+}
+
+/// A batch running as a job at the ESP ([`AudienceStats::jobs`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingJob {
+    /// The variant's index in the record (0 without variants).
+    pub variant: usize,
+    /// The batch's first row.
+    pub first_ordinal: u64,
+    pub job: crate::ports::esp::BatchJob,
 }
 
 /// An unfinished validation pass: the counts above hold what it found so far, the rejects

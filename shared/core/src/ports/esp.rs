@@ -110,6 +110,19 @@ pub struct BatchOutcome {
     pub row_errors: Vec<RowError>,
 }
 
+/// A batch the ESP runs as a job on its side ([`Esp::start_batch_job`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BatchJob {
+    /// The ESP's job id (at most [`BatchJob::MAX_REFERENCE`] bytes: it is stored in the record).
+    pub reference: String,
+    /// Rows the job was given.
+    pub rows: u64,
+}
+
+impl BatchJob {
+    pub const MAX_REFERENCE: usize = 256;
+}
+
 /// What `create_audience` needs.
 #[derive(Debug, Clone)]
 pub struct AudienceRequest<'a> {
@@ -428,6 +441,40 @@ pub trait Esp: Send + Sync {
     /// another campaign uploads changes who this one sends to. Adapters record what they chose
     /// in the returned ids, which every later call receives.
     async fn create_audience(&self, req: &AudienceRequest<'_>) -> Result<EspIds, EspError>;
+    /// Batches one upload may keep in flight at once: more than one where the ESP takes
+    /// concurrent calls and the adapter's account-wide limits pace them (the next batch's call
+    /// then starts before the previous one answers). One by default.
+    fn batches_in_flight(&self) -> usize {
+        1
+    }
+    /// Starts `batch` as a job the ESP runs on its side (Silverpop's bulk import), returning
+    /// the job's reference, or `None` when this batch goes by
+    /// [`upload_batch`](Self::upload_batch) (the default). The upload records the reference
+    /// before it waits, so a continuation after a crash waits for the same job with
+    /// [`finish_batch_job`](Self::finish_batch_job) instead of starting another. Starting the
+    /// same batch twice must not add anyone twice.
+    async fn start_batch_job(
+        &self,
+        _audience: &EspIds,
+        _batch: &AudienceBatch,
+    ) -> Result<Option<BatchJob>, EspError> {
+        Ok(None)
+    }
+    /// Waits until a job [`start_batch_job`](Self::start_batch_job) started ends, and reads
+    /// what it made of the batch's rows. Only called for jobs this adapter started.
+    async fn finish_batch_job(
+        &self,
+        _audience: &EspIds,
+        job: &BatchJob,
+    ) -> Result<BatchOutcome, EspError> {
+        Err(EspError::Invalid {
+            esp: self.kind(),
+            detail: format!(
+                "no batch jobs, yet asked for job {}",
+                bounded(&job.reference)
+            ),
+        })
+    }
     /// Adds one batch. Sending the same batch twice must not add anyone twice.
     async fn upload_batch(
         &self,

@@ -16,8 +16,9 @@ pub mod store;
 pub use alerts::{Alert, AlertKind, Alerts, LogAlerts};
 pub use backend::{BackendError, BoxError};
 pub use esp::{
-    AudienceBatch, AudienceRequest, BatchOutcome, CannotCancel, Contact, Esp, EspError, EspIds,
-    FinishedAudience, MetricCounts, Preview, RowError, SendRequest, SenderHeaders, Template,
+    AudienceBatch, AudienceRequest, BatchJob, BatchOutcome, CannotCancel, Contact, Esp, EspError,
+    EspIds, FinishedAudience, MetricCounts, Preview, RowError, SendRequest, SenderHeaders,
+    Template,
 };
 pub use limits::{AccountLimits, LimitError};
 pub use listing::{CampaignFilter, CampaignPage, Cursor, CursorError, Position, RunDate};

@@ -28,6 +28,7 @@ pub mod night;
 pub mod poll;
 pub mod report;
 pub mod retry;
+mod rounds;
 pub mod schedule;
 pub mod sweep;
 pub mod upload;

@@ -24,14 +24,12 @@ use super::common::{
 };
 use super::conversions::ConversionsService;
 use super::drop_files::{DropFiles, drop_prefix};
-use crate::audience::assign::{Assigner, Group};
-use crate::audience::read::{AudienceLimits, AudienceScan, Event, Flow, ScanEnd};
+use super::rounds::{InFlight, MAX_IN_FLIGHT, read_round};
+use crate::audience::read::{AudienceLimits, ScanEnd};
 use crate::campaign::{Campaign, State};
 use crate::clock::Clock;
 use crate::ids::CampaignId;
-use crate::ports::esp::{
-    AudienceBatch, AudienceRequest, BatchOutcome, Contact, Esp, EspError, EspIds,
-};
+use crate::ports::esp::{AudienceRequest, Esp, EspError};
 use crate::ports::metrics::name;
 use crate::ports::{
     Alerts, AudienceSource, CampaignStore, Measurement, Metrics, StoreError, WorkItem, WorkQueue,
@@ -283,16 +281,31 @@ impl UploadService {
         let files = self.drop_files();
         let assigner = files.assigner(c, &m).await?;
         let mut scan = files.valid_rows(c, &m, &prefix).await?;
-        let mut batches_this_run = 0u64;
         let slice_started = std::time::Instant::now();
-        // Rows before `next` are sent; the record's `uploaded` checkpoint lags it by at most
-        // one round (`unsaved`), whose checkpoint is written while the next round's calls go
-        // out: one round of calls in flight beside one checkpoint write, so the ESP does not
-        // wait for the store. Rounds are sent in order, so a checkpoint only ever covers
-        // rounds whose every call succeeded and whose outcomes it records.
-        let mut next = c.audience.uploaded;
+        let mut batches_this_run = 0u64;
+        // Up to `depth` rounds in flight, each on its own task, awaited oldest first; the
+        // checkpoint of the last round counted is written while the next one is awaited, so
+        // the ESP never waits for the store. Rows before `read_to` are in a round.
+        let depth = esp.batches_in_flight().clamp(1, MAX_IN_FLIGHT);
+        let mut flight = InFlight::new(Arc::clone(&esp));
+        let mut read_to = c.audience.uploaded;
+        let mut reading = true;
+        let mut stopping = false;
         let mut unsaved = false;
         loop {
+            while reading && !stopping && flight.len() < depth {
+                let (round, end) =
+                    read_round(&mut scan, &assigner, &field_names, max, read_to).await?;
+                if round.next > read_to {
+                    read_to = round.next;
+                    batches_this_run += round.calls() as u64;
+                    flight.send(c, round);
+                }
+                // The validation pass counted the valid rows: once they are all read, stop,
+                // even if the scan paused on a full last batch (saves an empty continuation).
+                reading = end != ScanEnd::Done && read_to < c.audience.valid;
+                stopping = self.time_to_stop(&deadline, batches_this_run, slice_started);
+            }
             let checkpoint = async {
                 if unsaved {
                     self.store.save(c).await.map(Some)
@@ -300,68 +313,49 @@ impl UploadService {
                     Ok(None)
                 }
             };
-            let round = send_round(
-                RoundInput {
-                    esp: esp.as_ref(),
-                    c,
-                    assigner: &assigner,
-                    field_names: &field_names,
-                    max,
-                    skip: next,
-                },
-                &mut scan,
-            );
-            let (saved, sent) = tokio::join!(checkpoint, round);
+            let (saved, sent) = tokio::join!(checkpoint, flight.next());
             // The checkpoint first: after a failed call the record stands at the last round
             // that succeeded, and the run resumes from there.
             if let Some(saved) = saved? {
                 *c = saved;
-                unsaved = false;
                 self.checkpointed(c);
             }
-            let (round, end) = match sent {
-                Ok(r) => r,
-                Err(ServiceError::Esp(e @ EspError::RateLimited { .. })) => {
+            let Some(sent) = sent else {
+                break;
+            };
+            let round = match sent {
+                Ok(round) => round,
+                Err(e @ EspError::RateLimited { .. }) => {
                     return self.still_throttled(c, send_at, e).await;
                 }
-                Err(e) => return Err(e),
+                Err(e) => return Err(e.into()),
             };
-            if round.next > next {
-                batches_this_run += round.calls.len() as u64;
-                next = round.next;
-                round.apply(c);
-                c.updated_at = self.clock.now();
-                unsaved = true;
-            }
-            // The validation pass counted the valid rows: once they are all up, stop, even if
-            // the scan paused on a full last batch (saves an empty continuation).
-            let all_up = end == ScanEnd::Done || c.audience.uploaded >= c.audience.valid;
-            let out_of_batches = self
-                .settings
-                .max_batches_per_run
-                .is_some_and(|m| batches_this_run >= m);
-            let out_of_slice = self
-                .settings
-                .slice
-                .is_some_and(|s| slice_started.elapsed() >= s);
-            let stop =
-                deadline.remaining() < self.settings.stop_margin || out_of_batches || out_of_slice;
-            if (all_up || stop) && unsaved {
+            let jobs = round.jobs();
+            if !jobs.is_empty() && jobs != c.audience.jobs {
+                // Recorded before waiting: a continuation waits for these jobs.
+                c.audience.jobs = jobs;
                 *c = self.store.save(c).await?;
-                self.checkpointed(c);
             }
-            if all_up {
-                break;
-            }
-            if stop {
-                self.queue
-                    .enqueue(&WorkItem::ContinueUpload {
-                        campaign_id: c.id.clone(),
-                    })
-                    .await?;
-                tracing::info!(campaign_id = %c.id, uploaded = c.audience.uploaded, "continuing in a new invocation");
-                return Ok(UploadOutcome::Continued(c.id.clone()));
-            }
+            let round = match round.finish_jobs(esp.as_ref(), c).await {
+                Ok(round) => round,
+                Err(e @ EspError::RateLimited { .. }) => {
+                    return self.still_throttled(c, send_at, e).await;
+                }
+                Err(e) => return Err(e.into()),
+            };
+            round.apply(c);
+            c.updated_at = self.clock.now();
+            unsaved = true;
+            stopping = stopping || self.time_to_stop(&deadline, batches_this_run, slice_started);
+        }
+        if reading {
+            self.queue
+                .enqueue(&WorkItem::ContinueUpload {
+                    campaign_id: c.id.clone(),
+                })
+                .await?;
+            tracing::info!(campaign_id = %c.id, uploaded = c.audience.uploaded, "continuing in a new invocation");
+            return Ok(UploadOutcome::Continued(c.id.clone()));
         }
         if c.audience.uploaded != c.audience.valid {
             return Err(ServiceError::AudienceChanged {
@@ -403,6 +397,20 @@ impl UploadService {
             .await?;
         tracing::info!(campaign_id = %c.id, uploaded = c.audience.uploaded, rejected = c.audience.rejected, "audience ready");
         Ok(UploadOutcome::AudienceReady(c.id.clone()))
+    }
+
+    /// Whether this invocation starts no new round: its deadline is near, or it used its
+    /// slice or its batches.
+    fn time_to_stop(
+        &self,
+        deadline: &Deadline,
+        batches_this_run: u64,
+        started: std::time::Instant,
+    ) -> bool {
+        let s = &self.settings;
+        deadline.remaining() < s.stop_margin
+            || s.max_batches_per_run.is_some_and(|m| batches_this_run >= m)
+            || s.slice.is_some_and(|slice| started.elapsed() >= slice)
     }
 
     /// A checkpoint is written: progress for the CLI and the log.
@@ -501,109 +509,4 @@ fn refused_by_esp(c: &Campaign) -> u64 {
 /// them were already counted as unknown or rejected.
 fn unselected(sent: u64, refused: u64, members: Option<u64>) -> u64 {
     members.map_or(0, |m| sent.saturating_sub(refused).saturating_sub(m))
-}
-
-/// What one round of the upload reads and sends.
-struct RoundInput<'r> {
-    esp: &'r dyn Esp,
-    c: &'r Campaign,
-    assigner: &'r Assigner,
-    field_names: &'r Arc<[String]>,
-    /// The ESP's largest batch: a round ends when one variant's buffer holds this many.
-    max: usize,
-    /// Rows before this ordinal are sent already.
-    skip: u64,
-}
-
-/// What one round sent, applied to the record only once every call of it succeeded.
-struct Round {
-    /// The ordinal after the round's last row.
-    next: u64,
-    /// Rows of the round held out in the control group.
-    held: u64,
-    /// One per call: the variant, the rows sent, what the ESP made of them.
-    calls: Vec<(usize, u64, BatchOutcome)>,
-}
-
-impl Round {
-    fn apply(self, c: &mut Campaign) {
-        for (i, n, out) in self.calls {
-            c.audience.not_in_esp += out.not_in_esp;
-            c.audience.esp_rejected += out.row_errors.len() as u64;
-            c.audience.batches += 1;
-            if let Some(v) = c.variants.get_mut(i) {
-                v.assigned += n;
-                v.not_in_esp += out.not_in_esp;
-                v.esp_rejected += out.row_errors.len() as u64;
-            }
-        }
-        c.audience.uploaded = self.next;
-        c.audience.held_out += self.held;
-    }
-}
-
-/// Reads a round from the scan (one buffer per variant, one without variants, until one is
-/// full: at most variants × batch size rows in memory) and sends each non-empty buffer to its
-/// variant's audience. Held-out customers are counted, never sent.
-async fn send_round(
-    input: RoundInput<'_>,
-    scan: &mut AudienceScan<'_>,
-) -> Result<(Round, ScanEnd), ServiceError> {
-    let RoundInput {
-        esp,
-        c,
-        assigner,
-        field_names,
-        max,
-        skip,
-    } = input;
-    // Each buffer with its first row's ordinal.
-    let mut buffers: Vec<(Option<u64>, Vec<Contact>)> =
-        vec![(None, Vec::new()); assigner.variants()];
-    let mut held = 0u64;
-    let mut next = skip;
-    let end = scan
-        .run(&mut |ev| {
-            if let Event::Row(r) = ev
-                && r.ordinal >= skip
-            {
-                next = r.ordinal + 1;
-                let Group::Variant(i) = assigner.assign(r.customer_id) else {
-                    held += 1;
-                    return Flow::Continue;
-                };
-                let (first, contacts) = &mut buffers[i];
-                first.get_or_insert(r.ordinal);
-                contacts.push(Contact {
-                    customer_id: r.customer_id.to_owned(),
-                    email: r.email.map(str::to_owned),
-                    fields: (0..r.field_count())
-                        .map(|i| r.field(i).to_owned())
-                        .collect(),
-                });
-                if contacts.len() >= max {
-                    return Flow::Pause;
-                }
-            }
-            Flow::Continue
-        })
-        .await?;
-    let mut calls = Vec::new();
-    for (i, (first, contacts)) in buffers.into_iter().enumerate() {
-        if contacts.is_empty() {
-            continue;
-        }
-        let n = contacts.len() as u64;
-        let batch = AudienceBatch {
-            first_ordinal: first.unwrap_or(skip),
-            field_names: Arc::clone(field_names),
-            contacts,
-        };
-        let audience: &EspIds = match c.variants.get(i) {
-            Some(v) => &v.esp_ids,
-            None => &c.esp_ids,
-        };
-        calls.push((i, n, esp.upload_batch(audience, &batch).await?));
-    }
-    Ok((Round { next, held, calls }, end))
 }

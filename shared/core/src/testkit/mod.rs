@@ -14,8 +14,8 @@ pub use limits::run_limits_contract;
 use crate::campaign::{Campaign, MetricSnapshot, RunRecord, State};
 use crate::ids::{AccountId, CampaignId, EspKind};
 use crate::ports::esp::{
-    self, AudienceBatch, AudienceRequest, BatchOutcome, Esp, EspError, EspIds, MetricCounts,
-    Preview, SendRequest, SenderHeaders, Template,
+    self, AudienceBatch, AudienceRequest, BatchJob, BatchOutcome, Esp, EspError, EspIds,
+    MetricCounts, Preview, SendRequest, SenderHeaders, Template,
 };
 use crate::ports::listing::{CampaignFilter, CampaignPage, Cursor, MAX_PAGE, Position, RunDate};
 use crate::ports::queue::{QueueError, WorkItem, WorkQueue};
@@ -797,6 +797,36 @@ pub struct FakeEsp {
     pub cannot_cancel: bool,
     /// Acts as an ESP that has no figures for any send.
     pub no_figures: bool,
+    /// [`Esp::batches_in_flight`] (0: the default, one).
+    pub in_flight: usize,
+    /// Each `upload_batch` call takes this long (a real call's round trip).
+    pub call_time: Option<std::time::Duration>,
+    /// `upload_batch` calls running now, and the most that ever ran at once.
+    pub calls_running: Mutex<(usize, usize)>,
+    /// Batches of at least this many contacts run as jobs ([`Esp::start_batch_job`]).
+    pub jobs_from: Option<usize>,
+    /// Jobs started, and what each will add: its list and its ids.
+    pub jobs: Mutex<BTreeMap<String, (String, Vec<String>)>>,
+    /// The next `finish_batch_job` calls fail (the invocation dies while the job runs).
+    pub fail_next_job_waits: Mutex<u32>,
+}
+
+/// Counts one running `upload_batch` call while it lives.
+struct Running<'a>(&'a Mutex<(usize, usize)>);
+
+impl<'a> Running<'a> {
+    fn start(m: &'a Mutex<(usize, usize)>) -> Self {
+        let mut r = m.lock().unwrap();
+        r.0 += 1;
+        r.1 = r.1.max(r.0);
+        Self(m)
+    }
+}
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        self.0.lock().unwrap().0 -= 1;
+    }
 }
 
 #[async_trait]
@@ -873,8 +903,58 @@ impl Esp for FakeEsp {
         self.lists.lock().unwrap().entry(name.clone()).or_default();
         Ok(EspIds::default().with("list", name))
     }
+    fn batches_in_flight(&self) -> usize {
+        self.in_flight.max(1)
+    }
+    async fn start_batch_job(
+        &self,
+        a: &EspIds,
+        b: &AudienceBatch,
+    ) -> Result<Option<BatchJob>, EspError> {
+        if self.jobs_from.is_none_or(|n| b.contacts.len() < n) {
+            return Ok(None);
+        }
+        let mut jobs = self.jobs.lock().unwrap();
+        let reference = format!("job-{}", jobs.len() + 1);
+        let ids = b.contacts.iter().map(|c| c.customer_id.clone()).collect();
+        let list = a.get("list").unwrap_or_default().to_owned();
+        jobs.insert(reference.clone(), (list, ids));
+        Ok(Some(BatchJob {
+            reference,
+            rows: b.contacts.len() as u64,
+        }))
+    }
+    async fn finish_batch_job(
+        &self,
+        _a: &EspIds,
+        job: &BatchJob,
+    ) -> Result<BatchOutcome, EspError> {
+        {
+            let mut f = self.fail_next_job_waits.lock().unwrap();
+            if *f > 0 {
+                *f -= 1;
+                return Err(EspError::Transient {
+                    esp: EspKind::Emarsys,
+                    detail: "HTTP 503".into(),
+                });
+            }
+        }
+        let (list, ids) = self.jobs.lock().unwrap()[&job.reference].clone();
+        *self.ids_sent.lock().unwrap() += ids.len() as u64;
+        let mut lists = self.lists.lock().unwrap();
+        let members = lists.get_mut(&list).expect("list exists");
+        members.extend(ids);
+        Ok(BatchOutcome {
+            accepted: job.rows,
+            ..Default::default()
+        })
+    }
     async fn upload_batch(&self, a: &EspIds, b: &AudienceBatch) -> Result<BatchOutcome, EspError> {
         *self.batch_calls.lock().unwrap() += 1;
+        let _running = Running::start(&self.calls_running);
+        if let Some(t) = self.call_time {
+            tokio::time::sleep(t).await;
+        }
         {
             let mut f = self.fail_next_uploads.lock().unwrap();
             if *f > 0 {

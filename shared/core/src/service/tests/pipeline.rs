@@ -279,3 +279,121 @@ async fn a_run_stopped_by_its_batch_budget_sends_no_batch_beyond_it() {
     assert!(all_ids_at_the_esp(&w));
     assert_eq!(*w.esp.ids_sent.lock().unwrap(), 450);
 }
+
+#[tokio::test]
+async fn an_esp_taking_two_batches_at_once_gets_two_in_flight_and_every_row_once() {
+    let w = world_with(FakeEsp {
+        in_flight: 2,
+        call_time: Some(Duration::from_millis(30)),
+        ..Default::default()
+    });
+    let drop = drop_files(&w, 450, serde_json::json!({}));
+    let out = w
+        .services
+        .upload()
+        .handle_drop(&drop, Deadline::none(), false)
+        .await
+        .unwrap();
+    assert_eq!(out, UploadOutcome::AudienceReady(id()));
+    assert_eq!(
+        w.esp.calls_running.lock().unwrap().1,
+        2,
+        "peak calls at once"
+    );
+    assert!(all_ids_at_the_esp(&w));
+    assert_eq!(*w.esp.ids_sent.lock().unwrap(), 450, "no batch sent twice");
+    let c = w.services.store.get(&id()).await.unwrap().unwrap();
+    assert_eq!((c.audience.uploaded, c.audience.batches), (450, 5));
+}
+
+#[tokio::test]
+async fn a_failed_batch_with_the_next_in_flight_leaves_the_checkpoint_before_both() {
+    // The first batch fails while the second is at the ESP: the second's success is not
+    // counted (it is not contiguous), and the redelivery sends both again.
+    let w = world_with(FakeEsp {
+        in_flight: 2,
+        call_time: Some(Duration::from_millis(30)),
+        fail_next_uploads: Mutex::new(1),
+        ..Default::default()
+    });
+    let drop = drop_files(&w, 450, serde_json::json!({}));
+    let err = w
+        .services
+        .upload()
+        .handle_drop(&drop, Deadline::none(), false)
+        .await
+        .unwrap_err();
+    assert!(err.is_retryable(), "{err}");
+    assert_eq!(
+        *w.esp.batch_calls.lock().unwrap(),
+        2,
+        "batch 2 was in flight"
+    );
+    let c = w.services.store.get(&id()).await.unwrap().unwrap();
+    assert_eq!((c.audience.uploaded, c.audience.batches), (0, 0));
+    let out = w
+        .services
+        .upload()
+        .handle_drop(&drop, Deadline::none(), false)
+        .await
+        .unwrap();
+    assert_eq!(out, UploadOutcome::AudienceReady(id()));
+    assert!(all_ids_at_the_esp(&w), "every row reached the ESP");
+    let c = w.services.store.get(&id()).await.unwrap().unwrap();
+    assert_eq!((c.audience.uploaded, c.audience.batches), (450, 5));
+}
+
+#[tokio::test]
+async fn a_batch_job_is_recorded_before_the_wait_and_a_resumed_run_waits_for_the_same_job() {
+    // Full batches run as jobs; the invocation dies while the first one runs.
+    let w = world_with(FakeEsp {
+        jobs_from: Some(100),
+        fail_next_job_waits: Mutex::new(1),
+        ..Default::default()
+    });
+    let drop = drop_files(&w, 450, serde_json::json!({}));
+    let err = w
+        .services
+        .upload()
+        .handle_drop(&drop, Deadline::none(), false)
+        .await
+        .unwrap_err();
+    assert!(err.is_retryable(), "{err}");
+    let c = w.services.store.get(&id()).await.unwrap().unwrap();
+    assert_eq!(c.audience.uploaded, 0);
+    let refs: Vec<_> = c
+        .audience
+        .jobs
+        .iter()
+        .map(|j| j.job.reference.as_str())
+        .collect();
+    assert_eq!(refs, ["job-1"], "the running job is in the record");
+    assert_eq!(c.audience.jobs[0].job.rows, 100);
+
+    let out = w
+        .services
+        .upload()
+        .handle_drop(&drop, Deadline::none(), false)
+        .await
+        .unwrap();
+    assert_eq!(out, UploadOutcome::AudienceReady(id()));
+    assert_eq!(
+        w.esp.jobs.lock().unwrap().len(),
+        4,
+        "four full batches, four jobs: the first was not started again"
+    );
+    assert_eq!(
+        *w.esp.batch_calls.lock().unwrap(),
+        1,
+        "the last 50 rows, under the job size, went by upload_batch"
+    );
+    assert!(all_ids_at_the_esp(&w));
+    assert_eq!(
+        *w.esp.ids_sent.lock().unwrap(),
+        450,
+        "no row imported twice"
+    );
+    let c = w.services.store.get(&id()).await.unwrap().unwrap();
+    assert_eq!((c.audience.uploaded, c.audience.batches), (450, 5));
+    assert!(c.audience.jobs.is_empty(), "no job left in the record");
+}
