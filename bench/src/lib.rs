@@ -1,5 +1,8 @@
 //! Shared helpers of the benchmark binaries: audience generation and process memory readings.
 
+use espbridge_core::campaign::{Campaign, MetricSnapshot, RunRecord, State};
+use espbridge_core::ports::{CampaignFilter, CampaignPage, Position, SenderHeaders, StoreError};
+use espbridge_core::{AccountId, CampaignId, EspKind};
 use std::io::{BufWriter, Write};
 use std::path::Path;
 
@@ -52,6 +55,14 @@ pub struct UploadRun {
     pub secs: f64,
 }
 
+/// Where the audience file of a drop comes from.
+pub enum AudienceFile<'a> {
+    /// `rows` generated rows ([`write_audience`]).
+    Generated(u64),
+    /// An existing file (linked, or copied where a link cannot be made).
+    Existing(&'a Path),
+}
+
 /// Writes `rows` audience rows and a manifest for `esp`/`template_id` (e-mail column named when
 /// `with_email`), then runs the whole upload of that drop to `esp` in one invocation.
 pub async fn upload_generated_drop(
@@ -60,6 +71,28 @@ pub async fn upload_generated_drop(
     rows: u64,
     with_email: bool,
     clock: std::sync::Arc<dyn espbridge_core::Clock>,
+) -> anyhow::Result<UploadRun> {
+    upload_drop(
+        esp,
+        template_id,
+        AudienceFile::Generated(rows),
+        with_email,
+        clock,
+        std::time::Duration::ZERO,
+    )
+    .await
+}
+
+/// A drop of `audience` with a manifest for `esp`/`template_id`, uploaded to `esp` in one
+/// invocation of the real upload service; fails unless it ends audience-ready. Each record
+/// write of the upload takes `save_delay` more (a DynamoDB conditional write's round trip).
+pub async fn upload_drop(
+    esp: std::sync::Arc<dyn espbridge_core::ports::Esp>,
+    template_id: &str,
+    audience: AudienceFile<'_>,
+    with_email: bool,
+    clock: std::sync::Arc<dyn espbridge_core::Clock>,
+    save_delay: std::time::Duration,
 ) -> anyhow::Result<UploadRun> {
     use espbridge_core::ports::ObjectRef;
     use espbridge_core::service::upload::UploadOutcome;
@@ -71,7 +104,16 @@ pub async fn upload_generated_drop(
     let id = format!("bench-{}", esp.kind());
     let prefix = format!("campaigns/2026-11-24/{id}/");
     std::fs::create_dir_all(dir.path().join(&prefix))?;
-    let bytes = write_audience(&dir.path().join(&prefix).join("audience.csv"), rows)?;
+    let target = dir.path().join(&prefix).join("audience.csv");
+    let bytes = match audience {
+        AudienceFile::Generated(rows) => write_audience(&target, rows)?,
+        AudienceFile::Existing(src) => {
+            if std::fs::hard_link(src, &target).is_err() {
+                std::fs::copy(src, &target)?;
+            }
+            std::fs::metadata(&target)?.len()
+        }
+    };
     let mut columns = serde_json::json!({"customer_id": "customer_id"});
     if with_email {
         columns["email"] = "email".into();
@@ -91,7 +133,10 @@ pub async fn upload_generated_drop(
 
     let (queue, _rx) = LocalQueue::new();
     let upload = UploadService {
-        store: Arc::new(SqliteStore::in_memory()?),
+        store: Arc::new(SlowSaves {
+            inner: SqliteStore::in_memory()?,
+            delay: save_delay,
+        }),
         source: Arc::new(FolderSource::new(dir.path())),
         queue: Arc::new(queue),
         esps: EspRegistry::new(vec![esp]),
@@ -116,4 +161,72 @@ pub async fn upload_generated_drop(
         anyhow::bail!("upload ended as {out:?}");
     }
     Ok(UploadRun { bytes, secs })
+}
+
+/// A campaign store whose record writes take `delay` more than `inner`'s.
+struct SlowSaves<S> {
+    inner: S,
+    delay: std::time::Duration,
+}
+
+#[async_trait::async_trait]
+impl<S: espbridge_core::ports::CampaignStore> espbridge_core::ports::CampaignStore
+    for SlowSaves<S>
+{
+    async fn create_from_drop(
+        &self,
+        drop: &espbridge_core::ports::ObjectRef,
+        campaign: &Campaign,
+    ) -> Result<espbridge_core::ports::Created, StoreError> {
+        self.inner.create_from_drop(drop, campaign).await
+    }
+    async fn get(&self, id: &CampaignId) -> Result<Option<Campaign>, StoreError> {
+        self.inner.get(id).await
+    }
+    async fn save(&self, next: &Campaign) -> Result<Campaign, StoreError> {
+        tokio::time::sleep(self.delay).await;
+        self.inner.save(next).await
+    }
+    async fn add_run(&self, id: &CampaignId, run: &RunRecord) -> Result<(), StoreError> {
+        self.inner.add_run(id, run).await
+    }
+    async fn runs(&self, id: &CampaignId) -> Result<Vec<RunRecord>, StoreError> {
+        self.inner.runs(id).await
+    }
+    async fn put_snapshot(&self, id: &CampaignId, s: &MetricSnapshot) -> Result<bool, StoreError> {
+        self.inner.put_snapshot(id, s).await
+    }
+    async fn snapshots(&self, id: &CampaignId) -> Result<Vec<MetricSnapshot>, StoreError> {
+        self.inner.snapshots(id).await
+    }
+    async fn list_by_state(&self, state: State, limit: usize) -> Result<Vec<Campaign>, StoreError> {
+        self.inner.list_by_state(state, limit).await
+    }
+    async fn list(
+        &self,
+        filter: &CampaignFilter,
+        after: Option<&Position>,
+        limit: usize,
+    ) -> Result<CampaignPage, StoreError> {
+        self.inner.list(filter, after, limit).await
+    }
+    async fn template_headers(
+        &self,
+        esp: EspKind,
+        account: &AccountId,
+        template_id: &str,
+    ) -> Result<Option<SenderHeaders>, StoreError> {
+        self.inner.template_headers(esp, account, template_id).await
+    }
+    async fn put_template_headers(
+        &self,
+        esp: EspKind,
+        account: &AccountId,
+        template_id: &str,
+        headers: &SenderHeaders,
+    ) -> Result<(), StoreError> {
+        self.inner
+            .put_template_headers(esp, account, template_id, headers)
+            .await
+    }
 }

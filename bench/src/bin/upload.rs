@@ -6,6 +6,10 @@
 //! Reports wall time, ESP calls against ⌈rows / 10,000⌉, the request rate against the account's
 //! allowed 1,000 requests a minute, 429s received, and peak RSS.
 //!
+//! A saturated upload with real round trips (issue "real audience sizes"): `-- --rows 1000000
+//! --latency-ms 100 --save-ms 20` — each call takes 100 ms and each checkpoint 20 ms; reported:
+//! the steady rate against the allowance (two batches in flight keep it at the pacer's 98%).
+//!
 //! A stricter account than configured (issue "when the ESP pushes back"):
 //! `-- --rows 200000 --rate 120 --configured 1000` — the simulator allows and announces 120 a
 //! minute, the client is configured for 1,000; reported: the pace the client settled on and the
@@ -13,7 +17,7 @@
 
 use anyhow::Context;
 use clap::Parser;
-use espbridge_bench::{UploadRun, mib, peak_rss_bytes, upload_generated_drop};
+use espbridge_bench::{AudienceFile, UploadRun, mib, peak_rss_bytes, upload_drop};
 use espbridge_core::ports::Esp;
 use espbridge_core::{AccountId, Clock, SystemClock};
 use espbridge_emarsys::sim::{EmarsysSim, EmarsysSimConfig};
@@ -31,6 +35,12 @@ struct Args {
     /// The client's configured requests per minute (default: `--rate`).
     #[arg(long)]
     configured: Option<u32>,
+    /// Milliseconds the simulator takes per request (a call's round trip across the internet).
+    #[arg(long, default_value_t = 0)]
+    latency_ms: u64,
+    /// Milliseconds each campaign-record write takes (a DynamoDB conditional write).
+    #[arg(long, default_value_t = 0)]
+    save_ms: u64,
 }
 
 #[tokio::main]
@@ -45,6 +55,8 @@ async fn main() -> anyhow::Result<()> {
         Arc::clone(&clock),
     )
     .await?;
+    sim.traffic()
+        .set_latency(std::time::Duration::from_millis(args.latency_ms));
     let account = AccountId::parse("default")?;
     let mut config = EmarsysConfig::new(account);
     config.http.base_url = Some(BaseUrl::parse(&sim.base_url())?);
@@ -63,8 +75,15 @@ async fn main() -> anyhow::Result<()> {
 
     let before = sim.requests().len();
     let esp = Arc::new(esp);
-    let UploadRun { bytes, secs } =
-        upload_generated_drop(esp.clone(), &template.id, args.rows, false, clock).await?;
+    let UploadRun { bytes, secs } = upload_drop(
+        esp.clone(),
+        &template.id,
+        AudienceFile::Generated(args.rows),
+        false,
+        clock,
+        std::time::Duration::from_millis(args.save_ms),
+    )
+    .await?;
     let reqs = sim.requests();
     let calls = &reqs[before..];
     let list_calls = calls
@@ -73,10 +92,11 @@ async fn main() -> anyhow::Result<()> {
         .count();
     let throttled = calls.iter().filter(|r| r.status == 429).count();
     let per_min = calls.len() as f64 / secs * 60.0;
-    // The steady state: contact-list calls between the first and the last one.
+    // The steady state: the calls adding ids, between the first and the last one (the list's
+    // creation comes before the upload reads its first batch).
     let list_times: Vec<_> = calls
         .iter()
-        .filter(|r| r.path.contains("contactlist"))
+        .filter(|r| r.path.contains("contactlist") && r.path.ends_with("/add"))
         .map(|r| r.at)
         .collect();
     let steady = match (list_times.first(), list_times.last()) {
@@ -86,7 +106,23 @@ async fn main() -> anyhow::Result<()> {
         }
         _ => 0.0,
     };
+    // Gaps between consecutive adds longer than the pacer's: where the upload left the
+    // allowance unused.
+    let gaps: Vec<f64> = list_times
+        .windows(2)
+        .map(|w| w[1].duration_since(w[0]).as_secs_f64() * 1000.0)
+        .collect();
+    let pacer_gap = 60_000.0 / esp.pace();
+    let late: Vec<f64> = gaps
+        .iter()
+        .copied()
+        .filter(|g| *g > pacer_gap + 2.0)
+        .collect();
     let expected = args.rows.div_ceil(10_000);
+    println!(
+        "{} ms per call, {} ms per record write",
+        args.latency_ms, args.save_ms
+    );
     println!(
         "rows {} ({:.1} MiB) uploaded in {secs:.1} s ({:.0} rows/s)",
         args.rows,
@@ -105,6 +141,12 @@ async fn main() -> anyhow::Result<()> {
     println!(
         "steady upload rate: {steady:.0} requests/min ({:.1}% of the allowance)",
         steady / f64::from(args.rate) * 100.0
+    );
+    println!(
+        "gaps between adds: {} of {} longer than the pacer's {pacer_gap:.1} ms (+2), longest {:.1} ms",
+        late.len(),
+        gaps.len(),
+        gaps.iter().copied().fold(0.0, f64::max)
     );
     // The limit-bound minimum: every call of the upload spaced at the account's real rate.
     let minimum = (calls.len().saturating_sub(1)) as f64 * 60.0 / f64::from(args.rate);
