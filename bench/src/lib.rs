@@ -1,8 +1,5 @@
 //! Shared helpers of the benchmark binaries: audience generation and process memory readings.
 
-use espbridge_core::campaign::{Campaign, MetricSnapshot, RunRecord, State};
-use espbridge_core::ports::{CampaignFilter, CampaignPage, Position, SenderHeaders, StoreError};
-use espbridge_core::{AccountId, CampaignId, EspKind};
 use std::io::{BufWriter, Write};
 use std::path::Path;
 
@@ -133,10 +130,10 @@ pub async fn upload_drop(
 
     let (queue, _rx) = LocalQueue::new();
     let upload = UploadService {
-        store: Arc::new(SlowSaves {
-            inner: SqliteStore::in_memory()?,
-            delay: save_delay,
-        }),
+        store: Arc::new(espbridge_core::testkit::HookedStore::slow(
+            SqliteStore::in_memory()?,
+            save_delay,
+        )),
         source: Arc::new(FolderSource::new(dir.path())),
         queue: Arc::new(queue),
         esps: EspRegistry::new(vec![esp]),
@@ -161,72 +158,4 @@ pub async fn upload_drop(
         anyhow::bail!("upload ended as {out:?}");
     }
     Ok(UploadRun { bytes, secs })
-}
-
-/// A campaign store whose record writes take `delay` more than `inner`'s.
-struct SlowSaves<S> {
-    inner: S,
-    delay: std::time::Duration,
-}
-
-#[async_trait::async_trait]
-impl<S: espbridge_core::ports::CampaignStore> espbridge_core::ports::CampaignStore
-    for SlowSaves<S>
-{
-    async fn create_from_drop(
-        &self,
-        drop: &espbridge_core::ports::ObjectRef,
-        campaign: &Campaign,
-    ) -> Result<espbridge_core::ports::Created, StoreError> {
-        self.inner.create_from_drop(drop, campaign).await
-    }
-    async fn get(&self, id: &CampaignId) -> Result<Option<Campaign>, StoreError> {
-        self.inner.get(id).await
-    }
-    async fn save(&self, next: &Campaign) -> Result<Campaign, StoreError> {
-        tokio::time::sleep(self.delay).await;
-        self.inner.save(next).await
-    }
-    async fn add_run(&self, id: &CampaignId, run: &RunRecord) -> Result<(), StoreError> {
-        self.inner.add_run(id, run).await
-    }
-    async fn runs(&self, id: &CampaignId) -> Result<Vec<RunRecord>, StoreError> {
-        self.inner.runs(id).await
-    }
-    async fn put_snapshot(&self, id: &CampaignId, s: &MetricSnapshot) -> Result<bool, StoreError> {
-        self.inner.put_snapshot(id, s).await
-    }
-    async fn snapshots(&self, id: &CampaignId) -> Result<Vec<MetricSnapshot>, StoreError> {
-        self.inner.snapshots(id).await
-    }
-    async fn list_by_state(&self, state: State, limit: usize) -> Result<Vec<Campaign>, StoreError> {
-        self.inner.list_by_state(state, limit).await
-    }
-    async fn list(
-        &self,
-        filter: &CampaignFilter,
-        after: Option<&Position>,
-        limit: usize,
-    ) -> Result<CampaignPage, StoreError> {
-        self.inner.list(filter, after, limit).await
-    }
-    async fn template_headers(
-        &self,
-        esp: EspKind,
-        account: &AccountId,
-        template_id: &str,
-    ) -> Result<Option<SenderHeaders>, StoreError> {
-        self.inner.template_headers(esp, account, template_id).await
-    }
-    async fn put_template_headers(
-        &self,
-        esp: EspKind,
-        account: &AccountId,
-        template_id: &str,
-        headers: &SenderHeaders,
-    ) -> Result<(), StoreError> {
-        self.inner
-            .put_template_headers(esp, account, template_id, headers)
-            .await
-    }
 }

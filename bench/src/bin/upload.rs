@@ -113,11 +113,7 @@ async fn main() -> anyhow::Result<()> {
         .map(|w| w[1].duration_since(w[0]).as_secs_f64() * 1000.0)
         .collect();
     let pacer_gap = 60_000.0 / esp.pace();
-    let late: Vec<f64> = gaps
-        .iter()
-        .copied()
-        .filter(|g| *g > pacer_gap + 2.0)
-        .collect();
+    let late = gaps.iter().filter(|g| **g > pacer_gap + 2.0).count();
     let expected = args.rows.div_ceil(10_000);
     println!(
         "{} ms per call, {} ms per record write",
@@ -144,10 +140,20 @@ async fn main() -> anyhow::Result<()> {
     );
     println!(
         "gaps between adds: {} of {} longer than the pacer's {pacer_gap:.1} ms (+2), longest {:.1} ms",
-        late.len(),
+        late,
         gaps.len(),
         gaps.iter().copied().fold(0.0, f64::max)
     );
+    let where_late: Vec<String> = gaps
+        .iter()
+        .enumerate()
+        .filter(|(_, g)| **g > pacer_gap + 2.0)
+        .take(12)
+        .map(|(i, g)| format!("#{}: {g:.0} ms", i + 1))
+        .collect();
+    if !where_late.is_empty() {
+        println!("  late gaps (after add #n): {}", where_late.join(", "));
+    }
     // The limit-bound minimum: every call of the upload spaced at the account's real rate.
     let minimum = (calls.len().saturating_sub(1)) as f64 * 60.0 / f64::from(args.rate);
     println!(

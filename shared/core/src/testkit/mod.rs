@@ -7,8 +7,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod hooked;
 mod limits;
 
+pub use hooked::{HookedStore, SaveHook};
 pub use limits::run_limits_contract;
 
 use crate::campaign::{Campaign, MetricSnapshot, RunRecord, State};

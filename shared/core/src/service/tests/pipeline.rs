@@ -2,11 +2,9 @@
 //! checkpoint only ever covers batches that are done.
 
 use super::*;
-use crate::campaign::{Campaign, MetricSnapshot, RunRecord, State};
-use crate::ids::EspKind;
-use crate::ports::listing::{CampaignFilter, CampaignPage, Position};
+use crate::campaign::State;
 use crate::service::upload::UploadOutcome;
-use async_trait::async_trait;
+use crate::testkit::{HookedStore, SaveHook};
 use std::collections::BTreeSet;
 use std::sync::Mutex;
 use std::time::Duration;
@@ -21,10 +19,9 @@ struct Checkpoint {
     calls_at_end: u64,
 }
 
-/// A [`MemStore`] whose upload checkpoints are slow, watching the ESP while each is written.
-struct SlowStore {
-    inner: MemStore,
-    esp: Arc<FakeEsp>,
+/// What the slow store saw and does, shared with its save hook.
+#[derive(Default)]
+struct Watch {
     checkpoints: Mutex<Vec<Checkpoint>>,
     /// The checkpoint covering this many rows makes the ESP fail its next batch call.
     fail_call_during: Option<u64>,
@@ -32,117 +29,47 @@ struct SlowStore {
     fail_save_of: Mutex<Option<u64>>,
 }
 
-impl SlowStore {
-    fn new(esp: Arc<FakeEsp>) -> Self {
-        Self {
-            inner: MemStore::default(),
-            esp,
-            checkpoints: Mutex::new(Vec::new()),
-            fail_call_during: None,
-            fail_save_of: Mutex::new(None),
-        }
-    }
-
-    fn calls(&self) -> u64 {
-        *self.esp.batch_calls.lock().unwrap()
-    }
-}
-
-#[async_trait]
-impl CampaignStore for SlowStore {
-    async fn create_from_drop(
-        &self,
-        drop: &ObjectRef,
-        campaign: &Campaign,
-    ) -> Result<Created, StoreError> {
-        self.inner.create_from_drop(drop, campaign).await
-    }
-    async fn get(&self, id: &CampaignId) -> Result<Option<Campaign>, StoreError> {
-        self.inner.get(id).await
-    }
-    async fn save(&self, next: &Campaign) -> Result<Campaign, StoreError> {
-        if next.state != State::Uploading || next.audience.uploaded == 0 {
-            return self.inner.save(next).await;
-        }
-        let uploaded = next.audience.uploaded;
-        let calls_at_start = self.calls();
-        if self.fail_call_during == Some(uploaded) {
-            *self.esp.fail_next_uploads.lock().unwrap() = 1;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        self.checkpoints.lock().unwrap().push(Checkpoint {
-            uploaded,
-            batches: next.audience.batches,
-            calls_at_start,
-            calls_at_end: self.calls(),
-        });
-        if self
-            .fail_save_of
-            .lock()
-            .unwrap()
-            .take_if(|u| *u == uploaded)
-            .is_some()
-        {
-            return Err(BackendError::transient("save", "connection reset").into());
-        }
-        self.inner.save(next).await
-    }
-    async fn add_run(&self, id: &CampaignId, run: &RunRecord) -> Result<(), StoreError> {
-        self.inner.add_run(id, run).await
-    }
-    async fn runs(&self, id: &CampaignId) -> Result<Vec<RunRecord>, StoreError> {
-        self.inner.runs(id).await
-    }
-    async fn put_snapshot(
-        &self,
-        id: &CampaignId,
-        snapshot: &MetricSnapshot,
-    ) -> Result<bool, StoreError> {
-        self.inner.put_snapshot(id, snapshot).await
-    }
-    async fn snapshots(&self, id: &CampaignId) -> Result<Vec<MetricSnapshot>, StoreError> {
-        self.inner.snapshots(id).await
-    }
-    async fn list_by_state(&self, state: State, limit: usize) -> Result<Vec<Campaign>, StoreError> {
-        self.inner.list_by_state(state, limit).await
-    }
-    async fn list(
-        &self,
-        filter: &CampaignFilter,
-        after: Option<&Position>,
-        limit: usize,
-    ) -> Result<CampaignPage, StoreError> {
-        self.inner.list(filter, after, limit).await
-    }
-    async fn template_headers(
-        &self,
-        esp: EspKind,
-        account: &AccountId,
-        template_id: &str,
-    ) -> Result<Option<SenderHeaders>, StoreError> {
-        self.inner.template_headers(esp, account, template_id).await
-    }
-    async fn put_template_headers(
-        &self,
-        esp: EspKind,
-        account: &AccountId,
-        template_id: &str,
-        headers: &SenderHeaders,
-    ) -> Result<(), StoreError> {
-        self.inner
-            .put_template_headers(esp, account, template_id, headers)
-            .await
-    }
-}
-
-/// The world with a slow store (`tune` sets its failures).
-fn slow_world(tune: impl FnOnce(&mut SlowStore)) -> (World, Arc<SlowStore>) {
+/// The world with a store whose upload checkpoints take 20 ms, watching the ESP while each is
+/// written (`tune` sets its failures).
+fn slow_world(tune: impl FnOnce(&mut Watch)) -> (World, Arc<Watch>) {
     let mut w = world();
-    let mut store = SlowStore::new(w.esp.clone());
-    tune(&mut store);
-    let store = Arc::new(store);
-    w.services.store = store.clone();
-    (w, store)
+    let mut watch = Watch::default();
+    tune(&mut watch);
+    let watch = Arc::new(watch);
+    let (esp, seen) = (w.esp.clone(), watch.clone());
+    let hook: SaveHook = Box::new(move |next| {
+        let (esp, seen) = (esp.clone(), seen.clone());
+        let (state, uploaded, batches) =
+            (next.state, next.audience.uploaded, next.audience.batches);
+        Box::pin(async move {
+            if state != State::Uploading || uploaded == 0 {
+                return Ok(());
+            }
+            let calls = || *esp.batch_calls.lock().unwrap();
+            let calls_at_start = calls();
+            if seen.fail_call_during == Some(uploaded) {
+                *esp.fail_next_uploads.lock().unwrap() = 1;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            seen.checkpoints.lock().unwrap().push(Checkpoint {
+                uploaded,
+                batches,
+                calls_at_start,
+                calls_at_end: calls(),
+            });
+            let fail = seen
+                .fail_save_of
+                .lock()
+                .unwrap()
+                .take_if(|u| *u == uploaded);
+            match fail {
+                Some(_) => Err(BackendError::transient("save", "connection reset").into()),
+                None => Ok(()),
+            }
+        })
+    });
+    w.services.store = Arc::new(HookedStore::new(MemStore::default(), hook));
+    (w, watch)
 }
 
 /// The ids the ESP's list holds, against those of a 450-row drop.
