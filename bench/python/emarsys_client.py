@@ -6,6 +6,7 @@ list, then `POST contactlist/{id}/add` with at most 10,000 external ids a call, 
 signed with a fresh X-WSSE header.
 """
 
+import argparse
 import base64
 import hashlib
 import json
@@ -99,3 +100,18 @@ def report(summary, rejected, duplicates):
         peak_rss_kib=ru.ru_maxrss,
     )
     print(json.dumps(summary), flush=True)
+
+
+def run(read_ids, list_name):
+    """The uploaders' command line: FILE --base-url URL [--user U --secret S --column C]."""
+    p = argparse.ArgumentParser()
+    p.add_argument("file")
+    p.add_argument("--base-url", required=True)
+    p.add_argument("--user", default="espbridge")
+    p.add_argument("--secret", default="sim-secret")
+    p.add_argument("--column", default="customer_id")
+    p.add_argument("--list-name", default=list_name)
+    a = p.parse_args()
+    ids, rejected, duplicates = read_ids(a.file, a.column)
+    summary = upload(ids, a.base_url, a.user, a.secret, a.list_name)
+    report(summary, rejected, duplicates)

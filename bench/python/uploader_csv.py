@@ -4,11 +4,10 @@ de-duplicate the customer ids, POST them in batches of 10,000 to a contact list.
 python3 uploader_csv.py FILE --base-url http://127.0.0.1:PORT/api/v2/ [--user U --secret S]
 """
 
-import argparse
 import csv
 import sys
 
-from emarsys_client import report, upload, valid_id
+from emarsys_client import run, valid_id
 
 
 def read_ids(path, column):
@@ -30,19 +29,5 @@ def read_ids(path, column):
     return ids, rejected, duplicates
 
 
-def main():
-    p = argparse.ArgumentParser()
-    p.add_argument("file")
-    p.add_argument("--base-url", required=True)
-    p.add_argument("--user", default="espbridge")
-    p.add_argument("--secret", default="sim-secret")
-    p.add_argument("--column", default="customer_id")
-    p.add_argument("--list-name", default="bench_csv")
-    a = p.parse_args()
-    ids, rejected, duplicates = read_ids(a.file, a.column)
-    summary = upload(ids, a.base_url, a.user, a.secret, a.list_name)
-    report(summary, rejected, duplicates)
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run(read_ids, "bench_csv"))

@@ -5,12 +5,11 @@ uploader_csv.py.
 python3 uploader_pandas.py FILE --base-url http://127.0.0.1:PORT/api/v2/ [--user U --secret S]
 """
 
-import argparse
 import sys
 
 import pandas as pd
 
-from emarsys_client import MAX_ID_BYTES, report, upload
+from emarsys_client import MAX_ID_BYTES, run
 
 
 def read_ids(path, column):
@@ -29,19 +28,5 @@ def read_ids(path, column):
     return distinct.tolist(), rejected, len(valid) - len(distinct)
 
 
-def main():
-    p = argparse.ArgumentParser()
-    p.add_argument("file")
-    p.add_argument("--base-url", required=True)
-    p.add_argument("--user", default="espbridge")
-    p.add_argument("--secret", default="sim-secret")
-    p.add_argument("--column", default="customer_id")
-    p.add_argument("--list-name", default="bench_pandas")
-    a = p.parse_args()
-    ids, rejected, duplicates = read_ids(a.file, a.column)
-    summary = upload(ids, a.base_url, a.user, a.secret, a.list_name)
-    report(summary, rejected, duplicates)
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run(read_ids, "bench_pandas"))

@@ -39,6 +39,24 @@ pub fn rss_bytes() -> Option<u64> {
     Some(kb * 1024)
 }
 
+/// Runs `start` (a simulator's start) on a runtime of its own with one worker thread, and
+/// returns that runtime (keep it until the end; `shutdown_background` it) with the result. The
+/// simulator's handlers then cannot stall the client measured: a list of a million members
+/// growing under the simulator's lock blocks its own worker, not the client's.
+pub fn on_own_runtime<T: Send + 'static>(
+    start: impl std::future::Future<Output = T> + Send + 'static,
+) -> std::io::Result<(tokio::runtime::Runtime, T)> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()?;
+    let handle = rt.handle().clone();
+    let out = std::thread::spawn(move || handle.block_on(start))
+        .join()
+        .map_err(|_| std::io::Error::other("the simulator's start panicked"))?;
+    Ok((rt, out))
+}
+
 pub fn mib(b: u64) -> f64 {
     b as f64 / (1024.0 * 1024.0)
 }

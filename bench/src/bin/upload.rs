@@ -17,7 +17,7 @@
 
 use anyhow::Context;
 use clap::Parser;
-use espbridge_bench::{AudienceFile, UploadRun, mib, peak_rss_bytes, upload_drop};
+use espbridge_bench::{AudienceFile, UploadRun, mib, on_own_runtime, peak_rss_bytes, upload_drop};
 use espbridge_core::ports::Esp;
 use espbridge_core::{AccountId, Clock, SystemClock};
 use espbridge_emarsys::sim::{EmarsysSim, EmarsysSimConfig};
@@ -47,14 +47,15 @@ struct Args {
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let sim = EmarsysSim::start(
+    // The simulator on a runtime of its own: its work must not stall the client measured.
+    let (sim_rt, sim) = on_own_runtime(EmarsysSim::start(
         EmarsysSimConfig {
             rate_limit_per_minute: args.rate,
             ..Default::default()
         },
         Arc::clone(&clock),
-    )
-    .await?;
+    ))?;
+    let sim = sim?;
     sim.traffic()
         .set_latency(std::time::Duration::from_millis(args.latency_ms));
     let account = AccountId::parse("default")?;
@@ -162,5 +163,6 @@ async fn main() -> anyhow::Result<()> {
         args.configured.unwrap_or(args.rate)
     );
     println!("peak RSS {:.1} MiB", mib(peak_rss_bytes().unwrap_or(0)));
+    sim_rt.shutdown_background();
     Ok(())
 }

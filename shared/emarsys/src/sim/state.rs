@@ -7,7 +7,7 @@ use super::metrics::Summary;
 use super::{EmarsysSimConfig, SimContactList, SimEmail, SimLaunch};
 use jiff::{Timestamp, civil, tz::TimeZone};
 use serde_json::{Map, Value, json};
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use xxhash_rust::xxh3::xxh3_64;
 
 /// An Emarsys error: HTTP status, replyCode and replyText (data is `""`).
@@ -84,7 +84,9 @@ struct ListRec {
     description: String,
     created: Timestamp,
     members: Vec<String>,
-    member_set: HashSet<String>,
+    /// A B-tree, not a hash set: a list of a million members grows without the whole-table
+    /// rehash that would hold the simulator's lock for a fifth of a second.
+    member_set: BTreeSet<String>,
 }
 
 /// The whole simulated account.
@@ -830,7 +832,7 @@ impl State {
                 description,
                 created: now,
                 members: Vec::new(),
-                member_set: HashSet::new(),
+                member_set: BTreeSet::new(),
             },
         );
         let (_, errors) = self.insert(id, ids);
