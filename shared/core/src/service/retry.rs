@@ -75,6 +75,10 @@ impl RetryService {
                 // Validation starts again from the first line: nothing is at the ESP yet.
                 next.audience = Default::default();
             }
+            // A batch job the failure left in the record (one the ESP ended in error, say) is
+            // not waited for again: the retry imports that batch anew (harmless if the job did
+            // run: the audience is a set).
+            next.audience.jobs.clear();
             match self.store.save(&next).await {
                 Ok(saved) => saved,
                 // Another retry (or cancel) got there first: this one changes nothing.

@@ -7,6 +7,7 @@ use crate::campaign::State;
 use crate::service::cancel::ControlError;
 use crate::service::schedule::SENT_KEY;
 use crate::service::upload::UploadOutcome;
+use std::sync::Mutex;
 
 async fn campaign(w: &World) -> crate::campaign::Campaign {
     w.services.store.get(&id()).await.unwrap().unwrap()
@@ -89,6 +90,40 @@ async fn after_an_upload_failure_it_continues_from_the_checkpoint() {
     assert_eq!(w.esp.lists.lock().unwrap()["espbridge_c1"].len(), 250);
     assert_eq!(campaign(&w).await.state, State::Scheduled);
     assert_eq!(*w.esp.bookings.lock().unwrap(), 1);
+}
+
+#[tokio::test]
+async fn a_retry_after_a_failed_batch_job_imports_that_batch_anew() {
+    // Full batches run as jobs; waiting for the first fails on the final attempt.
+    let w = world_with(FakeEsp {
+        jobs_from: Some(100),
+        fail_next_job_waits: Mutex::new(1),
+        ..Default::default()
+    });
+    let drop = drop_files(&w, 250, serde_json::json!({}));
+    let out = w
+        .services
+        .upload()
+        .handle_drop(&drop, Deadline::none(), true)
+        .await
+        .unwrap();
+    assert_eq!(out, UploadOutcome::Failed(id()));
+    let c = campaign(&w).await;
+    assert_eq!((c.state, c.audience.jobs.len()), (State::Failed, 1));
+
+    w.services.retry().retry(&id()).await.unwrap();
+    assert!(
+        campaign(&w).await.audience.jobs.is_empty(),
+        "not waited for again"
+    );
+    drain_to_scheduled(&w).await;
+    assert_eq!(
+        w.esp.jobs.lock().unwrap().len(),
+        3,
+        "the failed job's batch started again, then the second batch; 50 rows per call"
+    );
+    assert_eq!(w.esp.lists.lock().unwrap()["espbridge_c1"].len(), 250);
+    assert_eq!(campaign(&w).await.state, State::Scheduled);
 }
 
 #[tokio::test]
