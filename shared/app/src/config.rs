@@ -141,6 +141,10 @@ mod tests {
             match id {
                 "espbridge/emarsys/eu" => Ok(serde_json::json!({"user": "u", "secret": "s3cr3t"})),
                 "espbridge/emarsys/bad" => Ok(serde_json::json!({"token": "s3cr3t"})),
+                "espbridge/silverpop/eu" => Ok(serde_json::json!({
+                    "username": "api@brand.example", "password": "s3cr3t",
+                    "sftp_password": "ftp-s3cr3t"
+                })),
                 _ => Err(SecretError::NotFound { id: id.to_owned() }),
             }
         }
@@ -186,6 +190,35 @@ mod tests {
             "{e}"
         );
         assert!(!e.contains("t0ken"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn a_silverpop_account_with_sftp_settings_takes_the_bulk_route() {
+        let toml = "[[accounts]]\nesp = \"silverpop\"\naccount = \"eu\"\ndatabase_id = \"2740754\"\n\
+                    credentials_secret = \"espbridge/silverpop/eu\"\nbulk_import_threshold = 2000\n\
+                    [accounts.sftp]\nhost = \"transfer2.silverpop.com\"\n\
+                    host_key = \"SHA256:47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU\"\n";
+        let a = parse_accounts(toml, "espbridge.toml").unwrap();
+        let reg = build_registry(&a, Some(&OneSecret), &local_ctx())
+            .await
+            .unwrap();
+        let esp = reg.choose(EspKind::Silverpop, None, None).unwrap();
+        // Batches are bulk-import jobs of `bulk_batch_size` rows (default 100,000).
+        assert_eq!(esp.max_batch(), 100_000);
+        // Without a host key the account is refused by name (never trusted on first use), and
+        // no secret shows in the error.
+        let no_key = toml.replace("host_key", "# host_key");
+        let a = parse_accounts(&no_key, "espbridge.toml").unwrap();
+        let e = build_registry(&a, Some(&OneSecret), &local_ctx())
+            .await
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            e.contains("silverpop account eu") && e.contains("sftp.host_key"),
+            "{e}"
+        );
+        assert!(!e.contains("s3cr3t"), "{e}");
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! relational rows and a query, counted, in Relational Tables mode), the scheduled mailing and
 //! its aggregate tracking.
 
+use crate::bulk::Bulk;
 use crate::client::Client;
 use crate::config::{AudienceMode, SilverpopConfig, SilverpopCredentials};
 use crate::wire::{
@@ -11,8 +12,8 @@ use crate::wire::{
 use async_trait::async_trait;
 use espbridge_core::ports::esp::{CannotCancel, object_name};
 use espbridge_core::ports::{
-    AudienceBatch, AudienceRequest, BatchOutcome, Esp, EspError, EspIds, FinishedAudience,
-    MetricCounts, Preview, RowError, SendRequest, Template,
+    AudienceBatch, AudienceRequest, BatchJob, BatchOutcome, Esp, EspError, EspIds,
+    FinishedAudience, MetricCounts, Preview, RowError, SendRequest, Template,
 };
 use espbridge_core::{AccountId, CampaignId, Clock, EspKind};
 use espbridge_esp_kit::{AdapterError, BuildContext};
@@ -45,12 +46,18 @@ pub mod keys {
 /// Column of the relational table holding the campaign's ActionID.
 pub const ACTION_ID_COLUMN: &str = "ActionID";
 
+/// The import speed `upload_pace` assumes (what `espbridge check` estimates with): Silverpop
+/// publishes none (UNCERTAIN); the simulator's default.
+pub const ASSUMED_IMPORT_ROWS_PER_SEC: f64 = 5_000.0;
+
 /// One Engage account.
 pub struct SilverpopEsp {
     config: SilverpopConfig,
     tz: TimeZone,
     client: Client,
     clock: Arc<dyn Clock>,
+    /// The bulk import, when the account has `sftp` settings.
+    bulk: Option<Bulk>,
 }
 
 fn invalid(detail: impl Into<String>) -> EspError {
@@ -88,12 +95,14 @@ impl SilverpopEsp {
             field: "timezone",
             detail: e.to_string(),
         })?;
+        let bulk = Bulk::new(&config, &credentials)?;
         let client = Client::new(&config, credentials, Arc::clone(&ctx.limits))?;
         Ok(Self {
             config,
             tz,
             client,
             clock,
+            bulk,
         })
     }
 
@@ -106,6 +115,11 @@ impl SilverpopEsp {
     /// Logins this adapter made so far.
     pub fn logins(&self) -> u64 {
         self.client.logins()
+    }
+
+    /// Whether the account has the bulk import (`sftp` settings).
+    pub fn has_bulk_import(&self) -> bool {
+        self.bulk.is_some()
     }
 
     /// The mode a manifest asks for in `esp_options.silverpop.mode`, or the account default.
@@ -483,17 +497,26 @@ impl Esp for SilverpopEsp {
     fn account(&self) -> &AccountId {
         &self.config.account
     }
+    /// `bulk_batch_size` with the bulk import (a batch under `bulk_import_threshold`, the
+    /// audience's remainder, goes by the per-call route), else `batch_size`.
     fn max_batch(&self) -> usize {
-        self.config.batch_size
+        match self.bulk {
+            Some(_) => self.config.bulk_batch_size,
+            None => self.config.batch_size,
+        }
     }
-    /// Lists mode: one `AddContactToContactList` per contact, `max_concurrent` in flight, each
-    /// taken as 0.3 s. Relational Tables mode: `rows_per_call` rows a call, one at a time, each
-    /// taken as 1 s. Silverpop publishes no rate.
+    /// With the bulk import: one job per `bulk_batch_size` rows, one at a time, each taken as
+    /// its rows at [`ASSUMED_IMPORT_ROWS_PER_SEC`] plus 10 s (transfers and calls).
+    /// Without, Lists mode: one `AddContactToContactList` per contact, `max_concurrent` in
+    /// flight, each taken as 0.3 s; Relational Tables mode: `rows_per_call` rows a call, one
+    /// at a time, each taken as 1 s. Silverpop publishes no rate.
     fn upload_pace(&self, options: &serde_json::Value) -> espbridge_core::ports::esp::UploadPace {
         let mode = self.mode_from_options(options).unwrap_or(self.config.mode);
-        let (rows_per_call, concurrency, call_secs) = match mode {
-            AudienceMode::Lists => (1, self.config.max_concurrent, 0.3),
-            AudienceMode::RelationalTable => (self.config.rows_per_call, 1, 1.0),
+        let batch = self.config.bulk_batch_size;
+        let (rows_per_call, concurrency, call_secs) = match (mode, &self.bulk) {
+            (_, Some(_)) => (batch, 1, batch as f64 / ASSUMED_IMPORT_ROWS_PER_SEC + 10.0),
+            (AudienceMode::Lists, None) => (1, self.config.max_concurrent, 0.3),
+            (AudienceMode::RelationalTable, None) => (self.config.rows_per_call, 1, 1.0),
         };
         espbridge_core::ports::esp::UploadPace {
             rows_per_call: rows_per_call.max(1) as u64,
@@ -589,6 +612,43 @@ impl Esp for SilverpopEsp {
         let mode = self.mode_from_options(req.options)?;
         self.create_audience_in_mode(req.campaign_id, req.variant, mode)
             .await
+    }
+
+    /// A batch of at least `bulk_import_threshold` rows on an account with `sftp` goes as an
+    /// import job (see [`crate::bulk`]); any other by [`Esp::upload_batch`].
+    async fn start_batch_job(
+        &self,
+        audience: &EspIds,
+        batch: &AudienceBatch,
+    ) -> Result<Option<BatchJob>, EspError> {
+        let Some(bulk) = self.bulk.as_ref().filter(|b| b.takes(batch)) else {
+            return Ok(None);
+        };
+        let mode = Self::mode_of(audience)?;
+        let job = bulk
+            .start(&self.client, &self.config, mode, audience, batch)
+            .await;
+        self.client.logout_if_idle().await;
+        job.map(Some)
+    }
+
+    /// Follows the import job until it ends and reads its error file (see [`crate::bulk`]).
+    async fn finish_batch_job(
+        &self,
+        audience: &EspIds,
+        job: &BatchJob,
+    ) -> Result<BatchOutcome, EspError> {
+        let mode = Self::mode_of(audience)?;
+        let bulk = self.bulk.as_ref().ok_or_else(|| {
+            invalid(format!(
+                "import job {} is pending but the account has no sftp settings (its error \
+                 file is read through SFTP)",
+                espbridge_core::text::bounded(&job.reference, 32)
+            ))
+        })?;
+        let outcome = bulk.finish(&self.client, &self.config, mode, job).await;
+        self.client.logout_if_idle().await;
+        outcome
     }
 
     async fn upload_batch(
@@ -754,7 +814,7 @@ impl Esp for SilverpopEsp {
 /// Whether a refused AddContactToContactList means "no such contact in the database": one of
 /// the account's `contact_not_found_errorids`, or a FaultString saying "not found" / "does not
 /// exist" that names no list (an unknown contact list is the list's fault, not the contact's).
-fn contact_not_found(errorids: &[u32], f: &Fault) -> bool {
+pub(crate) fn contact_not_found(errorids: &[u32], f: &Fault) -> bool {
     if f.errorid.is_some_and(|id| errorids.contains(&id)) {
         return true;
     }

@@ -35,11 +35,12 @@
 //!   is not found, an error message returns"); a contact already in the list "is not added", so
 //!   a retried batch adds nobody twice. espbridge creates no contacts (no AddRecipient).
 //!
-//! The cost: one call per contact, the only form the API offers short of ImportList over SFTP.
-//! The calls are bounded by the org's 10 concurrent requests, shared by every function instance:
-//! a batch holds as many of the org's request slots as are free (at least one) and runs that
-//! many calls at once. At 100 ms a call an org adds at most about 100 contacts a second,
-//! whatever the number of campaigns uploading.
+//! The cost: one call per contact, the only form the API offers short of ImportList over SFTP
+//! (the bulk import below, for accounts with `sftp` settings). The calls are bounded by the
+//! org's 10 concurrent requests, shared by every function instance: a batch holds as many of
+//! the org's request slots as are free (at least one) and runs that many calls at once. At
+//! 100 ms a call an org adds at most about 100 contacts a second, whatever the number of
+//! campaigns uploading.
 //!
 //! Contact lists accumulate: the API documents no way to delete one (the docs FAQ says it is
 //! not possible; UNCERTAIN whether DeleteList accepts contact lists today), so espbridge leaves
@@ -76,6 +77,24 @@
 //! takes only numeric campaign ids without variants) and the customer-id column, plus one column
 //! per personalization field, joined to the database on the customer id (JoinTable); its id as
 //! `relational_table_id`, and optionally a query folder as `query_folder_id`.
+//!
+//! ## Bulk import (both modes, accounts with `sftp` settings)
+//!
+//! A batch of at least `bulk_import_threshold` rows (default 5,000) goes as one data job
+//! ([`bulk`]): its CSV and mapping are written to the org's SFTP `upload` folder (host key
+//! pinned, checked before any credential is sent), then ImportList (Lists mode: UPDATE_ONLY on
+//! the database keyed on `customer_id_field`, CONTACT_LISTS = the campaign's contact list, so,
+//! as AddContactToContactList, it creates no contact and an unknown id is a refused row) or
+//! ImportTable (Relational Tables mode: the rows the per-call route writes, ADD_AND_UPDATE)
+//! starts it, and its JOB_ID is the batch's [`BatchJob`](espbridge_core::ports::BatchJob),
+//! which the upload records before it waits. `finish_batch_job` follows GetJobStatus until the
+//! job ends and reads its error file through SFTP: Lists mode counts the unknown ids as not in
+//! the ESP, other refusals are row errors (by row; no cell of the row in the text). Batches
+//! are then `bulk_batch_size` rows (default 100,000); an audience's remainder under the
+//! threshold, and every batch of an account without `sftp`, go by the per-call route. File
+//! names are deterministic per audience and batch, so a batch started twice rewrites the same
+//! files and adds nobody twice; finishing a job that ended before reads the same outcome.
+//! Where a job reports its refused rows is UNCERTAIN (the reference is silent; see [`bulk`]).
 //!
 //! # Sessions and the org's limits
 //!
@@ -155,9 +174,11 @@
 //! * The report is found by GetSentMailingsForOrg within a day of the send time; `None` until
 //!   the mailing has a `SentTS` and `ReportId`. delivered = NumSent − hard − soft bounces.
 
+pub mod bulk;
 mod client;
 mod concurrency;
 mod config;
+mod csv;
 mod driver;
 mod esp;
 pub mod import;
@@ -167,6 +188,10 @@ pub mod sim;
 pub mod wire;
 pub mod xml;
 
-pub use config::{AudienceMode, SilverpopConfig, SilverpopCredentials};
+pub use config::{
+    AudienceMode, MAX_BULK_BATCH, SftpOptions, SilverpopConfig, SilverpopCredentials,
+};
 pub use driver::DRIVER;
-pub use esp::{ACTION_ID_COLUMN, SilverpopEsp, action_id, keys, metrics};
+pub use esp::{
+    ACTION_ID_COLUMN, ASSUMED_IMPORT_ROWS_PER_SEC, SilverpopEsp, action_id, keys, metrics,
+};

@@ -24,6 +24,9 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 
 /// The folder Silverpop imports from.
 pub const UPLOAD_DIR: &str = "upload";
+/// The folder Silverpop leaves files for the org in (exports; an import job's error file, see
+/// [`crate::bulk`]).
+pub const DOWNLOAD_DIR: &str = "download";
 /// Bytes read from the source and written per SFTP write: the memory one upload holds.
 pub const CHUNK_BYTES: usize = 32 * 1024;
 /// The longest file name accepted.
@@ -48,6 +51,8 @@ pub enum SftpError {
     Timeout { step: &'static str, after: Duration },
     #[error("reading the upload source failed: {0}")]
     Source(std::io::ErrorKind),
+    #[error("SFTP download of {file} is larger than {max} bytes")]
+    TooLarge { file: String, max: u64 },
 }
 
 impl SftpError {
@@ -163,6 +168,11 @@ impl UploadName {
     pub fn remote_path(&self) -> String {
         format!("{UPLOAD_DIR}/{}", self.0)
     }
+
+    /// `download/<name>`.
+    pub fn download_path(&self) -> String {
+        format!("{DOWNLOAD_DIR}/{}", self.0)
+    }
 }
 
 /// Where and how to upload: one org's SFTP endpoint.
@@ -205,6 +215,17 @@ impl SftpTarget {
         let session = self.connect().await?;
         let result = self.write_file(&session, name, &mut source).await;
         // The file is closed (complete) or the error is what counts; a failed goodbye is not.
+        let _ = session
+            .disconnect(russh::Disconnect::ByApplication, "", "en")
+            .await;
+        result
+    }
+
+    /// Reads `download/<name>` whole, refusing a file above `max_bytes` (it is held in
+    /// memory).
+    pub async fn download(&self, name: &UploadName, max_bytes: u64) -> Result<Vec<u8>, SftpError> {
+        let session = self.connect().await?;
+        let result = self.read_file(&session, name, max_bytes).await;
         let _ = session
             .disconnect(russh::Disconnect::ByApplication, "", "en")
             .await;
@@ -264,12 +285,8 @@ impl SftpTarget {
         }
     }
 
-    async fn write_file<R: AsyncRead + Unpin>(
-        &self,
-        session: &Handle<HostKeyCheck>,
-        name: &UploadName,
-        source: &mut R,
-    ) -> Result<u64, SftpError> {
+    /// The SFTP subsystem on a new channel of `session`.
+    async fn sftp(&self, session: &Handle<HostKeyCheck>) -> Result<SftpSession, SftpError> {
         let channel = self
             .step("channel", session.channel_open_session())
             .await?
@@ -277,10 +294,58 @@ impl SftpTarget {
         self.step("channel", channel.request_subsystem(true, "sftp"))
             .await?
             .map_err(|e| transport("subsystem", &e))?;
-        let sftp = self
-            .step("sftp start", SftpSession::new(channel.into_stream()))
+        self.step("sftp start", SftpSession::new(channel.into_stream()))
             .await?
-            .map_err(|e| transport("sftp start", &e))?;
+            .map_err(|e| transport("sftp start", &e))
+    }
+
+    async fn read_file(
+        &self,
+        session: &Handle<HostKeyCheck>,
+        name: &UploadName,
+        max_bytes: u64,
+    ) -> Result<Vec<u8>, SftpError> {
+        let sftp = self.sftp(session).await?;
+        let path = name.download_path();
+        let file_err = |step: &'static str, e: &dyn std::fmt::Display| SftpError::File {
+            step,
+            file: path.clone(),
+            message: e.to_string(),
+        };
+        let mut file = self
+            .step("open", sftp.open(&path))
+            .await?
+            .map_err(|e| file_err("open", &e))?;
+        let mut out = Vec::new();
+        let mut buf = vec![0u8; CHUNK_BYTES];
+        loop {
+            let n = self
+                .step("read", file.read(&mut buf))
+                .await?
+                .map_err(|e| file_err("read", &e))?;
+            if n == 0 {
+                break;
+            }
+            if out.len() as u64 + n as u64 > max_bytes {
+                return Err(SftpError::TooLarge {
+                    file: path,
+                    max: max_bytes,
+                });
+            }
+            out.extend_from_slice(buf.get(..n).unwrap_or_default());
+        }
+        let _ = self.step("close", file.shutdown()).await;
+        let _ = self.step("sftp end", sftp.close()).await;
+        Ok(out)
+    }
+
+    async fn write_file<R: AsyncRead + Unpin>(
+        &self,
+        session: &Handle<HostKeyCheck>,
+        name: &UploadName,
+        source: &mut R,
+    ) -> Result<u64, SftpError> {
+        let sftp = self.sftp(session).await?;
         let path = name.remote_path();
         let file_err = |step: &'static str| {
             let file = path.clone();

@@ -188,3 +188,35 @@ async fn a_file_above_the_endpoints_bound_is_refused_and_not_stored() {
     assert!(!err.to_string().contains("c00000"), "{err}");
     assert!(sim.file_names().is_empty());
 }
+
+#[tokio::test]
+async fn files_in_download_are_read_whole_and_nothing_else_is_readable() {
+    let sim = SftpEndpoint::start(SftpSimConfig::new("api@org.example", "s3cret"))
+        .await
+        .unwrap();
+    let t = target(&sim, "api@org.example", password("s3cret"), pinned(&sim));
+    let body = csv(30_000);
+    sim.put_download("import_1_errors.csv", body.clone());
+    let name = UploadName::parse("import_1_errors.csv").unwrap();
+
+    assert_eq!(t.download(&name, 64 << 20).await.unwrap(), body);
+    // Bounded: a file above the caller's cap is refused.
+    let err = t.download(&name, 1_000).await.unwrap_err();
+    assert!(
+        matches!(err, SftpError::TooLarge { max: 1_000, .. }),
+        "{err}"
+    );
+    // A missing file, or one in upload/, cannot be read.
+    let missing = UploadName::parse("nope.csv").unwrap();
+    let err = t.download(&missing, 1_000).await.unwrap_err();
+    assert!(matches!(err, SftpError::File { step: "open", .. }), "{err}");
+    t.upload(&UploadName::parse("up.csv").unwrap(), &b"x"[..])
+        .await
+        .unwrap();
+    assert!(
+        t.download(&UploadName::parse("up.csv").unwrap(), 10)
+            .await
+            .is_err()
+    );
+    assert_eq!(sim.download_names(), ["import_1_errors.csv"]);
+}

@@ -10,13 +10,20 @@
 //! Supported operations: `Login`, `Logout`, `GetLists`, `GetListMetaData`, `GetMailingTemplates`,
 //! `PreviewMailing`, `AddRecipient`, `UpdateRecipient`, `CreateContactList`,
 //! `AddContactToContactList`, `CreateQuery`, `CalculateQuery`, `GetQuery`, `GetJobStatus`,
-//! `CreateTable`, `InsertUpdateRelationalTable`, `ScheduleMailing`, `GetSentMailingsForOrg`,
-//! `GetAggregateTrackingForMailing`. Anything else, a mis-cased tag or XML that does not parse
-//! is Fault 51 "Invalid XML Request" (reference A.1, A.8.3).
+//! `CreateTable`, `InsertUpdateRelationalTable`, `ImportList`, `ImportTable`, `ScheduleMailing`,
+//! `GetSentMailingsForOrg`, `GetAggregateTrackingForMailing`. Anything else, a mis-cased tag or
+//! XML that does not parse is Fault 51 "Invalid XML Request" (reference A.1, A.8.3).
 //!
 //! The org's SFTP endpoint ([`SftpEndpoint`], a real SSH/SFTP server on loopback) takes the
-//! files of the bulk import into `upload/`; it is started on its own and not yet read by an
-//! `ImportList` / `ImportTable` job (those operations are not simulated yet).
+//! files of the bulk import into `upload/` and holds the import jobs' error files in
+//! `download/`. It is attached when [`SilverpopSimConfig::sftp`] is set (or by
+//! [`SilverpopSim::attach_sftp`]); [`account`] always attaches it and puts its host, port and
+//! host key in the account entry (its login is the API user's). `ImportList` / `ImportTable`
+//! run data jobs over its files against the simulated database, contact lists and tables with
+//! the per-call operations' semantics; `GetJobStatus` follows them (WAITING, RUNNING, COMPLETE
+//! or ERROR), at [`SilverpopSimConfig::import_rows_per_sec`]. The rules, and what in them is
+//! the simulator's choice, are in `state/import.rs`; [`SilverpopSim::import_jobs`] lists the
+//! jobs.
 //!
 //! The org:
 //! - *The database* exists before espbridge: every customer id is a contact unless
@@ -208,6 +215,61 @@ pub struct SilverpopSimConfig {
     pub max_concurrent: usize,
     /// IANA zone of SCHEDULED and of returned timestamps.
     pub org_timezone: String,
+    /// The org's SFTP endpoint for the bulk import; `None`: not started (ImportList then finds
+    /// no file). [`SilverpopSimConfig::with_sftp`] sets one with the API user's login.
+    pub sftp: Option<SftpSimConfig>,
+    /// Rows an import job processes a second (Silverpop publishes no speed; the default,
+    /// [`DEFAULT_IMPORT_ROWS_PER_SEC`], is a guess: a million rows in 200 s).
+    pub import_rows_per_sec: f64,
+    /// How long an import job is WAITING before it runs (after the org's previous one ends).
+    pub import_wait: Duration,
+}
+
+/// The default [`SilverpopSimConfig::import_rows_per_sec`].
+pub const DEFAULT_IMPORT_ROWS_PER_SEC: f64 = 5_000.0;
+/// The default [`SilverpopSimConfig::import_wait`].
+pub const DEFAULT_IMPORT_WAIT: Duration = Duration::from_millis(200);
+
+/// How a test makes the next import job end ([`SilverpopSim::end_next_import`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobEnd {
+    Error,
+    Canceled,
+}
+
+/// An import job as the simulator ran it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SimImportJob {
+    pub job_id: i64,
+    /// `ImportList` or `ImportTable`.
+    pub operation: String,
+    pub source_file: String,
+    pub map_file: String,
+    /// Data rows of the source.
+    pub rows: usize,
+    /// WAITING, RUNNING, COMPLETE, ERROR or CANCELED.
+    pub status: String,
+    /// Rows taken and refused, once it ended.
+    pub valid: Option<usize>,
+    pub rejected: Option<usize>,
+}
+
+/// What the client's account entry needs to reach the simulator's SFTP endpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SftpAccess {
+    pub host: String,
+    pub port: u16,
+    /// The host key as an OpenSSH public key line.
+    pub host_key: String,
+    pub username: String,
+    pub password: Option<String>,
+}
+
+impl SftpAccess {
+    /// The account entry's `sftp` object.
+    pub fn account_fields(&self) -> serde_json::Value {
+        serde_json::json!({"host": self.host, "port": self.port, "host_key": self.host_key})
+    }
 }
 
 impl Default for SilverpopSimConfig {
@@ -241,6 +303,9 @@ impl Default for SilverpopSimConfig {
             max_sessions: 20,
             max_concurrent: 10,
             org_timezone: "UTC".into(),
+            sftp: None,
+            import_rows_per_sec: DEFAULT_IMPORT_ROWS_PER_SEC,
+            import_wait: DEFAULT_IMPORT_WAIT,
         }
     }
 }
@@ -327,12 +392,15 @@ pub struct SilverpopSim {
     server: ServerHandle,
     shared: Arc<server::Shared>,
     config: SilverpopSimConfig,
+    sftp: Option<SftpEndpoint>,
 }
 
-/// Starts a simulator with `config` (its zone, unknown share and latency set to the setup's) and
-/// returns it with the account entry that points at it: the database, the relational table and
-/// the query folder of the simulated org, credentials inline, and a quick poll of data jobs
-/// (the simulator's complete within three polls).
+/// Starts a simulator with `config` (its zone, unknown share and latency set to the setup's, its
+/// SFTP endpoint attached) and returns it with the account entry that points at it: the
+/// database, the relational table and the query folder of the simulated org, the SFTP
+/// endpoint (host, port, pinned host key: a large batch goes as a bulk import), credentials
+/// inline, and quick polls of data jobs (a query's size completes within three polls; an
+/// import job is polled every 250 ms).
 pub async fn account(
     mut config: SilverpopSimConfig,
     setup: &SimSetup,
@@ -340,6 +408,9 @@ pub async fn account(
     let esp = EspKind::Silverpop;
     config.org_timezone = setup.timezone.clone();
     config.unknown_id_share = setup.unknown_share;
+    if config.sftp.is_none() {
+        config = config.with_sftp();
+    }
     let credentials = serde_json::json!({"username": config.username, "password": config.password});
     let (database, table, folder) = (
         config.database_id,
@@ -351,19 +422,29 @@ pub async fn account(
         .map_err(|source| AccountError::Simulator { esp, source })?;
     sim.set_latency(setup.latency);
     let base_url = sim.base_url();
-    let fields = serde_json::json!({
+    let mut fields = serde_json::json!({
         "base_url": base_url,
         "database_id": database.to_string(),
         "relational_table_id": table.to_string(),
         "query_folder_id": folder.to_string(),
         "timezone": setup.timezone,
         "job_poll_interval_ms": 20,
+        "import_poll_interval_ms": 250,
         "credentials": credentials,
     });
+    if let Some(access) = sim.sftp_access() {
+        fields["sftp"] = access.account_fields();
+    }
     Ok(SimulatedAccount::new(esp, base_url, sim, fields))
 }
 
 impl SilverpopSimConfig {
+    /// The org with its SFTP endpoint, whose login is the API user's.
+    pub fn with_sftp(mut self) -> Self {
+        self.sftp = Some(SftpSimConfig::new(&self.username, &self.password));
+        self
+    }
+
     /// The org with a relational table keyed by ActionID (text: the campaign id) and the
     /// customer id, plus one text column per personalization field.
     pub fn with_table_fields(mut self, fields: &[&str]) -> Self {
@@ -400,11 +481,82 @@ impl SilverpopSim {
         let handler = espbridge_sim::paced(server::handler(shared.clone()), shared.traffic.clone());
         let server = espbridge_sim::http::spawn(handler).await?;
         tracing::info!(port = server.addr().port(), "silverpop simulator listening");
-        Ok(Self {
+        let mut sim = Self {
             server,
             shared,
             config: started_with,
+            sftp: None,
+        };
+        if let Some(sftp) = sim.config.sftp.clone() {
+            sim.attach_sftp(sftp).await?;
+        }
+        Ok(sim)
+    }
+
+    /// Starts the org's SFTP endpoint (replacing one attached before): ImportList and
+    /// ImportTable read its `upload/` folder and leave their error files in its `download/`.
+    pub async fn attach_sftp(&mut self, config: SftpSimConfig) -> std::io::Result<()> {
+        let endpoint = SftpEndpoint::start(config.clone()).await?;
+        self.shared.state().sftp = Some(endpoint.files());
+        tracing::info!(
+            port = endpoint.addr().port(),
+            "silverpop simulator's SFTP endpoint listening"
+        );
+        self.config.sftp = Some(config);
+        self.sftp = Some(endpoint);
+        Ok(())
+    }
+
+    /// The org's SFTP endpoint, when attached.
+    pub fn sftp(&self) -> Option<&SftpEndpoint> {
+        self.sftp.as_ref()
+    }
+
+    /// How a client reaches the SFTP endpoint, when attached.
+    pub fn sftp_access(&self) -> Option<SftpAccess> {
+        let endpoint = self.sftp.as_ref()?;
+        let config = self.config.sftp.as_ref()?;
+        Some(SftpAccess {
+            host: endpoint.addr().ip().to_string(),
+            port: endpoint.addr().port(),
+            host_key: endpoint.host_key().to_openssh().ok()?,
+            username: config.username.clone(),
+            password: config.password.clone(),
         })
+    }
+
+    /// The import jobs (ImportList, ImportTable) so far, by JOB_ID; a job whose time has come
+    /// has run.
+    pub fn import_jobs(&self) -> Vec<SimImportJob> {
+        let mut state = self.shared.state();
+        state.run_due_imports();
+        state
+            .imports
+            .iter()
+            .map(|(id, j)| {
+                let (status, counts) = j.summary();
+                SimImportJob {
+                    job_id: *id,
+                    operation: j.operation.to_owned(),
+                    source_file: j.source_file.clone(),
+                    map_file: j.map_file.clone(),
+                    rows: j.rows,
+                    status: status.to_owned(),
+                    valid: counts.map(|c| c.0),
+                    rejected: counts.map(|c| c.1),
+                }
+            })
+            .collect()
+    }
+
+    /// Import jobs accepted so far.
+    pub fn import_job_count(&self) -> usize {
+        self.shared.state().imports.len()
+    }
+
+    /// The next import job accepted ends this way when its time comes, changing nothing.
+    pub fn end_next_import(&self, end: JobEnd) {
+        self.shared.state().next_import_end = Some(end);
     }
 
     /// `http://127.0.0.1:PORT/XMLAPI`

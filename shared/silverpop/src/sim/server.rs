@@ -181,6 +181,8 @@ fn dispatch(
         "GetJobStatus" => state.job_status(op, now),
         "CreateTable" => state.create_table(op),
         "InsertUpdateRelationalTable" => state.insert_update_table(op),
+        "ImportList" => state.import(op, "ImportList"),
+        "ImportTable" => state.import(op, "ImportTable"),
         "ScheduleMailing" => state.schedule(op, now),
         "GetSentMailingsForOrg" => state.sent_mailings(op, now),
         _ => state.aggregate(op, now),
@@ -192,7 +194,7 @@ fn dispatch(
 }
 
 /// Operations that need a session (Login and Logout are handled before).
-const KNOWN: [&str; 17] = [
+const KNOWN: [&str; 19] = [
     "GetLists",
     "GetMailingTemplates",
     "PreviewMailing",
@@ -207,6 +209,8 @@ const KNOWN: [&str; 17] = [
     "GetJobStatus",
     "CreateTable",
     "InsertUpdateRelationalTable",
+    "ImportList",
+    "ImportTable",
     "ScheduleMailing",
     "GetSentMailingsForOrg",
     "GetAggregateTrackingForMailing",

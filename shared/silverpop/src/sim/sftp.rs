@@ -4,8 +4,10 @@
 //! It takes one user, with a password and/or an authorized public key, and presents a fixed
 //! Ed25519 host key ([`SftpEndpoint::host_key`]). Only files directly in `upload/` can be
 //! written (opened for writing, written at any offset, closed); a file becomes visible
-//! ([`SftpEndpoint::file`]) when its handle is closed, replacing one of the same name. Reading,
-//! listing, renaming and deleting are refused (OpUnsupported): the import only needs the upload.
+//! ([`SftpEndpoint::file`]) when its handle is closed, replacing one of the same name. Only
+//! files directly in `download/` can be read: the org's files the simulator leaves there (an
+//! import job's error file, [`SftpEndpoint::download_file`]). Listing, renaming and deleting
+//! are refused (OpUnsupported).
 //!
 //! Bounds: a file above `max_file_bytes`, or a close that would make the stored files exceed
 //! `max_total_bytes`, fails the write or close (SFTP status Failure) and stores nothing; at most
@@ -16,9 +18,12 @@ use russh::keys::ssh_key::private::Ed25519Keypair;
 use russh::keys::{PrivateKey, PublicKey};
 use russh::server::{Auth, ChannelOpenHandle, Msg, Session, VerifiedPublicKey};
 use russh::{Channel, ChannelId, MethodKind, MethodSet};
-use russh_sftp::protocol::{File, FileAttributes, Handle, Name, OpenFlags, Status, StatusCode};
+use russh_sftp::protocol::{
+    Data, File, FileAttributes, Handle, Name, OpenFlags, Status, StatusCode,
+};
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -57,10 +62,11 @@ impl SftpSimConfig {
     }
 }
 
-/// The files stored in `upload/`, by name.
+/// The files stored in `upload/` and `download/`, by name.
 #[derive(Debug, Default)]
-struct Store {
+pub(crate) struct Store {
     files: BTreeMap<String, Vec<u8>>,
+    downloads: BTreeMap<String, Arc<Vec<u8>>>,
 }
 
 impl Store {
@@ -69,11 +75,36 @@ impl Store {
     }
 }
 
+/// The endpoint's folders as the simulated org sees them: import jobs read `upload/` and leave
+/// their error files in `download/`.
+#[derive(Debug, Clone)]
+pub(crate) struct SftpFiles(Arc<Mutex<Store>>);
+
+impl SftpFiles {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Store> {
+        // Every change completes before unlock, so a poisoned lock still guards valid data.
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The bytes of `upload/<name>`.
+    pub(crate) fn upload(&self, name: &str) -> Option<Vec<u8>> {
+        self.lock().files.get(name).cloned()
+    }
+
+    /// Writes `download/<name>`.
+    pub(crate) fn put_download(&self, name: &str, bytes: Vec<u8>) {
+        self.lock()
+            .downloads
+            .insert(name.to_owned(), Arc::new(bytes));
+    }
+}
+
 /// A running endpoint; dropping it stops accepting connections.
 pub struct SftpEndpoint {
     addr: SocketAddr,
     host_key: PublicKey,
     store: Arc<Mutex<Store>>,
+    logins: Arc<AtomicUsize>,
     accept: JoinHandle<()>,
 }
 
@@ -113,11 +144,19 @@ impl SftpEndpoint {
         let addr = listener.local_addr()?;
         let store = Arc::new(Mutex::new(Store::default()));
         let user = Arc::new(config);
-        let accept = tokio::spawn(accept_loop(listener, server, user, store.clone()));
+        let logins = Arc::new(AtomicUsize::new(0));
+        let accept = tokio::spawn(accept_loop(
+            listener,
+            server,
+            user,
+            store.clone(),
+            logins.clone(),
+        ));
         Ok(Self {
             addr,
             host_key,
             store,
+            logins,
             accept,
         })
     }
@@ -129,6 +168,12 @@ impl SftpEndpoint {
     /// The host key the endpoint presents.
     pub fn host_key(&self) -> &PublicKey {
         &self.host_key
+    }
+
+    /// Password and public-key login attempts received so far (accepted or not): a client
+    /// that refuses the host key sends none.
+    pub fn login_attempts(&self) -> usize {
+        self.logins.load(Ordering::Relaxed)
     }
 
     /// The bytes of `upload/<name>`, once its upload was closed.
@@ -143,6 +188,37 @@ impl SftpEndpoint {
             .map(|s| s.files.keys().cloned().collect())
             .unwrap_or_default()
     }
+
+    /// The bytes of `download/<name>`.
+    pub fn download_file(&self, name: &str) -> Option<Vec<u8>> {
+        Some(
+            self.store
+                .lock()
+                .ok()?
+                .downloads
+                .get(name)?
+                .as_ref()
+                .clone(),
+        )
+    }
+
+    /// Writes `download/<name>` (what the org finds there, e.g. a file a test crafted).
+    pub fn put_download(&self, name: &str, bytes: Vec<u8>) {
+        self.files().put_download(name, bytes);
+    }
+
+    /// The names of the files in `download/`.
+    pub fn download_names(&self) -> Vec<String> {
+        self.store
+            .lock()
+            .map(|s| s.downloads.keys().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// The folders, shared with the simulator's import jobs.
+    pub(crate) fn files(&self) -> SftpFiles {
+        SftpFiles(self.store.clone())
+    }
 }
 
 async fn accept_loop(
@@ -150,6 +226,7 @@ async fn accept_loop(
     server: Arc<russh::server::Config>,
     user: Arc<SftpSimConfig>,
     store: Arc<Mutex<Store>>,
+    logins: Arc<AtomicUsize>,
 ) {
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     loop {
@@ -162,6 +239,7 @@ async fn accept_loop(
         let handler = SshHandler {
             user: user.clone(),
             store: store.clone(),
+            logins: logins.clone(),
             channels: HashMap::new(),
         };
         let server = server.clone();
@@ -178,6 +256,7 @@ async fn accept_loop(
 struct SshHandler {
     user: Arc<SftpSimConfig>,
     store: Arc<Mutex<Store>>,
+    logins: Arc<AtomicUsize>,
     /// Session channels opened and not yet turned into the SFTP subsystem (a client opens one).
     channels: HashMap<ChannelId, Channel<Msg>>,
 }
@@ -186,6 +265,7 @@ impl russh::server::Handler for SshHandler {
     type Error = russh::Error;
 
     async fn auth_password(&mut self, user: &str, password: &str) -> Result<Auth, Self::Error> {
+        self.logins.fetch_add(1, Ordering::Relaxed);
         let ok = user == self.user.username && self.user.password.as_deref() == Some(password);
         Ok(if ok { Auth::Accept } else { Auth::reject() })
     }
@@ -195,6 +275,7 @@ impl russh::server::Handler for SshHandler {
         user: &str,
         key: VerifiedPublicKey<'_>,
     ) -> Result<Auth, Self::Error> {
+        self.logins.fetch_add(1, Ordering::Relaxed);
         let ok = user == self.user.username
             && self
                 .user
@@ -239,6 +320,7 @@ impl russh::server::Handler for SshHandler {
                     limits: self.user.clone(),
                     store: self.store.clone(),
                     open: HashMap::new(),
+                    reading: HashMap::new(),
                     next_handle: 0,
                 };
                 // Spawns the subsystem's loop on the channel's stream.
@@ -250,20 +332,26 @@ impl russh::server::Handler for SshHandler {
     }
 }
 
-/// The SFTP subsystem of one channel: files being written, by handle.
+/// The SFTP subsystem of one channel: files being written, and files being read, by handle.
 struct SftpHandler {
     limits: Arc<SftpSimConfig>,
     store: Arc<Mutex<Store>>,
     open: HashMap<String, (String, Vec<u8>)>,
+    reading: HashMap<String, Arc<Vec<u8>>>,
     next_handle: u64,
 }
 
-/// `upload/<name>` (or `/upload/<name>`, `./upload/<name>`) → `<name>`; anything else `None`.
-fn upload_name(path: &str) -> Option<&str> {
+/// `<dir>/<name>` (or `/<dir>/<name>`, `./<dir>/<name>`) → `<name>`; anything else `None`.
+fn name_in<'a>(dir: &str, path: &'a str) -> Option<&'a str> {
     let path = path.trim_start_matches("./").trim_start_matches('/');
-    let name = path.strip_prefix("upload/")?;
+    let name = path.strip_prefix(dir)?.strip_prefix('/')?;
     let plain = !name.is_empty() && name != "." && name != ".." && !name.contains('/');
     plain.then_some(name)
+}
+
+/// `upload/<name>` → `<name>`.
+fn upload_name(path: &str) -> Option<&str> {
+    name_in("upload", path)
 }
 
 fn ok(id: u32) -> Status {
@@ -289,13 +377,29 @@ impl russh_sftp::server::Handler for SftpHandler {
         pflags: OpenFlags,
         _attrs: FileAttributes,
     ) -> Result<Handle, Self::Error> {
+        if self.open.len() + self.reading.len() >= MAX_OPEN_FILES {
+            return Err(StatusCode::Failure);
+        }
+        if pflags.contains(OpenFlags::READ) && !pflags.contains(OpenFlags::WRITE) {
+            // Reading: files in download/ only, as they are when opened.
+            let name = name_in("download", &filename).ok_or(StatusCode::PermissionDenied)?;
+            let bytes = {
+                let store = self.store.lock().map_err(|_| StatusCode::Failure)?;
+                store
+                    .downloads
+                    .get(name)
+                    .cloned()
+                    .ok_or(StatusCode::NoSuchFile)?
+            };
+            self.next_handle += 1;
+            let handle = self.next_handle.to_string();
+            self.reading.insert(handle.clone(), bytes);
+            return Ok(Handle { id, handle });
+        }
         if !pflags.contains(OpenFlags::WRITE) || pflags.contains(OpenFlags::READ) {
             return Err(StatusCode::OpUnsupported);
         }
         let name = upload_name(&filename).ok_or(StatusCode::PermissionDenied)?;
-        if self.open.len() >= MAX_OPEN_FILES {
-            return Err(StatusCode::Failure);
-        }
         // Without TRUNCATE the upload continues the stored file (what a resumed transfer does).
         let start = if pflags.contains(OpenFlags::TRUNCATE) {
             Vec::new()
@@ -341,7 +445,29 @@ impl russh_sftp::server::Handler for SftpHandler {
         Ok(ok(id))
     }
 
+    async fn read(
+        &mut self,
+        id: u32,
+        handle: String,
+        offset: u64,
+        len: u32,
+    ) -> Result<Data, Self::Error> {
+        let bytes = self.reading.get(&handle).ok_or(StatusCode::Failure)?;
+        let start = usize::try_from(offset).map_err(|_| StatusCode::Failure)?;
+        if start >= bytes.len() {
+            return Err(StatusCode::Eof);
+        }
+        let end = start.saturating_add(len as usize).min(bytes.len());
+        Ok(Data {
+            id,
+            data: bytes.get(start..end).unwrap_or_default().to_vec(),
+        })
+    }
+
     async fn close(&mut self, id: u32, handle: String) -> Result<Status, Self::Error> {
+        if self.reading.remove(&handle).is_some() {
+            return Ok(ok(id));
+        }
         let (name, bytes) = self.open.remove(&handle).ok_or(StatusCode::Failure)?;
         let mut store = self.store.lock().map_err(|_| StatusCode::Failure)?;
         let replaced = store.files.get(&name).map_or(0, |f| f.len() as u64);
@@ -380,9 +506,12 @@ mod tests {
             "upload/..",
             "upload/x/a.csv",
             "download/a.csv",
+            "uploads/a.csv",
             "/etc/passwd",
         ] {
             assert_eq!(upload_name(bad), None, "{bad}");
         }
+        assert_eq!(name_in("download", "/download/e.csv"), Some("e.csv"));
+        assert_eq!(name_in("download", "upload/e.csv"), None);
     }
 }

@@ -12,7 +12,12 @@ use jiff::civil::DateTime;
 use jiff::tz::TimeZone;
 use jiff::{SignedDuration, Timestamp};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
 use xxhash_rust::xxh3::xxh3_64;
+
+mod import;
+
+pub(crate) use import::ImportJob;
 
 /// AddContactToContactList of a contact the database does not have (id invented: Silverpop
 /// documents none). The adapter's default `contact_not_found_errorids` is this id.
@@ -95,12 +100,171 @@ pub(crate) struct LiveSession {
     pub calls: u32,
 }
 
+/// A relational table's rows, compact (a million rows in ~150 MB): each row a slice of
+/// values by column position, repeated values (the campaign's ActionID) shared, and an index
+/// from the hash of a row's key values to the row.
 pub(crate) struct TableState {
     pub table: SimTable,
-    pub rows: Vec<BTreeMap<String, String>>,
-    /// A row's key-column values → its index in `rows` (an upsert finds its row at once,
-    /// however big the table).
-    pub by_key: HashMap<Vec<String>, usize>,
+    rows: Vec<Box<[Option<Arc<str>>]>>,
+    /// Hash of a row's key values → its index (an upsert finds its row at once, however big
+    /// the table); a key whose hash another key took is in `collided`.
+    by_hash: HashMap<u64, usize>,
+    collided: HashMap<Vec<String>, usize>,
+    /// The value stored last per column, shared by the next row with the same value.
+    last: Vec<Option<Arc<str>>>,
+}
+
+impl TableState {
+    pub fn new(table: SimTable) -> Self {
+        let columns = table.columns.len();
+        Self {
+            table,
+            rows: Vec::new(),
+            by_hash: HashMap::new(),
+            collided: HashMap::new(),
+            last: vec![None; columns],
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.rows.len()
+    }
+
+    /// The rows as column name → value, in insertion order.
+    pub fn rows(&self) -> Vec<BTreeMap<String, String>> {
+        self.rows
+            .iter()
+            .map(|row| {
+                self.table
+                    .columns
+                    .iter()
+                    .zip(row.iter())
+                    .filter_map(|(c, v)| Some((c.name.clone(), v.as_deref()?.to_owned())))
+                    .collect()
+            })
+            .collect()
+    }
+
+    /// The `out` values of the rows whose `column` equals `value`.
+    pub fn select<'a>(
+        &'a self,
+        column: &str,
+        value: &'a str,
+        out: &str,
+    ) -> impl Iterator<Item = &'a str> + 'a {
+        let at = |name: &str| self.table.columns.iter().position(|c| c.name == name);
+        let (col, out) = (at(column), at(out));
+        self.rows.iter().filter_map(move |row| {
+            let v = row.get(col?)?.as_deref()?;
+            if v != value {
+                return None;
+            }
+            row.get(out?)?.as_deref()
+        })
+    }
+
+    /// The key-column values of a row given by name.
+    fn key_of<'v>(&self, values: &'v BTreeMap<String, String>) -> Vec<&'v str> {
+        self.table
+            .columns
+            .iter()
+            .filter(|c| c.key)
+            .map(|c| values.get(&c.name).map_or("", String::as_str))
+            .collect()
+    }
+
+    fn hash(key: &[&str]) -> u64 {
+        let mut bytes = Vec::new();
+        for k in key {
+            bytes.extend_from_slice(&(k.len() as u64).to_le_bytes());
+            bytes.extend_from_slice(k.as_bytes());
+        }
+        xxh3_64(&bytes)
+    }
+
+    /// Whether stored row `i` has this key.
+    fn has_key(&self, i: usize, key: &[&str]) -> bool {
+        let Some(row) = self.rows.get(i) else {
+            return false;
+        };
+        self.table
+            .columns
+            .iter()
+            .zip(row.iter())
+            .filter(|(c, _)| c.key)
+            .map(|(_, v)| v.as_deref().unwrap_or(""))
+            .eq(key.iter().copied())
+    }
+
+    /// The index of the row with this key.
+    fn find(&self, key: &[&str]) -> Option<usize> {
+        match self.by_hash.get(&Self::hash(key)) {
+            Some(&i) if self.has_key(i, key) => Some(i),
+            Some(_) => {
+                let owned: Vec<String> = key.iter().map(|k| (*k).to_owned()).collect();
+                self.collided.get(&owned).copied()
+            }
+            None => None,
+        }
+    }
+
+    /// Whether a row with the key of `values` is stored.
+    pub fn contains_key_of(&self, values: &BTreeMap<String, String>) -> bool {
+        self.find(&self.key_of(values)).is_some()
+    }
+
+    fn intern(&mut self, at: usize, value: &str) -> Arc<str> {
+        if let Some(Some(last)) = self.last.get(at)
+            && &**last == value
+        {
+            return Arc::clone(last);
+        }
+        let v: Arc<str> = Arc::from(value);
+        if let Some(slot) = self.last.get_mut(at) {
+            *slot = Some(Arc::clone(&v));
+        }
+        v
+    }
+
+    /// Inserts the row, or updates the row with its key (values of columns the table does not
+    /// have are left out: rows are validated first).
+    fn upsert(&mut self, values: BTreeMap<String, String>) {
+        let key = self.key_of(&values);
+        let found = self.find(&key);
+        let hash = Self::hash(&key);
+        let owned_key: Vec<String> = key.iter().map(|k| (*k).to_owned()).collect();
+        let positions: Vec<(usize, &String)> = values
+            .iter()
+            .filter_map(|(name, v)| {
+                Some((self.table.columns.iter().position(|c| &c.name == name)?, v))
+            })
+            .collect();
+        let mut cells = Vec::with_capacity(positions.len());
+        for (at, v) in positions {
+            cells.push((at, self.intern(at, v)));
+        }
+        let i = match found {
+            Some(i) => i,
+            None => {
+                let i = self.rows.len();
+                self.rows
+                    .push(vec![None; self.table.columns.len()].into_boxed_slice());
+                if let std::collections::hash_map::Entry::Vacant(e) = self.by_hash.entry(hash) {
+                    e.insert(i);
+                } else {
+                    self.collided.insert(owned_key, i);
+                }
+                i
+            }
+        };
+        if let Some(row) = self.rows.get_mut(i) {
+            for (at, v) in cells {
+                if let Some(slot) = row.get_mut(at) {
+                    *slot = Some(v);
+                }
+            }
+        }
+    }
 }
 
 /// A data job (CalculateQuery): the query's size when it was started, applied to the query
@@ -147,6 +311,14 @@ pub(crate) struct State {
     pub tables: Vec<TableState>,
     pub queries: Vec<SimQuery>,
     jobs: BTreeMap<i64, Job>,
+    /// Import jobs (ImportList, ImportTable) by JOB_ID.
+    pub imports: BTreeMap<i64, ImportJob>,
+    /// When the org's last queued import job ends (the org runs them one at a time).
+    import_queue_end: Option<std::time::Instant>,
+    /// How the next import job ends, when a test says so.
+    pub next_import_end: Option<super::JobEnd>,
+    /// The org's SFTP folders, when the endpoint is attached.
+    pub sftp: Option<super::sftp::SftpFiles>,
     pub mailings: Vec<SimMailing>,
 }
 
@@ -179,11 +351,7 @@ fn report_ts(t: Timestamp, zone: &TimeZone) -> String {
 
 impl State {
     pub fn new(config: SilverpopSimConfig, zone: TimeZone) -> Self {
-        let tables = vec![TableState {
-            table: config.relational_table.clone(),
-            rows: Vec::new(),
-            by_key: HashMap::new(),
-        }];
+        let tables = vec![TableState::new(config.relational_table.clone())];
         Self {
             config,
             zone,
@@ -199,6 +367,10 @@ impl State {
             tables,
             queries: Vec::new(),
             jobs: BTreeMap::new(),
+            imports: BTreeMap::new(),
+            import_queue_end: None,
+            next_import_end: None,
+            sftp: None,
             mailings: Vec::new(),
         }
     }
@@ -240,6 +412,7 @@ impl State {
         for id in due {
             self.complete_job(id);
         }
+        self.run_due_imports();
     }
 
     fn complete_job(&mut self, job_id: i64) {
@@ -583,7 +756,7 @@ impl State {
         self.tables
             .iter()
             .find(|t| t.table.id == table_id)
-            .map(|t| t.rows.clone())
+            .map(TableState::rows)
             .unwrap_or_default()
     }
 
@@ -696,12 +869,10 @@ impl State {
                 self.tables
                     .iter()
                     .filter(|t| t.table.id == *table_id)
-                    .flat_map(|t| t.rows.iter())
-                    .filter(|row| row.get(column) == Some(value))
-                    .filter_map(|row| row.get(customer))
+                    .flat_map(|t| t.select(column, value, customer))
                     // A row whose customer id matches no contact never joins.
                     .filter(|id| self.is_contact(id))
-                    .cloned()
+                    .map(str::to_owned)
                     .collect()
             }
         };
@@ -754,7 +925,7 @@ impl State {
         }
         if list_type == 15 {
             for t in &self.tables {
-                rows.push((t.table.id, t.table.name.clone(), 15, t.rows.len(), 1, 0));
+                rows.push((t.table.id, t.table.name.clone(), 15, t.len(), 1, 0));
             }
         }
         let mut out = String::new();
@@ -813,6 +984,9 @@ impl State {
     /// [`JOB_DURATION`] of clock time).
     pub fn job_status(&mut self, op: &Node, now: Timestamp) -> OpResult {
         let id = need_id(op, "JOB_ID")?;
+        if self.imports.contains_key(&id) {
+            return self.import_status(id);
+        }
         let job = self
             .jobs
             .get_mut(&id)
@@ -926,11 +1100,8 @@ impl State {
             return Err(SpFault::invalid("COLUMNS/COLUMN is required"));
         }
         let id = self.id();
-        self.tables.push(TableState {
-            table: SimTable { id, name, columns },
-            rows: Vec::new(),
-            by_key: HashMap::new(),
-        });
+        self.tables
+            .push(TableState::new(SimTable { id, name, columns }));
         Ok(el("TABLE_ID", id))
     }
 
@@ -953,22 +1124,7 @@ impl State {
                 }
             }
             match validate_row(&table.table, &values) {
-                Ok(()) => {
-                    let key: Vec<String> = table
-                        .table
-                        .columns
-                        .iter()
-                        .filter(|c| c.key)
-                        .map(|c| values.get(&c.name).cloned().unwrap_or_default())
-                        .collect();
-                    match table.by_key.get(&key) {
-                        Some(&i) => table.rows[i].extend(values),
-                        None => {
-                            table.by_key.insert(key, table.rows.len());
-                            table.rows.push(values);
-                        }
-                    }
-                }
+                Ok(()) => table.upsert(values),
                 Err(description) => {
                     failures.push_str(&format!(
                         r#"<FAILURE failure_type="permanent" description="{}">"#,
@@ -1309,6 +1465,49 @@ mod tests {
         assert_eq!(t.to_string(), "2024-06-15T13:30:00Z");
         assert!(parse_scheduled("2024-06-15 09:30:00", &utc).is_err());
         assert!(parse_scheduled("06/15/2024 21:30:00", &utc).is_err());
+    }
+
+    #[test]
+    fn table_rows_upsert_by_key_and_are_selected_by_column() {
+        let mut t = TableState::new(super::super::SilverpopSimConfig::default().relational_table);
+        let row = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).into(), (*v).into()))
+                .collect()
+        };
+        t.upsert(row(&[
+            ("ActionID", "1"),
+            ("CustomerID", "C-1"),
+            ("Channel", "a"),
+        ]));
+        t.upsert(row(&[("ActionID", "1"), ("CustomerID", "C-2")]));
+        t.upsert(row(&[("ActionID", "2"), ("CustomerID", "C-1")]));
+        // Same key: updated in place, the other values kept.
+        t.upsert(row(&[
+            ("ActionID", "1"),
+            ("CustomerID", "C-1"),
+            ("SendDate", "01/02/2026"),
+        ]));
+        assert_eq!(t.len(), 3);
+        assert_eq!(
+            t.rows()[0],
+            row(&[
+                ("ActionID", "1"),
+                ("CustomerID", "C-1"),
+                ("Channel", "a"),
+                ("SendDate", "01/02/2026")
+            ])
+        );
+        assert_eq!(
+            t.rows()[1],
+            row(&[("ActionID", "1"), ("CustomerID", "C-2")])
+        );
+        let ones: Vec<&str> = t.select("ActionID", "1", "CustomerID").collect();
+        assert_eq!(ones, ["C-1", "C-2"]);
+        assert!(t.contains_key_of(&row(&[("ActionID", "2"), ("CustomerID", "C-1")])));
+        assert!(!t.contains_key_of(&row(&[("ActionID", "2"), ("CustomerID", "C-2")])));
+        assert_eq!(t.select("Nope", "1", "CustomerID").count(), 0);
     }
 
     #[test]
