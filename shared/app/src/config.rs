@@ -203,8 +203,13 @@ mod tests {
             .await
             .unwrap();
         let esp = reg.choose(EspKind::Silverpop, None, None).unwrap();
-        // Batches are bulk-import jobs of `bulk_batch_size` rows (default 100,000).
+        // Batches are bulk-import jobs of `bulk_batch_size` rows (default 100,000); an audience
+        // under the threshold goes by the call, in `batch_size` batches (default 1,000).
         assert_eq!(esp.max_batch(), 100_000);
+        assert_eq!(
+            (esp.max_batch_for(1_999), esp.max_batch_for(2_000)),
+            (1_000, 100_000)
+        );
         // Without a host key the account is refused by name (never trusted on first use), and
         // no secret shows in the error.
         let no_key = toml.replace("host_key", "# host_key");

@@ -505,6 +505,15 @@ impl Esp for SilverpopEsp {
             None => self.config.batch_size,
         }
     }
+    /// An audience under `bulk_import_threshold` goes by the call in `batch_size` batches (each
+    /// checkpointed), a larger one by the job.
+    fn max_batch_for(&self, valid_rows: u64) -> usize {
+        if valid_rows < self.config.bulk_import_threshold as u64 {
+            self.config.batch_size
+        } else {
+            self.max_batch()
+        }
+    }
     /// With the bulk import: one job per `bulk_batch_size` rows, one at a time, each taken as
     /// its rows at [`ASSUMED_IMPORT_ROWS_PER_SEC`] plus 10 s (transfers and calls).
     /// Without, Lists mode: one `AddContactToContactList` per contact, `max_concurrent` in

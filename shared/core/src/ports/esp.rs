@@ -395,6 +395,11 @@ pub trait Esp: Send + Sync {
     fn account(&self) -> &AccountId;
     /// Largest number of contacts one upload call takes.
     fn max_batch(&self) -> usize;
+    /// The batch size of an audience of `valid_rows` (an ESP whose large audiences go as jobs
+    /// batches them by the job, and small ones by the call). By default [`Self::max_batch`].
+    fn max_batch_for(&self, _valid_rows: u64) -> usize {
+        self.max_batch()
+    }
     /// The pace this account's configured limits allow an upload under the manifest's
     /// `esp_options` (`null` when absent). By default: one batch a call, one call at a time,
     /// a second each.

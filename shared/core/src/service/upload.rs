@@ -276,7 +276,7 @@ impl UploadService {
             }
         }
         let prefix = drop_prefix(&c.drop.key);
-        let max = esp.max_batch().max(1);
+        let max = esp.max_batch_for(c.audience.valid).max(1);
         let field_names: Arc<[String]> = m.audience.columns.fields.clone().into();
         let files = self.drop_files();
         let assigner = files.assigner(c, &m).await?;
