@@ -336,12 +336,27 @@ impl UploadService {
                 c.audience.jobs = jobs;
                 *c = self.store.save(c).await?;
             }
-            let round = match round.finish_jobs(esp.as_ref(), c).await {
-                Ok(round) => round,
-                Err(e @ EspError::RateLimited { .. }) => {
+            // The jobs run at the ESP whatever this invocation does: it waits for them only
+            // until its stop margin, then hands the wait to a continuation (the record has them).
+            let wait = deadline
+                .remaining()
+                .saturating_sub(self.settings.stop_margin);
+            let round = match tokio::time::timeout(wait, round.finish_jobs(esp.as_ref(), c)).await {
+                Ok(Ok(round)) => round,
+                Ok(Err(e @ EspError::RateLimited { .. })) => {
                     return self.still_throttled(c, send_at, e).await;
                 }
-                Err(e) => return Err(e.into()),
+                Ok(Err(e)) => return Err(e.into()),
+                Err(_) => {
+                    self.queue
+                        .enqueue(&WorkItem::ContinueUpload {
+                            campaign_id: c.id.clone(),
+                        })
+                        .await?;
+                    tracing::info!(campaign_id = %c.id, jobs = c.audience.jobs.len(),
+                        "the ESP's jobs outlast this invocation; a continuation waits for them");
+                    return Ok(UploadOutcome::Continued(c.id.clone()));
+                }
             };
             round.apply(c);
             c.updated_at = self.clock.now();

@@ -811,6 +811,8 @@ pub struct FakeEsp {
     pub jobs: Mutex<BTreeMap<String, (String, Vec<String>)>>,
     /// The next `finish_batch_job` calls fail (the invocation dies while the job runs).
     pub fail_next_job_waits: Mutex<u32>,
+    /// Each `finish_batch_job` waits this long for its job.
+    pub job_time: Option<std::time::Duration>,
 }
 
 /// Counts one running `upload_batch` call while it lives.
@@ -940,6 +942,9 @@ impl Esp for FakeEsp {
                     detail: "HTTP 503".into(),
                 });
             }
+        }
+        if let Some(t) = self.job_time {
+            tokio::time::sleep(t).await;
         }
         let (list, ids) = self.jobs.lock().unwrap()[&job.reference].clone();
         *self.ids_sent.lock().unwrap() += ids.len() as u64;

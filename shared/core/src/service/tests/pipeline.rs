@@ -72,9 +72,9 @@ fn slow_world(tune: impl FnOnce(&mut Watch)) -> (World, Arc<Watch>) {
     (w, watch)
 }
 
-/// The ids the ESP's list holds, against those of a 450-row drop.
-fn all_ids_at_the_esp(w: &World) -> bool {
-    let want: BTreeSet<String> = (0..450).map(|i| format!("C{i}")).collect();
+/// Whether the ESP's list holds exactly the ids of a drop of `rows` rows.
+fn all_ids_at_the_esp(w: &World, rows: usize) -> bool {
+    let want: BTreeSet<String> = (0..rows).map(|i| format!("C{i}")).collect();
     w.esp.lists.lock().unwrap()["espbridge_c1"] == want
 }
 
@@ -109,7 +109,7 @@ async fn the_next_batch_goes_out_while_the_checkpoint_is_written() {
         );
     }
     assert_eq!(seen[4].calls_at_end, 5, "nothing after the last batch");
-    assert!(all_ids_at_the_esp(&w));
+    assert!(all_ids_at_the_esp(&w, 450));
     assert_eq!(*w.esp.ids_sent.lock().unwrap(), 450, "no batch sent twice");
     let c = w.services.store.get(&id()).await.unwrap().unwrap();
     assert_eq!((c.audience.uploaded, c.audience.batches), (450, 5));
@@ -142,7 +142,7 @@ async fn a_failed_call_beside_a_checkpoint_leaves_the_checkpoint_at_the_batch_be
         .await
         .unwrap();
     assert_eq!(out, UploadOutcome::AudienceReady(id()));
-    assert!(all_ids_at_the_esp(&w));
+    assert!(all_ids_at_the_esp(&w, 450));
     assert_eq!(*w.esp.ids_sent.lock().unwrap(), 450);
 }
 
@@ -172,7 +172,7 @@ async fn an_invocation_dying_on_a_checkpoint_resumes_without_losing_rows() {
         .await
         .unwrap();
     assert_eq!(out, UploadOutcome::AudienceReady(id()));
-    assert!(all_ids_at_the_esp(&w), "every row reached the ESP");
+    assert!(all_ids_at_the_esp(&w, 450), "every row reached the ESP");
     // Batches 2 and 3 went out twice (harmless: the list is a set), nothing else did.
     assert_eq!(*w.esp.ids_sent.lock().unwrap(), 650);
     let c = w.services.store.get(&id()).await.unwrap().unwrap();
@@ -203,7 +203,7 @@ async fn a_run_stopped_by_its_batch_budget_sends_no_batch_beyond_it() {
         "the stop wrote the last checkpoint"
     );
     drain_to_scheduled(&w).await;
-    assert!(all_ids_at_the_esp(&w));
+    assert!(all_ids_at_the_esp(&w, 450));
     assert_eq!(*w.esp.ids_sent.lock().unwrap(), 450);
 }
 
@@ -227,7 +227,7 @@ async fn an_esp_taking_two_batches_at_once_gets_two_in_flight_and_every_row_once
         2,
         "peak calls at once"
     );
-    assert!(all_ids_at_the_esp(&w));
+    assert!(all_ids_at_the_esp(&w, 450));
     assert_eq!(*w.esp.ids_sent.lock().unwrap(), 450, "no batch sent twice");
     let c = w.services.store.get(&id()).await.unwrap().unwrap();
     assert_eq!((c.audience.uploaded, c.audience.batches), (450, 5));
@@ -265,7 +265,7 @@ async fn a_failed_batch_with_the_next_in_flight_leaves_the_checkpoint_before_bot
         .await
         .unwrap();
     assert_eq!(out, UploadOutcome::AudienceReady(id()));
-    assert!(all_ids_at_the_esp(&w), "every row reached the ESP");
+    assert!(all_ids_at_the_esp(&w, 450), "every row reached the ESP");
     let c = w.services.store.get(&id()).await.unwrap().unwrap();
     assert_eq!((c.audience.uploaded, c.audience.batches), (450, 5));
 }
@@ -314,7 +314,7 @@ async fn a_batch_job_is_recorded_before_the_wait_and_a_resumed_run_waits_for_the
         1,
         "the last 50 rows, under the job size, went by upload_batch"
     );
-    assert!(all_ids_at_the_esp(&w));
+    assert!(all_ids_at_the_esp(&w, 450));
     assert_eq!(
         *w.esp.ids_sent.lock().unwrap(),
         450,
@@ -323,4 +323,38 @@ async fn a_batch_job_is_recorded_before_the_wait_and_a_resumed_run_waits_for_the
     let c = w.services.store.get(&id()).await.unwrap().unwrap();
     assert_eq!((c.audience.uploaded, c.audience.batches), (450, 5));
     assert!(c.audience.jobs.is_empty(), "no job left in the record");
+}
+
+#[tokio::test]
+async fn a_job_outlasting_the_invocation_is_left_running_and_a_continuation_waits_for_it() {
+    let mut w = world_with(FakeEsp {
+        jobs_from: Some(100),
+        job_time: Some(Duration::from_millis(300)),
+        ..Default::default()
+    });
+    w.services.upload_settings.stop_margin = Duration::from_millis(100);
+    let drop = drop_files(&w, 250, serde_json::json!({}));
+    // 250 ms left: the first job's wait reaches the stop margin.
+    let deadline = Deadline::at(std::time::Instant::now() + Duration::from_millis(250));
+    let out = w
+        .services
+        .upload()
+        .handle_drop(&drop, deadline, false)
+        .await
+        .unwrap();
+    assert_eq!(out, UploadOutcome::Continued(id()));
+    let c = w.services.store.get(&id()).await.unwrap().unwrap();
+    assert_eq!(c.audience.uploaded, 0);
+    assert_eq!(c.audience.jobs.len(), 1, "the running job is in the record");
+    assert_eq!(
+        w.queue.0.lock().unwrap().front(),
+        Some(&WorkItem::ContinueUpload { campaign_id: id() })
+    );
+    drain_to_scheduled(&w).await;
+    assert_eq!(
+        w.esp.jobs.lock().unwrap().len(),
+        2,
+        "two full batches, two jobs: the first was waited for, not started again"
+    );
+    assert!(all_ids_at_the_esp(&w, 250));
 }
