@@ -57,6 +57,18 @@ pub fn on_own_runtime<T: Send + 'static>(
     Ok((rt, out))
 }
 
+/// The first template the account lists (the one a benchmark's campaigns send).
+pub async fn first_template<E: espbridge_core::ports::Esp + ?Sized>(
+    esp: &E,
+) -> anyhow::Result<espbridge_core::ports::Template> {
+    use anyhow::Context;
+    esp.list_templates()
+        .await?
+        .into_iter()
+        .next()
+        .context("the account lists no template")
+}
+
 pub fn mib(b: u64) -> f64 {
     b as f64 / (1024.0 * 1024.0)
 }

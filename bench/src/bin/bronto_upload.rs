@@ -17,12 +17,10 @@
 //! client learns its pace; reported: the pace it settled on and the time against the
 //! limit-bound minimum.
 
-use anyhow::Context;
 use clap::Parser;
 use espbridge_bench::{UploadRun, mib, peak_rss_bytes, upload_generated_drop};
 use espbridge_bronto::sim::{BrontoSim, BrontoSimConfig};
 use espbridge_bronto::{BrontoConfig, BrontoCredentials, BrontoEsp};
-use espbridge_core::ports::Esp;
 use espbridge_core::{AccountId, Clock, SystemClock};
 use espbridge_esp_kit::{BaseUrl, BuildContext};
 use std::sync::Arc;
@@ -66,12 +64,7 @@ async fn main() -> anyhow::Result<()> {
         BrontoCredentials::new(token),
         &BuildContext::in_memory(Arc::clone(&clock)),
     )?;
-    let template = esp
-        .list_templates()
-        .await?
-        .into_iter()
-        .next()
-        .context("no template")?;
+    let template = espbridge_bench::first_template(&esp).await?;
 
     let esp = Arc::new(esp);
     let UploadRun { bytes, secs } =

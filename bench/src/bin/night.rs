@@ -244,12 +244,7 @@ async fn main() -> anyhow::Result<()> {
     let mut expected: HashMap<String, Digest> = HashMap::new();
     for c in &campaigns {
         let esp = esps.get(c.esp, &c.account).context("no such account")?;
-        let template = esp
-            .list_templates()
-            .await?
-            .into_iter()
-            .next()
-            .context("no template")?;
+        let template = espbridge_bench::first_template(esp.as_ref()).await?;
         let prefix = format!("campaigns/{}/{}/", t0.strftime("%Y-%m-%d"), c.id);
         std::fs::create_dir_all(dir.path().join(&prefix))?;
         let digest = write_audience(

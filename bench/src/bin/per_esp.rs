@@ -180,12 +180,7 @@ async fn run(mode: &Mode, args: &Args) -> anyhow::Result<String> {
     )
     .await?;
     let esp = esps.get(mode.esp, &account).context("no such account")?;
-    let template = esp
-        .list_templates()
-        .await?
-        .into_iter()
-        .next()
-        .context("no template")?;
+    let template = espbridge_bench::first_template(esp.as_ref()).await?;
 
     let dir = tempfile::tempdir()?;
     let id = format!("per-esp-{}", mode.name);

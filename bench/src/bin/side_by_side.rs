@@ -14,7 +14,6 @@
 use anyhow::{Context, bail, ensure};
 use clap::Parser;
 use espbridge_bench::{AudienceFile, mib, upload_drop, write_audience};
-use espbridge_core::ports::Esp;
 use espbridge_core::{AccountId, Clock, SystemClock};
 use espbridge_emarsys::sim::{EmarsysSim, EmarsysSimConfig};
 use espbridge_emarsys::{EmarsysConfig, EmarsysCredentials, EmarsysEsp};
@@ -77,12 +76,7 @@ async fn espbridge_child(base_url: &str, file: &Path) -> anyhow::Result<()> {
         EmarsysCredentials::new("espbridge", "sim-secret"),
         &BuildContext::in_memory(Arc::clone(&clock)),
     )?;
-    let template = esp
-        .list_templates()
-        .await?
-        .into_iter()
-        .next()
-        .context("no template")?;
+    let template = espbridge_bench::first_template(&esp).await?;
     let run = upload_drop(
         Arc::new(esp),
         &template.id,

@@ -15,10 +15,8 @@
 //! minute, the client is configured for 1,000; reported: the pace the client settled on and the
 //! time against the limit-bound minimum.
 
-use anyhow::Context;
 use clap::Parser;
 use espbridge_bench::{AudienceFile, UploadRun, mib, on_own_runtime, peak_rss_bytes, upload_drop};
-use espbridge_core::ports::Esp;
 use espbridge_core::{AccountId, Clock, SystemClock};
 use espbridge_emarsys::sim::{EmarsysSim, EmarsysSimConfig};
 use espbridge_emarsys::{EmarsysConfig, EmarsysCredentials, EmarsysEsp};
@@ -67,12 +65,7 @@ async fn main() -> anyhow::Result<()> {
         EmarsysCredentials::new("espbridge", "sim-secret"),
         &BuildContext::in_memory(Arc::clone(&clock)),
     )?;
-    let template = esp
-        .list_templates()
-        .await?
-        .into_iter()
-        .next()
-        .context("no template")?;
+    let template = espbridge_bench::first_template(&esp).await?;
 
     let before = sim.requests().len();
     let esp = Arc::new(esp);
