@@ -342,6 +342,14 @@ pub struct Campaign {
 }
 
 impl Campaign {
+    /// The ESP ids of variant `i` (the campaign's own without variants).
+    pub fn esp_ids_of(&self, i: usize) -> &EspIds {
+        match self.variants.get(i) {
+            Some(v) => &v.esp_ids,
+            None => &self.esp_ids,
+        }
+    }
+
     /// The ESP id sets of the campaign: one per variant, or the campaign's own.
     pub fn esp_id_sets(&self) -> Vec<&EspIds> {
         if self.variants.is_empty() {

@@ -10,7 +10,7 @@ use super::ServiceError;
 use crate::audience::assign::{Assigner, Group};
 use crate::audience::read::{AudienceScan, Event, Flow, ScanEnd};
 use crate::campaign::{Campaign, PendingJob};
-use crate::ports::esp::{AudienceBatch, BatchJob, BatchOutcome, Contact, Esp, EspError, EspIds};
+use crate::ports::esp::{AudienceBatch, BatchJob, BatchOutcome, Contact, Esp, EspError};
 use std::collections::VecDeque;
 use std::sync::Arc;
 use tokio::task::JoinHandle;
@@ -81,7 +81,7 @@ impl Round {
         for call in &mut self.calls {
             if let Sent::Job(job) = &call.sent {
                 let out = esp
-                    .finish_batch_job(audience_of(c, call.variant), job)
+                    .finish_batch_job(c.esp_ids_of(call.variant), job)
                     .await?;
                 call.sent = Sent::Done(out);
             }
@@ -109,14 +109,6 @@ impl Round {
         c.audience.uploaded = self.next;
         c.audience.held_out += self.held;
         c.audience.jobs.clear();
-    }
-}
-
-/// The ESP ids of a variant's audience (the campaign's without variants).
-fn audience_of(c: &Campaign, variant: usize) -> &EspIds {
-    match c.variants.get(variant) {
-        Some(v) => &v.esp_ids,
-        None => &c.esp_ids,
     }
 }
 
@@ -214,7 +206,7 @@ impl InFlight {
                         p.variant == call.variant && p.first_ordinal == call.batch.first_ordinal
                     })
                     .map(|p| p.job.clone());
-                (audience_of(c, call.variant).clone(), call, started)
+                (c.esp_ids_of(call.variant).clone(), call, started)
             })
             .collect();
         self.rounds.push_back(tokio::spawn(async move {

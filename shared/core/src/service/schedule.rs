@@ -208,11 +208,11 @@ impl ScheduleService {
             .cloned()
             .unwrap_or(serde_json::Value::Null);
         for (i, send) in sends(c).into_iter().enumerate() {
-            if is_booked(ids_of(c, i)) {
+            if is_booked(c.esp_ids_of(i)) {
                 continue;
             }
             let ids = self
-                .book_one(c, esp.as_ref(), &send, ids_of(c, i), &options)
+                .book_one(c, esp.as_ref(), &send, c.esp_ids_of(i), &options)
                 .await?;
             match c.variants.get_mut(i) {
                 Some(v) => v.esp_ids.merge(&ids),
@@ -348,17 +348,10 @@ fn sends(c: &Campaign) -> Vec<Send> {
         .collect()
 }
 
-fn ids_of(c: &Campaign, i: usize) -> &EspIds {
-    match c.variants.get(i) {
-        Some(v) => &v.esp_ids,
-        None => &c.esp_ids,
-    }
-}
-
 /// How many of the campaign's sends are booked.
 pub fn booked(c: &Campaign) -> usize {
     (0..sends(c).len())
-        .filter(|i| is_booked(ids_of(c, *i)))
+        .filter(|i| is_booked(c.esp_ids_of(*i)))
         .count()
 }
 

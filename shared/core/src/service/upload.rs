@@ -348,14 +348,10 @@ impl UploadService {
                 }
                 Ok(Err(e)) => return Err(e.into()),
                 Err(_) => {
-                    self.queue
-                        .enqueue(&WorkItem::ContinueUpload {
-                            campaign_id: c.id.clone(),
-                        })
-                        .await?;
+                    let out = self.continue_later(c).await?;
                     tracing::info!(campaign_id = %c.id, jobs = c.audience.jobs.len(),
                         "the ESP's jobs outlast this invocation; a continuation waits for them");
-                    return Ok(UploadOutcome::Continued(c.id.clone()));
+                    return Ok(out);
                 }
             };
             round.apply(c);
@@ -364,13 +360,9 @@ impl UploadService {
             stopping = stopping || self.time_to_stop(&deadline, batches_this_run, slice_started);
         }
         if reading {
-            self.queue
-                .enqueue(&WorkItem::ContinueUpload {
-                    campaign_id: c.id.clone(),
-                })
-                .await?;
+            let out = self.continue_later(c).await?;
             tracing::info!(campaign_id = %c.id, uploaded = c.audience.uploaded, "continuing in a new invocation");
-            return Ok(UploadOutcome::Continued(c.id.clone()));
+            return Ok(out);
         }
         if c.audience.uploaded != c.audience.valid {
             return Err(ServiceError::AudienceChanged {
@@ -503,13 +495,19 @@ impl UploadService {
         }
         self.metrics
             .record(&[per_account(Measurement::count(name::ESP_THROTTLED, 1), c)]);
+        let out = self.continue_later(c).await?;
+        tracing::warn!(campaign_id = %c.id, uploaded = c.audience.uploaded, error = %chain(&e),
+            "the ESP is still throttling; continuing in a new invocation");
+        Ok(out)
+    }
+
+    /// Queues the campaign's continuation: the next invocation resumes from its record.
+    async fn continue_later(&self, c: &Campaign) -> Result<UploadOutcome, ServiceError> {
         self.queue
             .enqueue(&WorkItem::ContinueUpload {
                 campaign_id: c.id.clone(),
             })
             .await?;
-        tracing::warn!(campaign_id = %c.id, uploaded = c.audience.uploaded, error = %chain(&e),
-            "the ESP is still throttling; continuing in a new invocation");
         Ok(UploadOutcome::Continued(c.id.clone()))
     }
 }
