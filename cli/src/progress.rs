@@ -39,24 +39,29 @@ impl Progress {
             bar
         });
         f(bar);
-        if bar.position() >= bar.length().unwrap_or(0) {
-            bar.finish();
-        }
     }
 }
 
+/// The upload validates as it reads, so a bar's length is the valid rows read so far until
+/// the pass ends ([`UploadObserver::validated`]).
 impl UploadObserver for Progress {
     fn validated(&self, campaign: &CampaignId, rows: u64, valid: u64) {
         if self.bars.is_some() {
-            self.with_bar(campaign, valid, |b| b.set_length(valid));
+            self.with_bar(campaign, valid, |b| {
+                b.set_length(valid);
+                b.finish();
+            });
         } else {
-            tracing::info!(campaign_id = %campaign, rows, valid, "validated; uploading");
+            tracing::info!(campaign_id = %campaign, rows, valid, "every row read and validated");
         }
     }
 
     fn uploaded(&self, campaign: &CampaignId, uploaded: u64, valid: u64) {
         if self.bars.is_some() {
-            self.with_bar(campaign, valid, |b| b.set_position(uploaded));
+            self.with_bar(campaign, valid, |b| {
+                b.set_length(valid.max(uploaded));
+                b.set_position(uploaded);
+            });
         } else {
             tracing::info!(campaign_id = %campaign, uploaded, valid, "upload progress");
         }

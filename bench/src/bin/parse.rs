@@ -4,11 +4,10 @@
 //!
 //! Generates an audience file (or reuses `--file`), then measures, on one core:
 //! 1. the scanner alone (record splitting, quoting, UTF-8) over the file in 256 KiB chunks;
-//! 2. the full validation pass the upload function runs (`count_lines` + `AudienceScan`: row
-//!    rules and duplicate detection), streamed from disk through the `AudienceSource` port.
-//!
-//! 3. an upload pass (rows with content, no duplicate table), then the same pass with each row
-//!    assigned to one of three A/B variants or a 10% hold-out (the seeded-hash `Assigner`).
+//! 2. the upload's one pass (`AudienceScan` in `Validate` mode: row rules, duplicate detection,
+//!    each valid row handed over with its content and assigned to an A/B variant or the
+//!    hold-out), streamed from disk through the `AudienceSource` port;
+//! 3. a later reread of the valid rows (conversions attribution: no duplicate table).
 //!
 //! And the process's peak RSS after each. Run each phase in its own process (`--phase`) to read
 //! its peak memory alone.
@@ -17,9 +16,7 @@ use anyhow::Context;
 use clap::Parser;
 use espbridge_bench::{mib, peak_rss_bytes, write_audience};
 use espbridge_core::audience::assign::{Assigner, Group};
-use espbridge_core::audience::read::{
-    AudienceLimits, AudienceScan, Event, Flow, RejectedLines, ScanMode, count_lines,
-};
+use espbridge_core::audience::read::{AudienceScan, Event, Flow, RejectedLines, ScanMode};
 use espbridge_core::audience::scan::{CsvScanner, Step};
 use espbridge_core::manifest::Columns;
 use espbridge_local::FolderSource;
@@ -35,7 +32,7 @@ struct Args {
     /// Folder for the generated file (default: a temporary one, removed afterwards).
     #[arg(long)]
     dir: Option<PathBuf>,
-    /// `scan`, `validate`, `upload` (the upload pass alone, for its own peak memory) or `all`.
+    /// `scan`, `validate`, `reread` (the reread alone, for its own peak memory) or `all`.
     #[arg(long, default_value = "all")]
     phase: String,
 }
@@ -98,7 +95,7 @@ fn main() -> anyhow::Result<()> {
         );
     }
 
-    if ["validate", "upload", "all"].contains(&args.phase.as_str()) {
+    if ["validate", "reread", "all"].contains(&args.phase.as_str()) {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
@@ -111,79 +108,78 @@ fn main() -> anyhow::Result<()> {
                 fields: vec!["first_name".into(), "loyalty_tier".into()],
             };
             let prefix = "campaigns/2026-11-24/bench/";
-            let t = Instant::now();
-            let (lines, etags) =
-                count_lines(&source, "local", prefix, &files, &AudienceLimits::default()).await?;
-            if args.phase != "upload" {
-            let counted = t.elapsed().as_secs_f64();
-            let mode = ScanMode::Validate { expected_rows: lines };
-            let mut scan =
-                AudienceScan::new(&source, "local", prefix, &files, &columns, mode, etags.clone());
-            let mut rejected = 0u64;
-            scan.run(&mut |ev| {
-                if let Event::Reject { .. } = ev {
-                    rejected += 1;
-                }
-                Flow::Continue
-            })
-            .await?;
-            let s = t.elapsed().as_secs_f64();
-            println!(
-                "validate: {:>8.0} MB/s  {:>6.1} M rows/s  ({} rows, {} valid, {rejected} rejected, {s:.2} s of which line count {counted:.2} s)  duplicate table {:.1} MiB  peak RSS {:.1} MiB",
-                bytes as f64 / 1e6 / s,
-                scan.rows() as f64 / 1e6 / s,
-                scan.rows(),
-                scan.valid(),
-                mib(scan.dedupe_bytes() as u64),
-                mib(peak_rss_bytes().unwrap_or(0))
-            );
-            }
-            // An upload pass: rows with their content (what is batched to the ESP), skipping
-            // the validated rejects; no duplicate table.
-            let t = Instant::now();
-            let mode = ScanMode::Upload { rejected: RejectedLines::default() };
-            let mut up = AudienceScan::new(&source, "local", prefix, &files, &columns, mode, etags);
-            let mut id_bytes = 0usize;
-            up.run(&mut |ev| {
-                if let Event::Row(r) = ev {
-                    id_bytes += r.customer_id.len() + r.email.map_or(0, str::len);
-                }
-                Flow::Continue
-            })
-            .await?;
-            let s = t.elapsed().as_secs_f64();
-            println!(
-                "upload pass scan: {:>8.0} MB/s  {:>6.1} M rows/s  ({} rows, {id_bytes} id+email bytes, {s:.2} s)  peak RSS {:.1} MiB",
-                bytes as f64 / 1e6 / s,
-                up.rows() as f64 / 1e6 / s,
-                up.rows(),
-                mib(peak_rss_bytes().unwrap_or(0))
-            );
-            // The same pass with A/B assignment: three variants and a 10% hold-out.
-            let assigner = Assigner::new("bench-campaign", &[0.4, 0.3, 0.3], 0.1);
-            let t = Instant::now();
-            let mode = ScanMode::Upload { rejected: RejectedLines::default() };
-            let mut up = AudienceScan::new(&source, "local", prefix, &files, &columns, mode, Vec::new());
-            let mut groups = [0u64; 4];
-            up.run(&mut |ev| {
-                if let Event::Row(r) = ev {
-                    match assigner.assign(r.customer_id) {
-                        Group::Holdout => groups[3] += 1,
-                        Group::Variant(i) => groups[i.min(2)] += 1,
+            let mut etags = Vec::new();
+            if args.phase != "reread" {
+                // The upload's one pass: every rule, the duplicate table, each valid row handed
+                // over with its content and assigned to one of three A/B variants or a 10%
+                // hold-out (the seeded-hash `Assigner`), as the upload reads its rounds.
+                let assigner = Assigner::new("bench-campaign", &[0.4, 0.3, 0.3], 0.1);
+                let t = Instant::now();
+                let mut scan = AudienceScan::new(
+                    &source,
+                    "local",
+                    prefix,
+                    &files,
+                    &columns,
+                    ScanMode::Validate,
+                    Vec::new(),
+                );
+                let mut rejected = 0u64;
+                let mut content_bytes = 0usize;
+                let mut groups = [0u64; 4];
+                scan.run(&mut |ev| {
+                    match ev {
+                        Event::Reject { .. } => rejected += 1,
+                        Event::Row(r) => {
+                            content_bytes += r.customer_id.len() + r.email.map_or(0, str::len);
+                            content_bytes += (0..r.field_count()).map(|i| r.field(i).len()).sum::<usize>();
+                            match assigner.assign(r.customer_id) {
+                                Group::Holdout => groups[3] += 1,
+                                Group::Variant(i) => groups[i.min(2)] += 1,
+                            }
+                        }
                     }
-                }
-                Flow::Continue
-            })
-            .await?;
+                    Flow::Continue
+                })
+                .await?;
+                let s = t.elapsed().as_secs_f64();
+                etags = scan.etags().to_vec();
+                println!(
+                    "validate (the upload's one pass): {:>8.0} MB/s  {:>6.1} M rows/s  {:.3} CPU-s per M rows  ({} rows, {} valid, {rejected} rejected, {content_bytes} content bytes, variants {}/{}/{}, held out {}, {s:.2} s)  duplicate table {:.1} MiB  peak RSS {:.1} MiB",
+                    bytes as f64 / 1e6 / s,
+                    scan.rows() as f64 / 1e6 / s,
+                    s / (scan.rows() as f64 / 1e6),
+                    scan.rows(),
+                    scan.valid(),
+                    groups[0],
+                    groups[1],
+                    groups[2],
+                    groups[3],
+                    mib(scan.dedupe_bytes() as u64),
+                    mib(peak_rss_bytes().unwrap_or(0))
+                );
+            }
+            // A later read (conversions attribution): the validated rejects skipped, no
+            // duplicate table.
+            let t = Instant::now();
+            let mode = ScanMode::Reread { rejected: RejectedLines::default() };
+            let mut again = AudienceScan::new(&source, "local", prefix, &files, &columns, mode, etags);
+            let mut id_bytes = 0usize;
+            again
+                .run(&mut |ev| {
+                    if let Event::Row(r) = ev {
+                        id_bytes += r.customer_id.len() + r.email.map_or(0, str::len);
+                    }
+                    Flow::Continue
+                })
+                .await?;
             let s = t.elapsed().as_secs_f64();
             println!(
-                "upload pass + A/B assignment: {:>8.0} MB/s  {:>6.1} M rows/s  (variants {}/{}/{}, held out {}, {s:.2} s)",
+                "reread: {:>8.0} MB/s  {:>6.1} M rows/s  ({} rows, {id_bytes} id+email bytes, {s:.2} s)  peak RSS {:.1} MiB",
                 bytes as f64 / 1e6 / s,
-                up.rows() as f64 / 1e6 / s,
-                groups[0],
-                groups[1],
-                groups[2],
-                groups[3]
+                again.rows() as f64 / 1e6 / s,
+                again.rows(),
+                mib(peak_rss_bytes().unwrap_or(0))
             );
             anyhow::Ok(())
         })?;

@@ -138,9 +138,10 @@ pub struct RejectSample {
 /// What the audience held and how far its upload got.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AudienceStats {
-    /// Data rows in the audience files (header excluded).
+    /// Data rows in the audience files (header excluded). The upload reads and checks every
+    /// row in one pass, so until it ends this and the reject counts are the rows read so far.
     pub rows: u64,
-    /// Rows that passed validation.
+    /// Rows that passed validation (first occurrences of valid customer ids).
     pub valid: u64,
     pub rejected: u64,
     #[serde(default)]
@@ -150,7 +151,8 @@ pub struct AudienceStats {
     /// Key of the full rejects report written beside the drop.
     #[serde(default)]
     pub rejects_key: Option<String>,
-    /// Versions of the audience files seen by the validation pass; later passes read exactly these.
+    /// Versions of the audience files seen by the upload's first invocation; every later read
+    /// (continuations, conversions attribution) reads exactly these.
     #[serde(default)]
     pub file_etags: Vec<String>,
     /// Valid rows processed so far (handed to the ESP, or held out for the control group): the
@@ -174,10 +176,6 @@ pub struct AudienceStats {
     /// variant.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub jobs: Vec<PendingJob>,
-    /// Where an unfinished validation pass stopped (the invocation's time ran out); the next
-    /// invocation resumes from there. `None` once the pass is done.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub validation: Option<ValidationCheckpoint>,
 }
 
 /// A batch running as a job at the ESP ([`AudienceStats::jobs`]).
@@ -188,17 +186,6 @@ pub struct PendingJob {
     /// The batch's first row.
     pub first_ordinal: u64,
     pub job: crate::ports::esp::BatchJob,
-}
-
-/// An unfinished validation pass: the counts above hold what it found so far, the rejects
-/// report what it rejected, and the drop folder's `validation.state` its duplicate table.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
-pub struct ValidationCheckpoint {
-    /// The file being read, and its last line done (0: none yet).
-    pub file_index: usize,
-    pub line: u64,
-    /// Invocations the pass took so far.
-    pub runs: u32,
 }
 
 /// One A/B variant: its own audience, clone and send at the ESP under the one campaign.

@@ -1,10 +1,11 @@
 //! Property tests of the audience readers: the CSV scanner on arbitrary bytes and on odd but
 //! well-formed files, the header mapping, and the whole audience pass (validation, then upload)
-//! over a source that hands the bytes out in arbitrary read sizes.
+//! (validation handing over rows, then a later reread of them) over a source that hands the bytes
+//! out in arbitrary read sizes.
 //!
 //! What must hold: no panic and no endless loop; a buffer bounded by the longest record plus one
-//! read; the same records whatever the read sizes; well-formed files read back exactly; an upload
-//! pass that agrees with its validation pass; and no error or reject reason that repeats a cell
+//! read; the same records whatever the read sizes; well-formed files read back exactly; a reread
+//! that gives exactly the rows the validation handed over; and no error or reject reason that repeats a cell
 //! of the file (cells are customer data). Every generated cell carries the marker `ZQX`, which no
 //! column name, file name or message of espbridge contains, so "no cell in any message" is "no
 //! `ZQX` in any message".
@@ -14,7 +15,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use espbridge_core::audience::read::{
-    AudienceLimits, AudienceScan, Event, Flow, RejectedLines, ScanMode, count_lines,
+    AudienceLimits, AudienceScan, Event, Flow, RejectedLines, ScanMode,
 };
 use espbridge_core::audience::rows::HeaderMap;
 use espbridge_core::audience::scan::{BadRecord, CsvScanner, Step};
@@ -376,31 +377,31 @@ struct Outcome {
 async fn passes(src: &Src, files: &[String], columns: &Columns, limits: AudienceLimits) -> Outcome {
     let mut reasons = Vec::new();
     let mut rejected = vec![Vec::new(); files.len()];
+    let mut handed = Vec::new();
     let validated = async {
-        let (n, etags) = count_lines(src, "b", "p/", files, &limits)
-            .await
-            .map_err(|e| e.to_string())?;
-        let mode = ScanMode::Validate { expected_rows: n };
-        let mut scan = AudienceScan::new(src, "b", "p/", files, columns, mode, etags.clone())
-            .with_limits(limits);
+        let mut scan =
+            AudienceScan::new(src, "b", "p/", files, columns, ScanMode::Validate, vec![])
+                .with_limits(limits);
         let mut events = 0u64;
         scan.run(&mut |ev| {
             events += 1;
-            if let Event::Reject {
-                file_index,
-                line,
-                reason,
-            } = ev
-            {
-                reasons.push(format!("{} {reason}", reason.key()));
-                rejected[file_index].push(line);
+            match ev {
+                Event::Reject {
+                    file_index,
+                    line,
+                    reason,
+                } => {
+                    reasons.push(format!("{} {reason}", reason.key()));
+                    rejected[file_index].push(line);
+                }
+                Event::Row(r) => handed.push(r.customer_id.to_owned()),
             }
             Flow::Continue
         })
         .await
         .map_err(|e| e.to_string())?;
         assert_eq!(scan.rows(), events, "rows counted != events seen");
-        Ok::<_, String>((scan.valid(), etags))
+        Ok::<_, String>((scan.valid(), scan.etags().to_vec()))
     }
     .await;
     let (valid, etags) = match validated {
@@ -417,7 +418,7 @@ async fn passes(src: &Src, files: &[String], columns: &Columns, limits: Audience
         r.sort_unstable();
     }
     let upload_src = src.for_upload();
-    let mode = ScanMode::Upload {
+    let mode = ScanMode::Reread {
         rejected: RejectedLines(rejected),
     };
     let mut up =
@@ -436,6 +437,12 @@ async fn passes(src: &Src, files: &[String], columns: &Columns, limits: Audience
         .await
         .map(|_| ids)
         .map_err(|e| e.to_string());
+    if let Ok(ids) = &uploaded {
+        assert_eq!(
+            ids, &handed,
+            "the reread differs from the rows validation handed over"
+        );
+    }
     Outcome {
         validated: Ok(valid),
         uploaded,

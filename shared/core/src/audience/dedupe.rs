@@ -1,9 +1,10 @@
 //! Exact-enough duplicate detection for tens of millions of ids in a bounded memory.
 //!
 //! Each id is reduced to its 64-bit xxh3 hash and kept in a linear-probing table of bare `u64`s
-//! sized once from the row count, at a load of at most 0.85 and with any number of slots (not a
-//! power of two: the home slot is a multiply-shift of the hash), so a 10-million-row audience
-//! takes 94 MB against the 1 GB a `HashSet<String>` would. Two different ids
+//! at a load of at most 0.85, with any number of slots (not a power of two: the home slot is a
+//! multiply-shift of the hash). The validation reads a drop once, so the table starts at a
+//! guess and doubles: a 10-million-row audience ends in 158 MB (237 MB while the last doubling
+//! copies), against the 1 GB a `HashSet<String>` would take. Two different ids
 //! collide with probability about n²/2⁶⁵ (3·10⁻⁶ for 10 million rows); the hash is seedless and
 //! stable, so every pass over a drop makes the same decisions.
 
@@ -36,27 +37,6 @@ impl IdSet {
         self.len == 0
     }
 
-    /// Writes the table (slots as little-endian `u64`s), to carry it to the next invocation.
-    pub fn write_to(&self, w: &mut impl std::io::Write) -> std::io::Result<()> {
-        for s in &self.slots {
-            w.write_all(&s.to_le_bytes())?;
-        }
-        Ok(())
-    }
-
-    /// A table written by [`write_to`](Self::write_to); `None` when the bytes are not one.
-    pub fn from_bytes(bytes: &[u8]) -> Option<Self> {
-        if bytes.is_empty() || !bytes.len().is_multiple_of(8) {
-            return None;
-        }
-        let slots: Vec<u64> = bytes
-            .chunks_exact(8)
-            .map(|c| u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]))
-            .collect();
-        let len = slots.iter().filter(|&&s| s != 0).count();
-        Some(Self { slots, len })
-    }
-
     /// Ids the table holds without passing its maximum load.
     pub fn capacity(&self) -> usize {
         self.slots.len() * MAX_LOAD_NUM / MAX_LOAD_DEN
@@ -73,20 +53,11 @@ impl IdSet {
     }
 
     /// The key an id is kept under (never 0, which marks an empty slot).
-    pub fn hash(id: &[u8]) -> u64 {
+    fn hash(id: &[u8]) -> u64 {
         xxh3_64(id).max(1)
     }
 
-    /// Starts loading the slot `h` will probe first, so a later [`insert_hash`](Self::insert_hash)
-    /// finds it in cache: callers that know a few keys ahead overlap the memory latency.
-    #[inline]
-    pub fn prefetch(&self, h: u64) {
-        let i = home(h, self.slots.len());
-        prefetch_read(self.slots[i..].as_ptr());
-    }
-
-    /// [`insert`](Self::insert) by key.
-    pub fn insert_hash(&mut self, h: u64) -> bool {
+    fn insert_hash(&mut self, h: u64) -> bool {
         if (self.len + 1) * MAX_LOAD_DEN > self.slots.len() * MAX_LOAD_NUM {
             self.grow();
         }
@@ -109,7 +80,7 @@ impl IdSet {
         }
     }
 
-    /// Doubling is the fallback for an underestimated count; callers size the set up front.
+    /// Doubles the table: the validation reads a drop once, so the count is not known ahead.
     fn grow(&mut self) {
         let old = std::mem::take(&mut self.slots);
         self.slots = zeroed_table(old.len() * 2);
@@ -122,22 +93,6 @@ impl IdSet {
             self.slots[i] = h;
         }
     }
-}
-
-#[inline]
-fn prefetch_read(p: *const u64) {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: a prefetch is a hint: it never faults and reads nothing into the program.
-    unsafe {
-        core::arch::x86_64::_mm_prefetch(p.cast::<i8>(), core::arch::x86_64::_MM_HINT_T0)
-    }
-    #[cfg(target_arch = "aarch64")]
-    // SAFETY: as above; `prfm` only warms the cache.
-    unsafe {
-        core::arch::asm!("prfm pldl1keep, [{0}]", in(reg) p, options(nostack, readonly, preserves_flags))
-    }
-    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
-    let _ = p;
 }
 
 /// A zeroed table. Large tables ask Linux for transparent huge pages: every insert is a random
@@ -173,21 +128,6 @@ fn home(h: u64, cap: usize) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_table_carried_as_bytes_decides_the_same() {
-        let mut a = IdSet::with_capacity(100);
-        for i in 0..50 {
-            assert!(a.insert(format!("C{i}").as_bytes()));
-        }
-        let mut bytes = Vec::new();
-        a.write_to(&mut bytes).unwrap();
-        let mut b = IdSet::from_bytes(&bytes).unwrap();
-        assert_eq!(b.len(), 50);
-        assert!(!b.insert(b"C7"), "seen before the cut");
-        assert!(b.insert(b"C77"));
-        assert!(IdSet::from_bytes(b"short").is_none());
-    }
 
     #[test]
     fn finds_duplicates_and_grows_when_underestimated() {

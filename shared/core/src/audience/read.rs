@@ -7,7 +7,6 @@ use super::scan::{BadRecord, CsvScanner, RecordView, Step};
 use crate::manifest::Columns;
 use crate::ports::source::{AudienceSource, ByteStream, SourceError};
 use async_compression::tokio::bufread::GzipDecoder;
-use std::collections::VecDeque;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -123,11 +122,9 @@ impl<'r> RowRef<'r> {
 
 /// What the visitor sees.
 pub enum Event<'r> {
-    /// A valid row with its content (upload passes).
+    /// A valid row with its content: when validating, the first occurrence of its customer id.
     Row(RowRef<'r>),
-    /// A valid row, content not kept (validation passes, where the duplicate decision is made a
-    /// few rows later than the scan).
-    Valid { file_index: usize, line: u64 },
+    /// A rejected row (only when validating): where, and why.
     Reject {
         file_index: usize,
         line: u64,
@@ -150,13 +147,13 @@ pub enum ScanEnd {
     Paused,
 }
 
-/// Lines the validation pass rejected, per file, in ascending order: the upload pass skips
+/// Lines the validation rejected, per file, in ascending order: a later read skips
 /// exactly these, so it needs no duplicate table of its own.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RejectedLines(pub Vec<Vec<u64>>);
 
 impl RejectedLines {
-    /// Reads a rejects report (`file,line,reason` CSV, as the validation pass writes it).
+    /// Reads a rejects report (`file,line,reason` CSV, as the upload writes it).
     pub fn from_report(report: &[u8], files: &[String]) -> Result<Self, String> {
         let mut out = vec![Vec::new(); files.len()];
         let mut sc = CsvScanner::new();
@@ -196,26 +193,30 @@ impl RejectedLines {
 
 /// How a pass treats rows.
 pub enum ScanMode {
-    /// First pass: every rule, exact duplicate detection sized for `expected_rows`.
-    Validate { expected_rows: u64 },
-    /// Later passes: skip the lines the validation pass rejected; every other row must still
-    /// pass the rules (it is an error, not a reject, if one does not: the files changed).
-    Upload { rejected: RejectedLines },
+    /// The upload's one pass (and the check of a drop): every rule, duplicates decided as each
+    /// row is read (its content still in hand), each first occurrence of a valid customer id
+    /// handed over with its content, every rejected row reported. The duplicate table starts
+    /// small and doubles, so nothing counts the lines first.
+    Validate,
+    /// Later reads (conversions attribution): skip the lines the validation rejected; every
+    /// other row must still pass the rules (it is an error, not a reject, if one does not: the
+    /// files changed).
+    Reread { rejected: RejectedLines },
 }
 
 enum ModeState {
     Validate {
         ids: IdSet,
-        pending: VecDeque<(u64, u64)>,
     },
-    Upload {
+    Reread {
         rejected: RejectedLines,
         cursor: Vec<usize>,
     },
 }
 
-/// Rows in flight between hashing and the duplicate decision: enough to hide DRAM latency.
-const PIPELINE: usize = 16;
+/// Ids a validation's duplicate table holds before its first doubling: 9 MB, mostly never
+/// touched (and so never resident) for a small audience.
+const START_IDS: usize = 1 << 20;
 
 struct OpenFile {
     stream: Box<dyn AsyncRead + Send + Unpin>,
@@ -241,14 +242,10 @@ pub struct AudienceScan<'a> {
     valid: u64,
     rows: u64,
     limits: AudienceLimits,
-    /// Lines already done by an earlier invocation: (file index, last line done).
-    done_to: Option<(usize, u64)>,
-    /// The last line read from the current file.
-    last_line: u64,
 }
 
 impl<'a> AudienceScan<'a> {
-    /// `pinned` are the files' ETags from an earlier pass (or from [`count_lines`]).
+    /// `pinned` are the files' ETags from an earlier pass (empty: whatever is there).
     pub fn new(
         source: &'a dyn AudienceSource,
         bucket: &str,
@@ -259,16 +256,10 @@ impl<'a> AudienceScan<'a> {
         pinned: Vec<String>,
     ) -> Self {
         let mode = match mode {
-            ScanMode::Validate { expected_rows } => ModeState::Validate {
-                // Never more than the rows a drop may hold: a file of newlines must not size
-                // a table of billions.
-                ids: IdSet::with_capacity(
-                    usize::try_from(expected_rows.min(AudienceLimits::default().max_rows))
-                        .unwrap_or(usize::MAX / 16),
-                ),
-                pending: VecDeque::with_capacity(PIPELINE + 1),
+            ScanMode::Validate => ModeState::Validate {
+                ids: IdSet::with_capacity(START_IDS),
             },
-            ScanMode::Upload { rejected } => ModeState::Upload {
+            ScanMode::Reread { rejected } => ModeState::Reread {
                 cursor: vec![0; files.len()],
                 rejected,
             },
@@ -288,57 +279,10 @@ impl<'a> AudienceScan<'a> {
             valid: 0,
             rows: 0,
             limits: AudienceLimits::default(),
-            done_to: None,
-            last_line: 0,
         }
     }
 
-    /// Goes on from where an earlier pass stopped: files before `file_index` are not read, and
-    /// that file's lines up to `line` are skipped (read, not counted or checked again). A
-    /// validation pass takes the earlier pass's duplicate table with it.
-    pub fn resume_after(mut self, file_index: usize, line: u64, table: IdSet) -> Self {
-        self.file_index = file_index;
-        self.done_to = Some((file_index, line));
-        if let ModeState::Validate { ids, .. } = &mut self.mode {
-            *ids = table;
-        }
-        self
-    }
-
-    /// Where the scan stands: the current file and its last line read. After [`flush`]
-    /// (Self::flush), every line up to it has had its event.
-    pub fn position(&self) -> (usize, u64) {
-        if self.open.is_some() {
-            (self.file_index, self.last_line)
-        } else {
-            (self.file_index, 0)
-        }
-    }
-
-    /// Decides the rows still in the duplicate pipeline (a validation pass that pauses for
-    /// good: the next invocation starts after them).
-    pub fn flush<F>(&mut self, visit: &mut F)
-    where
-        F: FnMut(Event<'_>) -> Flow,
-    {
-        let file_index = self.file_index;
-        if let ModeState::Validate { ids, pending } = &mut self.mode {
-            while let Some((line, h)) = pending.pop_front() {
-                visit(decide(ids, &mut self.valid, file_index, line, h));
-            }
-        }
-    }
-
-    /// The duplicate table of a validation pass, to carry to the next invocation.
-    pub fn duplicate_table(&self) -> Option<&IdSet> {
-        match &self.mode {
-            ModeState::Validate { ids, .. } => Some(ids),
-            ModeState::Upload { .. } => None,
-        }
-    }
-
-    /// Other limits than the defaults (the duplicate table stays sized by the defaults'
-    /// `max_rows` at most; a scan with a higher one fails past it).
+    /// Other limits than the defaults.
     pub fn with_limits(mut self, limits: AudienceLimits) -> Self {
         self.limits = limits;
         self
@@ -359,11 +303,11 @@ impl<'a> AudienceScan<'a> {
     pub fn files(&self) -> &[String] {
         &self.files
     }
-    /// Memory held by the duplicate table (0 in upload passes).
+    /// Memory held by the duplicate table (0 when rereading).
     pub fn dedupe_bytes(&self) -> usize {
         match &self.mode {
-            ModeState::Validate { ids, .. } => ids.memory_bytes(),
-            ModeState::Upload { .. } => 0,
+            ModeState::Validate { ids } => ids.memory_bytes(),
+            ModeState::Reread { .. } => 0,
         }
     }
 
@@ -394,15 +338,8 @@ impl<'a> AudienceScan<'a> {
                                 file: file_name.clone(),
                             });
                         }
-                        if let ModeState::Validate { ids, pending } = &mut self.mode {
-                            while let Some((line, h)) = pending.pop_front() {
-                                let ev = decide(ids, &mut self.valid, file_index, line, h);
-                                visit(ev);
-                            }
-                        }
                         self.open = None;
                         self.file_index += 1;
-                        self.last_line = 0;
                         break;
                     }
                     Step::Bad { line, reason } => {
@@ -412,14 +349,7 @@ impl<'a> AudienceScan<'a> {
                                 detail: format!("unreadable header: {}", reason.as_str()),
                             });
                         }
-                        self.last_line = line;
-                        if self
-                            .done_to
-                            .is_some_and(|(i, l)| i == file_index && line <= l)
-                        {
-                            continue;
-                        }
-                        if let Some(limit) = count_row(&mut self.rows, &self.limits, &self.mode) {
+                        if let Some(limit) = count_row(&mut self.rows, &self.limits) {
                             return Err(AudienceError::TooManyRows {
                                 file: file_name.clone(),
                                 limit,
@@ -447,7 +377,7 @@ impl<'a> AudienceScan<'a> {
                                     return Ok(ScanEnd::Paused);
                                 }
                             }
-                            ModeState::Upload { rejected, cursor } => {
+                            ModeState::Reread { rejected, cursor } => {
                                 if !is_listed(rejected, cursor, file_index, line) {
                                     return Err(changed(file_name, line, &reason));
                                 }
@@ -465,17 +395,9 @@ impl<'a> AudienceScan<'a> {
                                 }
                             })?;
                             f.header = Some(h);
-                            self.last_line = rec.line;
                             continue;
                         };
-                        self.last_line = rec.line;
-                        if self
-                            .done_to
-                            .is_some_and(|(i, l)| i == file_index && rec.line <= l)
-                        {
-                            continue;
-                        }
-                        if let Some(limit) = count_row(&mut self.rows, &self.limits, &self.mode) {
+                        if let Some(limit) = count_row(&mut self.rows, &self.limits) {
                             return Err(AudienceError::TooManyRows {
                                 file: file_name.clone(),
                                 limit,
@@ -484,25 +406,33 @@ impl<'a> AudienceScan<'a> {
                         let line = rec.line;
                         let checked = classify(&rec, header);
                         let event = match (&mut self.mode, checked) {
-                            (ModeState::Validate { ids, pending }, Ok((id, _))) => {
-                                // Decide PIPELINE rows later, once the slot is in cache.
-                                let h = IdSet::hash(id.as_bytes());
-                                ids.prefetch(h);
-                                pending.push_back((line, h));
-                                if pending.len() <= PIPELINE {
-                                    continue;
-                                }
-                                let Some((l, h)) = pending.pop_front() else {
-                                    continue;
-                                };
-                                decide(ids, &mut self.valid, file_index, l, h)
-                            }
                             (ModeState::Validate { .. }, Err(reason)) => Event::Reject {
                                 file_index,
                                 line,
                                 reason,
                             },
-                            (ModeState::Upload { rejected, cursor }, checked) => {
+                            (ModeState::Validate { ids }, Ok((customer_id, email))) => {
+                                if ids.insert(customer_id.as_bytes()) {
+                                    let ordinal = self.valid;
+                                    self.valid += 1;
+                                    Event::Row(RowRef {
+                                        ordinal,
+                                        file_index,
+                                        line,
+                                        customer_id,
+                                        email,
+                                        record: &rec,
+                                        header,
+                                    })
+                                } else {
+                                    Event::Reject {
+                                        file_index,
+                                        line,
+                                        reason: RejectReason::DuplicateCustomerId,
+                                    }
+                                }
+                            }
+                            (ModeState::Reread { rejected, cursor }, checked) => {
                                 let listed = is_listed(rejected, cursor, file_index, line);
                                 match (listed, checked) {
                                     (true, _) => continue,
@@ -574,38 +504,13 @@ impl<'a> AudienceScan<'a> {
     }
 }
 
-/// Counts one more data row; past the limit (or what the duplicate table holds without
-/// growing) it says the limit, and the scan ends.
-fn count_row(rows: &mut u64, limits: &AudienceLimits, mode: &ModeState) -> Option<u64> {
+/// Counts one more data row; past the limit it says the limit, and the scan ends.
+fn count_row(rows: &mut u64, limits: &AudienceLimits) -> Option<u64> {
     *rows += 1;
-    let table = match mode {
-        ModeState::Validate { ids, .. } => ids.capacity() as u64,
-        ModeState::Upload { .. } => u64::MAX,
-    };
-    (*rows > limits.max_rows.min(table)).then_some(limits.max_rows)
+    (*rows > limits.max_rows).then_some(limits.max_rows)
 }
 
-/// The duplicate decision for a row that passed every other rule.
-fn decide(
-    ids: &mut IdSet,
-    valid: &mut u64,
-    file_index: usize,
-    line: u64,
-    h: u64,
-) -> Event<'static> {
-    if ids.insert_hash(h) {
-        *valid += 1;
-        Event::Valid { file_index, line }
-    } else {
-        Event::Reject {
-            file_index,
-            line,
-            reason: RejectReason::DuplicateCustomerId,
-        }
-    }
-}
-
-/// Whether the validation pass rejected `line` (lines arrive in ascending order per file).
+/// Whether the validation rejected `line` (lines arrive in ascending order per file).
 fn is_listed(rejected: &RejectedLines, cursor: &mut [usize], file: usize, line: u64) -> bool {
     let (Some(list), Some(c)) = (rejected.0.get(file), cursor.get_mut(file)) else {
         return false;
@@ -761,42 +666,6 @@ fn classify<'r>(
     Ok((id, email))
 }
 
-/// An upper bound of the data rows in the files (newlines, plus one per file for a last line
-/// without one): sizes the duplicate table before the real pass.
-pub async fn count_lines(
-    source: &dyn AudienceSource,
-    bucket: &str,
-    prefix: &str,
-    files: &[String],
-    limits: &AudienceLimits,
-) -> Result<(u64, Vec<String>), AudienceError> {
-    let mut total = 0u64;
-    let mut etags = Vec::new();
-    let mut buf = vec![0u8; CHUNK];
-    for name in files {
-        let key = format!("{prefix}{name}");
-        let (stream, etag) =
-            source
-                .open(bucket, &key, None)
-                .await
-                .map_err(|source| AudienceError::Source {
-                    file: name.clone(),
-                    source,
-                })?;
-        etags.push(etag);
-        let mut s = decoded(name, stream, limits);
-        loop {
-            let n = s.read(&mut buf).await.map_err(|e| read_error(name, &e))?;
-            if n == 0 {
-                break;
-            }
-            total += memchr::memchr_iter(b'\n', &buf[..n]).count() as u64;
-        }
-        total += 1;
-    }
-    Ok((total, etags))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -829,70 +698,65 @@ mod tests {
         email: bool,
     ) -> Result<Vec<Seen>, AudienceError> {
         let files: Vec<String> = files.iter().map(|s| s.to_string()).collect();
-        let (n, etags) = count_lines(src, "b", "p/", &files, &AudienceLimits::default()).await?;
-        // Validation pass: every decision, rejects with their lines.
-        let validate = ScanMode::Validate { expected_rows: n };
+        let row = |r: &RowRef<'_>| {
+            Seen::Row(
+                r.ordinal,
+                r.file_index,
+                r.line,
+                r.customer_id.to_owned(),
+                r.field(0).to_owned(),
+            )
+        };
+        // Validation: every decision in line order, rows with their content.
         let mut scan = AudienceScan::new(
             src,
             "b",
             "p/",
             &files,
             &columns(email),
-            validate,
-            etags.clone(),
+            ScanMode::Validate,
+            Vec::new(),
         );
-        let mut decided = Vec::new();
+        let mut seen = Vec::new();
         let mut rejected = vec![Vec::new(); files.len()];
         let end = scan
             .run(&mut |ev| {
                 match ev {
-                    Event::Valid { file_index, line } => decided.push((file_index, line, None)),
+                    Event::Row(r) => seen.push(row(&r)),
                     Event::Reject {
                         file_index,
                         line,
                         reason,
                     } => {
                         rejected[file_index].push(line);
-                        decided.push((file_index, line, Some(reason.key())));
+                        seen.push(Seen::Reject(file_index, line, reason.key()));
                     }
-                    Event::Row(_) => panic!("validation passes carry no content"),
                 }
                 Flow::Continue
             })
             .await?;
         assert_eq!(end, ScanEnd::Done);
-        assert_eq!(scan.rows() as usize, decided.len());
-        // Upload pass: the valid rows with content, skipping what validation rejected.
-        for r in &mut rejected {
-            r.sort_unstable();
-        }
-        let upload = ScanMode::Upload {
+        assert_eq!(scan.rows() as usize, seen.len());
+        // A later read (pinned to the same versions) skips exactly the rejected lines and
+        // gives the same rows.
+        let reread = ScanMode::Reread {
             rejected: RejectedLines(rejected),
         };
-        let mut up = AudienceScan::new(src, "b", "p/", &files, &columns(email), upload, etags);
-        let mut rows = std::collections::VecDeque::new();
-        up.run(&mut |ev| {
-            if let Event::Row(r) = ev {
-                rows.push_back(Seen::Row(
-                    r.ordinal,
-                    r.file_index,
-                    r.line,
-                    r.customer_id.to_owned(),
-                    r.field(0).to_owned(),
-                ));
-            }
-            Flow::Continue
-        })
-        .await?;
-        assert_eq!(up.valid(), scan.valid());
-        decided.sort_by_key(|&(f, l, _)| (f, l));
-        Ok(decided
-            .into_iter()
-            .map(|(f, l, reject)| match reject {
-                Some(key) => Seen::Reject(f, l, key),
-                None => rows.pop_front().expect("a row for every valid decision"),
+        let etags = scan.etags().to_vec();
+        let mut again = AudienceScan::new(src, "b", "p/", &files, &columns(email), reread, etags);
+        let mut rows = Vec::new();
+        again
+            .run(&mut |ev| {
+                if let Event::Row(r) = ev {
+                    rows.push(row(&r));
+                }
+                Flow::Continue
             })
-            .collect())
+            .await?;
+        assert_eq!(again.valid(), scan.valid());
+        let valid: Vec<&Seen> = seen.iter().filter(|s| matches!(s, Seen::Row(..))).collect();
+        assert_eq!(valid, rows.iter().collect::<Vec<_>>());
+        Ok(seen)
     }
 
     #[tokio::test]
@@ -958,7 +822,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn an_upload_pass_refuses_a_row_that_was_valid_and_now_fails() {
+    async fn a_reread_refuses_a_row_that_was_valid_and_now_fails() {
         let src = MemSource::default();
         src.put("p/a.csv", "customer_id,first_name\nC1,A\nC2,B\n");
         let files = vec!["a.csv".to_string()];
@@ -971,7 +835,7 @@ mod tests {
             "p/",
             &files,
             &columns(false),
-            ScanMode::Upload {
+            ScanMode::Reread {
                 rejected: RejectedLines::default(),
             },
             vec![],
@@ -1007,20 +871,14 @@ mod tests {
             .collect();
         src.put("p/a.csv", body.clone());
         let files = vec!["a.csv".to_string()];
-        let (_, etags) = count_lines(&src, "b", "p/", &files, &AudienceLimits::default())
-            .await
-            .unwrap();
-        let upload = || ScanMode::Upload {
-            rejected: RejectedLines::default(),
-        };
         let mut scan = AudienceScan::new(
             &src,
             "b",
             "p/",
             &files,
             &columns(false),
-            upload(),
-            etags.clone(),
+            ScanMode::Validate,
+            Vec::new(),
         );
         let mut got = Vec::new();
         loop {
@@ -1045,8 +903,17 @@ mod tests {
         }
         assert_eq!(got, (0..1000).collect::<Vec<u64>>());
 
+        let etags = scan.etags().to_vec();
         src.put("p/a.csv", format!("{body}C1000,N\n"));
-        let mut scan = AudienceScan::new(&src, "b", "p/", &files, &columns(false), upload(), etags);
+        let mut scan = AudienceScan::new(
+            &src,
+            "b",
+            "p/",
+            &files,
+            &columns(false),
+            ScanMode::Validate,
+            etags,
+        );
         let e = scan.run(&mut |_| Flow::Continue).await.unwrap_err();
         assert!(
             matches!(

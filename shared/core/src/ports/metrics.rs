@@ -11,7 +11,7 @@ use serde::Serialize;
 pub mod name {
     /// Rows sent to the ESP in one upload slice (`esp`, `account`).
     pub const ROWS_UPLOADED: &str = "RowsUploaded";
-    /// Rows the validation pass rejected, once per campaign (`esp`, `account`).
+    /// Rows the upload's validation rejected, once per campaign (`esp`, `account`).
     pub const ROWS_REJECTED: &str = "RowsRejected";
     /// Rows the ESP refused or does not know, per upload slice (`esp`, `account`).
     pub const ROWS_REFUSED_BY_ESP: &str = "RowsRefusedByEsp";

@@ -17,7 +17,7 @@ use super::drop_files::{DropFiles, drop_prefix};
 use super::intake::AccountCheck;
 use super::upload::UploadSettings;
 use super::validate::{count_reject, nothing_to_upload, too_many_rejects};
-use crate::audience::read::{AudienceScan, Event, Flow, ScanMode, count_lines};
+use crate::audience::read::{AudienceScan, Event, Flow, ScanMode};
 use crate::campaign::{AudienceStats, Campaign, RejectSample};
 use crate::clock::Clock;
 use crate::ids::{AccountId, CampaignId, EspKind};
@@ -105,7 +105,7 @@ pub struct FileCheck {
     pub rejected_by_reason: BTreeMap<String, u64>,
 }
 
-/// The audience files, as the validation pass reads them.
+/// The audience files, as the upload's validation reads them.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct AudienceCheck {
     pub files: Vec<FileCheck>,
@@ -385,7 +385,7 @@ impl CheckService {
         }
     }
 
-    /// Every audience file through the validation pass's scan and reject counting, in one go
+    /// Every audience file through the upload's scan and reject counting, in one go
     /// and writing nothing.
     async fn audience(
         &self,
@@ -466,24 +466,14 @@ impl CheckService {
                 .await?;
             out.control_file_ids = Some(ids.len() as u64);
         }
-        let (lines, etags) = count_lines(
-            self.source.as_ref(),
-            &drop.bucket,
-            prefix,
-            &m.audience.files,
-            &limits,
-        )
-        .await?;
         let mut scan = AudienceScan::new(
             self.source.as_ref(),
             &drop.bucket,
             prefix,
             &m.audience.files,
             &m.audience.columns,
-            ScanMode::Validate {
-                expected_rows: lines,
-            },
-            etags,
+            ScanMode::Validate,
+            Vec::new(),
         )
         .with_limits(limits);
         let mut stats = AudienceStats::default();
@@ -493,7 +483,8 @@ impl CheckService {
         let names = &m.audience.files;
         let mut visit = |ev: Event<'_>| {
             match ev {
-                Event::Valid { file_index, .. } => {
+                Event::Row(r) => {
+                    let file_index = r.file_index;
                     if let Some(f) = per_file.get_mut(file_index) {
                         f.rows += 1;
                         f.valid += 1;
@@ -524,7 +515,6 @@ impl CheckService {
                             .or_default() += 1;
                     }
                 }
-                Event::Row(_) => {}
             }
             Flow::Continue
         };

@@ -1,6 +1,7 @@
-//! Reading a campaign's drop again after its validation pass: its valid rows (the rejected lines
-//! skipped, the file versions pinned), its assignment rule and its control-group file. Upload,
-//! continuations and conversions attribution all read through here, so they see the same rows.
+//! Reading a campaign's drop beyond the upload's pass: its valid rows once validated (the
+//! rejected lines skipped, the file versions pinned: conversions attribution), its assignment
+//! rule and its control-group file (upload and conversions alike, so both route every customer
+//! the same way).
 
 use super::common::ServiceError;
 use crate::audience::assign::Assigner;
@@ -26,7 +27,7 @@ pub(crate) struct DropFiles<'a> {
 }
 
 impl<'a> DropFiles<'a> {
-    /// A scan of the campaign's valid rows (upload mode: the lines its validation pass rejected
+    /// A scan of the campaign's valid rows after its upload (the lines its validation rejected
     /// are skipped, the file versions it saw are pinned).
     pub async fn valid_rows(
         &self,
@@ -41,7 +42,7 @@ impl<'a> DropFiles<'a> {
             prefix,
             &m.audience.files,
             &m.audience.columns,
-            ScanMode::Upload { rejected },
+            ScanMode::Reread { rejected },
             c.audience.file_etags.clone(),
         )
         .with_limits(self.limits))
@@ -68,8 +69,7 @@ impl<'a> DropFiles<'a> {
     }
 
     /// The distinct customer ids of a control-group file (a CSV whose customer id column has the
-    /// audience's name), as [`Assigner::control_key`]s. Rows that are not valid are skipped: the
-    /// validation pass reported them.
+    /// audience's name), as [`Assigner::control_key`]s. Rows that are not valid are skipped.
     pub async fn control_ids(
         &self,
         c: &Campaign,
@@ -89,9 +89,7 @@ impl<'a> DropFiles<'a> {
             &prefix,
             &files,
             &columns,
-            ScanMode::Upload {
-                rejected: RejectedLines::default(),
-            },
+            ScanMode::Validate,
             Vec::new(),
         )
         .with_limits(self.limits);
@@ -106,7 +104,7 @@ impl<'a> DropFiles<'a> {
         Ok(ids)
     }
 
-    /// A file espbridge wrote beside the drop (the rejects report, the validation state), whole.
+    /// A file espbridge wrote beside the drop (the rejects report), whole.
     pub async fn read_whole(&self, bucket: &str, key: &str) -> Result<Vec<u8>, ServiceError> {
         let (mut stream, _) = self.source.open(bucket, key, None).await?;
         let mut bytes = Vec::new();
@@ -121,7 +119,7 @@ impl<'a> DropFiles<'a> {
         Ok(bytes)
     }
 
-    /// The lines the validation pass rejected, from its report.
+    /// The lines the validation rejected, from its report.
     pub async fn rejected_lines(
         &self,
         c: &Campaign,

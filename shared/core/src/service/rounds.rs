@@ -7,6 +7,7 @@
 //! highest contiguous round done.
 
 use super::ServiceError;
+use super::validate::RejectsReport;
 use crate::audience::assign::{Assigner, Group};
 use crate::audience::read::{AudienceScan, Event, Flow, ScanEnd};
 use crate::campaign::{Campaign, PendingJob};
@@ -112,15 +113,18 @@ impl Round {
     }
 }
 
-/// Reads one round from the scan: rows from ordinal `skip` on into one buffer per variant (one
-/// without variants) until one holds `max` (at most variants × `max` rows in memory).
-/// Held-out customers are counted, never sent.
+/// Reads one round from the scan (the upload's one pass): rows from ordinal `skip` on into one
+/// buffer per variant (one without variants) until one holds `max` (at most variants × `max`
+/// rows in memory). Rows before `skip` (done by an earlier invocation) are read and decided
+/// again, not sent; rejected rows go to `rejects`, and the round ends early if they pass its
+/// cap. Held-out customers are counted, never sent.
 pub(super) async fn read_round(
     scan: &mut AudienceScan<'_>,
     assigner: &Assigner,
     field_names: &Arc<[String]>,
     max: usize,
     skip: u64,
+    rejects: &mut RejectsReport,
 ) -> Result<(ReadRound, ScanEnd), ServiceError> {
     // Each buffer with its first row's ordinal.
     let mut buffers: Vec<(Option<u64>, Vec<Contact>)> =
@@ -129,6 +133,14 @@ pub(super) async fn read_round(
     let mut next = skip;
     let end = scan
         .run(&mut |ev| {
+            if let Event::Reject {
+                file_index,
+                line,
+                reason,
+            } = &ev
+            {
+                return rejects.reject(*file_index, *line, reason);
+            }
             if let Event::Row(r) = ev
                 && r.ordinal >= skip
             {

@@ -1,12 +1,17 @@
 //! upload-audience: from a recorded campaign to its audience at the ESP.
 //!
 //! 1. [Intake](super::intake) records the drop and creates the campaign.
-//! 2. [Validation](super::validate) (first invocation only) counts and reports rejects.
-//! 3. Upload: valid rows go to the ESP in its largest batches; the record's `uploaded` count is
-//!    the checkpoint, written after every batch while the next batch's call goes out (it only
-//!    ever covers batches that are done). Near the end of the invocation's time it stops and
-//!    enqueues a continuation. A batch re-sent after a crash adds nobody twice (ESP audiences
-//!    are sets).
+//! 2. One pass over the drop validates and uploads: each row is checked and de-duplicated as
+//!    it is read ([validation](super::validate)), and the first occurrence of each valid
+//!    customer id goes to the ESP in its largest batches. The ESP audience is created with the
+//!    first valid rows in hand, so a drop without any leaves nothing at the ESP. The record's
+//!    `uploaded` count is the checkpoint, written after every batch while the next batch's
+//!    call goes out (it only ever covers batches that are done). Near the end of the
+//!    invocation's time it stops and enqueues a continuation, which reads the drop again from
+//!    its first line, making every decision again without calling the ESP, and sends from the
+//!    checkpoint on. A batch re-sent after a crash adds nobody twice (ESP audiences are sets).
+//! 3. At the end of the pass the rejects report is written; a drop with no usable row, or one
+//!    past the rejects cap (whenever it is reached), fails the campaign.
 //! 4. The ESP finishes the audience; the campaign becomes `audience_ready` and schedule-send is
 //!    enqueued.
 //!
@@ -25,10 +30,12 @@ use super::common::{
 use super::conversions::ConversionsService;
 use super::drop_files::{DropFiles, drop_prefix};
 use super::rounds::{InFlight, MAX_IN_FLIGHT, read_round};
-use crate::audience::read::{AudienceLimits, ScanEnd};
+use super::validate::{REJECTS_FILE, RejectsReport, nothing_to_upload};
+use crate::audience::read::{AudienceLimits, AudienceScan, ScanEnd, ScanMode};
 use crate::campaign::{Campaign, State};
 use crate::clock::Clock;
 use crate::ids::CampaignId;
+use crate::manifest::Manifest;
 use crate::ports::esp::{AudienceRequest, Esp, EspError};
 use crate::ports::metrics::name;
 use crate::ports::{
@@ -48,9 +55,6 @@ pub struct UploadSettings {
     pub stop_margin: Duration,
     /// Stop after this many batches in one invocation (tests and demos of continuation).
     pub max_batches_per_run: Option<u64>,
-    /// Stop validating after this many rows in one invocation, as if its time had run out
-    /// (tests of the validation's continuation).
-    pub validation_slice_rows: Option<u64>,
     /// Stop after uploading this long and enqueue a continuation, even with time left: with
     /// more campaigns than workers, each holds a worker for one slice at a time, so a
     /// 5,000-row campaign queued behind a 5-million-row one of the same night starts within a
@@ -75,7 +79,6 @@ impl Default for UploadSettings {
         Self {
             stop_margin: Duration::from_secs(90),
             max_batches_per_run: None,
-            validation_slice_rows: None,
             slice: Some(Duration::from_secs(120)),
             send_lead: Duration::from_secs(300),
             send_horizon: Duration::from_secs(30 * 24 * 3600),
@@ -88,7 +91,9 @@ impl Default for UploadSettings {
 
 /// Progress of an upload (the CLI's progress bar).
 pub trait UploadObserver: Send + Sync {
+    /// The pass read every row: `rows` data rows, `valid` of them uploaded.
     fn validated(&self, campaign: &CampaignId, rows: u64, valid: u64);
+    /// A checkpoint: `uploaded` rows done of the `valid` ones read so far.
     fn uploaded(&self, campaign: &CampaignId, uploaded: u64, valid: u64);
 }
 
@@ -179,7 +184,8 @@ impl UploadService {
             }
             Err(e) => {
                 let reason = chain(&e);
-                let step = if c.state == State::Received {
+                // A drop's own content is the audience's fault, whenever the pass meets it.
+                let step = if c.state == State::Received || matches!(e, ServiceError::Audience(_)) {
                     "audience"
                 } else {
                     "upload"
@@ -214,11 +220,7 @@ impl UploadService {
         deadline: Deadline,
     ) -> Result<UploadOutcome, ServiceError> {
         match c.state {
-            State::Received => {
-                if self.validate(c, deadline).await? == super::validate::Validation::Continued {
-                    return Ok(UploadOutcome::Continued(c.id.clone()));
-                }
-            }
+            State::Received => self.start_pass(c).await?,
             State::Uploading => {}
             State::AudienceReady => {
                 // Uploaded before but the hand-off may have been lost: hand off again (idempotent).
@@ -231,56 +233,22 @@ impl UploadService {
             }
             s => return Ok(UploadOutcome::Skipped(c.id.clone(), s)),
         }
-        if c.state == State::Failed {
-            // The validation pass failed it (no usable row, too many rejects).
-            campaign_failed(self.alerts.as_ref(), self.metrics.as_ref(), c).await;
-            return Ok(UploadOutcome::Failed(c.id.clone()));
-        }
         let esp = self.esps.for_campaign(c)?;
         let m = stored_manifest(c)?;
-        let options = m.esp_options();
         let send_at = c
             .send_at
             .ok_or_else(|| ServiceError::NoSendTime(c.id.clone()))?;
-        let campaign_id = c.id.clone();
-        if c.esp_ids.0.is_empty() && c.variants.iter().all(|v| v.esp_ids.0.is_empty()) {
-            // Before anything is written at the ESP: a template it does not list (or lists as
-            // not eligible) would be found only at schedule time, after the whole upload.
-            self.check_templates(esp.as_ref(), c).await?;
-        }
-        if c.variants.is_empty() && c.esp_ids.0.is_empty() {
-            let req = AudienceRequest {
-                campaign_id: &campaign_id,
-                variant: None,
-                send_at,
-                options: &options,
-            };
-            let ids = esp.create_audience(&req).await?;
-            c.esp_ids.merge(&ids);
-            *c = self.store.save(c).await?;
-            tracing::info!(campaign_id = %c.id, esp = %esp.kind(), "audience created at the ESP");
-        }
-        for i in 0..c.variants.len() {
-            if c.variants[i].esp_ids.0.is_empty() {
-                let name = c.variants[i].name.clone();
-                let req = AudienceRequest {
-                    campaign_id: &campaign_id,
-                    variant: Some(&name),
-                    send_at,
-                    options: &options,
-                };
-                let ids = esp.create_audience(&req).await?;
-                c.variants[i].esp_ids.merge(&ids);
-                *c = self.store.save(c).await?;
-                tracing::info!(campaign_id = %c.id, variant = %name, "variant audience created at the ESP");
-            }
-        }
-        let prefix = drop_prefix(&c.drop.key);
-        let max = esp.max_batch_for(c.audience.valid).max(1);
         let field_names: Arc<[String]> = m.audience.columns.fields.clone().into();
-        let files = self.drop_files();
-        let assigner = files.assigner(c, &m).await?;
-        let mut scan = files.valid_rows(c, &m, &prefix).await?;
+        let assigner = self.drop_files().assigner(c, &m).await?;
+        // Some ESPs batch by the audience's size (Silverpop's bulk import), which the pass
+        // learns at its end: an earlier invocation's count, or else the largest batch, and a
+        // first round that turns out to be the whole audience is read again at its size.
+        let mut max = match c.audience.valid {
+            0 => esp.max_batch(),
+            seen => esp.max_batch_for(seen),
+        }
+        .max(1);
+        let mut pass = self.open_pass(c, &m)?;
         let slice_started = std::time::Instant::now();
         let mut batches_this_run = 0u64;
         // Up to `depth` rounds in flight, each on its own task, awaited oldest first; the
@@ -292,19 +260,49 @@ impl UploadService {
         let mut reading = true;
         let mut stopping = false;
         let mut unsaved = false;
+        let mut audiences_ready = false;
+        let mut first_round = true;
         loop {
             while reading && !stopping && flight.len() < depth {
-                let (round, end) =
-                    read_round(&mut scan, &assigner, &field_names, max, read_to).await?;
+                let (round, end) = read_round(
+                    &mut pass.scan,
+                    &assigner,
+                    &field_names,
+                    max,
+                    read_to,
+                    &mut pass.rejects,
+                )
+                .await?;
+                if pass.rejects.failed.is_some() {
+                    break;
+                }
+                let smaller = esp.max_batch_for(pass.scan.valid()).max(1);
+                if std::mem::take(&mut first_round) && end == ScanEnd::Done && smaller < max {
+                    max = smaller;
+                    pass = self.open_pass(c, &m)?;
+                    continue;
+                }
                 if round.next > read_to {
+                    if !audiences_ready {
+                        // Only now, with a valid row in hand: a drop with none, or one that
+                        // passes the rejects cap in its first round, leaves nothing at the ESP.
+                        self.create_audiences(esp.as_ref(), c, send_at, &m).await?;
+                        audiences_ready = true;
+                    }
                     read_to = round.next;
                     batches_this_run += round.calls() as u64;
                     flight.send(c, round);
                 }
-                // The validation pass counted the valid rows: once they are all read, stop,
-                // even if the scan paused on a full last batch (saves an empty continuation).
-                reading = end != ScanEnd::Done && read_to < c.audience.valid;
+                reading = end != ScanEnd::Done;
                 stopping = self.time_to_stop(&deadline, batches_this_run, slice_started);
+            }
+            if let Some(reason) = pass.rejects.failed.take() {
+                // Calls in flight stop; nothing is scheduled for a failed campaign.
+                drop(flight);
+                return self.fail_pass(c, pass, reason).await;
+            }
+            if unsaved {
+                pass.count_into(&mut c.audience);
             }
             let checkpoint = async {
                 if unsaved {
@@ -334,6 +332,7 @@ impl UploadService {
             if !jobs.is_empty() && jobs != c.audience.jobs {
                 // Recorded before waiting: a continuation waits for these jobs.
                 c.audience.jobs = jobs;
+                pass.count_into(&mut c.audience);
                 *c = self.store.save(c).await?;
             }
             // The jobs run at the ESP whatever this invocation does: it waits for them only
@@ -362,6 +361,9 @@ impl UploadService {
         if reading {
             let out = self.continue_later(c).await?;
             tracing::info!(campaign_id = %c.id, uploaded = c.audience.uploaded, "continuing in a new invocation");
+            return Ok(out);
+        }
+        if let Some(out) = self.end_pass(c, pass).await? {
             return Ok(out);
         }
         if c.audience.uploaded != c.audience.valid {
@@ -404,6 +406,150 @@ impl UploadService {
             .await?;
         tracing::info!(campaign_id = %c.id, uploaded = c.audience.uploaded, rejected = c.audience.rejected, "audience ready");
         Ok(UploadOutcome::AudienceReady(c.id.clone()))
+    }
+
+    /// A campaign's first upload invocation: the control-group file is read (a missing one
+    /// fails the campaign before any work), and the campaign becomes `uploading`.
+    async fn start_pass(&self, c: &mut Campaign) -> Result<(), ServiceError> {
+        let m = stored_manifest(c)?;
+        c.audience = Default::default();
+        if let Some(file) = m.control_group.as_ref().and_then(|g| g.file.as_deref()) {
+            let ids = self
+                .drop_files()
+                .control_ids(c, file, &m.audience.columns.customer_id)
+                .await?;
+            if let Some(control) = c.control.as_mut() {
+                control.file_ids = ids.len() as u64;
+            }
+            tracing::info!(campaign_id = %c.id, control_ids = ids.len(), "control-group file read");
+        }
+        c.transition(State::Uploading, self.clock.now())?;
+        *c = self.store.save(c).await?;
+        Ok(())
+    }
+
+    /// The pass over the drop, from its first line: the file versions an earlier invocation
+    /// saw are pinned, and the counts it made are made again.
+    fn open_pass<'s>(&'s self, c: &Campaign, m: &Manifest) -> Result<Pass<'s>, ServiceError> {
+        let prefix = drop_prefix(&c.drop.key);
+        let limits = self.settings.audience_limits;
+        let rejects = RejectsReport::new(
+            format!("{prefix}{REJECTS_FILE}"),
+            &m.audience.files,
+            limits.max_rejects,
+            self.settings.reject_samples,
+        )?;
+        let scan = AudienceScan::new(
+            self.source.as_ref(),
+            &c.drop.bucket,
+            &prefix,
+            &m.audience.files,
+            &m.audience.columns,
+            ScanMode::Validate,
+            c.audience.file_etags.clone(),
+        )
+        .with_limits(limits);
+        Ok(Pass { scan, rejects })
+    }
+
+    /// The campaign's audience (each variant's) at the ESP, created where the record has none.
+    /// Before the first: every template it sends must be one the account lists, or it would be
+    /// found only at schedule time, after the whole upload.
+    async fn create_audiences(
+        &self,
+        esp: &dyn Esp,
+        c: &mut Campaign,
+        send_at: jiff::Timestamp,
+        m: &Manifest,
+    ) -> Result<(), ServiceError> {
+        if c.esp_ids.0.is_empty() && c.variants.iter().all(|v| v.esp_ids.0.is_empty()) {
+            self.check_templates(esp, c).await?;
+        }
+        let options = m.esp_options();
+        let campaign_id = c.id.clone();
+        if c.variants.is_empty() && c.esp_ids.0.is_empty() {
+            let req = AudienceRequest {
+                campaign_id: &campaign_id,
+                variant: None,
+                send_at,
+                options: &options,
+            };
+            let ids = esp.create_audience(&req).await?;
+            c.esp_ids.merge(&ids);
+            *c = self.store.save(c).await?;
+            tracing::info!(campaign_id = %c.id, esp = %esp.kind(), "audience created at the ESP");
+        }
+        for i in 0..c.variants.len() {
+            if c.variants[i].esp_ids.0.is_empty() {
+                let name = c.variants[i].name.clone();
+                let req = AudienceRequest {
+                    campaign_id: &campaign_id,
+                    variant: Some(&name),
+                    send_at,
+                    options: &options,
+                };
+                let ids = esp.create_audience(&req).await?;
+                c.variants[i].esp_ids.merge(&ids);
+                *c = self.store.save(c).await?;
+                tracing::info!(campaign_id = %c.id, variant = %name, "variant audience created at the ESP");
+            }
+        }
+        Ok(())
+    }
+
+    /// The pass read every row: its counts and rejects report are final. A drop with no
+    /// usable row fails here (nothing of it is at the ESP); `None` when the upload goes on to
+    /// finish the audience.
+    async fn end_pass(
+        &self,
+        c: &mut Campaign,
+        pass: Pass<'_>,
+    ) -> Result<Option<UploadOutcome>, ServiceError> {
+        let (rows, valid) = (pass.scan.rows(), pass.scan.valid());
+        c.audience.file_etags = pass.scan.etags().to_vec();
+        pass.rejects
+            .finish(self.source.as_ref(), &c.drop.bucket, &mut c.audience)
+            .await?;
+        c.audience.rows = rows;
+        c.audience.valid = valid;
+        self.metrics.record(&[per_account(
+            Measurement::count(name::ROWS_REJECTED, c.audience.rejected),
+            c,
+        )]);
+        tracing::info!(campaign_id = %c.id, rows, valid, rejected = c.audience.rejected, "audience validated");
+        let listed_in = c.audience.rejects_key.as_deref().unwrap_or("the record");
+        if let Some(reason) = nothing_to_upload(&c.audience, listed_in) {
+            c.fail("audience", reason, self.clock.now());
+            *c = self.store.save(c).await?;
+            campaign_failed(self.alerts.as_ref(), self.metrics.as_ref(), c).await;
+            return Ok(Some(UploadOutcome::Failed(c.id.clone())));
+        }
+        if let Some(o) = &self.settings.observer {
+            o.validated(&c.id, rows, valid);
+        }
+        Ok(None)
+    }
+
+    /// The pass stopped at the rejects cap: the report holds the first rejected rows, and the
+    /// campaign fails (what reached the ESP stays there unsent).
+    async fn fail_pass(
+        &self,
+        c: &mut Campaign,
+        pass: Pass<'_>,
+        reason: String,
+    ) -> Result<UploadOutcome, ServiceError> {
+        pass.count_into(&mut c.audience);
+        pass.rejects
+            .finish(self.source.as_ref(), &c.drop.bucket, &mut c.audience)
+            .await?;
+        self.metrics.record(&[per_account(
+            Measurement::count(name::ROWS_REJECTED, c.audience.rejected),
+            c,
+        )]);
+        c.fail("audience", reason, self.clock.now());
+        *c = self.store.save(c).await?;
+        campaign_failed(self.alerts.as_ref(), self.metrics.as_ref(), c).await;
+        Ok(UploadOutcome::Failed(c.id.clone()))
     }
 
     /// Whether this invocation starts no new round: its deadline is near, or it used its
@@ -509,6 +655,22 @@ impl UploadService {
             })
             .await?;
         Ok(UploadOutcome::Continued(c.id.clone()))
+    }
+}
+
+/// The upload's one pass over the drop: the scan and the rejects it found.
+struct Pass<'s> {
+    scan: AudienceScan<'s>,
+    rejects: RejectsReport,
+}
+
+impl Pass<'_> {
+    /// The pass's counts so far into the record (progress: final once the pass ends).
+    fn count_into(&self, stats: &mut crate::campaign::AudienceStats) {
+        stats.rows = self.scan.rows();
+        stats.valid = self.scan.valid();
+        stats.file_etags = self.scan.etags().to_vec();
+        self.rejects.count_into(stats);
     }
 }
 

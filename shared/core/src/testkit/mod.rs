@@ -508,9 +508,16 @@ async fn missing_campaign_reads_as_none<S: CampaignStore>(store: &S, id: &str) {
 #[derive(Debug, Default, Clone)]
 pub struct MemSource {
     objects: std::sync::Arc<std::sync::Mutex<std::collections::BTreeMap<String, Vec<u8>>>>,
+    /// Streams opened, by key.
+    opened: std::sync::Arc<std::sync::Mutex<std::collections::BTreeMap<String, u32>>>,
 }
 
 impl MemSource {
+    /// Times `key` was opened as a stream (each a read of the object).
+    pub fn opens(&self, key: &str) -> u32 {
+        let opened = self.opened.lock().unwrap_or_else(|p| p.into_inner());
+        opened.get(key).copied().unwrap_or(0)
+    }
     pub fn put(&self, key: &str, body: impl Into<Vec<u8>>) {
         self.lock().insert(key.to_owned(), body.into());
     }
@@ -566,6 +573,12 @@ impl crate::ports::AudienceSource for MemSource {
                 etag: want.to_owned(),
             });
         }
+        *self
+            .opened
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(key.to_owned())
+            .or_default() += 1;
         Ok((Box::new(std::io::Cursor::new(body)), actual))
     }
     async fn put_file(
@@ -813,6 +826,11 @@ pub struct FakeEsp {
     pub fail_next_job_waits: Mutex<u32>,
     /// Each `finish_batch_job` waits this long for its job.
     pub job_time: Option<std::time::Duration>,
+    /// [`Esp::max_batch`] (0: the default, 100).
+    pub batch: usize,
+    /// [`Esp::max_batch_for`] below this many rows: audiences this small go in batches of 10
+    /// (an ESP whose route depends on the audience's size, like Silverpop's bulk import).
+    pub small_below: Option<u64>,
 }
 
 /// Counts one running `upload_batch` call while it lives.
@@ -867,7 +885,13 @@ impl Esp for FakeEsp {
         self.account.as_ref().expect("account set")
     }
     fn max_batch(&self) -> usize {
-        100
+        if self.batch == 0 { 100 } else { self.batch }
+    }
+    fn max_batch_for(&self, valid_rows: u64) -> usize {
+        match self.small_below {
+            Some(n) if valid_rows < n => 10,
+            _ => self.max_batch(),
+        }
     }
     fn claims_template_name(&self, name: &str) -> bool {
         self.prefix.as_deref().is_some_and(|p| name.starts_with(p))

@@ -98,10 +98,20 @@ fn gz(data: &[u8]) -> Vec<u8> {
 
 /// 2 GiB of newlines in about 2 MB: one gzip member of a mebibyte of newlines, repeated (a
 /// multi-member gzip is one file to every decoder).
-fn newline_bomb() -> Vec<u8> {
-    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
-    e.write_all(&vec![b'\n'; 1 << 20]).unwrap();
-    e.finish().unwrap().repeat(2048)
+/// 2 MB of gzip members that expand to 2 GiB of `byte`, after `header` (its own member).
+fn gzip_bomb(header: &[u8], byte: u8) -> Vec<u8> {
+    let member = |data: &[u8]| {
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        e.write_all(data).unwrap();
+        e.finish().unwrap()
+    };
+    let mut out = if header.is_empty() {
+        Vec::new()
+    } else {
+        member(header)
+    };
+    out.extend(member(&vec![byte; 1 << 20]).repeat(2048));
+    out
 }
 
 fn catalogue() -> Vec<Case> {
@@ -509,12 +519,23 @@ fn catalogue() -> Vec<Case> {
             },
         ),
         case(
-            "a gzip bomb: 2 MB of newlines expanding past the ratio",
+            "a gzip bomb: a header, then 2 MB expanding to one endless line past the ratio",
             with(|m| m["audience"]["files"] = serde_json::json!(["a.csv.gz"])),
             Vec::new(),
             failed(
                 "audience",
                 "a.csv.gz: expands more than 100 times when decompressed (a compression bomb, or not an audience file)",
+                true,
+            ),
+        ),
+        // The one pass stops at the first line: nothing is expanded beyond it.
+        case(
+            "a gzip bomb: 2 MB of newlines",
+            with(|m| m["audience"]["files"] = serde_json::json!(["a.csv.gz"])),
+            Vec::new(),
+            failed(
+                "audience",
+                "a.csv.gz line 1: does not look like a header (1 fields; expected a column named \"customer_id\")",
                 true,
             ),
         ),
@@ -560,8 +581,13 @@ fn catalogue() -> Vec<Case> {
     // Files that need building.
     for c in &mut cases {
         match c.name {
-            "a gzip bomb: 2 MB of newlines expanding past the ratio" => {
-                let bomb = newline_bomb();
+            "a gzip bomb: a header, then 2 MB expanding to one endless line past the ratio" => {
+                let bomb = gzip_bomb(b"customer_id,email\n", b'a');
+                assert!(bomb.len() < 3 << 20, "{} bytes", bomb.len());
+                c.files = vec![("a.csv.gz", bomb)];
+            }
+            "a gzip bomb: 2 MB of newlines" => {
+                let bomb = gzip_bomb(b"", b'\n');
                 assert!(bomb.len() < 3 << 20, "{} bytes", bomb.len());
                 c.files = vec![("a.csv.gz", bomb)];
             }

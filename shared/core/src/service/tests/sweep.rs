@@ -9,6 +9,7 @@ use crate::service::poll::PollOutcome;
 use crate::service::schedule::SENT_KEY;
 use crate::service::sweep::{MAX_RESUMES, SweepMode, SweepReport};
 use crate::service::{LateSend, SendPolicy};
+use crate::testkit::{HookedStore, SaveHook};
 use jiff::Timestamp;
 
 const HOUR: SignedDuration = SignedDuration::from_hours(1);
@@ -170,21 +171,43 @@ async fn a_stalled_upload_is_resumed_an_hour_apart_a_bounded_number_of_times_the
     );
 }
 
+/// A campaign recorded whose first upload invocation died before it began (its write to
+/// `uploading` failed, and the event was not redelivered) stays `received`; the sweep queues
+/// its upload.
 #[tokio::test]
-async fn a_validation_that_stopped_in_received_is_resumed() {
+async fn a_campaign_left_in_received_is_resumed() {
     let mut w = world();
-    w.services.upload_settings.validation_slice_rows = Some(5);
+    let fail_once = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let hook: SaveHook = Box::new(move |c: &Campaign| {
+        let fail = c.state == State::Uploading
+            && fail_once.swap(false, std::sync::atomic::Ordering::SeqCst);
+        Box::pin(async move {
+            if fail {
+                Err(BackendError::transient("save", "connection reset").into())
+            } else {
+                Ok(())
+            }
+        })
+    });
+    w.services.store = Arc::new(HookedStore::new(MemStore::default(), hook));
     let drop = drop_files(&w, 20, serde_json::json!({}));
-    w.services
+    let out = w
+        .services
         .upload()
         .handle_drop(&drop, Deadline::none(), false)
-        .await
-        .unwrap();
-    assert_eq!(take_queued(&w), vec![continue_upload()]);
+        .await;
+    assert!(out.is_err(), "a retryable error: {out:?}");
+    assert!(take_queued(&w).is_empty());
     assert_eq!(record(&w).await.state, State::Received);
     w.clock.advance(HOUR);
     assert_eq!(hourly(&w).await.resumed, 1);
     assert_eq!(take_queued(&w), vec![continue_upload()]);
+    w.services
+        .upload()
+        .continue_upload(&id(), Deadline::none(), false)
+        .await
+        .unwrap();
+    assert_eq!(record(&w).await.state, State::AudienceReady);
 }
 
 #[tokio::test]

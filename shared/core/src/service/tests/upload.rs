@@ -395,11 +395,13 @@ async fn a_throttled_upload_fails_when_the_send_time_can_no_longer_be_met() {
     assert!(w.queue.0.lock().unwrap().is_empty(), "no continuation");
 }
 
-/// A validation pass cut short (as near an invocation's deadline) goes on in continuations from
-/// its checkpoint, with its duplicate table and rejects so far: the counts, the report and the
-/// audience are those of a pass in one go.
+/// An upload cut short (as near an invocation's deadline) goes on in continuations, each of
+/// which reads the drop again from its first line and makes every decision again without
+/// calling the ESP: the counts, the rejects report and the audience are those of a pass in one
+/// go, and no row is sent twice (a duplicate of a row sent by an earlier invocation is still
+/// rejected).
 #[tokio::test]
-async fn a_validation_pass_cut_short_resumes_where_it_stopped() {
+async fn an_upload_cut_short_rebuilds_its_state_and_sends_each_row_once() {
     // Two files; rejects and a duplicate across them.
     let setup = |w: &World| {
         let drop = drop_files(
@@ -432,9 +434,12 @@ async fn a_validation_pass_cut_short_resumes_where_it_stopped() {
     );
     let one = whole.services.store.get(&id()).await.unwrap().unwrap();
 
-    // One decided row an invocation (valid rows are decided in batches, so more may go).
-    let mut w = world();
-    w.services.upload_settings.validation_slice_rows = Some(1);
+    // One batch of two rows an invocation.
+    let mut w = world_with(FakeEsp {
+        batch: 2,
+        ..Default::default()
+    });
+    w.services.upload_settings.max_batches_per_run = Some(1);
     let drop = setup(&w);
     let out = w
         .services
@@ -444,9 +449,12 @@ async fn a_validation_pass_cut_short_resumes_where_it_stopped() {
         .unwrap();
     assert_eq!(out, UploadOutcome::Continued(id()));
     let c = w.services.store.get(&id()).await.unwrap().unwrap();
-    assert_eq!(c.state, State::Received);
-    assert!(c.audience.validation.is_some());
-    assert!(w.src.get(&format!("{PREFIX}validation.state")).is_some());
+    assert_eq!((c.state, c.audience.uploaded), (State::Uploading, 2));
+    assert_eq!(c.audience.file_etags.len(), 1, "b.csv not opened yet");
+    assert!(
+        w.src.get(&format!("{PREFIX}rejects.csv")).is_none(),
+        "the report is written when the pass ends"
+    );
     let mut runs = 1;
     loop {
         let item = w
@@ -466,10 +474,15 @@ async fn a_validation_pass_cut_short_resumes_where_it_stopped() {
             .await
             .unwrap();
     }
-    assert!(runs >= 3, "{runs} invocations");
+    assert_eq!(runs, 5, "four batches, and the run that finds no more");
     let c = w.services.store.get(&id()).await.unwrap().unwrap();
     assert_eq!(c.state, State::AudienceReady);
-    assert_eq!(c.audience.validation, None);
+    assert_eq!(
+        *w.esp.ids_sent.lock().unwrap(),
+        8,
+        "every valid row sent once"
+    );
+    assert_eq!(*w.esp.batch_calls.lock().unwrap(), 4);
     assert_eq!(
         (c.audience.rows, c.audience.valid, c.audience.rejected),
         (one.audience.rows, one.audience.valid, one.audience.rejected)
@@ -485,4 +498,137 @@ async fn a_validation_pass_cut_short_resumes_where_it_stopped() {
         whole.src.get(&format!("{PREFIX}rejects.csv"))
     );
     assert_eq!(w.esp.lists.lock().unwrap()["espbridge_c1"].len(), 8);
+}
+
+/// The upload validates as it reads: one read of each audience file takes a campaign from its
+/// drop to its audience at the ESP (no count of lines first, no validation pass before).
+#[tokio::test]
+async fn one_read_of_each_file_takes_a_drop_to_its_audience() {
+    let w = world();
+    let drop = drop_files(&w, 250, serde_json::json!({}));
+    let out = w
+        .services
+        .upload()
+        .handle_drop(&drop, Deadline::none(), false)
+        .await
+        .unwrap();
+    assert_eq!(out, UploadOutcome::AudienceReady(id()));
+    assert_eq!(w.src.opens(&format!("{PREFIX}a.csv")), 1);
+    let c = w.services.store.get(&id()).await.unwrap().unwrap();
+    assert_eq!(
+        (c.audience.rows, c.audience.valid, c.audience.uploaded),
+        (252, 250, 250)
+    );
+    assert_eq!(c.audience.rejected_by_reason["duplicate_customer_id"], 1);
+    assert_eq!(c.audience.rejected_by_reason["empty_customer_id"], 1);
+    assert_eq!(*w.esp.ids_sent.lock().unwrap(), 250);
+}
+
+/// A drop without a usable row fails when its pass ends, and nothing of it ever reached the
+/// ESP: the audience is created only with a valid row in hand.
+#[tokio::test]
+async fn a_drop_without_a_valid_row_leaves_nothing_at_the_esp() {
+    for body in [
+        "customer_id,first_name\n",
+        "customer_id,first_name\n,a\n,b\n\"x,broken\n",
+    ] {
+        let w = world();
+        let drop = drop_files(&w, 0, serde_json::json!({}));
+        w.src.put(&format!("{PREFIX}a.csv"), body);
+        let out = w
+            .services
+            .upload()
+            .handle_drop(&drop, Deadline::none(), false)
+            .await
+            .unwrap();
+        assert_eq!(out, UploadOutcome::Failed(id()));
+        let c = w.services.store.get(&id()).await.unwrap().unwrap();
+        let failure = c.failure.expect("a failure");
+        assert_eq!(failure.step, "audience");
+        assert!(failure.reason.starts_with("no "), "{}", failure.reason);
+        assert!(
+            w.esp.lists.lock().unwrap().is_empty(),
+            "no audience created"
+        );
+        assert_eq!(*w.esp.batch_calls.lock().unwrap(), 0);
+        assert!(!take_items(&w).iter().any(is_schedule_send));
+    }
+}
+
+/// The rejects cap reached after valid rows went to the ESP fails the campaign there: the
+/// report holds the first rejected rows, and nothing is scheduled.
+#[tokio::test]
+async fn the_rejects_cap_reached_mid_pass_fails_the_campaign_without_a_send() {
+    let mut w = world_with(FakeEsp {
+        batch: 2,
+        ..Default::default()
+    });
+    w.services.upload_settings.audience_limits.max_rejects = 3;
+    let drop = drop_files(&w, 0, serde_json::json!({}));
+    let mut body = String::from("customer_id,first_name\n");
+    for i in 0..6 {
+        body.push_str(&format!("C{i},x\n"));
+    }
+    for _ in 0..5 {
+        body.push_str(",empty\n");
+    }
+    body.push_str("C9,x\n");
+    w.src.put(&format!("{PREFIX}a.csv"), body);
+    let out = w
+        .services
+        .upload()
+        .handle_drop(&drop, Deadline::none(), false)
+        .await
+        .unwrap();
+    assert_eq!(out, UploadOutcome::Failed(id()));
+    let c = w.services.store.get(&id()).await.unwrap().unwrap();
+    let failure = c.failure.expect("a failure");
+    assert_eq!(failure.step, "audience");
+    assert!(
+        failure.reason.starts_with("more than 3 rows rejected"),
+        "{}",
+        failure.reason
+    );
+    assert_eq!(c.audience.rejected, 3);
+    let report = String::from_utf8(w.src.get(&format!("{PREFIX}rejects.csv")).unwrap()).unwrap();
+    assert_eq!(report.lines().count(), 4, "{report}");
+    assert!(report.contains("a.csv,8,"), "{report}");
+    assert!(!take_items(&w).iter().any(is_schedule_send));
+    assert_eq!(w.scheduler.0.lock().unwrap().len(), 0);
+    let alerts = w.alerts.raised();
+    assert_eq!(alerts.len(), 1, "the failure is alerted");
+    assert_eq!(alerts[0].state, State::Failed);
+}
+
+/// An ESP that batches by the audience's size (Silverpop's bulk import from 5,000 rows): the
+/// one pass learns the size at its end, so an audience that turns out smaller than the first
+/// round is read again at its own batch size; a larger one goes in the largest batches.
+#[tokio::test]
+async fn a_small_audience_goes_in_the_batches_its_size_asks_for() {
+    for (rows, calls, opens) in [(30, 3, 2), (250, 3, 1)] {
+        let w = world_with(FakeEsp {
+            small_below: Some(50),
+            ..Default::default()
+        });
+        let drop = drop_files(&w, rows, serde_json::json!({}));
+        let out = w
+            .services
+            .upload()
+            .handle_drop(&drop, Deadline::none(), false)
+            .await
+            .unwrap();
+        assert_eq!(out, UploadOutcome::AudienceReady(id()), "{rows} rows");
+        assert_eq!(*w.esp.batch_calls.lock().unwrap(), calls, "{rows} rows");
+        assert_eq!(w.src.opens(&format!("{PREFIX}a.csv")), opens, "{rows} rows");
+        assert_eq!(*w.esp.ids_sent.lock().unwrap(), rows as u64);
+    }
+}
+
+/// Work queued so far, taken off the queue.
+fn take_items(w: &World) -> Vec<WorkItem> {
+    w.queue.0.lock().unwrap().drain(..).collect()
+}
+
+fn is_schedule_send(item: &WorkItem) -> bool {
+    matches!(item, WorkItem::ScheduleSend { .. })
 }
