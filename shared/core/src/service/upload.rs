@@ -359,6 +359,24 @@ impl UploadService {
             stopping = stopping || self.time_to_stop(&deadline, batches_this_run, slice_started);
         }
         if reading {
+            // The scan stopped on a full batch: the drop may hold no more valid rows, and a
+            // continuation finding none would be an invocation for nothing. One more round,
+            // read and not sent (the continuation reads it again), tells.
+            let (round, end) = read_round(
+                &mut pass.scan,
+                &assigner,
+                &field_names,
+                max,
+                read_to,
+                &mut pass.rejects,
+            )
+            .await?;
+            if let Some(reason) = pass.rejects.failed.take() {
+                return self.fail_pass(c, pass, reason).await;
+            }
+            reading = end != ScanEnd::Done || round.next > read_to;
+        }
+        if reading {
             let out = self.continue_later(c).await?;
             tracing::info!(campaign_id = %c.id, uploaded = c.audience.uploaded, "continuing in a new invocation");
             return Ok(out);
