@@ -1,5 +1,5 @@
 //! Full upload benchmark: a drop of `--rows` customer ids goes through the real upload service
-//! (validation pass, batches, checkpoints) to the Emarsys simulator over loopback HTTP.
+//! (one validating pass, batches, checkpoints) to the Emarsys simulator over loopback HTTP.
 //!
 //! `cargo run --release -p espbridge-bench --bin upload -- --rows 1000000`
 //!

@@ -347,7 +347,7 @@ fn check_passes(src: &Src, email: bool, limits: AudienceLimits) -> Result<(), Te
         Err(e) => {
             prop_assert!(!e.contains(MARK), "a cell in the error {e:?}");
             return Err(TestCaseError::fail(format!(
-                "validation passed but the upload pass failed: {e}"
+                "validation passed but the reread failed: {e}"
             )));
         }
     };

@@ -53,11 +53,20 @@ impl IdSet {
     }
 
     /// The key an id is kept under (never 0, which marks an empty slot).
-    fn hash(id: &[u8]) -> u64 {
+    pub fn hash(id: &[u8]) -> u64 {
         xxh3_64(id).max(1)
     }
 
-    fn insert_hash(&mut self, h: u64) -> bool {
+    /// Starts loading the slot `h` will probe first, so a later [`insert_hash`](Self::insert_hash)
+    /// finds it in cache: callers that know a few keys ahead overlap the memory latency.
+    #[inline]
+    pub fn prefetch(&self, h: u64) {
+        let i = home(h, self.slots.len());
+        prefetch_read(self.slots[i..].as_ptr());
+    }
+
+    /// [`insert`](Self::insert) by key ([`hash`](Self::hash)).
+    pub fn insert_hash(&mut self, h: u64) -> bool {
         if (self.len + 1) * MAX_LOAD_DEN > self.slots.len() * MAX_LOAD_NUM {
             self.grow();
         }
@@ -93,6 +102,22 @@ impl IdSet {
             self.slots[i] = h;
         }
     }
+}
+
+#[inline]
+fn prefetch_read(p: *const u64) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch is a hint: it never faults and reads nothing into the program.
+    unsafe {
+        core::arch::x86_64::_mm_prefetch(p.cast::<i8>(), core::arch::x86_64::_MM_HINT_T0)
+    }
+    #[cfg(target_arch = "aarch64")]
+    // SAFETY: as above; `prfm` only warms the cache.
+    unsafe {
+        core::arch::asm!("prfm pldl1keep, [{0}]", in(reg) p, options(nostack, readonly, preserves_flags))
+    }
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+    let _ = p;
 }
 
 /// A zeroed table. Large tables ask Linux for transparent huge pages: every insert is a random

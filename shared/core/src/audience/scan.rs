@@ -70,7 +70,9 @@ pub const DEFAULT_MAX_RECORD: usize = 64 * 1024;
 pub struct RecordView<'a> {
     /// 1-based physical line where the record starts.
     pub line: u64,
-    data: &'a [u8],
+    /// The record's text, checked as UTF-8 once; `bounds` count from `base`.
+    text: &'a str,
+    base: usize,
     bounds: &'a [(u32, u32)],
 }
 
@@ -81,11 +83,12 @@ impl<'a> RecordView<'a> {
     pub fn is_empty(&self) -> bool {
         self.bounds.is_empty()
     }
-    /// Field `i` as text (UTF-8 was checked for the whole record).
+    /// Field `i` as text. Fields end at separators (ASCII), so they lie on character
+    /// boundaries of the checked text and no field is checked again.
     pub fn field(&self, i: usize) -> Option<&'a str> {
         let (s, e) = *self.bounds.get(i)?;
-        // Checked in `finish_record`; a failure here would be a scanner bug, so degrade to None.
-        std::str::from_utf8(&self.data[s as usize..e as usize]).ok()
+        self.text
+            .get((s as usize).checked_sub(self.base)?..(e as usize).checked_sub(self.base)?)
     }
     /// True for a record made of one empty field: an empty line.
     pub fn is_blank(&self) -> bool {
@@ -272,12 +275,12 @@ impl CsvScanner {
                 reason: BadRecord::BareCr,
             };
         }
-        if std::str::from_utf8(bytes).is_err() {
+        let Ok(text) = std::str::from_utf8(bytes) else {
             return Step::Bad {
                 line,
                 reason: BadRecord::InvalidUtf8,
             };
-        }
+        };
         self.bounds.clear();
         let mut s = start;
         for c in memchr_iter(b',', bytes) {
@@ -287,7 +290,8 @@ impl CsvScanner {
         self.bounds.push((s as u32, end as u32));
         Step::Record(RecordView {
             line,
-            data: &self.buf,
+            text,
+            base: start,
             bounds: &self.bounds,
         })
     }
@@ -428,19 +432,21 @@ impl CsvScanner {
         // Field by field: the scratch holds the fields without separators, so a character
         // split across two fields would pass a check of the whole.
         let scratch = &self.scratch;
-        if self
+        let fields_ok = self
             .bounds
             .iter()
-            .any(|&(s, e)| std::str::from_utf8(&scratch[s as usize..e as usize]).is_err())
-        {
+            .all(|&(s, e)| std::str::from_utf8(&scratch[s as usize..e as usize]).is_ok());
+        // Valid fields make a valid whole (the check of the whole alone would not do: see above).
+        let (true, Ok(text)) = (fields_ok, std::str::from_utf8(scratch)) else {
             return Step::Bad {
                 line,
                 reason: BadRecord::InvalidUtf8,
             };
-        }
+        };
         Step::Record(RecordView {
             line,
-            data: &self.scratch,
+            text,
+            base: 0,
             bounds: &self.bounds,
         })
     }

@@ -7,7 +7,7 @@
 //! schedule-send needs before the send) and the upload's time at the account's configured pace
 //! ([`Esp::upload_pace`]) against the time left before the send.
 //!
-//! Nothing is written: no record, no rejects report, no validation state, nothing at the ESP
+//! Nothing is written: no record, no rejects report, nothing at the ESP
 //! (the only ESP call is the template listing). The report names files, lines, reasons and
 //! counts, never a cell of a file.
 

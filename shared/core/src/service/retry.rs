@@ -3,7 +3,7 @@
 //!
 //! | failed step | back to | work queued | what runs |
 //! |---|---|---|---|
-//! | `audience` (validation) | `received` | continue upload | the validation, from the start (nothing is at the ESP yet) |
+//! | `audience` (the drop's content) | `received` | continue upload | the upload's pass, from the first line (what an earlier run put in the ESP audience is sent again: harmless, it is a set) |
 //! | `upload` | `uploading` | continue upload | the upload after its checkpoint (`audience.uploaded`): an uploaded batch is never sent again |
 //! | `schedule` | `audience_ready` | schedule-send | the booking of the sends without an ESP id (a booked one is never booked twice) |
 //! | (`partially_scheduled`) | unchanged | schedule-send | the booking of the missing sends only |
@@ -72,7 +72,8 @@ impl RetryService {
             // The failed invocation is over; its claim must not hold the redelivery back.
             next.send_claim = None;
             if to == State::Received {
-                // Validation starts again from the first line: nothing is at the ESP yet.
+                // The pass starts again from the first line; the ESP audience, if the failed
+                // run created one, is kept (its ids are in the record, outside `audience`).
                 next.audience = Default::default();
             }
             // A batch job the failure left in the record (one the ESP ended in error, say) is

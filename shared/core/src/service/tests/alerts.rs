@@ -99,7 +99,7 @@ async fn refused_manifests_and_unusable_audiences_are_alerted_as_failures() {
         vec![(1.0, dims(&[("step", "manifest")]))]
     );
 
-    // An audience with no valid row fails in the validation pass.
+    // An audience with no valid row fails when the upload's pass ends.
     let w = world();
     let drop = drop_files(&w, 0, serde_json::json!({}));
     w.src.put(

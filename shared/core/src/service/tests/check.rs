@@ -1,4 +1,4 @@
-//! The check of a drop: the same verdicts the intake, the validation pass, the template check
+//! The check of a drop: the same verdicts the intake, the upload's validation, the template check
 //! and the send window give, in one report, with nothing written anywhere.
 
 use super::*;
