@@ -41,6 +41,13 @@ pub const MAX_LINE_BYTES: &str = "ESPBRIDGE_MAX_LINE_BYTES";
 /// Days the drop bucket keeps a drop: no send time may lie further ahead.
 pub const DROP_RETENTION_DAYS: &str = "ESPBRIDGE_DROP_RETENTION_DAYS";
 
+/// The function's memory in MB, set by Lambda itself (not by the template, so not in the lists
+/// below): the upload bounds a drop's rows by what its duplicate table can grow into.
+pub const LAMBDA_MEMORY_MB: &str = "AWS_LAMBDA_FUNCTION_MEMORY_SIZE";
+/// Memory the upload keeps for everything but the duplicate table: the runtime, the SDK
+/// clients, the rounds in flight (an upload of 10 M rows peaks 26 MiB above its table).
+const UPLOAD_MEMORY_RESERVE: u64 = 64 << 20;
+
 /// The variables each function reads (infra/template.yaml gives each exactly these).
 pub const UPLOAD_VARS: &[&str] = &[
     TABLE,
@@ -274,6 +281,11 @@ impl Bootstrap {
                 .send_horizon
                 .min(std::time::Duration::from_secs(days * 86_400));
         }
+        if let Some(mb) = number(LAMBDA_MEMORY_MB, 128..=10_240)? {
+            s.audience_limits = s
+                .audience_limits
+                .within_memory((mb << 20).saturating_sub(UPLOAD_MEMORY_RESERVE));
+        }
         Ok(s)
     }
 
@@ -391,7 +403,23 @@ mod tests {
             .upload_settings()
             .unwrap();
         assert_eq!(s.send_horizon, UploadSettings::default().send_horizon);
-        for (name, bad) in [(MAX_LINE_BYTES, "12"), (DROP_RETENTION_DAYS, "soon")] {
+        // The function's memory bounds the rows: 256 MB holds the table of 8.4 M ids (the
+        // doubling to 16.8 M would hold 237 MB at once), 1,024 MB of 67 M.
+        let rows = |mb: &str| {
+            bootstrap(&[(LAMBDA_MEMORY_MB, mb)])
+                .upload_settings()
+                .unwrap()
+                .audience_limits
+                .max_rows
+        };
+        assert_eq!(rows("256"), 8_388_609);
+        assert_eq!(rows("1024"), 67_108_873);
+        assert_eq!(rows("10240"), default.audience_limits.max_rows);
+        for (name, bad) in [
+            (MAX_LINE_BYTES, "12"),
+            (DROP_RETENTION_DAYS, "soon"),
+            (LAMBDA_MEMORY_MB, "64"),
+        ] {
             let Err(e) = bootstrap(&[(name, bad)]).upload_settings() else {
                 panic!("{name}={bad} accepted");
             };

@@ -22,7 +22,7 @@ pub struct IdSet {
 impl IdSet {
     /// A set that holds `expected` ids without growing.
     pub fn with_capacity(expected: usize) -> Self {
-        let cap = expected.max(16) * MAX_LOAD_DEN / MAX_LOAD_NUM + 1;
+        let cap = Self::with_capacity_slots(expected);
         Self {
             slots: zeroed_table(cap),
             len: 0,
@@ -45,6 +45,24 @@ impl IdSet {
     /// Bytes held by the table.
     pub fn memory_bytes(&self) -> usize {
         self.slots.len() * std::mem::size_of::<u64>()
+    }
+
+    /// The most ids a set starting at `start` ids can take while its memory, the old and the
+    /// new table together while it doubles, stays within `budget` bytes.
+    pub fn max_ids_within(start: usize, budget: u64) -> u64 {
+        let mut slots = Self::with_capacity_slots(start) as u64;
+        loop {
+            let ids = slots * MAX_LOAD_NUM as u64 / MAX_LOAD_DEN as u64;
+            // Doubling holds both tables: 8 bytes a slot in the old, 16 in the new.
+            if slots * 24 > budget {
+                return ids;
+            }
+            slots *= 2;
+        }
+    }
+
+    fn with_capacity_slots(expected: usize) -> usize {
+        expected.max(16) * MAX_LOAD_DEN / MAX_LOAD_NUM + 1
     }
 
     /// Adds `id`; false when it was already there.
@@ -164,6 +182,34 @@ mod tests {
             assert!(!s.insert(format!("C{i}").as_bytes()), "second C{i}");
         }
         assert_eq!(s.len(), 10_000);
+    }
+
+    #[test]
+    fn the_ids_a_memory_budget_holds_count_both_tables_of_a_doubling() {
+        let start = 1 << 20;
+        let first = IdSet::with_capacity(start);
+        let slots = first.memory_bytes() as u64 / 8;
+        // Too little to double even once: the first table's ids.
+        assert_eq!(IdSet::max_ids_within(start, 0), first.capacity() as u64);
+        assert_eq!(
+            IdSet::max_ids_within(start, slots * 24 - 1),
+            first.capacity() as u64
+        );
+        // Exactly one doubling's worth: twice the slots, and so (near) twice the ids.
+        let once = IdSet::max_ids_within(start, slots * 24);
+        assert_eq!(once, slots * 2 * 17 / 20);
+        // A table grown to that many ids never held more than the budget.
+        let mut s = IdSet::with_capacity(start);
+        let mut peak = 0;
+        for i in 0..once {
+            let before = s.memory_bytes();
+            s.insert(&i.to_le_bytes());
+            if s.memory_bytes() != before {
+                peak = peak.max(before + s.memory_bytes());
+            }
+        }
+        assert!(peak as u64 <= slots * 24, "{peak}");
+        assert_eq!(s.len() as u64, once);
     }
 
     #[test]

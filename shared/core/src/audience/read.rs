@@ -36,6 +36,18 @@ pub struct AudienceLimits {
     pub max_rejects: u64,
 }
 
+impl AudienceLimits {
+    /// These limits with at most the rows whose duplicate table fits in `bytes` (the one pass
+    /// cannot know a drop's size ahead, so a too-large drop fails naming the row limit rather
+    /// than running the process out of memory).
+    pub fn within_memory(self, bytes: u64) -> Self {
+        Self {
+            max_rows: self.max_rows.min(IdSet::max_ids_within(START_IDS, bytes)),
+            ..self
+        }
+    }
+}
+
 /// Decompressed bytes before the ratio is checked.
 pub const RATIO_GRACE: u64 = 64 << 20;
 
@@ -81,7 +93,9 @@ pub enum AudienceError {
     Changed { file: String, detail: String },
     #[error("{file}: {cap}")]
     TooLarge { file: String, cap: CapExceeded },
-    #[error("{file}: more than {limit} rows")]
+    #[error(
+        "{file}: more than {limit} rows in the drop (the limit follows the upload function's memory: README, Audience limits)"
+    )]
     TooManyRows { file: String, limit: u64 },
 }
 

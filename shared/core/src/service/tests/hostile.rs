@@ -570,6 +570,16 @@ fn catalogue() -> Vec<Case> {
             ),
         ),
         case(
+            "more rows than the upload's memory holds",
+            base_manifest().to_string().into_bytes(),
+            good_csv(30),
+            failed(
+                "audience",
+                "a.csv: more than 20 rows in the drop (the limit follows the upload function's memory: README, Audience limits)",
+                true,
+            ),
+        ),
+        case(
             "personalization fields an ESP would drop",
             with(|m| m["audience"]["columns"]["fields"] = serde_json::json!(["first_name"])),
             good_csv(3),
@@ -600,6 +610,15 @@ fn catalogue() -> Vec<Case> {
                 c.settings = Some(UploadSettings {
                     audience_limits: crate::audience::read::AudienceLimits {
                         max_rejects: 1_000,
+                        ..Default::default()
+                    },
+                    ..Default::default()
+                });
+            }
+            "more rows than the upload's memory holds" => {
+                c.settings = Some(UploadSettings {
+                    audience_limits: crate::audience::read::AudienceLimits {
+                        max_rows: 20,
                         ..Default::default()
                     },
                     ..Default::default()
