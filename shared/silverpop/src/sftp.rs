@@ -11,6 +11,14 @@
 //! the server surfaces on a later write or at the close). Every
 //! network step has a deadline. Errors name the step and the file name, never a byte of the
 //! file.
+//!
+//! Why `russh` and `russh-sftp`: pure Rust on tokio (the upload's runtime), so the Lambda
+//! cross-build for arm64 needs no C SSH or OpenSSL library; maintained and widely used; the
+//! host key goes through a callback that can refuse it before authentication; password and
+//! OpenSSH private keys (Ed25519, RSA, optionally encrypted) are both supported; and the same
+//! pair provides the server side the simulator's embedded SFTP endpoint runs on. `ssh2` binds
+//! the C libssh2 (blocking, OpenSSL to cross-compile); `openssh` drives an `ssh` binary, which a
+//! Lambda does not have.
 
 use espbridge_esp_kit::{ExposeSecret, Secret};
 use russh::client::{self, AuthResult, Handle};
