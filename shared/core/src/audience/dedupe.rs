@@ -50,11 +50,12 @@ impl IdSet {
     /// The most ids a set starting at `start` ids can take while its memory, the old and the
     /// new table together while it doubles, stays within `budget` bytes.
     pub fn max_ids_within(start: usize, budget: u64) -> u64 {
+        // Doubling holds both tables: one slot's bytes in the old, two in the new.
+        const DOUBLING_BYTES_PER_SLOT: u64 = 3 * std::mem::size_of::<u64>() as u64;
         let mut slots = Self::with_capacity_slots(start) as u64;
         loop {
             let ids = slots * MAX_LOAD_NUM as u64 / MAX_LOAD_DEN as u64;
-            // Doubling holds both tables: 8 bytes a slot in the old, 16 in the new.
-            if slots * 24 > budget {
+            if slots * DOUBLING_BYTES_PER_SLOT > budget {
                 return ids;
             }
             slots *= 2;
@@ -197,7 +198,7 @@ mod tests {
         );
         // Exactly one doubling's worth: twice the slots, and so (near) twice the ids.
         let once = IdSet::max_ids_within(start, slots * 24);
-        assert_eq!(once, slots * 2 * 17 / 20);
+        assert_eq!(once, slots * 2 * MAX_LOAD_NUM as u64 / MAX_LOAD_DEN as u64);
         // A table grown to that many ids never held more than the budget.
         let mut s = IdSet::with_capacity(start);
         let mut peak = 0;

@@ -607,22 +607,10 @@ fn catalogue() -> Vec<Case> {
                 c.files = vec![("a.csv.gz", g)];
             }
             "more rejected rows than the limit" => {
-                c.settings = Some(UploadSettings {
-                    audience_limits: crate::audience::read::AudienceLimits {
-                        max_rejects: 1_000,
-                        ..Default::default()
-                    },
-                    ..Default::default()
-                });
+                c.settings = Some(with_limits(|l| l.max_rejects = 1_000));
             }
             "more rows than the upload's memory holds" => {
-                c.settings = Some(UploadSettings {
-                    audience_limits: crate::audience::read::AudienceLimits {
-                        max_rows: 20,
-                        ..Default::default()
-                    },
-                    ..Default::default()
-                });
+                c.settings = Some(with_limits(|l| l.max_rows = 20));
             }
             "personalization fields an ESP would drop" => {
                 c.esp = FakeEsp {
@@ -634,6 +622,13 @@ fn catalogue() -> Vec<Case> {
         }
     }
     cases
+}
+
+/// The default upload settings with audience limits changed by `change`.
+fn with_limits(change: impl FnOnce(&mut crate::audience::read::AudienceLimits)) -> UploadSettings {
+    let mut settings = UploadSettings::default();
+    change(&mut settings.audience_limits);
+    settings
 }
 
 /// A writer shared with the log subscriber.
